@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Set up RAVAS on a fresh Debian/Ubuntu machine, then run it.
+#   ./bootstrap.sh run  [ravasd run options]   start the daemon (demo source when no camera/mic)
+#   ./bootstrap.sh test [pytest options]       run the whole test suite
+# Installs the Debian packages it needs (as root or through sudo), makes .venv, installs ravasd.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(
+  python3 python3-venv python3-gi gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1  # tray (pystray gtk)
+  libportaudio2 pulseaudio pulseaudio-utils                                        # audio devices
+  libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri                                      # headless OpenGL
+  xvfb dbus dbus-x11 ffmpeg espeak-ng flite                                        # tests: display, media, speech
+)
+
+log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
+
+install_system_packages() {
+  command -v apt-get >/dev/null || { log "no apt-get: install the equivalents of: ${APT_PACKAGES[*]}"; return; }
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { log "need root for: ${missing[*]}"; exit 1; }
+    sudo="sudo"
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+make_venv() {
+  # Debian's python3 + system site-packages gives the tray its GTK bindings (python3-gi).
+  local py=python3
+  [ -x /usr/bin/python3 ] && py=/usr/bin/python3
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv with $($py --version)"
+    "$py" -m venv --system-site-packages .venv
+  fi
+  if [ ! -f .venv/.ravas-installed ] || [ pyproject.toml -nt .venv/.ravas-installed ]; then
+    log "installing ravasd and its dependencies into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[test]"
+    touch .venv/.ravas-installed
+  fi
+}
+
+cmd="${1:-run}"
+shift || true
+install_system_packages
+make_venv
+export OPENBLAS_NUM_THREADS=1
+case "$cmd" in
+  run)  exec .venv/bin/ravasd run "$@" ;;
+  test) exec .venv/bin/python -m pytest "$@" ;;
+  *)    log "usage: ./bootstrap.sh run|test [options]"; exit 2 ;;
+esac

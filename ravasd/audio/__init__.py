@@ -1,0 +1,1 @@
+"""Audio stream: sources (microphone, demo, file), voice converters, sinks."""

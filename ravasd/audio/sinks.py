@@ -1,0 +1,103 @@
+"""Audio sinks. Each accepts only :class:`AnonAudio` and is called from the publish thread."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.frames import AnonAudio, require_anon
+from ..errors import DeviceError
+
+
+class DeviceAudioSink:
+    """Plays blocks on an output device (sounddevice), e.g. the virtual mic's sink.
+
+    A small FIFO sits between ``write`` and the PortAudio callback. The callback plays silence on
+    underrun and waits for ``preroll`` blocks before it starts again; ``write`` drops the oldest
+    audio when more than ``max_latency`` s are buffered, so latency cannot creep.
+    """
+
+    def __init__(self, device: int | str | None, rate: int, block: int, max_latency: float = 0.2,
+                 preroll: int = 2) -> None:
+        import sounddevice as sd
+
+        self.rate, self.block = rate, block
+        self.max_samples = max(int(max_latency * rate), 2 * block)
+        self.preroll = preroll * block
+        self._buf = np.zeros(0, np.float32)
+        self._lock = threading.Lock()
+        self._primed = False
+        self.underruns = 0
+        self.dropped = 0
+        try:
+            self.stream = sd.OutputStream(device=device, samplerate=rate, blocksize=block, channels=1,
+                                          dtype="float32", latency="low", callback=self._callback)
+            self.stream.start()
+        except (sd.PortAudioError, ValueError) as err:
+            raise DeviceError(f"Audio output {device if device is not None else '(default)'} cannot be "
+                              f"opened: {err}.", "pick another with audio.output_device (see "
+                              "`ravasd devices`), or set audio.sink: null.") from None
+
+    def _callback(self, outdata, frames, time_info, status) -> None:  # PortAudio thread
+        with self._lock:
+            if not self._primed and len(self._buf) >= self.preroll:
+                self._primed = True
+            if self._primed and len(self._buf) >= frames:
+                outdata[:, 0] = self._buf[:frames]
+                self._buf = self._buf[frames:]
+                return
+            if self._primed:
+                self.underruns += 1
+                self._primed = False
+        outdata.fill(0)
+
+    def write(self, block: AnonAudio) -> None:
+        require_anon(block, AnonAudio)
+        with self._lock:
+            self._buf = np.concatenate([self._buf, block.samples.astype(np.float32, copy=False)])
+            excess = len(self._buf) - self.max_samples
+            if excess > 0:
+                self._buf = self._buf[excess:]
+                self.dropped += 1
+
+    @property
+    def latency(self) -> float:
+        """Seconds from ``write`` to the speaker: FIFO fill plus PortAudio's output latency."""
+        return len(self._buf) / self.rate + float(self.stream.latency)
+
+    def close(self) -> None:
+        with self._lock:
+            self._buf = np.zeros(0, np.float32)  # nothing converted is left to play after stop
+        try:
+            self.stream.abort()
+            self.stream.close()
+        except Exception:
+            pass
+
+
+class FileAudioSink:
+    """Records the published audio as WAV/FLAC (its timeline is the published block sequence)."""
+
+    def __init__(self, path: str | Path, rate: int) -> None:
+        from ..media.writer import MediaWriter
+
+        self.writer = MediaWriter(path, audio_rate=rate)
+
+    def write(self, block: AnonAudio) -> None:
+        self.writer.write_audio(block)
+
+    def close(self) -> None:
+        self.writer.commit()
+
+
+class NullAudioSink:
+    def __init__(self) -> None:
+        self.samples = 0
+
+    def write(self, block: AnonAudio) -> None:
+        require_anon(block, AnonAudio)
+        self.samples += len(block.samples)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,40 @@
+"""Voice converters and their registry.
+
+Each entry: name → (factory(cfg, rate) → AudioConverter, method, description). ``rate`` is the
+stream's sample rate; a converter that needs another rate resamples inside (its ``latency``
+then includes the resampler's delay).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ...config import Config
+from ...errors import ConfigError
+from .ringmod import RingModulator
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str
+    method: str
+    description: str
+    factory: Callable[[Config, int], object]
+
+
+VOICES: dict[str, Voice] = {
+    v.name: v
+    for v in (
+        Voice("ringmod", "ring modulation", "robot-like voice (30 Hz carrier); weak anonymization, "
+              "zero latency; the engine's reference voice", lambda cfg, rate: RingModulator(rate)),
+    )
+}
+
+
+def make_voice(cfg: Config, rate: int, name: str | None = None) -> object:
+    """Build the voice ``name`` (default ``cfg.audio.voice``) for a stream at ``rate`` Hz."""
+    name = name or cfg.audio.voice
+    if name not in VOICES:
+        raise ConfigError(f"audio.voice: unknown voice {name!r}.",
+                          f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
+    return VOICES[name].factory(cfg, rate)

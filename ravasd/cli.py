@@ -1,0 +1,215 @@
+"""The ``ravasd`` command line. Every user error is printed as one paragraph, no traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import RavasError
+
+EPILOG = "Run `ravasd COMMAND --help` for a command's options. Docs: README.md."
+
+
+def _common_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", type=Path, help="extra YAML config layered over the user file")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override one setting, e.g. --set audio.block_ms=5 (repeatable)")
+    p.add_argument("--voice", metavar="NAME", help="voice converter (audio.voice); see `ravasd voices list`")
+    p.add_argument("--video-converter", metavar="NAME", help="video converter (video.converter)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ravasd", description="RAVAS: anonymize your camera and microphone "
+                                "in real time, locally, and publish them as \"RAVAS Camera\" and \"RAVAS Mic\".",
+                                epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"ravasd {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                         help="more log output (-vv for debug)")
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[verbose], **k)  # type: ignore[method-assign]
+
+    run = sub.add_parser("run", help="start the daemon (the default command)",
+                         description="Start the daemon: camera/mic (or the demo source) → anonymizers → "
+                         "virtual camera/mic (or the sinks that exist).")
+    _common_config_args(run)
+    run.add_argument("--video-source", choices=["auto", "camera", "demo", "file"])
+    run.add_argument("--audio-source", choices=["auto", "mic", "demo", "file"])
+    run.add_argument("--camera", metavar="INDEX|PATH", help="camera index or device path (video.camera)")
+    run.add_argument("--mic", metavar="NAME|INDEX", help="microphone (audio.input_device)")
+    run.add_argument("--input", metavar="FILE", help="play a media file as camera+mic (sets both sources to file)")
+    run.add_argument("--record", metavar="FILE", help="record the anonymized output to FILE (.mp4 or .wav)")
+    run.add_argument("--video-sink", choices=["auto", "virtual", "file", "preview", "null"])
+    run.add_argument("--audio-sink", choices=["auto", "device", "file", "null"])
+    run.add_argument("--no-video", action="store_true", help="run the voice pipeline only")
+    run.add_argument("--no-audio", action="store_true", help="run the video pipeline only")
+    run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+
+    an = sub.add_parser("anonymize", help="anonymize a recorded video or audio file",
+                        description="Run a recorded file through the live converters on a simulated clock. "
+                        "Video in (avi/mp4/mkv/mov…) → .mp4/.mkv/.mov out; audio in (wav/flac/mp3…) → .wav/.flac.")
+    an.add_argument("media_in", type=Path, metavar="INPUT", help="recorded video or audio file")
+    an.add_argument("-o", "--output", type=Path, required=True, metavar="OUTPUT")
+    an.add_argument("--no-progress", action="store_true", help="no progress bar")
+    an.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    _common_config_args(an)
+
+    cfgp = sub.add_parser("config", help="show or change the configuration")
+    csub = cfgp.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    csub.add_parser("path", help="print the user config file's path")
+    show = csub.add_parser("show", help="print the effective configuration as YAML")
+    show.add_argument("--config", metavar="FILE", type=Path)
+    cset = csub.add_parser("set", help="validate and store one setting (atomic write)")
+    cset.add_argument("key", metavar="KEY", help="section.key, e.g. audio.voice")
+    cset.add_argument("value", metavar="VALUE", help="YAML value, e.g. 10, true, null, name")
+    csub.add_parser("reference", help="print the reference of all settings (Markdown)")
+
+    voices = sub.add_parser("voices", help="list voice converters")
+    vsub = voices.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
+    vl = vsub.add_parser("list", help="list the voices")
+    vl.add_argument("--json", action="store_true")
+
+    conv = sub.add_parser("converters", help="list video converters")
+    conv.add_argument("--json", action="store_true")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from .config import parse_value
+
+    o: dict[str, Any] = {}
+    for item in getattr(args, "set", []) or []:
+        if "=" not in item:
+            raise RavasError(f"--set {item!r}: expected KEY=VALUE, e.g. --set audio.block_ms=5.")
+        k, v = item.split("=", 1)
+        o[k.strip()] = parse_value(v)
+    for attr, key in (("voice", "audio.voice"), ("video_converter", "video.converter"),
+                      ("video_source", "video.source"), ("audio_source", "audio.source"),
+                      ("video_sink", "video.sink"), ("audio_sink", "audio.sink")):
+        if getattr(args, attr, None) is not None:
+            o[key] = getattr(args, attr)
+    if getattr(args, "camera", None) is not None:
+        o["video.camera"] = parse_value(args.camera)
+    if getattr(args, "mic", None) is not None:
+        o["audio.input_device"] = parse_value(args.mic)
+    if getattr(args, "input", None):
+        o.update({"files.input": args.input, "video.source": "file", "audio.source": "file"})
+    if getattr(args, "record", None):
+        rec = Path(args.record)
+        o["files.output"] = str(rec)
+        o["video.sink" if rec.suffix.lower() in (".mp4", ".mkv", ".mov") else "audio.sink"] = "file"
+        if rec.suffix.lower() in (".mp4", ".mkv", ".mov"):
+            o["audio.sink"] = "file"
+    if getattr(args, "no_video", False):
+        o["video.enabled"] = False
+    if getattr(args, "no_audio", False):
+        o["audio.enabled"] = False
+    return o
+
+
+def _load(args: argparse.Namespace):
+    from .config import load_config
+
+    return load_config(getattr(args, "config", None), _overrides(args))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import run
+
+    return run(_load(args), duration=args.duration)
+
+
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    from .errors import MediaError
+    from .offline import anonymize
+
+    cfg = _load(args)
+    if args.output.exists() and not args.force:
+        raise MediaError(f"Output {args.output} already exists.", "choose another name or pass --force.")
+    res = anonymize(args.media_in, args.output, cfg, progress=not args.no_progress and sys.stderr.isatty())
+    note = f", {res.placeholders} placeholder items after {res.converter_errors} converter errors" \
+        if res.converter_errors else ""
+    print(f"wrote {res.output}: {res.frames} frames, {res.audio_seconds:.2f} s audio{note}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from . import config, paths
+
+    if args.config_command == "path":
+        print(paths.config_file())
+    elif args.config_command == "show":
+        cfg = config.load_config(args.config)
+        print(yaml.safe_dump(config.to_dict(cfg), sort_keys=False), end="")
+    elif args.config_command == "set":
+        path = config.save_user_setting(args.key, config.parse_value(args.value))
+        print(f"{args.key} = {args.value!s} saved to {path}")
+    else:
+        print(config.reference(), end="")
+    return 0
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from .audio.voices import VOICES
+
+    rows = [{"name": v.name, "method": v.method, "description": v.description} for v in VOICES.values()]
+    _table(rows, args.json)
+    return 0
+
+
+def cmd_converters(args: argparse.Namespace) -> int:
+    from .video.converters import VIDEO_CONVERTERS
+
+    rows = [{"name": k, "description": d} for k, (_, d) in VIDEO_CONVERTERS.items()]
+    _table(rows, args.json)
+    return 0
+
+
+def _table(rows: list[dict], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        return
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys[:-1]}
+    print("  ".join(k.upper().ljust(widths.get(k, 0)) for k in keys).rstrip())
+    for r in rows:
+        print("  ".join(str(r[k]).ljust(widths.get(k, 0)) for k in keys).rstrip())
+
+
+COMMANDS = {"run": cmd_run, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
+            "converters": cmd_converters}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")
+                    and not argv[0].startswith("-v")):
+        argv = ["run", *argv]
+    elif argv[0].startswith("-v") and (len(argv) == 1 or argv[1].startswith("-")):
+        argv = [argv[0], "run", *argv[1:]]
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*argv, "run"])
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except RavasError as err:
+        print(f"ravasd: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("ravasd: interrupted", file=sys.stderr)
+        return 130

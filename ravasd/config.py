@@ -1,0 +1,290 @@
+"""The one typed configuration object, validated at the boundary.
+
+Layers, later wins: built-in defaults ← ``config.yaml`` in the user config dir ← ``--config FILE``
+← command-line flags. :func:`load_config` returns a frozen :class:`Config`; everything after the
+CLI works with that object only (it pickles, so worker processes receive it whole).
+
+Each field's ``metadata`` holds its help text and its allowed values (``range`` or ``choices``);
+``docs/config.md``-style reference text is generated from it by ``ravasd config reference``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from . import paths
+from .errors import ConfigError
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    enabled: bool = _f(True, "Run the video pipeline (camera → avatar → RAVAS Camera).")
+    source: str = _f("auto", "Where frames come from; auto = camera, else the built-in demo.",
+                     choices=("auto", "camera", "demo", "file"))
+    camera: Union[int, str] = _f(0, "Camera index (0, 1, …) or device path (/dev/video0).")
+    width: int = _f(1280, "Output width in pixels.", range=(160, 1920))
+    height: int = _f(720, "Output height in pixels.", range=(120, 1080))
+    fps: int = _f(30, "Output frame rate.", range=(1, 60))
+    converter: str = _f("card", "Video anonymizer (see `ravasd converters`).")
+    sink: str = _f("auto", "Where anonymized frames go; auto = virtual camera when present, else null.",
+                   choices=("auto", "virtual", "file", "preview", "null"))
+    deadline_ms: int = _f(250, "Show the placeholder when no anonymized frame is newer than this.",
+                          range=(20, 5000))
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    enabled: bool = _f(True, "Run the voice pipeline (microphone → voice → RAVAS Mic).")
+    source: str = _f("auto", "Where audio comes from; auto = default microphone, else the demo.",
+                     choices=("auto", "mic", "demo", "file"))
+    input_device: Union[int, str, None] = _f(None, "Microphone name or index; null = system default.")
+    output_device: Union[int, str, None] = _f(None, "Output device name or index for sink=device.")
+    sample_rate: int = _f(48000, "Device sample rate in Hz (converters resample internally).",
+                          choices=(16000, 22050, 24000, 32000, 44100, 48000))
+    block_ms: int = _f(10, "Audio block length in milliseconds (smaller = lower latency).", range=(5, 200))
+    voice: str = _f("ringmod", "Voice converter (see `ravasd voices list`).")
+    sink: str = _f("auto", "Where converted audio goes; auto = virtual mic when present, else null.",
+                   choices=("auto", "device", "file", "null"))
+    deadline_ms: int = _f(60, "Play silence when no converted audio arrived for this long.", range=(10, 1000))
+    max_latency_ms: int = _f(200, "Buffered audio beyond this is dropped so latency cannot creep.",
+                             range=(20, 2000))
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    input: Union[str, None] = _f(None, "Media file played as source when video/audio source = file.")
+    output: Union[str, None] = _f(None, "Recording written when video/audio sink = file (.mp4 / .wav).")
+    loop: bool = _f(True, "Restart the input file at its end (live mode).")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    face_landmarker: Union[str, None] = _f(None, "Path to face_landmarker.task; null = env/cache lookup.")
+    allow_download: bool = _f(True, "Fetch a missing model from its official URL (sha256-checked).")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    hang_timeout_ms: int = _f(2000, "A converter busy longer than this is replaced by a fresh one.",
+                              range=(100, 60000))
+    sync: bool = _f(True, "Delay video by the audio path's latency so lips and voice match.")
+    status_interval_ms: int = _f(500, "How often workers report status.", range=(50, 10000))
+
+
+@dataclass(frozen=True)
+class Config:
+    video: VideoConfig = field(default_factory=VideoConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    files: FilesConfig = field(default_factory=FilesConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def replace(self, **dotted: Any) -> "Config":
+        """Return a copy with ``{"audio.voice": "x"}``-style overrides, validated."""
+        data = to_dict(self)
+        for key, value in dotted.items():
+            _set_dotted(data, key, value)
+        return from_dict(data, origin="override")
+
+
+# ---------------------------------------------------------------- validation
+
+def _type_name(tp: Any) -> str:
+    names = []
+    for t in typing.get_args(tp) or (tp,):
+        names.append("null" if t is type(None) else {int: "integer", str: "string", bool: "true/false",
+                                                     float: "number"}.get(t, str(t)))
+    return " or ".join(names)
+
+
+def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
+    tp = f.type
+    allowed = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
+    ok = False
+    for t in allowed:
+        if t is type(None) and value is None:
+            ok = True
+        elif t is bool and isinstance(value, bool):
+            ok = True
+        elif t is int and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        elif t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value, ok = float(value), True
+        elif t is str and isinstance(value, str):
+            ok = True
+        if ok:
+            break
+    if not ok:
+        raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}.")
+    meta = f.metadata
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{key}: must be one of {', '.join(map(str, meta['choices']))}, got {value!r}.")
+    if "range" in meta and isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi = meta["range"]
+        if not lo <= value <= hi:
+            raise ConfigError(f"{key}: must be {lo}..{hi}, got {value!r}.")
+    if isinstance(value, str) and not value.strip() and "choices" not in meta:
+        raise ConfigError(f"{key}: must not be empty.")
+    return value
+
+
+
+
+def _section_fields(cls: type) -> dict[str, dataclasses.Field]:
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        f.type = hints[f.name]
+        out[f.name] = f
+    return out
+
+
+def _unknown(key: str, name: str, known: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else f" Known keys: {', '.join(known)}."
+    return ConfigError(f"{where}: unknown key '{key}'.{hint}")
+
+
+def from_dict(data: Any, origin: str = "config") -> Config:
+    """Build a validated :class:`Config` from nested dicts; ``origin`` names the file for errors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of sections "
+                          f"(video:, audio:, …), got {type(data).__name__}.")
+    sections = _section_fields(Config)
+    built = {}
+    for sname, sdata in data.items():
+        if sname not in sections:
+            raise _unknown(str(sname), str(sname), list(sections), origin)
+        if sdata is None:
+            continue
+        if not isinstance(sdata, dict):
+            raise ConfigError(f"{origin}: '{sname}' must be a mapping of keys, got {sdata!r}.")
+        cls = sections[sname].default_factory  # type: ignore[misc]
+        ffields = _section_fields(cls)
+        values = {}
+        for key, value in sdata.items():
+            full = f"{sname}.{key}"
+            if key not in ffields:
+                raise _unknown(full, str(key), list(ffields), origin)
+            try:
+                values[key] = _check_value(full, value, ffields[key])
+            except ConfigError as err:
+                raise ConfigError(f"{origin}: {err.message}") from None
+        built[sname] = cls(**values)
+    return Config(**built)
+
+
+def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    return dataclasses.asdict(cfg)
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    if len(parts) != 2:
+        raise ConfigError(f"'{key}': settings are named section.key, e.g. audio.block_ms.")
+    data.setdefault(parts[0], {})
+    if not isinstance(data[parts[0]], dict):
+        data[parts[0]] = {}
+    data[parts[0]][parts[1]] = value
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml(path: Path) -> dict:
+    """Read one YAML config file; syntax errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist.",
+                          "check the path, or run `ravasd config path` to see where the default lives.") from None
+    except OSError as err:
+        raise ConfigError(f"Config file {path} cannot be read: {err.strerror}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"Config file {path}{where}: not valid YAML ({problem}).",
+                          "fix the indentation/quoting there; `ravasd config show` prints a valid example.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path}: the top level must be a mapping (video:, audio:, …).")
+    from_dict(data, origin=str(path))  # validate this layer alone so errors name this file
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value the way YAML would (``10`` → int, ``null`` → None)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def load_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None,
+                use_user_file: bool = True) -> Config:
+    """Defaults ← user config file ← ``config_file`` ← ``overrides`` (dotted keys)."""
+    data: dict = {}
+    if use_user_file and paths.config_file().exists():
+        data = _merge(data, read_yaml(paths.config_file()))
+    if config_file is not None:
+        data = _merge(data, read_yaml(Path(config_file)))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, key, value)
+    return from_dict(data, origin="command line" if overrides else "config")
+
+
+def save_user_setting(key: str, value: Any) -> Path:
+    """Validate and persist one setting in the user config file, atomically.
+
+    Called by ``ravasd config set`` and by the daemon when the user picks an avatar/voice.
+    Other keys in the file are kept; the file is replaced in one rename, never truncated.
+    """
+    path = paths.config_file()
+    data = read_yaml(path) if path.exists() else {}
+    _set_dotted(data, key, value)
+    from_dict(data, origin=key)  # raises before anything is written
+    paths.atomic_write_text(path, "# ravasd user configuration (see `ravasd config reference`)\n"
+                            + yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def reference() -> str:
+    """The config reference as Markdown, generated from the field metadata."""
+    lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for sname, sfield in _section_fields(Config).items():
+        for name, f in _section_fields(sfield.default_factory).items():  # type: ignore[arg-type]
+            meta = f.metadata
+            if "choices" in meta:
+                allowed = " / ".join(map(str, meta["choices"]))
+            elif "range" in meta:
+                allowed = f"{meta['range'][0]}..{meta['range'][1]}"
+            else:
+                allowed = _type_name(f.type)
+            default = yaml.safe_dump(f.default).strip().removesuffix("\n...").removesuffix("...").strip()
+            lines.append(f"| `{sname}.{name}` | `{default}` | {allowed} | {meta['help']} |")
+    return "\n".join(lines) + "\n"

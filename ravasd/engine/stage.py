@@ -1,0 +1,81 @@
+"""Protocols of the pipeline stages.
+
+Threading contract: the :class:`~ravasd.engine.runner.StreamRunner` calls a source only from its
+capture thread, a converter only from one convert thread at a time (a hung converter is abandoned
+and a fresh instance made), and a sink only from its publish thread. ``close()`` is called once,
+from the thread that stops the runner, and must not raise.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from .frames import AnonAudio, AnonFrame, RawAudio, RawFrame
+
+
+@runtime_checkable
+class VideoSource(Protocol):
+    fps: float
+    size: tuple[int, int]  # (width, height)
+
+    def read(self) -> RawFrame | None:
+        """Block until the next frame; ``None`` at end of stream. May raise on device loss."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AudioSource(Protocol):
+    rate: int
+    block: int  # samples per block
+
+    def read(self) -> RawAudio | None:
+        """Block until the next block of ``block`` samples; ``None`` at end of stream."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class VideoConverter(Protocol):
+    """Turns raw frames into anonymized frames of the configured output size."""
+
+    def process(self, frame: RawFrame) -> AnonFrame: ...
+
+    def reset(self) -> None:
+        """Forget streaming state (face lost, device change, resume after pause)."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AudioConverter(Protocol):
+    """Streaming voice converter.
+
+    ``rate``: the rate it expects and returns. ``latency`` (samples): algorithmic look-ahead; the
+    output of block *k* holds the input delayed by exactly ``latency`` samples, so a streamed run
+    over any block size equals the offline run shifted by ``latency``.
+    """
+
+    rate: int
+    latency: int
+
+    def process(self, block: RawAudio) -> AnonAudio: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class VideoSink(Protocol):
+    def write(self, frame: AnonFrame) -> None:
+        """Publish one frame; must call ``require_anon`` first. Called at the output cadence."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AudioSink(Protocol):
+    def write(self, block: AnonAudio) -> None:
+        """Publish one block; must call ``require_anon`` first."""
+
+    def close(self) -> None: ...

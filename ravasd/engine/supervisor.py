@@ -1,0 +1,184 @@
+"""Supervisor: one worker process per stream, control messages in, status out.
+
+Frames never cross a process boundary: each worker owns its source, converter and sink. Only
+small control messages (pause, resume, delay, swap, stop) and status dicts travel over pipes.
+The supervisor restarts a worker process that died, forwards the audio path's latency to the
+video worker (A/V sync), and stops both within ~2 s.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Config
+
+log = logging.getLogger(__name__)
+
+
+def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int) -> None:
+    """Entry point of a stream worker process (spawned)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    logging.basicConfig(level=log_level, format=f"%(asctime)s {kind}-worker %(levelname)s %(message)s")
+    from .. import pipelines
+
+    try:
+        runner = pipelines.build(kind, cfg)
+    except Exception as err:
+        conn.send(("fatal", f"{type(err).__name__}: {err}"))
+        return
+    eof = threading.Event()
+    runner._on_eof = eof.set
+    runner.start()
+    interval = cfg.engine.status_interval_ms / 1000
+    try:
+        while True:
+            if conn.poll(interval):
+                msg = conn.recv()
+                op = msg[0]
+                if op == "stop":
+                    break
+                if op == "pause":
+                    runner.pause()
+                elif op == "resume":
+                    runner.resume()
+                elif op == "delay":
+                    runner.delay = float(msg[1])
+                elif op == "swap":
+                    new_cfg = msg[1]
+                    runner.swap_converter(pipelines.converter_factory(kind, new_cfg))
+            conn.send(("status", runner.status.as_dict()))
+            if eof.is_set():
+                conn.send(("eof", None))
+                break
+    except (EOFError, BrokenPipeError, OSError):
+        pass  # supervisor went away: stop fail-closed
+    finally:
+        runner.stop()
+        try:
+            conn.send(("status", runner.status.as_dict()))
+            conn.send(("stopped", None))
+        except Exception:
+            pass
+
+
+@dataclass
+class _Worker:
+    kind: str
+    proc: Any = None
+    conn: Any = None
+    status: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0
+    fatal: str = ""
+    finished: bool = False
+
+
+class Supervisor:
+    """Starts/stops stream workers; thread-safe control methods; ``poll()`` from one thread."""
+
+    def __init__(self, cfg: Config, log_level: int = logging.INFO) -> None:
+        self.cfg = cfg
+        self.log_level = log_level
+        self._ctx = mp.get_context("spawn")
+        self.workers = {k: _Worker(k) for k in ("video", "audio") if getattr(cfg, k).enabled}
+        self.paused = False
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def start(self) -> None:
+        for w in self.workers.values():
+            self._spawn(w)
+
+    def _spawn(self, w: _Worker) -> None:
+        parent, child = self._ctx.Pipe()
+        w.proc = self._ctx.Process(target=_worker_main, args=(w.kind, self.cfg, child, self.log_level),
+                                   name=f"ravasd-{w.kind}", daemon=True)
+        w.proc.start()
+        child.close()
+        w.conn = parent
+        if self.paused:
+            self._send(w, ("pause",))
+
+    def _send(self, w: _Worker, msg: tuple) -> None:
+        try:
+            w.conn.send(msg)
+        except (OSError, BrokenPipeError, AttributeError):
+            pass
+
+    def broadcast(self, *msg: Any) -> None:
+        with self._lock:
+            for w in self.workers.values():
+                self._send(w, msg)
+
+    def pause(self) -> None:
+        self.paused = True
+        self.broadcast("pause")
+
+    def resume(self) -> None:
+        self.paused = False
+        self.broadcast("resume")
+
+    def swap(self, kind: str, cfg: Config) -> None:
+        """Switch the converter of ``kind`` live (voice/avatar changed)."""
+        self.cfg = cfg
+        w = self.workers.get(kind)
+        if w:
+            self._send(w, ("swap", cfg))
+
+    def poll(self, timeout: float = 0.2) -> None:
+        """Drain worker messages, forward A/V delay, restart dead workers."""
+        conns = {w.conn: w for w in self.workers.values() if w.conn is not None}
+        for conn in mp.connection.wait(list(conns), timeout):
+            w = conns[conn]
+            try:
+                while conn.poll():
+                    op, payload = conn.recv()
+                    if op == "status":
+                        w.status = payload
+                    elif op == "fatal":
+                        w.fatal = payload
+                        log.error("%s stream cannot start: %s", w.kind, payload)
+                    elif op in ("eof", "stopped"):
+                        w.finished = w.finished or op == "eof"
+            except (EOFError, OSError):
+                w.conn = None
+        if self.cfg.engine.sync and "video" in self.workers and "audio" in self.workers:
+            lat = self.workers["audio"].status.get("latency_ms", 0.0) / 1000
+            self._send(self.workers["video"], ("delay", lat))
+        if not self._stopping:
+            for w in self.workers.values():
+                if w.proc is not None and not w.proc.is_alive() and not w.fatal and not w.finished:
+                    w.restarts += 1
+                    log.warning("%s worker exited (code %s); restarting", w.kind, w.proc.exitcode)
+                    self._spawn(w)
+
+    @property
+    def done(self) -> bool:
+        """True when every stream has ended (finite sources) or failed fatally."""
+        return all(w.finished or w.fatal for w in self.workers.values())
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"paused": self.paused}
+        for k, w in self.workers.items():
+            out[k] = dict(w.status, worker_restarts=w.restarts, alive=bool(w.proc and w.proc.is_alive()),
+                          fatal=w.fatal)
+        return out
+
+    def stop(self, timeout: float = 1.8) -> None:
+        self._stopping = True
+        self.broadcast("stop")
+        t_end = time.monotonic() + timeout
+        for w in self.workers.values():
+            if w.proc is not None:
+                w.proc.join(max(0.05, t_end - time.monotonic()))
+        for w in self.workers.values():
+            if w.proc is not None and w.proc.is_alive():
+                log.warning("%s worker did not stop in time; terminating", w.kind)
+                w.proc.terminate()
+                w.proc.join(0.3)
+        self.poll(0)

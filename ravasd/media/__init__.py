@@ -1,0 +1,1 @@
+"""Media files: probing, decoding into timestamped items, and atomic writing (PyAV)."""

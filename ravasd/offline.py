@@ -1,0 +1,173 @@
+"""``ravasd anonymize``: run a recorded file through the live stages on a simulated clock.
+
+The converters are the ones the daemon uses, fed with the same chunking (audio in
+``audio.block_ms`` blocks, video frame by frame) and the media timeline as clock. Output keeps
+the input's duration: the voice's look-ahead is trimmed at the start and flushed at the end, and
+every input frame yields exactly one output frame (the placeholder card where a converter fails).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .engine import placeholder
+from .engine.frames import AnonAudio, AnonFrame, RawAudio, RawFrame
+from .errors import MediaError
+from .media.reader import iter_media, probe
+from .media.writer import MediaWriter, output_kind
+from .pipelines import block_size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnonymizeResult:
+    output: Path
+    frames: int
+    audio_seconds: float
+    duration: float
+    placeholders: int
+    converter_errors: int
+
+
+class _Guarded:
+    """Calls a converter; on an exception returns the placeholder and makes a fresh instance."""
+
+    def __init__(self, factory, fallback) -> None:
+        self.factory, self.fallback = factory, fallback
+        self.conv = factory()
+        self.errors = 0
+        self.placeholders = 0
+
+    def __call__(self, item):
+        try:
+            if self.conv is None:
+                self.conv = self.factory()
+            out = self.conv.process(item)
+            if isinstance(out, (AnonFrame, AnonAudio)) and not isinstance(out, (RawFrame, RawAudio)):
+                return out
+            raise TypeError(f"converter returned {type(out).__name__}")
+        except Exception as err:
+            self.errors += 1
+            self.placeholders += 1
+            log.warning("converter failed (%s: %s); placeholder used, converter restarted",
+                        type(err).__name__, err)
+            try:
+                if self.conv is not None:
+                    self.conv.close()
+            except Exception:
+                pass
+            self.conv = None
+            return self.fallback(item)
+
+    def close(self) -> None:
+        if self.conv is not None:
+            self.conv.close()
+
+
+def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
+              progress: bool = True) -> AnonymizeResult:
+    """Anonymize ``input_path`` into ``output_path`` (.mp4/.mkv/.mov or .wav/.flac)."""
+    from tqdm import tqdm
+
+    from .audio.voices import make_voice
+    from .video.converters import make_video_converter
+
+    inp, out = Path(input_path), Path(output_path)
+    kind = output_kind(out)
+    info = probe(inp)
+    if out.exists() and out.resolve() == inp.resolve():
+        raise MediaError(f"Output {out} is the input file.", "choose a different output name.")
+    if kind == "video" and not info.has_video:
+        raise MediaError(f"Input {inp} has no video stream, so there is nothing for {out.suffix}.",
+                         f"write audio instead: -o {out.with_suffix('.wav').name}")
+    if kind == "audio" and not info.has_audio:
+        raise MediaError(f"Input {inp} has no audio stream.", "use a .mp4 output for a silent video.")
+    want_video = kind == "video"
+    rate, block = cfg.audio.sample_rate, block_size(cfg)
+    width, height = info.width + info.width % 2, info.height + info.height % 2
+    fps = info.fps or 25.0
+
+    video = audio = None
+    if want_video:
+        video = _Guarded(lambda: make_video_converter(cfg, width, height),
+                         lambda f: placeholder.card(width, height, "no-signal", f.ts))
+    if info.has_audio:
+        audio = _Guarded(lambda: make_voice(cfg, rate),
+                         lambda b: placeholder.silence(len(b.samples), rate, b.ts))
+    writer = MediaWriter(out, width=width if want_video else 0, height=height if want_video else 0, fps=fps,
+                         audio_rate=rate if info.has_audio else 0)
+    bar = tqdm(total=round(info.duration, 2) or None, unit="s", desc=f"anonymize {inp.name}",
+               disable=not progress, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s")
+    frames = 0
+    pending = np.zeros(0, np.float32)
+    consumed = 0  # input samples handed to the converter
+    produced = 0  # output samples written
+    skip = getattr(audio.conv, "latency", 0) if audio and audio.conv else 0
+    audio_start: float | None = None
+    shown = 0.0
+
+    limit: int | None = None  # once the input length is known, output stops exactly there
+
+    def emit(samples: np.ndarray) -> None:
+        nonlocal produced, skip
+        if skip:
+            cut = min(skip, len(samples))
+            samples, skip = samples[cut:], skip - cut
+        if limit is not None:
+            samples = samples[:max(0, limit - produced)]
+        writer.write_samples(samples)
+        produced += len(samples)
+
+    def run_block(samples: np.ndarray) -> None:
+        nonlocal consumed
+        res = audio(RawAudio(samples, rate, consumed / rate))
+        consumed += len(samples)
+        emit(res.samples)
+
+    try:
+        for item in iter_media(inp, rate, video=want_video, audio=info.has_audio):
+            if isinstance(item, RawFrame):
+                res = video(item)
+                writer.write_frame(AnonFrame(res.image, item.ts, res.placeholder))
+                frames += 1
+                ts = item.ts
+            else:
+                if audio_start is None:  # a late-starting audio track keeps its offset
+                    audio_start = item.ts
+                    lead = int(round(item.ts * rate))
+                    writer.write_samples(placeholder.silence(lead, rate, 0).samples)
+                pending = np.concatenate([pending, item.samples])
+                while len(pending) >= block:
+                    run_block(pending[:block])
+                    pending = pending[block:]
+                ts = item.ts
+            if ts - shown >= 0.2:
+                bar.update(round(ts - shown, 2))
+                shown = ts
+        if audio is not None:
+            limit = consumed + len(pending)
+            if len(pending):
+                run_block(np.concatenate([pending, np.zeros(block - len(pending), np.float32)]))
+            while produced < limit:  # flush the look-ahead by feeding silence
+                run_block(np.zeros(block, np.float32))
+        if frames == 0 and want_video:
+            raise MediaError(f"Input {inp}: the video stream has no decodable frames.",
+                             "re-export it as MP4 (H.264).")
+        path = writer.commit()
+    except BaseException:
+        writer.abort()
+        bar.close()
+        raise
+    finally:
+        for g in (video, audio):
+            if g is not None:
+                g.close()
+    bar.close()
+    return AnonymizeResult(path, frames, writer.samples / rate if info.has_audio else 0.0, info.duration,
+                           (video.placeholders if video else 0) + (audio.placeholders if audio else 0),
+                           (video.errors if video else 0) + (audio.errors if audio else 0))

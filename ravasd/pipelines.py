@@ -1,0 +1,169 @@
+"""Build each stream's runner from the config, and resolve ``auto`` choices at start-up.
+
+:func:`resolve` runs once in the daemon (main process) and turns ``auto`` into concrete choices,
+returning one plain line per missing part (what is missing and how to fix it). :func:`build`
+runs inside a stream's worker process and returns a ready :class:`StreamRunner`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .config import Config
+from .engine.runner import StreamRunner
+from .errors import ConfigError, DeviceError
+
+log = logging.getLogger(__name__)
+
+
+def block_size(cfg: Config) -> int:
+    return max(1, int(round(cfg.audio.sample_rate * cfg.audio.block_ms / 1000)))
+
+
+def output_parts(cfg: Config) -> dict[str, Path]:
+    """Where each stream's file sink writes; with both streams the parts are muxed at stop."""
+    out = Path(cfg.files.output or "")
+    both = cfg.video.enabled and cfg.audio.enabled and cfg.video.sink == "file" and cfg.audio.sink == "file"
+    if not both:
+        return {"video": out, "audio": out}
+    return {"video": out.with_name(f".{out.stem}.video.mp4"), "audio": out.with_name(f".{out.stem}.audio.wav")}
+
+
+def resolve(cfg: Config) -> tuple[Config, list[str]]:
+    """Replace ``auto`` sources/sinks by what exists here; returns (config, notes for the user)."""
+    notes: list[str] = []
+    changes: dict[str, object] = {}
+    for kind in ("video", "audio"):
+        section = getattr(cfg, kind)
+        if section.enabled and "file" in (section.source, section.sink):
+            if section.source == "file" and not cfg.files.input:
+                raise ConfigError(f"{kind}.source is 'file' but files.input is not set.",
+                                  "set files.input to a media file, or choose another source.")
+            if section.sink == "file" and not cfg.files.output:
+                raise ConfigError(f"{kind}.sink is 'file' but files.output is not set.",
+                                  "set files.output (e.g. recording.mp4), or choose another sink.")
+    if cfg.video.enabled and cfg.video.source == "auto":
+        from .video.sources import camera_available
+
+        if camera_available(cfg.video.camera):
+            changes["video.source"] = "camera"
+        else:
+            changes["video.source"] = "demo"
+            notes.append(f"camera: no camera at {cfg.video.camera!r}; using the built-in demo source. "
+                         "Fix: connect a camera or set video.camera (see `ravasd devices`).")
+    if cfg.audio.enabled and cfg.audio.source == "auto":
+        if _default_input_exists(cfg.audio.input_device):
+            changes["audio.source"] = "mic"
+        else:
+            changes["audio.source"] = "demo"
+            notes.append("microphone: none found; using the built-in demo voice. "
+                         "Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
+    if cfg.video.enabled and cfg.video.sink == "auto":
+        err = _virtual_camera_error(cfg)
+        if err is None:
+            changes["video.sink"] = "virtual"
+        else:
+            changes["video.sink"] = "null"
+            notes.append(f"virtual camera: {err.message.rstrip('.')}; frames are discarded. Fix: {err.fix}")
+    if cfg.audio.enabled and cfg.audio.sink == "auto":
+        if cfg.audio.output_device is not None:
+            changes["audio.sink"] = "device"
+        else:
+            changes["audio.sink"] = "null"
+            notes.append("virtual mic: not configured; converted audio is discarded. Fix: set "
+                         "audio.output_device to the virtual cable's input (see drivers/).")
+    return (cfg.replace(**changes) if changes else cfg), notes
+
+
+def _default_input_exists(device: int | str | None) -> bool:
+    try:
+        import sounddevice as sd
+
+        sd.query_devices(device, kind="input") if device is None else sd.query_devices(device)
+        return True
+    except Exception:
+        return False
+
+
+def _virtual_camera_error(cfg: Config) -> DeviceError | None:
+    from .video.sinks import VirtualCameraSink
+
+    try:
+        VirtualCameraSink(cfg.video.width, cfg.video.height, cfg.video.fps).close()
+        return None
+    except DeviceError as err:
+        return err
+    except Exception as err:  # pyvirtualcam backends raise assorted errors
+        return DeviceError(str(err), "see drivers/ for your OS.")
+
+
+def build(kind: str, cfg: Config) -> StreamRunner:
+    """Create the runner for ``kind`` ('video'/'audio') in the calling (worker) process."""
+    return _build_video(cfg) if kind == "video" else _build_audio(cfg)
+
+
+def _build_video(cfg: Config) -> StreamRunner:
+    from .video import sinks, sources
+    from .video.converters import make_video_converter
+
+    v = cfg.video
+    w, h, fps = v.width, v.height, v.fps
+    source = {
+        "camera": lambda: sources.CameraSource(v.camera, w, h, fps),
+        "demo": lambda: sources.DemoVideoSource(min(w, 640), min(h, 480), fps),
+        "file": lambda: sources.FileVideoSource(cfg.files.input, cfg.files.loop),
+    }[_concrete(v.source, "video.source")]
+    sink = {
+        "virtual": lambda: sinks.VirtualCameraSink(w, h, fps),
+        "preview": sinks.PreviewSink,
+        "file": lambda: sinks.FileVideoSink(output_parts(cfg)["video"], w, h, fps),
+        "null": sinks.NullVideoSink,
+    }[_concrete(v.sink, "video.sink")]
+    make_video_converter(cfg, 16, 16).close()  # fail fast on an unknown name, in the caller
+    return StreamRunner("video", source=source, converter=lambda: make_video_converter(cfg, w, h), sink=sink,
+                        period=1.0 / fps, deadline=v.deadline_ms / 1000,
+                        hang_timeout=cfg.engine.hang_timeout_ms / 1000, width=w, height=h)
+
+
+def _build_audio(cfg: Config) -> StreamRunner:
+    from .audio import sinks, sources
+    from .audio.voices import make_voice
+
+    a = cfg.audio
+    rate, block = a.sample_rate, block_size(cfg)
+    source = {
+        "mic": lambda: sources.MicSource(a.input_device, rate, block),
+        "demo": lambda: sources.DemoAudioSource(rate, block),
+        "file": lambda: sources.FileAudioSource(cfg.files.input, rate, block, cfg.files.loop),
+    }[_concrete(a.source, "audio.source")]
+    sink = {
+        "device": lambda: sinks.DeviceAudioSink(a.output_device, rate, block, a.max_latency_ms / 1000),
+        "file": lambda: sinks.FileAudioSink(output_parts(cfg)["audio"], rate),
+        "null": sinks.NullAudioSink,
+    }[_concrete(a.sink, "audio.sink")]
+    make_voice(cfg, rate).close()
+    return StreamRunner("audio", source=source, converter=lambda: make_voice(cfg, rate), sink=sink,
+                        period=block / rate, deadline=a.deadline_ms / 1000,
+                        hang_timeout=cfg.engine.hang_timeout_ms / 1000, rate=rate, block=block,
+                        max_backlog=max(2, int(a.max_latency_ms / a.block_ms)))
+
+
+def _concrete(value: str, key: str) -> str:
+    if value == "auto":
+        raise ConfigError(f"{key} is still 'auto' in a worker; call pipelines.resolve() first.")
+    return value
+
+
+
+
+def converter_factory(kind: str, cfg: Config):
+    """A factory for the converter that ``cfg`` selects (used for live swaps)."""
+    if kind == "video":
+        from .video.converters import make_video_converter
+
+        make_video_converter(cfg, 16, 16).close()
+        return lambda: make_video_converter(cfg, cfg.video.width, cfg.video.height)
+    from .audio.voices import make_voice
+
+    make_voice(cfg, cfg.audio.sample_rate).close()
+    return lambda: make_voice(cfg, cfg.audio.sample_rate)

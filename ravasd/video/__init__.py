@@ -1,0 +1,1 @@
+"""Video stream: sources (camera, demo, file), converters (anonymizers), sinks."""

@@ -1,0 +1,111 @@
+"""Video sinks. Each accepts only :class:`AnonFrame` (``require_anon``) and is called from the
+runner's publish thread at the output cadence."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.frames import AnonFrame, require_anon
+from ..errors import DeviceError
+
+
+def virtual_camera_fix() -> str:
+    if sys.platform.startswith("linux"):
+        return ("load v4l2loopback once: `sudo drivers/linux/setup-v4l2loopback.sh` "
+                "(creates /dev/video10 labelled \"RAVAS Camera\").")
+    if sys.platform == "darwin":
+        return "install OBS Studio and start its Virtual Camera once (see drivers/macos/README.md)."
+    return "install OBS Studio (OBS Virtual Camera) or Unity Capture (see drivers/windows/README.md)."
+
+
+class VirtualCameraSink:
+    """Publishes frames to a virtual webcam through pyvirtualcam (v4l2loopback / OBS / Unity).
+
+    ``device``/``backend`` pass through to ``pyvirtualcam.Camera``; frames are RGB.
+    """
+
+    def __init__(self, width: int, height: int, fps: float, device: str | None = None,
+                 backend: str | None = None) -> None:
+        import pyvirtualcam
+
+        try:
+            self.cam = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.RGB,
+                                           device=device, backend=backend, print_fps=False)
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise DeviceError(f"not available ({err})", virtual_camera_fix()) from None
+        self.size = (width, height)
+        self.device = self.cam.device
+
+    def write(self, frame: AnonFrame) -> None:
+        require_anon(frame, AnonFrame)
+        img = frame.image
+        if (img.shape[1], img.shape[0]) != self.size:
+            import cv2
+
+            img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+        self.cam.send(np.ascontiguousarray(img))
+
+    def close(self) -> None:
+        self.cam.close()
+
+
+class PreviewSink:
+    """An on-screen window ("RAVAS preview") showing exactly what the virtual camera gets."""
+
+    title = "RAVAS preview"
+
+    def __init__(self) -> None:
+        import cv2
+
+        self.cv2 = cv2
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+        except cv2.error as err:
+            raise DeviceError(f"Preview window cannot open: {err.msg.strip()}",
+                              "run on a desktop session (DISPLAY/WAYLAND_DISPLAY set) or use video.sink: null.") from None
+
+    def write(self, frame: AnonFrame) -> None:
+        require_anon(frame, AnonFrame)
+        self.cv2.imshow(self.title, self.cv2.cvtColor(frame.image, self.cv2.COLOR_RGB2BGR))
+        self.cv2.waitKey(1)
+
+    def close(self) -> None:
+        try:
+            self.cv2.destroyWindow(self.title)
+        except Exception:
+            pass
+
+
+class FileVideoSink:
+    """Records the published frames (H.264) with their timing, relative to the first frame."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
+        from ..media.writer import MediaWriter
+
+        self.writer = MediaWriter(path, width=width, height=height, fps=fps)
+        self._t0: float | None = None
+
+    def write(self, frame: AnonFrame) -> None:
+        require_anon(frame, AnonFrame)
+        if self._t0 is None:
+            self._t0 = frame.ts
+        self.writer.write_frame(AnonFrame(frame.image, max(0.0, frame.ts - self._t0), frame.placeholder))
+
+    def close(self) -> None:
+        self.writer.commit()
+
+
+class NullVideoSink:
+    """Discards frames (counts them). For tests and machines without a virtual camera."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def write(self, frame: AnonFrame) -> None:
+        require_anon(frame, AnonFrame)
+        self.frames += 1
+
+    def close(self) -> None:
+        pass

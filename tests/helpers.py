@@ -1,0 +1,163 @@
+"""Test stages: sources with recognisable raw data, converters with known output, recording sinks."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from ravasd.engine.frames import AnonAudio, AnonFrame, RawAudio, RawFrame, require_anon
+
+W, H = 64, 48
+CONVERTED = 200  # every pixel of a TestVideoConverter frame
+TONE = 0.25  # every sample of a TestAudioConverter block
+
+
+class NoiseVideoSource:
+    """Paced frames of seeded noise: any leak of these pixels is detectable."""
+
+    fps = 100.0
+    size = (W, H)
+
+    def __init__(self, period: float = 0.01) -> None:
+        self.period = period
+        self.rng = np.random.default_rng(1)
+        self.n = 0
+        self.closed = False
+
+    def read(self) -> RawFrame:
+        time.sleep(self.period)
+        self.n += 1
+        return RawFrame(self.rng.integers(0, 256, (H, W, 3), dtype=np.uint8), time.monotonic(), self.n)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class NoiseAudioSource:
+    rate = 8000
+    block = 80
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(2)
+
+    def read(self) -> RawAudio:
+        time.sleep(self.block / self.rate)
+        x = self.rng.uniform(-0.9, 0.9, self.block).astype(np.float32)
+        return RawAudio(x, self.rate, time.monotonic() - self.block / self.rate)
+
+    def close(self) -> None:
+        pass
+
+
+class TestVideoConverter:
+    """Returns a flat frame of ``value``; misbehaves on request (raise / hang / leak)."""
+
+    __test__ = False
+
+    def __init__(self, value: int = CONVERTED, fail_every: int = 0, hang_on: int = 0,
+                 hang_event: threading.Event | None = None, leak: bool = False, returns_raw: bool = False):
+        self.value, self.fail_every, self.hang_on = value, fail_every, hang_on
+        self.hang_event = hang_event
+        self.leak, self.returns_raw = leak, returns_raw
+        self.n = 0
+
+    def process(self, frame: RawFrame):
+        self.n += 1
+        if self.fail_every and self.n % self.fail_every == 0:
+            raise RuntimeError("converter exploded")
+        if self.hang_on and self.n == self.hang_on:
+            self.hang_event.wait(30)
+        if self.returns_raw:
+            return frame
+        if self.leak:
+            return AnonFrame(frame.image, frame.ts)  # a buggy converter: the detector must catch it
+        return AnonFrame(np.full((H, W, 3), self.value, np.uint8), frame.ts)
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TestAudioConverter:
+    __test__ = False
+    rate = 8000
+    latency = 0
+
+    def __init__(self, value: float = TONE, fail_every: int = 0, hang_on: int = 0,
+                 hang_event: threading.Event | None = None):
+        self.value, self.fail_every, self.hang_on, self.hang_event = value, fail_every, hang_on, hang_event
+        self.n = 0
+
+    def process(self, block: RawAudio) -> AnonAudio:
+        self.n += 1
+        if self.fail_every and self.n % self.fail_every == 0:
+            raise RuntimeError("voice exploded")
+        if self.hang_on and self.n == self.hang_on:
+            self.hang_event.wait(30)
+        return AnonAudio(np.full(len(block.samples), self.value, np.float32), block.rate, block.ts)
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RecordingSink:
+    """Keeps (publish time, item) pairs; checks types like every real sink."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.items: list[tuple[float, object]] = []
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def write(self, item) -> None:
+        require_anon(item, self.kind)
+        assert not self.closed, "write after close"
+        with self.lock:
+            self.items.append((time.monotonic(), item))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.items)
+
+
+def highpass(img: np.ndarray) -> np.ndarray:
+    import cv2
+
+    g = img.astype(np.float32).mean(axis=2)
+    return g - cv2.GaussianBlur(g, (0, 0), 2.0)
+
+
+def leaks(output: np.ndarray, inputs: list[np.ndarray], threshold: float = 0.2) -> float:
+    """Max normalised correlation between high-passed output and any input (same size).
+
+    Near 0 for unrelated images; near 1 when input pixels are copied (even dimmed or offset-free).
+    Returns the max score; callers compare with ``threshold``.
+    """
+    import cv2
+
+    o = highpass(output)
+    best = 0.0
+    for im in inputs:
+        i = highpass(cv2.resize(im, (output.shape[1], output.shape[0])) if im.shape != output.shape else im)
+        den = np.sqrt((o * o).sum() * (i * i).sum())
+        if den > 0:
+            best = max(best, float((o * i).sum() / den))
+    return best
+
+
+def wait_until(pred, timeout: float = 5.0, step: float = 0.01) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
