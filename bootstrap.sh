@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(
   python3 python3-venv python3-gi gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1  # tray (pystray gtk)
-  libportaudio2 pulseaudio pulseaudio-utils                                        # audio devices
+  libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils                     # audio devices
   libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri                                      # headless OpenGL
   xvfb dbus dbus-x11 ffmpeg espeak-ng flite                                        # tests: display, media, speech
 )

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     vl = vsub.add_parser("list", help="list the voices")
     vl.add_argument("--json", action="store_true")
 
+    dev = sub.add_parser("devices", help="list cameras, microphones, outputs and virtual devices")
+    dev.add_argument("--json", action="store_true")
+
     conv = sub.add_parser("converters", help="list video converters")
     conv.add_argument("--json", action="store_true")
     return p
@@ -187,8 +190,33 @@ def _table(rows: list[dict], as_json: bool) -> None:
         print("  ".join(str(r[k]).ljust(widths.get(k, 0)) for k in keys).rstrip())
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .devices.listing import list_all
+
+    info = list_all()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print("Cameras:")
+    for c in info["cameras"] or [{"index": "-", "name": "(none found)", "path": "", "virtual": False}]:
+        print(f"  {c['index']}  {c['name']}  {c['path'] or ''}{'  [virtual]' if c['virtual'] else ''}")
+    for key, title in (("inputs", "Microphones (PortAudio)"), ("outputs", "Outputs (PortAudio)")):
+        print(f"{title}:")
+        for d in info[key] or [{"index": "-", "name": "(none found)", "hostapi": "", "rate": ""}]:
+            print(f"  {d['index']}  {d['name']}  {d['hostapi']} {d['rate']}")
+    if info["pulse"] is not None:
+        for key in ("sources", "sinks"):
+            print(f"PulseAudio {key}:")
+            for d in info["pulse"][key] or [{"name": "(none)", "description": ""}]:
+                print(f"  {d['name']}  \"{d['description']}\"")
+    v = info["virtual"]
+    print(f"RAVAS Camera: {v['camera'] or 'not found'}")
+    print(f"RAVAS Mic: {v['mic'] or 'not found'}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
-            "converters": cmd_converters}
+            "converters": cmd_converters, "devices": cmd_devices}
 
 
 def main(argv: list[str] | None = None) -> int:

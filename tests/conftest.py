@@ -24,3 +24,19 @@ def ravas_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def pulse(tmp_path_factory):
+    """A real PulseAudio server for the session; sets PULSE_SERVER for this process too."""
+    from pulse import PulseServer
+
+    server = PulseServer(tmp_path_factory.mktemp("pulse"))
+    old = os.environ.get("PULSE_SERVER")
+    os.environ["PULSE_SERVER"] = server.env["PULSE_SERVER"]
+    yield server
+    server.stop()
+    if old is None:
+        os.environ.pop("PULSE_SERVER", None)
+    else:
+        os.environ["PULSE_SERVER"] = old

@@ -35,7 +35,7 @@ class DeviceAudioSink:
                                           dtype="float32", latency="low", callback=self._callback)
             self.stream.start()
         except (sd.PortAudioError, ValueError) as err:
-            raise DeviceError(f"Audio output {device if device is not None else '(default)'} cannot be "
+            raise DeviceError(f"Audio output {'(default)' if device is None else repr(device)} cannot be "
                               f"opened: {err}.", "pick another with audio.output_device (see "
                               "`ravasd devices`), or set audio.sink: null.") from None
 

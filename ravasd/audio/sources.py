@@ -33,7 +33,7 @@ class MicSource:
                                          dtype="float32", latency="low", callback=self._callback)
             self.stream.start()
         except (sd.PortAudioError, ValueError) as err:
-            raise DeviceError(f"Microphone {device if device is not None else '(default)'} cannot be "
+            raise DeviceError(f"Microphone {'(default)' if device is None else repr(device)} cannot be "
                               f"opened: {err}.", "pick another with audio.input_device (see `ravasd "
                               "devices`), or set audio.source: demo.") from None
 

@@ -1,0 +1,52 @@
+"""A private PulseAudio server for tests (real server, fake microphone as a null sink + remap source)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+CI_PA = """\
+.fail
+load-module module-native-protocol-unix auth-anonymous=1
+load-module module-null-sink sink_name=fake_cam_mic rate=48000 channels=1 channel_map=mono sink_properties=device.description=Fake_Mic_Sink
+load-module module-remap-source source_name=fake_mic master=fake_cam_mic.monitor channels=1 channel_map=mono source_properties="device.description='Fake Mic'"
+load-module module-null-sink sink_name=test_out rate=48000 channels=1 channel_map=mono sink_properties=device.description=Test_Out
+"""
+
+
+class PulseServer:
+    """Starts ``pulseaudio`` with its own HOME/XDG_RUNTIME_DIR under ``root``; ``env`` reaches it."""
+
+    def __init__(self, root: Path) -> None:
+        if not shutil.which("pulseaudio"):
+            raise RuntimeError("pulseaudio is not installed (./bootstrap.sh test installs it)")
+        self.root = root
+        home, xdg = root / "home", root / "xdg"
+        home.mkdir(parents=True, exist_ok=True)
+        xdg.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (root / "ci.pa").write_text(CI_PA)
+        self.env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(xdg),
+                        PULSE_SERVER=f"unix:{xdg}/pulse/native")
+        self.proc = subprocess.Popen(
+            ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F", str(root / "ci.pa"),
+             f"--log-target=file:{root / 'pa.log'}"], env=self.env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if subprocess.run(["pactl", "info"], env=self.env, capture_output=True).returncode == 0:
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"pulseaudio did not start; see {root / 'pa.log'}")
+
+    def pactl(self, *args: str) -> str:
+        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True,
+                              check=True).stdout
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
