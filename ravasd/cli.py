@@ -15,10 +15,14 @@ from .errors import RavasError
 EPILOG = "Run `ravasd COMMAND --help` for a command's options. Docs: README.md."
 
 
-def _common_config_args(p: argparse.ArgumentParser) -> None:
+def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", type=Path, help="extra YAML config layered over the user file")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="override one setting, e.g. --set audio.block_ms=5 (repeatable)")
+
+
+def _common_config_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
     p.add_argument("--voice", metavar="NAME", help="voice converter (audio.voice); see `ravasd voices list`")
     p.add_argument("--video-converter", metavar="NAME", help="video converter (video.converter)")
 
@@ -47,10 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", metavar="FILE", help="play a media file as camera+mic (sets both sources to file)")
     run.add_argument("--record", metavar="FILE", help="record the anonymized output to FILE (.mp4 or .wav)")
     run.add_argument("--video-sink", choices=["auto", "virtual", "file", "preview", "null"])
-    run.add_argument("--audio-sink", choices=["auto", "device", "file", "null"])
+    run.add_argument("--audio-sink", choices=["auto", "virtual", "device", "file", "null"])
     run.add_argument("--no-video", action="store_true", help="run the voice pipeline only")
     run.add_argument("--no-audio", action="store_true", help="run the video pipeline only")
     run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    tray = run.add_mutually_exclusive_group()
+    tray.add_argument("--no-tray", dest="tray", action="store_false", default=None,
+                      help="no tray icon (headless; control with `ravasd ctl`)")
+    tray.add_argument("--tray", dest="tray", action="store_true", help="require the tray icon")
 
     an = sub.add_parser("anonymize", help="anonymize a recorded video or audio file",
                         description="Run a recorded file through the live converters on a simulated clock. "
@@ -75,6 +83,38 @@ def build_parser() -> argparse.ArgumentParser:
     vsub = voices.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
     vl = vsub.add_parser("list", help="list the voices")
     vl.add_argument("--json", action="store_true")
+
+    ctl = sub.add_parser("ctl", help="control the running daemon",
+                         description="Talk to the running daemon over its owner-only control socket.")
+    ctl_sub = ctl.add_subparsers(dest="ctl_command", metavar="ACTION", required=True)
+    st = ctl_sub.add_parser("status", help="per-stream fps, latency, drops, xruns, restarts")
+    st.add_argument("--json", action="store_true")
+    ctl_sub.add_parser("pause", help="close the privacy curtain (placeholder + silence)")
+    ctl_sub.add_parser("resume", help="open the privacy curtain")
+    for name, what in (("avatar", "video converter / avatar"), ("voice", "voice")):
+        cp = ctl_sub.add_parser(name, help=f"switch the {what} live (and remember it)")
+        cp.add_argument("name", metavar="NAME")
+    ctl_sub.add_parser("calibrate", help="record the neutral face (avatar converter)")
+    pv = ctl_sub.add_parser("preview", help="show or hide the preview window")
+    pv.add_argument("state", choices=["on", "off"])
+    ctl_sub.add_parser("quit", help="stop the daemon (removes RAVAS Mic)")
+
+    doc = sub.add_parser("doctor", help="check camera, mic, virtual devices, models, OpenGL, tray, autostart")
+    doc.add_argument("--json", action="store_true")
+    _config_args(doc)
+
+    auto = sub.add_parser("autostart", help="start RAVAS at login")
+    auto_sub = auto.add_subparsers(dest="autostart_command", metavar="ACTION", required=True)
+    en = auto_sub.add_parser("enable", help="install the login item for this user")
+    en.add_argument("--systemd", action="store_true", help="Linux: a systemd --user unit instead of XDG autostart")
+    auto_sub.add_parser("disable", help="remove it")
+    auto_sub.add_parser("status", help="show whether it is installed")
+
+    mod = sub.add_parser("models", help="model files (face tracking)")
+    mod_sub = mod.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    _config_args(mod_sub.add_parser("fetch", help="download missing models from their official source "
+                                               "(sha256-checked)"))
+    _config_args(mod_sub.add_parser("list", help="where each model is found"))
 
     dev = sub.add_parser("devices", help="list cameras, microphones, outputs and virtual devices")
     dev.add_argument("--json", action="store_true")
@@ -124,9 +164,71 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import run
+    from . import logs
+    from .daemon.service import run
 
-    return run(_load(args), duration=args.duration)
+    cfg = _load(args)
+    logs.setup(_level(args), "ravasd.log")
+    return run(cfg, duration=args.duration, tray=args.tray)
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    from .daemon.control import request
+    from .daemon.service import format_status
+
+    c = args.ctl_command
+    extra: dict[str, Any] = {}
+    if c in ("avatar", "voice"):
+        extra["name"] = args.name
+    if c == "preview":
+        extra["on"] = args.state == "on"
+    reply = request(c, **extra)
+    if not reply.get("ok"):
+        raise RavasError(f"ravasd refused '{c}': {reply.get('error', 'unknown error')}")
+    if c == "status":
+        st = reply["status"]
+        if args.json:
+            print(json.dumps(st, indent=2))
+        else:
+            print(format_status(st))
+            print(f"voice: {st['voice']} | video: {st['video_converter']} | RAVAS Mic: "
+                  f"{st.get('virtual_mic') or 'none'} | camera sink: {st.get('video_sink')}")
+    else:
+        print(f"ok: {c}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report, run_checks
+
+    text, code = report(run_checks(_load(args)), args.json)
+    print(text)
+    return code
+
+
+def cmd_autostart(args: argparse.Namespace) -> int:
+    from .daemon import autostart
+
+    if args.autostart_command == "enable":
+        print(autostart.enable(systemd=args.systemd))
+    elif args.autostart_command == "disable":
+        print(autostart.disable())
+    else:
+        st = autostart.status()
+        print(("enabled: " + ", ".join(st["where"])) if st["enabled"] else "disabled")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    cfg = _load(args)
+    for spec in models.MODELS.values():
+        path = models.find(spec, cfg.models.face_landmarker)
+        if args.models_command == "fetch" and path is None:
+            path = models.fetch(spec, progress=sys.stderr.isatty())
+        print(f"{spec.name}: {path or 'missing (`ravasd models fetch`)'}")
+    return 0
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
@@ -215,8 +317,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
+COMMANDS = {"run": cmd_run, "ctl": cmd_ctl, "doctor": cmd_doctor, "autostart": cmd_autostart,
+            "models": cmd_models, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
             "converters": cmd_converters, "devices": cmd_devices}
+
+
+def _level(args: argparse.Namespace) -> int:
+    return [logging.WARNING, logging.INFO, logging.DEBUG][min(getattr(args, "verbose", 0), 2)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,8 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args([*argv, "run"])
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from . import logs
+
+    logs.setup(_level(args))
     try:
         return COMMANDS[args.command](args)
     except RavasError as err:

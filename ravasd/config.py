@@ -37,7 +37,7 @@ class VideoConfig:
     height: int = _f(720, "Output height in pixels.", range=(120, 1080))
     fps: int = _f(30, "Output frame rate.", range=(1, 60))
     converter: str = _f("card", "Video anonymizer (see `ravasd converters`).")
-    sink: str = _f("auto", "Where anonymized frames go; auto = virtual camera when present, else null.",
+    sink: str = _f("auto", "Where anonymized frames go; auto = the RAVAS Camera when present, else null.",
                    choices=("auto", "virtual", "file", "preview", "null"))
     deadline_ms: int = _f(250, "Show the placeholder when no anonymized frame is newer than this.",
                           range=(20, 5000))
@@ -54,8 +54,8 @@ class AudioConfig:
                           choices=(16000, 22050, 24000, 32000, 44100, 48000))
     block_ms: int = _f(10, "Audio block length in milliseconds (smaller = lower latency).", range=(5, 200))
     voice: str = _f("ringmod", "Voice converter (see `ravasd voices list`).")
-    sink: str = _f("auto", "Where converted audio goes; auto = virtual mic when present, else null.",
-                   choices=("auto", "device", "file", "null"))
+    sink: str = _f("auto", "Where converted audio goes; auto = the RAVAS Mic when it can be made, else null.",
+                   choices=("auto", "virtual", "device", "file", "null"))
     deadline_ms: int = _f(60, "Play silence when no converted audio arrived for this long.", range=(10, 1000))
     max_latency_ms: int = _f(200, "Buffered audio beyond this is dropped so latency cannot creep.",
                              range=(20, 2000))

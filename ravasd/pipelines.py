@@ -7,7 +7,10 @@ runs inside a stream's worker process and returns a ready :class:`StreamRunner`.
 from __future__ import annotations
 
 import logging
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import Config
 from .engine.runner import StreamRunner
@@ -29,10 +32,33 @@ def output_parts(cfg: Config) -> dict[str, Path]:
     return {"video": out.with_name(f".{out.stem}.video.mp4"), "audio": out.with_name(f".{out.stem}.audio.wav")}
 
 
-def resolve(cfg: Config) -> tuple[Config, list[str]]:
-    """Replace ``auto`` sources/sinks by what exists here; returns (config, notes for the user)."""
+@dataclass
+class Resources:
+    """What the daemon opened at start-up and must close at stop (main process only)."""
+
+    mic_backend: Any = None
+    mic: Any = None  # MicEndpoint passed to the audio worker
+
+    def routes(self) -> dict[str, Any]:
+        return {"audio_out": self.mic}
+
+    def close(self) -> None:
+        if self.mic_backend is not None:
+            self.mic_backend.close()
+            self.mic_backend = None
+
+
+def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], Resources]:
+    """Replace ``auto`` sources/sinks by what exists here and open the virtual mic.
+
+    Returns (concrete config, one line per missing part with its fix, resources to close).
+    An explicit choice that cannot work raises :class:`DeviceError`/:class:`ConfigError`.
+    """
+    from .devices import pulse, virtual
+
     notes: list[str] = []
     changes: dict[str, object] = {}
+    res = Resources()
     for kind in ("video", "audio"):
         section = getattr(cfg, kind)
         if section.enabled and "file" in (section.source, section.sink):
@@ -51,28 +77,45 @@ def resolve(cfg: Config) -> tuple[Config, list[str]]:
             changes["video.source"] = "demo"
             notes.append(f"camera: no camera at {cfg.video.camera!r}; using the built-in demo source. "
                          "Fix: connect a camera or set video.camera (see `ravasd devices`).")
-    if cfg.audio.enabled and cfg.audio.source == "auto":
-        if _default_input_exists(cfg.audio.input_device):
+    pulse_info = pulse.server_info() if sys.platform.startswith("linux") else None
+    if cfg.audio.enabled and cfg.audio.source in ("auto", "mic") and cfg.audio.input_device is None and pulse_info:
+        # pin the current default source now: it must be a real microphone, never our own output
+        default = str(pulse_info.get("default_source_name") or "")
+        if default and not default.endswith(".monitor") and not default.startswith(virtual.PulseVirtualMic.SOURCE):
+            changes["audio.input_device"] = default
+        elif cfg.audio.source == "auto":
+            changes["audio.source"] = "demo"
+            notes.append("microphone: the sound server has no microphone (only monitors); using the built-in "
+                         "demo voice. Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
+    if cfg.audio.enabled and cfg.audio.source == "auto" and "audio.source" not in changes:
+        wanted = cfg.audio.input_device
+        if ("audio.input_device" in changes or _default_input_exists(wanted)
+                or (isinstance(wanted, str) and pulse_info and pulse.find_source(wanted))):
             changes["audio.source"] = "mic"
         else:
             changes["audio.source"] = "demo"
-            notes.append("microphone: none found; using the built-in demo voice. "
+            what = "none found" if wanted is None else f"{wanted!r} not found"
+            notes.append(f"microphone: {what}; using the built-in demo voice. "
                          "Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
-    if cfg.video.enabled and cfg.video.sink == "auto":
+    if cfg.video.enabled and cfg.video.sink in ("auto", "virtual"):
         err = _virtual_camera_error(cfg)
         if err is None:
             changes["video.sink"] = "virtual"
+        elif cfg.video.sink == "virtual":
+            raise err
         else:
             changes["video.sink"] = "null"
             notes.append(f"virtual camera: {err.message.rstrip('.')}; frames are discarded. Fix: {err.fix}")
-    if cfg.audio.enabled and cfg.audio.sink == "auto":
-        if cfg.audio.output_device is not None:
-            changes["audio.sink"] = "device"
-        else:
+    if cfg.audio.enabled and cfg.audio.sink in ("auto", "virtual") and open_devices:
+        try:
+            res.mic_backend, res.mic = virtual.open_virtual_mic()
+            changes["audio.sink"] = "virtual"
+        except DeviceError as err:
+            if cfg.audio.sink == "virtual":
+                raise
             changes["audio.sink"] = "null"
-            notes.append("virtual mic: not configured; converted audio is discarded. Fix: set "
-                         "audio.output_device to the virtual cable's input (see drivers/).")
-    return (cfg.replace(**changes) if changes else cfg), notes
+            notes.append(f"virtual mic: {err.message.rstrip('.')}; converted audio is discarded. Fix: {err.fix}")
+    return (cfg.replace(**changes) if changes else cfg), notes, res
 
 
 def _default_input_exists(device: int | str | None) -> bool:
@@ -86,10 +129,10 @@ def _default_input_exists(device: int | str | None) -> bool:
 
 
 def _virtual_camera_error(cfg: Config) -> DeviceError | None:
-    from .video.sinks import VirtualCameraSink
+    from .devices.virtual import open_virtual_camera
 
     try:
-        VirtualCameraSink(cfg.video.width, cfg.video.height, cfg.video.fps).close()
+        open_virtual_camera(cfg.video.width, cfg.video.height, cfg.video.fps).close()
         return None
     except DeviceError as err:
         return err
@@ -97,12 +140,16 @@ def _virtual_camera_error(cfg: Config) -> DeviceError | None:
         return DeviceError(str(err), "see drivers/ for your OS.")
 
 
-def build(kind: str, cfg: Config) -> StreamRunner:
-    """Create the runner for ``kind`` ('video'/'audio') in the calling (worker) process."""
-    return _build_video(cfg) if kind == "video" else _build_audio(cfg)
+def build(kind: str, cfg: Config, routes: dict[str, Any] | None = None) -> StreamRunner:
+    """Create the runner for ``kind`` ('video'/'audio') in the calling (worker) process.
+
+    ``routes`` carries what the main process opened for this worker (the virtual mic endpoint).
+    """
+    return _build_video(cfg) if kind == "video" else _build_audio(cfg, routes or {})
 
 
 def _build_video(cfg: Config) -> StreamRunner:
+    from .devices.virtual import open_virtual_camera
     from .video import sinks, sources
     from .video.converters import make_video_converter
 
@@ -114,7 +161,7 @@ def _build_video(cfg: Config) -> StreamRunner:
         "file": lambda: sources.FileVideoSource(cfg.files.input, cfg.files.loop),
     }[_concrete(v.source, "video.source")]
     sink = {
-        "virtual": lambda: sinks.VirtualCameraSink(w, h, fps),
+        "virtual": lambda: open_virtual_camera(w, h, fps),
         "preview": sinks.PreviewSink,
         "file": lambda: sinks.FileVideoSink(output_parts(cfg)["video"], w, h, fps),
         "null": sinks.NullVideoSink,
@@ -125,18 +172,41 @@ def _build_video(cfg: Config) -> StreamRunner:
                         hang_timeout=cfg.engine.hang_timeout_ms / 1000, width=w, height=h)
 
 
-def _build_audio(cfg: Config) -> StreamRunner:
+def _open_mic(device: int | str | None, rate: int, block: int):
+    """Open a microphone by PortAudio name/index, or by PulseAudio source name/description."""
+    from .audio.sources import MicSource
+    from .devices import pulse
+
+    if isinstance(device, str) and sys.platform.startswith("linux"):
+        name = pulse.find_source(device)
+        if name is not None:
+            return MicSource(pulse.route("input", name), rate, block, label=device)
+    return MicSource(device, rate, block)
+
+
+def _open_virtual_out(endpoint: Any, rate: int, block: int, max_latency: float):
+    from .audio.sinks import DeviceAudioSink
+    from .devices import pulse
+
+    if endpoint is None:
+        raise DeviceError("the virtual mic was not opened by the daemon.")
+    device = pulse.route("output", endpoint.pulse_sink) if endpoint.pulse_sink else endpoint.device
+    return DeviceAudioSink(device, rate, block, max_latency)
+
+
+def _build_audio(cfg: Config, routes: dict[str, Any]) -> StreamRunner:
     from .audio import sinks, sources
     from .audio.voices import make_voice
 
     a = cfg.audio
     rate, block = a.sample_rate, block_size(cfg)
     source = {
-        "mic": lambda: sources.MicSource(a.input_device, rate, block),
+        "mic": lambda: _open_mic(a.input_device, rate, block),
         "demo": lambda: sources.DemoAudioSource(rate, block),
         "file": lambda: sources.FileAudioSource(cfg.files.input, rate, block, cfg.files.loop),
     }[_concrete(a.source, "audio.source")]
     sink = {
+        "virtual": lambda: _open_virtual_out(routes.get("audio_out"), rate, block, a.max_latency_ms / 1000),
         "device": lambda: sinks.DeviceAudioSink(a.output_device, rate, block, a.max_latency_ms / 1000),
         "file": lambda: sinks.FileAudioSink(output_parts(cfg)["audio"], rate),
         "null": sinks.NullAudioSink,
@@ -167,3 +237,9 @@ def converter_factory(kind: str, cfg: Config):
 
     make_voice(cfg, cfg.audio.sample_rate).close()
     return lambda: make_voice(cfg, cfg.audio.sample_rate)
+
+
+def preview_factory():
+    from .video.sinks import PreviewSink
+
+    return PreviewSink

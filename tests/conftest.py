@@ -34,9 +34,53 @@ def pulse(tmp_path_factory):
     server = PulseServer(tmp_path_factory.mktemp("pulse"))
     old = os.environ.get("PULSE_SERVER")
     os.environ["PULSE_SERVER"] = server.env["PULSE_SERVER"]
+    _reinit_portaudio()  # PortAudio lists ALSA's "pulse" device only if a server answered at init
     yield server
     server.stop()
     if old is None:
         os.environ.pop("PULSE_SERVER", None)
     else:
         os.environ["PULSE_SERVER"] = old
+    _reinit_portaudio()
+
+
+def _reinit_portaudio():
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()
+
+
+@pytest.fixture(scope="session")
+def desktop(tmp_path_factory):
+    """Xvfb + a D-Bus session bus; yields the env that reaches them."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("Xvfb"):
+        raise RuntimeError("Xvfb is not installed (./bootstrap.sh test installs it)")
+    root = tmp_path_factory.mktemp("desktop")
+    r, w = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(w)
+    display = b""
+    while not display.endswith(b"\n"):
+        chunk = os.read(r, 16)
+        if not chunk:
+            break
+        display += chunk
+    os.close(r)
+    bus = root / "bus"
+    dbus = subprocess.Popen(["dbus-daemon", "--session", f"--address=unix:path={bus}", "--nofork", "--nopidfile"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if bus.exists():
+            break
+        import time
+
+        time.sleep(0.05)
+    env = {"DISPLAY": f":{display.decode().strip()}", "DBUS_SESSION_BUS_ADDRESS": f"unix:path={bus}"}
+    yield env
+    dbus.terminate()
+    xvfb.terminate()

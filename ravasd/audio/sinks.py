@@ -14,9 +14,14 @@ class DeviceAudioSink:
     """Plays blocks on an output device (sounddevice), e.g. the virtual mic's sink.
 
     A small FIFO sits between ``write`` and the PortAudio callback. The callback plays silence on
-    underrun and waits for ``preroll`` blocks before it starts again; ``write`` drops the oldest
-    audio when more than ``max_latency`` s are buffered, so latency cannot creep.
+    underrun and waits for ``preroll`` blocks before it starts again. Latency cannot creep: when
+    the FIFO has held more than ``preroll + 2`` blocks for 0.3 s the excess is dropped (counted),
+    and ``write`` never lets it exceed ``max_latency`` s.
+
+    ``clocked``: the device's clock paces playback, so the runner sends no silence blocks.
     """
+
+    clocked = True
 
     def __init__(self, device: int | str | None, rate: int, block: int, max_latency: float = 0.2,
                  preroll: int = 2) -> None:
@@ -28,6 +33,8 @@ class DeviceAudioSink:
         self._buf = np.zeros(0, np.float32)
         self._lock = threading.Lock()
         self._primed = False
+        self.target = self.preroll + 2 * block
+        self._over_since = 0  # samples played while above target
         self.underruns = 0
         self.dropped = 0
         try:
@@ -46,6 +53,14 @@ class DeviceAudioSink:
             if self._primed and len(self._buf) >= frames:
                 outdata[:, 0] = self._buf[:frames]
                 self._buf = self._buf[frames:]
+                if len(self._buf) > self.target:
+                    self._over_since += frames
+                    if self._over_since > 0.3 * self.rate:  # a persistent backlog, not jitter
+                        self._buf = self._buf[len(self._buf) - self.target:]
+                        self.dropped += 1
+                        self._over_since = 0
+                else:
+                    self._over_since = 0
                 return
             if self._primed:
                 self.underruns += 1
@@ -60,6 +75,12 @@ class DeviceAudioSink:
             if excess > 0:
                 self._buf = self._buf[excess:]
                 self.dropped += 1
+
+    def flush(self) -> None:
+        """Drop everything not yet played (pause: the curtain closes at once)."""
+        with self._lock:
+            self._buf = np.zeros(0, np.float32)
+            self._primed = False
 
     @property
     def latency(self) -> float:

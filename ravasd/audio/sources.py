@@ -20,11 +20,12 @@ class MicSource:
     beyond the copy, no locks held long). Overflows and dropped blocks are counted.
     """
 
-    def __init__(self, device: int | str | None, rate: int, block: int, timeout: float = 1.0) -> None:
+    def __init__(self, device: int | str | None, rate: int, block: int, timeout: float = 1.0,
+                 label: str | None = None) -> None:
         import sounddevice as sd
 
         self.rate, self.block, self.timeout = rate, block, timeout
-        self.device = device
+        self.device = label if label is not None else device
         self.overflows = 0
         self.dropped = 0
         self._q: queue.Queue = queue.Queue(maxsize=max(4, int(0.5 * rate / block)))
@@ -33,7 +34,7 @@ class MicSource:
                                          dtype="float32", latency="low", callback=self._callback)
             self.stream.start()
         except (sd.PortAudioError, ValueError) as err:
-            raise DeviceError(f"Microphone {'(default)' if device is None else repr(device)} cannot be "
+            raise DeviceError(f"Microphone {'(default)' if self.device is None else repr(self.device)} cannot be "
                               f"opened: {err}.", "pick another with audio.input_device (see `ravasd "
                               "devices`), or set audio.source: demo.") from None
 
@@ -47,11 +48,16 @@ class MicSource:
             self.dropped += 1
 
     def read(self) -> RawAudio:
-        try:
-            return self._q.get(timeout=self.timeout)
-        except queue.Empty:
-            raise DeviceError(f"Microphone {self.device!r} delivered no audio for {self.timeout:.0f} s "
-                              "(unplugged?).") from None
+        """Next block. A stream that stopped (device gone) raises at once; one that is merely
+        quiet (virtual sources deliver nothing while idle) raises after ``5 × timeout`` so the
+        runner reopens it."""
+        for _ in range(5):
+            try:
+                return self._q.get(timeout=self.timeout)
+            except queue.Empty:
+                if not self.stream.active:
+                    break
+        raise DeviceError(f"Microphone {self.device!r} delivered no audio (unplugged?).")
 
     def close(self) -> None:
         try:

@@ -48,6 +48,7 @@ class StreamStatus:
     hangs: int = 0
     source_errors: int = 0
     sink_errors: int = 0
+    xruns: int = 0  # device overflows (input) + underruns (output)
     latency_ms: float = 0.0  # capture → publish, smoothed
     rate: float = 0.0  # anonymized items per second, smoothed
     last_error: str = ""
@@ -131,6 +132,23 @@ class StreamRunner:
 
     _reset_pending = False
     _swap_pending = False
+    _preview: Any = None
+    _calls: list[str] = []
+
+    def call_converter(self, method: str) -> None:
+        """Ask the converter to run ``method`` (e.g. ``calibrate``) in the convert thread, if it has one."""
+        with self._cv:
+            self._calls = [*self._calls, method]
+
+    def set_preview(self, factory: Callable[[], Any] | None) -> None:
+        """Mirror what the sink gets into a second sink (the preview window), or stop mirroring."""
+        old, self._preview = self._preview, None
+        _quiet_close(old)
+        if factory is not None:
+            try:
+                self._preview = factory()
+            except Exception as err:
+                self._error(f"preview: {err}")
 
     def stop(self, timeout: float = 1.5) -> None:
         """Stop within ``timeout`` s; the sink's last item is a placeholder, then it is closed."""
@@ -148,6 +166,14 @@ class StreamRunner:
         for t in self._threads:
             t.join(max(0.05, deadline - time.monotonic()))
         self.status.state = "stopped"
+
+    def snapshot(self) -> dict[str, Any]:
+        """Status as a plain dict, with device xrun counters folded in (any thread)."""
+        self.status.xruns = int(getattr(self._source, "overflows", 0) or 0) + int(
+            getattr(self._sink, "underruns", 0) or 0)
+        return self.status.as_dict()
+
+    _sink: Any = None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until a finite source is exhausted and its output published."""
@@ -226,6 +252,13 @@ class StreamRunner:
                         _try(conv.reset)
                     self._swap_pending = self._reset_pending = False
                 factory = self._converter_factory
+                calls, self._calls = self._calls, []
+            for method in calls:
+                fn = getattr(conv, method, None) if conv is not None else None
+                if fn is None:
+                    self._error(f"the current converter has no '{method}'")
+                else:
+                    _try(fn)
             try:
                 if conv is None:
                     conv = factory()
@@ -303,7 +336,7 @@ class StreamRunner:
         return None
 
     def _publish_loop(self) -> None:
-        sink = self._open_sink()
+        sink = self._sink = self._open_sink()
         if sink is None:
             return
         try:
@@ -327,6 +360,13 @@ class StreamRunner:
         except Exception as err:
             self.status.sink_errors += 1
             self._error(f"sink: {err}")
+        preview = self._preview
+        if preview is not None:
+            try:
+                preview.write(item)
+            except Exception as err:
+                self._error(f"preview: {err}")
+                self.set_preview(None)
 
     def _smooth(self, name: str, value: float, a: float = 0.1) -> None:
         old = getattr(self.status, name)
@@ -374,6 +414,8 @@ class StreamRunner:
 
     def _publish_audio(self, sink: Any) -> None:
         covered = self.clock()  # the sink's timeline is filled up to this time
+        clocked = bool(getattr(sink, "clocked", False))
+        flushed = False
         while not self._stop.is_set():
             self._watchdog()
             with self._out_cv:
@@ -392,14 +434,20 @@ class StreamRunner:
                 self._smooth("latency_ms", (now - block.ts + sink_lat) * 1000)
                 self._rate_tick(now)
                 covered = max(covered, now) + len(block.samples) / block.rate
+                flushed = False
                 continue
-            # nothing fresh: once the deadline has passed, fill the timeline with silence
+            # nothing fresh: once the deadline has passed, the output is silence. A clocked sink
+            # (a device) plays silence by itself when starved; others get silence blocks.
             gap = now - covered
+            if self._paused and clocked and not flushed:
+                getattr(sink, "flush", lambda: None)()  # close the curtain now, not after the buffer
+                flushed = True
             if gap >= self.deadline or (self._paused and gap >= 0):
                 n = int(math.floor(gap / self.period)) + 1
-                for _ in range(n):
-                    self._write(sink, placeholder.silence(self.block, self.rate, now))
-                    self.status.placeholders += 1
+                if not clocked:
+                    for _ in range(n):
+                        self._write(sink, placeholder.silence(self.block, self.rate, now))
+                self.status.placeholders += n
                 covered += n * self.period
                 self.status.state = "paused" if self._paused else (
                     "starting" if self.status.published == 0 else "stalled")

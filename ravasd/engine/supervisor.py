@@ -20,15 +20,16 @@ from ..config import Config
 log = logging.getLogger(__name__)
 
 
-def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int) -> None:
+def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict[str, Any]) -> None:
     """Entry point of a stream worker process (spawned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    logging.basicConfig(level=log_level, format=f"%(asctime)s {kind}-worker %(levelname)s %(message)s")
-    from .. import pipelines
+    from .. import logs, pipelines
+
+    logs.setup(log_level, f"ravasd-{kind}.log")
 
     try:
-        runner = pipelines.build(kind, cfg)
+        runner = pipelines.build(kind, cfg, routes)
     except Exception as err:
         conn.send(("fatal", f"{type(err).__name__}: {err}"))
         return
@@ -50,9 +51,15 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int) -> None:
                 elif op == "delay":
                     runner.delay = float(msg[1])
                 elif op == "swap":
-                    new_cfg = msg[1]
-                    runner.swap_converter(pipelines.converter_factory(kind, new_cfg))
-            conn.send(("status", runner.status.as_dict()))
+                    try:
+                        runner.swap_converter(pipelines.converter_factory(kind, msg[1]))
+                    except Exception as err:  # validated by the supervisor; keep the old one
+                        runner.status.last_error = f"swap failed: {err}"
+                elif op == "call":  # a converter feature, e.g. ("call", "calibrate")
+                    runner.call_converter(msg[1])
+                elif op == "preview":
+                    runner.set_preview(pipelines.preview_factory() if msg[1] else None)
+            conn.send(("status", runner.snapshot()))
             if eof.is_set():
                 conn.send(("eof", None))
                 break
@@ -61,7 +68,7 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int) -> None:
     finally:
         runner.stop()
         try:
-            conn.send(("status", runner.status.as_dict()))
+            conn.send(("status", runner.snapshot()))
             conn.send(("stopped", None))
         except Exception:
             pass
@@ -81,8 +88,9 @@ class _Worker:
 class Supervisor:
     """Starts/stops stream workers; thread-safe control methods; ``poll()`` from one thread."""
 
-    def __init__(self, cfg: Config, log_level: int = logging.INFO) -> None:
+    def __init__(self, cfg: Config, log_level: int = logging.INFO, routes: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
+        self.routes = routes or {}
         self.log_level = log_level
         self._ctx = mp.get_context("spawn")
         self.workers = {k: _Worker(k) for k in ("video", "audio") if getattr(cfg, k).enabled}
@@ -96,7 +104,7 @@ class Supervisor:
 
     def _spawn(self, w: _Worker) -> None:
         parent, child = self._ctx.Pipe()
-        w.proc = self._ctx.Process(target=_worker_main, args=(w.kind, self.cfg, child, self.log_level),
+        w.proc = self._ctx.Process(target=_worker_main, args=(w.kind, self.cfg, child, self.log_level, self.routes),
                                    name=f"ravasd-{w.kind}", daemon=True)
         w.proc.start()
         child.close()
@@ -129,6 +137,14 @@ class Supervisor:
         w = self.workers.get(kind)
         if w:
             self._send(w, ("swap", cfg))
+
+    def send(self, kind: str, *msg: Any) -> bool:
+        """Send a control message to one stream's worker; False when that stream is not running."""
+        w = self.workers.get(kind)
+        if w is None or w.conn is None:
+            return False
+        self._send(w, msg)
+        return True
 
     def poll(self, timeout: float = 0.2) -> None:
         """Drain worker messages, forward A/V delay, restart dead workers."""

@@ -1,0 +1,1 @@
+"""The daemon: service loop, control socket, tray, autostart."""

@@ -1,0 +1,125 @@
+"""Start ``ravasd`` at login: XDG autostart / systemd --user (Linux), LaunchAgent (macOS),
+HKCU Run key (Windows). Templates live in ``service/``; files are written atomically."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import RavasError
+from ..paths import atomic_write_text
+
+SERVICE_DIR = Path(__file__).resolve().parents[2] / "service"
+RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
+RUN_VALUE = "RAVAS"
+
+
+def _template(name: str) -> str:
+    path = SERVICE_DIR / name
+    if not path.exists():
+        raise RavasError(f"autostart template {path} is missing.", "reinstall ravasd from its source tree.")
+    return path.read_text()
+
+
+def command() -> list[str]:
+    """The command autostart runs: this Python, ``-m ravasd run``."""
+    return [sys.executable, "-m", "ravasd", "run"]
+
+
+def _xdg_config() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+def desktop_file() -> Path:
+    return _xdg_config() / "autostart" / "ravasd.desktop"
+
+
+def systemd_unit() -> Path:
+    return _xdg_config() / "systemd" / "user" / "ravasd.service"
+
+
+def launch_agent() -> Path:
+    return Path.home() / "Library" / "LaunchAgents" / "org.ravas.ravasd.plist"
+
+
+def _winreg():  # pragma: no cover - replaced by a fake in tests
+    import winreg
+
+    return winreg
+
+
+def enable(systemd: bool = False, platform: str | None = None) -> str:
+    """Install autostart; returns a one-line description of what was written."""
+    platform = platform or sys.platform
+    cmd = command()
+    if platform.startswith("linux"):
+        exec_line = " ".join(shlex.quote(c) for c in cmd)
+        if systemd:
+            atomic_write_text(systemd_unit(), _template("ravasd.service.in").replace("{exec}", exec_line))
+            if shutil.which("systemctl"):
+                subprocess.run(["systemctl", "--user", "daemon-reload"], capture_output=True)
+                subprocess.run(["systemctl", "--user", "enable", "ravasd.service"], capture_output=True)
+            return f"systemd user unit written to {systemd_unit()}"
+        atomic_write_text(desktop_file(), _template("ravasd.desktop.in").replace("{exec}", exec_line))
+        return f"autostart entry written to {desktop_file()}"
+    if platform == "darwin":
+        from xml.sax.saxutils import escape
+
+        args = "\n".join(f"    <string>{escape(c)}</string>" for c in cmd)
+        atomic_write_text(launch_agent(), _template("org.ravas.ravasd.plist.in").replace("{args}", args))
+        return f"LaunchAgent written to {launch_agent()}"
+    if platform == "win32":
+        wr = _winreg()
+        exe = cmd[0].replace("python.exe", "pythonw.exe")  # no console window at login
+        value = subprocess.list2cmdline([exe, *cmd[1:]])
+        with wr.OpenKey(wr.HKEY_CURRENT_USER, RUN_KEY, 0, wr.KEY_SET_VALUE) as key:
+            wr.SetValueEx(key, RUN_VALUE, 0, wr.REG_SZ, value)
+        return rf"HKCU\{RUN_KEY}\{RUN_VALUE} set"
+    raise RavasError(f"autostart is not supported on {platform}.")
+
+
+def disable(platform: str | None = None) -> str:
+    platform = platform or sys.platform
+    removed = []
+    if platform.startswith("linux"):
+        for path in (desktop_file(), systemd_unit()):
+            if path.exists():
+                if path == systemd_unit() and shutil.which("systemctl"):
+                    subprocess.run(["systemctl", "--user", "disable", "ravasd.service"], capture_output=True)
+                path.unlink()
+                removed.append(str(path))
+    elif platform == "darwin":
+        if launch_agent().exists():
+            launch_agent().unlink()
+            removed.append(str(launch_agent()))
+    elif platform == "win32":
+        wr = _winreg()
+        with wr.OpenKey(wr.HKEY_CURRENT_USER, RUN_KEY, 0, wr.KEY_SET_VALUE) as key:
+            try:
+                wr.DeleteValue(key, RUN_VALUE)
+                removed.append(RUN_VALUE)
+            except FileNotFoundError:
+                pass
+    return ("removed " + ", ".join(removed)) if removed else "autostart was not enabled"
+
+
+def status(platform: str | None = None) -> dict[str, Any]:
+    platform = platform or sys.platform
+    if platform.startswith("linux"):
+        files = [p for p in (desktop_file(), systemd_unit()) if p.exists()]
+        return {"enabled": bool(files), "where": [str(p) for p in files]}
+    if platform == "darwin":
+        return {"enabled": launch_agent().exists(), "where": [str(launch_agent())] if launch_agent().exists() else []}
+    if platform == "win32":
+        wr = _winreg()
+        try:
+            with wr.OpenKey(wr.HKEY_CURRENT_USER, RUN_KEY, 0, wr.KEY_READ) as key:
+                value, _ = wr.QueryValueEx(key, RUN_VALUE)
+            return {"enabled": True, "where": [value]}
+        except FileNotFoundError:
+            return {"enabled": False, "where": []}
+    return {"enabled": False, "where": []}

@@ -1,0 +1,183 @@
+"""Control channel: JSON lines over an owner-only Unix-domain socket (a named pipe on Windows).
+
+One request per line, ``{"cmd": "status"}`` / ``{"cmd": "voice", "name": "…"}``; one reply per
+line, ``{"ok": true, …}`` or ``{"ok": false, "error": "…"}``. No TCP port is ever opened.
+The single-instance lock lives beside the socket.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import paths
+from ..errors import RavasError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def socket_path() -> Path:
+    return paths.runtime_dir() / "ravasd.sock"
+
+
+def pipe_name() -> str:
+    return rf"\\.\pipe\ravasd-{os.environ.get('USERNAME', 'user')}"
+
+
+class InstanceLock:
+    """One daemon per user: an exclusive lock on ``ravasd.lock`` in the runtime dir."""
+
+    def __init__(self) -> None:
+        self.path = paths.runtime_dir() / "ravasd.lock"
+        self.fh: Any = None
+
+    def acquire(self) -> None:
+        self.fh = open(self.path, "a+")
+        try:
+            if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+                import msvcrt
+
+                msvcrt.locking(self.fh.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.seek(0)
+            pid = self.fh.read().strip() or "?"
+            self.fh.close()
+            self.fh = None
+            raise RavasError(f"ravasd is already running for this user (pid {pid}).",
+                             "use `ravasd ctl status`, or stop it with `ravasd ctl quit`.") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+
+    def release(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
+class ControlServer:
+    """Serves ``handler`` on the control socket; each client connection gets a thread."""
+
+    def __init__(self, handler: Handler, path: Path | None = None) -> None:
+        self.handler = handler
+        self.path = path or socket_path()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        if sys.platform == "win32":  # pragma: no cover
+            self._thread = threading.Thread(target=self._serve_pipe, daemon=True, name="control")
+            self._thread.start()
+            return
+        if self.path.exists() or self.path.is_symlink():
+            self.path.unlink()  # stale: the instance lock proved no daemon owns it
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # created 0600: owner only, from the first instant
+        try:
+            sock.bind(str(self.path))
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        sock.listen(4)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True, name="control")
+        self._thread.start()
+
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while not self._closing:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                break
+            threading.Thread(target=self._serve, args=(conn,), daemon=True, name="control-client").start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rwb") as f:
+            for line in f:
+                reply = self.dispatch(line)
+                f.write(json.dumps(reply).encode() + b"\n")
+                f.flush()
+
+    def dispatch(self, line: bytes | str) -> dict[str, Any]:
+        try:
+            req = json.loads(line)
+            if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+                raise ValueError("expected an object with a 'cmd' string")
+        except ValueError as err:
+            return {"ok": False, "error": f"bad request: {err}"}
+        try:
+            return self.handler(req)
+        except RavasError as err:
+            return {"ok": False, "error": str(err)}
+        except Exception as err:  # a bug must not kill the control thread
+            log.exception("control command %s failed", req.get("cmd"))
+            return {"ok": False, "error": f"{type(err).__name__}: {err}"}
+
+    def _serve_pipe(self) -> None:  # pragma: no cover - Windows only
+        from multiprocessing.connection import Listener
+
+        with Listener(pipe_name(), family="AF_PIPE") as listener:
+            while not self._closing:
+                with listener.accept() as conn:
+                    for raw in conn.recv_bytes().splitlines():
+                        conn.send_bytes(json.dumps(self.dispatch(raw)).encode() + b"\n")
+
+    def close(self) -> None:
+        self._closing = True
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+            self._sock = None
+        if sys.platform != "win32":
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def request(cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
+    """Send one command to the running daemon; raises :class:`RavasError` when none runs."""
+    msg = json.dumps({"cmd": cmd, **args}).encode() + b"\n"
+    if sys.platform == "win32":  # pragma: no cover
+        from multiprocessing.connection import Client
+
+        try:
+            with Client(pipe_name(), family="AF_PIPE") as c:
+                c.send_bytes(msg)
+                return json.loads(c.recv_bytes())
+        except OSError:
+            raise RavasError("ravasd is not running.", "start it with `ravasd run`.") from None
+    path = socket_path()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(path))
+            s.sendall(msg)
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise RavasError("ravasd is not running (no control socket).", "start it with `ravasd run`.") from None
+    except socket.timeout:
+        raise RavasError("ravasd did not answer within %.0f s." % timeout) from None
+    return json.loads(buf or b'{"ok": false, "error": "no reply"}')

@@ -1,0 +1,248 @@
+"""``ravasd run``: the daemon.
+
+The main process holds the single-instance lock, opens the virtual mic, runs the supervisor (one
+worker process per stream), serves the control socket and, when a display exists, the tray.
+Every way out — Ctrl-C, SIGTERM, ``ravasd ctl quit``, tray Quit, a fatal error — goes through
+:meth:`Daemon.stop`, which stops the workers (their sinks end on a placeholder/silence), removes
+the virtual mic and releases the lock.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import config as config_mod
+from .. import logs
+from ..config import Config
+from ..engine.supervisor import Supervisor
+from ..errors import RavasError
+from ..pipelines import Resources, output_parts, resolve
+from .control import ControlServer, InstanceLock
+
+log = logging.getLogger(__name__)
+
+
+def format_status(st: dict) -> str:
+    parts = ["paused" if st.get("paused") else "live"]
+    for kind in ("video", "audio"):
+        s = st.get(kind)
+        if not s:
+            continue
+        unit = "fps" if kind == "video" else "blk/s"
+        parts.append(f"{kind}: {s.get('state', '?')} {s.get('rate', 0):.0f} {unit}, "
+                     f"{s.get('latency_ms', 0):.0f} ms, dropped {s.get('dropped', 0)}, "
+                     f"restarts {s.get('restarts', 0) + s.get('worker_restarts', 0)}")
+    return " | ".join(parts)
+
+
+class Daemon:
+    """The running service. Control methods are thread-safe (control socket and tray threads)."""
+
+    def __init__(self, cfg: Config, out=sys.stderr) -> None:
+        self.requested = cfg
+        self.cfg = cfg
+        self.out = out
+        self.lock = InstanceLock()
+        self.resources = Resources()
+        self.sup: Supervisor | None = None
+        self.control: ControlServer | None = None
+        self.stop_event = threading.Event()
+        self.notes: list[str] = []
+        self.preview = False
+        self.paused = False
+        self.started = time.time()
+        self.listeners: list[Any] = []  # callables notified on state changes (the tray)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.lock.acquire()
+        try:
+            self.cfg, self.notes, self.resources = resolve(self.requested)
+            for note in self.notes:
+                print(note, file=self.out)
+            self.sup = Supervisor(self.cfg, log_level=logs.stderr_level(),
+                                  routes=self.resources.routes())
+            self.sup.start()
+            self.control = ControlServer(self.handle)
+            self.control.start()
+        except BaseException:
+            self._cleanup()
+            raise
+        streams = ", ".join(f"{k} {getattr(self.cfg, k).source}→{getattr(self.cfg, k).sink}"
+                            for k in ("video", "audio") if getattr(self.cfg, k).enabled)
+        print(f"ravasd running ({streams or 'no streams enabled'}); Ctrl-C or `ravasd ctl quit` stops.",
+              file=self.out, flush=True)
+
+    def loop(self, duration: float | None = None, status_every: float = 10.0) -> int:
+        """Poll the supervisor until stopped; returns the exit code."""
+        assert self.sup is not None
+        t0 = last = time.monotonic()
+        while not self.stop_event.is_set():
+            self.sup.poll(0.2)
+            now = time.monotonic()
+            if duration is not None and now - t0 >= duration:
+                break
+            if self.sup.done:
+                fatal = [f"{k}: {w.fatal}" for k, w in self.sup.workers.items() if w.fatal]
+                if fatal:
+                    print("ravasd: a stream could not start: " + "; ".join(fatal), file=self.out)
+                    return 1
+                break
+            if status_every and now - last >= status_every:
+                last = now
+                log.info(format_status(self.sup.status()))
+                self._notify()
+        return 0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        t0 = time.monotonic()
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        if self.sup is not None:
+            self.sup.stop()
+            self.sup = None
+            _finish_recording(self.cfg)
+        self.resources.close()  # the virtual mic disappears only after its writer stopped
+        self.lock.release()
+        log.info("stopped in %.2f s", time.monotonic() - t0)
+
+    # ------------------------------------------------------------------ control API
+    def status(self) -> dict[str, Any]:
+        st = self.sup.status() if self.sup else {}
+        st.update({"paused": self.paused, "voice": self.cfg.audio.voice, "video_converter": self.cfg.video.converter,
+                   "preview": self.preview, "uptime_s": round(time.time() - self.started, 1),
+                   "virtual_mic": getattr(self.resources.mic, "shown_as", None),
+                   "video_sink": self.cfg.video.sink, "audio_sink": self.cfg.audio.sink,
+                   "notes": self.notes})
+        return st
+
+    def pause(self) -> None:
+        self.paused = True
+        if self.sup:
+            self.sup.pause()
+        self._notify()
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.sup:
+            self.sup.resume()
+        self._notify()
+
+    def set_voice(self, name: str) -> None:
+        self._select("audio", "audio.voice", name)
+
+    def set_video_converter(self, name: str) -> None:
+        self._select("video", "video.converter", name)
+
+    def _select(self, kind: str, key: str, name: str) -> None:
+        from ..pipelines import converter_factory
+
+        new = self.cfg.replace(**{key: name})
+        converter_factory(kind, new)  # raises ConfigError listing the choices for an unknown name
+        self.cfg = new
+        if self.sup:
+            self.sup.swap(kind, new)
+        try:
+            config_mod.save_user_setting(key, name)  # persists across restarts, atomically
+        except RavasError as err:
+            log.warning("could not save %s: %s", key, err)
+        self._notify()
+
+    def calibrate(self) -> bool:
+        return bool(self.sup and self.sup.send("video", "call", "calibrate"))
+
+    def set_preview(self, on: bool) -> None:
+        self.preview = on
+        if self.sup:
+            self.sup.send("video", "preview", on)
+        self._notify()
+
+    def _notify(self) -> None:
+        for fn in list(self.listeners):
+            try:
+                fn()
+            except Exception:
+                log.debug("listener failed", exc_info=True)
+
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Control-socket dispatcher (JSON in, JSON out)."""
+        cmd = req["cmd"]
+        if cmd == "status":
+            return {"ok": True, "status": self.status()}
+        if cmd == "pause":
+            self.pause()
+        elif cmd == "resume":
+            self.resume()
+        elif cmd == "voice":
+            self.set_voice(str(req.get("name", "")))
+        elif cmd in ("avatar", "converter"):
+            self.set_video_converter(str(req.get("name", "")))
+        elif cmd == "calibrate":
+            if not self.calibrate():
+                return {"ok": False, "error": "the video stream is not running"}
+        elif cmd == "preview":
+            self.set_preview(bool(req.get("on", True)))
+        elif cmd == "quit":
+            self.stop_event.set()  # the loop (and the tray, which watches the event) ends
+        else:
+            return {"ok": False, "error": f"unknown command {cmd!r}"}
+        return {"ok": True}
+
+
+def run(cfg: Config, duration: float | None = None, status_every: float = 10.0, tray: bool | None = None,
+        out=sys.stderr) -> int:
+    """Run until a signal, ``ctl quit``, tray Quit, ``duration`` s, or the end of a non-looping file."""
+    daemon = Daemon(cfg, out=out)
+
+    def on_signal(signum, frame):
+        daemon.stop_event.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        daemon.start()
+        icon = None
+        if tray is not False:
+            from .tray import start_tray
+
+            icon = start_tray(daemon, required=bool(tray))
+            if icon is None:
+                print("tray: no display; running headless (control with `ravasd ctl`).", file=out)
+        if icon is not None:
+            code = [0]
+            worker = threading.Thread(target=lambda: code.__setitem__(0, daemon.loop(duration, status_every)),
+                                      name="daemon-loop", daemon=True)
+            worker.start()
+            icon.run_until(daemon.stop_event)  # GTK wants the main thread
+            daemon.stop_event.set()
+            worker.join(2.0)
+            rc = code[0]
+        else:
+            rc = daemon.loop(duration, status_every)
+    finally:
+        daemon.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+    print("ravasd stopped.", file=out)
+    return rc
+
+
+def _finish_recording(cfg: Config) -> None:
+    parts = output_parts(cfg)
+    if parts["video"] == parts["audio"] or not cfg.files.output:
+        return
+    from ..media.writer import mux
+
+    out = Path(cfg.files.output)
+    if parts["video"].exists() and parts["audio"].exists():
+        mux(parts["video"], parts["audio"], out)
+        print(f"recording written to {out}", file=sys.stderr)

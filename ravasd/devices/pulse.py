@@ -1,0 +1,100 @@
+"""PulseAudio / PipeWire-pulse through ``pactl``: server detection, module load/unload, routing.
+
+Debian's PortAudio has no PulseAudio host API, so a process reaches a given Pulse source/sink
+through PortAudio's ALSA ``pulse`` device plus ``PULSE_SOURCE``/``PULSE_SINK`` in its environment
+(read when the stream opens). :func:`route` returns that pair.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from typing import Any
+
+from ..errors import DeviceError
+
+
+def _pactl(*args: str, timeout: float = 5.0) -> subprocess.CompletedProcess:
+    return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def server_info() -> dict[str, Any] | None:
+    """``pactl info`` as a dict, or None when no server answers (or pactl is missing)."""
+    if not shutil.which("pactl"):
+        return None
+    try:
+        r = _pactl("--format=json", "info", timeout=3)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0:
+        return None
+    try:
+        return json.loads(r.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
+def is_pipewire(info: dict[str, Any]) -> bool:
+    return "pipewire" in str(info.get("server_name", "")).lower()
+
+
+def list_objects(kind: str) -> list[dict[str, Any]]:
+    """``pactl list sources|sinks|modules`` as dicts (empty when no server)."""
+    try:
+        r = _pactl("--format=json", "list", kind)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if r.returncode != 0:
+        return []
+    try:
+        return json.loads(r.stdout or "[]")
+    except json.JSONDecodeError:
+        return []
+
+
+def list_modules() -> list[tuple[int, str, str]]:
+    """Loaded modules as (index, name, argument) from ``pactl list short modules``."""
+    try:
+        r = _pactl("list", "short", "modules")
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    out = []
+    for line in r.stdout.splitlines() if r.returncode == 0 else []:
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[0].isdigit():
+            out.append((int(parts[0]), parts[1], parts[2] if len(parts) > 2 else ""))
+    return out
+
+
+def load_module(name: str, *args: str) -> int:
+    """Load a module; returns its index. Raises :class:`DeviceError` with pactl's message."""
+    r = _pactl("load-module", name, *args)
+    if r.returncode != 0:
+        raise DeviceError(f"pactl load-module {name} failed: {r.stderr.strip() or r.stdout.strip()}.")
+    return int(r.stdout.strip())
+
+
+def unload_module(index: int) -> None:
+    _pactl("unload-module", str(index))
+
+
+def find_source(name: str) -> str | None:
+    """The Pulse source whose name or description is ``name`` (monitors excluded)."""
+    for s in list_objects("sources"):
+        if name == s.get("name") or (name == s.get("description") and not s["name"].endswith(".monitor")):
+            return s["name"]
+    return None
+
+
+def find_sink(name: str) -> str | None:
+    for s in list_objects("sinks"):
+        if name in (s.get("name"), s.get("description")):
+            return s["name"]
+    return None
+
+
+def route(kind: str, pulse_name: str) -> str:
+    """Point this process's next PortAudio ``pulse`` stream at ``pulse_name``; returns the device."""
+    os.environ["PULSE_SOURCE" if kind == "input" else "PULSE_SINK"] = pulse_name
+    return "pulse"

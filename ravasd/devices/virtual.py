@@ -1,0 +1,213 @@
+"""Virtual devices RAVAS publishes to, as per-OS backends in registries (pyvirtualcam style).
+
+Each registry is tried in order on the current platform; the first backend that opens wins, and
+if none does, one :class:`DeviceError` lists every backend's failure and fix.
+
+Backend obligations:
+
+* ``open()`` is called once per daemon start, in the main process. It must raise
+  :class:`DeviceError` (with the fix) when unavailable, and must leave nothing behind then.
+* ``close()`` removes whatever ``open()`` created; idempotent; never raises.
+* Capability flags: ``creates_device`` (the app makes the device itself, no driver to install)
+  and ``needs_driver`` (a one-time install, see ``drivers/``).
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DeviceError
+from . import pulse
+
+log = logging.getLogger(__name__)
+
+MIC_NAME = "RAVAS Mic"
+CAMERA_LABEL = "RAVAS Camera"
+
+
+@dataclass(frozen=True)
+class MicEndpoint:
+    """Where the audio worker writes: a PortAudio ``device`` and, on Pulse, the sink to route to."""
+
+    backend: str
+    device: str | int | None
+    pulse_sink: str | None
+    shown_as: str  # what call apps list as the microphone
+
+
+# ------------------------------------------------------------------------------ microphone
+class PulseVirtualMic:
+    """Linux: a null sink we write into, whose monitor is re-exposed as the source "RAVAS Mic".
+
+    Works with PulseAudio and PipeWire-pulse; when ``module-remap-source`` is missing (some
+    PipeWire versions) ``module-virtual-source`` is used instead. Stale modules from a crashed
+    run are removed first.
+    """
+
+    name = "pulse"
+    platforms = ("linux",)
+    creates_device = True
+    needs_driver = False
+    SINK = "ravas_mic_sink"
+    SOURCE = "ravas_mic"
+
+    def __init__(self) -> None:
+        self.modules: list[int] = []
+
+    def open(self) -> MicEndpoint:
+        info = pulse.server_info()
+        if info is None:
+            raise DeviceError("no PulseAudio or PipeWire server answers (pactl info failed)",
+                              "start your desktop's sound server (pipewire-pulse or pulseaudio); "
+                              "`sudo apt install pulseaudio-utils` provides pactl.")
+        self.remove_stale()
+        sink_props = "sink_properties=\"device.description='RAVAS Mic (feed)' device.class=abstract\""
+        self.modules.append(pulse.load_module("module-null-sink", f"sink_name={self.SINK}", "rate=48000",
+                                              "channels=1", "channel_map=mono", sink_props))
+        src_props = f"source_properties=\"device.description='{MIC_NAME}' device.icon_name=audio-input-microphone\""
+        errors = []
+        for module in ("module-remap-source", "module-virtual-source"):
+            try:
+                self.modules.append(pulse.load_module(module, f"source_name={self.SOURCE}",
+                                                      f"master={self.SINK}.monitor", "channels=1",
+                                                      "channel_map=mono", src_props))
+                break
+            except DeviceError as err:
+                errors.append(err.message)
+        else:
+            self.close()
+            raise DeviceError("cannot create the RAVAS Mic source: " + "; ".join(errors),
+                              "update PulseAudio/PipeWire (module-remap-source or module-virtual-source needed).")
+        log.info("created %s on %s", MIC_NAME, info.get("server_name", "pulse"))
+        return MicEndpoint(self.name, "pulse", self.SINK, MIC_NAME)
+
+    def remove_stale(self) -> int:
+        """Unload RAVAS modules left by a crashed run; returns how many were removed."""
+        tags = (f" sink_name={self.SINK} ", f" source_name={self.SOURCE} ")
+        stale = [idx for idx, _, arg in pulse.list_modules() if any(t in f" {arg} " for t in tags)]
+        for idx in sorted(stale, reverse=True):  # the source before the sink it reads from
+            pulse.unload_module(idx)
+        if stale:
+            log.info("removed %d stale RAVAS audio modules", len(stale))
+        return len(stale)
+
+    def close(self) -> None:
+        for idx in reversed(self.modules):
+            try:
+                pulse.unload_module(idx)
+            except Exception:
+                pass
+        self.modules.clear()
+
+
+class NamedOutputMic:
+    """macOS/Windows: a virtual cable installed once; RAVAS plays into its output side by name."""
+
+    creates_device = False
+    needs_driver = True
+
+    def __init__(self, name: str, platforms: tuple[str, ...], output_name: str, shown_as: str, fix: str) -> None:
+        self.name, self.platforms, self.output_name, self.shown_as, self.fix = (
+            name, platforms, output_name, shown_as, fix)
+
+    def open(self) -> MicEndpoint:
+        import sounddevice as sd
+
+        for d in sd.query_devices():
+            if self.output_name.lower() in d["name"].lower() and d["max_output_channels"] > 0:
+                return MicEndpoint(self.name, d["index"], None, self.shown_as)
+        raise DeviceError(f"no output device named '{self.output_name}'", self.fix)
+
+    def close(self) -> None:
+        pass
+
+
+MIC_BACKENDS: list[Callable[[], object]] = [
+    PulseVirtualMic,
+    lambda: NamedOutputMic("blackhole", ("darwin",), "BlackHole 2ch", "BlackHole 2ch",
+                           "install BlackHole 2ch (`brew install blackhole-2ch`), see drivers/macos/README.md."),
+    lambda: NamedOutputMic("vb-cable", ("win32",), "CABLE Input", "CABLE Output",
+                           "install VB-CABLE from vb-audio.com, see drivers/windows/README.md."),
+]
+
+
+def _platform_matches(backend: object, platform: str) -> bool:
+    return any(platform.startswith(p) for p in getattr(backend, "platforms", ()))
+
+
+def open_virtual_mic(platform: str | None = None) -> tuple[object, MicEndpoint]:
+    """Open the first virtual-mic backend that works here; returns (backend, endpoint)."""
+    platform = platform or sys.platform
+    errors, fixes = [], []
+    for make in MIC_BACKENDS:
+        backend = make()
+        if not _platform_matches(backend, platform):
+            continue
+        try:
+            return backend, backend.open()  # type: ignore[attr-defined]
+        except DeviceError as err:
+            errors.append(f"'{backend.name}' backend: {err.message}")  # type: ignore[attr-defined]
+            if err.fix:
+                fixes.append(err.fix)
+    if not errors:
+        raise DeviceError(f"no virtual microphone backend for platform {platform}.")
+    raise DeviceError("RAVAS Mic is not available — " + " | ".join(errors), " / ".join(fixes) or None)
+
+
+# ------------------------------------------------------------------------------ camera
+@dataclass(frozen=True)
+class CameraBackend:
+    name: str  # pyvirtualcam backend name
+    platforms: tuple[str, ...]
+    needs_driver: bool
+    fix: str
+    find: Callable[[], str | None] = lambda: None  # device to pass to pyvirtualcam (None = its default)
+
+
+def find_v4l2_device(label: str = CAMERA_LABEL, sysfs: str = "/sys/class/video4linux") -> str | None:
+    """The /dev/videoN whose v4l2loopback card label is ``label``, or None."""
+    for name_file in sorted(glob.glob(f"{sysfs}/video*/name")):
+        if Path(name_file).read_text().strip() == label:
+            return f"/dev/{Path(name_file).parent.name}"
+    return None
+
+
+def _v4l2_find() -> str:
+    dev = find_v4l2_device()
+    if dev is None:
+        raise DeviceError(f"no v4l2loopback device labelled \"{CAMERA_LABEL}\"",
+                          "run `sudo drivers/linux/setup-v4l2loopback.sh` once (loads v4l2loopback with "
+                          f"card_label=\"{CAMERA_LABEL}\").")
+    return dev
+
+
+CAMERA_BACKENDS: list[CameraBackend] = [
+    CameraBackend("v4l2loopback", ("linux",), True,
+                  "run `sudo drivers/linux/setup-v4l2loopback.sh` once.", _v4l2_find),
+    CameraBackend("obs", ("darwin", "win32"), True,
+                  "install OBS Studio and start its Virtual Camera once (drivers/macos or drivers/windows)."),
+    CameraBackend("unitycapture", ("win32",), True, "install Unity Capture (drivers/windows/README.md)."),
+]
+
+
+def open_virtual_camera(width: int, height: int, fps: float, platform: str | None = None):
+    """A :class:`~ravasd.video.sinks.VirtualCameraSink` on the first backend that opens."""
+    from ..video.sinks import VirtualCameraSink
+
+    platform = platform or sys.platform
+    errors = []
+    for b in CAMERA_BACKENDS:
+        if not any(platform.startswith(p) for p in b.platforms):
+            continue
+        try:
+            return VirtualCameraSink(width, height, fps, device=b.find(), backend=b.name)
+        except DeviceError as err:
+            errors.append(f"'{b.name}' backend: {err.message}")
+    if not errors:
+        raise DeviceError(f"no virtual camera backend for platform {platform}.")
+    fixes = " / ".join(b.fix for b in CAMERA_BACKENDS if any(platform.startswith(p) for p in b.platforms))
+    raise DeviceError("RAVAS Camera is not available — " + " | ".join(errors), fixes)

@@ -1,0 +1,160 @@
+"""``ravasd doctor``: check every part RAVAS needs and print the exact fix for this OS.
+
+Each check returns a :class:`Check`. ``required`` failures make the command exit non-zero;
+missing camera/mic/display are warnings because the daemon has fallbacks for them.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+
+from .config import Config
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | warn | fail | info
+    detail: str
+    fix: str = ""
+
+
+def _camera(cfg: Config) -> Check:
+    from .devices.listing import cameras
+    from .video.sources import camera_available
+
+    real = [c for c in cameras() if not c["virtual"]] if sys.platform.startswith("linux") else []
+    if camera_available(cfg.video.camera):
+        return Check("camera", "ok", f"camera {cfg.video.camera!r} opens")
+    hint = f"; found: {', '.join(c['path'] for c in real)}" if real else ""
+    return Check("camera", "warn", f"no camera at {cfg.video.camera!r}{hint}; the demo source will be used",
+                 "connect a camera or set video.camera (`ravasd devices` lists them).")
+
+
+def _microphone(cfg: Config) -> Check:
+    from .devices import pulse
+    from .pipelines import _default_input_exists
+
+    info = pulse.server_info() if sys.platform.startswith("linux") else None
+    if cfg.audio.input_device is not None:
+        name = cfg.audio.input_device
+        if (isinstance(name, str) and info and pulse.find_source(name)) or _default_input_exists(name):
+            return Check("microphone", "ok", f"{name!r} found")
+        return Check("microphone", "warn", f"{name!r} not found; the demo voice will be used",
+                     "set audio.input_device to a name from `ravasd devices`.")
+    if info:
+        src = str(info.get("default_source_name") or "")
+        if src and not src.endswith(".monitor") and not src.startswith("ravas_mic"):
+            return Check("microphone", "ok", f"default source {src}")
+    elif _default_input_exists(None):
+        return Check("microphone", "ok", "default input device")
+    return Check("microphone", "warn", "no microphone; the demo voice will be used",
+                 "connect a microphone or set audio.input_device.")
+
+
+def _virtual_camera(cfg: Config) -> Check:
+    from .devices.virtual import open_virtual_camera
+    from .errors import DeviceError
+
+    try:
+        sink = open_virtual_camera(cfg.video.width, cfg.video.height, cfg.video.fps)
+        dev = sink.device
+        sink.close()
+        return Check("virtual camera", "ok", f"RAVAS Camera at {dev}")
+    except DeviceError as err:
+        return Check("virtual camera", "fail", err.message, err.fix or "")
+
+
+def _virtual_mic() -> Check:
+    from .daemon.control import request
+    from .devices.virtual import open_virtual_mic
+    from .errors import DeviceError, RavasError
+
+    try:  # a running daemon owns the device: do not touch its modules
+        st = request("status", timeout=1.0)
+        if st.get("ok") and st["status"].get("virtual_mic"):
+            return Check("virtual mic", "ok", f"{st['status']['virtual_mic']} (daemon running)")
+    except (RavasError, OSError, ValueError):
+        pass
+    try:
+        backend, ep = open_virtual_mic()
+        backend.close()
+        kind = "created and removed" if getattr(backend, "creates_device", False) else "found"
+        return Check("virtual mic", "ok", f"{ep.shown_as} can be {kind} ({ep.backend})")
+    except DeviceError as err:
+        return Check("virtual mic", "fail", err.message, err.fix or "see drivers/README.md.")  # noqa: E501
+
+
+def _models(cfg: Config) -> Check:
+    from .errors import ModelError
+    from .models import FACE_LANDMARKER, cache_path, find
+
+    try:
+        path = find(FACE_LANDMARKER, cfg.models.face_landmarker)
+    except ModelError as err:
+        return Check("model files", "fail", err.message, err.fix or "")
+    if path is None:
+        how = "it will be downloaded at first use" if cfg.models.allow_download else "downloads are off"
+        return Check("model files", "fail", f"{FACE_LANDMARKER.name} not found ({how})",
+                     f"run `ravasd models fetch`, or put it at {cache_path(FACE_LANDMARKER)} or in $RAVAS_MODELS_DIR.")
+    return Check("model files", "ok", f"{FACE_LANDMARKER.name} at {path}")
+
+
+def _opengl() -> Check:
+    try:
+        import moderngl
+
+        ctx = moderngl.create_standalone_context(backend="egl") if sys.platform.startswith("linux") \
+            else moderngl.create_standalone_context()
+        renderer = ctx.info.get("GL_RENDERER", "?")
+        ctx.release()
+        return Check("OpenGL", "ok", f"{renderer}")
+    except Exception as err:
+        fix = "sudo apt install libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri" if sys.platform.startswith("linux") \
+            else "update your graphics driver."
+        return Check("OpenGL", "fail", f"no OpenGL context ({err})", fix)
+
+
+def _tray() -> Check:
+    from .daemon.tray import display_available
+
+    if not display_available():
+        return Check("tray/display", "warn", "no display: the daemon runs headless (control with `ravasd ctl`)",
+                     "run inside a desktop session for the tray icon.")
+    try:
+        import pystray  # noqa: F401
+    except Exception as err:
+        return Check("tray/display", "warn", f"pystray cannot load ({err})",
+                     "sudo apt install python3-gi gir1.2-ayatanaappindicator3-0.1 gir1.2-gtk-3.0")
+    return Check("tray/display", "ok", "display available")
+
+
+def _autostart() -> Check:
+    from .daemon import autostart
+
+    st = autostart.status()
+    if st["enabled"]:
+        return Check("autostart", "ok", "enabled: " + ", ".join(st["where"]))
+    return Check("autostart", "info", "not enabled", "`ravasd autostart enable` starts RAVAS at login.")
+
+
+def run_checks(cfg: Config) -> list[Check]:
+    return [_camera(cfg), _microphone(cfg), _virtual_camera(cfg), _virtual_mic(), _models(cfg), _opengl(),
+            _tray(), _autostart()]
+
+
+def report(checks: list[Check], as_json: bool = False) -> tuple[str, int]:
+    import json
+
+    code = 1 if any(c.status == "fail" for c in checks) else 0
+    if as_json:
+        return json.dumps({"ok": code == 0, "checks": [asdict(c) for c in checks]}, indent=2), code
+    label = {"ok": "OK  ", "warn": "WARN", "fail": "FAIL", "info": "INFO"}
+    lines = []
+    for c in checks:
+        lines.append(f"{label[c.status]}  {c.name:<15} {c.detail}")
+        if c.fix and c.status != "ok":
+            lines.append(f"      {'':<15} fix: {c.fix}")
+    lines.append("All required parts are present." if code == 0 else
+                 "Some required parts are missing (FAIL above); RAVAS runs, but those outputs are discarded.")
+    return "\n".join(lines), code
