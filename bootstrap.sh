@@ -10,7 +10,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-gi gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1  # tray (pystray gtk)
   libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils                     # audio devices
   libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri                                      # headless OpenGL
-  xvfb dbus dbus-x11 ffmpeg espeak-ng flite                                        # tests: display, media, speech
+  xvfb dbus dbus-x11 procps ffmpeg espeak-ng flite                                 # tests: display, media, speech
 )
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
