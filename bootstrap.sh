@@ -13,12 +13,15 @@ APT_PACKAGES=(
   xvfb dbus dbus-x11 procps ffmpeg espeak-ng flite                                 # tests: display, media, speech
 )
 
+# Only for the test suite: a PipeWire server, so RAVAS Mic is tested on both sound servers.
+TEST_PACKAGES=(pipewire pipewire-pulse wireplumber)
+
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
 
 install_system_packages() {
-  command -v apt-get >/dev/null || { log "no apt-get: install the equivalents of: ${APT_PACKAGES[*]}"; return; }
+  command -v apt-get >/dev/null || { log "no apt-get: install the equivalents of: $*"; return; }
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return
@@ -50,7 +53,11 @@ make_venv() {
 
 cmd="${1:-run}"
 shift || true
-install_system_packages
+if [ "$cmd" = test ]; then
+  install_system_packages "${APT_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+else
+  install_system_packages "${APT_PACKAGES[@]}"
+fi
 make_venv
 export OPENBLAS_NUM_THREADS=1
 case "$cmd" in

@@ -26,6 +26,19 @@ def media_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("media")
 
 
+@pytest.fixture(scope="session", params=["pulseaudio", "pipewire"])
+def sound_server(request, tmp_path_factory):
+    """Each real sound server in turn (for end-to-end tests that must work on both)."""
+    if request.param == "pulseaudio":
+        yield request.getfixturevalue("pulse")
+        return
+    from pulse import PipeWireServer
+
+    server = PipeWireServer(tmp_path_factory.mktemp("pipewire"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def pulse(tmp_path_factory):
     """A real PulseAudio server for the session; sets PULSE_SERVER for this process too."""

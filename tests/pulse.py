@@ -50,3 +50,57 @@ class PulseServer:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class PipeWireServer:
+    """PipeWire + WirePlumber + pipewire-pulse with a private session bus; same interface as
+    :class:`PulseServer` (the fake microphone is made with ``pactl load-module``)."""
+
+    def __init__(self, root: Path) -> None:
+        for prog in ("pipewire", "wireplumber", "pipewire-pulse", "dbus-daemon"):
+            if not shutil.which(prog):
+                raise RuntimeError(f"{prog} is not installed (./bootstrap.sh test installs it)")
+        home, xdg = root / "home", root / "xdg"
+        home.mkdir(parents=True, exist_ok=True)
+        xdg.mkdir(parents=True, exist_ok=True, mode=0o700)
+        bus = xdg / "bus"
+        self.env = {k: v for k, v in os.environ.items() if k not in ("PULSE_SERVER", "DISPLAY")}
+        self.env.update(HOME=str(home), XDG_RUNTIME_DIR=str(xdg), DBUS_SESSION_BUS_ADDRESS=f"unix:path={bus}")
+        self.procs = [subprocess.Popen(["dbus-daemon", "--session", f"--address=unix:path={bus}", "--nofork",
+                                        "--nopidfile"], env=self.env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)]
+        for _ in range(100):
+            if bus.exists():
+                break
+            time.sleep(0.05)
+        log = open(root / "pipewire.log", "w")
+        for prog in ("pipewire", "wireplumber", "pipewire-pulse"):
+            self.procs.append(subprocess.Popen([prog], env=self.env, stdout=log, stderr=log))
+            time.sleep(0.3)
+        self.env["PULSE_SERVER"] = f"unix:{xdg}/pulse/native"
+        for _ in range(200):
+            if subprocess.run(["pactl", "info"], env=self.env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.05)
+        else:
+            self.stop()
+            raise RuntimeError(f"pipewire-pulse did not start; see {root / 'pipewire.log'}")
+        for line in CI_PA.splitlines()[2:]:  # the same fake microphone and test sink as PulseServer
+            args = line.split(" ", 2)[1:]
+            name, rest = args[0], args[1]
+            import shlex
+
+            self.pactl("load-module", name, *shlex.split(rest))
+
+    def pactl(self, *args: str) -> str:
+        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True,
+                              check=True).stdout
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -16,7 +16,9 @@ class DeviceAudioSink:
     A small FIFO sits between ``write`` and the PortAudio callback. The callback plays silence on
     underrun and waits for ``preroll`` blocks before it starts again. Latency cannot creep: when
     the FIFO has held more than ``preroll + 2`` blocks for 0.3 s the excess is dropped (counted),
-    and ``write`` never lets it exceed ``max_latency`` s.
+    and ``write`` never lets it exceed ``max_latency`` s. Each underrun grows the pre-roll and that
+    target by one block (an adaptive jitter buffer: bursty servers such as PipeWire settle at
+    their quantum).
 
     ``clocked``: the device's clock paces playback, so the runner sends no silence blocks.
     """
@@ -65,6 +67,10 @@ class DeviceAudioSink:
             if self._primed:
                 self.underruns += 1
                 self._primed = False
+                # the input arrives in larger bursts than we buffer for: buffer one block more
+                limit = self.max_samples // 2
+                self.preroll = min(self.preroll + self.block, limit)
+                self.target = min(self.target + self.block, limit)
         outdata.fill(0)
 
     def write(self, block: AnonAudio) -> None:

@@ -171,7 +171,10 @@ class StreamRunner:
         """Status as a plain dict, with device xrun counters folded in (any thread)."""
         self.status.xruns = int(getattr(self._source, "overflows", 0) or 0) + int(
             getattr(self._sink, "underruns", 0) or 0)
-        return self.status.as_dict()
+        d = self.status.as_dict()
+        # blocks the devices' own bounded buffers dropped (latency bound) count as dropped too
+        d["dropped"] += int(getattr(self._source, "dropped", 0) or 0) + int(getattr(self._sink, "dropped", 0) or 0)
+        return d
 
     _sink: Any = None
 
@@ -407,9 +410,15 @@ class StreamRunner:
                 self._smooth("latency_ms", (now - frame.ts) * 1000)
                 self._rate_tick(now)
 
+    _mean_dt = 0.0
+
     def _rate_tick(self, now: float) -> None:
-        if self._last_out_t is not None and now > self._last_out_t:
-            self._smooth("rate", 1.0 / (now - self._last_out_t), 0.05)
+        # average the interval, not its inverse: bursty delivery must not inflate the rate
+        if self._last_out_t is not None:
+            dt = now - self._last_out_t
+            self._mean_dt = dt if self._mean_dt == 0 else self._mean_dt + 0.02 * (dt - self._mean_dt)
+            if self._mean_dt > 0:
+                self.status.rate = 1.0 / self._mean_dt
         self._last_out_t = now
 
     def _publish_audio(self, sink: Any) -> None:
