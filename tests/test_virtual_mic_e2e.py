@@ -83,6 +83,13 @@ def _locate(ref: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _status(env) -> dict:
+    st = subprocess.run([sys.executable, "-m", "ravasd", "ctl", "status", "--json"], env=env,
+                        capture_output=True, text=True, timeout=10)
+    assert st.returncode == 0, st.stderr
+    return json.loads(st.stdout)
+
+
 def _wait_size(path, size, timeout=10.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -128,17 +135,18 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
         ref = subprocess.Popen(["parecord", "--device=fake_mic", "--latency-msec=20", "--channels=1",
                                 f"--rate={RATE}", "--file-format=wav", str(tmp_path / "ref.wav")], env=env)
         # wait until the recorder really receives data (the daemon keeps RAVAS Mic fed with silence)
-        assert _wait_size(tmp_path / "rec.wav", RATE)  # 0.5 s of 16-bit samples
+        assert _wait_size(tmp_path / "rec.wav", RATE) and _wait_size(tmp_path / "ref.wav", RATE)  # 0.5 s
+        deadline = time.monotonic() + 10
+        while "published" not in _status(env)["audio"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        before = _status(env)["audio"]  # start-up transients (the first capture burst) are not counted
         subprocess.run(["paplay", "--device=fake_cam_mic", "--latency-msec=20", str(wav)], env=env, check=True,
                        timeout=60)
-        time.sleep(0.6)
+        time.sleep(1.5)
         for p in (rec, ref):
             p.terminate()
             p.wait(5)
-        st = subprocess.run([sys.executable, "-m", "ravasd", "ctl", "status", "--json"], env=env,
-                            capture_output=True, text=True, timeout=10)
-        assert st.returncode == 0, st.stderr
-        status = json.loads(st.stdout)
+        status = _status(env)
         assert status["virtual_mic"] == "RAVAS Mic" and status["voice"] == "ringmod"
         a = status["audio"]
         assert a["state"] == "running" and a["published"] > 100 and a["restarts"] == 0
@@ -160,13 +168,22 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
     seg = y[lag:lag + len(x)]
     assert len(seg) == len(x), "recording ended before the speech did"
     # converted: ring-modulated speech explains the recording; the raw speech does not
-    assert ringmod_fit(seg, x) > 0.8
     assert plain_fit(seg, x) < 0.2
-    # no dropouts: every 250 ms window with speech in it is still a clean ring-modulated copy
+    # no dropouts: each 250 ms window with speech, aligned on its own (so one glitch spoils one
+    # window, not all after it), is a clean ring-modulated copy, and the daemon counted no drops
+    # and no device xruns while the speech played. One scheduling hiccup of a loaded 2-core CI box
+    # is tolerated.
     win = RATE // 4
-    fits = [ringmod_fit(seg[i:i + win], x[i:i + win]) for i in range(0, len(x) - win, win)
-            if np.abs(x[i:i + win]).max() > 0.1]
-    assert min(fits) > 0.5, f"window fits {np.round(fits, 2)}; status {a}"
+    fits = []
+    for i in range(0, len(x) - win, win):
+        if np.abs(x[i:i + win]).max() > 0.1:
+            lo = max(0, lag + i - 480)
+            fits.append(max(ringmod_fit(y[j:j + win], x[i:i + win]) for j in range(lo, lag + i + 480, 8)
+                            if j + win <= len(y)))
+    fits = np.array(fits)
+    glitches = a["dropped"] + a["xruns"] - before["dropped"] - before["xruns"]
+    assert glitches <= 1, {k: (before[k], a[k]) for k in ("dropped", "device_dropped", "xruns")}
+    assert (fits < 0.9).sum() <= 1 and np.median(fits) > 0.99, f"window fits {np.round(fits, 2)}; {before} → {a}"
     # the whole path (pulse capture → daemon → RAVAS Mic) adds a bounded delay; parecord started earlier
     latency_ms = a["latency_ms"]
     assert 0 < latency_ms < 150

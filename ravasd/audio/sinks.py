@@ -15,10 +15,10 @@ class DeviceAudioSink:
 
     A small FIFO sits between ``write`` and the PortAudio callback. The callback plays silence on
     underrun and waits for ``preroll`` blocks before it starts again. Latency cannot creep: when
-    the FIFO has held more than ``preroll + 2`` blocks for 0.3 s the excess is dropped (counted),
-    and ``write`` never lets it exceed ``max_latency`` s. Each underrun grows the pre-roll and that
-    target by one block (an adaptive jitter buffer: bursty servers such as PipeWire settle at
-    their quantum).
+    the FIFO's lowest fill over 1 s exceeds the safety margin (``preroll`` − 1 block) by two blocks or
+    more, that excess is dropped (counted: clock drift between devices), and ``write`` never lets it
+    exceed ``max_latency`` s. Each underrun grows the pre-roll by one block (an adaptive jitter
+    buffer: bursty servers such as PipeWire settle at their quantum).
 
     ``clocked``: the device's clock paces playback, so the runner sends no silence blocks.
     """
@@ -26,7 +26,7 @@ class DeviceAudioSink:
     clocked = True
 
     def __init__(self, device: int | str | None, rate: int, block: int, max_latency: float = 0.2,
-                 preroll: int = 2) -> None:
+                 preroll: int = 3) -> None:
         import sounddevice as sd
 
         self.rate, self.block = rate, block
@@ -35,8 +35,8 @@ class DeviceAudioSink:
         self._buf = np.zeros(0, np.float32)
         self._lock = threading.Lock()
         self._primed = False
-        self.target = self.preroll + 2 * block
-        self._over_since = 0  # samples played while above target
+        self._win_min = 1 << 30  # lowest FIFO fill in the current 1 s window (samples)
+        self._win_n = 0
         self.underruns = 0
         self.dropped = 0
         try:
@@ -55,22 +55,23 @@ class DeviceAudioSink:
             if self._primed and len(self._buf) >= frames:
                 outdata[:, 0] = self._buf[:frames]
                 self._buf = self._buf[frames:]
-                if len(self._buf) > self.target:
-                    self._over_since += frames
-                    if self._over_since > 0.3 * self.rate:  # a persistent backlog, not jitter
-                        self._buf = self._buf[len(self._buf) - self.target:]
+                # latency control on the *lowest* fill of each 1 s window: bursty input makes the
+                # fill swing, but a minimum well above the safety margin is latency we need not have
+                self._win_min = min(self._win_min, len(self._buf))
+                self._win_n += frames
+                if self._win_n >= self.rate:
+                    margin = max(self.block, self.preroll - self.block)
+                    excess = self._win_min - margin
+                    if excess >= 2 * self.block:  # hysteresis: jitter is not drift
+                        self._buf = self._buf[excess:]
                         self.dropped += 1
-                        self._over_since = 0
-                else:
-                    self._over_since = 0
+                    self._win_min, self._win_n = len(self._buf), 0
                 return
             if self._primed:
                 self.underruns += 1
                 self._primed = False
                 # the input arrives in larger bursts than we buffer for: buffer one block more
-                limit = self.max_samples // 2
-                self.preroll = min(self.preroll + self.block, limit)
-                self.target = min(self.target + self.block, limit)
+                self.preroll = min(self.preroll + self.block, self.max_samples // 2)
         outdata.fill(0)
 
     def write(self, block: AnonAudio) -> None:

@@ -172,8 +172,10 @@ class StreamRunner:
         self.status.xruns = int(getattr(self._source, "overflows", 0) or 0) + int(
             getattr(self._sink, "underruns", 0) or 0)
         d = self.status.as_dict()
-        # blocks the devices' own bounded buffers dropped (latency bound) count as dropped too
-        d["dropped"] += int(getattr(self._source, "dropped", 0) or 0) + int(getattr(self._sink, "dropped", 0) or 0)
+        # what the devices' own bounded buffers dropped (latency bound) counts as dropped too
+        d["device_dropped"] = {"source": int(getattr(self._source, "dropped", 0) or 0),
+                               "sink": int(getattr(self._sink, "dropped", 0) or 0)}
+        d["dropped"] += sum(d["device_dropped"].values())
         return d
 
     _sink: Any = None

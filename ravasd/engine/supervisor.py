@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict[str, Any]) -> None:
     """Entry point of a stream worker process (spawned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    # the default 5 ms GIL switch interval is a whole audio block: hand the GIL over sooner so the
+    # PortAudio callbacks and the convert thread keep their deadlines
+    sys.setswitchinterval(0.001)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     from .. import logs, pipelines
 
