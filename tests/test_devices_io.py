@@ -104,6 +104,12 @@ def test_virtual_camera_sink_up_to_pyvirtualcam(monkeypatch):
             self.closed = True
 
     monkeypatch.setattr(pyvirtualcam, "Camera", FakeCamera)
+    v4l2 = VirtualCameraSink(641, 360, 30, device="/dev/video10", backend="v4l2loopback")
+    w, h, fps, kw = FakeCamera.last.args
+    assert (w, h, kw["fmt"], kw["device"]) == (642, 360, pyvirtualcam.PixelFormat.I420, "/dev/video10")
+    v4l2.write(AnonFrame(np.full((360, 641, 3), 255, np.uint8), 0.0))
+    assert sent[-1].shape == (540, 642) and sent[-1][:360].min() >= 235  # Y plane of white
+    sent.clear()
     sink = VirtualCameraSink(640, 360, 30)
     w, h, fps, kw = FakeCamera.last.args
     assert (w, h, fps) == (640, 360, 30) and kw["fmt"] == pyvirtualcam.PixelFormat.RGB

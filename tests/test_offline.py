@@ -127,3 +127,16 @@ def test_cli_anonymize_end_to_end(media_dir, tmp_path, ravas_home):
     r = subprocess.run([sys.executable, "-m", "ravasd", "anonymize", str(tmp_path / "nope.avi"), "-o",
                         str(tmp_path / "x.mp4")], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_writer_accepts_irregular_live_frame_times(tmp_path):
+    """Live recordings repeat frames and publish them at jittery times; the file must still close."""
+    from ravasd.engine.frames import AnonFrame
+    from ravasd.media.writer import MediaWriter
+
+    w = MediaWriter(tmp_path / "live.mp4", width=64, height=48, fps=30)
+    for i, t in enumerate([0, 0.0005, 0.033, 0.066, 0.1, 0.1001, 0.133]):
+        w.write_frame(AnonFrame(np.full((48, 64, 3), i * 30, np.uint8), t))
+    w.commit()
+    frames, _, _ = _streams(tmp_path / "live.mp4")
+    assert len(frames) == 7

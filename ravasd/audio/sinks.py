@@ -107,6 +107,8 @@ class DeviceAudioSink:
 class FileAudioSink:
     """Records the published audio as WAV/FLAC (its timeline is the published block sequence)."""
 
+    slow_close = True  # close() flushes the encoder: the runner waits for it
+
     def __init__(self, path: str | Path, rate: int) -> None:
         from ..media.writer import MediaWriter
 

@@ -237,12 +237,18 @@ def run(cfg: Config, duration: float | None = None, status_every: float = 10.0, 
 
 
 def _finish_recording(cfg: Config) -> None:
-    parts = output_parts(cfg)
-    if parts["video"] == parts["audio"] or not cfg.files.output:
+    if not cfg.files.output or "file" not in (cfg.video.sink, cfg.audio.sink):
         return
-    from ..media.writer import mux
-
+    parts = output_parts(cfg)
     out = Path(cfg.files.output)
-    if parts["video"].exists() and parts["audio"].exists():
+    if parts["video"] != parts["audio"]:
+        missing = [k for k, p in parts.items() if not p.exists()]
+        if missing:
+            log.error("recording %s is incomplete: the %s part was not written", out, " and ".join(missing))
+            print(f"ravasd: error: the recording {out} is incomplete ({', '.join(missing)} missing); "
+                  "see the log.", file=sys.stderr)
+            return
+        from ..media.writer import mux
+
         mux(parts["video"], parts["audio"], out)
-        print(f"recording written to {out}", file=sys.stderr)
+    print(f"recording written to {out}", file=sys.stderr)

@@ -164,7 +164,9 @@ class StreamRunner:
         if src is not None:
             _quiet_close(src)  # unblocks a read() that waits on a device
         for t in self._threads:
-            t.join(max(0.05, deadline - time.monotonic()))
+            # a file sink must finish writing its file (encoder flush) or the recording is lost
+            extra = 20.0 if t.name.endswith("publish") and getattr(self._sink, "slow_close", False) else 0.0
+            t.join(max(0.05, deadline + extra - time.monotonic()))
         self.status.state = "stopped"
 
     def snapshot(self) -> dict[str, Any]:

@@ -189,7 +189,11 @@ class Supervisor:
                           fatal=w.fatal)
         return out
 
-    def stop(self, timeout: float = 1.8) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the workers: 1.8 s for live devices, longer when a file is being written."""
+        if timeout is None:
+            recording = any(getattr(self.cfg, k).sink == "file" for k in self.workers)
+            timeout = 25.0 if recording else 1.8
         self._stopping = True
         self.broadcast("stop")
         t_end = time.monotonic() + timeout

@@ -59,7 +59,10 @@ class MediaWriter:
             self.vstream.width, self.vstream.height = self.width, self.height
             self.vstream.pix_fmt = "yuv420p"
             self.vstream.time_base = TIME_BASE
-            self.vstream.options = {"crf": "20", "preset": "veryfast"}
+            self.vstream.codec_context.time_base = TIME_BASE  # keep sub-frame timing (live recordings)
+            # no B-frames: live recordings have irregular frame times, which B-frame reordering
+            # turns into invalid decode timestamps
+            self.vstream.options = {"crf": "20", "preset": "veryfast", "bf": "0"}
         if audio_rate:
             codec = {"mp4": "aac", "mov": "aac", "matroska": "aac", "wav": "pcm_s16le", "flac": "flac"}[fmt]
             self.astream = self.container.add_stream(codec, rate=audio_rate)

@@ -3,6 +3,7 @@ runner's publish thread at the output cadence."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,24 +28,32 @@ class VirtualCameraSink:
     """
 
     def __init__(self, width: int, height: int, fps: float, device: str | None = None,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, i420: bool | None = None) -> None:
         import pyvirtualcam
 
+        # v4l2loopback: we hand over I420 ourselves, the format every call app accepts; the other
+        # backends take RGB. Odd sizes cannot be I420, so they are rounded up to even.
+        self.i420 = (backend == "v4l2loopback") if i420 is None else i420
+        if self.i420:
+            width, height = width + width % 2, height + height % 2
+        fmt = pyvirtualcam.PixelFormat.I420 if self.i420 else pyvirtualcam.PixelFormat.RGB
         try:
-            self.cam = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.RGB,
-                                           device=device, backend=backend, print_fps=False)
+            self.cam = pyvirtualcam.Camera(width, height, fps, fmt=fmt, device=device, backend=backend,
+                                           print_fps=False)
         except (RuntimeError, KeyError, ValueError) as err:
             raise DeviceError(f"not available ({err})", virtual_camera_fix()) from None
         self.size = (width, height)
         self.device = self.cam.device
 
     def write(self, frame: AnonFrame) -> None:
+        import cv2
+
         require_anon(frame, AnonFrame)
         img = frame.image
         if (img.shape[1], img.shape[0]) != self.size:
-            import cv2
-
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+        if self.i420:
+            img = cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420)  # (H*3/2, W) planar Y, U, V
         self.cam.send(np.ascontiguousarray(img))
 
     def close(self) -> None:
@@ -79,7 +88,9 @@ class PreviewSink:
 
 
 class FileVideoSink:
-    """Records the published frames (H.264) with their timing, relative to the first frame."""
+    """Records the published frames (H.264) as they were published (publish-time timeline)."""
+
+    slow_close = True  # close() flushes the encoder: the runner waits for it
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
         from ..media.writer import MediaWriter
@@ -89,9 +100,11 @@ class FileVideoSink:
 
     def write(self, frame: AnonFrame) -> None:
         require_anon(frame, AnonFrame)
+        # the recording's timeline is the publish time: a repeated frame is shown again, later
+        now = time.monotonic()
         if self._t0 is None:
-            self._t0 = frame.ts
-        self.writer.write_frame(AnonFrame(frame.image, max(0.0, frame.ts - self._t0), frame.placeholder))
+            self._t0 = now
+        self.writer.write_frame(AnonFrame(frame.image, now - self._t0, frame.placeholder))
 
     def close(self) -> None:
         self.writer.commit()
