@@ -41,6 +41,7 @@ class VideoConfig:
                    choices=("auto", "virtual", "file", "preview", "null"))
     deadline_ms: int = _f(250, "Show the placeholder when no anonymized frame is newer than this.",
                           range=(20, 5000))
+    detection_log: Union[str, None] = _f(None, "Write face-tracking results to this JSON file (RAVAS format).")
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def _build_video(cfg: Config) -> StreamRunner:
         "file": lambda: sinks.FileVideoSink(output_parts(cfg)["video"], w, h, fps),
         "null": sinks.NullVideoSink,
     }[_concrete(v.sink, "video.sink")]
-    make_video_converter(cfg, 16, 16).close()  # fail fast on an unknown name, in the caller
+    check_names(cfg)  # fail fast on an unknown name, in the caller
     return StreamRunner("video", source=source, converter=lambda: make_video_converter(cfg, w, h), sink=sink,
                         period=1.0 / fps, deadline=v.deadline_ms / 1000,
                         hang_timeout=cfg.engine.hang_timeout_ms / 1000, width=w, height=h)
@@ -211,7 +211,7 @@ def _build_audio(cfg: Config, routes: dict[str, Any]) -> StreamRunner:
         "file": lambda: sinks.FileAudioSink(output_parts(cfg)["audio"], rate),
         "null": sinks.NullAudioSink,
     }[_concrete(a.sink, "audio.sink")]
-    make_voice(cfg, rate).close()
+    check_names(cfg)
     return StreamRunner("audio", source=source, converter=lambda: make_voice(cfg, rate), sink=sink,
                         period=block / rate, deadline=a.deadline_ms / 1000,
                         hang_timeout=cfg.engine.hang_timeout_ms / 1000, rate=rate, block=block,
@@ -226,16 +226,28 @@ def _concrete(value: str, key: str) -> str:
 
 
 
+def check_names(cfg: Config) -> None:
+    """Raise :class:`ConfigError` (listing the choices) for an unknown video converter or voice."""
+    from .audio.voices import VOICES
+    from .video.converters import VIDEO_CONVERTERS
+
+    if cfg.video.converter not in VIDEO_CONVERTERS:
+        raise ConfigError(f"video.converter: unknown converter {cfg.video.converter!r}.",
+                          f"choose one of: {', '.join(sorted(VIDEO_CONVERTERS))} (`ravasd converters`).")
+    if cfg.audio.voice not in VOICES:
+        raise ConfigError(f"audio.voice: unknown voice {cfg.audio.voice!r}.",
+                          f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
+
+
 def converter_factory(kind: str, cfg: Config):
-    """A factory for the converter that ``cfg`` selects (used for live swaps)."""
+    """A factory for the converter that ``cfg`` selects (used for live swaps); checks the name now."""
+    check_names(cfg)
     if kind == "video":
         from .video.converters import make_video_converter
 
-        make_video_converter(cfg, 16, 16).close()
         return lambda: make_video_converter(cfg, cfg.video.width, cfg.video.height)
     from .audio.voices import make_voice
 
-    make_voice(cfg, cfg.audio.sample_rate).close()
     return lambda: make_voice(cfg, cfg.audio.sample_rate)
 
 

@@ -18,6 +18,8 @@ SHARED_MODELS = REPO.parent / "shared" / "models"
 def ravas_home(tmp_path, monkeypatch):
     home = tmp_path / "ravas-home"
     monkeypatch.setenv("RAVAS_HOME", str(home))
+    # tests use the shared model copy and never download (no network here)
+    monkeypatch.setenv("RAVAS_MODELS_DIR", str(SHARED_MODELS))
     return home
 
 

@@ -259,6 +259,7 @@ def test_model_lookup_checksum_and_fetch(tmp_path, monkeypatch):
     from ravasd import models
 
     spec = models.FACE_LANDMARKER
+    monkeypatch.delenv("RAVAS_MODELS_DIR")
     assert models.find(spec) is None
     monkeypatch.setenv("RAVAS_MODELS_DIR", str(SHARED_MODELS))
     assert models.find(spec) == SHARED_MODELS / spec.name

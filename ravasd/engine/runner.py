@@ -178,6 +178,9 @@ class StreamRunner:
         d["device_dropped"] = {"source": int(getattr(self._source, "dropped", 0) or 0),
                                "sink": int(getattr(self._sink, "dropped", 0) or 0)}
         d["dropped"] += sum(d["device_dropped"].values())
+        face = getattr(self._converter, "face_visible", None)
+        if face is not None:
+            d["face"] = bool(face)  # the tray shows "no face"
         return d
 
     _sink: Any = None

@@ -63,9 +63,17 @@ class CardConverter:
 
 
 VideoFactory = Callable[[Config, int, int], object]
+def _facemask(cfg: Config, w: int, h: int) -> object:
+    from .facemask import FaceMaskConverter
+    from .tracking import open_tracker
+
+    return FaceMaskConverter(open_tracker(cfg), w, h, log_path=cfg.video.detection_log)
+
+
 VIDEO_CONVERTERS: dict[str, tuple[VideoFactory, str]] = {
     "card": (lambda cfg, w, h: CardConverter(w, h),
              "abstract figure on a neutral card; follows overall brightness, no face data"),
+    "facemask": (_facemask, "the tracked face mesh (MediaPipe, 478 points) drawn on a blank background"),
 }
 
 
