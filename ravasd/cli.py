@@ -24,7 +24,9 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def _common_config_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--voice", metavar="NAME", help="voice converter (audio.voice); see `ravasd voices list`")
-    p.add_argument("--video-converter", metavar="NAME", help="video converter (video.converter)")
+    p.add_argument("--video-converter", metavar="NAME", help="video converter (video.converter): avatar, "
+                   "facemask, card")
+    p.add_argument("--avatar", metavar="NAME", help="avatar (video.avatar); see `ravasd avatars list`")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
                                                "(sha256-checked)"))
     _config_args(mod_sub.add_parser("list", help="where each model is found"))
 
+    av = sub.add_parser("avatars", help="list or add avatars")
+    av_sub = av.add_subparsers(dest="avatars_command", metavar="ACTION", required=True)
+    al = av_sub.add_parser("list", help="name, file, format, ARKit coverage, licence")
+    al.add_argument("--json", action="store_true")
+    aa = av_sub.add_parser("add", help="validate a .glb/.vrm and copy it into your avatar folder")
+    aa.add_argument("file", type=Path, metavar="FILE")
+    aa.add_argument("--force", action="store_true", help="replace an avatar of the same name")
+
+    rd = sub.add_parser("render", help="render an avatar (rest pose or a tracking log) without a camera",
+                        description="Render the rest pose to a .png, or replay a detection log (RAVAS JSON) "
+                        "to an .mp4 or .png (last frame).")
+    rd.add_argument("--avatar", metavar="NAME", help="avatar name or file (default: video.avatar)")
+    rd.add_argument("--blendshapes", type=Path, metavar="LOG", help="detection log to replay")
+    rd.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    rd.add_argument("--width", type=int, help="default: video.width")
+    rd.add_argument("--height", type=int, help="default: video.height")
+    _config_args(rd)
+
     dev = sub.add_parser("devices", help="list cameras, microphones, outputs and virtual devices")
     dev.add_argument("--json", action="store_true")
 
@@ -133,6 +153,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise RavasError(f"--set {item!r}: expected KEY=VALUE, e.g. --set audio.block_ms=5.")
         k, v = item.split("=", 1)
         o[k.strip()] = parse_value(v)
+    if getattr(args, "avatar", None) is not None and getattr(args, "command", "") != "render":
+        o["video.avatar"] = args.avatar
+        o.setdefault("video.converter", "avatar")
     for attr, key in (("voice", "audio.voice"), ("video_converter", "video.converter"),
                       ("video_source", "video.source"), ("audio_source", "audio.source"),
                       ("video_sink", "video.sink"), ("audio_sink", "audio.sink")):
@@ -317,7 +340,36 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "ctl": cmd_ctl, "doctor": cmd_doctor, "autostart": cmd_autostart,
+def cmd_avatars(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .video.avatar import library
+
+    if args.avatars_command == "add":
+        dest = library.add(args.file, force=args.force)
+        info = library.describe(dest.stem, dest)
+        print(f"added {info.name} ({info.format}, {info.coverage}/52 ARKit shapes) → {dest}")
+        return 0
+    rows = [asdict(i) for i in library.list_avatars()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _table([{"name": r["name"], "format": r["format"], "arkit": f"{r['coverage']}/52",
+             "licence": r["licence"] or "-", "file": r["file"] + (f"  ERROR: {r['error']}" if r["error"] else "")}
+            for r in rows], False)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .render import render
+
+    cfg = _load(args)
+    out = render(cfg, args.output, avatar=args.avatar, log=args.blendshapes, width=args.width, height=args.height)
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "avatars": cmd_avatars, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "autostart": cmd_autostart,
             "models": cmd_models, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
             "converters": cmd_converters, "devices": cmd_devices}
 

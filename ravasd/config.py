@@ -36,7 +36,10 @@ class VideoConfig:
     width: int = _f(1280, "Output width in pixels.", range=(160, 1920))
     height: int = _f(720, "Output height in pixels.", range=(120, 1080))
     fps: int = _f(30, "Output frame rate.", range=(1, 60))
-    converter: str = _f("card", "Video anonymizer (see `ravasd converters`).")
+    converter: str = _f("avatar", "Video anonymizer: avatar, facemask or card (see `ravasd converters`).")
+    avatar: str = _f("sol", "Avatar name (see `ravasd avatars list`) or path to a .glb/.vrm file.")
+    background: str = _f("#8cacc4", "Background colour behind the avatar (#rrggbb).",
+                         pattern=r"^#[0-9a-fA-F]{6}$")
     sink: str = _f("auto", "Where anonymized frames go; auto = the RAVAS Camera when present, else null.",
                    choices=("auto", "virtual", "file", "preview", "null"))
     deadline_ms: int = _f(250, "Show the placeholder when no anonymized frame is newer than this.",
@@ -137,6 +140,11 @@ def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
             raise ConfigError(f"{key}: must be {lo}..{hi}, got {value!r}.")
     if isinstance(value, str) and not value.strip() and "choices" not in meta:
         raise ConfigError(f"{key}: must not be empty.")
+    if "pattern" in meta and isinstance(value, str):
+        import re
+
+        if not re.match(meta["pattern"], value):
+            raise ConfigError(f"{key}: must look like #5a7d9a, got {value!r}.")
     return value
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import Config
 from .engine.runner import StreamRunner
 from .errors import ConfigError, DeviceError
@@ -145,10 +147,36 @@ def build(kind: str, cfg: Config, routes: dict[str, Any] | None = None) -> Strea
 
     ``routes`` carries what the main process opened for this worker (the virtual mic endpoint).
     """
-    return _build_video(cfg) if kind == "video" else _build_audio(cfg, routes or {})
+    return _build_video(cfg, routes or {}) if kind == "video" else _build_audio(cfg, routes or {})
 
 
-def _build_video(cfg: Config) -> StreamRunner:
+def _level_reader(routes: dict[str, Any]):
+    shared = routes.get("audio_level")
+    return (lambda: float(shared.value)) if shared is not None else None
+
+
+class LevelTap:
+    """Wraps an audio sink and publishes the RMS of what it plays (anonymized audio only) into a
+    shared value the video worker reads: the avatar's mouth follows the voice when no face is seen."""
+
+    def __init__(self, sink: Any, shared: Any) -> None:
+        self.sink, self.shared = sink, shared
+        self.clocked = getattr(sink, "clocked", False)
+
+    def write(self, block: Any) -> None:
+        self.sink.write(block)
+        rms = float(np.sqrt(np.mean(np.square(block.samples)))) if len(block.samples) else 0.0
+        self.shared.value = 0.7 * self.shared.value + 0.3 * rms
+
+    def __getattr__(self, name: str) -> Any:  # latency, flush, underruns, dropped …
+        return getattr(self.sink, name)
+
+    def close(self) -> None:
+        self.shared.value = 0.0
+        self.sink.close()
+
+
+def _build_video(cfg: Config, routes: dict[str, Any]) -> StreamRunner:
     from .devices.virtual import open_virtual_camera
     from .video import sinks, sources
     from .video.converters import make_video_converter
@@ -167,7 +195,8 @@ def _build_video(cfg: Config) -> StreamRunner:
         "null": sinks.NullVideoSink,
     }[_concrete(v.sink, "video.sink")]
     check_names(cfg)  # fail fast on an unknown name, in the caller
-    return StreamRunner("video", source=source, converter=lambda: make_video_converter(cfg, w, h), sink=sink,
+    level = _level_reader(routes)
+    return StreamRunner("video", source=source, converter=lambda: make_video_converter(cfg, w, h, level), sink=sink,
                         period=1.0 / fps, deadline=v.deadline_ms / 1000,
                         hang_timeout=cfg.engine.hang_timeout_ms / 1000, width=w, height=h)
 
@@ -212,6 +241,9 @@ def _build_audio(cfg: Config, routes: dict[str, Any]) -> StreamRunner:
         "null": sinks.NullAudioSink,
     }[_concrete(a.sink, "audio.sink")]
     check_names(cfg)
+    if routes.get("audio_level") is not None:
+        inner, shared = sink, routes["audio_level"]
+        sink = lambda: LevelTap(inner(), shared)  # noqa: E731
     return StreamRunner("audio", source=source, converter=lambda: make_voice(cfg, rate), sink=sink,
                         period=block / rate, deadline=a.deadline_ms / 1000,
                         hang_timeout=cfg.engine.hang_timeout_ms / 1000, rate=rate, block=block,
@@ -239,13 +271,14 @@ def check_names(cfg: Config) -> None:
                           f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
 
 
-def converter_factory(kind: str, cfg: Config):
+def converter_factory(kind: str, cfg: Config, routes: dict[str, Any] | None = None):
     """A factory for the converter that ``cfg`` selects (used for live swaps); checks the name now."""
     check_names(cfg)
     if kind == "video":
         from .video.converters import make_video_converter
 
-        return lambda: make_video_converter(cfg, cfg.video.width, cfg.video.height)
+        level = _level_reader(routes or {})
+        return lambda: make_video_converter(cfg, cfg.video.width, cfg.video.height, level)
     from .audio.voices import make_voice
 
     return lambda: make_voice(cfg, cfg.audio.sample_rate)

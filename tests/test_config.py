@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -69,7 +70,7 @@ def test_reference_lists_every_key():
 
 
 def test_cli_config_errors_have_no_traceback(ravas_home):
-    env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin"}
+    env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"]}
     r = subprocess.run([sys.executable, "-m", "ravasd", "config", "set", "audio.block_ms", "0"],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2

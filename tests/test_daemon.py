@@ -16,7 +16,7 @@ from ravasd.engine.supervisor import Supervisor
 
 
 def _env(home):
-    return {"RAVAS_HOME": str(home), "PATH": "/usr/bin:/bin", "PULSE_SERVER": "unix:/nonexistent"}
+    return {"RAVAS_HOME": str(home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"], "PULSE_SERVER": "unix:/nonexistent"}
 
 
 def _start(home, *args):

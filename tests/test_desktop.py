@@ -119,7 +119,7 @@ def test_control_socket_is_owner_only_and_speaks_json_lines():
 
 
 def test_no_tcp_port_is_opened_by_the_daemon(ravas_home):
-    env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin", "PULSE_SERVER": "unix:/nonexistent"}
+    env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"], "PULSE_SERVER": "unix:/nonexistent"}
     proc = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

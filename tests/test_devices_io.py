@@ -2,6 +2,7 @@
 up to pyvirtualcam's call (no kernel module here)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -125,7 +126,7 @@ def test_devices_lists_pulse_sources(pulse, ravas_home):
     import json
     import sys
 
-    env = dict(pulse.env, RAVAS_HOME=str(ravas_home))
+    env = dict(pulse.env, RAVAS_HOME=str(ravas_home), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"])
     r = subprocess.run([sys.executable, "-m", "ravasd", "devices", "--json"], capture_output=True, text=True,
                        env=env, timeout=30)
     assert r.returncode == 0, r.stderr

@@ -1,6 +1,7 @@
 """`ravasd anonymize` on real, generated media files of many kinds."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -86,7 +87,7 @@ def test_converter_crash_offline_gives_placeholders_not_input(media_dir, tmp_pat
     monkeypatch.setitem(converters.VIDEO_CONVERTERS, "card", (lambda cfg, w, h: Crashy(w, h), "test"))
     src = make_video(media_dir / "crash.mp4", seconds=1.0, fps=20)
     out = tmp_path / "o.mp4"
-    res = anonymize(src, out, load_config(), progress=False)
+    res = anonymize(src, out, load_config(overrides={"video.converter": "card"}), progress=False)
     frames, _, _ = _streams(out)
     assert len(frames) == 20 and res.converter_errors == 4 and res.placeholders == 4
     inputs = [textured_frame(i, 320, 240) for i in range(20)]
@@ -116,7 +117,7 @@ def test_bad_input_clear_error_and_no_output(damage, media_dir, tmp_path):
 def test_cli_anonymize_end_to_end(media_dir, tmp_path, ravas_home):
     src = make_video(media_dir / "cli.avi", vcodec="mpeg4", acodec="ac3", seconds=1.0, fps=25)
     out = tmp_path / "anon.mp4"
-    env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin"}
+    env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"]}
     r = subprocess.run([sys.executable, "-m", "ravasd", "anonymize", str(src), "-o", str(out)],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr

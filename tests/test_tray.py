@@ -1,6 +1,7 @@
 """The tray under a real X server (Xvfb) with the GTK backend: every menu item, on a real daemon."""
 from __future__ import annotations
 
+import os
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from ravasd.daemon.tray import tray_state
 
 def test_tray_menu_items_work_on_a_real_daemon(desktop, tmp_path, ravas_home):
     out = tmp_path / "tray.json"
-    env = {"PATH": "/usr/bin:/bin", "RAVAS_HOME": str(ravas_home), "HOME": str(tmp_path / "home"),
+    env = {"PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"], "RAVAS_HOME": str(ravas_home), "HOME": str(tmp_path / "home"),
            "PULSE_SERVER": "unix:/nonexistent", **desktop}
     r = subprocess.run([sys.executable, str(Path(__file__).with_name("tray_harness.py")), str(out)], env=env,
                        capture_output=True, text=True, timeout=120)

@@ -2,6 +2,7 @@
 "RAVAS Mic" → recorded; checked converted, on time, without dropouts; then `ravasd ctl quit`."""
 from __future__ import annotations
 
+import os
 import json
 import shutil
 import subprocess
@@ -113,7 +114,7 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
     pulse = sound_server
     x = speech(tmp_path)
     wav = make_audio(tmp_path / "speech.wav", signal=x, rate=RATE)
-    env = dict(pulse.env, RAVAS_HOME=str(ravas_home))
+    env = dict(pulse.env, RAVAS_HOME=str(ravas_home), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"])
     # a stale module pair, as a crashed run would leave it
     subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=ravas_mic_sink"], env=env, check=True)
     daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video",

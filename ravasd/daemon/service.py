@@ -120,6 +120,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         st = self.sup.status() if self.sup else {}
         st.update({"paused": self.paused, "voice": self.cfg.audio.voice, "video_converter": self.cfg.video.converter,
+                   "avatar": self.cfg.video.avatar,
                    "preview": self.preview, "uptime_s": round(time.time() - self.started, 1),
                    "virtual_mic": getattr(self.resources.mic, "shown_as", None),
                    "video_sink": self.cfg.video.sink, "audio_sink": self.cfg.audio.sink,
@@ -139,23 +140,37 @@ class Daemon:
         self._notify()
 
     def set_voice(self, name: str) -> None:
-        self._select("audio", "audio.voice", name)
+        self._select("audio", {"audio.voice": name})
 
     def set_video_converter(self, name: str) -> None:
-        self._select("video", "video.converter", name)
+        self._select("video", {"video.converter": name})
 
-    def _select(self, kind: str, key: str, name: str) -> None:
+    def set_avatar(self, name: str) -> None:
+        """An avatar by name (→ the avatar converter), or a converter name (facemask, card)."""
+        from ..video.avatar.library import available
+        from ..video.converters import VIDEO_CONVERTERS
+
+        if name in VIDEO_CONVERTERS and name not in available():
+            self._select("video", {"video.converter": name})
+        else:
+            from ..video.avatar.library import find
+
+            find(name)  # ConfigError listing the avatars for an unknown name
+            self._select("video", {"video.converter": "avatar", "video.avatar": name})
+
+    def _select(self, kind: str, changes: dict[str, str]) -> None:
         from ..pipelines import converter_factory
 
-        new = self.cfg.replace(**{key: name})
+        new = self.cfg.replace(**changes)
         converter_factory(kind, new)  # raises ConfigError listing the choices for an unknown name
         self.cfg = new
         if self.sup:
             self.sup.swap(kind, new)
-        try:
-            config_mod.save_user_setting(key, name)  # persists across restarts, atomically
-        except RavasError as err:
-            log.warning("could not save %s: %s", key, err)
+        for key, value in changes.items():
+            try:
+                config_mod.save_user_setting(key, value)  # persists across restarts, atomically
+            except RavasError as err:
+                log.warning("could not save %s: %s", key, err)
         self._notify()
 
     def calibrate(self) -> bool:
@@ -185,7 +200,9 @@ class Daemon:
             self.resume()
         elif cmd == "voice":
             self.set_voice(str(req.get("name", "")))
-        elif cmd in ("avatar", "converter"):
+        elif cmd == "avatar":
+            self.set_avatar(str(req.get("name", "")))
+        elif cmd == "converter":
             self.set_video_converter(str(req.get("name", "")))
         elif cmd == "calibrate":
             if not self.calibrate():

@@ -90,6 +90,14 @@ class Tray:
         d = daemon
         item, Menu = pystray.MenuItem, pystray.Menu
 
+        def looks() -> list[str]:
+            from ..video.avatar.library import available
+
+            return [*available(), *(n for n in VIDEO_CONVERTERS if n != "avatar")]
+
+        def current_look() -> str:
+            return d.cfg.video.avatar if d.cfg.video.converter == "avatar" else d.cfg.video.converter
+
         def radio(key_get, setter, name):
             return item(name, lambda icon, it: setter(name), checked=lambda it: key_get() == name, radio=True)
 
@@ -112,8 +120,7 @@ class Tray:
         self.menu = Menu(
             item(lambda it: f"RAVAS — {self._state_text()}", None, enabled=False),
             Menu.SEPARATOR,
-            item("Avatar", Menu(*(radio(lambda: d.cfg.video.converter, d.set_video_converter, n)
-                                  for n in VIDEO_CONVERTERS))),
+            item("Avatar", Menu(*(radio(current_look, d.set_avatar, n) for n in looks()))),
             item("Voice", Menu(*(radio(lambda: d.cfg.audio.voice, d.set_voice, n) for n in VOICES))),
             item("Pause (privacy curtain)", toggle_pause, checked=lambda it: bool(d.status().get("paused"))),
             item("Calibrate face", lambda icon, it: d.calibrate()),

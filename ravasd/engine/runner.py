@@ -229,6 +229,7 @@ class StreamRunner:
         _quiet_close(self._source)
 
     _source_done = False
+    _build_failures = 0
 
     def _take(self) -> tuple[Any, int] | None:
         with self._cv:
@@ -271,7 +272,14 @@ class StreamRunner:
                     _try(fn)
             try:
                 if conv is None:
-                    conv = factory()
+                    try:
+                        conv = factory()
+                    except Exception:
+                        # a converter that cannot even be built (missing model…): back off, fail closed
+                        self._build_failures += 1
+                        self._stop.wait(min(5.0, 0.25 * 2 ** min(self._build_failures, 5)))
+                        raise
+                    self._build_failures = 0
                     self._converter = conv
                 self._busy_since = self.clock()
                 out = conv.process(item)

@@ -56,7 +56,7 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict
                     runner.delay = float(msg[1])
                 elif op == "swap":
                     try:
-                        runner.swap_converter(pipelines.converter_factory(kind, msg[1]))
+                        runner.swap_converter(pipelines.converter_factory(kind, msg[1], routes))
                     except Exception as err:  # validated by the supervisor; keep the old one
                         runner.status.last_error = f"swap failed: {err}"
                 elif op == "call":  # a converter feature, e.g. ("call", "calibrate")
@@ -94,9 +94,10 @@ class Supervisor:
 
     def __init__(self, cfg: Config, log_level: int = logging.INFO, routes: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
-        self.routes = routes or {}
-        self.log_level = log_level
         self._ctx = mp.get_context("spawn")
+        # the converted voice's level, written by the audio worker, read by the avatar's mouth
+        self.routes = dict(routes or {}, audio_level=self._ctx.Value("f", 0.0, lock=False))
+        self.log_level = log_level
         self.workers = {k: _Worker(k) for k in ("video", "audio") if getattr(cfg, k).enabled}
         self.paused = False
         self._lock = threading.Lock()

@@ -70,19 +70,31 @@ def _facemask(cfg: Config, w: int, h: int) -> object:
     return FaceMaskConverter(open_tracker(cfg), w, h, log_path=cfg.video.detection_log)
 
 
+def _avatar(cfg: Config, w: int, h: int, level=None) -> object:
+    from .avatar.converter import make
+
+    return make(cfg, w, h, level)
+
+
 VIDEO_CONVERTERS: dict[str, tuple[VideoFactory, str]] = {
+    "avatar": (_avatar, "a 3D avatar (video.avatar) wearing your expressions and head movements"),
     "card": (lambda cfg, w, h: CardConverter(w, h),
              "abstract figure on a neutral card; follows overall brightness, no face data"),
     "facemask": (_facemask, "the tracked face mesh (MediaPipe, 478 points) drawn on a blank background"),
 }
 
 
-def make_video_converter(cfg: Config, width: int, height: int) -> object:
-    """Build ``cfg.video.converter``; unknown names raise :class:`ConfigError` listing the choices."""
+def make_video_converter(cfg: Config, width: int, height: int, level=None) -> object:
+    """Build ``cfg.video.converter``; unknown names raise :class:`ConfigError` listing the choices.
+
+    ``level``: optional callable giving the converted voice's level 0..1 (the avatar's mouth uses it
+    when the face is not seen)."""
     name = cfg.video.converter
     if name not in VIDEO_CONVERTERS:
         raise ConfigError(f"video.converter: unknown converter {name!r}.",
                           f"choose one of: {', '.join(sorted(VIDEO_CONVERTERS))}.")
+    if name == "avatar":
+        return _avatar(cfg, width, height, level)
     return VIDEO_CONVERTERS[name][0](cfg, width, height)
 
 

@@ -1,0 +1,101 @@
+"""The avatar video converter: track → filter → render. No camera pixel reaches the output: the
+frame is used only by the tracker; the output is rendered from the avatar model alone.
+
+When the face is lost the last pose is held for ``hold_s``, then eases to a neutral idle pose
+(breathing, blinks every few seconds), while the mouth follows the converted voice's level.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from ...engine.frames import AnonFrame, RawFrame
+from ..filters import PoseFilter
+from ..tracking import ARKIT_NAMES
+
+JAW = ARKIT_NAMES.index("jawOpen")
+BLINK = (ARKIT_NAMES.index("eyeBlinkLeft"), ARKIT_NAMES.index("eyeBlinkRight"))
+
+
+class AvatarConverter:
+    def __init__(self, tracker, renderer, level: Callable[[], float] | None = None, hold_s: float = 0.5,
+                 ease_s: float = 0.6, log_path: str | None = None) -> None:
+        self.tracker, self.renderer, self.level = tracker, renderer, level
+        self.filter = PoseFilter()
+        self.hold_s, self.ease_s = hold_s, ease_s
+        self._last = (np.zeros(len(ARKIT_NAMES), np.float32), 0.0, 0.0, 0.0)
+        self._last_t = -1e9
+        self.face_visible = False
+        self._log = None
+        if log_path:
+            from ..detection_log import DetectionLogWriter
+
+            self._log = DetectionLogWriter(log_path)
+
+    def idle_pose(self, t: float, age: float) -> tuple[np.ndarray, float, float, float]:
+        """Ease from the last tracked pose to neutral; blink every ~4 s; mouth from voice level."""
+        e = math.exp(-max(0.0, age - self.hold_s) / self.ease_s)
+        w, yaw, pitch, roll = self._last
+        w = w * e
+        phase = t % 4.0
+        if phase < 0.15:  # a natural blink: 150 ms
+            blink = math.sin(phase / 0.15 * math.pi)
+            for i in BLINK:
+                w[i] = max(w[i], blink)
+        if self.level is not None:
+            w[JAW] = max(w[JAW], min(1.0, float(self.level()) * 4.0))
+        return w, yaw * e + 2.0 * math.sin(t * 0.5) * (1 - e), pitch * e, roll * e
+
+    def process(self, frame: RawFrame) -> AnonFrame:
+        t = frame.ts
+        pose = self.tracker.track(frame.image, t) if self.tracker is not None else None
+        self.face_visible = pose is not None
+        if pose is not None:
+            self._last = self.filter.apply(pose)
+            self._last_t = t
+            w, yaw, pitch, roll = self._last
+            if self._log is not None:
+                self._log.write(pose)
+        elif t - self._last_t <= self.hold_s:
+            w, yaw, pitch, roll = self._last
+        else:
+            w, yaw, pitch, roll = self.idle_pose(t, t - self._last_t)
+        img = self.renderer.render(w, yaw, pitch, roll, breathe=math.sin(t * 2 * math.pi * 0.25))
+        return AnonFrame(img, frame.ts)
+
+    def calibrate(self) -> None:
+        self.filter.start_calibration()
+
+    def reset(self) -> None:
+        self.filter.reset()
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.tracker is not None:
+            self.tracker.close()
+        self.renderer.release()
+
+
+def make(cfg, width: int, height: int, level: Callable[[], float] | None = None) -> AvatarConverter:
+    from ..tracking import open_tracker
+    from .library import find
+    from .model import load_avatar
+    from .renderer import AvatarRenderer
+
+    model = load_avatar(find(cfg.video.avatar))
+    tracker = open_tracker(cfg)
+    try:
+        renderer = AvatarRenderer(model, width, height, background=_rgb(cfg.video.background))
+    except Exception:
+        tracker.close()
+        raise
+    return AvatarConverter(tracker, renderer, level=level, log_path=cfg.video.detection_log)
+
+
+def _rgb(hexcolor: str) -> tuple[float, float, float]:
+    h = hexcolor.lstrip("#")
+    return tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]

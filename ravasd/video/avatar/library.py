@@ -1,0 +1,85 @@
+"""The avatar library: bundled avatars (``avatars/*.glb`` in the source tree) plus the user's own
+(``<data dir>/avatars``, filled by ``ravasd avatars add``). User avatars shadow bundled ones."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ... import paths
+from ...errors import ConfigError
+from .model import AvatarError, load_avatar
+
+BUNDLED = Path(__file__).resolve().parents[3] / "avatars"
+EXTS = (".glb", ".vrm", ".gltf")
+
+
+def user_dir() -> Path:
+    return paths.data_dir() / "avatars"
+
+
+def available() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in (BUNDLED, user_dir()):
+        if folder.is_dir():
+            for f in sorted(folder.iterdir()):
+                if f.suffix.lower() in EXTS:
+                    found[f.stem] = f
+    return found
+
+
+def find(name: str) -> Path:
+    avatars = available()
+    if name in avatars:
+        return avatars[name]
+    p = Path(name).expanduser()
+    if p.suffix.lower() in EXTS and p.is_file():
+        return p
+    raise ConfigError(f"video.avatar: unknown avatar {name!r}.",
+                      f"choose one of: {', '.join(avatars) or '(none)'} (`ravasd avatars list`), "
+                      "or add yours with `ravasd avatars add FILE`.")
+
+
+@dataclass
+class AvatarInfo:
+    name: str
+    file: str
+    format: str
+    coverage: int  # ARKit names the avatar can show (of 52)
+    licence: str
+    title: str
+    author: str
+    error: str = ""
+
+
+def describe(name: str, path: Path) -> AvatarInfo:
+    try:
+        m = load_avatar(path)
+    except AvatarError as err:
+        return AvatarInfo(name, str(path), "?", 0, "", "", "", error=str(err))
+    cov = len(m.arkit_coverage())
+    if m.expressions and cov < 52:  # VRM without Perfect Sync: shown through the presets
+        cov = max(cov, len([k for k in m.expressions]))
+    return AvatarInfo(name, str(path), m.format, len(m.arkit_coverage()), m.meta.get("licence", ""),
+                      m.meta.get("title", ""), m.meta.get("author", ""))
+
+
+def list_avatars() -> list[AvatarInfo]:
+    return [describe(n, p) for n, p in available().items()]
+
+
+def add(src: str | Path, force: bool = False) -> Path:
+    """Validate ``src`` and copy it into the user avatar folder; returns the new path."""
+    src = Path(src)
+    if src.suffix.lower() not in EXTS:
+        raise AvatarError(f"{src}: unsupported avatar format '{src.suffix}'.", "use a .glb or .vrm file.")
+    load_avatar(src)  # raises a clear AvatarError for a broken file
+    dest = user_dir() / src.name
+    if dest.exists() and not force:
+        raise AvatarError(f"an avatar named '{src.stem}' already exists ({dest}).",
+                          "rename the file or pass --force to replace it.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+    return dest

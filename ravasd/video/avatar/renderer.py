@@ -1,0 +1,239 @@
+"""Render an :class:`AvatarModel` with moderngl (headless EGL on Linux, or any given context).
+
+Per frame: morph targets and skins are applied on the CPU (numpy; ~3× faster than the shader on
+llvmpipe), positions are uploaded, the scene is drawn into a multisampled framebuffer of the
+output size and read back as RGB — straight into the array the sink needs, no image codec.
+Head pose rotates the head/neck/spine bones (60/30/10 %). The camera auto-frames head and
+shoulders from the rest pose. One renderer per thread (GL contexts are thread-bound).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from importlib import resources
+
+import numpy as np
+
+from ..tracking import ARKIT_NAMES
+from .model import AvatarModel
+from .vrm import preset_weights
+
+ARKIT_INDEX = {n: i for i, n in enumerate(ARKIT_NAMES)}
+
+
+def _rot(axis: str, deg: float) -> np.ndarray:
+    a = math.radians(deg)
+    c, s = math.cos(a), math.sin(a)
+    m = np.eye(4)
+    if axis == "x":
+        m[1:3, 1:3] = [[c, -s], [s, c]]
+    elif axis == "y":
+        m[0, 0], m[0, 2], m[2, 0], m[2, 2] = c, s, -s, c
+    else:
+        m[0:2, 0:2] = [[c, -s], [s, c]]
+    return m
+
+
+def perspective(fovy_deg: float, aspect: float, near: float, far: float) -> np.ndarray:
+    f = 1 / math.tan(math.radians(fovy_deg) / 2)
+    m = np.zeros((4, 4))
+    m[0, 0], m[1, 1] = f / aspect, f
+    m[2, 2], m[2, 3] = (far + near) / (near - far), 2 * far * near / (near - far)
+    m[3, 2] = -1
+    return m
+
+
+def look_at(eye, target, up=(0, 1, 0)) -> np.ndarray:
+    eye, target, up = (np.asarray(v, float) for v in (eye, target, up))
+    f = target - eye
+    f /= np.linalg.norm(f)
+    s = np.cross(f, up)
+    s /= np.linalg.norm(s)
+    u = np.cross(s, f)
+    m = np.eye(4)
+    m[0, :3], m[1, :3], m[2, :3] = s, u, -f
+    m[:3, 3] = -m[:3, :3] @ eye
+    return m
+
+
+class AvatarRenderer:
+    """``render(weights, yaw, pitch, roll)`` → (H, W, 3) uint8 RGB of the avatar."""
+
+    def __init__(self, model: AvatarModel, width: int, height: int, background=(0.55, 0.68, 0.78),
+                 ctx=None, samples: int = 4) -> None:
+        import moderngl
+
+        self.model = model
+        self.width, self.height = width, height
+        self.background = tuple(background)
+        if ctx is None:
+            ctx = moderngl.create_standalone_context(backend="egl") if sys.platform.startswith("linux") \
+                else moderngl.create_standalone_context()
+            self._own_ctx = True
+        else:
+            self._own_ctx = False
+        self.ctx = ctx
+        src = resources.files(__package__) / "shaders"
+        self.prog = ctx.program(vertex_shader=(src / "avatar.vert").read_text(),
+                                fragment_shader=(src / "avatar.frag").read_text())
+        self._drive = self._drive_tables()
+        self._gpu = []
+        for p in model.primitives:
+            vbo = ctx.buffer(p.positions.astype("f4").tobytes(), dynamic=True)
+            nbo = ctx.buffer(p.normals.astype("f4").tobytes())
+            uv = p.uv if p.uv is not None else np.zeros((len(p.positions), 2), np.float32)
+            tbo = ctx.buffer(uv.astype("f4").tobytes())
+            ibo = ctx.buffer(p.indices.astype("u4").tobytes())
+            vao = ctx.vertex_array(self.prog, [(vbo, "3f", "in_pos"), (nbo, "3f", "in_nrm"), (tbo, "2f", "in_uv")],
+                                   index_buffer=ibo, index_element_size=4)
+            tex = None
+            if p.texture is not None:
+                h, w = p.texture.shape[:2]
+                tex = ctx.texture((w, h), 4, np.ascontiguousarray(p.texture).tobytes())
+                tex.build_mipmaps()
+            self._gpu.append((vao, vbo, nbo, tbo, ibo, tex))
+        samples = min(samples, ctx.max_samples)
+        self._ms_fbo = ctx.framebuffer(ctx.renderbuffer((width, height), 4, samples=samples),
+                                       ctx.depth_renderbuffer((width, height), samples=samples))
+        self._fbo = ctx.simple_framebuffer((width, height), components=3)
+        self._frame_camera()
+
+    # ------------------------------------------------------------------ drive tables
+    def _drive_tables(self) -> list[tuple[int, np.ndarray, np.ndarray, list[tuple[int, str, float]]]]:
+        """Per morphing primitive: (prim index, ARKit index per target or -1, …) so that weights of
+        all 52 names reach every mesh that has a target of that name (teeth, tongue, lashes too)."""
+        tables = []
+        exprs = self.model.expressions
+        for pi, p in enumerate(self.model.primitives):
+            if p.targets is None:
+                continue
+            direct = np.array([ARKIT_INDEX.get(n, -1) for n in p.target_names])
+            via = [(ti, name, w) for name, binds in exprs.items() for (bpi, ti, w) in binds if bpi == pi]
+            tables.append((pi, direct if not exprs else np.full(len(direct), -1), via))
+        return tables
+
+    def _frame_camera(self) -> None:
+        """Fit head and shoulders: centre on the head, show from above the hair to the chest."""
+        world = self._world_matrices(0, 0, 0, 0)
+        head = self.model.bones.get("head")
+        pts = []
+        for p in self.model.primitives:
+            m = world[p.node]
+            P = p.positions @ m[:3, :3].T + m[:3, 3]
+            pts.append(P)
+        allp = np.concatenate(pts)
+        if head is not None:
+            hy = world[head][1, 3]
+            headpts = allp[allp[:, 1] >= hy - 0.02]
+        else:
+            top = allp[:, 1].max()
+            headpts = allp[allp[:, 1] >= top - (top - allp[:, 1].min()) * 0.2]
+        lo, hi = headpts.min(axis=0), headpts.max(axis=0)
+        size = max(hi[1] - lo[1], hi[0] - lo[0], 1e-3)
+        center = np.array([(lo[0] + hi[0]) / 2, hi[1] - size * 0.78, (lo[2] + hi[2]) / 2])
+        self.fovy = 28.0
+        dist = (size * 1.75) / 2 / math.tan(math.radians(self.fovy) / 2)
+        self.eye = center + (0, 0, dist + (hi[2] - lo[2]) / 2)
+        self.view = look_at(self.eye, center)
+        self.proj = perspective(self.fovy, self.width / self.height, dist * 0.05, dist * 10)
+
+    # ------------------------------------------------------------------ pose
+    def _world_matrices(self, yaw: float, pitch: float, roll: float, breathe: float) -> list[np.ndarray]:
+        bones = self.model.bones
+        extra = {}
+        for key, share in (("spine", 0.1), ("neck", 0.3), ("head", 0.6)):
+            if key in bones:
+                extra[bones[key]] = _rot("y", yaw * share) @ _rot("x", pitch * share) @ _rot("z", roll * share)
+        if breathe and "spine" in bones:
+            s = np.eye(4)
+            s[1, 3] = breathe * 0.004
+            extra[bones["spine"]] = s @ extra.get(bones["spine"], np.eye(4))
+        nodes = self.model.nodes
+        world: list[np.ndarray | None] = [None] * len(nodes)
+        root_fix = _rot("y", 180) if self.model.facing_back else np.eye(4)
+
+        def visit(i: int, parent: np.ndarray) -> None:
+            local = nodes[i].matrix
+            if i in extra:
+                local = local @ extra[i]
+            world[i] = parent @ local
+            for c in nodes[i].children:
+                visit(c, world[i])
+
+        for r in self.model.roots:
+            visit(r, root_fix)
+        return [w if w is not None else np.eye(4) for w in world]
+
+    def render(self, weights: np.ndarray, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0,
+               breathe: float = 0.0) -> np.ndarray:
+        """One frame: ``weights`` (52,) in ARKit order 0..1, head angles in degrees, ``breathe`` −1..1."""
+        with self.ctx:  # several renderers may live in one thread: make ours current
+            return self._render(weights, yaw, pitch, roll, breathe)
+
+    def _render(self, weights: np.ndarray, yaw: float, pitch: float, roll: float, breathe: float) -> np.ndarray:
+        w = np.asarray(weights, np.float32)
+        presets = preset_weights(w) if self.model.expressions else {}
+        morphed: dict[int, np.ndarray] = {}
+        for pi, direct, via in self._drive:
+            p = self.model.primitives[pi]
+            tw = np.where(direct >= 0, w[np.maximum(direct, 0)], 0.0).astype(np.float32)
+            for ti, name, k in via:
+                value = w[ARKIT_INDEX[name]] if name in ARKIT_INDEX else presets.get(name, 0.0)
+                tw[ti] += value * k
+            nz = np.nonzero(tw)[0]
+            pos = p.positions + np.tensordot(tw[nz], p.targets[nz], axes=1) if len(nz) else p.positions
+            morphed[pi] = pos
+        world = self._world_matrices(yaw, pitch, roll, breathe)
+        skin_mats = [np.stack([world[j] @ s.inverse_bind[k] for k, j in enumerate(s.joints)])
+                     for s in self.model.skins]
+        ctx = self.ctx
+        self._ms_fbo.use()
+        ctx.enable(ctx.DEPTH_TEST)
+        ctx.disable(ctx.CULL_FACE)
+        ctx.clear(*self.background, 1.0)
+        vp = self.proj @ self.view
+        self.prog["u_eye"].value = tuple(self.eye)
+        order = sorted(range(len(self.model.primitives)), key=lambda i: self.model.primitives[i].blend)
+        for pi in order:
+            p = self.model.primitives[pi]
+            vao, vbo, _, _, _, tex = self._gpu[pi]
+            pos = morphed.get(pi)
+            model = world[p.node]
+            if p.joints is not None and self.model.nodes[p.node].skin is not None:
+                mats = skin_mats[self.model.nodes[p.node].skin]
+                blend = np.einsum("nk,nkij->nij", p.weights, mats[p.joints])
+                base = pos if pos is not None else p.positions
+                pos = np.einsum("nij,nj->ni", blend[:, :3, :3], base) + blend[:, :3, 3]
+                model = np.eye(4)  # skinned vertices are already in world space
+            if pos is not None:
+                vbo.write(np.ascontiguousarray(pos, dtype=np.float32).tobytes())
+            self.prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
+            self.prog["u_model"].write(model.T.astype("f4").tobytes())
+            self.prog["u_color"].value = tuple(float(c) for c in p.color)
+            self.prog["u_rough"].value = 0.6
+            self.prog["u_has_tex"].value = tex is not None
+            if tex is not None:
+                tex.use(0)
+                self.prog["u_tex"].value = 0
+            if p.blend:
+                ctx.enable(ctx.BLEND)
+            vao.render()
+            ctx.disable(ctx.BLEND)
+        ctx.copy_framebuffer(self._fbo, self._ms_fbo)
+        data = self._fbo.read(components=3, alignment=1)
+        return np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)[::-1].copy()
+
+    def release(self) -> None:
+        with self.ctx:
+            self._release()
+        if self._own_ctx:
+            self.ctx.release()
+
+    def _release(self) -> None:
+        for vao, vbo, nbo, tbo, ibo, tex in self._gpu:
+            for obj in (vao, vbo, nbo, tbo, ibo, tex):
+                if obj is not None:
+                    obj.release()
+        self._ms_fbo.release()
+        self._fbo.release()
+        self.prog.release()

@@ -1,0 +1,270 @@
+"""Avatars: the bundled GLBs and their generator, loading (GLB, VRM 0.x/1.0, broken files), the
+renderer's response to expressions and head pose, golden images, and the avatar converter."""
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import leaks
+from ravasd.engine.frames import AnonFrame, RawFrame
+from ravasd.video.avatar.model import AvatarError, load_avatar, read_gltf
+from ravasd.video.tracking import ARKIT_NAMES
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED = ["mira", "pixel", "sol", "tabby"]
+GOLDEN = Path(__file__).parent / "golden"
+W, H = 320, 180
+
+
+def weights(**kw) -> np.ndarray:
+    w = np.zeros(52, np.float32)
+    for k, v in kw.items():
+        w[ARKIT_NAMES.index(k)] = v
+    return w
+
+
+@pytest.fixture(scope="module")
+def renderers():
+    from ravasd.video.avatar.renderer import AvatarRenderer
+
+    rs = {n: AvatarRenderer(load_avatar(REPO / "avatars" / f"{n}.glb"), W, H) for n in BUNDLED}
+    yield rs
+    for r in rs.values():
+        r.release()
+
+
+def test_generator_reproduces_the_committed_avatars(tmp_path):
+    sys.path.insert(0, str(REPO / "avatars"))
+    import generate
+
+    for path in generate.main(tmp_path):
+        assert path.read_bytes() == (REPO / "avatars" / path.name).read_bytes(), \
+            f"{path.name} differs: run `python avatars/generate.py` and commit the result"
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_avatar_has_all_52_arkit_shapes_and_a_licence(name):
+    m = load_avatar(REPO / "avatars" / f"{name}.glb")
+    assert m.arkit_coverage() == set(ARKIT_NAMES)
+    assert m.meta["licence"] == "MIT" and m.bones.keys() >= {"head", "neck", "spine"}
+    # teeth and tongue are driven too, not just the first mesh
+    driven = {m.nodes[p.node].name for p in m.primitives if p.targets is not None}
+    assert {"mouth", "teeth_lower", "tongue", "iris_Left", "brow_Right"} <= driven
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_jaw_opens_the_mouth_region_only(renderers, name):
+    r = renderers[name]
+    rest = r.render(weights()).astype(int)
+    open_ = r.render(weights(jawOpen=1.0)).astype(int)
+    diff = np.abs(open_ - rest).sum(axis=2) > 30
+    ys, xs = np.nonzero(diff)
+    assert diff.sum() > 60, "jawOpen changed nothing"
+    assert ys.mean() > H * 0.25 and abs(xs.mean() - W / 2) < W * 0.1  # lower face, centred
+    blink = np.abs(r.render(weights(eyeBlinkLeft=1, eyeBlinkRight=1)).astype(int) - rest).sum(axis=2) > 30
+    assert blink.sum() > 10 and np.nonzero(blink)[0].mean() < ys.mean()  # eyes are above the mouth
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_head_yaw_turns_the_face(renderers, name):
+    """Turning the head moves the pupils (the darkest pixels) sideways, in opposite directions for
+    opposite yaw, and changes the head's outline."""
+    r = renderers[name]
+
+    def features_x(img):
+        lum = img.astype(float).mean(axis=2)
+        ys, xs = np.nonzero(lum[: int(H * 0.75)] < 30)
+        return xs.mean()
+
+    rest = r.render(weights())
+    left, right = r.render(weights(), yaw=-30), r.render(weights(), yaw=30)
+    x0, xl, xr = features_x(rest), features_x(left), features_x(right)
+    assert (xl - x0) * (xr - x0) < 0 and abs(xl - xr) > 6, (xl, x0, xr)
+    outline = lambda img: np.abs(img.astype(float) - np.asarray(r.background) * 255).sum(axis=2) > 40  # noqa: E731
+    assert (outline(left) != outline(rest)).sum() > 50
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_golden_images(renderers, name):
+    import cv2
+
+    img = renderers[name].render(weights(jawOpen=0.4, mouthSmileLeft=0.6, mouthSmileRight=0.6), yaw=10)
+    golden = GOLDEN / f"{name}.png"
+    if not golden.exists():  # first run on a new avatar: write it, and fail so a human looks at it
+        cv2.imwrite(str(golden), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        pytest.fail(f"wrote new golden image {golden}; check it and commit it")
+    ref = cv2.cvtColor(cv2.imread(str(golden)), cv2.COLOR_BGR2RGB)
+    err = np.abs(img.astype(float) - ref).mean()
+    assert err < 2.0, f"{name}: mean abs difference {err:.2f} from the golden image"
+
+
+# ----------------------------------------------------------------------------- files
+def write_glb(path: Path, gltf: dict, binary: bytes) -> Path:
+    js = json.dumps(gltf).encode()
+    js += b" " * (-len(js) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    path.write_bytes(struct.pack("<III", 0x46546C67, 2, 28 + len(js) + len(binary))
+                     + struct.pack("<II", len(js), 0x4E4F534A) + js
+                     + struct.pack("<II", len(binary), 0x004E4942) + binary)
+    return path
+
+
+def _mouth_target(gltf: dict, name: str) -> tuple[int, int, int]:
+    """(mesh index, node index, target index) of ``name`` on the mouth mesh."""
+    mesh = next(i for i, m in enumerate(gltf["meshes"]) if m["name"] == "mouth")
+    node = next(i for i, n in enumerate(gltf["nodes"]) if n.get("mesh") == mesh)
+    return mesh, node, gltf["meshes"][mesh]["extras"]["targetNames"].index(name)
+
+
+def make_vrm(tmp_path: Path, version: int) -> Path:
+    """A VRM made from the 'sol' avatar: presets only (no Perfect Sync), licence metadata."""
+    gltf, binary = read_gltf(REPO / "avatars" / "sol.glb")
+    mesh, node, jaw = _mouth_target(gltf, "jawOpen")
+    _, _, smile = _mouth_target(gltf, "mouthSmileLeft")
+    for m in gltf["meshes"]:
+        m.pop("extras", None)  # no ARKit names: the avatar must be driven through the presets
+    if version == 0:
+        gltf["nodes"][0]["rotation"] = [0, 1, 0, 0]  # VRM 0.x faces −Z
+        gltf["extensions"] = {"VRM": {
+            "meta": {"title": "Sol VRM0", "author": "tests", "licenseName": "CC_BY", "version": "1"},
+            "humanoid": {"humanBones": [{"bone": "head", "node": 3}, {"bone": "neck", "node": 2},
+                                        {"bone": "spine", "node": 1}]},
+            "blendShapeMaster": {"blendShapeGroups": [
+                {"name": "A", "presetName": "a", "binds": [{"mesh": mesh, "index": jaw, "weight": 100}]},
+                {"name": "Joy", "presetName": "joy", "binds": [{"mesh": mesh, "index": smile, "weight": 100}]}]}}}
+    else:
+        gltf["extensions"] = {"VRMC_vrm": {
+            "specVersion": "1.0",
+            "meta": {"name": "Sol VRM1", "authors": ["tests"], "licenseUrl": "https://vrm.dev/licenses/1.0/"},
+            "humanoid": {"humanBones": {"head": {"node": 3}, "neck": {"node": 2}, "spine": {"node": 1}}},
+            "expressions": {"preset": {"aa": {"morphTargetBinds": [{"node": node, "index": jaw, "weight": 1.0}]},
+                                       "happy": {"morphTargetBinds": [{"node": node, "index": smile, "weight": 1.0}]}}}}}
+    gltf.setdefault("extensionsUsed", []).append("VRM" if version == 0 else "VRMC_vrm")
+    return write_glb(tmp_path / f"sol{version}.vrm", gltf, binary)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_vrm_presets_licence_and_facing(tmp_path, version, renderers):
+    from ravasd.video.avatar.library import describe
+    from ravasd.video.avatar.renderer import AvatarRenderer
+
+    path = make_vrm(tmp_path, version)
+    m = load_avatar(path)
+    assert m.format == f"vrm{version}" and m.facing_back == (version == 0)
+    assert {"aa", "happy"} <= set(m.expressions) and m.bones["head"] == 3
+    info = describe("sol", path)
+    assert info.licence in ("CC_BY", "https://vrm.dev/licenses/1.0/") and info.format == f"vrm{version}"
+    r = AvatarRenderer(m, W, H)
+    try:
+        rest = r.render(weights())
+        # VRM 0.x is turned to face the camera: it looks like the GLB it was made from
+        assert np.abs(rest.astype(float) - renderers["sol"].render(weights())).mean() < 3
+        talk = r.render(weights(jawOpen=1.0))  # ARKit jawOpen → preset aa → the mouth opens
+        assert (np.abs(talk.astype(int) - rest).sum(axis=2) > 30).sum() > 60
+    finally:
+        r.release()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncated", "truncated"), ("not_gltf", "not a glTF"), ("version1", "glTF 1"),
+    ("bad_accessor", "damaged or not valid glTF"), ("no_meshes", "no triangle meshes"),
+    ("index_overflow", "indexes past its vertices"),
+])
+def test_broken_avatar_files_give_clear_errors(tmp_path, damage, message):
+    from ravasd.video.avatar.library import add
+
+    src = (REPO / "avatars" / "sol.glb").read_bytes()
+    gltf, binary = read_gltf(REPO / "avatars" / "sol.glb")
+    path = tmp_path / "broken.glb"
+    if damage == "truncated":
+        path.write_bytes(src[: len(src) // 2])
+    elif damage == "not_gltf":
+        path.write_bytes(b"PK\x03\x04 this is a zip")
+    elif damage == "version1":
+        path.write_bytes(src[:4] + struct.pack("<I", 1) + src[8:])
+    else:
+        if damage == "bad_accessor":
+            gltf["meshes"][0]["primitives"][0]["attributes"]["POSITION"] = 99999
+        elif damage == "no_meshes":
+            for n in gltf["nodes"]:
+                n.pop("mesh", None)
+        elif damage == "index_overflow":
+            acc = gltf["meshes"][0]["primitives"][0]["attributes"]["POSITION"]
+            gltf["accessors"][acc]["count"] = 3
+        write_glb(path, gltf, binary)
+    with pytest.raises(AvatarError) as err:
+        load_avatar(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+    with pytest.raises(AvatarError):
+        add(path)
+
+
+# ----------------------------------------------------------------------------- converter
+class ScriptedTracker:
+    """Returns the given poses in turn (None = face lost)."""
+
+    def __init__(self, poses):
+        self.poses = list(poses)
+
+    def track(self, img, ts):
+        return self.poses.pop(0) if self.poses else None
+
+    def close(self):
+        pass
+
+
+def _pose(t, **kw):
+    from ravasd.video.tracking import FacePose
+
+    return FacePose(weights(**kw), 0.0, 0.0, 0.0, np.eye(4, dtype=np.float32), np.zeros((478, 3)), t)
+
+
+def test_avatar_converter_holds_then_eases_to_idle_and_follows_the_voice(renderers):
+    from ravasd.video.avatar.converter import AvatarConverter
+
+    level = {"v": 0.0}
+    conv = AvatarConverter(ScriptedTracker([_pose(i / 30, jawOpen=1.0) for i in range(10)]), renderers["sol"],
+                           level=lambda: level["v"])
+    conv.filter.filter.min_cutoff = 100  # no smoothing: exact poses in this test
+    frames = [conv.process(RawFrame(np.zeros((48, 64, 3), np.uint8), i / 30, i)).image for i in range(10)]
+    assert conv.face_visible
+    held = conv.process(RawFrame(np.zeros((48, 64, 3), np.uint8), 10 / 30 + 0.2, 11)).image
+    assert not conv.face_visible and np.abs(held.astype(int) - frames[-1]).mean() < 1  # held 0.5 s
+    later = conv.process(RawFrame(np.zeros((48, 64, 3), np.uint8), 10 / 30 + 6.0, 12)).image
+    rest = renderers["sol"].render(weights()).astype(int)
+    mouth = np.abs(frames[-1].astype(int) - rest).sum(axis=2) > 30  # where the open jaw shows
+    assert mouth.sum() > 60
+    eased = np.abs(later.astype(int) - rest).sum(axis=2)[mouth].mean()
+    assert eased < np.abs(frames[-1].astype(int) - rest).sum(axis=2)[mouth].mean() / 2  # back to neutral
+    level["v"] = 0.3  # the voice is loud: the mouth opens although no face is seen
+    talking = conv.process(RawFrame(np.zeros((48, 64, 3), np.uint8), 10 / 30 + 6.0, 13)).image
+    assert (np.abs(talking.astype(int) - later).sum(axis=2)[mouth] > 30).sum() > 30
+
+
+def test_avatar_output_contains_no_camera_pixels(renderers):
+    from skimage import data
+
+    from ravasd.video.avatar.converter import AvatarConverter
+    from ravasd.video.tracking import FaceTracker
+
+    from conftest import SHARED_MODELS
+
+    astro = np.ascontiguousarray(data.astronaut())
+    conv = AvatarConverter(FaceTracker(SHARED_MODELS / "face_landmarker.task"), renderers["mira"])
+    outs = [conv.process(RawFrame(np.roll(astro, 4 * i, axis=1), i / 30, i)) for i in range(6)]
+    conv.tracker.close()
+    assert conv.face_visible and all(type(o) is AnonFrame for o in outs)
+    import cv2
+
+    inputs = [cv2.resize(np.roll(astro, 4 * i, axis=1), (H, H)) for i in range(6)]
+    placed = []
+    for im in inputs:
+        canvas = np.zeros((H, W, 3), np.uint8)
+        canvas[:, (W - H) // 2:(W + H) // 2] = im
+        placed.append(canvas)
+    assert max(leaks(o.image, placed) for o in outs) < 0.2
