@@ -136,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--height", type=int, help="default: video.height")
     _config_args(rd)
 
+    be = sub.add_parser("bench", help="benchmarks that print figures (speed, CPU)")
+    be_sub = be.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
+    bv = be_sub.add_parser("video", help="capture→track→filter→render→sink on a generated face clip")
+    bv.add_argument("--width", type=int, default=1280)
+    bv.add_argument("--height", type=int, default=720)
+    bv.add_argument("--fps", type=int, help="target rate (default: video.fps)")
+    bv.add_argument("--seconds", type=float, default=10.0)
+    bv.add_argument("--json", action="store_true")
+    _config_args(bv)
+
     dev = sub.add_parser("devices", help="list cameras, microphones, outputs and virtual devices")
     dev.add_argument("--json", action="store_true")
 
@@ -369,7 +379,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "avatars": cmd_avatars, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "autostart": cmd_autostart,
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_video, format_table, to_json
+
+    res = bench_video(_load(args), args.width, args.height, args.seconds, args.fps)
+    print(to_json(res) if args.json else format_table(res))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "avatars": cmd_avatars, "bench": cmd_bench, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "autostart": cmd_autostart,
             "models": cmd_models, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
             "converters": cmd_converters, "devices": cmd_devices}
 

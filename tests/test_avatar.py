@@ -268,3 +268,79 @@ def test_avatar_output_contains_no_camera_pixels(renderers):
         canvas[:, (W - H) // 2:(W + H) // 2] = im
         placed.append(canvas)
     assert max(leaks(o.image, placed) for o in outs) < 0.2
+
+
+def make_skinned(tmp_path: Path) -> Path:
+    """'sol' with its head mesh skinned to the Head joint (as Ready Player Me files are) instead of
+    parented to it: the same picture at rest, and the head must follow the Head bone."""
+    gltf, binary = read_gltf(REPO / "avatars" / "sol.glb")
+    binary = bytearray(binary)
+    head_mesh = next(i for i, m in enumerate(gltf["meshes"]) if m["name"] == "head")
+    head_node = next(i for i, n in enumerate(gltf["nodes"]) if n.get("mesh") == head_mesh)
+    count = gltf["accessors"][gltf["meshes"][head_mesh]["primitives"][0]["attributes"]["POSITION"]]["count"]
+
+    def add(arr: np.ndarray, ctype: int, kind: str) -> int:
+        while len(binary) % 4:
+            binary.append(0)
+        gltf["bufferViews"].append({"buffer": 0, "byteOffset": len(binary), "byteLength": arr.nbytes})
+        binary.extend(arr.tobytes())
+        gltf["accessors"].append({"bufferView": len(gltf["bufferViews"]) - 1, "componentType": ctype,
+                                  "count": len(arr), "type": kind})
+        return len(gltf["accessors"]) - 1
+
+    joints = np.tile(np.array([2, 0, 0, 0], np.uint16), (count, 1))
+    weights_ = np.tile(np.array([1, 0, 0, 0], np.float32), (count, 1))
+    attrs = gltf["meshes"][head_mesh]["primitives"][0]["attributes"]
+    attrs["JOINTS_0"], attrs["WEIGHTS_0"] = add(joints, 5123, "VEC4"), add(weights_, 5126, "VEC4")
+    ys = {"Hips": 1.0, "Spine": 1.2, "Neck": 1.41, "Head": 1.46}  # world heights of the joints at rest
+    # skinned vertices live in bind (world) space, as exporters write them
+    pos_acc = gltf["accessors"][attrs["POSITION"]]
+    view = gltf["bufferViews"][pos_acc["bufferView"]]
+    pos = np.frombuffer(bytes(binary[view["byteOffset"]:view["byteOffset"] + view["byteLength"]]),
+                        np.float32).reshape(-1, 3) + (0, ys["Head"], 0)
+    attrs["POSITION"] = add(pos.astype(np.float32), 5126, "VEC3")
+    gltf["accessors"][attrs["POSITION"]].update(min=pos.min(0).tolist(), max=pos.max(0).tolist())
+    inv = []
+    for name in ("Spine", "Neck", "Head"):
+        m = np.eye(4, dtype=np.float32)
+        m[1, 3] = -ys[name]
+        inv.append(m.T.reshape(-1))  # column-major
+    gltf["skins"] = [{"joints": [1, 2, 3], "inverseBindMatrices": add(np.array(inv, np.float32), 5126, "MAT4")}]
+    for n in gltf["nodes"]:  # move the head mesh node from Head to the scene root, skinned
+        if head_node in n.get("children", []):
+            n["children"].remove(head_node)
+    gltf["nodes"][head_node]["skin"] = 0
+    gltf["scenes"][0]["nodes"].append(head_node)
+    gltf["buffers"][0]["byteLength"] = len(binary)
+    return write_glb(tmp_path / "skinned.glb", gltf, bytes(binary))
+
+
+def test_skinned_meshes_follow_their_joints(tmp_path, renderers):
+    from ravasd.video.avatar.renderer import AvatarRenderer
+
+    m = load_avatar(make_skinned(tmp_path))
+    assert any(p.joints is not None for p in m.primitives) and len(m.skins) == 1
+    r = AvatarRenderer(m, W, H)
+    try:
+        rest, turned = r.render(weights()), r.render(weights(), yaw=30)
+        ref_rest, ref_turned = renderers["sol"].render(weights()), renderers["sol"].render(weights(), yaw=30)
+        assert np.abs(rest.astype(float) - ref_rest).mean() < 1.0  # bind pose = the rigid original
+        assert np.abs(turned.astype(float) - ref_turned).mean() < 1.0  # and it turns with the Head bone
+        assert np.abs(turned.astype(float) - rest).mean() > 2.0
+    finally:
+        r.release()
+
+
+def test_bench_video_prints_the_figures(ravas_home):
+    import os
+    import subprocess
+
+    env = {"PATH": "/usr/bin:/bin", "RAVAS_HOME": str(ravas_home), "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"]}
+    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "video", "--width", "320", "--height", "180",
+                        "--seconds", "1.5", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    for key in ("width", "height", "fps_target", "fps_achieved", "cpu_cores", "track_p50_ms", "track_p95_ms",
+                "filter_p95_ms", "render_p50_ms", "sink_p95_ms", "total_p50_ms", "total_p95_ms"):
+        assert key in res
+    assert res["frames"] > 5 and res["face_tracked"] > 0.5  # the generated clip is tracked as a face

@@ -60,7 +60,7 @@ class AvatarRenderer:
     """``render(weights, yaw, pitch, roll)`` → (H, W, 3) uint8 RGB of the avatar."""
 
     def __init__(self, model: AvatarModel, width: int, height: int, background=(0.55, 0.68, 0.78),
-                 ctx=None, samples: int = 4) -> None:
+                 ctx=None, samples: int | None = None) -> None:
         import moderngl
 
         self.model = model
@@ -92,10 +92,17 @@ class AvatarRenderer:
                 tex = ctx.texture((w, h), 4, np.ascontiguousarray(p.texture).tobytes())
                 tex.build_mipmaps()
             self._gpu.append((vao, vbo, nbo, tbo, ibo, tex))
+        if samples is None:
+            # multisampling triples the frame time on a software rasteriser (llvmpipe): only on GPUs
+            software = any(k in str(ctx.info.get("GL_RENDERER", "")).lower() for k in ("llvmpipe", "softpipe"))
+            samples = 0 if software else 4
         samples = min(samples, ctx.max_samples)
-        self._ms_fbo = ctx.framebuffer(ctx.renderbuffer((width, height), 4, samples=samples),
-                                       ctx.depth_renderbuffer((width, height), samples=samples))
-        self._fbo = ctx.simple_framebuffer((width, height), components=3)
+        self.samples = samples
+        self._fbo = ctx.framebuffer(ctx.renderbuffer((width, height), 3), ctx.depth_renderbuffer((width, height)))
+        # without multisampling we draw straight into the read-back framebuffer (no blit)
+        self._ms_fbo = self._fbo if samples == 0 else ctx.framebuffer(
+            ctx.renderbuffer((width, height), 4, samples=samples),
+            ctx.depth_renderbuffer((width, height), samples=samples))
         self._frame_camera()
 
     # ------------------------------------------------------------------ drive tables
@@ -135,7 +142,9 @@ class AvatarRenderer:
         dist = (size * 1.75) / 2 / math.tan(math.radians(self.fovy) / 2)
         self.eye = center + (0, 0, dist + (hi[2] - lo[2]) / 2)
         self.view = look_at(self.eye, center)
-        self.proj = perspective(self.fovy, self.width / self.height, dist * 0.05, dist * 10)
+        # flip Y so the read-back rows come out top-down (no flip copy per frame)
+        self.proj = np.diag([1.0, -1.0, 1.0, 1.0]) @ perspective(self.fovy, self.width / self.height,
+                                                                 dist * 0.05, dist * 10)
 
     # ------------------------------------------------------------------ pose
     def _world_matrices(self, yaw: float, pitch: float, roll: float, breathe: float) -> list[np.ndarray]:
@@ -219,9 +228,11 @@ class AvatarRenderer:
                 ctx.enable(ctx.BLEND)
             vao.render()
             ctx.disable(ctx.BLEND)
-        ctx.copy_framebuffer(self._fbo, self._ms_fbo)
-        data = self._fbo.read(components=3, alignment=1)
-        return np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)[::-1].copy()
+        if self._ms_fbo is not self._fbo:
+            ctx.copy_framebuffer(self._fbo, self._ms_fbo)
+        out = np.empty((self.height, self.width, 3), np.uint8)  # fresh: frames already handed out stay intact
+        self._fbo.read_into(out, components=3, alignment=1)
+        return out  # already top-down: the projection flips Y
 
     def release(self) -> None:
         with self.ctx:
@@ -234,6 +245,7 @@ class AvatarRenderer:
             for obj in (vao, vbo, nbo, tbo, ibo, tex):
                 if obj is not None:
                     obj.release()
-        self._ms_fbo.release()
+        if self._ms_fbo is not self._fbo:
+            self._ms_fbo.release()
         self._fbo.release()
         self.prog.release()
