@@ -1,5 +1,6 @@
 #version 330
 // Soft, friendly lighting: key + fill + rim + ambient, a little specular; colours in linear space.
+// Written for software rasterisers too: no pow() per pixel (squares and sqrt instead).
 uniform vec4 u_color;
 uniform sampler2D u_tex;
 uniform bool u_has_tex;
@@ -14,13 +15,17 @@ void main() {
     if (u_has_tex) base *= texture(u_tex, v_uv);
     vec3 n = normalize(v_nrm);
     vec3 v = normalize(u_eye - v_world);
-    if (dot(n, v) < 0.0) n = -n;  // two-sided: thin parts seen from behind
-    vec3 key = normalize(vec3(-0.4, 0.6, 0.7));
-    vec3 fill = normalize(vec3(0.6, 0.1, 0.5));
+    float nv = dot(n, v);
+    if (nv < 0.0) { n = -n; nv = -nv; }  // two-sided: thin parts seen from behind
+    const vec3 key = vec3(-0.4, 0.6, 0.7) / 1.0100;   // normalised
+    const vec3 fill = vec3(0.6, 0.1, 0.5) / 0.7874;
     float diff = max(dot(n, key), 0.0) * 0.75 + max(dot(n, fill), 0.0) * 0.25;
-    float rim = pow(1.0 - max(dot(n, v), 0.0), 3.0) * 0.25;
+    float r1 = 1.0 - nv;
+    float rim = r1 * r1 * r1 * 0.25;
     vec3 h = normalize(key + v);
-    float spec = pow(max(dot(n, h), 0.0), mix(80.0, 8.0, u_rough)) * (1.0 - u_rough) * 0.5;
+    float s = max(dot(n, h), 0.0);
+    s *= s; s *= s; s *= s; s *= s;  // ^16
+    float spec = s * (1.0 - u_rough) * 0.5;
     vec3 c = base.rgb * (0.38 + 0.72 * diff) + vec3(rim + spec);
-    f_color = vec4(pow(clamp(c, 0.0, 1.0), vec3(1.0 / 2.2)), base.a);
+    f_color = vec4(sqrt(clamp(c, 0.0, 1.0)), base.a);  // ~sRGB encode (gamma 2)
 }
