@@ -286,6 +286,13 @@ SKELETON = [("Hips", None, (0, 1.0, 0)), ("Spine", "Hips", (0, 0.2, 0)), ("Neck"
 
 
 # --------------------------------------------------------------------------- GLB writer
+# MediaPipe's blendshapes rarely reach 1 for a real blink or smile; small stylised features need
+# a stronger response to read at webcam size.
+RESPONSE = {"gain": {"eyeBlinkLeft": 1.25, "eyeBlinkRight": 1.25, "mouthSmileLeft": 1.2, "mouthSmileRight": 1.2,
+                     "browInnerUp": 1.3, "jawOpen": 1.15},
+            "gamma": {"eyeBlinkLeft": 0.8, "eyeBlinkRight": 0.8}}
+
+
 def write_glb(name: str, parts: list[Part], path: Path, description: str) -> None:
     """Write parts as a GLB: one node + mesh per part under its joint node, morph targets by name."""
     blob = bytearray()
@@ -339,7 +346,9 @@ def write_glb(name: str, parts: list[Part], path: Path, description: str) -> Non
         "scene": 0, "scenes": [{"name": name, "nodes": [0]}], "nodes": nodes, "meshes": meshes,
         "materials": materials, "accessors": accessors, "bufferViews": views,
         "buffers": [{"byteLength": len(blob)}],
-        "extras": {"ravas": {"name": name, "description": description, "licence": "MIT"}},
+        "extras": {"ravas": {"name": name, "description": description, "licence": "MIT",
+                             # per-avatar response curves: shown weight = min(1, gain · weight^gamma)
+                             "response": RESPONSE}},
     }
     js = json.dumps(gltf, separators=(",", ":")).encode()
     js += b" " * (-len(js) % 4)

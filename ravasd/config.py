@@ -40,6 +40,9 @@ class VideoConfig:
     avatar: str = _f("sol", "Avatar name (see `ravasd avatars list`) or path to a .glb/.vrm file.")
     background: str = _f("#8cacc4", "Background colour behind the avatar (#rrggbb).",
                          pattern=r"^#[0-9a-fA-F]{6}$")
+    render_scale: Union[float, str] = _f("auto", "Avatar render resolution ÷ output resolution (0.25..1, upscaled "
+                                         "after); auto = 0.75 on a software renderer at ≥ 1280 px wide, else 1.",
+                                         range=(0.25, 1.0), choices_or=("auto",))
     sink: str = _f("auto", "Where anonymized frames go; auto = the RAVAS Camera when present, else null.",
                    choices=("auto", "virtual", "file", "preview", "null"))
     deadline_ms: int = _f(250, "Show the placeholder when no anonymized frame is newer than this.",
@@ -134,6 +137,10 @@ def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
     meta = f.metadata
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{key}: must be one of {', '.join(map(str, meta['choices']))}, got {value!r}.")
+    if isinstance(value, str) and "choices_or" in meta:
+        if value not in meta["choices_or"]:
+            raise ConfigError(f"{key}: must be a number or one of {', '.join(meta['choices_or'])}, got {value!r}.")
+        return value
     if "range" in meta and isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = meta["range"]
         if not lo <= value <= hi:
@@ -290,6 +297,8 @@ def reference() -> str:
             meta = f.metadata
             if "choices" in meta:
                 allowed = " / ".join(map(str, meta["choices"]))
+            elif "choices_or" in meta:
+                allowed = f"{meta['range'][0]}..{meta['range'][1]} or {' / '.join(meta['choices_or'])}"
             elif "range" in meta:
                 allowed = f"{meta['range'][0]}..{meta['range'][1]}"
             else:

@@ -344,3 +344,19 @@ def test_bench_video_prints_the_figures(ravas_home):
                 "filter_p95_ms", "render_p50_ms", "sink_p95_ms", "total_p50_ms", "total_p95_ms"):
         assert key in res
     assert res["frames"] > 5 and res["face_tracked"] > 0.5  # the generated clip is tracked as a face
+
+
+def test_per_avatar_response_curves(renderers):
+    from ravasd.video.avatar.converter import AvatarConverter
+
+    m = renderers["sol"].model
+    gain, gamma = m.response()
+    i = ARKIT_NAMES.index("eyeBlinkLeft")
+    assert gain[i] > 1 and gamma[i] < 1 and gain[ARKIT_NAMES.index("cheekPuff")] == 1
+    conv = AvatarConverter(ScriptedTracker([_pose(0.0, eyeBlinkLeft=0.6, eyeBlinkRight=0.6, cheekPuff=0.5)]),
+                           renderers["sol"])
+    conv.filter.lr_noise = 0
+    conv.process(RawFrame(np.zeros((48, 64, 3), np.uint8), 0.0, 0))
+    w = conv._last[0]
+    assert w[i] == pytest.approx(min(1, gain[i] * 0.6 ** gamma[i]), rel=1e-4) and w[i] > 0.8
+    assert w[ARKIT_NAMES.index("cheekPuff")] == pytest.approx(0.5, rel=1e-4)

@@ -23,6 +23,7 @@ class AvatarConverter:
     def __init__(self, tracker, renderer, level: Callable[[], float] | None = None, hold_s: float = 0.5,
                  ease_s: float = 0.6, log_path: str | None = None) -> None:
         self.tracker, self.renderer, self.level = tracker, renderer, level
+        self.gain, self.gamma = renderer.model.response()
         self.filter = PoseFilter()
         self.hold_s, self.ease_s = hold_s, ease_s
         self._last = (np.zeros(len(ARKIT_NAMES), np.float32), 0.0, 0.0, 0.0)
@@ -53,7 +54,8 @@ class AvatarConverter:
         pose = self.tracker.track(frame.image, t) if self.tracker is not None else None
         self.face_visible = pose is not None
         if pose is not None:
-            self._last = self.filter.apply(pose)
+            w, yaw, pitch, roll = self.filter.apply(pose)
+            self._last = (np.minimum(1.0, self.gain * np.power(w, self.gamma)).astype(np.float32), yaw, pitch, roll)
             self._last_t = t
             w, yaw, pitch, roll = self._last
             if self._log is not None:
@@ -89,7 +91,8 @@ def make(cfg, width: int, height: int, level: Callable[[], float] | None = None)
     model = load_avatar(find(cfg.video.avatar))
     tracker = open_tracker(cfg)
     try:
-        renderer = AvatarRenderer(model, width, height, background=_rgb(cfg.video.background))
+        renderer = AvatarRenderer(model, width, height, background=_rgb(cfg.video.background),
+                                  scale=cfg.video.render_scale)
     except Exception:
         tracker.close()
         raise

@@ -75,6 +75,16 @@ class AvatarModel:
     expressions: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
     facing_back: bool = False  # VRM 0.x models face −Z
 
+    def response(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-ARKit-name (gain, gamma) from ``extras.ravas.response`` (1, 1 where not given)."""
+        gain, gamma = np.ones(len(ARKIT_NAMES), np.float32), np.ones(len(ARKIT_NAMES), np.float32)
+        spec = self.meta.get("response") or {}
+        for arr, key in ((gain, "gain"), (gamma, "gamma")):
+            for name, v in (spec.get(key) or {}).items():
+                if name in ARKIT_NAMES and isinstance(v, (int, float)) and 0 < v <= 10:
+                    arr[ARKIT_NAMES.index(name)] = v
+        return gain, gamma
+
     def arkit_coverage(self) -> set[str]:
         """ARKit names this avatar can show, through morph targets or VRM expressions."""
         names = {n for p in self.primitives for n in p.target_names if n in ARKIT_NAMES}
@@ -325,7 +335,8 @@ def _meta(g: dict, fmt: str) -> dict:
     ravas = (g.get("extras") or {}).get("ravas", {})
     asset = g.get("asset", {})
     return {"title": ravas.get("name", ""), "author": asset.get("copyright", ""), "version": "",
-            "licence": ravas.get("licence", asset.get("copyright", "")), "description": ravas.get("description", "")}
+            "licence": ravas.get("licence", asset.get("copyright", "")), "description": ravas.get("description", ""),
+            "response": ravas.get("response", {})}
 
 
 def _bones(g: dict, nodes: list[Node], fmt: str) -> dict[str, int]:

@@ -60,11 +60,11 @@ class AvatarRenderer:
     """``render(weights, yaw, pitch, roll)`` → (H, W, 3) uint8 RGB of the avatar."""
 
     def __init__(self, model: AvatarModel, width: int, height: int, background=(0.55, 0.68, 0.78),
-                 ctx=None, samples: int | None = None) -> None:
+                 ctx=None, samples: int | None = None, scale: float | str = 1.0) -> None:
         import moderngl
 
         self.model = model
-        self.width, self.height = width, height
+        self.out_size = (width, height)
         self.background = tuple(background)
         if ctx is None:
             ctx = moderngl.create_standalone_context(backend="egl") if sys.platform.startswith("linux") \
@@ -73,6 +73,12 @@ class AvatarRenderer:
         else:
             self._own_ctx = False
         self.ctx = ctx
+        software = any(k in str(ctx.info.get("GL_RENDERER", "")).lower() for k in ("llvmpipe", "softpipe"))
+        if scale == "auto":  # a software rasteriser pays per pixel: render less, upscale (bilinear)
+            scale = 0.75 if software and width >= 1280 else 1.0
+        self.scale = float(scale)
+        width, height = max(16, round(width * self.scale)), max(16, round(height * self.scale))
+        self.width, self.height = width, height
         src = resources.files(__package__) / "shaders"
         self.prog = ctx.program(vertex_shader=(src / "avatar.vert").read_text(),
                                 fragment_shader=(src / "avatar.frag").read_text())
@@ -92,9 +98,7 @@ class AvatarRenderer:
                 tex = ctx.texture((w, h), 4, np.ascontiguousarray(p.texture).tobytes())
                 tex.build_mipmaps()
             self._gpu.append((vao, vbo, nbo, tbo, ibo, tex))
-        if samples is None:
-            # multisampling triples the frame time on a software rasteriser (llvmpipe): only on GPUs
-            software = any(k in str(ctx.info.get("GL_RENDERER", "")).lower() for k in ("llvmpipe", "softpipe"))
+        if samples is None:  # multisampling triples the frame time on llvmpipe: only on GPUs
             samples = 0 if software else 4
         samples = min(samples, ctx.max_samples)
         self.samples = samples
@@ -232,6 +236,10 @@ class AvatarRenderer:
             ctx.copy_framebuffer(self._fbo, self._ms_fbo)
         out = np.empty((self.height, self.width, 3), np.uint8)  # fresh: frames already handed out stay intact
         self._fbo.read_into(out, components=3, alignment=1)
+        if (self.width, self.height) != self.out_size:
+            import cv2
+
+            out = cv2.resize(out, self.out_size, interpolation=cv2.INTER_LINEAR)
         return out  # already top-down: the projection flips Y
 
     def release(self) -> None:
