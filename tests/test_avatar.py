@@ -360,3 +360,21 @@ def test_per_avatar_response_curves(renderers):
     w = conv._last[0]
     assert w[i] == pytest.approx(min(1, gain[i] * 0.6 ** gamma[i]), rel=1e-4) and w[i] > 0.8
     assert w[ARKIT_NAMES.index("cheekPuff")] == pytest.approx(0.5, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["sol", "tabby"])
+def test_shader_morph_matches_cpu_morph(renderers, name):
+    """The GPU path (targets applied in the vertex shader) draws what the CPU path draws. It runs on
+    llvmpipe here too, so the test needs no GPU."""
+    from ravasd.video.avatar.renderer import AvatarRenderer
+
+    r = AvatarRenderer(renderers[name].model, W, H, morph="gpu")
+    try:
+        assert r.morph == "gpu" and r._delta_tex
+        w = weights(jawOpen=0.8, mouthSmileLeft=0.5, eyeBlinkRight=1.0, browInnerUp=0.6, tongueOut=0.7)
+        gpu, cpu = r.render(w, yaw=12), renderers[name].render(w, yaw=12)
+        assert renderers[name].morph == "cpu"
+        assert np.abs(gpu.astype(float) - cpu).mean() < 0.3
+        assert np.abs(gpu.astype(float) - r.render(weights(), yaw=12)).mean() > 0.5  # and it does morph
+    finally:
+        r.release()

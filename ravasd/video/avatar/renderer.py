@@ -60,7 +60,7 @@ class AvatarRenderer:
     """``render(weights, yaw, pitch, roll)`` → (H, W, 3) uint8 RGB of the avatar."""
 
     def __init__(self, model: AvatarModel, width: int, height: int, background=(0.55, 0.68, 0.78),
-                 ctx=None, samples: int | None = None, scale: float | str = 1.0) -> None:
+                 ctx=None, samples: int | None = None, scale: float | str = 1.0, morph: str = "auto") -> None:
         import moderngl
 
         self.model = model
@@ -80,11 +80,16 @@ class AvatarRenderer:
         width, height = max(16, round(width * self.scale)), max(16, round(height * self.scale))
         self.width, self.height = width, height
         src = resources.files(__package__) / "shaders"
-        self.prog = ctx.program(vertex_shader=(src / "avatar.vert").read_text(),
-                                fragment_shader=(src / "avatar.frag").read_text())
+        frag = (src / "avatar.frag").read_text()
+        self.prog = ctx.program(vertex_shader=(src / "avatar.vert").read_text(), fragment_shader=frag)
+        # morph targets: on the CPU for software rasterisers (3× faster there), in the shader on GPUs
+        self.morph = ("cpu" if software else "gpu") if morph == "auto" else morph
+        self.morph_prog = ctx.program(vertex_shader=(src / "avatar_morph.vert").read_text(), fragment_shader=frag) \
+            if self.morph == "gpu" else None
         self._drive = self._drive_tables()
         self._gpu = []
-        for p in model.primitives:
+        self._delta_tex: dict[int, object] = {}
+        for pi, p in enumerate(model.primitives):
             vbo = ctx.buffer(p.positions.astype("f4").tobytes(), dynamic=True)
             nbo = ctx.buffer(p.normals.astype("f4").tobytes())
             uv = p.uv if p.uv is not None else np.zeros((len(p.positions), 2), np.float32)
@@ -97,6 +102,10 @@ class AvatarRenderer:
                 h, w = p.texture.shape[:2]
                 tex = ctx.texture((w, h), 4, np.ascontiguousarray(p.texture).tobytes())
                 tex.build_mipmaps()
+            if self._shader_morphs(p):
+                self._delta_tex[pi] = (self._deltas_texture(p), ctx.vertex_array(
+                    self.morph_prog, [(vbo, "3f", "in_pos"), (nbo, "3f", "in_nrm"), (tbo, "2f", "in_uv")],
+                    index_buffer=ibo, index_element_size=4))
             self._gpu.append((vao, vbo, nbo, tbo, ibo, tex))
         if samples is None:  # multisampling triples the frame time on llvmpipe: only on GPUs
             samples = 0 if software else 4
@@ -108,6 +117,20 @@ class AvatarRenderer:
             ctx.renderbuffer((width, height), 4, samples=samples),
             ctx.depth_renderbuffer((width, height), samples=samples))
         self._frame_camera()
+
+    def _shader_morphs(self, p) -> bool:
+        return (self.morph_prog is not None and p.targets is not None and p.joints is None
+                and len(p.targets) <= 128)
+
+    def _deltas_texture(self, p):
+        t, n = p.targets.shape[:2]
+        flat = p.targets.reshape(-1, 3).astype("f4")
+        rows = -(-len(flat) // 4096)
+        data = np.zeros((rows * 4096, 3), "f4")
+        data[: len(flat)] = flat
+        tex = self.ctx.texture((4096, rows), 3, data.tobytes(), dtype="f4")
+        tex.filter = (self.ctx.NEAREST, self.ctx.NEAREST)
+        return tex
 
     # ------------------------------------------------------------------ drive tables
     def _drive_tables(self) -> list[tuple[int, np.ndarray, np.ndarray, list[tuple[int, str, float]]]]:
@@ -187,12 +210,16 @@ class AvatarRenderer:
         w = np.asarray(weights, np.float32)
         presets = preset_weights(w) if self.model.expressions else {}
         morphed: dict[int, np.ndarray] = {}
+        shader_weights: dict[int, np.ndarray] = {}
         for pi, direct, via in self._drive:
             p = self.model.primitives[pi]
             tw = np.where(direct >= 0, w[np.maximum(direct, 0)], 0.0).astype(np.float32)
             for ti, name, k in via:
                 value = w[ARKIT_INDEX[name]] if name in ARKIT_INDEX else presets.get(name, 0.0)
                 tw[ti] += value * k
+            if pi in self._delta_tex:
+                shader_weights[pi] = tw
+                continue
             nz = np.nonzero(tw)[0]
             pos = p.positions + np.tensordot(tw[nz], p.targets[nz], axes=1) if len(nz) else p.positions
             morphed[pi] = pos
@@ -220,14 +247,26 @@ class AvatarRenderer:
                 model = np.eye(4)  # skinned vertices are already in world space
             if pos is not None:
                 vbo.write(np.ascontiguousarray(pos, dtype=np.float32).tobytes())
-            self.prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
-            self.prog["u_model"].write(model.T.astype("f4").tobytes())
-            self.prog["u_color"].value = tuple(float(c) for c in p.color)
-            self.prog["u_rough"].value = 0.6
-            self.prog["u_has_tex"].value = tex is not None
+            prog = self.prog
+            if pi in shader_weights:
+                deltas, vao = self._delta_tex[pi]
+                prog = self.morph_prog
+                tw = np.zeros(128, "f4")
+                tw[: len(shader_weights[pi])] = shader_weights[pi]
+                prog["u_weights"].write(tw.tobytes())
+                prog["u_targets"].value = len(p.targets)
+                prog["u_vertices"].value = len(p.positions)
+                deltas.use(1)
+                prog["u_deltas"].value = 1
+                prog["u_eye"].value = tuple(self.eye)
+            prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
+            prog["u_model"].write(model.T.astype("f4").tobytes())
+            prog["u_color"].value = tuple(float(c) for c in p.color)
+            prog["u_rough"].value = 0.6
+            prog["u_has_tex"].value = tex is not None
             if tex is not None:
                 tex.use(0)
-                self.prog["u_tex"].value = 0
+                prog["u_tex"].value = 0
             if p.blend:
                 ctx.enable(ctx.BLEND)
             vao.render()
@@ -253,7 +292,12 @@ class AvatarRenderer:
             for obj in (vao, vbo, nbo, tbo, ibo, tex):
                 if obj is not None:
                     obj.release()
+        for deltas, vao in self._delta_tex.values():
+            deltas.release()
+            vao.release()
         if self._ms_fbo is not self._fbo:
             self._ms_fbo.release()
         self._fbo.release()
         self.prog.release()
+        if self.morph_prog is not None:
+            self.morph_prog.release()
