@@ -299,7 +299,16 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_voices(args: argparse.Namespace) -> int:
     from .audio.voices import VOICES
 
-    rows = [{"name": v.name, "method": v.method, "description": v.description} for v in VOICES.values()]
+    from .config import load_config
+
+    cfg = load_config()
+    rows = []
+    for v in VOICES.values():
+        conv = v.factory(cfg, cfg.audio.sample_rate)
+        rows.append({"name": v.name, "method": v.method,
+                     "latency_ms": round(getattr(conv, "latency", 0) / cfg.audio.sample_rate * 1000, 1),
+                     "description": v.description})
+        conv.close()
     _table(rows, args.json)
     return 0
 

@@ -141,3 +141,13 @@ def test_writer_accepts_irregular_live_frame_times(tmp_path):
     w.commit()
     frames, _, _ = _streams(tmp_path / "live.mp4")
     assert len(frames) == 7
+
+
+def test_anonymize_with_a_look_ahead_voice_keeps_exact_length(media_dir, tmp_path):
+    """McAdams has ~31 ms look-ahead: the offline run trims it and flushes the tail."""
+    src = make_audio(media_dir / "la.wav", seconds=1.3, rate=48000)
+    out = tmp_path / "o.wav"
+    anonymize(src, out, load_config(overrides={"audio.voice": "mcadams"}), progress=False)
+    with av.open(str(out)) as c:
+        n = sum(f.samples for f in c.decode(audio=0))
+    assert n == int(1.3 * 48000)

@@ -11,6 +11,7 @@ from typing import Callable
 
 from ...config import Config
 from ...errors import ConfigError
+from .mcadams import McAdams
 from .ringmod import RingModulator
 
 
@@ -27,6 +28,9 @@ VOICES: dict[str, Voice] = {
     for v in (
         Voice("ringmod", "ring modulation", "robot-like voice (30 Hz carrier); weak anonymization, "
               "zero latency; the engine's reference voice", lambda cfg, rate: RingModulator(rate)),
+        Voice("mcadams", "McAdams coefficient (VPC B2)", "LPC pole angles warped (α = 0.8): formants move, "
+              "words and pitch stay; weak against an informed attacker — the research baseline",
+              lambda cfg, rate: McAdams(rate, 0.8)),
     )
 }
 
