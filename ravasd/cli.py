@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--seconds", type=float, default=10.0)
     bv.add_argument("--json", action="store_true")
     _config_args(bv)
+    ba = be_sub.add_parser("audio", help="per voice: real-time factor and end-to-end latency through PulseAudio")
+    ba.add_argument("--voice", dest="bench_voices", action="append", metavar="NAME",
+                    help="only this voice (repeatable)")
+    ba.add_argument("--no-e2e", action="store_true", help="skip the sound-server measurement")
+    ba.add_argument("--json", action="store_true")
+    _config_args(ba)
 
     dev = sub.add_parser("devices", help="list cameras, microphones, outputs and virtual devices")
     dev.add_argument("--json", action="store_true")
@@ -389,6 +395,15 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "audio":
+        from .bench_audio import bench_audio, to_json as audio_json
+
+        rows = bench_audio(_load(args), args.bench_voices, e2e=not args.no_e2e)
+        if args.json:
+            print(audio_json(rows))
+        else:
+            _table([{k: ("null" if v is None else v) for k, v in r.items()} for r in rows], False)
+        return 0
     from .bench import bench_video, format_table, to_json
 
     res = bench_video(_load(args), args.width, args.height, args.seconds, args.fps)

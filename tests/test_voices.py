@@ -79,3 +79,25 @@ def test_voices_list_shows_latency(ravas_home):
     rows = {v["name"]: v for v in json.loads(r.stdout)}
     assert rows["ringmod"]["latency_ms"] == 0 and 20 < rows["mcadams"]["latency_ms"] < 40
     assert {"name", "method", "latency_ms", "description"} <= set(rows["mcadams"])
+
+
+def test_bench_audio_measures_end_to_end_through_a_sound_server(pulse, ravas_home):
+    import os
+
+    env = dict(pulse.env, RAVAS_HOME=str(ravas_home))
+    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "audio", "--voice", "ringmod", "--json",
+                        "--set", "audio.block_ms=5"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (row,) = json.loads(r.stdout)
+    assert row["voice"] == "ringmod" and row["block_ms"] == 5 and row["sample_rate"] == 48000
+    assert row["e2e_latency_ms"] is not None and row["e2e_latency_ms"] > 0, row
+    assert 0 < row["rtf"] < 1 and row["algorithmic_latency_ms"] == 0
+    # the bench's temporary devices are gone again
+    assert "ravas_bench" not in pulse.pactl("list", "short", "modules")
+    # no server and no way to start one: null, with the reason
+    bare = {"RAVAS_HOME": str(ravas_home), "PATH": "/nonexistent", "PULSE_SERVER": "unix:/nonexistent"}
+    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "audio", "--voice", "ringmod", "--json"],
+                       env=bare, capture_output=True, text=True, timeout=60)
+    (row,) = json.loads(r.stdout)
+    assert row["e2e_latency_ms"] is None and "no PulseAudio/PipeWire server" in row["e2e_note"]
+    assert os.environ.get("PULSE_SERVER")  # the fixture's server is still in place

@@ -1,0 +1,190 @@
+"""``ravasd bench audio``: per voice, real-time factor and end-to-end latency through a real
+PulseAudio/PipeWire server.
+
+End to end: a stereo null sink ``ravas_bench_meter`` gets two mono remap sinks — ``ravas_bench_in``
+on its left channel, ``ravas_bench_out`` on its right — and the left channel is exposed as the
+fake microphone ``ravas_bench_mic``. A test signal played into ``ravas_bench_in`` reaches the
+daemon's audio path (microphone → voice → output, the same classes the daemon uses), which writes
+into ``ravas_bench_out``; one recording of the meter's monitor holds input (left) and output
+(right) on one clock, and their envelopes' cross-correlation gives the latency. The temporary
+modules are removed afterwards. With no server reachable (and none startable) ``e2e_latency_ms``
+is null with the reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+
+
+def rtf(cfg: Config, name: str, seconds: float = 4.0) -> tuple[float, int, int]:
+    """(processing time / audio time on this thread, algorithmic latency samples, block)."""
+    from .audio.sources import synth_speech
+    from .audio.voices import make_voice
+    from .engine.frames import RawAudio
+    from .pipelines import block_size
+
+    rate, block = cfg.audio.sample_rate, block_size(cfg)
+    x = synth_speech(rate, seconds)
+    conv = make_voice(cfg, rate, name)
+    t0 = time.thread_time()
+    for i in range(0, len(x) - block + 1, block):
+        conv.process(RawAudio(x[i:i + block], rate, i / rate))
+    used = time.thread_time() - t0
+    lat = int(getattr(conv, "latency", 0))
+    conv.close()
+    return used / seconds, lat, block
+
+
+class _Server:
+    """The user's running server, or a private pulseaudio started for the bench."""
+
+    def __init__(self) -> None:
+        from .devices import pulse
+
+        self.proc = None
+        self.tmp = None
+        self.env = dict(os.environ)
+        if pulse.server_info() is None:
+            if not shutil.which("pulseaudio"):
+                raise RuntimeError("no PulseAudio/PipeWire server is reachable and pulseaudio is not installed")
+            self.tmp = tempfile.TemporaryDirectory(prefix="ravas-bench-")
+            root = Path(self.tmp.name)
+            (root / "xdg").mkdir(mode=0o700)
+            self.env.update(HOME=str(root), XDG_RUNTIME_DIR=str(root / "xdg"),
+                            PULSE_SERVER=f"unix:{root}/xdg/pulse/native")
+            (root / "bench.pa").write_text("load-module module-native-protocol-unix auth-anonymous=1\n")
+            self.proc = subprocess.Popen(["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F",
+                                          str(root / "bench.pa"), "--log-target=stderr"], env=self.env,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.environ["PULSE_SERVER"] = self.env["PULSE_SERVER"]
+            for _ in range(200):
+                if pulse.server_info() is not None:
+                    break
+                time.sleep(0.05)
+            else:
+                self.close()
+                raise RuntimeError("a private pulseaudio did not start")
+            import sounddevice as sd
+
+            sd._terminate()  # PortAudio lists ALSA's "pulse" device only if a server answered at init
+            sd._initialize()
+        self.modules: list[int] = []
+
+    def load(self, *args: str) -> None:
+        from .devices import pulse
+
+        self.modules.append(pulse.load_module(*args))
+
+    def close(self) -> None:
+        from .devices import pulse
+
+        for m in reversed(self.modules):
+            pulse.unload_module(m)
+        self.modules.clear()
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+        if self.tmp is not None:
+            self.tmp.cleanup()
+            self.tmp = None
+
+
+def _envelope(x: np.ndarray, rate: int) -> np.ndarray:
+    k = max(1, rate // 1000)  # 1 ms resolution
+    e = np.abs(x[: len(x) // k * k]).reshape(-1, k).mean(axis=1)
+    return e - e.mean()
+
+
+def e2e_latency(cfg: Config, name: str, seconds: float = 3.0) -> float:
+    """Milliseconds from the fake microphone's input to the voice's output, on one clock."""
+    from scipy.signal import fftconvolve
+
+    from .audio.sinks import DeviceAudioSink
+    from .audio.sources import MicSource, synth_speech
+    from .audio.voices import make_voice
+    from .devices import pulse
+    from .engine.runner import StreamRunner
+    from .media.writer import MediaWriter
+    from .pipelines import block_size
+
+    rate, block = 48000, block_size(cfg.replace(**{"audio.sample_rate": 48000}))
+    srv = _Server()
+    try:
+        srv.load("module-null-sink", "sink_name=ravas_bench_meter", "rate=48000", "channels=2",
+                 "channel_map=front-left,front-right")
+        srv.load("module-remap-sink", "sink_name=ravas_bench_in", "master=ravas_bench_meter", "channels=1",
+                 "master_channel_map=front-left", "channel_map=mono", "remix=no")
+        srv.load("module-remap-sink", "sink_name=ravas_bench_out", "master=ravas_bench_meter", "channels=1",
+                 "master_channel_map=front-right", "channel_map=mono", "remix=no")
+        srv.load("module-remap-source", "source_name=ravas_bench_mic", "master=ravas_bench_meter.monitor",
+                 "channels=1", "master_channel_map=front-left", "channel_map=mono", "remix=no")
+        with tempfile.TemporaryDirectory(prefix="ravas-bench-") as tmp:
+            sig = synth_speech(rate, seconds)
+            wav = Path(tmp) / "signal.wav"
+            w = MediaWriter(wav, audio_rate=rate)
+            w.write_samples(np.concatenate([np.zeros(rate // 2, np.float32), sig]))
+            w.commit()
+            rec_path = Path(tmp) / "meter.wav"
+            rec = subprocess.Popen(["parecord", "--device=ravas_bench_meter.monitor", "--latency-msec=10",
+                                    "--channels=2", f"--rate={rate}", "--file-format=wav", str(rec_path)],
+                                   env=srv.env)
+            runner = StreamRunner(
+                "audio", source=lambda: MicSource(pulse.route("input", "ravas_bench_mic"), rate, block),
+                converter=lambda: make_voice(cfg, rate, name),
+                sink=lambda: DeviceAudioSink(pulse.route("output", "ravas_bench_out"), rate, block,
+                                             cfg.audio.max_latency_ms / 1000),
+                period=block / rate, deadline=cfg.audio.deadline_ms / 1000, rate=rate, block=block,
+                max_backlog=max(2, int(cfg.audio.max_latency_ms / cfg.audio.block_ms))).start()
+            time.sleep(0.8)
+            subprocess.run(["paplay", "--device=ravas_bench_in", "--latency-msec=10", str(wav)], env=srv.env,
+                           check=True, timeout=60)
+            time.sleep(0.6)
+            runner.stop()
+            rec.terminate()
+            rec.wait(5)
+            import av
+
+            with av.open(str(rec_path)) as c:
+                data = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=-1)
+            data = data.reshape(-1, 2) if data.shape[0] != 2 else data.T
+            data = data.astype(np.float32) / (32768.0 if np.abs(data).max() > 2 else 1.0)
+    finally:
+        srv.close()
+    a, b = _envelope(data[:, 0], rate), _envelope(data[:, 1], rate)
+    if np.abs(b).max() < 1e-4:
+        raise RuntimeError("no output arrived from the voice")
+    c = fftconvolve(b, a[::-1], mode="full")
+    lag = int(np.argmax(c)) - (len(a) - 1)
+    return float(lag)  # envelopes at 1 ms resolution
+
+
+def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True) -> list[dict]:
+    from .audio.voices import VOICES
+
+    rows = []
+    for name in voices or list(VOICES):
+        ratio, lat, block = rtf(cfg, name)
+        row = {"voice": name, "sample_rate": cfg.audio.sample_rate, "block_ms": cfg.audio.block_ms,
+               "algorithmic_latency_ms": round(lat / cfg.audio.sample_rate * 1000, 1), "rtf": round(ratio, 3),
+               "e2e_latency_ms": None, "e2e_note": ""}
+        if e2e:
+            try:
+                row["e2e_latency_ms"] = round(e2e_latency(cfg, name), 1)
+            except Exception as err:  # no server, no output: say why
+                row["e2e_note"] = str(err)
+        rows.append(row)
+    return rows
+
+
+def to_json(rows: list[dict]) -> str:
+    return json.dumps(rows, indent=2)
