@@ -101,3 +101,10 @@ def test_bench_audio_measures_end_to_end_through_a_sound_server(pulse, ravas_hom
     (row,) = json.loads(r.stdout)
     assert row["e2e_latency_ms"] is None and "no PulseAudio/PipeWire server" in row["e2e_note"]
     assert os.environ.get("PULSE_SERVER")  # the fixture's server is still in place
+
+
+def test_lpc_voice_at_an_unsupported_rate_is_a_config_error():
+    from ravasd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot run at audio.sample_rate 44100"):
+        make_voice(load_config(), 44100, "mcadams")

@@ -41,4 +41,8 @@ def make_voice(cfg: Config, rate: int, name: str | None = None) -> object:
     if name not in VOICES:
         raise ConfigError(f"audio.voice: unknown voice {name!r}.",
                           f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
-    return VOICES[name].factory(cfg, rate)
+    try:
+        return VOICES[name].factory(cfg, rate)
+    except ValueError as err:  # e.g. an LPC voice at 44.1 kHz
+        raise ConfigError(f"audio.voice: {name} cannot run at audio.sample_rate {rate}: {err}.",
+                          "use audio.sample_rate 48000 (or 16000/32000) with this voice.") from None
