@@ -40,6 +40,8 @@ class VideoConfig:
     avatar: str = _f("sol", "Avatar name (see `ravasd avatars list`) or path to a .glb/.vrm file.")
     background: str = _f("#8cacc4", "Background colour behind the avatar (#rrggbb).",
                          pattern=r"^#[0-9a-fA-F]{6}$")
+    background_image: Union[str, None] = _f(None, "Picture behind the avatar (PNG/JPEG; scaled to cover); "
+                                            "null = the background colour.")
     render_scale: Union[float, str] = _f("auto", "Avatar render resolution ÷ output resolution (0.25..1, upscaled "
                                          "after); auto = 0.75 on a software renderer at ≥ 1280 px wide, else 1.",
                                          range=(0.25, 1.0), choices_or=("auto",))

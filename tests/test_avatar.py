@@ -378,3 +378,29 @@ def test_shader_morph_matches_cpu_morph(renderers, name):
         assert np.abs(gpu.astype(float) - r.render(weights(), yaw=12)).mean() > 0.5  # and it does morph
     finally:
         r.release()
+
+
+def test_background_image_behind_the_avatar(tmp_path):
+    import cv2
+
+    from ravasd.config import load_config
+    from ravasd.errors import ConfigError
+    from ravasd.video.avatar.converter import load_background
+    from ravasd.video.avatar.renderer import AvatarRenderer
+
+    pic = np.zeros((300, 400, 3), np.uint8)
+    pic[:150], pic[150:], pic[:, :40] = (200, 80, 80), (60, 160, 90), (250, 250, 50)
+    path = tmp_path / "room.png"
+    cv2.imwrite(str(path), cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
+    bg = load_background(load_config(overrides={"video.background_image": str(path)}))
+    r = AvatarRenderer(load_avatar(REPO / "avatars" / "sol.glb"), W, H, background_image=bg)
+    try:
+        img = r.render(weights()).astype(int)
+    finally:
+        r.release()
+    assert np.abs(img[5, W - 5] - (200, 80, 80)).max() < 8  # top right: the picture's top half
+    assert np.abs(img[H - 5, W - 5] - (60, 160, 90)).max() < 8  # bottom right: its bottom half
+    assert np.abs(img[H // 2, 2] - (250, 250, 50)).max() < 8  # left edge (scaled to cover, centred)
+    (tmp_path / "bad.png").write_text("not a picture")
+    with pytest.raises(ConfigError, match="video.background_image: cannot read"):
+        load_background(load_config(overrides={"video.background_image": str(tmp_path / "bad.png")}))

@@ -92,7 +92,7 @@ def make(cfg, width: int, height: int, level: Callable[[], float] | None = None)
     tracker = open_tracker(cfg)
     try:
         renderer = AvatarRenderer(model, width, height, background=_rgb(cfg.video.background),
-                                  scale=cfg.video.render_scale)
+                                  scale=cfg.video.render_scale, background_image=load_background(cfg))
     except Exception:
         tracker.close()
         raise
@@ -102,3 +102,20 @@ def make(cfg, width: int, height: int, level: Callable[[], float] | None = None)
 def _rgb(hexcolor: str) -> tuple[float, float, float]:
     h = hexcolor.lstrip("#")
     return tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def load_background(cfg) -> np.ndarray | None:
+    """``video.background_image`` as RGB, or None; a missing/unreadable file is a ConfigError."""
+    if not cfg.video.background_image:
+        return None
+    import cv2
+    from pathlib import Path
+
+    from ...errors import ConfigError
+
+    path = Path(cfg.video.background_image).expanduser()
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+    if img is None:
+        raise ConfigError(f"video.background_image: cannot read {path} as a picture.",
+                          "give a PNG or JPEG file, or set it to null.")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

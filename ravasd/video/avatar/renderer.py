@@ -60,7 +60,8 @@ class AvatarRenderer:
     """``render(weights, yaw, pitch, roll)`` → (H, W, 3) uint8 RGB of the avatar."""
 
     def __init__(self, model: AvatarModel, width: int, height: int, background=(0.55, 0.68, 0.78),
-                 ctx=None, samples: int | None = None, scale: float | str = 1.0, morph: str = "auto") -> None:
+                 ctx=None, samples: int | None = None, scale: float | str = 1.0, morph: str = "auto",
+                 background_image: np.ndarray | None = None) -> None:
         import moderngl
 
         self.model = model
@@ -117,6 +118,28 @@ class AvatarRenderer:
             ctx.renderbuffer((width, height), 4, samples=samples),
             ctx.depth_renderbuffer((width, height), samples=samples))
         self._frame_camera()
+        self._bg = self._background(background_image) if background_image is not None else None
+
+    def _background(self, image: np.ndarray):
+        """A full-screen textured quad drawn first (a picture behind the avatar, scaled to cover)."""
+        import cv2
+
+        h, w = image.shape[:2]
+        k = max(self.width / w, self.height / h)
+        img = cv2.resize(image[..., :3], (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+        y0, x0 = (img.shape[0] - self.height) // 2, (img.shape[1] - self.width) // 2
+        img = np.ascontiguousarray(img[y0:y0 + self.height, x0:x0 + self.width])
+        ctx = self.ctx
+        tex = ctx.texture((self.width, self.height), 3, img.tobytes())
+        prog = ctx.program(vertex_shader="""#version 330
+            in vec2 in_xy; out vec2 v_uv;
+            void main() { v_uv = vec2(in_xy.x * 0.5 + 0.5, in_xy.y * 0.5 + 0.5); gl_Position = vec4(in_xy, 0.0, 1.0); }""",
+                           fragment_shader="""#version 330
+            uniform sampler2D u_bg; in vec2 v_uv; out vec4 f_color;
+            void main() { f_color = texture(u_bg, v_uv); }""")
+        # rows of the read-back come out top-down (the projection flips Y), so the quad flips too
+        quad = ctx.buffer(np.array([-1, 1, 1, 1, -1, -1, 1, -1], "f4").tobytes())
+        return tex, prog, quad, ctx.vertex_array(prog, [(quad, "2f", "in_xy")])
 
     def _shader_morphs(self, p) -> bool:
         return (self.morph_prog is not None and p.targets is not None and p.joints is None
@@ -231,6 +254,13 @@ class AvatarRenderer:
         ctx.enable(ctx.DEPTH_TEST)
         ctx.disable(ctx.CULL_FACE)
         ctx.clear(*self.background, 1.0)
+        if self._bg is not None:
+            tex, prog, _, vao = self._bg
+            ctx.disable(ctx.DEPTH_TEST)
+            tex.use(0)
+            prog["u_bg"].value = 0
+            vao.render(mode=ctx.TRIANGLE_STRIP)
+            ctx.enable(ctx.DEPTH_TEST)
         vp = self.proj @ self.view
         self.prog["u_eye"].value = tuple(self.eye)
         order = sorted(range(len(self.model.primitives)), key=lambda i: self.model.primitives[i].blend)
@@ -295,6 +325,9 @@ class AvatarRenderer:
         for deltas, vao in self._delta_tex.values():
             deltas.release()
             vao.release()
+        if self._bg is not None:
+            for obj in self._bg:
+                obj.release()
         if self._ms_fbo is not self._fbo:
             self._ms_fbo.release()
         self._fbo.release()
