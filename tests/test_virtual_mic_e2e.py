@@ -10,7 +10,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from mediagen import make_audio
 from ravasd.audio.sources import synth_speech

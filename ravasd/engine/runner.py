@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from . import placeholder
-from .frames import AnonAudio, AnonFrame, RawAudio, RawFrame
+from .frames import AnonAudio, AnonFrame
 
 log = logging.getLogger(__name__)
 

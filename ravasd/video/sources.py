@@ -3,7 +3,6 @@ monotonic clock; ``read()`` blocks until the next frame."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import cv2
