@@ -61,6 +61,7 @@ def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], 
     notes: list[str] = []
     changes: dict[str, object] = {}
     res = Resources()
+    check_names(cfg)
     for kind in ("video", "audio"):
         section = getattr(cfg, kind)
         if section.enabled and "file" in (section.source, section.sink):
@@ -269,6 +270,10 @@ def check_names(cfg: Config) -> None:
     if cfg.audio.voice not in VOICES:
         raise ConfigError(f"audio.voice: unknown voice {cfg.audio.voice!r}.",
                           f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
+    if cfg.audio.enabled:
+        from .audio.voices import make_voice
+
+        make_voice(cfg, cfg.audio.sample_rate).close()  # e.g. an LPC voice at 44.1 kHz: say so now
 
 
 def converter_factory(kind: str, cfg: Config, routes: dict[str, Any] | None = None):
