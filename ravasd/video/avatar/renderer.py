@@ -96,8 +96,9 @@ class AvatarRenderer:
             uv = p.uv if p.uv is not None else np.zeros((len(p.positions), 2), np.float32)
             tbo = ctx.buffer(uv.astype("f4").tobytes())
             ibo = ctx.buffer(p.indices.astype("u4").tobytes())
-            vao = ctx.vertex_array(self.prog, [(vbo, "3f", "in_pos"), (nbo, "3f", "in_nrm"), (tbo, "2f", "in_uv")],
-                                   index_buffer=ibo, index_element_size=4)
+            cbo = ctx.buffer(np.ones((len(p.positions), 4), "f4").tobytes())
+            attrs = [(vbo, "3f", "in_pos"), (nbo, "3f", "in_nrm"), (tbo, "2f", "in_uv"), (cbo, "4f", "in_color")]
+            vao = ctx.vertex_array(self.prog, attrs, index_buffer=ibo, index_element_size=4)
             tex = None
             if p.texture is not None:
                 h, w = p.texture.shape[:2]
@@ -105,9 +106,10 @@ class AvatarRenderer:
                 tex.build_mipmaps()
             if self._shader_morphs(p):
                 self._delta_tex[pi] = (self._deltas_texture(p), ctx.vertex_array(
-                    self.morph_prog, [(vbo, "3f", "in_pos"), (nbo, "3f", "in_nrm"), (tbo, "2f", "in_uv")],
-                    index_buffer=ibo, index_element_size=4))
-            self._gpu.append((vao, vbo, nbo, tbo, ibo, tex))
+                    self.morph_prog, attrs, index_buffer=ibo, index_element_size=4))
+            self._gpu.append((vao, vbo, nbo, tbo, ibo, tex, cbo))
+        self._batches = self._make_batches() if self.morph == "cpu" else []
+        self._batched = {pi for b in self._batches for pi in b["members"]}
         if samples is None:  # multisampling triples the frame time on llvmpipe: only on GPUs
             samples = 0 if software else 4
         samples = min(samples, ctx.max_samples)
@@ -140,6 +142,42 @@ class AvatarRenderer:
         # rows of the read-back come out top-down (the projection flips Y), so the quad flips too
         quad = ctx.buffer(np.array([-1, 1, 1, 1, -1, -1, 1, -1], "f4").tobytes())
         return tex, prog, quad, ctx.vertex_array(prog, [(quad, "2f", "in_xy")])
+
+    def _make_batches(self) -> list[dict]:
+        """Untextured, opaque, unskinned parts on one node become one draw (per-vertex colour):
+        on llvmpipe each draw call has a fixed cost, and avatars are made of many small parts."""
+        nodes = self.model.nodes
+
+        def anchor(i: int) -> int:  # the nearest ancestor-or-self whose transform this node shares
+            while nodes[i].parent is not None and np.allclose(nodes[i].matrix, np.eye(4)) \
+                    and i not in self.model.bones.values():
+                i = nodes[i].parent
+            return i
+
+        groups: dict[int, list[int]] = {}
+        for pi, p in enumerate(self.model.primitives):
+            if p.texture is None and not p.blend and p.joints is None and p.color[3] >= 1.0:
+                groups.setdefault(anchor(p.node), []).append(pi)
+        batches = []
+        for node, members in groups.items():
+            if len(members) < 2:
+                continue
+            prims = [self.model.primitives[pi] for pi in members]
+            offsets = np.cumsum([0] + [len(p.positions) for p in prims])
+            pos = np.concatenate([p.positions for p in prims]).astype("f4")
+            nrm = np.concatenate([p.normals for p in prims]).astype("f4")
+            col = np.concatenate([np.tile(p.color, (len(p.positions), 1)) for p in prims]).astype("f4")
+            idx = np.concatenate([p.indices + off for p, off in zip(prims, offsets[:-1])]).astype("u4")
+            ctx = self.ctx
+            bufs = [ctx.buffer(pos.tobytes(), dynamic=True), ctx.buffer(nrm.tobytes()),
+                    ctx.buffer(np.zeros((len(pos), 2), "f4").tobytes()), ctx.buffer(col.tobytes()),
+                    ctx.buffer(idx.tobytes())]
+            vao = ctx.vertex_array(self.prog, [(bufs[0], "3f", "in_pos"), (bufs[1], "3f", "in_nrm"),
+                                               (bufs[2], "2f", "in_uv"), (bufs[3], "4f", "in_color")],
+                                   index_buffer=bufs[4], index_element_size=4)
+            batches.append({"node": node, "members": members, "offsets": offsets, "positions": pos,
+                            "vao": vao, "buffers": bufs})
+        return batches
 
     def _shader_morphs(self, p) -> bool:
         return (self.morph_prog is not None and p.targets is not None and p.joints is None
@@ -263,10 +301,24 @@ class AvatarRenderer:
             ctx.enable(ctx.DEPTH_TEST)
         vp = self.proj @ self.view
         self.prog["u_eye"].value = tuple(self.eye)
-        order = sorted(range(len(self.model.primitives)), key=lambda i: self.model.primitives[i].blend)
+        self.prog["u_color"].value = (1.0, 1.0, 1.0, 1.0)
+        self.prog["u_rough"].value = 0.6
+        self.prog["u_has_tex"].value = False
+        for b in self._batches:
+            pos = b["positions"]
+            for k, pi in enumerate(b["members"]):
+                if pi in morphed:
+                    pos[b["offsets"][k]:b["offsets"][k + 1]] = morphed[pi]
+            b["buffers"][0].write(pos.tobytes())
+            model = world[b["node"]]
+            self.prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
+            self.prog["u_model"].write(model.T.astype("f4").tobytes())
+            b["vao"].render()
+        order = sorted((i for i in range(len(self.model.primitives)) if i not in self._batched),
+                       key=lambda i: self.model.primitives[i].blend)
         for pi in order:
             p = self.model.primitives[pi]
-            vao, vbo, _, _, _, tex = self._gpu[pi]
+            vao, vbo, _, _, _, tex, _ = self._gpu[pi]
             pos = morphed.get(pi)
             model = world[p.node]
             if p.joints is not None and self.model.nodes[p.node].skin is not None:
@@ -318,10 +370,14 @@ class AvatarRenderer:
             self.ctx.release()
 
     def _release(self) -> None:
-        for vao, vbo, nbo, tbo, ibo, tex in self._gpu:
-            for obj in (vao, vbo, nbo, tbo, ibo, tex):
+        for objs in self._gpu:
+            for obj in objs:
                 if obj is not None:
                     obj.release()
+        for b in self._batches:
+            b["vao"].release()
+            for buf in b["buffers"]:
+                buf.release()
         for deltas, vao in self._delta_tex.values():
             deltas.release()
             vao.release()

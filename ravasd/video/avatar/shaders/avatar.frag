@@ -9,9 +9,10 @@ uniform float u_rough;
 in vec3 v_nrm;
 in vec3 v_world;
 in vec2 v_uv;
+in vec4 v_color;
 out vec4 f_color;
 void main() {
-    vec4 base = u_color;
+    vec4 base = u_color * v_color;
     if (u_has_tex) base *= texture(u_tex, v_uv);
     vec3 n = normalize(v_nrm);
     vec3 v = normalize(u_eye - v_world);

@@ -10,9 +10,11 @@ uniform int u_vertices;
 in vec3 in_pos;
 in vec3 in_nrm;
 in vec2 in_uv;
+in vec4 in_color;  // per-vertex colour (batched parts); white otherwise
 out vec3 v_nrm;
 out vec3 v_world;
 out vec2 v_uv;
+out vec4 v_color;
 void main() {
     vec3 p = in_pos;
     for (int t = 0; t < u_targets; ++t) {
@@ -26,5 +28,6 @@ void main() {
     v_world = world.xyz;
     v_nrm = mat3(u_model) * in_nrm;
     v_uv = in_uv;
+    v_color = in_color;
     gl_Position = u_mvp * vec4(p, 1.0);
 }
