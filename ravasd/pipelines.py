@@ -207,11 +207,30 @@ def _open_mic(device: int | str | None, rate: int, block: int):
     from .audio.sources import MicSource
     from .devices import pulse
 
-    if isinstance(device, str) and sys.platform.startswith("linux"):
+    if isinstance(device, str) and sys.platform.startswith("linux") and pulse.server_info() is not None:
         name = pulse.find_source(device)
         if name is not None:
-            return MicSource(pulse.route("input", name), rate, block, label=device)
+            import os
+
+            pid = os.getpid()
+            return MicSource(pulse.route("input", name), rate, block, label=device,
+                             guard=lambda: pulse.capture_moved(pid, name))
+        if device not in ("pulse", "default") and not _portaudio_has(device):
+            # never let the sound server fall back to another input (a monitor of the speakers, say):
+            # a missing microphone means silence until it is back
+            raise DeviceError(f"Microphone {device!r} is not there (unplugged?).",
+                              "plug it in again, or pick another with audio.input_device.")
     return MicSource(device, rate, block)
+
+
+def _portaudio_has(name: str) -> bool:
+    try:
+        import sounddevice as sd
+
+        sd.query_devices(name, kind="input")
+        return True
+    except Exception:
+        return False
 
 
 def _open_virtual_out(endpoint: Any, rate: int, block: int, max_latency: float):

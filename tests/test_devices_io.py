@@ -135,3 +135,57 @@ def test_devices_lists_pulse_sources(pulse, ravas_home):
     assert info["virtual"]["camera"] is None  # no v4l2loopback on this machine
     r = subprocess.run([sys.executable, "-m", "ravasd", "devices"], capture_output=True, text=True, env=env)
     assert "fake_mic" in r.stdout and "RAVAS Camera: not found" in r.stdout
+
+
+def test_microphone_that_vanishes_gives_silence_and_recovers(pulse, monkeypatch):
+    """Unload the microphone's module mid-stream: the output turns to silence (never stalls), and
+    when the device comes back the stream resumes by itself."""
+    from helpers import RecordingSink
+    from ravasd.devices import pulse as pulsectl
+
+    idx = pulsectl.load_module("module-remap-source", "source_name=vanishing_mic", "master=fake_cam_mic.monitor",
+                               "channels=1", "channel_map=mono")
+    sink = RecordingSink(AnonAudio)
+
+    from ravasd.pipelines import _open_mic
+
+    def open_mic():  # the daemon's own way of opening a microphone by name
+        mic = _open_mic("vanishing_mic", 48000, 480)
+        mic.timeout = 0.3
+        return mic
+
+    paplay = subprocess.Popen(["bash", "-c", "while true; do paplay --device=fake_cam_mic --latency-msec=20 "
+                               f"{_tone_wav()} || sleep 0.2; done"], env=pulse.env)
+    runner = StreamRunner("audio", source=open_mic, converter=NegHalf, sink=lambda: sink, period=0.01,
+                          deadline=0.05, rate=48000, block=480, max_backlog=20).start()
+    try:
+        assert wait_until(lambda: runner.status.published > 50, 10)
+        pulsectl.unload_module(idx)  # the device disappears
+        assert wait_until(lambda: runner.status.source_errors > 0, 10)
+        n_silence = runner.status.placeholders
+        assert wait_until(lambda: runner.status.placeholders > n_silence + 20, 5), runner.status  # silence
+        published = runner.status.published
+        idx = pulsectl.load_module("module-remap-source", "source_name=vanishing_mic",
+                                   "master=fake_cam_mic.monitor", "channels=1", "channel_map=mono")
+        assert wait_until(lambda: runner.status.published > published + 50, 15)  # and it came back
+    finally:
+        runner.stop()
+        paplay.kill()
+        pulsectl.unload_module(idx)
+    # everything written was converted (−0.5 ×) or silence: never the raw input
+    for _, block in sink.snapshot():
+        assert np.abs(block.samples).max() <= 0.5 * 0.8 + 1e-6
+
+
+_TONE = {}
+
+
+def _tone_wav():
+    if "path" not in _TONE:
+        import tempfile
+
+        from mediagen import make_audio
+
+        d = tempfile.mkdtemp()
+        _TONE["path"] = str(make_audio(__import__("pathlib").Path(d) / "tone.wav", seconds=2.0, rate=48000))
+    return _TONE["path"]

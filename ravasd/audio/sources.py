@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,24 @@ class MicSource:
     """
 
     def __init__(self, device: int | str | None, rate: int, block: int, timeout: float = 1.0,
-                 label: str | None = None) -> None:
+                 label: str | None = None, guard=None) -> None:
         import sounddevice as sd
 
         self.rate, self.block, self.timeout = rate, block, timeout
+        # ``guard()`` → True when the stream no longer reads the chosen device; it runs once a second
+        # in its own thread (it may call pactl), so read() never waits for it
+        self._moved = threading.Event()
+        self._closed = threading.Event()
+        if guard is not None:
+            def watch() -> None:
+                while not self._closed.wait(1.0):
+                    try:
+                        if guard():
+                            self._moved.set()
+                            return
+                    except Exception:
+                        pass
+            threading.Thread(target=watch, name="mic-guard", daemon=True).start()
         self.device = label if label is not None else device
         self.overflows = 0
         self.dropped = 0
@@ -51,6 +66,9 @@ class MicSource:
         """Next block. A stream that stopped (device gone) raises at once; one that is merely
         quiet (virtual sources deliver nothing while idle) raises after ``5 × timeout`` so the
         runner reopens it."""
+        if self._moved.is_set():
+            raise DeviceError(f"Microphone {self.device!r} is gone; the sound server moved the stream "
+                              "to another input, which RAVAS does not record.")
         for _ in range(5):
             try:
                 return self._q.get(timeout=self.timeout)
@@ -60,6 +78,7 @@ class MicSource:
         raise DeviceError(f"Microphone {self.device!r} delivered no audio (unplugged?).")
 
     def close(self) -> None:
+        self._closed.set()
         try:
             self.stream.abort()
             self.stream.close()

@@ -98,3 +98,15 @@ def route(kind: str, pulse_name: str) -> str:
     """Point this process's next PortAudio ``pulse`` stream at ``pulse_name``; returns the device."""
     os.environ["PULSE_SOURCE" if kind == "input" else "PULSE_SINK"] = pulse_name
     return "pulse"
+
+
+def capture_moved(pid: int, source: str) -> bool:
+    """True when a recording stream of process ``pid`` now reads from a source other than
+    ``source`` — the server moves streams of a vanished source to another one (a monitor, say)."""
+    names = {str(s.get("index")): s.get("name") for s in list_objects("sources")}
+    for out in list_objects("source-outputs"):
+        props = out.get("properties") or {}
+        if str(props.get("application.process.id")) == str(pid):
+            if names.get(str(out.get("source"))) not in (source, None):
+                return True
+    return False
