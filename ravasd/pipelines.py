@@ -153,12 +153,26 @@ def build(kind: str, cfg: Config, routes: dict[str, Any] | None = None) -> Strea
 
 def _level_reader(routes: dict[str, Any]):
     shared = routes.get("audio_level")
-    return (lambda: float(shared.value)) if shared is not None else None
+    return (lambda: tuple(shared[:])) if shared is not None else None
+
+
+def voice_shape(samples: np.ndarray, rate: int) -> tuple[float, float, float]:
+    """(RMS level, roundness, spread) of a block: the share of spectral energy below 1 kHz ("oh/oo"
+    vowels) and above 2.5 kHz ("ee", sibilants), for visemes. Zeros for silence."""
+    if len(samples) == 0:
+        return 0.0, 0.0, 0.0
+    rms = float(np.sqrt(np.mean(np.square(samples))))
+    spec = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    f = np.fft.rfftfreq(len(samples), 1.0 / rate)
+    total = spec[(f >= 80) & (f < 6000)].sum()
+    if total <= 1e-12:
+        return rms, 0.0, 0.0
+    return rms, float(spec[(f >= 80) & (f < 1000)].sum() / total), float(spec[(f >= 2500) & (f < 6000)].sum() / total)
 
 
 class LevelTap:
-    """Wraps an audio sink and publishes the RMS of what it plays (anonymized audio only) into a
-    shared value the video worker reads: the avatar's mouth follows the voice when no face is seen."""
+    """Wraps an audio sink and publishes the shape of what it plays (anonymized audio only) into a
+    shared array the video worker reads: the avatar's mouth follows the voice when no face is seen."""
 
     def __init__(self, sink: Any, shared: Any) -> None:
         self.sink, self.shared = sink, shared
@@ -166,14 +180,15 @@ class LevelTap:
 
     def write(self, block: Any) -> None:
         self.sink.write(block)
-        rms = float(np.sqrt(np.mean(np.square(block.samples)))) if len(block.samples) else 0.0
-        self.shared.value = 0.7 * self.shared.value + 0.3 * rms
+        for i, v in enumerate(voice_shape(block.samples, block.rate)):
+            self.shared[i] = 0.7 * self.shared[i] + 0.3 * v
 
     def __getattr__(self, name: str) -> Any:  # latency, flush, underruns, dropped …
         return getattr(self.sink, name)
 
     def close(self) -> None:
-        self.shared.value = 0.0
+        for i in range(len(self.shared)):
+            self.shared[i] = 0.0
         self.sink.close()
 
 

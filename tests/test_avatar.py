@@ -404,3 +404,24 @@ def test_background_image_behind_the_avatar(tmp_path):
     (tmp_path / "bad.png").write_text("not a picture")
     with pytest.raises(ConfigError, match="video.background_image: cannot read"):
         load_background(load_config(overrides={"video.background_image": str(tmp_path / "bad.png")}))
+
+
+def test_voice_shape_drives_simple_visemes(renderers):
+    from ravasd.pipelines import voice_shape
+    from ravasd.video.avatar.converter import AvatarConverter
+
+    t = np.arange(4800) / 48000
+    low = 0.3 * np.sin(2 * np.pi * 300 * t)  # an "oo"-like, dark sound
+    high = 0.3 * np.random.default_rng(0).standard_normal(4800)  # bright, noisy
+    _, rnd_low, spr_low = voice_shape(low.astype(np.float32), 48000)
+    _, rnd_high, spr_high = voice_shape(high.astype(np.float32), 48000)
+    assert rnd_low > 0.9 > rnd_high and spr_high > 0.3 > spr_low
+    assert voice_shape(np.zeros(480, np.float32), 48000) == (0.0, 0.0, 0.0)
+
+    shape = {"v": (0.3, 0.95, 0.0)}
+    conv = AvatarConverter(ScriptedTracker([]), renderers["sol"], level=lambda: shape["v"])
+    w, *_ = conv.idle_pose(6.0, 6.0)
+    assert w[ARKIT_NAMES.index("jawOpen")] > 0.9 and w[ARKIT_NAMES.index("mouthFunnel")] > 0.5
+    shape["v"] = (0.3, 0.1, 0.6)
+    w, *_ = conv.idle_pose(6.0, 6.0)
+    assert w[ARKIT_NAMES.index("mouthStretchLeft")] > 0.5 and w[ARKIT_NAMES.index("mouthFunnel")] == 0

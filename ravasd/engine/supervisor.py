@@ -95,8 +95,9 @@ class Supervisor:
     def __init__(self, cfg: Config, log_level: int = logging.INFO, routes: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
         self._ctx = mp.get_context("spawn")
-        # the converted voice's level, written by the audio worker, read by the avatar's mouth
-        self.routes = dict(routes or {}, audio_level=self._ctx.Value("f", 0.0, lock=False))
+        # the converted voice's shape (level, roundness, spread), written by the audio worker and read
+        # by the avatar's mouth when no face is seen: three floats, no audio crosses processes
+        self.routes = dict(routes or {}, audio_level=self._ctx.Array("f", 3, lock=False))
         self.log_level = log_level
         self.workers = {k: _Worker(k) for k in ("video", "audio") if getattr(cfg, k).enabled}
         self.paused = False

@@ -2,7 +2,8 @@
 frame is used only by the tracker; the output is rendered from the avatar model alone.
 
 When the face is lost the last pose is held for ``hold_s``, then eases to a neutral idle pose
-(breathing, blinks every few seconds), while the mouth follows the converted voice's level.
+(breathing, blinks every few seconds), while the mouth follows the converted voice: its level opens
+the jaw, its spectral shape picks simple visemes (round "oh/oo" → funnel, bright "ee" → stretch).
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from ..filters import PoseFilter
 from ..tracking import ARKIT_NAMES
 
 JAW = ARKIT_NAMES.index("jawOpen")
+FUNNEL = ARKIT_NAMES.index("mouthFunnel")
+STRETCH = (ARKIT_NAMES.index("mouthStretchLeft"), ARKIT_NAMES.index("mouthStretchRight"))
 BLINK = (ARKIT_NAMES.index("eyeBlinkLeft"), ARKIT_NAMES.index("eyeBlinkRight"))
 
 
 class AvatarConverter:
-    def __init__(self, tracker, renderer, level: Callable[[], float] | None = None, hold_s: float = 0.5,
+    def __init__(self, tracker, renderer, level: Callable[[], tuple] | None = None, hold_s: float = 0.5,
                  ease_s: float = 0.6, log_path: str | None = None) -> None:
         self.tracker, self.renderer, self.level = tracker, renderer, level
         self.gain, self.gamma = renderer.model.response()
@@ -36,7 +39,9 @@ class AvatarConverter:
             self._log = DetectionLogWriter(log_path)
 
     def idle_pose(self, t: float, age: float) -> tuple[np.ndarray, float, float, float]:
-        """Ease from the last tracked pose to neutral; blink every ~4 s; mouth from voice level."""
+        """Ease from the last tracked pose to neutral; blink every ~4 s; mouth from the voice.
+
+        ``level()`` gives (rms, roundness, spread) — see ``pipelines.voice_shape`` — or a bare rms."""
         e = math.exp(-max(0.0, age - self.hold_s) / self.ease_s)
         w, yaw, pitch, roll = self._last
         w = w * e
@@ -46,7 +51,13 @@ class AvatarConverter:
             for i in BLINK:
                 w[i] = max(w[i], blink)
         if self.level is not None:
-            w[JAW] = max(w[JAW], min(1.0, float(self.level()) * 4.0))
+            shape = self.level()
+            rms, rnd, spread = (shape, 0.0, 0.0) if isinstance(shape, (int, float)) else tuple(shape)[:3]
+            opening = min(1.0, float(rms) * 4.0)
+            w[JAW] = max(w[JAW], opening)
+            w[FUNNEL] = max(w[FUNNEL], float(np.clip((rnd - 0.55) * 2.5, 0, 1)) * opening)
+            for i in STRETCH:
+                w[i] = max(w[i], float(np.clip((spread - 0.15) * 3.0, 0, 1)) * opening)
         return w, yaw * e + 2.0 * math.sin(t * 0.5) * (1 - e), pitch * e, roll * e
 
     def process(self, frame: RawFrame) -> AnonFrame:
@@ -82,7 +93,7 @@ class AvatarConverter:
         self.renderer.release()
 
 
-def make(cfg, width: int, height: int, level: Callable[[], float] | None = None) -> AvatarConverter:
+def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None) -> AvatarConverter:
     from ..tracking import open_tracker
     from .library import find
     from .model import load_avatar
