@@ -425,3 +425,18 @@ def test_voice_shape_drives_simple_visemes(renderers):
     shape["v"] = (0.3, 0.1, 0.6)
     w, *_ = conv.idle_pose(6.0, 6.0)
     assert w[ARKIT_NAMES.index("mouthStretchLeft")] > 0.5 and w[ARKIT_NAMES.index("mouthFunnel")] == 0
+
+
+def test_avatar_without_a_face_model_still_appears_and_idles(monkeypatch, tmp_path):
+    """Offline with downloads off and no model: the avatar idles (never a raw frame, never a crash)."""
+    from ravasd.config import load_config
+    from ravasd.video.avatar.converter import make
+
+    monkeypatch.setenv("RAVAS_MODELS_DIR", str(tmp_path))  # empty
+    conv = make(load_config(overrides={"models.allow_download": False}), W, H)
+    try:
+        assert conv.tracker is None
+        out = conv.process(RawFrame(np.zeros((48, 64, 3), np.uint8), 3.0, 1))
+        assert type(out) is AnonFrame and out.image.shape == (H, W, 3) and not conv.face_visible
+    finally:
+        conv.close()

@@ -7,15 +7,18 @@ the jaw, its spectral shape picks simple visemes (round "oh/oo" → funnel, brig
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable
 
 import numpy as np
 
 from ...engine.frames import AnonFrame, RawFrame
+from ...errors import ModelError
 from ..filters import PoseFilter
 from ..tracking import ARKIT_NAMES
 
+log = logging.getLogger(__name__)
 JAW = ARKIT_NAMES.index("jawOpen")
 FUNNEL = ARKIT_NAMES.index("mouthFunnel")
 STRETCH = (ARKIT_NAMES.index("mouthStretchLeft"), ARKIT_NAMES.index("mouthStretchRight"))
@@ -100,12 +103,19 @@ def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None)
     from .renderer import AvatarRenderer
 
     model = load_avatar(find(cfg.video.avatar))
-    tracker = open_tracker(cfg)
+    try:
+        tracker = open_tracker(cfg)
+    except ModelError as err:
+        # no face model (offline, downloads off): the avatar still appears, idles and talks with the
+        # voice — better than a grey card; `ravasd doctor` names the missing file
+        log.warning("face tracking is off: %s", err)
+        tracker = None
     try:
         renderer = AvatarRenderer(model, width, height, background=_rgb(cfg.video.background),
                                   scale=cfg.video.render_scale, background_image=load_background(cfg))
     except Exception:
-        tracker.close()
+        if tracker is not None:
+            tracker.close()
         raise
     return AvatarConverter(tracker, renderer, level=level, log_path=cfg.video.detection_log)
 
