@@ -39,10 +39,7 @@ def bench_video(cfg: Config, width: int, height: int, seconds: float = 10.0, fps
     import cv2
 
     from .engine.frames import AnonFrame
-    from .video.avatar.converter import _rgb
-    from .video.avatar.library import find
-    from .video.avatar.model import load_avatar
-    from .video.avatar.renderer import AvatarRenderer
+    from .video.avatar.converter import renderer_from_config
     from .video.filters import PoseFilter
     from .video.sinks import NullVideoSink
     from .video.tracking import open_tracker
@@ -50,8 +47,7 @@ def bench_video(cfg: Config, width: int, height: int, seconds: float = 10.0, fps
     fps = fps or cfg.video.fps
     clip = _face_clip(60, 640, 480)  # a webcam-sized input
     tracker = open_tracker(cfg)
-    renderer = AvatarRenderer(load_avatar(find(cfg.video.avatar)), width, height,
-                              background=_rgb(cfg.video.background), scale=cfg.video.render_scale)
+    renderer = renderer_from_config(cfg, width, height)
     pf = PoseFilter()
     sink = NullVideoSink()
     stages: dict[str, list[float]] = {k: [] for k in ("capture", "track", "filter", "render", "sink", "total")}

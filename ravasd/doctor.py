@@ -33,12 +33,12 @@ def _camera(cfg: Config) -> Check:
 
 def _microphone(cfg: Config) -> Check:
     from .devices import pulse
-    from .pipelines import _default_input_exists
+    from .pipelines import _input_exists
 
     info = pulse.server_info() if sys.platform.startswith("linux") else None
     if cfg.audio.input_device is not None:
         name = cfg.audio.input_device
-        if (isinstance(name, str) and info and pulse.find_source(name)) or _default_input_exists(name):
+        if (isinstance(name, str) and info and pulse.find_source(name)) or _input_exists(name):
             return Check("microphone", "ok", f"{name!r} found")
         return Check("microphone", "warn", f"{name!r} not found; the demo voice will be used",
                      "set audio.input_device to a name from `ravasd devices`.")
@@ -46,7 +46,7 @@ def _microphone(cfg: Config) -> Check:
         src = str(info.get("default_source_name") or "")
         if src and not src.endswith(".monitor") and not src.startswith("ravas_mic"):
             return Check("microphone", "ok", f"default source {src}")
-    elif _default_input_exists(None):
+    elif _input_exists(None):
         return Check("microphone", "ok", "default input device")
     return Check("microphone", "warn", "no microphone; the demo voice will be used",
                  "connect a microphone or set audio.input_device.")

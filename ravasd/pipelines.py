@@ -92,7 +92,7 @@ def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], 
                          "demo voice. Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
     if cfg.audio.enabled and cfg.audio.source == "auto" and "audio.source" not in changes:
         wanted = cfg.audio.input_device
-        if ("audio.input_device" in changes or _default_input_exists(wanted)
+        if ("audio.input_device" in changes or _input_exists(wanted)
                 or (isinstance(wanted, str) and pulse_info and pulse.find_source(wanted))):
             changes["audio.source"] = "mic"
         else:
@@ -121,11 +121,12 @@ def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], 
     return (cfg.replace(**changes) if changes else cfg), notes, res
 
 
-def _default_input_exists(device: int | str | None) -> bool:
+def _input_exists(device: int | str | None) -> bool:
+    """Whether PortAudio has an input device ``device`` (None: a default input)."""
     try:
         import sounddevice as sd
 
-        sd.query_devices(device, kind="input") if device is None else sd.query_devices(device)
+        sd.query_devices(device, kind="input")
         return True
     except Exception:
         return False
@@ -230,22 +231,13 @@ def _open_mic(device: int | str | None, rate: int, block: int):
             pid = os.getpid()
             return MicSource(pulse.route("input", name), rate, block, label=device,
                              guard=lambda: pulse.capture_moved(pid, name))
-        if device not in ("pulse", "default") and not _portaudio_has(device):
+        if device not in ("pulse", "default") and not _input_exists(device):
             # never let the sound server fall back to another input (a monitor of the speakers, say):
             # a missing microphone means silence until it is back
             raise DeviceError(f"Microphone {device!r} is not there (unplugged?).",
                               "plug it in again, or pick another with audio.input_device.")
     return MicSource(device, rate, block)
 
-
-def _portaudio_has(name: str) -> bool:
-    try:
-        import sounddevice as sd
-
-        sd.query_devices(name, kind="input")
-        return True
-    except Exception:
-        return False
 
 
 def _open_virtual_out(endpoint: Any, rate: int, block: int, max_latency: float):

@@ -14,10 +14,7 @@ def render(cfg: Config, output: Path, avatar: str | None = None, log: Path | Non
            width: int | None = None, height: int | None = None) -> Path:
     import cv2
 
-    from .video.avatar.converter import _rgb
-    from .video.avatar.library import find
-    from .video.avatar.model import load_avatar
-    from .video.avatar.renderer import AvatarRenderer
+    from .video.avatar.converter import renderer_from_config
     from .video.detection_log import read_log
     from .video.filters import PoseFilter
 
@@ -25,8 +22,7 @@ def render(cfg: Config, output: Path, avatar: str | None = None, log: Path | Non
     ext = output.suffix.lower()
     if ext not in (".png", ".jpg", ".mp4", ".mkv", ".mov"):
         raise MediaError(f"Output {output}: use .png/.jpg for a picture or .mp4/.mkv/.mov for a video.")
-    model = load_avatar(find(avatar or cfg.video.avatar))
-    r = AvatarRenderer(model, w, h, background=_rgb(cfg.video.background))
+    r = renderer_from_config(cfg, w, h, avatar)
     try:
         poses = list(read_log(log)) if log else []
         if log and not poses:

@@ -161,3 +161,12 @@ def wait_until(pred, timeout: float = 5.0, step: float = 0.01) -> bool:
             return True
         time.sleep(step)
     return pred()
+
+
+def ravasd(env: dict, *args: str, timeout: float = 10):
+    """Run ``python -m ravasd ARGS`` with ``env``; returns the CompletedProcess (text output)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "ravasd", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)

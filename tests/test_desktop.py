@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_MODELS
+from helpers import ravasd
 from ravasd.errors import DeviceError, ModelError, RavasError
 
 
@@ -145,8 +146,7 @@ def test_no_tcp_port_is_opened_by_the_daemon(ravas_home):
                 if cols[3] == "0A" and cols[9] in inodes:  # state LISTEN
                     listening.append(cols[1])
         assert listening == []
-        r = subprocess.run([sys.executable, "-m", "ravasd", "ctl", "quit"], env=env, capture_output=True,
-                           text=True, timeout=10)
+        r = ravasd(env, "ctl", "quit")
         assert r.returncode == 0, r.stderr
         assert proc.wait(10) == 0
     finally:

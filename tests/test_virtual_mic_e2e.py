@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from helpers import ravasd
 from mediagen import make_audio
 from ravasd.audio.sources import synth_speech
 
@@ -84,8 +85,7 @@ def _locate(ref: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _status(env) -> dict:
-    st = subprocess.run([sys.executable, "-m", "ravasd", "ctl", "status", "--json"], env=env,
-                        capture_output=True, text=True, timeout=10)
+    st = ravasd(env, "ctl", "status", "--json")
     assert st.returncode == 0, st.stderr
     return json.loads(st.stdout)
 
@@ -152,8 +152,7 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
         assert a["state"] == "running" and a["published"] > 100 and a["restarts"] == 0
         for key in ("rate", "latency_ms", "dropped", "xruns"):
             assert key in a
-        q = subprocess.run([sys.executable, "-m", "ravasd", "ctl", "quit"], env=env, capture_output=True,
-                           text=True, timeout=10)
+        q = ravasd(env, "ctl", "quit")
         assert q.returncode == 0, q.stderr
         assert daemon.wait(10) == 0
     finally:

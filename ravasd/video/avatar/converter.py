@@ -98,11 +98,8 @@ class AvatarConverter:
 
 def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None) -> AvatarConverter:
     from ..tracking import open_tracker
-    from .library import find
-    from .model import load_avatar
-    from .renderer import AvatarRenderer
 
-    model = load_avatar(find(cfg.video.avatar))
+    renderer = renderer_from_config(cfg, width, height)
     try:
         tracker = open_tracker(cfg)
     except ModelError as err:
@@ -110,14 +107,22 @@ def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None)
         # voice — better than a grey card; `ravasd doctor` names the missing file
         log.warning("face tracking is off: %s", err)
         tracker = None
-    try:
-        renderer = AvatarRenderer(model, width, height, background=_rgb(cfg.video.background),
-                                  scale=cfg.video.render_scale, background_image=load_background(cfg))
     except Exception:
-        if tracker is not None:
-            tracker.close()
+        renderer.release()
         raise
     return AvatarConverter(tracker, renderer, level=level, log_path=cfg.video.detection_log)
+
+
+def renderer_from_config(cfg, width: int, height: int, avatar: str | None = None):
+    """The renderer the daemon, ``render`` and ``bench`` share: ``avatar`` (default video.avatar) with
+    the configured background colour/picture and render scale."""
+    from .library import find
+    from .model import load_avatar
+    from .renderer import AvatarRenderer
+
+    return AvatarRenderer(load_avatar(find(avatar or cfg.video.avatar)), width, height,
+                          background=_rgb(cfg.video.background), scale=cfg.video.render_scale,
+                          background_image=load_background(cfg))
 
 
 def _rgb(hexcolor: str) -> tuple[float, float, float]:

@@ -1,8 +1,9 @@
 """Render an :class:`AvatarModel` with moderngl (headless EGL on Linux, or any given context).
 
-Per frame: morph targets and skins are applied on the CPU (numpy; ~3× faster than the shader on
-llvmpipe), positions are uploaded, the scene is drawn into a multisampled framebuffer of the
-output size and read back as RGB — straight into the array the sink needs, no image codec.
+Per frame: morph targets are applied on the CPU (numpy; ~3× faster than the shader on llvmpipe)
+or, on a GPU, in the vertex shader; skins on the CPU. The scene is drawn (multisampled on GPUs;
+on llvmpipe without MSAA and, per ``scale``, smaller and upscaled) and read back as RGB — straight
+into the array the sink needs, no image codec.
 Head pose rotates the head/neck/spine bones (60/30/10 %). The camera auto-frames head and
 shoulders from the rest pose. One renderer per thread (GL contexts are thread-bound).
 """
