@@ -36,18 +36,23 @@ install_system_packages() {
 }
 
 make_venv() {
-  # Debian's python3 + system site-packages gives the tray its GTK bindings (python3-gi).
+  # $1: pip extras. Debian's python3 + system site-packages gives the tray its GTK bindings (python3-gi).
+  local extras="$1" stamp=".venv/.ravas-installed-$1"
   local py=python3
   [ -x /usr/bin/python3 ] && py=/usr/bin/python3
   if [ ! -x .venv/bin/python ]; then
     log "creating .venv with $($py --version)"
     "$py" -m venv --system-site-packages .venv
   fi
-  if [ ! -f .venv/.ravas-installed ] || [ pyproject.toml -nt .venv/.ravas-installed ]; then
-    log "installing ravasd and its dependencies into .venv"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    log "installing ravasd${extras:+ [$extras]} and its dependencies into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test]"
-    touch .venv/.ravas-installed
+    if [[ "$extras" == *eval* ]]; then
+      # The eval extra's speaker encoder needs torch: pin the CPU build (unpinned = GBs of CUDA).
+      .venv/bin/python -m pip install -q torch==2.13.0
+    fi
+    .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+    touch "$stamp"
   fi
 }
 
@@ -58,7 +63,7 @@ if [ "$cmd" = test ]; then
 else
   install_system_packages "${APT_PACKAGES[@]}"
 fi
-make_venv
+if [ "$cmd" = test ]; then make_venv test,eval; else make_venv ""; fi
 export OPENBLAS_NUM_THREADS=1
 case "$cmd" in
   run)  exec .venv/bin/ravasd run "$@" ;;

@@ -59,10 +59,10 @@ class AudioConfig:
                      choices=("auto", "mic", "demo", "file"))
     input_device: Union[int, str, None] = _f(None, "Microphone name or index; null = system default.")
     output_device: Union[int, str, None] = _f(None, "Output device name or index for sink=device.")
-    sample_rate: int = _f(48000, "Device sample rate in Hz (voices resample internally; the LPC voices need 16000/32000/48000).",
+    sample_rate: int = _f(48000, "Device sample rate in Hz (voices resample internally; all voices but ringmod need 16000/32000/48000).",
                           choices=(16000, 22050, 24000, 32000, 44100, 48000))
     block_ms: int = _f(10, "Audio block length in milliseconds (smaller = lower latency).", range=(5, 200))
-    voice: str = _f("ringmod", "Voice converter (see `ravasd voices list`).")
+    voice: str = _f("tenor", "Voice converter (see `ravasd voices list`).")
     sink: str = _f("auto", "Where converted audio goes; auto = the RAVAS Mic when it can be made, else null.",
                    choices=("auto", "virtual", "device", "file", "null"))
     deadline_ms: int = _f(60, "Play silence when no converted audio arrived for this long.", range=(10, 1000))

@@ -78,6 +78,7 @@ def test_voices_list_shows_latency(ravas_home):
                        text=True, env={"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin"})
     rows = {v["name"]: v for v in json.loads(r.stdout)}
     assert rows["ringmod"]["latency_ms"] == 0 and 20 < rows["mcadams"]["latency_ms"] < 40
+    assert all(rows[n]["latency_ms"] == 6.3 for n in ("tenor", "alto-strong", "deep"))
     assert {"name", "method", "latency_ms", "description"} <= set(rows["mcadams"])
 
 
@@ -92,6 +93,13 @@ def test_bench_audio_measures_end_to_end_through_a_sound_server(pulse, ravas_hom
     assert row["voice"] == "ringmod" and row["block_ms"] == 5 and row["sample_rate"] == 48000
     assert row["e2e_latency_ms"] is not None and row["e2e_latency_ms"] > 0, row
     assert 0 < row["rtf"] < 1 and row["algorithmic_latency_ms"] == 0
+    # the default voice (a target voice) through the same path: its envelope is found in the output
+    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "audio", "--voice", load_config().audio.voice,
+                        "--json", "--set", "audio.block_ms=5"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (row,) = json.loads(r.stdout)
+    assert row["voice"] == load_config().audio.voice == "tenor" and row["algorithmic_latency_ms"] == 6.3
+    assert row["e2e_latency_ms"] is not None and row["e2e_latency_ms"] > row["algorithmic_latency_ms"], row
     # the bench's temporary devices are gone again
     assert "ravas_bench" not in pulse.pactl("list", "short", "modules")
     # no server and no way to start one: null, with the reason
@@ -108,3 +116,117 @@ def test_lpc_voice_at_an_unsupported_rate_is_a_config_error():
 
     with pytest.raises(ConfigError, match="cannot run at audio.sample_rate 44100"):
         make_voice(load_config(), 44100, "mcadams")
+
+
+# -- vocoder voices (pitch/formant presets, target voices) ----------------------------------------
+from ravasd.audio.voices import vocoder  # noqa: E402
+from ravasd.audio.voices.shift import PitchFormant  # noqa: E402
+from ravasd.audio.voices.target import TARGETS, TargetVoice, load_pool  # noqa: E402
+
+
+def tone_speech(f0: float, seconds: float = 1.5, rate: int = RATE) -> np.ndarray:
+    """A steady vowel-like signal at ``f0`` Hz (pulse train through two formants)."""
+    from scipy import signal
+
+    n = int(seconds * rate)
+    ph = np.cumsum(np.full(n, f0 / rate))
+    pulses = (np.diff(np.floor(ph), prepend=0) > 0).astype(float)
+    y = np.zeros(n)
+    for f, bw in ((700, 80), (1200, 100)):
+        r = np.exp(-np.pi * bw / rate)
+        y += signal.lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * f / rate), r * r], pulses)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def median_f0(y: np.ndarray, rate: int = RATE) -> float:
+    import soxr
+
+    x = soxr.resample(y, rate, vocoder.RATE) if rate != vocoder.RATE else y
+    f0s = [vocoder.yin(x[i - vocoder.HIST:i].astype(np.float64))[0]
+           for i in range(vocoder.HIST + 4000, len(x), 800)]
+    voiced = [f for f in f0s if f > 0]
+    assert len(voiced) > len(f0s) / 2, "output should be voiced"
+    return float(np.median(voiced))
+
+
+def test_yin_finds_the_pitch():
+    for f0 in (90.0, 150.0, 240.0):
+        assert abs(median_f0(tone_speech(f0)) - f0) < 0.02 * f0
+
+
+@pytest.mark.parametrize("pitch", [0.7, 1.45])
+def test_pitch_formant_voice_moves_f0_and_formants(pitch):
+    x = tone_speech(140.0)
+    conv = PitchFormant(RATE, pitch, 1.15 if pitch > 1 else 0.87)
+    y = conv.process_samples(x)
+    assert abs(median_f0(y) / 140.0 - pitch) < 0.05
+
+    def centroid(v):
+        spec = np.abs(np.fft.rfft(v[RATE // 2:] * np.hanning(len(v) - RATE // 2)))
+        f = np.fft.rfftfreq(len(v) - RATE // 2, 1 / RATE)
+        band = (f > 300) & (f < 3000)
+        return (spec[band] * f[band]).sum() / spec[band].sum()
+
+    assert (centroid(y) > centroid(x)) == (pitch > 1)
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_target_voice_puts_every_speaker_on_the_targets_pitch(name):
+    """Speakers at 100 Hz and 220 Hz both come out near the target's mean F0."""
+    target_hz = float(np.exp(load_pool(name).lf0_mean))
+    outs = [median_f0(TargetVoice(RATE, name).process_samples(tone_speech(f0, 3.0))) for f0 in (100.0, 220.0)]
+    for f in outs:
+        assert abs(np.log(f / target_hz)) < np.log(1.2), (name, outs, target_hz)
+
+
+def test_vocoder_output_is_synthesised_not_the_input():
+    conv = make_voice(load_config(), RATE, "tenor")
+    y = conv.process_samples(SPEECH)
+    lat = conv.latency
+    best = max(abs(np.corrcoef(SPEECH[:len(SPEECH) - s], y[s:])[0, 1]) for s in range(lat - 240, lat + 240, 3))
+    assert best < 0.3
+
+
+def test_vocoder_latency_is_one_hop_plus_resampler_and_onsets_line_up():
+    conv = make_voice(load_config(), RATE, "tenor")
+    assert conv.latency == 3 * vocoder.HOP + 62  # 48 kHz: one 5 ms hop + the two FIR delays
+    x = np.zeros(RATE, np.float32)
+    onset = 20000
+    x[onset:] = tone_speech(150.0, seconds=(RATE - onset) / RATE)
+    y = conv.process_samples(x)
+    first = int(np.argmax(np.abs(y) > 1e-3))
+    # nothing before the input's onset (+ latency − the hop it falls in); sound within two hops
+    # (the first hop fades in from silence)
+    assert onset + conv.latency - 3 * vocoder.HOP - 40 <= first <= onset + conv.latency + 2 * 3 * vocoder.HOP
+
+
+def test_reset_restores_a_fresh_converter():
+    a = make_voice(load_config(), RATE, "alto")
+    a.process_samples(SPEECH)
+    a.reset()
+    b = make_voice(load_config(), RATE, "alto")
+    assert np.array_equal(a.process_samples(SPEECH[:9600]), b.process_samples(SPEECH[:9600]))
+
+
+def test_a_damaged_target_pool_is_a_clear_error(tmp_path, monkeypatch):
+    from ravasd.audio.voices import target
+    from ravasd.errors import RavasError
+
+    (tmp_path / "alto.npz").write_bytes(b"not a zip")
+    monkeypatch.setattr(target, "POOL_DIR", tmp_path)
+    monkeypatch.setattr(target, "_CACHE", {})
+    with pytest.raises(RavasError, match="alto.*pool.*cannot be read"):
+        TargetVoice(RATE, "alto")
+
+
+def test_target_pools_are_rebuilt_from_flite_as_committed(tmp_path):
+    """The shipped pool is what the generator makes from flite (same statistics)."""
+    from ravasd.audio.voices import target
+
+    fresh = np.load(target.build_pool("alto", tmp_path))
+    shipped = np.load(target.POOL_DIR / "alto.npz")
+    assert str(shipped["source"]) == "flite:slt"
+    assert abs(len(fresh["env"]) - len(shipped["env"])) < 0.02 * len(shipped["env"])
+    assert np.allclose(fresh["lf0"], shipped["lf0"], atol=0.02)
+    m_fresh, m_shipped = fresh["env"].astype(float).mean(axis=0), shipped["env"].astype(float).mean(axis=0)
+    assert np.abs(m_fresh - m_shipped).max() < 0.05 * np.abs(m_shipped).max()

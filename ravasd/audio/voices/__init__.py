@@ -13,6 +13,8 @@ from ...config import Config
 from ...errors import ConfigError
 from .mcadams import McAdams
 from .ringmod import RingModulator
+from .shift import PRESETS, PitchFormant
+from .target import TARGETS, TargetVoice
 
 
 @dataclass(frozen=True)
@@ -23,9 +25,26 @@ class Voice:
     factory: Callable[[Config, int], object]
 
 
+def _target(name: str, strength: float) -> Callable[[Config, int], object]:
+    return lambda cfg, rate: TargetVoice(rate, name, strength)
+
+
+def _shift(pitch: float, formant: float) -> Callable[[Config, int], object]:
+    return lambda cfg, rate: PitchFormant(rate, pitch, formant)
+
+
 VOICES: dict[str, Voice] = {
     v.name: v
     for v in (
+        *(Voice(name, "target voice: speaker statistics → target's (vocoder)",
+                f"every speaker becomes {desc}; words and intonation kept", _target(name, 0.0))
+          for name, (_, desc) in TARGETS.items()),
+        *(Voice(f"{name}-strong", "target voice + kNN frame replacement (vocoder)",
+                f"every speaker becomes {desc}, built only from the target's own spectra: "
+                "harder to link, less intelligible", _target(name, 1.0))
+          for name, (_, desc) in TARGETS.items()),
+        *(Voice(name, f"pitch ×{p:g} + formants ×{f:g} (vocoder)", desc, _shift(p, f))
+          for name, (p, f, desc) in PRESETS.items()),
         Voice("ringmod", "ring modulation", "robot-like voice (30 Hz carrier); weak anonymization, "
               "zero latency; the engine's reference voice", lambda cfg, rate: RingModulator(rate)),
         Voice("mcadams", "McAdams coefficient (VPC B2)", "LPC pole angles warped (α = 0.8): formants move, "

@@ -1,0 +1,1 @@
+"""Measurements of privacy and intelligibility (``ravasd eval``) and the speech corpora they use."""

@@ -1,0 +1,293 @@
+"""``ravasd eval voice``: how well a voice hides who speaks, and how well it keeps the words.
+
+Input: utterances named ``<speaker>_<anything>.<wav|flac|mp3|…>``, optionally with a transcript
+``<same stem>.txt`` beside each. Every utterance is converted offline by the same converter the
+daemon runs (at ``audio.sample_rate``, look-ahead trimmed), then:
+
+- speaker verification EER, ignorant attacker: enrolment = the speaker's *original* utterances,
+  test = converted utterances; lazy-informed attacker: enrolment converted too;
+- identification accuracy: each converted utterance → the closest original enrolment (chance 1/N);
+- mean speaker similarity original ↔ converted (cosine of speaker embeddings);
+- word error rate of the original and of the converted speech, when transcripts exist.
+
+Enrolment never includes the test utterance itself. Speaker encoder: resemblyzer (weights ship in
+its wheel); recogniser: pocketsphinx (model ships in its wheel) — both in the ``eval`` extra.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..errors import RavasError
+
+RATE = 16000
+AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus"}
+
+
+@dataclass
+class Item:
+    path: Path
+    speaker: str
+    text: str | None
+    audio: np.ndarray                 # original, float32 at RATE
+    converted: np.ndarray | None = None
+    emb_orig: np.ndarray | None = None
+    emb_conv: np.ndarray | None = None
+    hyp_orig: str | None = None
+    hyp_conv: str | None = None
+
+
+@dataclass
+class Report:
+    voice: str
+    speakers: int
+    utterances: int
+    eer_ignorant: float
+    eer_lazy_informed: float
+    identification: float
+    identification_lazy: float
+    chance: float
+    similarity: float
+    wer_original: float | None
+    wer_converted: float | None
+    items: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "items"}
+
+
+def _deps():
+    try:
+        import pocketsphinx  # noqa: F401
+        from resemblyzer import VoiceEncoder, preprocess_wav  # noqa: F401
+    except ImportError as err:
+        raise RavasError(f"`ravasd eval` needs the measurement extra ({err.name} is missing).",
+                         "install it: pip install 'ravasd[eval]' torch==2.13.0 "
+                         "(the CPU build; an unpinned torch downloads GBs of CUDA).") from None
+
+
+def collect(inputs: list[Path]) -> list[tuple[Path, str, str | None]]:
+    """Files (or folders of files) → (path, speaker, transcript or None), sorted by path."""
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            files += [f for f in sorted(p.iterdir()) if f.suffix.lower() in AUDIO_EXT]
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise RavasError(f"eval: {p} does not exist.", "pass audio files or folders of them.")
+    out = []
+    for f in sorted(set(files)):
+        m = re.match(r"([^_]+)_.+", f.stem)
+        if not m:
+            raise RavasError(f"eval: cannot tell the speaker of {f.name}.",
+                             "name utterances <speaker>_<anything>.wav, e.g. anna_01.wav.")
+        txt = f.with_suffix(".txt")
+        out.append((f, m.group(1), txt.read_text().strip() if txt.exists() else None))
+    per: dict[str, int] = {}
+    for _, s, _ in out:
+        per[s] = per.get(s, 0) + 1
+    if len(per) < 2 or min(per.values()) < 2:
+        raise RavasError(f"eval: need at least 2 speakers with 2 utterances each, got {per or 'none'}.",
+                         "add more files named <speaker>_<anything>.wav (or make a corpus: "
+                         "`ravasd eval corpus DIR`).")
+    return out
+
+
+def load(path: Path) -> np.ndarray:
+    from ..media.reader import iter_media
+
+    chunks = [c.samples for c in iter_media(path, RATE, video=False) if hasattr(c, "samples")]
+    if not chunks:
+        raise RavasError(f"eval: {path} has no audio.", "pass speech recordings.")
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def convert(cfg: Config, voice: str, x: np.ndarray) -> np.ndarray:
+    """Run ``voice`` over a whole 16 kHz utterance exactly as the daemon would stream it."""
+    import soxr
+
+    from ..audio.voices import make_voice
+    from ..engine.frames import RawAudio
+
+    rate = cfg.audio.sample_rate
+    conv = make_voice(cfg, rate, voice)
+    y = soxr.resample(x, RATE, rate).astype(np.float32) if rate != RATE else x
+    lat = int(getattr(conv, "latency", 0))
+    block = max(1, int(rate * cfg.audio.block_ms / 1000))
+    src = np.concatenate([y, np.zeros(lat + block, np.float32)])
+    out = [conv.process(RawAudio(src[i:i + block], rate, 0.0)).samples for i in range(0, len(src), block)]
+    z = np.concatenate(out)[lat: lat + len(y)]
+    conv.close()
+    return soxr.resample(z, rate, RATE).astype(np.float32) if rate != RATE else z
+
+
+def eer(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Equal error rate (0…1) of similarity ``scores`` for boolean target ``labels``."""
+    order = np.argsort(-scores, kind="stable")
+    lab = labels[order].astype(bool)
+    n_t, n_n = lab.sum(), (~lab).sum()
+    if n_t == 0 or n_n == 0:
+        return float("nan")
+    frr = 1 - np.concatenate([[0], np.cumsum(lab)]) / n_t     # accept the top i
+    far = np.concatenate([[0], np.cumsum(~lab)]) / n_n
+    i = int(np.argmin(np.abs(frr - far)))
+    return float((frr[i] + far[i]) / 2)
+
+
+def _words(s: str) -> list[str]:
+    return re.sub(r"[^a-z' ]", " ", s.lower()).split()
+
+
+def wer(ref: str, hyp: str) -> tuple[int, int]:
+    """(edit distance in words, reference length)."""
+    r, h = _words(ref), _words(hyp)
+    d = np.arange(len(h) + 1)
+    for i, rw in enumerate(r, 1):
+        prev, d = d, np.empty_like(d)
+        d[0] = i
+        for j, hw in enumerate(h, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (rw != hw))
+    return int(d[-1]), len(r)
+
+
+def _trials(test: list[np.ndarray], enrol: list[np.ndarray], spk: list[str]):
+    """Per test utterance × speaker: cosine to that speaker's mean enrolment (without the
+    test utterance itself). Returns (scores (T, S), labels (T, S), speakers)."""
+    names = sorted(set(spk))
+    E = np.stack(enrol)
+    scores = np.zeros((len(test), len(names)))
+    labels = np.zeros_like(scores, bool)
+    for t, e in enumerate(test):
+        for s, name in enumerate(names):
+            idx = [i for i, x in enumerate(spk) if x == name and i != t]
+            m = E[idx].mean(axis=0)
+            scores[t, s] = float(e @ m / (np.linalg.norm(e) * np.linalg.norm(m) + 1e-9))
+            labels[t, s] = name == spk[t]
+    return scores, labels
+
+
+class Evaluator:
+    """Loads the utterances and measures the originals once; :meth:`run` then scores one voice."""
+
+    def __init__(self, cfg: Config, inputs: list[Path], progress: bool = True) -> None:
+        _deps()
+        from pocketsphinx import Decoder
+        from resemblyzer import VoiceEncoder
+
+        self.cfg, self.progress = cfg, progress
+        self.items = [Item(p, s, t, load(p)) for p, s, t in collect(inputs)]
+        self.enc = VoiceEncoder("cpu", verbose=False)
+        self.dec = Decoder(samprate=RATE, logfn="/dev/null")
+        for it in self._bar(self.items, "originals"):
+            it.emb_orig = self.embed(it.audio)
+            it.hyp_orig = self.recognise(it.audio) if it.text else None
+
+    def _bar(self, seq, desc: str):
+        from tqdm import tqdm
+
+        return tqdm(seq, desc=desc, unit="utt", disable=not self.progress, leave=False)
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        from resemblyzer import preprocess_wav
+
+        w = preprocess_wav(x, RATE)
+        return self.enc.embed_utterance(w if len(w) > RATE // 4 else x)
+
+    def recognise(self, x: np.ndarray) -> str:
+        self.dec.start_utt()
+        self.dec.process_raw((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
+        self.dec.end_utt()
+        return self.dec.hyp().hypstr if self.dec.hyp() else ""
+
+    def run(self, voice: str) -> Report:
+        from ..audio.voices import make_voice
+
+        make_voice(self.cfg, self.cfg.audio.sample_rate, voice).close()  # unknown voice: clear error first
+        items = self.items
+        for it in self._bar(items, f"eval {voice}"):
+            it.converted = convert(self.cfg, voice, it.audio)
+            it.emb_conv = self.embed(it.converted)
+            it.hyp_conv = self.recognise(it.converted) if it.text else None
+        spk = [it.speaker for it in items]
+        orig = [it.emb_orig for it in items]
+        conv = [it.emb_conv for it in items]
+        s_ign, lab = _trials(conv, orig, spk)
+        s_lazy, _ = _trials(conv, conv, spk)
+        truth = lab.argmax(axis=1)
+        sim = float(np.mean([a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) for a, b in zip(orig, conv)]))
+        werr = {}
+        for key in ("orig", "conv"):
+            pairs = [wer(it.text, getattr(it, f"hyp_{key}")) for it in items if it.text]
+            werr[key] = sum(e for e, _ in pairs) / max(1, sum(n for _, n in pairs)) if pairs else None
+        return Report(
+            voice=voice, speakers=len(set(spk)), utterances=len(items),
+            eer_ignorant=eer(s_ign.ravel(), lab.ravel()), eer_lazy_informed=eer(s_lazy.ravel(), lab.ravel()),
+            identification=float(np.mean(s_ign.argmax(axis=1) == truth)),
+            identification_lazy=float(np.mean(s_lazy.argmax(axis=1) == truth)),
+            chance=1.0 / len(set(spk)), similarity=sim,
+            wer_original=werr["orig"], wer_converted=werr["conv"],
+            items=[{"file": str(it.path), "speaker": it.speaker, "text": it.text, "hyp_original": it.hyp_orig,
+                    "hyp_converted": it.hyp_conv} for it in items])
+
+
+def evaluate(cfg: Config, voices: list[str], inputs: list[Path], progress: bool = True) -> list[Report]:
+    ev = Evaluator(cfg, inputs, progress)
+    return [ev.run(v) for v in voices]
+
+
+ROWS = [("eer_ignorant", "EER, ignorant attacker", True), ("eer_lazy_informed", "EER, lazy-informed attacker", True),
+        ("identification", "identification accuracy", True), ("identification_lazy",
+                                                               "identification, lazy-informed", True),
+        ("chance", "chance level", True), ("similarity", "speaker similarity orig↔conv", False),
+        ("wer_original", "WER original", True), ("wer_converted", "WER converted", True)]
+
+
+def format_table(reports: list[Report]) -> str:
+    head = ["measure"] + [r.voice for r in reports]
+    lines = []
+    for key, label, pct in ROWS:
+        vals = []
+        for r in reports:
+            v = getattr(r, key)
+            vals.append("—" if v is None else (f"{100 * v:.1f} %" if pct else f"{v:.3f}"))
+        lines.append([label] + vals)
+    lines.insert(0, ["speakers × utterances"] + [f"{r.speakers} × {r.utterances // r.speakers}" for r in reports])
+    w = [max(len(str(row[i])) for row in [head] + lines) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{n}}}" for n in w)
+    return "\n".join([fmt.format(*head), fmt.format(*["-" * n for n in w])] + [fmt.format(*row) for row in lines])
+
+
+def to_json(reports: list[Report], details: bool = False) -> str:
+    return json.dumps([dict(r.summary(), **({"items": r.items} if details else {})) for r in reports], indent=2)
+
+
+def plot(reports: list[Report], path: Path) -> None:
+    """Bar chart of the privacy and intelligibility measures per voice (PNG/SVG/PDF by suffix)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RavasError("--plot needs matplotlib.", "pip install matplotlib (it is in the eval extra).") from None
+    keys = [k for k, _, pct in ROWS if pct and k != "chance"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(reports)
+    for i, r in enumerate(reports):
+        vals = [100 * (getattr(r, k) or 0) for k in keys]
+        ax.bar(np.arange(len(keys)) + i * width, vals, width, label=r.voice)
+    ax.axhline(100 * reports[0].chance, color="grey", ls="--", lw=1, label="chance (identification)")
+    ax.set_xticks(np.arange(len(keys)) + width * (len(reports) - 1) / 2,
+                  [dict((k, lab) for k, lab, _ in ROWS)[k] for k in keys], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("%")
+    ax.legend(fontsize=8)
+    ax.set_title("ravasd eval voice")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".part" + path.suffix)
+    fig.savefig(tmp)
+    tmp.replace(path)
