@@ -59,7 +59,7 @@ class AudioConfig:
                      choices=("auto", "mic", "demo", "file"))
     input_device: Union[int, str, None] = _f(None, "Microphone name or index; null = system default.")
     output_device: Union[int, str, None] = _f(None, "Output device name or index for sink=device.")
-    sample_rate: int = _f(48000, "Device sample rate in Hz (voices resample internally; all voices but ringmod need 16000/32000/48000).",
+    sample_rate: int = _f(48000, "Device sample rate in Hz (voices run at 16/32/48 kHz; other rates are resampled with soxr, +0.3 ms).",
                           choices=(16000, 22050, 24000, 32000, 44100, 48000))
     block_ms: int = _f(10, "Audio block length in milliseconds (smaller = lower latency).", range=(5, 200))
     voice: str = _f("tenor", "Voice converter (see `ravasd voices list`).")

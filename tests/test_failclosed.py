@@ -188,6 +188,37 @@ def test_source_failure_keeps_output_alive_and_reopens():
     assert r.status.source_errors >= 2 and "no-signal" in kinds
 
 
+def test_a_reopened_source_resets_the_converters_streaming_state():
+    """A microphone that comes back is a new signal: the voice forgets the old one (``reset()``)."""
+    resets, opened = [], []
+
+    class Stateful(TestAudioConverter):
+        def reset(self):
+            resets.append(time.monotonic())
+
+    class Flaky(NoiseAudioSource):
+        n = 0
+
+        def read(self):
+            self.n += 1
+            if self.n == 20 and len(opened) < 2:
+                raise OSError("microphone unplugged")
+            return super().read()
+
+    def factory():
+        opened.append(1)
+        return Flaky()
+
+    sink = RecordingSink(AnonAudio)
+    src = NoiseAudioSource()
+    r = StreamRunner("audio", source=factory, converter=Stateful, sink=lambda: sink, period=src.block / src.rate,
+                     deadline=0.05, hang_timeout=0.3, rate=src.rate, block=src.block, max_backlog=4).start()
+    assert wait_until(lambda: len(opened) >= 2 and r.status.published > 60, 5.0)
+    r.stop()
+    assert len(resets) == 1  # once, after the reopen; not for every block
+    assert {audio_kind(b) for _, b in sink.snapshot()} <= {"converted", "silence"}
+
+
 def test_video_is_delayed_by_the_audio_latency_for_sync():
     r, src, sink = _started(video_runner(TestVideoConverter, deadline=0.3))
     r.delay = 0.15

@@ -111,11 +111,30 @@ def test_bench_audio_measures_end_to_end_through_a_sound_server(pulse, ravas_hom
     assert os.environ.get("PULSE_SERVER")  # the fixture's server is still in place
 
 
-def test_lpc_voice_at_an_unsupported_rate_is_a_config_error():
-    from ravasd.errors import ConfigError
+@pytest.mark.parametrize("name", ["tenor", "mcadams"])
+def test_a_voice_at_44k1_runs_behind_soxr_and_still_streams_exactly(name):
+    """A 44.1 kHz device: the 48 kHz voice is wrapped; any block size gives the same output."""
+    import soxr
 
-    with pytest.raises(ConfigError, match="cannot run at audio.sample_rate 44100"):
-        make_voice(load_config(), 44100, "mcadams")
+    rate = 44100
+    x = soxr.resample(SPEECH, RATE, rate).astype(np.float32)
+    offline = make_voice(load_config(), rate, name).process(RawAudio(x, rate, 0.0)).samples
+    assert len(offline) == len(x) and np.abs(offline).max() > 0.01
+    for block in (37, 441, 1000):
+        conv = make_voice(load_config(), rate, name)
+        out = np.concatenate([conv.process(RawAudio(x[i:i + block], rate, 0.0)).samples
+                              for i in range(0, len(x), block)])
+        assert np.array_equal(out, offline), block
+    assert abs(conv.latency - make_voice(load_config(), RATE, name).latency * rate / RATE) < 20
+
+
+def test_target_voice_at_44k1_keeps_the_targets_pitch():
+    import soxr
+
+    target_hz = float(np.exp(load_pool("tenor").lf0_mean))
+    y = make_voice(load_config(), 44100, "tenor").process(
+        RawAudio(soxr.resample(tone_speech(210.0, 3.0), RATE, 44100).astype(np.float32), 44100, 0.0)).samples
+    assert abs(np.log(median_f0(y, 44100) / target_hz)) < np.log(1.2)
 
 
 # -- vocoder voices (pitch/formant presets, target voices) ----------------------------------------

@@ -201,6 +201,9 @@ class StreamRunner:
             try:
                 if self._source is None:
                     self._source = self._source_factory()
+                    if self.status.source_errors:  # a reopened device: the converter's state is stale
+                        with self._cv:
+                            self._reset_pending = True
                 item = self._source.read()
                 backoff = 0.2
             except Exception as err:  # device lost, file unreadable: keep the output alive

@@ -2,7 +2,8 @@
 
 Each entry: name → (factory(cfg, rate) → AudioConverter, method, description). ``rate`` is the
 stream's sample rate; a converter that needs another rate resamples inside (its ``latency``
-then includes the resampler's delay).
+then includes the resampler's delay). :func:`make_voice` runs a voice that cannot work at the
+stream rate (the vocoder and LPC voices need a multiple of 16 kHz) at 48 kHz behind soxr.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Callable
 from ...config import Config
 from ...errors import ConfigError
 from .mcadams import McAdams
+from .resample import Resampled
 from .ringmod import RingModulator
 from .shift import PRESETS, PitchFormant
 from .target import TARGETS, TargetVoice
@@ -62,6 +64,5 @@ def make_voice(cfg: Config, rate: int, name: str | None = None) -> object:
                           f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
     try:
         return VOICES[name].factory(cfg, rate)
-    except ValueError as err:  # e.g. an LPC voice at 44.1 kHz
-        raise ConfigError(f"audio.voice: {name} cannot run at audio.sample_rate {rate}: {err}.",
-                          "use audio.sample_rate 48000 (or 16000/32000) with this voice.") from None
+    except ValueError:  # the voice needs a multiple of 16 kHz (e.g. a 44.1 kHz device): resample
+        return Resampled(VOICES[name].factory(cfg, 48000), rate, 48000)
