@@ -38,10 +38,10 @@ def _shift(pitch: float, formant: float) -> Callable[[Config, int], object]:
 VOICES: dict[str, Voice] = {
     v.name: v
     for v in (
-        *(Voice(name, "target voice: speaker statistics → target's (vocoder)",
-                f"every speaker becomes {desc}; words and intonation kept", _target(name, 0.0))
+        *(Voice(name, "target voice: statistics + ½ kNN (vocoder)",
+                f"every speaker becomes {desc}; words and intonation kept", _target(name, 0.5))
           for name, (_, desc) in TARGETS.items()),
-        *(Voice(f"{name}-strong", "target voice + kNN frame replacement (vocoder)",
+        *(Voice(f"{name}-strong", "target voice: statistics + full kNN (vocoder)",
                 f"every speaker becomes {desc}, built only from the target's own spectra: "
                 "harder to link, less intelligible", _target(name, 1.0))
           for name, (_, desc) in TARGETS.items()),

@@ -5,12 +5,14 @@ standardised by the *speaker's own* running mean and deviation (3 s time constan
 and re-coloured with the target's — so the long-term spectrum, formant ranges and spectral tilt are
 the target's, while the hop-to-hop movement that carries the words stays. F0 is moved onto the
 target's log-F0 mean and deviation with the contour's excursions halved (intonation shape kept,
-the speaker's pitch range gone); voicing is made binary (the speaker's breathiness is not copied).
+the speaker's pitch range gone); voicing is made binary (the speaker's breathiness is not copied);
+the envelope keeps only its 20 smoothest cepstral coefficients (formants yes, finer detail no).
 
-``strength`` > 0 adds kNN-VC's principle on top: the standardised envelope is replaced by the
-average of its k nearest frames of the target's own speech (``strength`` = 1: entirely), so every
-output spectrum is one the target produced. Measured on the project's corpus (README): stronger
-anonymization, lower intelligibility. The vocoder (:mod:`.vocoder`) resynthesises the result with a
+``strength`` > 0 adds kNN-VC's principle on top: the standardised envelope is mixed with the
+average of its k nearest frames of the target's own speech (``strength`` = 1: replaced entirely,
+so every output spectrum is one the target produced). Measured on the project's corpus (README):
+the more kNN, the harder to link and the harder to understand; the named voices use 0.5, the
+``-strong`` ones 1.0. The vocoder (:mod:`.vocoder`) resynthesises the result with a
 fresh excitation at the input hop's loudness.
 
 Pools live in ``targets/<name>.npz`` beside this file; ``python -m ravasd.audio.voices.target``
@@ -38,6 +40,7 @@ TARGETS = {
 }
 
 K = 4
+LIFTER = 20             # envelope cepstra kept (of 40): smooths away the finest spectral detail
 PROSODY = 0.5           # fraction of the speaker's log-F0 excursions kept
 STATS_HOPS = 600        # time constant of the speaker statistics (hops: 3 s)
 WARMUP = 0.25           # weight of the prior at the first hop (decays like a running mean)
@@ -78,13 +81,51 @@ def load_pool(name: str) -> Pool:
     return pool
 
 
+class KnnIndex:
+    """k nearest pool frames by Euclidean distance, searched in the ``probe`` closest of ``lists``
+    k-means cells (an inverted file: ~20× less work than a scan of the pool, nearly the same
+    neighbours). Built once per pool, deterministically."""
+
+    def __init__(self, keys: np.ndarray, lists: int = 64, probe: int = 4, iters: int = 12) -> None:
+        cent = keys[np.linspace(0, len(keys) - 1, lists).astype(int)].copy()
+        for _ in range(iters):
+            lab = np.argmin(np.sum(cent ** 2, 1)[None, :] - 2 * keys @ cent.T, axis=1)
+            for c in range(lists):
+                members = keys[lab == c]
+                if len(members):
+                    cent[c] = members.mean(axis=0)
+        order = np.argsort(lab, kind="stable")
+        self.keys = np.ascontiguousarray(keys[order])
+        self.norm2 = np.sum(self.keys ** 2, axis=1)
+        self.cent, self.cnorm2 = cent, np.sum(cent ** 2, axis=1)
+        self.bounds = np.searchsorted(lab[order], np.arange(lists + 1))
+        self.probe = probe
+
+    def nearest(self, q: np.ndarray, k: int) -> np.ndarray:
+        """Mean of the ``k`` nearest keys to ``q``."""
+        cells = np.argpartition(self.cnorm2 - 2 * self.cent @ q, self.probe)[: self.probe]
+        idx = np.concatenate([np.arange(self.bounds[c], self.bounds[c + 1]) for c in cells])
+        d = self.norm2[idx] - 2 * self.keys[idx] @ q
+        best = idx[np.argpartition(d, k)[:k]] if len(idx) > k else idx
+        return self.keys[best].mean(axis=0)
+
+
+_INDEX: dict[int, KnnIndex] = {}
+
+
+def _index(pool: Pool) -> KnnIndex:
+    if id(pool) not in _INDEX:
+        _INDEX[id(pool)] = KnnIndex(np.ascontiguousarray(pool.env[:, :LIFTER]))  # the lifter drops the rest
+    return _INDEX[id(pool)]
+
+
 class TargetVoice(SourceFilterVoice):
     """Map any speaker onto the target ``target`` (a name in :data:`TARGETS`); see the module doc."""
 
     def __init__(self, rate: int, target: str, strength: float = 0.0, k: int = K) -> None:
         self.pool = load_pool(target)
         self.strength, self.k = float(strength), k
-        self._p2 = np.sum(self.pool.env ** 2, axis=1)
+        self._index = _index(self.pool)
         super().__init__(rate)
 
     def reset_mapping(self) -> None:
@@ -105,10 +146,10 @@ class TargetVoice(SourceFilterVoice):
         self._mu += a * d
         self._var = (1 - a) * (self._var + a * d * d)
         out = self.pool.mean + (c - self._mu) / np.sqrt(self._var + 1e-6) * self.pool.std
+        out[LIFTER:] = 0.0  # spectral detail finer than ~400 Hz is speaker-specific, not phonetic
         if self.strength > 0:
-            q = out.astype(np.float32)
-            idx = np.argpartition(self._p2 - 2.0 * (self.pool.env @ q), self.k)[: self.k]
-            out = self.strength * self.pool.env[idx].mean(axis=0) + (1 - self.strength) * out
+            near = self._index.nearest(out[:LIFTER].astype(np.float32), self.k)
+            out[:LIFTER] = self.strength * near + (1 - self.strength) * out[:LIFTER]
         f0 = 0.0
         if feat.f0 > 0:
             lf0 = np.log(feat.f0)
