@@ -44,6 +44,17 @@ def rtf(cfg: Config, name: str, seconds: float = 4.0) -> tuple[float, int, int]:
     return used / seconds, lat, block
 
 
+def _die_with_parent() -> None:
+    """Child side (Linux): SIGTERM when the bench dies, so a private server is never orphaned."""
+    try:
+        import ctypes
+        import signal as sig
+
+        ctypes.CDLL("libc.so.6").prctl(1, sig.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class _Server:
     """The user's running server, or a private pulseaudio started for the bench."""
 
@@ -64,7 +75,8 @@ class _Server:
             (root / "bench.pa").write_text("load-module module-native-protocol-unix auth-anonymous=1\n")
             self.proc = subprocess.Popen(["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F",
                                           str(root / "bench.pa"), "--log-target=stderr"], env=self.env,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         preexec_fn=_die_with_parent)
             os.environ["PULSE_SERVER"] = self.env["PULSE_SERVER"]
             for _ in range(200):
                 if pulse.server_info() is not None:
@@ -84,12 +96,15 @@ class _Server:
 
         self.modules.append(pulse.load_module(*args))
 
-    def close(self) -> None:
+    def unload_all(self) -> None:
         from .devices import pulse
 
         for m in reversed(self.modules):
             pulse.unload_module(m)
         self.modules.clear()
+
+    def close(self) -> None:
+        self.unload_all()
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(5)
@@ -105,7 +120,7 @@ def _envelope(x: np.ndarray, rate: int) -> np.ndarray:
     return e - e.mean()
 
 
-def e2e_latency(cfg: Config, name: str, seconds: float = 3.0) -> float:
+def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | None = None) -> float:
     """Milliseconds from the fake microphone's input to the voice's output, on one clock."""
     from scipy.signal import fftconvolve
 
@@ -118,7 +133,8 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0) -> float:
     from .pipelines import block_size
 
     rate, block = 48000, block_size(cfg.replace(**{"audio.sample_rate": 48000}))
-    srv = _Server()
+    own = srv is None
+    srv = srv or _Server()
     try:
         srv.load("module-null-sink", "sink_name=ravas_bench_meter", "rate=48000", "channels=2",
                  "channel_map=front-left,front-right")
@@ -159,7 +175,10 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0) -> float:
             data = data.reshape(-1, 2) if data.shape[0] != 2 else data.T
             data = data.astype(np.float32) / (32768.0 if np.abs(data).max() > 2 else 1.0)
     finally:
-        srv.close()
+        if own:
+            srv.close()
+        else:
+            srv.unload_all()
     a, b = _envelope(data[:, 0], rate), _envelope(data[:, 1], rate)
     if np.abs(b).max() < 1e-4:
         raise RuntimeError("no output arrived from the voice")
@@ -171,16 +190,32 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0) -> float:
 def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True) -> list[dict]:
     from .audio.voices import VOICES
 
+    srv, why = None, ""
+    if e2e:  # one server (private if needed) for all voices: PortAudio is re-initialised once
+        try:
+            srv = _Server()
+        except Exception as err:
+            why = str(err)
+    try:
+        return _rows(cfg, voices or list(VOICES), e2e, srv, why)
+    finally:
+        if srv is not None:
+            srv.close()
+
+
+def _rows(cfg: Config, names: list[str], e2e: bool, srv: _Server | None, why: str) -> list[dict]:
     rows = []
-    for name in voices or list(VOICES):
+    for name in names:
         ratio, lat, block = rtf(cfg, name)
         row = {"voice": name, "sample_rate": cfg.audio.sample_rate, "block_ms": cfg.audio.block_ms,
                "algorithmic_latency_ms": round(lat / cfg.audio.sample_rate * 1000, 1), "rtf": round(ratio, 3),
                "e2e_latency_ms": None, "e2e_note": ""}
-        if e2e:
+        if e2e and srv is None:
+            row["e2e_note"] = why
+        elif e2e:
             try:
-                row["e2e_latency_ms"] = round(e2e_latency(cfg, name), 1)
-            except Exception as err:  # no server, no output: say why
+                row["e2e_latency_ms"] = round(e2e_latency(cfg, name, srv=srv), 1)
+            except Exception as err:  # no output: say why
                 row["e2e_note"] = str(err)
         rows.append(row)
     return rows
