@@ -45,9 +45,7 @@ def _asym_window() -> np.ndarray:
 
 
 WINDOW = _asym_window()
-# rises over 5 ms, flat over the newest 5 ms: short (its lag is the voice's loudness lag) yet
-# about one period of a low voice (shorter would ripple at the glottal rate)
-LEVEL_WINDOW = np.concatenate([np.hanning(2 * HOP)[:HOP], np.ones(HOP)])
+LEVEL_WINDOW = np.concatenate([np.hanning(480)[:240], np.ones(HOP)])  # rises over 15 ms, flat on the newest hop
 _DEEMPH_POWER = 1.0 / np.abs(1 - PREEMPH * np.exp(-1j * np.pi * np.arange(BINS) / (BINS - 1))) ** 2
 _DCT_ENV = fft.dct(np.eye(BINS), norm="ortho", axis=0)[:ENV_CEPS]                    # (40, 257)
 
@@ -142,11 +140,11 @@ class Analyzer:
     def step(self, hop: np.ndarray) -> Features:
         self.hist = np.concatenate([self.hist[HOP:], hop])
         x = self.hist[1:]
-        # Loudness over 10 ms, not the 5 ms hop: a hop-wise level would follow the glottal pulses
+        # Loudness over 20 ms, not the 5 ms hop: a hop-wise level would follow the glottal pulses
         # and print the speaker's F0 onto the output as amplitude modulation.
-        # The newest hop alone still counts (at 0.7) so that onsets are not delayed.
+        # The newest hop still counts (at half weight) so that onsets are not delayed.
         level = float(np.sqrt(np.dot(LEVEL_WINDOW, self.hist[-len(LEVEL_WINDOW):] ** 2) / LEVEL_WINDOW.sum()))
-        rms = max(level, 0.7 * float(np.sqrt(np.mean(hop.astype(np.float64) ** 2))))
+        rms = max(level, 0.5 * float(np.sqrt(np.mean(hop.astype(np.float64) ** 2))))
         if rms < 10 ** (GATE_DB / 20):
             return Features(rms, None, 0.0, 1.0)
         frame = (self.hist[-WIN:] - PREEMPH * self.hist[-WIN - 1: -1]) * WINDOW
@@ -247,10 +245,7 @@ class SourceFilterVoice:
         # beat of hop and pulse rates.
         level = float(np.sqrt(np.mean(_DEEMPH_POWER / (np.abs(np.fft.rfft(a, NFFT)) ** 2 + 1e-12))))
         g = target_gain / level if level > 1e-9 and target_gain > 0 else 0.0
-        # new gain reached half-way through the hop: smooth enough to avoid clicks, little lag
-        ramp = np.full(HOP, g)
-        if self._gain != g:
-            ramp[: HOP // 2] = np.linspace(self._gain, g, HOP // 2, endpoint=False)
+        ramp = np.linspace(self._gain, g, HOP, endpoint=False) if self._gain != g else np.full(HOP, g)
         self._gain = g
         if g == 0.0 and ramp[0] == 0.0:
             self._zi[:] = 0.0  # silence: settle the filter so speech restarts cleanly
