@@ -54,7 +54,78 @@ class _Interpolator:
         return y.astype(np.float32)
 
 
-class FrameVoice:
+class OutputQueue:
+    """Output produced ahead of demand (starts with ``prefill`` zeros); ``pop(n)`` returns exactly
+    n samples — zeros if it ever ran short (it cannot with a correct prefill; it never stalls)."""
+
+    def __init__(self, prefill: int) -> None:
+        self._parts: deque[np.ndarray] = deque([np.zeros(prefill, np.float32)])
+        self._len = prefill
+
+    def push(self, x: np.ndarray) -> None:
+        if len(x):
+            self._parts.append(x)
+            self._len += len(x)
+
+    def pop(self, n: int) -> np.ndarray:
+        if self._len < n:
+            self.push(np.zeros(n - self._len, np.float32))
+        buf = np.concatenate(list(self._parts))
+        self._parts = deque([buf[n:]])
+        self._len = len(buf) - n
+        return buf[:n]
+
+
+class InnerRateVoice:
+    """Streaming skeleton for voices that work at ``inner_rate``: stateful FIR decimation from the
+    stream rate (a multiple of it), :meth:`_inner` on the decimated samples, FIR interpolation
+    back, and an :class:`OutputQueue` prefilled with ``lookahead`` inner samples so every call
+    returns as many samples as it got. ``latency`` = that prefill + both FIR delays."""
+
+    inner_rate = 16000
+    taps = 63
+
+    def __init__(self, rate: int, lookahead: int) -> None:
+        self.rate = rate
+        self.factor = rate // self.inner_rate if rate % self.inner_rate == 0 else 0
+        if not self.factor:
+            raise ValueError(f"{type(self).__name__} needs a stream rate that is a multiple of "
+                             f"{self.inner_rate} Hz, got {rate}")
+        cutoff = 0.45 * self.inner_rate
+        self._fir = signal.firwin(self.taps, cutoff, fs=rate) if self.factor > 1 else np.ones(1)
+        delay = (self.taps - 1) if self.factor > 1 else 0  # decimator + interpolator group delays
+        self._prefill = self.factor * lookahead
+        self.latency = self._prefill + delay
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (device change): resamplers, queued output, the voice's own state."""
+        self._down = _Decimator(self.factor, self._fir)
+        self._up = _Interpolator(self.factor, self._fir)
+        self._out = OutputQueue(self._prefill)
+        self._reset_inner()
+
+    def _reset_inner(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _inner(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """Inner-rate samples in → the inner-rate samples now complete (any count)."""
+        raise NotImplementedError
+
+    def process_samples(self, x: np.ndarray) -> np.ndarray:
+        """Stream-rate samples in → the same number out (delayed by ``latency``)."""
+        x = sanitize(x)
+        self._out.push(np.asarray(self._up(self._inner(self._down(x))), np.float32))
+        return np.clip(self._out.pop(len(x)), -1.0, 1.0)
+
+    def process(self, block: RawAudio) -> AnonAudio:
+        return AnonAudio(self.process_samples(block.samples), block.rate, block.ts)
+
+    def close(self) -> None:
+        pass
+
+
+class FrameVoice(InnerRateVoice):
     """Base class: subclasses set ``inner_rate``, ``frame``, ``hop`` and implement ``transform``.
 
     ``transform(frame)`` receives one analysis frame (already windowed, ``frame`` samples at the
@@ -62,37 +133,21 @@ class FrameVoice:
     ``hop``. The analysis window must overlap-add to 1 at that hop (periodic Hann, hop = frame/2).
     """
 
-    inner_rate = 16000
     frame = 320
     hop = 160
-    taps = 63
 
     def __init__(self, rate: int) -> None:
-        self.rate = rate
-        self.factor = rate // self.inner_rate if rate % self.inner_rate == 0 else 1
-        if self.factor == 1 and rate != self.inner_rate:
-            raise ValueError(f"{type(self).__name__} needs a stream rate that is a multiple of "
-                             f"{self.inner_rate} Hz, got {rate}")
         self.window = signal.get_window("hann", self.frame).astype(np.float32)  # periodic: OLA sums to 1
-        cutoff = 0.45 * self.inner_rate
-        self._fir = signal.firwin(self.taps, cutoff, fs=rate) if self.factor > 1 else np.ones(1)
-        delay = (self.taps - 1) if self.factor > 1 else 0  # decimator + interpolator group delays
-        self._prefill = self.factor * (self.frame + self.hop + 1)
-        self.latency = self._prefill + delay
-        self.reset()
+        super().__init__(rate, self.frame + self.hop + 1)
 
-    def reset(self) -> None:
-        self._down = _Decimator(self.factor, self._fir)
-        self._up = _Interpolator(self.factor, self._fir)
+    def _reset_inner(self) -> None:
         self._in = np.zeros(0, np.float32)
         self._ola = np.zeros(self.frame, np.float32)
-        self._out: deque[np.ndarray] = deque([np.zeros(self._prefill, np.float32)])
-        self._out_len = self._prefill
 
     def transform(self, frame: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _run_frames(self, inner: np.ndarray) -> np.ndarray:
+    def _inner(self, inner: np.ndarray) -> np.ndarray:
         self._in = np.concatenate([self._in, inner])
         done = []
         while len(self._in) >= self.frame:
@@ -102,26 +157,3 @@ class FrameVoice:
             self._ola = np.concatenate([self._ola[self.hop:], np.zeros(self.hop, np.float32)])
             self._in = self._in[self.hop:]
         return np.concatenate(done) if done else np.zeros(0, np.float32)
-
-    def process_samples(self, x: np.ndarray) -> np.ndarray:
-        """Stream-rate samples in → the same number out (delayed by ``latency``)."""
-        x = sanitize(x)
-        produced = self._up(self._run_frames(self._down(x)))
-        if len(produced):
-            self._out.append(produced)
-            self._out_len += len(produced)
-        n = len(x)
-        if self._out_len < n:  # cannot happen with the prefill; guard against a silent stall anyway
-            self._out.append(np.zeros(n - self._out_len, np.float32))
-            self._out_len = n
-        buf = np.concatenate(list(self._out))
-        out, rest = buf[:n], buf[n:]
-        self._out = deque([rest])
-        self._out_len = len(rest)
-        return np.clip(out, -1.0, 1.0)
-
-    def process(self, block: RawAudio) -> AnonAudio:
-        return AnonAudio(self.process_samples(block.samples), block.rate, block.ts)
-
-    def close(self) -> None:
-        pass

@@ -7,11 +7,10 @@ voices' content ends at 7.2 kHz, far below either Nyquist frequency.
 """
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
 from ...engine.frames import AnonAudio, RawAudio
+from .base import OutputQueue
 
 
 class Resampled:
@@ -32,25 +31,15 @@ class Resampled:
             self.inner.reset()
         self._to = soxr.ResampleStream(self.rate, self.inner_rate, 1, dtype="float32", quality="QQ")
         self._back = soxr.ResampleStream(self.inner_rate, self.rate, 1, dtype="float32", quality="QQ")
-        self._out: deque[np.ndarray] = deque([np.zeros(self.MARGIN, np.float32)])
-        self._len = self.MARGIN
+        self._out = OutputQueue(self.MARGIN)
 
     def process(self, block: RawAudio) -> AnonAudio:
         x = np.nan_to_num(np.asarray(block.samples, np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
         up = self._to.resample_chunk(x)
         y = self.inner.process(RawAudio(up, self.inner_rate, block.ts)).samples if len(up) else up
         down = self._back.resample_chunk(np.asarray(y, np.float32)) if len(y) else np.zeros(0, np.float32)
-        if len(down):
-            self._out.append(down)
-            self._len += len(down)
-        n = len(x)
-        if self._len < n:  # soxr ran dry beyond the margin: fill with silence, never the input
-            self._out.append(np.zeros(n - self._len, np.float32))
-            self._len = n
-        buf = np.concatenate(list(self._out))
-        self._out = deque([buf[n:]])
-        self._len = len(buf) - n
-        return AnonAudio(np.clip(buf[:n], -1, 1).astype(np.float32), self.rate, block.ts)
+        self._out.push(down)
+        return AnonAudio(np.clip(self._out.pop(len(x)), -1, 1).astype(np.float32), self.rate, block.ts)
 
     def close(self) -> None:
         self.inner.close()

@@ -47,40 +47,6 @@ WARMUP = 0.25           # weight of the prior at the first hop (decays like a ru
 PRIOR_LF0 = (np.log(140.0), 0.2)
 
 
-@dataclass(frozen=True)
-class Pool:
-    name: str
-    env: np.ndarray       # (N, ENV_CEPS) float32 envelope cepstra of the target's speech frames
-    mean: np.ndarray      # (ENV_CEPS,) their mean and deviation
-    std: np.ndarray
-    lf0_mean: float       # log-F0 statistics of the voiced frames
-    lf0_std: float
-
-
-def available() -> list[str]:
-    return [n for n in TARGETS if (POOL_DIR / f"{n}.npz").exists()]
-
-
-_CACHE: dict[tuple[Path, str], Pool] = {}
-
-
-def load_pool(name: str) -> Pool:
-    key = (POOL_DIR, name)
-    if key in _CACHE:
-        return _CACHE[key]
-    path = POOL_DIR / f"{name}.npz"
-    try:
-        with np.load(path) as z:
-            env = z["env"].astype(np.float32)
-            lf0 = z["lf0"].astype(np.float64)
-    except (OSError, KeyError, ValueError) as err:
-        raise RavasError(f"target voice {name!r}: its pool {path} cannot be read ({err}).",
-                         "reinstall ravasd, or rebuild the pools: python -m ravasd.audio.voices.target") from None
-    pool = Pool(name, env, env.mean(axis=0), env.std(axis=0) + 1e-6, float(lf0[0]), float(lf0[1]))
-    _CACHE[key] = pool
-    return pool
-
-
 class KnnIndex:
     """k nearest pool frames by Euclidean distance, searched in the ``probe`` closest of ``lists``
     k-means cells (an inverted file: ~20× less work than a scan of the pool, nearly the same
@@ -110,13 +76,44 @@ class KnnIndex:
         return self.keys[best].mean(axis=0)
 
 
-_INDEX: dict[int, KnnIndex] = {}
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    env: np.ndarray       # (N, ENV_CEPS) float32 envelope cepstra of the target's speech frames
+    mean: np.ndarray      # (ENV_CEPS,) their mean and deviation
+    std: np.ndarray
+    lf0_mean: float       # log-F0 statistics of the voiced frames
+    lf0_std: float
+    index: KnnIndex       # over the first LIFTER coefficients (the lifter drops the rest)
 
 
-def _index(pool: Pool) -> KnnIndex:
-    if id(pool) not in _INDEX:
-        _INDEX[id(pool)] = KnnIndex(np.ascontiguousarray(pool.env[:, :LIFTER]))  # the lifter drops the rest
-    return _INDEX[id(pool)]
+_CACHE: dict[tuple[Path, str], Pool] = {}
+
+
+def load_pool(name: str) -> Pool:
+    key = (POOL_DIR, name)
+    if key in _CACHE:
+        return _CACHE[key]
+    path = POOL_DIR / f"{name}.npz"
+    try:
+        with np.load(path) as z:
+            env = z["env"].astype(np.float32)
+            lf0 = z["lf0"].astype(np.float64)
+    except (OSError, KeyError, ValueError) as err:
+        raise RavasError(f"target voice {name!r}: its pool {path} cannot be read ({err}).",
+                         "reinstall ravasd, or rebuild the pools: python -m ravasd.audio.voices.target") from None
+    pool = Pool(name, env, env.mean(axis=0), env.std(axis=0) + 1e-6, float(lf0[0]), float(lf0[1]),
+                KnnIndex(np.ascontiguousarray(env[:, :LIFTER])))
+    _CACHE[key] = pool
+    return pool
+
+
+def _running(mean, var, x, n: int):
+    """Exponentially weighted mean/variance after the ``n``-th sample ``x``: like a plain running
+    mean (with the prior weighing 1/WARMUP − 1 samples) until the STATS_HOPS time constant takes over."""
+    a = max(1.0 / STATS_HOPS, WARMUP / n)
+    d = x - mean
+    return mean + a * d, (1 - a) * (var + a * d * d)
 
 
 class TargetVoice(SourceFilterVoice):
@@ -125,7 +122,6 @@ class TargetVoice(SourceFilterVoice):
     def __init__(self, rate: int, target: str, strength: float = 0.0, k: int = K) -> None:
         self.pool = load_pool(target)
         self.strength, self.k = float(strength), k
-        self._index = _index(self.pool)
         super().__init__(rate)
 
     def reset_mapping(self) -> None:
@@ -134,30 +130,20 @@ class TargetVoice(SourceFilterVoice):
         self._lmu, self._lvar = PRIOR_LF0[0], PRIOR_LF0[1] ** 2
         self._n = self._nv = 0
 
-    @staticmethod
-    def _rate(n: int) -> float:
-        return max(1.0 / STATS_HOPS, WARMUP / n)
-
     def map(self, feat: Features) -> tuple[np.ndarray, float]:
         c = env_to_ceps(feat.logspec)
         self._n += 1
-        a = self._rate(self._n)
-        d = c - self._mu
-        self._mu += a * d
-        self._var = (1 - a) * (self._var + a * d * d)
+        self._mu, self._var = _running(self._mu, self._var, c, self._n)
         out = self.pool.mean + (c - self._mu) / np.sqrt(self._var + 1e-6) * self.pool.std
         out[LIFTER:] = 0.0  # spectral detail finer than ~400 Hz is speaker-specific, not phonetic
         if self.strength > 0:
-            near = self._index.nearest(out[:LIFTER].astype(np.float32), self.k)
+            near = self.pool.index.nearest(out[:LIFTER].astype(np.float32), self.k)
             out[:LIFTER] = self.strength * near + (1 - self.strength) * out[:LIFTER]
         f0 = 0.0
         if feat.f0 > 0:
             lf0 = np.log(feat.f0)
             self._nv += 1
-            b = self._rate(self._nv)
-            e = lf0 - self._lmu
-            self._lmu += b * e
-            self._lvar = (1 - b) * (self._lvar + b * e * e)
+            self._lmu, self._lvar = _running(self._lmu, self._lvar, lf0, self._nv)
             z = np.clip((lf0 - self._lmu) / np.sqrt(self._lvar + 1e-6), -3, 3)
             f0 = float(np.exp(self.pool.lf0_mean + PROSODY * z * self.pool.lf0_std))
         return ceps_to_env(out.astype(np.float64)), f0

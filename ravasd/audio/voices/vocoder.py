@@ -15,14 +15,12 @@ generator that :meth:`reset` rewinds.
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft, linalg, signal
 
-from ...engine.frames import AnonAudio, RawAudio
-from .base import _Decimator, _Interpolator, sanitize
+from .base import InnerRateVoice
 
 RATE = 16000
 HOP = 80            # 5 ms
@@ -156,7 +154,7 @@ class Analyzer:
         return Features(rms, lpc_logspec(a), f0, ap)
 
 
-class SourceFilterVoice:
+class SourceFilterVoice(InnerRateVoice):
     """Streaming vocoder voice (see module doc). Subclasses implement :meth:`map`.
 
     Contract: ``process(RawAudio) → AnonAudio`` of the same length at the stream rate (16 kHz or a
@@ -164,28 +162,14 @@ class SourceFilterVoice:
     """
 
     inner_rate = RATE
-    taps = 63
     seed = 1234
 
     def __init__(self, rate: int) -> None:
-        self.rate = rate
-        self.factor = rate // RATE if rate % RATE == 0 else 0
-        if not self.factor:
-            raise ValueError(f"{type(self).__name__} needs a stream rate that is a multiple of {RATE} Hz, got {rate}")
-        self._fir = signal.firwin(self.taps, 0.45 * RATE, fs=rate) if self.factor > 1 else np.ones(1)
-        self._prefill = self.factor * HOP
-        self.latency = self._prefill + ((self.taps - 1) if self.factor > 1 else 0)
-        self.reset()
+        super().__init__(rate, HOP)
 
-    # -- state -----------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Forget everything (device change): history, filter memory, phase, noise, statistics."""
-        self._down = _Decimator(self.factor, self._fir)
-        self._up = _Interpolator(self.factor, self._fir)
+    def _reset_inner(self) -> None:
         self._an = Analyzer()
         self._pending = np.zeros(0)
-        self._out: deque[np.ndarray] = deque([np.zeros(self._prefill, np.float32)])
-        self._out_len = self._prefill
         self._zi = np.zeros(ORDER)
         self._de = np.zeros(1)
         self._phase = 0.0
@@ -225,8 +209,8 @@ class SourceFilterVoice:
     def _hop(self, hop: np.ndarray) -> np.ndarray:
         feat = self._an.step(hop)
         if feat.logspec is None:
-            target_gain, a, exc = 0.0, self._a, self._rng.standard_normal(HOP) * 0.0
-            self._rng.standard_normal(HOP)  # same draws as a speech hop: state independent of content
+            target_gain, a, exc = 0.0, self._a, np.zeros(HOP)
+            self._rng.standard_normal(2 * HOP)  # the noise sequence advances in silence too
         else:
             env, f0 = self.map(feat)
             a = logspec_to_lpc(env)
@@ -253,29 +237,10 @@ class SourceFilterVoice:
             return np.zeros(HOP)
         return y * ramp
 
-    def process_samples(self, x: np.ndarray) -> np.ndarray:
-        """Stream-rate samples in → the same number out (delayed by ``latency``)."""
-        x = sanitize(x)
-        self._pending = np.concatenate([self._pending, self._down(x)])
+    def _inner(self, x: np.ndarray) -> np.ndarray:
+        self._pending = np.concatenate([self._pending, x])
         hops = []
         while len(self._pending) >= HOP:
             hops.append(self._hop(self._pending[:HOP]))
             self._pending = self._pending[HOP:]
-        if hops:
-            up = self._up(np.concatenate(hops)).astype(np.float32)
-            self._out.append(up)
-            self._out_len += len(up)
-        n = len(x)
-        if self._out_len < n:  # cannot happen with the prefill; never stall silently anyway
-            self._out.append(np.zeros(n - self._out_len, np.float32))
-            self._out_len = n
-        buf = np.concatenate(list(self._out))
-        self._out = deque([buf[n:]])
-        self._out_len = len(buf) - n
-        return np.clip(buf[:n], -1.0, 1.0)
-
-    def process(self, block: RawAudio) -> AnonAudio:
-        return AnonAudio(self.process_samples(block.samples), block.rate, block.ts)
-
-    def close(self) -> None:
-        pass
+        return np.concatenate(hops) if hops else np.zeros(0)
