@@ -102,10 +102,9 @@ def _models(cfg: Config) -> Check:
 
 def _opengl() -> Check:
     try:
-        import moderngl
+        from .video.avatar.renderer import create_context
 
-        ctx = moderngl.create_standalone_context(backend="egl") if sys.platform.startswith("linux") \
-            else moderngl.create_standalone_context()
+        ctx = create_context()
         renderer = ctx.info.get("GL_RENDERER", "?")
         ctx.release()
         return Check("OpenGL", "ok", f"{renderer}")

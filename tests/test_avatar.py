@@ -344,6 +344,12 @@ def test_bench_video_prints_the_figures(ravas_home):
                 "filter_p95_ms", "render_p50_ms", "sink_p95_ms", "total_p50_ms", "total_p95_ms"):
         assert key in res
     assert res["frames"] > 5 and res["face_tracked"] > 0.5  # the generated clip is tracked as a face
+    # llvmpipe gets twice the cores in rasteriser threads (at least 4) unless the user chose a number
+    assert res["rasteriser_threads"] == min(16, max(4, 2 * (os.cpu_count() or 1)))
+    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "video", "--width", "160", "--height", "90",
+                        "--seconds", "0.5", "--json"], env={**env, "LP_NUM_THREADS": "3"},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["rasteriser_threads"] == 3, r.stderr[-2000:]
 
 
 def test_per_avatar_response_curves(renderers):
