@@ -11,7 +11,7 @@ from ravasd.errors import ConfigError
 
 def test_defaults_are_valid_and_typed():
     cfg = config.load_config()
-    assert cfg.audio.block_ms == 10 and cfg.video.fps == 30
+    assert cfg.audio.block_ms == 5 and cfg.video.fps == 30
     assert config.from_dict(config.to_dict(cfg)) == cfg
 
 

@@ -189,3 +189,48 @@ def _tone_wav():
         d = tempfile.mkdtemp()
         _TONE["path"] = str(make_audio(__import__("pathlib").Path(d) / "tone.wav", seconds=2.0, rate=48000))
     return _TONE["path"]
+
+
+def test_microphone_close_from_two_threads_runs_once(pulse):
+    """stop() and the capture thread both close the source: two concurrent PortAudio abort/close
+    calls on one stream deadlocked the audio bench once. Only the first close may touch the stream."""
+    import threading
+
+    from ravasd.devices import pulse as pulsectl
+    from ravasd.pipelines import _open_mic
+
+    idx = pulsectl.load_module("module-remap-source", "source_name=close_twice_mic", "master=fake_cam_mic.monitor",
+                               "channels=1", "channel_map=mono")
+    try:
+        src = _open_mic("close_twice_mic", 48000, 240)
+    finally:
+        pulsectl.unload_module(idx)  # the open stream keeps running on its own; it is closed below
+    real, calls, inside, release = src.stream, [], threading.Event(), threading.Event()
+
+    class SlowStream:  # the real stream, with an abort that waits while the second close comes in
+        active = True
+
+        def abort(self):
+            calls.append("abort")
+            inside.set()
+            release.wait(5)
+            real.abort()
+
+        def close(self):
+            calls.append("close")
+            real.close()
+
+    src.stream = SlowStream()
+    first = threading.Thread(target=src.close)
+    first.start()
+    assert inside.wait(5)
+    second = threading.Thread(target=src.close)
+    second.start()
+    time.sleep(0.2)
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert not first.is_alive() and not second.is_alive()
+    assert calls == ["abort", "close"]
+    src.close()  # and again, later: nothing
+    assert calls == ["abort", "close"]

@@ -26,7 +26,7 @@ class DeviceAudioSink:
     clocked = True
 
     def __init__(self, device: int | str | None, rate: int, block: int, max_latency: float = 0.2,
-                 preroll: int = 3) -> None:
+                 preroll: int = 2) -> None:
         import sounddevice as sd
 
         self.rate, self.block = rate, block

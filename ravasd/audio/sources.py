@@ -30,6 +30,7 @@ class MicSource:
         # in its own thread (it may call pactl), so read() never waits for it
         self._moved = threading.Event()
         self._closed = threading.Event()
+        self._close_lock = threading.Lock()
         if guard is not None:
             def watch() -> None:
                 while not self._closed.wait(1.0):
@@ -78,12 +79,17 @@ class MicSource:
         raise DeviceError(f"Microphone {self.device!r} delivered no audio (unplugged?).")
 
     def close(self) -> None:
-        self._closed.set()
-        try:
-            self.stream.abort()
-            self.stream.close()
-        except Exception:
-            pass
+        """Idempotent, any thread. The runner's stop() and its capture thread may both close:
+        two concurrent PortAudio abort/close calls on one stream deadlock, so only the first runs."""
+        with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            try:
+                self.stream.abort()
+                self.stream.close()
+            except Exception:
+                pass
 
 
 def synth_speech(rate: int, seconds: float = 6.0, seed: int = 7) -> np.ndarray:

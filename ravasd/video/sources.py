@@ -3,6 +3,7 @@ monotonic clock; ``read()`` blocks until the next frame."""
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import cv2
@@ -31,6 +32,7 @@ class CameraSource:
         self.size = (int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self._n = 0
         self.camera = camera
+        self._close_lock = threading.Lock()
 
     def read(self) -> RawFrame:
         ok, bgr = self.cap.read()
@@ -40,7 +42,9 @@ class CameraSource:
         return RawFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), now(), self._n)
 
     def close(self) -> None:
-        self.cap.release()
+        """Idempotent, any thread (the runner's stop() and its capture thread may both close)."""
+        with self._close_lock:
+            self.cap.release()
 
 
 def camera_available(camera: int | str) -> bool:
