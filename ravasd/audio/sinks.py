@@ -1,6 +1,7 @@
 """Audio sinks. Each accepts only :class:`AnonAudio` and is called from the publish thread."""
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -9,13 +10,16 @@ import numpy as np
 from ..engine.frames import AnonAudio, require_anon
 from ..errors import DeviceError
 
+log = logging.getLogger(__name__)
+
 
 class DeviceAudioSink:
     """Plays blocks on an output device (sounddevice), e.g. the virtual mic's sink.
 
     A small FIFO sits between ``write`` and the PortAudio callback. The callback plays silence on
     underrun and waits for ``preroll`` blocks before it starts again. Latency cannot creep: when
-    the FIFO's lowest fill over 1 s exceeds the safety margin (``preroll`` − 1 block) by two blocks or
+    the FIFO's lowest fill over 1 s exceeds the safety margin (2 blocks, or ``preroll`` − 1 block once
+    underruns have grown it) by two blocks or
     more, that excess is dropped (counted: clock drift between devices), and ``write`` never lets it
     exceed ``max_latency`` s. Each underrun grows the pre-roll by one block (an adaptive jitter
     buffer: bursty servers such as PipeWire settle at their quantum).
@@ -39,6 +43,7 @@ class DeviceAudioSink:
         self._win_n = 0
         self.underruns = 0
         self.dropped = 0
+        self._trims: list[tuple[int, int]] = []
         try:
             self.stream = sd.OutputStream(device=device, samplerate=rate, blocksize=block, channels=1,
                                           dtype="float32", latency="low", callback=self._callback)
@@ -52,6 +57,13 @@ class DeviceAudioSink:
         with self._lock:
             if not self._primed and len(self._buf) >= self.preroll:
                 self._primed = True
+                if len(self._buf) > self.preroll + self.block:
+                    # a burst came in before playback (start-up: the first capture while the voice
+                    # loaded): start at the pre-roll, not seconds behind — nothing played yet, so
+                    # skipping the stale part is silent (counted, logged)
+                    self._trims.append((len(self._buf) - self.preroll, len(self._buf)))
+                    self._buf = self._buf[len(self._buf) - self.preroll:]
+                    self.dropped += 1
             if self._primed and len(self._buf) >= frames:
                 outdata[:, 0] = self._buf[:frames]
                 self._buf = self._buf[frames:]
@@ -60,11 +72,14 @@ class DeviceAudioSink:
                 self._win_min = min(self._win_min, len(self._buf))
                 self._win_n += frames
                 if self._win_n >= self.rate:
-                    margin = max(self.block, self.preroll - self.block)
+                    # playback starts after only 2 blocks (low latency), but drift is trimmed no
+                    # lower than 2 blocks: trimming to 1 cost glitches on a loaded 2-core box
+                    margin = max(2 * self.block, self.preroll - self.block)
                     excess = self._win_min - margin
                     if excess >= 2 * self.block:  # hysteresis: jitter is not drift
                         self._buf = self._buf[excess:]
                         self.dropped += 1
+                        self._trims.append((excess, self._win_min))  # logged by write(): no I/O here
                     self._win_min, self._win_n = len(self._buf), 0
                 return
             if self._primed:
@@ -82,6 +97,11 @@ class DeviceAudioSink:
             if excess > 0:
                 self._buf = self._buf[excess:]
                 self.dropped += 1
+                log.debug("audio out: buffer full, dropped %.1f ms", excess / self.rate * 1000)
+            trims, self._trims = self._trims, []
+        for excess, fill in trims:
+            log.info("audio out: trimmed %.1f ms of surplus buffer (fill was %.1f ms)",
+                     excess / self.rate * 1000, fill / self.rate * 1000)
 
     def flush(self) -> None:
         """Drop everything not yet played (pause: the curtain closes at once)."""
