@@ -238,20 +238,19 @@ def test_microphone_close_from_two_threads_runs_once(pulse):
 
 def test_output_starts_at_the_preroll_after_a_start_up_burst(pulse, monkeypatch):
     """The first capture arrives in a burst while the voice loads: playback must start with the
-    newest blocks (2 blocks of latency), not 200 ms behind, and skipping the stale part (before
-    anything played) is counted."""
+    newest blocks (the pre-roll), not 200 ms behind, and skipping the stale part (before anything
+    played) is counted."""
     monkeypatch.setenv("PULSE_SINK", "test_out")
     sink = DeviceAudioSink("pulse", 48000, 240, 0.2)
     sink.stream.stop()  # we play the PortAudio thread's part by hand
     try:
         for i in range(30):
             sink.write(AnonAudio(np.full(240, i / 100, np.float32), 48000, i * 0.005))
+        keep = sink.preroll // 240
         out = np.zeros((240, 1), np.float32)
-        sink._callback(out, 240, None, type("S", (), {"output_underflow": False})())
-        assert sink.dropped == 1
-        assert out[0, 0] == pytest.approx(0.28)  # the newest 2 blocks remain: 28, 29
-        assert len(sink._buf) == 240
-        sink._callback(out, 240, None, None)
-        assert out[0, 0] == pytest.approx(0.29) and len(sink._buf) == 0 and sink.dropped == 1
+        for k in range(keep):
+            sink._callback(out, 240, None, None)
+            assert out[0, 0] == pytest.approx((30 - keep + k) / 100)  # the newest blocks, in order
+            assert sink.dropped == 1 and len(sink._buf) == (keep - 1 - k) * 240
     finally:
         sink.close()

@@ -17,9 +17,9 @@ class DeviceAudioSink:
     """Plays blocks on an output device (sounddevice), e.g. the virtual mic's sink.
 
     A small FIFO sits between ``write`` and the PortAudio callback. The callback plays silence on
-    underrun and waits for ``preroll`` blocks before it starts again. Latency cannot creep: when
-    the FIFO's lowest fill over 1 s exceeds the safety margin (2 blocks, or ``preroll`` − 1 block once
-    underruns have grown it) by two blocks or
+    underrun and waits for ``preroll`` blocks before it starts again (a larger burst already waiting
+    then, e.g. the first capture while the voice loaded, is cut to the pre-roll). Latency cannot creep: when
+    the FIFO's lowest fill over 1 s exceeds the safety margin (``preroll`` − 1 block) by two blocks or
     more, that excess is dropped (counted: clock drift between devices), and ``write`` never lets it
     exceed ``max_latency`` s. Each underrun grows the pre-roll by one block (an adaptive jitter
     buffer: bursty servers such as PipeWire settle at their quantum).
@@ -30,7 +30,7 @@ class DeviceAudioSink:
     clocked = True
 
     def __init__(self, device: int | str | None, rate: int, block: int, max_latency: float = 0.2,
-                 preroll: int = 2) -> None:
+                 preroll: int = 3) -> None:
         import sounddevice as sd
 
         self.rate, self.block = rate, block
@@ -72,9 +72,7 @@ class DeviceAudioSink:
                 self._win_min = min(self._win_min, len(self._buf))
                 self._win_n += frames
                 if self._win_n >= self.rate:
-                    # playback starts after only 2 blocks (low latency), but drift is trimmed no
-                    # lower than 2 blocks: trimming to 1 cost glitches on a loaded 2-core box
-                    margin = max(2 * self.block, self.preroll - self.block)
+                    margin = max(self.block, self.preroll - self.block)
                     excess = self._win_min - margin
                     if excess >= 2 * self.block:  # hysteresis: jitter is not drift
                         self._buf = self._buf[excess:]
