@@ -34,7 +34,7 @@ def rtf(cfg: Config, name: str, seconds: float = 4.0) -> tuple[float, int, int]:
 
     rate, block = cfg.audio.sample_rate, block_size(cfg)
     x = synth_speech(rate, seconds)
-    conv = make_voice(cfg, rate, name)
+    conv = make_voice(cfg, rate, name, block=block)
     t0 = time.thread_time()
     for i in range(0, len(x) - block + 1, block):
         conv.process(RawAudio(x[i:i + block], rate, i / rate))
@@ -156,7 +156,7 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
                                    env=srv.env)
             runner = StreamRunner(
                 "audio", source=lambda: MicSource(pulse.route("input", "ravas_bench_mic"), rate, block),
-                converter=lambda: make_voice(cfg, rate, name),
+                converter=lambda: make_voice(cfg, rate, name, block=block),
                 sink=lambda: DeviceAudioSink(pulse.route("output", "ravas_bench_out"), rate, block,
                                              cfg.audio.max_latency_ms / 1000),
                 period=block / rate, deadline=cfg.audio.deadline_ms / 1000, rate=rate, block=block,

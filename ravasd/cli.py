@@ -323,14 +323,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    from .audio.voices import VOICES
-
+    from .audio.voices import VOICES, make_voice
     from .config import load_config
+    from .pipelines import block_size
 
     cfg = load_config()
     rows = []
-    for v in VOICES.values():
-        conv = v.factory(cfg, cfg.audio.sample_rate)
+    for v in VOICES.values():  # the latency the daemon adds at the configured rate and block size
+        conv = make_voice(cfg, cfg.audio.sample_rate, v.name, block=block_size(cfg))
         rows.append({"name": v.name, "method": v.method,
                      "latency_ms": round(getattr(conv, "latency", 0) / cfg.audio.sample_rate * 1000, 1),
                      "description": v.description})

@@ -97,7 +97,7 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
         video = _Guarded(lambda: make_video_converter(cfg, width, height),
                          lambda f: placeholder.card(width, height, "no-signal", f.ts))
     if info.has_audio:
-        audio = _Guarded(lambda: make_voice(cfg, rate),
+        audio = _Guarded(lambda: make_voice(cfg, rate, block=block),
                          lambda b: placeholder.silence(len(b.samples), rate, b.ts))
     writer = MediaWriter(out, width=width if want_video else 0, height=height if want_video else 0, fps=fps,
                          audio_rate=rate if info.has_audio else 0)

@@ -271,7 +271,7 @@ def _build_audio(cfg: Config, routes: dict[str, Any]) -> StreamRunner:
     if routes.get("audio_level") is not None:
         inner, shared = sink, routes["audio_level"]
         sink = lambda: LevelTap(inner(), shared)  # noqa: E731
-    return StreamRunner("audio", source=source, converter=lambda: make_voice(cfg, rate), sink=sink,
+    return StreamRunner("audio", source=source, converter=lambda: make_voice(cfg, rate, block=block), sink=sink,
                         period=block / rate, deadline=a.deadline_ms / 1000,
                         hang_timeout=cfg.engine.hang_timeout_ms / 1000, rate=rate, block=block,
                         max_backlog=max(2, int(a.max_latency_ms / a.block_ms)))
@@ -312,7 +312,7 @@ def converter_factory(kind: str, cfg: Config, routes: dict[str, Any] | None = No
         return lambda: make_video_converter(cfg, cfg.video.width, cfg.video.height, level)
     from .audio.voices import make_voice
 
-    return lambda: make_voice(cfg, cfg.audio.sample_rate)
+    return lambda: make_voice(cfg, cfg.audio.sample_rate, block=block_size(cfg))
 
 
 def preview_factory():

@@ -116,10 +116,10 @@ def convert(cfg: Config, voice: str, x: np.ndarray) -> np.ndarray:
     from ..engine.frames import RawAudio
 
     rate = cfg.audio.sample_rate
-    conv = make_voice(cfg, rate, voice)
+    block = max(1, int(rate * cfg.audio.block_ms / 1000))
+    conv = make_voice(cfg, rate, voice, block=block)
     y = soxr.resample(x, RATE, rate).astype(np.float32) if rate != RATE else x
     lat = int(getattr(conv, "latency", 0))
-    block = max(1, int(rate * cfg.audio.block_ms / 1000))
     src = np.concatenate([y, np.zeros(lat + block, np.float32)])
     out = [conv.process(RawAudio(src[i:i + block], rate, 0.0)).samples for i in range(0, len(src), block)]
     z = np.concatenate(out)[lat: lat + len(y)]

@@ -56,13 +56,20 @@ VOICES: dict[str, Voice] = {
 }
 
 
-def make_voice(cfg: Config, rate: int, name: str | None = None) -> object:
-    """Build the voice ``name`` (default ``cfg.audio.voice``) for a stream at ``rate`` Hz."""
+def make_voice(cfg: Config, rate: int, name: str | None = None, block: int | None = None) -> object:
+    """Build the voice ``name`` (default ``cfg.audio.voice``) for a stream at ``rate`` Hz.
+
+    ``block``: every call will bring exactly this many samples (the daemon's audio blocks); a
+    voice may then drop look-ahead it only needs for arbitrary block sizes (see ``fit_blocks``).
+    Without it the voice accepts any block size."""
     name = name or cfg.audio.voice
     if name not in VOICES:
         raise ConfigError(f"audio.voice: unknown voice {name!r}.",
                           f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
     try:
-        return VOICES[name].factory(cfg, rate)
+        voice = VOICES[name].factory(cfg, rate)
     except ValueError:  # the voice needs a multiple of 16 kHz (e.g. a 44.1 kHz device): resample
         return Resampled(VOICES[name].factory(cfg, 48000), rate, 48000)
+    if block and hasattr(voice, "fit_blocks"):
+        voice.fit_blocks(block)
+    return voice

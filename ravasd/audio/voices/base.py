@@ -95,8 +95,20 @@ class InnerRateVoice:
         self._fir = signal.firwin(self.taps, cutoff, fs=rate) if self.factor > 1 else np.ones(1)
         delay = (self.taps - 1) if self.factor > 1 else 0  # decimator + interpolator group delays
         self._prefill = self.factor * lookahead
+        self._delay, self._unit = delay, 0
         self.latency = self._prefill + delay
         self.reset()
+
+    def fit_blocks(self, block: int) -> None:
+        """Promise that every block will be ``block`` stream samples. A voice whose look-ahead is
+        exactly one inner hop (``hop_lookahead``) then needs none when blocks hold whole hops: each
+        call completes its hops, so their output leaves at once (−1 hop of latency). Other block
+        sizes, or voices without that property, keep the look-ahead. Resets the stream."""
+        hop = getattr(self, "hop_lookahead", 0)
+        if hop and block % (self.factor * hop) == 0:
+            self._prefill, self._unit = 0, self.factor * hop
+            self.latency = self._delay
+            self.reset()
 
     def reset(self) -> None:
         """Forget everything (device change): resamplers, queued output, the voice's own state."""
@@ -114,6 +126,11 @@ class InnerRateVoice:
 
     def process_samples(self, x: np.ndarray) -> np.ndarray:
         """Stream-rate samples in → the same number out (delayed by ``latency``)."""
+        if self._unit and len(x) % self._unit:
+            # built for whole hops per block (no look-ahead): a partial hop cannot be answered
+            # now. Raising lets the runner fail closed (silence, rebuild) instead of drifting.
+            raise ValueError(f"{type(self).__name__} was set up for blocks of whole {self._unit}-sample "
+                             f"hops and got {len(x)} samples")
         x = sanitize(x)
         self._out.push(np.asarray(self._up(self._inner(self._down(x))), np.float32))
         return np.clip(self._out.pop(len(x)), -1.0, 1.0)

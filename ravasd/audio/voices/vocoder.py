@@ -7,7 +7,8 @@ F0 and voicing by YIN over the last 40 ms, hop energy — a subclass *maps* thos
 excitation (pulse train at the new F0 mixed with noise by the measured aperiodicity) through the
 new all-pole filter, scaled to the input hop's energy. The speaker's own excitation (glottal
 source, jitter, breathiness) never reaches the output, and nothing waits for future input: the
-algorithmic latency is one hop plus the resampler's delay (≈ 6.3 ms at 48 kHz).
+algorithmic latency is one hop plus the resampler's delay (≈ 6.3 ms at 48 kHz), or the resampler's
+delay alone (1.3 ms) when every block holds whole hops (:meth:`InnerRateVoice.fit_blocks`).
 
 Streaming state is explicit and depends only on the sample count (block boundaries never
 matter), so a streamed run equals the offline run for any block size. Noise comes from a seeded
@@ -171,6 +172,7 @@ class SourceFilterVoice(InnerRateVoice):
 
     inner_rate = RATE
     seed = 1234
+    hop_lookahead = HOP  # analysis is causal: whole hops in → the same hops out (see fit_blocks)
 
     def __init__(self, rate: int) -> None:
         super().__init__(rate, HOP)
