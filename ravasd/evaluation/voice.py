@@ -120,7 +120,8 @@ def convert(cfg: Config, voice: str, x: np.ndarray) -> np.ndarray:
     conv = make_voice(cfg, rate, voice, block=block)
     y = soxr.resample(x, RATE, rate).astype(np.float32) if rate != RATE else x
     lat = int(getattr(conv, "latency", 0))
-    src = np.concatenate([y, np.zeros(lat + block, np.float32)])
+    n = -(-(len(y) + lat) // block) * block  # whole blocks, as the daemon sends them
+    src = np.concatenate([y, np.zeros(n - len(y), np.float32)])
     out = [conv.process(RawAudio(src[i:i + block], rate, 0.0)).samples for i in range(0, len(src), block)]
     z = np.concatenate(out)[lat: lat + len(y)]
     conv.close()
