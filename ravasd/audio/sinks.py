@@ -60,10 +60,8 @@ class DeviceAudioSink:
                 if len(self._buf) > self.preroll + self.block:
                     # a burst came in before playback (start-up: the first capture while the voice
                     # loaded): start at the pre-roll, not seconds behind — nothing played yet, so
-                    # skipping the stale part is silent (counted, logged)
-                    self._trims.append((len(self._buf) - self.preroll, len(self._buf)))
-                    self._buf = self._buf[len(self._buf) - self.preroll:]
-                    self.dropped += 1
+                    # skipping the stale part is silent
+                    self._trim(len(self._buf) - self.preroll, len(self._buf))
             if self._primed and len(self._buf) >= frames:
                 outdata[:, 0] = self._buf[:frames]
                 self._buf = self._buf[frames:]
@@ -75,9 +73,7 @@ class DeviceAudioSink:
                     margin = max(self.block, self.preroll - self.block)
                     excess = self._win_min - margin
                     if excess >= 2 * self.block:  # hysteresis: jitter is not drift
-                        self._buf = self._buf[excess:]
-                        self.dropped += 1
-                        self._trims.append((excess, self._win_min))  # logged by write(): no I/O here
+                        self._trim(excess, self._win_min)
                     self._win_min, self._win_n = len(self._buf), 0
                 return
             if self._primed:
@@ -86,6 +82,13 @@ class DeviceAudioSink:
                 # the input arrives in larger bursts than we buffer for: buffer one block more
                 self.preroll = min(self.preroll + self.block, self.max_samples // 2)
         outdata.fill(0)
+
+    def _trim(self, n: int, fill: int) -> None:
+        """Drop the oldest ``n`` samples (callback thread, lock held): counted, and logged by
+        ``write`` — no I/O in the PortAudio callback."""
+        self._buf = self._buf[n:]
+        self.dropped += 1
+        self._trims.append((n, fill))
 
     def write(self, block: AnonAudio) -> None:
         require_anon(block, AnonAudio)
@@ -132,6 +135,13 @@ class FileAudioSink:
 
         self.writer = MediaWriter(path, audio_rate=rate)
 
+    def _trim(self, n: int, fill: int) -> None:
+        """Drop the oldest ``n`` samples (callback thread, lock held): counted, and logged by
+        ``write`` — no I/O in the PortAudio callback."""
+        self._buf = self._buf[n:]
+        self.dropped += 1
+        self._trims.append((n, fill))
+
     def write(self, block: AnonAudio) -> None:
         self.writer.write_audio(block)
 
@@ -142,6 +152,13 @@ class FileAudioSink:
 class NullAudioSink:
     def __init__(self) -> None:
         self.samples = 0
+
+    def _trim(self, n: int, fill: int) -> None:
+        """Drop the oldest ``n`` samples (callback thread, lock held): counted, and logged by
+        ``write`` — no I/O in the PortAudio callback."""
+        self._buf = self._buf[n:]
+        self.dropped += 1
+        self._trims.append((n, fill))
 
     def write(self, block: AnonAudio) -> None:
         require_anon(block, AnonAudio)

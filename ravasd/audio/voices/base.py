@@ -84,6 +84,7 @@ class InnerRateVoice:
 
     inner_rate = 16000
     taps = 63
+    hop_lookahead = 0  # > 0: the look-ahead is exactly one inner hop of this size (see fit_blocks)
 
     def __init__(self, rate: int, lookahead: int) -> None:
         self.rate = rate
@@ -104,7 +105,7 @@ class InnerRateVoice:
         exactly one inner hop (``hop_lookahead``) then needs none when blocks hold whole hops: each
         call completes its hops, so their output leaves at once (−1 hop of latency). Other block
         sizes, or voices without that property, keep the look-ahead. Resets the stream."""
-        hop = getattr(self, "hop_lookahead", 0)
+        hop = self.hop_lookahead
         if hop and block % (self.factor * hop) == 0:
             self._prefill, self._unit = 0, self.factor * hop
             self.latency = self._delay

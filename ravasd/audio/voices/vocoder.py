@@ -33,6 +33,7 @@ BINS = NFFT // 2 + 1
 PREEMPH = 0.97
 F0_MIN, F0_MAX = 60.0, 400.0
 GATE_DB = -52.0     # hop RMS below this (dBFS) is silence: output fades to exact zero
+GATE = 10 ** (GATE_DB / 20)
 ENV_CEPS = 40       # envelope coefficients kept (DCT of the log spectrum)
 
 
@@ -137,9 +138,21 @@ class Analyzer:
     def __init__(self) -> None:
         self.hist = np.zeros(HIST + 1)
 
+    def _surely_silent(self, hop: np.ndarray) -> bool:
+        """True when the hop is below the gate whatever YIN would say: the voiced span is at least
+        VOICED_LEVEL and under VOICED_LEVEL + one 60 Hz period, the unvoiced level is bounded by
+        its window's energy."""
+        longest = VOICED_LEVEL + int(np.ceil(RATE / F0_MIN))
+        voiced2 = float(np.sum(self.hist[-longest:] ** 2)) / VOICED_LEVEL
+        unvoiced2 = max(float(np.dot(LEVEL_WINDOW, self.hist[-len(LEVEL_WINDOW):] ** 2) / LEVEL_WINDOW.sum()),
+                        0.25 * float(np.mean(hop.astype(np.float64) ** 2)))
+        return max(voiced2, unvoiced2) < GATE ** 2
+
     def step(self, hop: np.ndarray) -> Features:
         self.hist = np.concatenate([self.hist[HOP:], hop])
         x = self.hist[1:]
+        if self._surely_silent(hop):  # spare YIN in silence: no F0 can lift this hop over the gate
+            return Features(0.0, None, 0.0, 1.0)
         f0, ap = yin(x)
         if f0 > 0:
             # Voiced: loudness over the fewest whole pitch periods that cover 10 ms. Over any
@@ -153,7 +166,7 @@ class Analyzer:
             # that a consonant after silence is not delayed.
             level = float(np.sqrt(np.dot(LEVEL_WINDOW, self.hist[-len(LEVEL_WINDOW):] ** 2) / LEVEL_WINDOW.sum()))
             rms = max(level, 0.5 * float(np.sqrt(np.mean(hop.astype(np.float64) ** 2))))
-        if rms < 10 ** (GATE_DB / 20):
+        if rms < GATE:
             return Features(rms, None, 0.0, 1.0)
         frame = (self.hist[-WIN:] - PREEMPH * self.hist[-WIN - 1: -1]) * WINDOW
         r = np.fft.irfft(np.abs(np.fft.rfft(frame, 1024)) ** 2, 1024)[: ORDER + 1]
