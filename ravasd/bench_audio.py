@@ -6,7 +6,7 @@ on its left channel, ``ravas_bench_out`` on its right — and the left channel i
 fake microphone ``ravas_bench_mic``. A test signal played into ``ravas_bench_in`` reaches the
 daemon's audio path (microphone → voice → output, the same classes the daemon uses), which writes
 into ``ravas_bench_out``; one recording of the meter's monitor holds input (left) and output
-(right) on one clock, and their envelopes' cross-correlation gives the latency. The temporary
+(right) on one clock, and the cross-correlation of where each has sound gives the latency. The temporary
 modules are removed afterwards. With no server reachable (and none startable) ``e2e_latency_ms``
 is null with the reason.
 """
@@ -114,16 +114,21 @@ class _Server:
             self.tmp = None
 
 
+ACTIVE_DB = 45.0  # "sound on": within this many dB of the channel's peak (≈ the voices' silence gate)
+
+
 def _envelope(x: np.ndarray, rate: int) -> np.ndarray:
-    k = max(1, rate // 1000)  # 1 ms resolution
+    """Where the channel has sound, at 1 ms resolution (zero-mean). On/off, not the loudness
+    contour: a target voice gives speech the *target's* loudness contour, whose peaks need not
+    line up with the input's, while its sound starts and stops with the input's."""
+    k = max(1, rate // 1000)
     e = np.abs(x[: len(x) // k * k]).reshape(-1, k).mean(axis=1)
-    return e - e.mean()
+    on = (e > e.max() * 10 ** (-ACTIVE_DB / 20)).astype(np.float64)
+    return on - on.mean()
 
 
 def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | None = None) -> float:
     """Milliseconds from the fake microphone's input to the voice's output, on one clock."""
-    from scipy.signal import fftconvolve
-
     from .audio.sinks import DeviceAudioSink
     from .audio.sources import MicSource, synth_speech
     from .audio.voices import make_voice
@@ -179,12 +184,18 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
             srv.close()
         else:
             srv.unload_all()
-    a, b = _envelope(data[:, 0], rate), _envelope(data[:, 1], rate)
-    if np.abs(b).max() < 1e-4:
+    if np.abs(data[:, 1]).max() < 1e-4:
         raise RuntimeError("no output arrived from the voice")
+    return lag_ms(data[:, 0], data[:, 1], rate)
+
+
+def lag_ms(x: np.ndarray, y: np.ndarray, rate: int) -> float:
+    """How many ms ``y`` (output) lags ``x`` (input), from where each has sound."""
+    from scipy.signal import fftconvolve
+
+    a, b = _envelope(x, rate), _envelope(y, rate)
     c = fftconvolve(b, a[::-1], mode="full")
-    lag = int(np.argmax(c)) - (len(a) - 1)
-    return float(lag)  # envelopes at 1 ms resolution
+    return float(int(np.argmax(c)) - (len(a) - 1))  # envelopes at 1 ms resolution
 
 
 def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True) -> list[dict]:

@@ -27,8 +27,8 @@ class Voice:
     factory: Callable[[Config, int], object]
 
 
-def _target(name: str, strength: float) -> Callable[[Config, int], object]:
-    return lambda cfg, rate: TargetVoice(rate, name, strength)
+def _target(name: str) -> Callable[[Config, int], object]:
+    return lambda cfg, rate: TargetVoice(rate, name)
 
 
 def _shift(pitch: float, formant: float) -> Callable[[Config, int], object]:
@@ -38,12 +38,8 @@ def _shift(pitch: float, formant: float) -> Callable[[Config, int], object]:
 VOICES: dict[str, Voice] = {
     v.name: v
     for v in (
-        *(Voice(name, "target voice: statistics + ½ kNN (vocoder)",
-                f"every speaker becomes {desc}; words and intonation kept", _target(name, 0.5))
-          for name, (_, desc) in TARGETS.items()),
-        *(Voice(f"{name}-strong", "target voice: statistics + full kNN (vocoder)",
-                f"every speaker becomes {desc}, built only from the target's own spectra: "
-                "harder to link, less intelligible", _target(name, 1.0))
+        *(Voice(name, "target voice: kNN via reference speakers (vocoder)",
+                f"every speaker becomes {desc}; words, rhythm and intonation kept", _target(name))
           for name, (_, desc) in TARGETS.items()),
         *(Voice(name, f"pitch ×{p:g} + formants ×{f:g} (vocoder)", desc, _shift(p, f))
           for name, (p, f, desc) in PRESETS.items()),

@@ -25,6 +25,6 @@ class PitchFormant(SourceFilterVoice):
         self._src = np.clip(src, 0, BINS - 1)
         super().__init__(rate)
 
-    def map(self, feat: Features) -> tuple[np.ndarray, float]:
+    def map(self, feat: Features) -> tuple[np.ndarray, float, float]:
         env = np.interp(self._src, np.arange(BINS), feat.logspec)
-        return env, feat.f0 * self.pitch
+        return env, feat.f0 * self.pitch, feat.rms

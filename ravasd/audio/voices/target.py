@@ -1,33 +1,44 @@
 """Target voices: every speaker is mapped onto one target voice, with no learned weights.
 
-Per 5 ms hop the input's spectral envelope (40 cepstral coefficients of the LPC envelope) is
-standardised by the *speaker's own* running mean and deviation (3 s time constant, per coefficient)
-and re-coloured with the target's — so the long-term spectrum, formant ranges and spectral tilt are
-the target's, while the hop-to-hop movement that carries the words stays. F0 is moved onto the
-target's log-F0 mean and deviation with the contour's excursions halved (intonation shape kept,
-the speaker's pitch range gone); voicing is made binary (the speaker's breathiness is not copied);
-the envelope keeps only its 20 smoothest cepstral coefficients (formants yes, finer detail no).
+kNN-VC's principle — replace each frame of the input by the nearest frames of the target's own
+speech — needs a matching key that says *which sound* is spoken, not *who* speaks it; raw
+spectra say both, so plain spectral kNN keeps speakers linkable. Here the key is matched against
+**reference speakers** instead of the target: many synthetic speakers (:data:`REFERENCE_SPEAKERS`)
+read the same sentences as the target, each of their 5 ms hops is aligned to the target's hop
+saying the same sound (dynamic time warping over whole sentences, done once when the pool is
+built), and the pool stores, per reference hop, its key and the target hop it was aligned to.
+At run time, per 5 ms hop:
 
-``strength`` > 0 adds kNN-VC's principle on top: the standardised envelope is mixed with the
-average of its k nearest frames of the target's own speech (``strength`` = 1: replaced entirely,
-so every output spectrum is one the target produced). Measured on the project's corpus (README):
-the more kNN, the harder to link and the harder to understand; the named voices use 0.5, the
-``-strong`` ones 1.0. The vocoder (:mod:`.vocoder`) resynthesises the result with a
-fresh excitation at the input hop's loudness.
+- the key is the hop's mel-cepstrum (19 coefficients) and log-loudness, standardised by the
+  *speaker's own* running mean and deviation (3 s time constant), the same 15 ms earlier, and
+  the voicing decision (:func:`match_key`) — computed exactly so for the reference speakers;
+- the K nearest reference hops vote with their aligned target hops: the output envelope is the
+  average of those target envelopes, so every output spectrum is the target's;
+- loudness: the target hops' own loudness contour (vowels loud, consonants soft, as the target
+  says them), placed on the speaker's running level and range — the speaker's syllable-by-syllable
+  loudness is a strong identity cue (measured: README);
+- F0 is moved onto the target's log-F0 mean and deviation with the contour's excursions halved
+  (intonation shape kept, the speaker's pitch range gone); voicing is binary (the speaker's
+  breathiness is not copied).
+
+Nothing waits for future input: the mapping adds no latency to the vocoder's (:mod:`.vocoder`).
 
 Pools live in ``targets/<name>.npz`` beside this file; ``python -m ravasd.audio.voices.target``
-rebuilds them from flite's voices reading :data:`~ravasd.evaluation.corpus.POOL_SENTENCES`.
+rebuilds them (espeak-ng and flite speak; DTW needs librosa, from the ``eval`` extra).
 """
 from __future__ import annotations
 
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import fft
 
 from ...errors import RavasError
-from .vocoder import HOP, Analyzer, Features, SourceFilterVoice, ceps_to_env, env_to_ceps
+from .vocoder import BINS, HOP, RATE, Analyzer, Features, SourceFilterVoice, ceps_to_env, env_to_ceps
 
 POOL_DIR = Path(__file__).with_name("targets")
 
@@ -39,52 +50,109 @@ TARGETS = {
     "baritone": ("rms", "a low baritone (≈100 Hz), from flite's `rms` voice"),
 }
 
-K = 4
-LIFTER = 20             # envelope cepstra kept (of 40): smooths away the finest spectral detail
+#: The speakers whose hops the input is matched against: (synthesizer, voice, extra args). None of
+#: them is an evaluation speaker (a test checks), so the evaluation measures unseen speakers.
+REFERENCE_SPEAKERS = [("espeak-ng", v, ["-p", p, "-s", s]) for v, p, s in [
+    ("en-us+Andy", "50", "160"), ("en-gb+Annie", "60", "150"), ("en-us+david", "40", "170"),
+    ("en-gb-x-gbclan+Ed", "35", "150"), ("en-us+Linda", "65", "155"), ("en-gb-x-gbcwmd+john", "45", "145"),
+    ("en-us+m4", "30", "160"), ("en-us+f3", "70", "165"), ("en-gb+m5", "50", "140"),
+    ("en-029+f5", "55", "150"), ("en-gb-scotland+Steph", "60", "160"), ("en-us+Mike", "42", "150"),
+]] + [("flite", "slt", []), ("flite", "rms", [])]
+
+K = 8                   # target hops averaged per output hop
 PROSODY = 0.5           # fraction of the speaker's log-F0 excursions kept
 STATS_HOPS = 600        # time constant of the speaker statistics (hops: 3 s)
 WARMUP = 0.25           # weight of the prior at the first hop (decays like a running mean)
 PRIOR_LF0 = (np.log(140.0), 0.2)
+MEL_CEPS = 20           # mel-cepstral coefficients of the key (the 0th, overall tilt, is left out)
+CONTEXT = 3             # the key also holds the hop this many hops back (15 ms)
+W_VOICED, W_LEVEL, W_CONTEXT = 2.0, 0.5, 0.7   # key weights (the cepstra weigh 1)
+SUBSAMPLE = 4           # pool keeps every 4th reference hop (20 ms apart; measured: every 8th links more)
+KEY_STEP = 0.04         # keys are stored as int8 multiples of this (±5: beyond, z-scores are rare)
+LISTS, PROBE = 512, 8   # inverted file: k-means cells, and how many of the closest are searched
 
 
-class KnnIndex:
-    """k nearest pool frames by Euclidean distance, searched in the ``probe`` closest of ``lists``
-    k-means cells (an inverted file: ~20× less work than a scan of the pool, nearly the same
-    neighbours). Built once per pool, deterministically."""
+def _mel_dct(n: int = 40, lo: float = 60.0, hi: float = 7600.0) -> np.ndarray:
+    """(MEL_CEPS, BINS): log envelope → mel-cepstrum (the envelope sampled at ``n`` mel-spaced
+    frequencies, then a DCT). The envelope is smooth, so sampling stands in for a filterbank."""
+    mel = np.linspace(2595 * np.log10(1 + lo / 700), 2595 * np.log10(1 + hi / 700), n)
+    pos = 700 * (10 ** (mel / 2595) - 1) / (RATE / 2) * (BINS - 1)
+    w = np.zeros((n, BINS))
+    i = pos.astype(int)
+    w[np.arange(n), i] = 1 - (pos - i)
+    w[np.arange(n), np.minimum(i + 1, BINS - 1)] += pos - i
+    return fft.dct(np.eye(n), norm="ortho", axis=0)[:MEL_CEPS] @ w
 
-    def __init__(self, keys: np.ndarray, lists: int = 64, probe: int = 4, iters: int = 12) -> None:
-        cent = keys[np.linspace(0, len(keys) - 1, lists).astype(int)].copy()
-        for _ in range(iters):
-            lab = np.argmin(np.sum(cent ** 2, 1)[None, :] - 2 * keys @ cent.T, axis=1)
-            for c in range(lists):
-                members = keys[lab == c]
-                if len(members):
-                    cent[c] = members.mean(axis=0)
-        order = np.argsort(lab, kind="stable")
-        self.keys = np.ascontiguousarray(keys[order])
-        self.norm2 = np.sum(self.keys ** 2, axis=1)
-        self.cent, self.cnorm2 = cent, np.sum(cent ** 2, axis=1)
-        self.bounds = np.searchsorted(lab[order], np.arange(lists + 1))
-        self.probe = probe
 
-    def nearest(self, q: np.ndarray, k: int) -> np.ndarray:
-        """Mean of the ``k`` nearest keys to ``q``."""
-        cells = np.argpartition(self.cnorm2 - 2 * self.cent @ q, self.probe)[: self.probe]
-        idx = np.concatenate([np.arange(self.bounds[c], self.bounds[c + 1]) for c in cells])
-        d = self.norm2[idx] - 2 * self.keys[idx] @ q
-        best = idx[np.argpartition(d, k)[:k]] if len(idx) > k else idx
-        return self.keys[best].mean(axis=0)
+MEL_DCT = _mel_dct()
+KEY_DIMS = 2 * (MEL_CEPS - 1) + 2
+
+
+def raw_key(feat: Features) -> np.ndarray:
+    """(MEL_CEPS + 1,): a speech hop's mel-cepstrum and log RMS, before standardisation."""
+    return np.concatenate([MEL_DCT @ feat.logspec, [np.log(feat.rms)]])
+
+
+def match_key(z: np.ndarray, voiced: bool, earlier: np.ndarray) -> np.ndarray:
+    """(KEY_DIMS,) float32 key from the standardised raw key ``z`` of this hop and of the hop
+    CONTEXT hops earlier (or the oldest one the stream has)."""
+    return np.concatenate([z[1:MEL_CEPS], [W_VOICED * voiced, W_LEVEL * z[MEL_CEPS]],
+                           W_CONTEXT * earlier[1:MEL_CEPS]]).astype(np.float32)
+
+
+def _running(mean, var, x, n: int):
+    """Exponentially weighted mean/variance after the ``n``-th sample ``x``: like a plain running
+    mean (with the prior weighing 1/WARMUP − 1 samples) until the STATS_HOPS time constant takes over."""
+    a = max(1.0 / STATS_HOPS, WARMUP / n)
+    d = x - mean
+    return mean + a * d, (1 - a) * (var + a * d * d)
+
+
+class Standardiser:
+    """Running standardisation of a speaker's raw keys, with the recent ones kept for context.
+    The voice and the pool builder use this one class, so keys agree exactly."""
+
+    def __init__(self, mean: np.ndarray, var: np.ndarray) -> None:
+        self.mean, self.var = mean.astype(np.float64), var.astype(np.float64)
+        self.n = 0
+        self.recent: list[np.ndarray] = []
+
+    def key(self, raw: np.ndarray, voiced: bool) -> np.ndarray:
+        self.n += 1
+        self.mean, self.var = _running(self.mean, self.var, raw, self.n)
+        z = (raw - self.mean) / np.sqrt(self.var + 1e-6)
+        self.recent = [*self.recent[-CONTEXT:], z]
+        return match_key(z, voiced, self.recent[0])
 
 
 @dataclass(frozen=True)
 class Pool:
+    """A target's pool (see the module doc). Keys are stored grouped by k-means cell."""
     name: str
-    env: np.ndarray       # (N, ENV_CEPS) float32 envelope cepstra of the target's speech frames
-    mean: np.ndarray      # (ENV_CEPS,) their mean and deviation
-    std: np.ndarray
-    lf0_mean: float       # log-F0 statistics of the voiced frames
+    env: np.ndarray       # (M, 40) envelope cepstra of every hop of the target's sentences
+    level: np.ndarray     # (M,) their log RMS, standardised over the target's speech hops
+    lf0_mean: float       # log-F0 statistics of the target's voiced hops
     lf0_std: float
-    index: KnnIndex       # over the first LIFTER coefficients (the lifter drops the rest)
+    key_mean: np.ndarray  # (MEL_CEPS + 1,) prior of the speaker statistics: the reference speakers'
+    key_var: np.ndarray
+    keys: np.ndarray      # (N, KEY_DIMS) reference hops' keys (float32), grouped by cell
+    rows: np.ndarray      # (N,) the target hop (row of env) each is aligned to
+    cent: np.ndarray      # (LISTS, KEY_DIMS) cell centroids
+    bounds: np.ndarray    # (LISTS + 1,) keys[bounds[c]:bounds[c+1]] are cell c's
+
+    def nearest(self, q: np.ndarray, k: int) -> np.ndarray:
+        """Target rows of the ``k`` reference hops nearest to key ``q`` (searched in the PROBE
+        closest cells: ~60× less work than a scan, nearly the same neighbours)."""
+        cells = np.argpartition(self._cn2 - 2 * self.cent @ q, PROBE)[:PROBE]
+        idx = np.concatenate([self._members[c] for c in cells])
+        d = self._kn2[idx] - 2 * self.keys[idx] @ q
+        best = idx[np.argpartition(d, k)[:k]] if len(idx) > k else idx
+        return self.rows[best]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_kn2", np.sum(self.keys ** 2, axis=1))
+        object.__setattr__(self, "_cn2", np.sum(self.cent ** 2, axis=1))
+        object.__setattr__(self, "_members", [np.arange(a, b) for a, b in zip(self.bounds[:-1], self.bounds[1:])])
 
 
 _CACHE: dict[tuple[Path, str], Pool] = {}
@@ -97,48 +165,39 @@ def load_pool(name: str) -> Pool:
     path = POOL_DIR / f"{name}.npz"
     try:
         with np.load(path) as z:
-            env = z["env"].astype(np.float32)
-            lf0 = z["lf0"].astype(np.float64)
-    except (OSError, KeyError, ValueError) as err:
+            f = {k: z[k] for k in ("env", "level", "lf0", "key_mean", "key_var", "keys", "rows", "cent", "bounds")}
+        pool = Pool(name, f["env"].astype(np.float64), f["level"].astype(np.float64), float(f["lf0"][0]),
+                    float(f["lf0"][1]), f["key_mean"].astype(np.float64), f["key_var"].astype(np.float64),
+                    f["keys"].astype(np.float32) * np.float32(KEY_STEP), f["rows"].astype(np.int64), f["cent"].astype(np.float32),
+                    f["bounds"].astype(np.int64))
+        if pool.keys.shape[1] != KEY_DIMS or len(pool.bounds) != LISTS + 1 or pool.rows.max() >= len(pool.env):
+            raise ValueError("its arrays do not fit this version of ravasd")
+    except (OSError, KeyError, ValueError, IndexError) as err:
         raise RavasError(f"target voice {name!r}: its pool {path} cannot be read ({err}).",
                          "reinstall ravasd, or rebuild the pools: python -m ravasd.audio.voices.target") from None
-    pool = Pool(name, env, env.mean(axis=0), env.std(axis=0) + 1e-6, float(lf0[0]), float(lf0[1]),
-                KnnIndex(np.ascontiguousarray(env[:, :LIFTER])))
     _CACHE[key] = pool
     return pool
-
-
-def _running(mean, var, x, n: int):
-    """Exponentially weighted mean/variance after the ``n``-th sample ``x``: like a plain running
-    mean (with the prior weighing 1/WARMUP − 1 samples) until the STATS_HOPS time constant takes over."""
-    a = max(1.0 / STATS_HOPS, WARMUP / n)
-    d = x - mean
-    return mean + a * d, (1 - a) * (var + a * d * d)
 
 
 class TargetVoice(SourceFilterVoice):
     """Map any speaker onto the target ``target`` (a name in :data:`TARGETS`); see the module doc."""
 
-    def __init__(self, rate: int, target: str, strength: float = 0.0, k: int = K) -> None:
+    def __init__(self, rate: int, target: str, k: int = K) -> None:
         self.pool = load_pool(target)
-        self.strength, self.k = float(strength), k
+        self.k = k
         super().__init__(rate)
 
     def reset_mapping(self) -> None:
-        self._mu = self.pool.mean.astype(np.float64).copy()   # prior: the target itself
-        self._var = self.pool.std.astype(np.float64) ** 2
+        self._keys = Standardiser(self.pool.key_mean, self.pool.key_var)
         self._lmu, self._lvar = PRIOR_LF0[0], PRIOR_LF0[1] ** 2
-        self._n = self._nv = 0
+        self._nv = 0
 
-    def map(self, feat: Features) -> tuple[np.ndarray, float]:
-        c = env_to_ceps(feat.logspec)
-        self._n += 1
-        self._mu, self._var = _running(self._mu, self._var, c, self._n)
-        out = self.pool.mean + (c - self._mu) / np.sqrt(self._var + 1e-6) * self.pool.std
-        out[LIFTER:] = 0.0  # spectral detail finer than ~400 Hz is speaker-specific, not phonetic
-        if self.strength > 0:
-            near = self.pool.index.nearest(out[:LIFTER].astype(np.float32), self.k)
-            out[:LIFTER] = self.strength * near + (1 - self.strength) * out[:LIFTER]
+    def map(self, feat: Features) -> tuple[np.ndarray, float, float]:
+        rows = self.pool.nearest(self._keys.key(raw_key(feat), feat.f0 > 0), self.k)
+        env = ceps_to_env(self.pool.env[rows].mean(axis=0))
+        # the target's loudness contour for these sounds, at the speaker's running level and range
+        st = self._keys
+        rms = float(np.exp(st.mean[MEL_CEPS] + np.sqrt(st.var[MEL_CEPS]) * self.pool.level[rows].mean()))
         f0 = 0.0
         if feat.f0 > 0:
             lf0 = np.log(feat.f0)
@@ -146,40 +205,131 @@ class TargetVoice(SourceFilterVoice):
             self._lmu, self._lvar = _running(self._lmu, self._lvar, lf0, self._nv)
             z = np.clip((lf0 - self._lmu) / np.sqrt(self._lvar + 1e-6), -3, 3)
             f0 = float(np.exp(self.pool.lf0_mean + PROSODY * z * self.pool.lf0_std))
-        return ceps_to_env(out.astype(np.float64)), f0
+        return env, f0, rms
 
     def _excitation(self, f0: float, ap: float) -> np.ndarray:
         return super()._excitation(f0, 0.0 if f0 > 0 else 1.0)  # binary voicing
 
 
 # -- building the pools -------------------------------------------------------------------------
-def analyse(x: np.ndarray) -> list[Features]:
-    """Whole-signal analysis at RATE (what the voice sees, hop by hop)."""
+def analyse(x: np.ndarray, an: Analyzer | None = None) -> list[Features]:
+    """Hop-by-hop analysis at RATE (what the voice sees); ``an`` carries the stream's state on."""
+    an = an or Analyzer()
+    return [an.step(x[i * HOP:(i + 1) * HOP].astype(np.float64)) for i in range(len(x) // HOP)]
+
+
+def _align_features(feats: list[Features]) -> np.ndarray:
+    """Per-hop features for DTW: envelope cepstra and loudness standardised over the sentence
+    (offline, whole sentences: alignment may look at everything), and a speech/silence flag."""
+    sp = np.array([f.logspec is not None for f in feats])
+    c = np.zeros((len(feats), 19))
+    c[sp] = [env_to_ceps(f.logspec)[1:20] for f in feats if f.logspec is not None]
+    c[sp] = (c[sp] - c[sp].mean(0)) / (c[sp].std(0) + 1e-6)
+    lr = np.log(np.array([f.rms for f in feats]) + 1e-5)
+    lr = (lr - lr[sp].mean()) / (lr[sp].std() + 1e-6)
+    return np.concatenate([c, 2 * lr[:, None], 3 * sp[:, None]], axis=1)
+
+
+def _speak(synth: str, voice: str, extra: list[str], text: str, peak: float) -> np.ndarray:
+    from ...evaluation.corpus import synthesize
+
+    x = synthesize(text, synth, voice, extra).astype(np.float64)
+    return x / (np.max(np.abs(x)) + 1e-9) * peak
+
+
+def _reference_speaker(job) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One reference speaker reads the sentences as one stream (0.3 s pauses). Returns, per speech
+    hop: raw key (n, MEL_CEPS + 1), voicing (n,), aligned target row (n,)."""
+    import librosa
+
+    (synth, voice, extra), sentences, targets, offsets = job
     an = Analyzer()
-    n = len(x) // HOP
-    return [an.step(x[i * HOP:(i + 1) * HOP].astype(np.float64)) for i in range(n)]
+    raws, voiced, rows = [], [], []
+    for text, tfeats, off in zip(sentences, targets, offsets):
+        x = np.concatenate([_speak(synth, voice, extra, text, 0.3), np.zeros(int(0.3 * RATE))])
+        feats = analyse(x, an)
+        _, path = librosa.sequence.dtw(_align_features(feats).T, _align_features(tfeats).T)
+        match: dict[int, list[int]] = {}
+        for i, j in path[::-1]:
+            match.setdefault(int(i), []).append(int(j))
+        speech = np.array([j for j, f in enumerate(tfeats) if f.logspec is not None])
+        for i, f in enumerate(feats):
+            if f.logspec is None:
+                continue
+            js = match[i]
+            j = js[len(js) // 2]
+            if tfeats[j].logspec is None:  # aligned to a pause: the closest target speech hop
+                j = int(speech[np.argmin(np.abs(speech - j))])
+            raws.append(raw_key(f))
+            voiced.append(f.f0 > 0)
+            rows.append(off + j)
+    return np.array(raws), np.array(voiced), np.array(rows)
 
 
-def build_pool(name: str, dest: Path | None = None) -> Path:
-    """Speak :data:`POOL_SENTENCES` with the target's flite voice, keep every second speech hop's
-    envelope (10 ms spacing: neighbours are near duplicates) and the voiced hops' log-F0 statistics."""
-    from ...evaluation.corpus import POOL_SENTENCES, synthesize
+def _kmeans_cells(keys: np.ndarray, iters: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic k-means (LISTS cells, seeded from evenly spaced keys): (centroids, labels)."""
+    cent = keys[np.linspace(0, len(keys) - 1, LISTS).astype(int)].astype(np.float64)
+    for _ in range(iters + 1):
+        lab = np.argmin(np.sum(cent ** 2, 1)[None, :] - 2 * keys @ cent.T, axis=1)
+        for c in range(LISTS):
+            members = keys[lab == c]
+            if len(members):
+                cent[c] = members.mean(axis=0)
+    return cent.astype(np.float32), lab
+
+
+def build_pool(name: str, dest: Path | None = None, speakers: int | None = None,
+               sentences: int | None = None) -> Path:
+    """Make ``targets/<name>.npz``: the target's flite voice and the reference speakers read
+    :data:`POOL_SENTENCES` (the first ``sentences`` of them, by the first ``speakers`` reference
+    speakers: for tests). Deterministic: the same tools give the same file."""
+    try:
+        import librosa  # noqa: F401  (DTW)
+    except ImportError:
+        raise RavasError("building target pools needs librosa (dynamic time warping).",
+                         "install the eval extra: pip install -e '.[eval]'") from None
+    from ...evaluation.corpus import POOL_SENTENCES
+
+    texts = POOL_SENTENCES[:sentences]
+    voice = TARGETS[name][0]
+    targets = [analyse(_speak("flite", voice, [], t, 0.5)) for t in texts]
+    offsets = np.cumsum([0] + [len(t) for t in targets[:-1]])
+    env = np.array([env_to_ceps(f.logspec) if f.logspec is not None else np.zeros(40)
+                    for t in targets for f in t])
+    lr = np.log(np.array([f.rms for t in targets for f in t]) + 1e-9)
+    speech = np.array([f.logspec is not None for t in targets for f in t])
+    level = np.where(speech, (lr - lr[speech].mean()) / lr[speech].std(), 0.0)
+    lf0 = np.log([f.f0 for t in targets for f in t if f.f0 > 0])
+
+    jobs = [(spk, texts, targets, offsets) for spk in REFERENCE_SPEAKERS[:speakers]]
+    with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as ex:
+        streams = list(ex.map(_reference_speaker, jobs))
+    allraw = np.concatenate([s[0] for s in streams])
+    key_mean, key_var = allraw.mean(axis=0), allraw.var(axis=0)
+    keys, rows, origin = [], [], []
+    for n, (raws, voiced, trows) in enumerate(streams):
+        st = Standardiser(key_mean, key_var)
+        ks = [st.key(r, v) for r, v in zip(raws, voiced)]  # every hop: the context needs them
+        keep = np.arange(0, len(ks), SUBSAMPLE)
+        keys.append(np.array(ks)[keep])
+        rows.append(trows[keep])
+        origin.append(np.stack([np.full(len(keep), n), keep], axis=1))
+    keys = np.clip(np.round(np.concatenate(keys) / KEY_STEP), -127, 127).astype(np.int8)
+    rows, origin = np.concatenate(rows), np.concatenate(origin)
+    cent, lab = _kmeans_cells(keys * KEY_STEP)
+    order = np.argsort(lab, kind="stable")
 
     dest = dest or POOL_DIR
-    voice = TARGETS[name][0]
-    envs, lf0s = [], []
-    for text in POOL_SENTENCES:
-        x = synthesize(text, "flite", voice)
-        speech = [f for f in analyse(x / (np.max(np.abs(x)) + 1e-9) * 0.5) if f.logspec is not None]
-        envs += [env_to_ceps(f.logspec) for f in speech[::2]]
-        lf0s += [np.log(f.f0) for f in speech if f.f0 > 0]
-    lf0 = np.array(lf0s)
     dest.mkdir(parents=True, exist_ok=True)
     out = dest / f"{name}.npz"
     tmp = dest / f".{name}.npz.part"
     with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, env=np.array(envs, np.float16), lf0=np.array([lf0.mean(), lf0.std()]),
-                            source=np.array(f"flite:{voice}"))
+        np.savez_compressed(
+            fh, env=env.astype(np.float16), level=level.astype(np.float16),
+            lf0=np.array([lf0.mean(), lf0.std()]), key_mean=key_mean, key_var=key_var,
+            keys=keys[order], rows=rows[order].astype(np.int32), cent=cent,
+            bounds=np.searchsorted(lab[order], np.arange(LISTS + 1)).astype(np.int32),
+            origin=origin[order].astype(np.int32), source=np.array(f"flite:{voice}"))
     tmp.replace(out)
     return out
 
@@ -188,5 +338,5 @@ if __name__ == "__main__":  # python -m ravasd.audio.voices.target [NAME...]
     for n in sys.argv[1:] or list(TARGETS):
         p = build_pool(n)
         pool = load_pool(n)
-        print(f"{n}: {p} ({p.stat().st_size // 1024} KiB, {len(pool.env)} frames, "
-              f"F0 {np.exp(pool.lf0_mean):.0f} Hz ± {pool.lf0_std:.2f})")
+        print(f"{n}: {p} ({p.stat().st_size // 1024} KiB, {len(pool.keys)} reference hops → "
+              f"{len(pool.env)} target hops, F0 {np.exp(pool.lf0_mean):.0f} Hz ± {pool.lf0_std:.2f})")

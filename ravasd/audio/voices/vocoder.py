@@ -3,9 +3,9 @@
 Every 5 ms hop (80 samples at the 16 kHz inner rate) the last 25 ms of input are analysed
 causally — LPC spectral envelope through an asymmetric window that peaks on the newest hop,
 F0 and voicing by YIN over the last 40 ms, hop energy — a subclass *maps* those features
-(:meth:`SourceFilterVoice.map`: new envelope, new F0), and the hop is resynthesised from a fresh
-excitation (pulse train at the new F0 mixed with noise by the measured aperiodicity) through the
-new all-pole filter, scaled to the input hop's energy. The speaker's own excitation (glottal
+(:meth:`SourceFilterVoice.map`: new envelope, new F0, new loudness — usually the input's), and
+the hop is resynthesised from a fresh excitation (pulse train at the new F0 mixed with noise by the
+measured aperiodicity) through the new all-pole filter, scaled to that loudness. The speaker's own excitation (glottal
 source, jitter, breathiness) never reaches the output, and nothing waits for future input: the
 algorithmic latency is one hop plus the resampler's delay (≈ 6.3 ms at 48 kHz), or the resampler's
 delay alone (1.3 ms) when every block holds whole hops (:meth:`InnerRateVoice.fit_blocks`).
@@ -205,8 +205,9 @@ class SourceFilterVoice(InnerRateVoice):
     def reset_mapping(self) -> None:
         """Subclass hook: clear the mapping's own state."""
 
-    def map(self, feat: Features) -> tuple[np.ndarray, float]:  # pragma: no cover - abstract
-        """Return (output log envelope (BINS,), output F0 Hz or 0) for a non-silent hop."""
+    def map(self, feat: Features) -> tuple[np.ndarray, float, float]:  # pragma: no cover - abstract
+        """Return (output log envelope (BINS,), output F0 Hz or 0, output RMS) for a non-silent hop;
+        the RMS is usually ``feat.rms`` (the input's loudness)."""
         raise NotImplementedError
 
     # -- synthesis -------------------------------------------------------------------------
@@ -235,12 +236,11 @@ class SourceFilterVoice(InnerRateVoice):
             target_gain, a, exc = 0.0, self._a, np.zeros(HOP)
             self._rng.standard_normal(2 * HOP)  # the noise sequence advances in silence too
         else:
-            env, f0 = self.map(feat)
+            env, f0, target_gain = self.map(feat)
             a = logspec_to_lpc(env)
             if a is None:
                 a = self._a
             exc = self._excitation(f0, feat.aperiodicity if f0 > 0 else 1.0)
-            target_gain = feat.rms
         if a is None:
             self._gain = 0.0
             return np.zeros(HOP)
