@@ -135,13 +135,6 @@ class FileAudioSink:
 
         self.writer = MediaWriter(path, audio_rate=rate)
 
-    def _trim(self, n: int, fill: int) -> None:
-        """Drop the oldest ``n`` samples (callback thread, lock held): counted, and logged by
-        ``write`` — no I/O in the PortAudio callback."""
-        self._buf = self._buf[n:]
-        self.dropped += 1
-        self._trims.append((n, fill))
-
     def write(self, block: AnonAudio) -> None:
         self.writer.write_audio(block)
 
@@ -152,13 +145,6 @@ class FileAudioSink:
 class NullAudioSink:
     def __init__(self) -> None:
         self.samples = 0
-
-    def _trim(self, n: int, fill: int) -> None:
-        """Drop the oldest ``n`` samples (callback thread, lock held): counted, and logged by
-        ``write`` — no I/O in the PortAudio callback."""
-        self._buf = self._buf[n:]
-        self.dropped += 1
-        self._trims.append((n, fill))
 
     def write(self, block: AnonAudio) -> None:
         require_anon(block, AnonAudio)

@@ -114,9 +114,9 @@ def convert(cfg: Config, voice: str, x: np.ndarray) -> np.ndarray:
 
     from ..audio.voices import make_voice
     from ..engine.frames import RawAudio
+    from ..pipelines import block_size
 
-    rate = cfg.audio.sample_rate
-    block = max(1, int(rate * cfg.audio.block_ms / 1000))
+    rate, block = cfg.audio.sample_rate, block_size(cfg)
     conv = make_voice(cfg, rate, voice, block=block)
     y = soxr.resample(x, RATE, rate).astype(np.float32) if rate != RATE else x
     lat = int(getattr(conv, "latency", 0))

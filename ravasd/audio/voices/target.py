@@ -38,7 +38,8 @@ import numpy as np
 from scipy import fft
 
 from ...errors import RavasError
-from .vocoder import BINS, HOP, RATE, Analyzer, Features, SourceFilterVoice, ceps_to_env, env_to_ceps
+from .vocoder import (BINS, ENV_CEPS, HOP, RATE, Analyzer, Features, SourceFilterVoice, ceps_to_env,
+                      env_to_ceps)
 
 POOL_DIR = Path(__file__).with_name("targets")
 
@@ -70,6 +71,7 @@ W_VOICED, W_LEVEL, W_CONTEXT = 2.0, 0.5, 0.7   # key weights (the cepstra weigh 
 SUBSAMPLE = 4           # pool keeps every 4th reference hop (20 ms apart; measured: every 8th links more)
 KEY_STEP = 0.04         # keys are stored as int8 multiples of this (±5: beyond, z-scores are rare)
 LISTS, PROBE = 512, 8   # inverted file: k-means cells, and how many of the closest are searched
+ALIGN_CEPS = 20         # pool building: envelope cepstra 1…19 (formants, not finer detail) drive the DTW
 
 
 def _mel_dct(n: int = 40, lo: float = 60.0, hi: float = 7600.0) -> np.ndarray:
@@ -129,7 +131,7 @@ class Standardiser:
 class Pool:
     """A target's pool (see the module doc). Keys are stored grouped by k-means cell."""
     name: str
-    env: np.ndarray       # (M, 40) envelope cepstra of every hop of the target's sentences
+    env: np.ndarray       # (M, ENV_CEPS) envelope cepstra of every hop of the target's sentences
     level: np.ndarray     # (M,) their log RMS, standardised over the target's speech hops
     lf0_mean: float       # log-F0 statistics of the target's voiced hops
     lf0_std: float
@@ -222,8 +224,8 @@ def _align_features(feats: list[Features]) -> np.ndarray:
     """Per-hop features for DTW: envelope cepstra and loudness standardised over the sentence
     (offline, whole sentences: alignment may look at everything), and a speech/silence flag."""
     sp = np.array([f.logspec is not None for f in feats])
-    c = np.zeros((len(feats), 19))
-    c[sp] = [env_to_ceps(f.logspec)[1:20] for f in feats if f.logspec is not None]
+    c = np.zeros((len(feats), ALIGN_CEPS - 1))
+    c[sp] = [env_to_ceps(f.logspec)[1:ALIGN_CEPS] for f in feats if f.logspec is not None]
     c[sp] = (c[sp] - c[sp].mean(0)) / (c[sp].std(0) + 1e-6)
     lr = np.log(np.array([f.rms for f in feats]) + 1e-5)
     lr = (lr - lr[sp].mean()) / (lr[sp].std() + 1e-6)
@@ -294,7 +296,7 @@ def build_pool(name: str, dest: Path | None = None, speakers: int | None = None,
     voice = TARGETS[name][0]
     targets = [analyse(_speak("flite", voice, [], t, 0.5)) for t in texts]
     offsets = np.cumsum([0] + [len(t) for t in targets[:-1]])
-    env = np.array([env_to_ceps(f.logspec) if f.logspec is not None else np.zeros(40)
+    env = np.array([env_to_ceps(f.logspec) if f.logspec is not None else np.zeros(ENV_CEPS)
                     for t in targets for f in t])
     lr = np.log(np.array([f.rms for t in targets for f in t]) + 1e-9)
     speech = np.array([f.logspec is not None for t in targets for f in t])
