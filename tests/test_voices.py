@@ -144,7 +144,7 @@ def test_bench_audio_measures_end_to_end_through_a_sound_server(pulse, ravas_hom
     assert r.returncode == 0, r.stderr[-2000:]
     (row,) = json.loads(r.stdout)
     # 5 ms daemon blocks hold whole vocoder hops: only the resampling filters delay (1.3 ms)
-    assert row["voice"] == load_config().audio.voice == "tenor" and row["algorithmic_latency_ms"] == 1.3
+    assert row["voice"] == load_config().audio.voice == "baritone" and row["algorithmic_latency_ms"] == 1.3
     assert row["e2e_latency_ms"] is not None and row["e2e_latency_ms"] > row["algorithmic_latency_ms"], row
     # the bench's temporary devices are gone again
     assert "ravas_bench" not in pulse.pactl("list", "short", "modules")
@@ -289,8 +289,8 @@ def test_target_pools_are_rebuilt_as_committed(tmp_path):
     sentences) gives exactly the shipped pool's rows for those hops."""
     from ravasd.audio.voices import target
 
-    fresh = np.load(target.build_pool("alto", tmp_path, speakers=2, sentences=2))
     shipped = np.load(target.POOL_DIR / "alto.npz")
+    fresh = np.load(target.build_pool("alto", tmp_path, speakers=2, sentences=2, proj=shipped["proj"]))
     assert str(shipped["source"]) == str(fresh["source"]) == "flite:slt"
     assert np.array_equal(shipped["env"][: len(fresh["env"])], fresh["env"])
     where = {tuple(o): i for i, o in enumerate(shipped["origin"])}
@@ -302,6 +302,27 @@ def test_target_pools_are_rebuilt_as_committed(tmp_path):
     # the key prior differs (2 speakers vs all), so keys agree closely, not exactly
     fk, sk = fresh["keys"][list(a)].astype(float), shipped["keys"][list(b)].astype(float)
     assert np.median(np.abs(fk - sk)) * target.KEY_STEP < 0.2
+
+
+def test_sound_projection_weighs_sounds_not_speakers():
+    """The search space keeps the directions that tell the aligned target sounds apart and drops
+    those along which reference speakers differ while saying the same sound."""
+    from ravasd.audio.voices import target
+
+    rng = np.random.default_rng(1)
+    n = 6000
+    sound = rng.integers(0, 12, n)
+    env = np.zeros((n, 4))
+    env[:, 1] = sound  # the aligned target envelope tells the sound
+    keys = rng.normal(0, 0.2, (n, target.KEY_DIMS))
+    keys[:, 0] += sound * 0.3                      # carries the sound
+    keys[:, 1] += rng.choice([-3.0, 3.0], n)       # the speaker: large, and no help
+    proj = target.sound_projection(keys, env)
+    assert proj.shape == (target.KEY_DIMS, target.SOUND_DIMS)
+    weight = np.abs(proj).sum(axis=1)
+    assert weight[0] > 10 * weight[1]
+    y = keys @ proj
+    assert np.corrcoef(y[:, 0], sound)[0, 1] ** 2 > 0.9
 
 
 def test_reference_speakers_are_not_evaluation_speakers():

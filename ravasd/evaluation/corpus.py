@@ -30,6 +30,10 @@ EVAL_SENTENCES = [
     "i would like to try the exercise again next week",
     "it is hard for me to say what i really need",
     "thank you for listening to me today",
+    "i keep telling myself that things will get better",
+    "my friends do not know how i feel about it",
+    "last night i dreamt that i was back at school",
+    "it helps to talk about these things with someone",
 ]
 
 #: Pool sentences: varied phonetic content for the target voices' frame pools.
@@ -86,6 +90,10 @@ EVAL_SPEAKERS = [
     ("fin", "espeak-ng", "en-029+m7", ["-p", "45", "-s", "165"]),
     ("gus", "flite", "kal16", []),
     ("hal", "espeak-ng", "en-gb-x-rp+m2", ["-p", "30", "-s", "140"]),
+    ("ivy", "espeak-ng", "en-us+Alicia", ["-p", "58", "-s", "150"]),
+    ("jay", "espeak-ng", "en-gb+Paul", ["-p", "42", "-s", "155"]),
+    ("kay", "espeak-ng", "en-us+Belinda", ["-p", "66", "-s", "145"]),
+    ("lou", "espeak-ng", "en-029+Robert", ["-p", "36", "-s", "160"]),
 ]
 
 

@@ -8,22 +8,16 @@ the formants. Weak by design (a lazy-informed attacker links speakers again): th
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg, signal
+from scipy import signal
 
 from .base import FrameVoice
+from .vocoder import levinson
 
 
 def lpc(frame: np.ndarray, order: int) -> np.ndarray | None:
     """LPC polynomial a (a[0] = 1) by autocorrelation + Levinson (Toeplitz solve); None if silent."""
-    r = np.correlate(frame, frame, mode="full")[len(frame) - 1: len(frame) + order].astype(np.float64)
-    if r[0] <= 1e-9:
-        return None
-    r[0] *= 1.0 + 1e-6  # white-noise correction keeps the solve well conditioned
-    try:
-        a = linalg.solve_toeplitz(r[:order], -r[1: order + 1])
-    except (linalg.LinAlgError, ValueError):
-        return None
-    return np.concatenate([[1.0], a])
+    r = np.correlate(frame, frame, mode="full")[len(frame) - 1: len(frame) + order]
+    return levinson(r, order, correction=1e-6, floor=1e-9)
 
 
 class McAdams(FrameVoice):

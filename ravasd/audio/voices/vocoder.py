@@ -51,12 +51,15 @@ _DEEMPH_POWER = 1.0 / np.abs(1 - PREEMPH * np.exp(-1j * np.pi * np.arange(BINS) 
 _DCT_ENV = fft.dct(np.eye(BINS), norm="ortho", axis=0)[:ENV_CEPS]                    # (40, 257)
 
 
-def levinson(r: np.ndarray, order: int = ORDER) -> np.ndarray | None:
-    """Autocorrelation r[0..order] → LPC polynomial a (a[0] = 1), or None when silent/singular."""
-    if r[0] <= 1e-10:
+def levinson(r: np.ndarray, order: int = ORDER, correction: float = 1e-4,
+             floor: float = 1e-10) -> np.ndarray | None:
+    """Autocorrelation r[0..order] → LPC polynomial a (a[0] = 1), or None when silent (r[0] ≤
+    ``floor``) or singular. ``correction``: white noise added (× r[0]) — it keeps the solve well
+    conditioned and the filter tame."""
+    if r[0] <= floor:
         return None
-    r = r.copy()
-    r[0] *= 1.0 + 1e-4  # white-noise correction: keeps the solve well conditioned and the filter tame
+    r = np.array(r, dtype=np.float64)
+    r[0] *= 1.0 + correction
     try:
         a = linalg.solve_toeplitz(r[:order], -r[1: order + 1])
     except (linalg.LinAlgError, ValueError):
