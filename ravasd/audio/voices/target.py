@@ -133,14 +133,15 @@ def sound_projection(keys: np.ndarray, target_env: np.ndarray) -> np.ndarray:
         xc = x[lab == c]
         if len(xc) < 2:
             continue
-        d = xc - xc.mean(axis=0)
-        sw += d.T @ d
-        sb += len(xc) * np.outer(xc.mean(axis=0) - mu, xc.mean(axis=0) - mu)
+        mc = xc.mean(axis=0)
+        sw += (xc - mc).T @ (xc - mc)
+        sb += len(xc) * np.outer(mc - mu, mc - mu)
     sw += 0.01 * np.trace(sw) / len(sw) * np.eye(len(sw))  # regularised: a few rare directions
     w, v = linalg.eigh(sb, sw)
     top = np.argsort(w)[::-1][:SOUND_DIMS]
     proj = v[:, top] * np.sqrt(np.maximum(w[top], 0.0))
-    proj /= np.sqrt(np.mean((x - mu) @ proj * ((x - mu) @ proj)))
+    y = (x - mu) @ proj
+    proj /= np.sqrt(np.mean(y * y))
     return proj.astype(np.float32)
 
 
