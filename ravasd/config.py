@@ -109,6 +109,11 @@ class Config:
 
 # ---------------------------------------------------------------- validation
 
+def block_size(cfg: Config) -> int:
+    """Samples per audio block at the device rate (``audio.block_ms`` rounded to whole samples)."""
+    return max(1, int(round(cfg.audio.sample_rate * cfg.audio.block_ms / 1000)))
+
+
 def _type_name(tp: Any) -> str:
     names = []
     for t in typing.get_args(tp) or (tp,):

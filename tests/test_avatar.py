@@ -413,7 +413,7 @@ def test_background_image_behind_the_avatar(tmp_path):
 
 
 def test_voice_shape_drives_simple_visemes(renderers):
-    from ravasd.pipelines import voice_shape
+    from ravasd.audio.level import voice_shape
     from ravasd.video.avatar.converter import AvatarConverter
 
     t = np.arange(4800) / 48000

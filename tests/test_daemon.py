@@ -13,6 +13,7 @@ import pytest
 from helpers import wait_until
 from ravasd.config import load_config
 from ravasd.engine.supervisor import Supervisor
+from ravasd.pipelines import WIRING
 
 
 def _env(home):
@@ -78,7 +79,7 @@ def test_supervisor_restarts_a_crashed_worker(monkeypatch):
     monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent")
     cfg = load_config(overrides={"video.source": "demo", "video.sink": "null", "audio.source": "demo",
                                  "audio.sink": "null", "video.width": 320, "video.height": 240})
-    sup = Supervisor(cfg)
+    sup = Supervisor(cfg, WIRING)
     sup.start()
     try:
         assert wait_until(lambda: (sup.poll(0.05), sup.status()["video"].get("published", 0) > 3)[1], 30)

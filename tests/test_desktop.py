@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ravasd import assets
+
 from conftest import SHARED_MODELS
 from helpers import ravasd
 from ravasd.errors import DeviceError, ModelError, RavasError
@@ -34,6 +36,7 @@ def test_camera_registry_passes_found_device_and_lists_failures(monkeypatch):
     import pyvirtualcam
 
     from ravasd.devices import virtual
+    from ravasd.video.sinks import open_virtual_camera
 
     calls = []
 
@@ -48,11 +51,11 @@ def test_camera_registry_passes_found_device_and_lists_failures(monkeypatch):
             pass
 
     monkeypatch.setattr(pyvirtualcam, "Camera", FakeCam)
-    sink = virtual.open_virtual_camera(640, 480, 30, platform="win32")  # obs fails, unitycapture works
+    sink = open_virtual_camera(640, 480, 30, platform="win32")  # obs fails, unitycapture works
     assert [c["backend"] for c in calls] == ["obs", "unitycapture"] and sink.device == "Unity Video Capture"
     monkeypatch.setattr(pyvirtualcam, "Camera", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("nope")))
     with pytest.raises(DeviceError) as err:
-        virtual.open_virtual_camera(640, 480, 30, platform="darwin")
+        open_virtual_camera(640, 480, 30, platform="darwin")
     assert "'obs' backend" in str(err.value) and "OBS" in err.value.fix
 
     monkeypatch.setattr(pyvirtualcam, "Camera", FakeCam)
@@ -60,7 +63,7 @@ def test_camera_registry_passes_found_device_and_lists_failures(monkeypatch):
     monkeypatch.setattr(virtual, "CAMERA_BACKENDS", [
         virtual.CameraBackend("v4l2loopback", ("linux",), True, "fix", lambda: virtual.find_v4l2_device())])
     calls.clear()
-    virtual.open_virtual_camera(640, 480, 30, platform="linux")
+    open_virtual_camera(640, 480, 30, platform="linux")
     assert calls[0]["device"] == "/dev/video10" and calls[0]["backend"] == "v4l2loopback"
 
 
@@ -252,7 +255,8 @@ def test_doctor_on_this_machine_names_v4l2loopback_and_passes_the_rest(pulse, ra
     assert not [m for m in pulse.pactl("list", "short", "modules").splitlines() if "ravas" in m]
     text = subprocess.run([sys.executable, "-m", "ravasd", "doctor"], env=env, capture_output=True, text=True,
                           timeout=60).stdout
-    assert "FAIL  virtual camera" in text and "fix: run `sudo drivers/linux/setup-v4l2loopback.sh`" in text
+    script = assets.path("drivers", "linux", "setup-v4l2loopback.sh")  # the installed copy, named in full
+    assert script.is_file() and "FAIL  virtual camera" in text and f"fix: run `sudo sh {script}` once" in text
 
 
 def test_model_lookup_checksum_and_fetch(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from helpers import wait_until
 from ravasd.audio.sinks import DeviceAudioSink
 from ravasd.audio.sources import MicSource, synth_speech
 from ravasd.engine.frames import AnonAudio, AnonFrame, RawFrame
-from ravasd.engine.runner import StreamRunner
+from ravasd.engine.runner import AudioPublisher, StreamRunner
 from ravasd.errors import DeviceError
 
 
@@ -49,9 +49,9 @@ def test_mic_to_output_device_through_pulseaudio(pulse, tmp_path, monkeypatch):
     wav = make_audio(tmp_path / "speech.wav", signal=speech, rate=48000)
     rec = subprocess.Popen(["parecord", "--device=test_out.monitor", "--latency-msec=20", "--channels=1",
                             "--rate=48000", "--file-format=wav", str(tmp_path / "rec.wav")], env=pulse.env)
-    runner = StreamRunner("audio", source=lambda: MicSource("pulse", 48000, 240),
+    runner = StreamRunner(source=lambda: MicSource("pulse", 48000, 240),
                           converter=NegHalf, sink=lambda: DeviceAudioSink("pulse", 48000, 240, 0.2),
-                          period=240 / 48000, deadline=0.06, rate=48000, block=240, max_backlog=20).start()
+                          publisher=AudioPublisher(240 / 48000, 48000, 240), deadline=0.06, max_backlog=20).start()
     try:
         assert wait_until(lambda: runner.status.state in ("running", "starting") and runner.status.published
                           + runner.status.placeholders > 10, 10)
@@ -147,7 +147,7 @@ def test_microphone_that_vanishes_gives_silence_and_recovers(pulse, monkeypatch)
                                "channels=1", "channel_map=mono")
     sink = RecordingSink(AnonAudio)
 
-    from ravasd.pipelines import _open_mic
+    from ravasd.audio.sources import open_mic as _open_mic
 
     def open_mic():  # the daemon's own way of opening a microphone by name
         mic = _open_mic("vanishing_mic", 48000, 480)
@@ -156,8 +156,8 @@ def test_microphone_that_vanishes_gives_silence_and_recovers(pulse, monkeypatch)
 
     paplay = subprocess.Popen(["bash", "-c", "while true; do paplay --device=fake_cam_mic --latency-msec=20 "
                                f"{_tone_wav()} || sleep 0.2; done"], env=pulse.env)
-    runner = StreamRunner("audio", source=open_mic, converter=NegHalf, sink=lambda: sink, period=0.01,
-                          deadline=0.05, rate=48000, block=480, max_backlog=20).start()
+    runner = StreamRunner(source=open_mic, converter=NegHalf, sink=lambda: sink,
+                          publisher=AudioPublisher(0.01, 48000, 480), deadline=0.05, max_backlog=20).start()
     try:
         assert wait_until(lambda: runner.status.published > 50, 10)
         pulsectl.unload_module(idx)  # the device disappears
@@ -197,7 +197,7 @@ def test_microphone_close_from_two_threads_runs_once(pulse):
     import threading
 
     from ravasd.devices import pulse as pulsectl
-    from ravasd.pipelines import _open_mic
+    from ravasd.audio.sources import open_mic as _open_mic
 
     idx = pulsectl.load_module("module-remap-source", "source_name=close_twice_mic", "master=fake_cam_mic.monitor",
                                "channels=1", "channel_map=mono")

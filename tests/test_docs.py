@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ravasd import config
-from ravasd.cli import COMMANDS, build_parser
+from ravasd.commands.cli import COMMANDS, build_parser
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 

@@ -12,7 +12,7 @@ from helpers import (CONVERTED, TONE, H, W, NoiseAudioSource, NoiseVideoSource, 
                      TestAudioConverter, TestVideoConverter, leaks, wait_until)
 from ravasd.engine import placeholder
 from ravasd.engine.frames import AnonAudio, AnonFrame, RawAudio, RawFrame
-from ravasd.engine.runner import StreamRunner
+from ravasd.engine.runner import AudioPublisher, StreamRunner, VideoPublisher
 
 CARDS = {s: placeholder._card(W, H, s) for s in placeholder.STATES}
 
@@ -20,17 +20,17 @@ CARDS = {s: placeholder._card(W, H, s) for s in placeholder.STATES}
 def video_runner(converter, source=None, sink=None, deadline=0.1, hang=0.3, period=0.02):
     src = source or NoiseVideoSource()
     sink = sink or RecordingSink(AnonFrame)
-    r = StreamRunner("video", source=lambda: src, converter=converter, sink=lambda: sink, period=period,
-                     deadline=deadline, hang_timeout=hang, width=W, height=H)
+    r = StreamRunner(source=lambda: src, converter=converter, sink=lambda: sink,
+                     publisher=VideoPublisher(period, W, H), deadline=deadline, hang_timeout=hang)
     return r, src, sink
 
 
 def audio_runner(converter, sink=None, deadline=0.05, hang=0.3):
     src = NoiseAudioSource()
     sink = sink or RecordingSink(AnonAudio)
-    r = StreamRunner("audio", source=lambda: src, converter=converter, sink=lambda: sink,
-                     period=src.block / src.rate, deadline=deadline, hang_timeout=hang, rate=src.rate,
-                     block=src.block, max_backlog=4)
+    r = StreamRunner(source=lambda: src, converter=converter, sink=lambda: sink,
+                     publisher=AudioPublisher(src.block / src.rate, src.rate, src.block), deadline=deadline,
+                     hang_timeout=hang, max_backlog=4)
     return r, src, sink
 
 
@@ -180,8 +180,8 @@ def test_source_failure_keeps_output_alive_and_reopens():
         return s
 
     sink = RecordingSink(AnonFrame)
-    r = StreamRunner("video", source=factory, converter=TestVideoConverter, sink=lambda: sink, period=0.02,
-                     deadline=0.1, width=W, height=H).start()
+    r = StreamRunner(source=factory, converter=TestVideoConverter, sink=lambda: sink,
+                     publisher=VideoPublisher(0.02, W, H), deadline=0.1).start()
     assert wait_until(lambda: len(attempts) >= 3 and r.status.published > 20, 5.0)
     r.stop()
     kinds = [classify(f) for _, f in sink.snapshot()]
@@ -211,8 +211,9 @@ def test_a_reopened_source_resets_the_converters_streaming_state():
 
     sink = RecordingSink(AnonAudio)
     src = NoiseAudioSource()
-    r = StreamRunner("audio", source=factory, converter=Stateful, sink=lambda: sink, period=src.block / src.rate,
-                     deadline=0.05, hang_timeout=0.3, rate=src.rate, block=src.block, max_backlog=4).start()
+    r = StreamRunner(source=factory, converter=Stateful, sink=lambda: sink,
+                     publisher=AudioPublisher(src.block / src.rate, src.rate, src.block), deadline=0.05,
+                     hang_timeout=0.3, max_backlog=4).start()
     assert wait_until(lambda: len(opened) >= 2 and r.status.published > 60, 5.0)
     r.stop()
     assert len(resets) == 1  # once, after the reopen; not for every block
@@ -221,7 +222,7 @@ def test_a_reopened_source_resets_the_converters_streaming_state():
 
 def test_video_is_delayed_by_the_audio_latency_for_sync():
     r, src, sink = _started(video_runner(TestVideoConverter, deadline=0.3))
-    r.delay = 0.15
+    r.set_delay(0.15)
     time.sleep(1.2)
     r.stop()
     lags = [t - f.ts for t, f in sink.snapshot() if not f.placeholder]

@@ -13,7 +13,7 @@ from helpers import leaks
 from mediagen import make_audio, make_video, textured_frame
 from ravasd.config import load_config
 from ravasd.errors import MediaError
-from ravasd.offline import anonymize
+from ravasd.commands.offline import anonymize
 
 VIDEO_CASES = {
     "avi_mpeg4_ac3_odd_size": dict(ext=".avi", vcodec="mpeg4", acodec="ac3", width=321, height=239, fps=15),

@@ -129,7 +129,7 @@ def test_anonymize_with_facemask_on_a_face_video(tmp_path, astronaut):
     import av
 
     from ravasd.config import load_config
-    from ravasd.offline import anonymize
+    from ravasd.commands.offline import anonymize
     from ravasd.video.facemask import BG
 
     src = tmp_path / "face.mp4"

@@ -116,7 +116,7 @@ def test_voices_list_shows_latency(ravas_home):
 def test_bench_latency_follows_sound_on_off_not_the_loudness_contour():
     """A target voice gives speech its own loudness contour; the lag is still the true delay."""
     from ravasd.audio.sources import synth_speech
-    from ravasd.bench_audio import lag_ms
+    from ravasd.commands.bench_audio import lag_ms
 
     rate, delay = 48000, 0.037
     x = synth_speech(rate, 3.0)
@@ -288,9 +288,10 @@ def test_target_pools_are_rebuilt_as_committed(tmp_path):
     """The shipped pool is what the generator makes: a small rebuild (2 reference speakers × 2
     sentences) gives exactly the shipped pool's rows for those hops."""
     from ravasd.audio.voices import target
+    from ravasd.evaluation import pools
 
     shipped = np.load(target.POOL_DIR / "alto.npz")
-    fresh = np.load(target.build_pool("alto", tmp_path, speakers=2, sentences=2, proj=shipped["proj"]))
+    fresh = np.load(pools.build_pool("alto", tmp_path, speakers=2, sentences=2, proj=shipped["proj"]))
     assert str(shipped["source"]) == str(fresh["source"]) == "flite:slt"
     assert np.array_equal(shipped["env"][: len(fresh["env"])], fresh["env"])
     where = {tuple(o): i for i, o in enumerate(shipped["origin"])}
@@ -308,6 +309,7 @@ def test_sound_projection_weighs_sounds_not_speakers():
     """The search space keeps the directions that tell the aligned target sounds apart and drops
     those along which reference speakers differ while saying the same sound."""
     from ravasd.audio.voices import target
+    from ravasd.evaluation import pools
 
     rng = np.random.default_rng(1)
     n = 6000
@@ -317,7 +319,7 @@ def test_sound_projection_weighs_sounds_not_speakers():
     keys = rng.normal(0, 0.2, (n, target.KEY_DIMS))
     keys[:, 0] += sound * 0.3                      # carries the sound
     keys[:, 1] += rng.choice([-3.0, 3.0], n)       # the speaker: large, and no help
-    proj = target.sound_projection(keys, env)
+    proj = pools.sound_projection(keys, env)
     assert proj.shape == (target.KEY_DIMS, target.SOUND_DIMS)
     weight = np.abs(proj).sum(axis=1)
     assert weight[0] > 10 * weight[1]
@@ -327,7 +329,7 @@ def test_sound_projection_weighs_sounds_not_speakers():
 
 def test_reference_speakers_are_not_evaluation_speakers():
     """The evaluation measures speakers the mapping has never seen."""
-    from ravasd.audio.voices.target import REFERENCE_SPEAKERS
+    from ravasd.evaluation.pools import REFERENCE_SPEAKERS
     from ravasd.evaluation.corpus import EVAL_SPEAKERS
 
     def variant(v):

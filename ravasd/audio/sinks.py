@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..devices import pulse
+from ..devices.virtual import MicEndpoint
 from ..engine.frames import AnonAudio, require_anon
 from ..errors import DeviceError
+from ..media.writer import MediaWriter
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,11 @@ class DeviceAudioSink:
             self._primed = False
 
     @property
+    def xruns(self) -> int:
+        """Output underruns (the DeviceCounters trait)."""
+        return self.underruns
+
+    @property
     def latency(self) -> float:
         """Seconds from ``write`` to the speaker: FIFO fill plus PortAudio's output latency."""
         return len(self._buf) / self.rate + float(self.stream.latency)
@@ -125,14 +133,20 @@ class DeviceAudioSink:
             pass
 
 
+def open_virtual_out(endpoint: MicEndpoint | None, rate: int, block: int, max_latency: float) -> DeviceAudioSink:
+    """The sink that plays into RAVAS Mic: ``endpoint`` is what the daemon opened (main process)."""
+    if endpoint is None:
+        raise DeviceError("the virtual mic was not opened by the daemon.")
+    device = pulse.route("output", endpoint.pulse_sink) if endpoint.pulse_sink else endpoint.device
+    return DeviceAudioSink(device, rate, block, max_latency)
+
+
 class FileAudioSink:
     """Records the published audio as WAV/FLAC (its timeline is the published block sequence)."""
 
     slow_close = True  # close() flushes the encoder: the runner waits for it
 
     def __init__(self, path: str | Path, rate: int) -> None:
-        from ..media.writer import MediaWriter
-
         self.writer = MediaWriter(path, audio_rate=rate)
 
     def write(self, block: AnonAudio) -> None:

@@ -2,16 +2,21 @@
 ``rate`` Hz, timestamped on the monotonic clock; ``read()`` blocks until the next block."""
 from __future__ import annotations
 
+import os
 import queue
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
+from ..devices import pulse
+from ..devices.listing import input_exists
 from ..engine.frames import RawAudio, now
 from ..engine.pacing import Pacer
 from ..errors import DeviceError
+from ..media.reader import iter_media, probe
 
 
 class MicSource:
@@ -63,6 +68,11 @@ class MicSource:
         except queue.Full:
             self.dropped += 1
 
+    @property
+    def xruns(self) -> int:
+        """Input overflows (the DeviceCounters trait)."""
+        return self.overflows
+
     def read(self) -> RawAudio:
         """Next block. A stream that stopped (device gone) raises at once; one that is merely
         quiet (virtual sources deliver nothing while idle) raises after ``5 × timeout`` so the
@@ -90,6 +100,25 @@ class MicSource:
                 self.stream.close()
             except Exception:
                 pass
+
+
+def open_mic(device: int | str | None, rate: int, block: int) -> MicSource:
+    """Open a microphone by PortAudio name/index, or by PulseAudio source name/description.
+
+    A PulseAudio source is pinned: the stream is watched, and if the server moves it to another
+    input the source stops (silence until the chosen microphone is back)."""
+    if isinstance(device, str) and sys.platform.startswith("linux") and pulse.server_info() is not None:
+        name = pulse.find_source(device)
+        if name is not None:
+            pid = os.getpid()
+            return MicSource(pulse.route("input", name), rate, block, label=device,
+                             guard=lambda: pulse.capture_moved(pid, name))
+        if device not in ("pulse", "default") and not input_exists(device):
+            # never let the sound server fall back to another input (a monitor of the speakers, say):
+            # a missing microphone means silence until it is back
+            raise DeviceError(f"Microphone {device!r} is not there (unplugged?).",
+                              "plug it in again, or pick another with audio.input_device.")
+    return MicSource(device, rate, block)
 
 
 def synth_speech(rate: int, seconds: float = 6.0, seed: int = 7) -> np.ndarray:
@@ -144,8 +173,6 @@ class FileAudioSource:
     """Plays the audio stream of a media file in real time, in blocks (looping if ``loop``)."""
 
     def __init__(self, path: str | Path, rate: int, block: int, loop: bool = True) -> None:
-        from ..media.reader import probe
-
         self.path = Path(path)
         if not probe(self.path).has_audio:
             raise DeviceError(f"Input file {self.path} has no audio stream.",
@@ -157,8 +184,6 @@ class FileAudioSource:
         self._it = self._chunks()
 
     def _chunks(self):
-        from ..media.reader import iter_media
-
         while True:
             for item in iter_media(self.path, self.rate, video=False):
                 yield item.samples

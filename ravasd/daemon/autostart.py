@@ -1,5 +1,6 @@
 """Start ``ravasd`` at login: XDG autostart / systemd --user (Linux), LaunchAgent (macOS),
-HKCU Run key (Windows). Templates live in ``service/``; files are written atomically."""
+HKCU Run key (Windows). Templates ship in the package (``bundled/service``); files are written
+atomically."""
 from __future__ import annotations
 
 import os
@@ -10,24 +11,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import assets
 from ..errors import RavasError
 from ..paths import atomic_write_text
 
-SERVICE_DIR = Path(__file__).resolve().parents[2] / "service"
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 RUN_VALUE = "RAVAS"
 
 
 def _template(name: str) -> str:
-    path = SERVICE_DIR / name
+    path = assets.path("service", name)
     if not path.exists():
-        raise RavasError(f"autostart template {path} is missing.", "reinstall ravasd from its source tree.")
+        raise RavasError(f"autostart template {path} is missing from the installed package.",
+                         "reinstall ravasd (`pipx reinstall ravasd` or `pip install --force-reinstall ravasd`).")
     return path.read_text()
 
 
-def command() -> list[str]:
-    """The command autostart runs: this Python, ``-m ravasd run``."""
-    return [sys.executable, "-m", "ravasd", "run"]
+def command(*args: str) -> list[str]:
+    """The command line that runs ``ravasd ARGS`` (default ``run``) with this installation: this
+    Python with ``-m ravasd``, or the executable itself in a frozen (PyInstaller) build."""
+    args = args or ("run",)
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "ravasd", *args]
 
 
 def _xdg_config() -> Path:

@@ -23,6 +23,20 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+def format_status(st: dict) -> str:
+    """One line of a status reply (``ctl status``, the daemon's periodic log line)."""
+    parts = ["paused" if st.get("paused") else "live"]
+    for kind in ("video", "audio"):
+        s = st.get(kind)
+        if not s:
+            continue
+        unit = "fps" if kind == "video" else "blk/s"
+        parts.append(f"{kind}: {s.get('state', '?')} {s.get('rate', 0):.0f} {unit}, "
+                     f"{s.get('latency_ms', 0):.0f} ms, dropped {s.get('dropped', 0)}, "
+                     f"restarts {s.get('restarts', 0) + s.get('worker_restarts', 0)}")
+    return " | ".join(parts)
+
+
 def socket_path() -> Path:
     return paths.runtime_dir() / "ravasd.sock"
 

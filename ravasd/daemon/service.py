@@ -21,23 +21,15 @@ from .. import logs
 from ..config import Config
 from ..engine.supervisor import Supervisor
 from ..errors import RavasError
-from ..pipelines import Resources, output_parts, resolve
-from .control import ControlServer, InstanceLock
+from ..media.writer import mux
+from ..pipelines import WIRING, converter_factory, output_parts
+from ..video.avatar.library import available as avatars_available
+from ..video.avatar.library import find as find_avatar
+from ..video.converters import VIDEO_CONVERTERS
+from .control import ControlServer, InstanceLock, format_status
+from .resolve import Resources, resolve
 
 log = logging.getLogger(__name__)
-
-
-def format_status(st: dict) -> str:
-    parts = ["paused" if st.get("paused") else "live"]
-    for kind in ("video", "audio"):
-        s = st.get(kind)
-        if not s:
-            continue
-        unit = "fps" if kind == "video" else "blk/s"
-        parts.append(f"{kind}: {s.get('state', '?')} {s.get('rate', 0):.0f} {unit}, "
-                     f"{s.get('latency_ms', 0):.0f} ms, dropped {s.get('dropped', 0)}, "
-                     f"restarts {s.get('restarts', 0) + s.get('worker_restarts', 0)}")
-    return " | ".join(parts)
 
 
 class Daemon:
@@ -54,7 +46,6 @@ class Daemon:
         self.stop_event = threading.Event()
         self.notes: list[str] = []
         self.preview = False
-        self.paused = False
         self.started = time.time()
         self.listeners: list[Any] = []  # callables notified on state changes (the tray)
 
@@ -65,7 +56,7 @@ class Daemon:
             self.cfg, self.notes, self.resources = resolve(self.requested)
             for note in self.notes:
                 print(note, file=self.out)
-            self.sup = Supervisor(self.cfg, log_level=logs.stderr_level(),
+            self.sup = Supervisor(self.cfg, WIRING, log_level=logs.stderr_level(),
                                   routes=self.resources.routes())
             self.sup.start()
             self.control = ControlServer(self.handle)
@@ -117,6 +108,11 @@ class Daemon:
         log.info("stopped in %.2f s", time.monotonic() - t0)
 
     # ------------------------------------------------------------------ control API
+    @property
+    def paused(self) -> bool:
+        """The supervisor owns the curtain; a daemon that is not running shows none."""
+        return bool(self.sup and self.sup.paused)
+
     def status(self) -> dict[str, Any]:
         st = self.sup.status() if self.sup else {}
         st.update({"paused": self.paused, "voice": self.cfg.audio.voice, "video_converter": self.cfg.video.converter,
@@ -128,13 +124,11 @@ class Daemon:
         return st
 
     def pause(self) -> None:
-        self.paused = True
         if self.sup:
             self.sup.pause()
         self._notify()
 
     def resume(self) -> None:
-        self.paused = False
         if self.sup:
             self.sup.resume()
         self._notify()
@@ -147,20 +141,13 @@ class Daemon:
 
     def set_avatar(self, name: str) -> None:
         """An avatar by name (→ the avatar converter), or a converter name (facemask, card)."""
-        from ..video.avatar.library import available
-        from ..video.converters import VIDEO_CONVERTERS
-
-        if name in VIDEO_CONVERTERS and name not in available():
+        if name in VIDEO_CONVERTERS and name not in avatars_available():
             self._select("video", {"video.converter": name})
         else:
-            from ..video.avatar.library import find
-
-            find(name)  # ConfigError listing the avatars for an unknown name
+            find_avatar(name)  # ConfigError listing the avatars for an unknown name
             self._select("video", {"video.converter": "avatar", "video.avatar": name})
 
     def _select(self, kind: str, changes: dict[str, str]) -> None:
-        from ..pipelines import converter_factory
-
         new = self.cfg.replace(**changes)
         converter_factory(kind, new)  # raises ConfigError listing the choices for an unknown name
         self.cfg = new
@@ -229,7 +216,9 @@ def run(cfg: Config, duration: float | None = None, status_every: float = 10.0, 
         daemon.start()
         icon = None
         if tray is not False:
-            from .tray import start_tray
+            from .tray import (
+                start_tray,  # lazy: pystray and GTK load only where a tray is shown
+            )
 
             icon = start_tray(daemon, required=bool(tray))
             if icon is None:
@@ -265,7 +254,5 @@ def _finish_recording(cfg: Config) -> None:
             print(f"ravasd: error: the recording {out} is incomplete ({', '.join(missing)} missing); "
                   "see the log.", file=sys.stderr)
             return
-        from ..media.writer import mux
-
         mux(parts["video"], parts["audio"], out)
     print(f"recording written to {out}", file=sys.stderr)

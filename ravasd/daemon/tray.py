@@ -15,6 +15,13 @@ import sys
 import threading
 from typing import Any
 
+from .. import paths
+from ..audio.voices import VOICES
+from ..errors import DeviceError
+from ..video.avatar.library import available
+from ..video.converters import VIDEO_CONVERTERS
+from . import autostart
+
 log = logging.getLogger(__name__)
 
 COLORS = {"running": (46, 160, 67), "paused": (130, 130, 140), "waiting": (230, 160, 30), "error": (210, 50, 50)}
@@ -79,10 +86,6 @@ class Tray:
     def __init__(self, daemon: Any, opener=open_path) -> None:
         import pystray
 
-        from .. import paths
-        from ..audio.voices import VOICES
-        from ..video.converters import VIDEO_CONVERTERS
-        from . import autostart
 
         self.daemon = daemon
         self.opener = opener
@@ -91,8 +94,6 @@ class Tray:
         item, Menu = pystray.MenuItem, pystray.Menu
 
         def looks() -> list[str]:
-            from ..video.avatar.library import available
-
             return [*available(), *(n for n in VIDEO_CONVERTERS if n != "avatar")]
 
         def current_look() -> str:
@@ -176,8 +177,6 @@ def start_tray(daemon: Any, required: bool = False) -> Tray | None:
     """A :class:`Tray` when a display exists (and pystray loads), else None (headless)."""
     if not display_available():
         if required:
-            from ..errors import DeviceError
-
             raise DeviceError("--tray was given but there is no display (DISPLAY/WAYLAND_DISPLAY unset).")
         return None
     _pick_backend()

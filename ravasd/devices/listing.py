@@ -12,7 +12,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
-VIRTUAL_CAMERA_LABEL = "RAVAS Camera"
+import cv2
+
+from .virtual import CAMERA_LABEL, MIC_NAME
+
+
+def camera_available(camera: int | str) -> bool:
+    """Whether OpenCV can open ``camera`` (index or path); the device is released at once."""
+    cap = cv2.VideoCapture(camera)
+    try:
+        return cap.isOpened()
+    finally:
+        cap.release()
+
+
+def input_exists(device: int | str | None) -> bool:
+    """Whether PortAudio has an input device ``device`` (None: a default input)."""
+    try:
+        # PortAudio is a system library that may be missing: only a probe needs it, so it loads here
+        import sounddevice as sd
+
+        sd.query_devices(device, kind="input")
+        return True
+    except Exception:
+        return False
 
 
 def cameras() -> list[dict[str, Any]]:
@@ -23,10 +46,8 @@ def cameras() -> list[dict[str, Any]]:
             node = Path(name_file).parent.name
             name = Path(name_file).read_text().strip()
             out.append({"index": int(node[5:]), "path": f"/dev/{node}", "name": name,
-                        "virtual": name == VIRTUAL_CAMERA_LABEL or "loopback" in name.lower()})
+                        "virtual": name == CAMERA_LABEL or "loopback" in name.lower()})
         return out
-    from ..video.sources import camera_available
-
     for i in range(4):
         if camera_available(i):
             out.append({"index": i, "path": None, "name": f"camera {i}", "virtual": False})
@@ -36,7 +57,7 @@ def cameras() -> list[dict[str, Any]]:
 def audio_devices() -> dict[str, list[dict[str, Any]]]:
     """PortAudio inputs and outputs (name, index, channels, default rate, host API)."""
     try:
-        import sounddevice as sd
+        import sounddevice as sd  # PortAudio may be missing: reported as an error, not a crash
 
         devs = sd.query_devices()
         apis = sd.query_hostapis()
@@ -82,8 +103,8 @@ def list_all() -> dict[str, Any]:
         **audio_devices(),
         "pulse": pulse,
         "virtual": {
-            "camera": next((c["path"] for c in cams if c["name"] == VIRTUAL_CAMERA_LABEL), None),
+            "camera": next((c["path"] for c in cams if c["name"] == CAMERA_LABEL), None),
             "mic": next((s["name"] for s in (pulse or {}).get("sources", [])
-                         if s["description"] == "RAVAS Mic"), None),
+                         if s["description"] == MIC_NAME), None),
         },
     }

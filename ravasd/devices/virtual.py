@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .. import assets
 from ..errors import DeviceError
 from . import pulse
 
@@ -115,7 +116,7 @@ class NamedOutputMic:
             name, platforms, output_name, shown_as, fix)
 
     def open(self) -> MicEndpoint:
-        import sounddevice as sd
+        import sounddevice as sd  # PortAudio is a system library: loaded only where a cable is looked up
 
         for d in sd.query_devices():
             if self.output_name.lower() in d["name"].lower() and d["max_output_channels"] > 0:
@@ -168,6 +169,11 @@ class CameraBackend:
     find: Callable[[], str | None] = lambda: None  # device to pass to pyvirtualcam (None = its default)
 
 
+def setup_script() -> str:
+    """The bundled script that loads v4l2loopback with our label (``drivers/linux`` in the package)."""
+    return str(assets.path("drivers", "linux", "setup-v4l2loopback.sh"))
+
+
 def find_v4l2_device(label: str = CAMERA_LABEL, sysfs: str = "/sys/class/video4linux") -> str | None:
     """The /dev/videoN whose v4l2loopback card label is ``label``, or None."""
     for name_file in sorted(glob.glob(f"{sysfs}/video*/name")):
@@ -180,34 +186,34 @@ def _v4l2_find() -> str:
     dev = find_v4l2_device()
     if dev is None:
         raise DeviceError(f"no v4l2loopback device labelled \"{CAMERA_LABEL}\"",
-                          "run `sudo drivers/linux/setup-v4l2loopback.sh` once (loads v4l2loopback with "
+                          f"run `sudo sh {setup_script()}` once (loads v4l2loopback with "
                           f"card_label=\"{CAMERA_LABEL}\").")
     return dev
 
 
 CAMERA_BACKENDS: list[CameraBackend] = [
     CameraBackend("v4l2loopback", ("linux",), True,
-                  "run `sudo drivers/linux/setup-v4l2loopback.sh` once.", _v4l2_find),
+                  f"run `sudo sh {setup_script()}` once (loads v4l2loopback as /dev/video10 labelled "
+                  f"\"{CAMERA_LABEL}\").", _v4l2_find),
     CameraBackend("obs", ("darwin", "win32"), True,
                   "install OBS Studio and start its Virtual Camera once (drivers/macos or drivers/windows)."),
     CameraBackend("unitycapture", ("win32",), True, "install Unity Capture (drivers/windows/README.md)."),
 ]
 
 
-def open_virtual_camera(width: int, height: int, fps: float, platform: str | None = None):
-    """A :class:`~ravasd.video.sinks.VirtualCameraSink` on the first backend that opens."""
-    from ..video.sinks import VirtualCameraSink
-
+def camera_backends(platform: str | None = None) -> list[CameraBackend]:
+    """The virtual-camera backends for ``platform`` (default: this one), in the order to try them."""
     platform = platform or sys.platform
-    errors = []
-    for b in CAMERA_BACKENDS:
-        if not any(platform.startswith(p) for p in b.platforms):
-            continue
-        try:
-            return VirtualCameraSink(width, height, fps, device=b.find(), backend=b.name)
-        except DeviceError as err:
-            errors.append(f"'{b.name}' backend: {err.message}")
+    return [b for b in CAMERA_BACKENDS if any(platform.startswith(p) for p in b.platforms)]
+
+
+def camera_fix(platform: str | None = None) -> str:
+    """What to install so that a virtual camera exists on ``platform``."""
+    return " / ".join(b.fix for b in camera_backends(platform)) or "no virtual camera backend for this OS."
+
+
+def camera_unavailable(errors: list[str], platform: str | None = None) -> DeviceError:
+    """The one error for "no backend opened", listing each backend's failure and the fixes."""
     if not errors:
-        raise DeviceError(f"no virtual camera backend for platform {platform}.")
-    fixes = " / ".join(b.fix for b in CAMERA_BACKENDS if any(platform.startswith(p) for p in b.platforms))
-    raise DeviceError("RAVAS Camera is not available — " + " | ".join(errors), fixes)
+        return DeviceError(f"no virtual camera backend for platform {platform or sys.platform}.")
+    return DeviceError(f"{CAMERA_LABEL} is not available — " + " | ".join(errors), camera_fix(platform))

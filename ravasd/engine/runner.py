@@ -1,21 +1,23 @@
 """The fail-closed stream runner: source → converter → sink for one stream, in threads.
 
-One :class:`StreamRunner` runs inside each stream's worker process (see ``supervisor``). It owns
-three threads:
+One :class:`StreamRunner` runs inside each stream's worker process (see ``supervisor``). Its core
+is the same for both streams and owns three threads:
 
 * **capture** reads the source into a bounded inbox (drop oldest; counted). A source that raises
   is closed and reopened with back-off (device unplugged → output continues as placeholder).
 * **convert** runs the converter. Converter instances are made in this thread (slow model loads
   never block the output). An exception → the instance is discarded and a fresh one made
   (``restarts``). Output made while paused, or by an abandoned instance, is discarded.
-* **publish** owns the sink and its cadence. Video: one frame every ``period``; the newest
-  anonymized frame whose capture time + ``delay`` has passed and that is not older than
-  ``deadline``, else the placeholder card. Audio: each converted block as soon as it is ready;
-  when none arrived within ``deadline``, silence for the elapsed time. It also watches the
-  convert thread: a converter busy for ``hang_timeout`` is abandoned and replaced.
+* **publish** owns the sink and runs the stream's :class:`Publisher`, which sets the cadence:
+  :class:`VideoPublisher` writes one frame every ``period`` — the newest anonymized frame whose
+  capture time + ``delay`` has passed and that is not older than ``deadline``, else the placeholder
+  card; :class:`AudioPublisher` writes each converted block as soon as it is ready and, when none
+  arrived within ``deadline``, silence for the elapsed time. The publish thread also runs the
+  watchdog: a converter busy for ``hang_timeout`` is abandoned and replaced.
 
 The sink therefore never sees a raw item (types are checked) and never stops: errors, hangs,
-pause, start-up and shutdown all publish placeholders.
+pause, start-up and shutdown all publish placeholders. The runner is the one owner of "paused"
+inside a worker; the status only reports it.
 """
 from __future__ import annotations
 
@@ -25,14 +27,13 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Protocol
 
 from . import placeholder
 from .frames import AnonAudio, AnonFrame
+from .stage import ClockedSink, DeviceCounters, FaceAware, SlowClosingSink
 
 log = logging.getLogger(__name__)
-
-Kind = Literal["video", "audio"]
 
 
 @dataclass
@@ -40,7 +41,7 @@ class StreamStatus:
     """Counters a runner exposes; read by the supervisor (plain values, so they pickle)."""
 
     kind: str
-    state: str = "starting"  # starting | running | paused | error | stopped
+    state: str = "starting"  # starting | running | paused | stalled | no-signal | error | stopped
     published: int = 0  # anonymized items written to the sink
     placeholders: int = 0  # placeholder cards / silence blocks written
     dropped: int = 0  # items dropped by a full queue or latency bound
@@ -60,49 +61,97 @@ class StreamStatus:
         return d
 
 
+class Tap(Protocol):
+    """Sees every item the sink got (anonymized only), in the publish thread; e.g. the voice level
+    for the avatar's mouth. ``close()`` at shutdown."""
+
+    def write(self, item: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Publisher(Protocol):
+    """The per-stream publish strategy, run in the publish thread by :meth:`StreamRunner._publish_loop`.
+
+    ``item_type``: the only type the converter may return. ``newest_only``: the converter gets the
+    newest input only (older ones are stale). ``outbox_limit``: converted items kept waiting, or None.
+    """
+
+    kind: str
+    item_type: type
+    period: float  # output cadence (video) or block duration (audio), s
+    delay: float  # shown this long after capture (A/V sync; video only)
+    newest_only: bool
+
+    def outbox_limit(self, deadline: float) -> int | None: ...
+
+    def run(self, core: "StreamRunner", sink: Any) -> None:
+        """Publish until the core stops; every write goes through ``core.write``."""
+
+    def finish(self, core: "StreamRunner", sink: Any) -> None:
+        """The last thing the sink gets before it closes (never a converted or raw item)."""
+
+
 class StreamRunner:
     """Run one stream; see the module docstring for the thread model.
 
     ``source``/``converter``/``sink`` are factories (called in the thread that uses the object).
-    ``period``: output cadence (s) for video, block duration for audio. ``width``/``height`` size
-    the video placeholder; ``rate``/``block`` the audio silence.
+    ``publisher`` decides the output cadence and placeholders (:class:`VideoPublisher`,
+    :class:`AudioPublisher`); ``deadline`` (s): older converted output is not shown; ``hang_timeout``
+    (s): a converter busy longer is replaced; ``max_backlog``: raw items waiting for the converter;
+    ``on_eof``: called once when a finite source is exhausted and its output published.
     """
 
-    def __init__(self, kind: Kind, *, source: Callable[[], Any], converter: Callable[[], Any],
-                 sink: Callable[[], Any], period: float, deadline: float, hang_timeout: float = 2.0,
-                 width: int = 640, height: int = 480, rate: int = 48000, block: int = 480,
+    def __init__(self, *, source: Callable[[], Any], converter: Callable[[], Any], sink: Callable[[], Any],
+                 publisher: Publisher, deadline: float, hang_timeout: float = 2.0,
                  max_backlog: int = 2, clock: Callable[[], float] = time.monotonic,
-                 on_eof: Callable[[], None] | None = None) -> None:
-        self.kind = kind
+                 on_eof: Callable[[], None] | None = None, tap: Tap | None = None) -> None:
+        self.publisher = publisher
+        self.kind = publisher.kind
+        self.period = publisher.period
+        self.deadline = deadline
+        self.hang_timeout = hang_timeout
+        self.clock = clock
+        self.status = StreamStatus(self.kind)
+        self.eof = threading.Event()
         self._source_factory = source
         self._converter_factory = converter
         self._sink_factory = sink
-        self.period = period
-        self.deadline = deadline
-        self.hang_timeout = hang_timeout
-        self.width, self.height, self.rate, self.block = width, height, rate, block
-        self.clock = clock
-        self.delay = 0.0  # video only: A/V sync delay (s), set by the supervisor
-        self.status = StreamStatus(kind)
         self._on_eof = on_eof
-        self._inbox: collections.deque = collections.deque()
+        self._tap = tap
         self._max_backlog = max_backlog
+        self._inbox: collections.deque = collections.deque()
         self._outbox: collections.deque = collections.deque()
-        self._cv = threading.Condition()
-        self._out_cv = threading.Condition()
+        self._cv = threading.Condition()  # guards the inbox and the convert thread's requests
+        self._out_cv = threading.Condition()  # guards the outbox
         self._stop = threading.Event()
         self._closing = False
         self._paused = False
         self._epoch = 0  # bumped on pause/resume/converter swap: older outputs are discarded
         self._gen = 0  # convert-thread generation; a hung thread's late output is discarded
         self._busy_since: float | None = None
+        self._reset_pending = False
+        self._swap_pending = False
+        self._calls: list[str] = []
+        self._source_done = False
+        self._build_failures = 0
         self._source: Any = None
         self._converter: Any = None
+        self._sink: Any = None
+        self._preview: Any = None
         self._threads: list[threading.Thread] = []
-        self.eof = threading.Event()
         self._last_out_t: float | None = None
+        self._mean_dt = 0.0
 
     # ------------------------------------------------------------------ control (any thread)
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
     def start(self) -> "StreamRunner":
         self._spawn(self._publish_loop, "publish")
         self._spawn(self._capture_loop, "capture")
@@ -123,17 +172,17 @@ class StreamRunner:
             self._epoch += 1
             self._reset_pending = True
 
+    def set_delay(self, seconds: float) -> None:
+        """A/V sync: video frames are shown ``seconds`` after capture (audio is never delayed)."""
+        if isinstance(self.publisher, VideoPublisher):
+            self.publisher.delay = seconds
+
     def swap_converter(self, factory: Callable[[], Any]) -> None:
         """Use a new converter (voice/avatar changed live). Output of the old one is discarded."""
         with self._cv:
             self._converter_factory = factory
             self._epoch += 1
             self._swap_pending = True
-
-    _reset_pending = False
-    _swap_pending = False
-    _preview: Any = None
-    _calls: list[str] = []
 
     def call_converter(self, method: str) -> None:
         """Ask the converter to run ``method`` (e.g. ``calibrate``) in the convert thread, if it has one."""
@@ -163,31 +212,104 @@ class StreamRunner:
         src = self._source
         if src is not None:
             _quiet_close(src)  # unblocks a read() that waits on a device
+        slow = isinstance(self._sink, SlowClosingSink) and self._sink.slow_close
         for t in self._threads:
             # a file sink must finish writing its file (encoder flush) or the recording is lost
-            extra = 20.0 if t.name.endswith("publish") and getattr(self._sink, "slow_close", False) else 0.0
+            extra = 20.0 if t.name.endswith("publish") and slow else 0.0
             t.join(max(0.05, deadline + extra - time.monotonic()))
         self.status.state = "stopped"
 
     def snapshot(self) -> dict[str, Any]:
         """Status as a plain dict, with device xrun counters folded in (any thread)."""
-        self.status.xruns = int(getattr(self._source, "overflows", 0) or 0) + int(
-            getattr(self._sink, "underruns", 0) or 0)
+        src = self._source if isinstance(self._source, DeviceCounters) else None
+        sink = self._sink if isinstance(self._sink, DeviceCounters) else None
+        self.status.xruns = (src.xruns if src else 0) + (sink.xruns if sink else 0)
         d = self.status.as_dict()
         # what the devices' own bounded buffers dropped (latency bound) counts as dropped too
-        d["device_dropped"] = {"source": int(getattr(self._source, "dropped", 0) or 0),
-                               "sink": int(getattr(self._sink, "dropped", 0) or 0)}
+        d["device_dropped"] = {"source": src.dropped if src else 0, "sink": sink.dropped if sink else 0}
         d["dropped"] += sum(d["device_dropped"].values())
-        face = getattr(self._converter, "face_visible", None)
-        if face is not None:
-            d["face"] = bool(face)  # the tray shows "no face"
+        if isinstance(self._converter, FaceAware):
+            d["face"] = bool(self._converter.face_visible)  # the tray shows "no face"
         return d
-
-    _sink: Any = None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until a finite source is exhausted and its output published."""
         return self.eof.wait(timeout)
+
+    # ------------------------------------------------------------------ what publishers call
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when the runner stops."""
+        self._stop.wait(seconds)
+
+    def current_epoch(self, epoch: int) -> bool:
+        """Whether output tagged ``epoch`` may still be shown (no pause/swap/hang since)."""
+        return epoch == self._epoch
+
+    def take_due(self, until: float) -> tuple[Any, int] | None:
+        """Pop converted items due by ``until`` (their ``ts`` + ``delay``), return the newest one."""
+        got = None
+        delay = self.publisher.delay
+        with self._out_cv:
+            while self._outbox and self._outbox[0][0].ts + delay <= until:
+                got = self._outbox.popleft()
+        return got
+
+    def take_next(self, wait: float) -> tuple[Any, int] | None:
+        """The oldest converted item, waiting up to ``wait`` s for one."""
+        with self._out_cv:
+            if not self._outbox:
+                self._out_cv.wait(wait)
+            return self._outbox.popleft() if self._outbox else None
+
+    def write(self, sink: Any, item: Any) -> None:
+        """Write to the sink (a ``TypeError`` — a raw item — propagates), then to the tap and preview."""
+        try:
+            sink.write(item)
+        except TypeError:
+            raise
+        except Exception as err:
+            self.status.sink_errors += 1
+            self._error(f"sink: {err}")
+        if self._tap is not None:
+            self._tap.write(item)
+        preview = self._preview
+        if preview is not None:
+            try:
+                preview.write(item)
+            except Exception as err:
+                self._error(f"preview: {err}")
+                self.set_preview(None)
+
+    def published(self, now: float, item: Any, sink_latency: float = 0.0) -> None:
+        """Count one anonymized item written at ``now``: state, latency and rate."""
+        self.status.published += 1
+        self.status.state = "running"
+        self._smooth("latency_ms", (now - item.ts + sink_latency) * 1000)
+        # average the interval, not its inverse: bursty delivery must not inflate the rate
+        if self._last_out_t is not None:
+            dt = now - self._last_out_t
+            self._mean_dt = dt if self._mean_dt == 0 else self._mean_dt + 0.02 * (dt - self._mean_dt)
+            if self._mean_dt > 0:
+                self.status.rate = 1.0 / self._mean_dt
+        self._last_out_t = now
+
+    def watchdog(self) -> None:
+        """Replace a converter that has been busy for longer than ``hang_timeout`` (publish thread)."""
+        busy = self._busy_since
+        if busy is not None and self.clock() - busy > self.hang_timeout:
+            self.status.hangs += 1
+            self.status.restarts += 1
+            self._error(f"converter hung for more than {self.hang_timeout:.1f} s; replaced")
+            with self._cv:
+                self._gen += 1
+                self._epoch += 1
+                self._busy_since = None
+            with self._out_cv:
+                self._outbox.clear()
+            self._spawn(self._convert_loop, "convert", self._gen)
 
     # ------------------------------------------------------------------ threads
     def _spawn(self, fn: Callable, name: str, *args: Any) -> None:
@@ -231,9 +353,6 @@ class StreamRunner:
                 self._cv.notify_all()
         _quiet_close(self._source)
 
-    _source_done = False
-    _build_failures = 0
-
     def _take(self) -> tuple[Any, int] | None:
         with self._cv:
             while not self._inbox and not self._stop.is_set():
@@ -242,7 +361,7 @@ class StreamRunner:
                 self._cv.wait(0.1)
             if self._stop.is_set():
                 return None
-            if self.kind == "video":  # newest frame wins; older ones are stale
+            if self.publisher.newest_only:  # newest frame wins; older ones are stale
                 while len(self._inbox) > 1:
                     self._inbox.popleft()
                     self.status.dropped += 1
@@ -250,6 +369,8 @@ class StreamRunner:
 
     def _convert_loop(self, gen: int) -> None:
         conv = None
+        want = self.publisher.item_type
+        limit = self.publisher.outbox_limit(self.deadline)
         while not self._stop.is_set() and gen == self._gen:
             got = self._take()
             if got is None:
@@ -267,7 +388,7 @@ class StreamRunner:
                     self._swap_pending = self._reset_pending = False
                 factory = self._converter_factory
                 calls, self._calls = self._calls, []
-            for method in calls:
+            for method in calls:  # a named converter feature, asked for over the control channel
                 fn = getattr(conv, method, None) if conv is not None else None
                 if fn is None:
                     self._error(f"the current converter has no '{method}'")
@@ -299,7 +420,6 @@ class StreamRunner:
             self._busy_since = None
             if gen != self._gen or self._stop.is_set():
                 break  # abandoned after a hang: the late result is never published
-            want = AnonFrame if self.kind == "video" else AnonAudio
             if type(out) is not want:
                 self.status.restarts += 1
                 self._error(f"converter returned {type(out).__name__}, not {want.__name__}")
@@ -310,37 +430,21 @@ class StreamRunner:
                 if epoch != self._epoch or self._paused or self._closing:
                     continue
                 self._outbox.append((out, epoch))
-                if self.kind == "audio":
-                    limit = max(1, int(self.deadline * 4 / self.period))
-                    while len(self._outbox) > limit:
-                        self._outbox.popleft()
-                        self.status.dropped += 1
+                while limit is not None and len(self._outbox) > limit:
+                    self._outbox.popleft()
+                    self.status.dropped += 1
                 self._out_cv.notify_all()
         if gen == self._gen:
             _quiet_close(conv)
 
     def _finish_eof(self) -> None:
         # let the publisher drain what was converted, then signal the end
-        t_end = time.monotonic() + max(1.0, self.deadline * 2 + self.delay)
+        t_end = time.monotonic() + max(1.0, self.deadline * 2 + self.publisher.delay)
         while self._outbox and time.monotonic() < t_end and not self._stop.is_set():
             time.sleep(self.period / 2)
         self.eof.set()
         if self._on_eof:
             self._on_eof()
-
-    def _watchdog(self) -> None:
-        busy = self._busy_since
-        if busy is not None and self.clock() - busy > self.hang_timeout:
-            self.status.hangs += 1
-            self.status.restarts += 1
-            self._error(f"converter hung for more than {self.hang_timeout:.1f} s; replaced")
-            with self._cv:
-                self._gen += 1
-                self._epoch += 1
-                self._busy_since = None
-            with self._out_cv:
-                self._outbox.clear()
-            self._spawn(self._convert_loop, "convert", self._gen)
 
     def _error(self, text: str) -> None:
         self.status.last_error = text
@@ -361,130 +465,126 @@ class StreamRunner:
         if sink is None:
             return
         try:
-            if self.kind == "video":
-                self._publish_video(sink)
-            else:
-                self._publish_audio(sink)
+            self.publisher.run(self, sink)
         finally:
             try:  # the last thing a device shows is the card, never a converted (or raw) frame
-                if self.kind == "video":
-                    sink.write(placeholder.card(self.width, self.height, "stopped", self.clock()))
+                self.publisher.finish(self, sink)
             except Exception:
                 pass
             _quiet_close(sink)
-
-    def _write(self, sink: Any, item: Any) -> None:
-        try:
-            sink.write(item)
-        except TypeError:
-            raise
-        except Exception as err:
-            self.status.sink_errors += 1
-            self._error(f"sink: {err}")
-        preview = self._preview
-        if preview is not None:
-            try:
-                preview.write(item)
-            except Exception as err:
-                self._error(f"preview: {err}")
-                self.set_preview(None)
+            _quiet_close(self._tap)
 
     def _smooth(self, name: str, value: float, a: float = 0.1) -> None:
         old = getattr(self.status, name)
         setattr(self.status, name, value if old == 0 else old + a * (value - old))
 
-    def _publish_video(self, sink: Any) -> None:
+
+class VideoPublisher:
+    """Video: a frame every ``period`` s — the newest converted one that is due (capture time +
+    ``delay``) and fresh (within ``deadline``), else the placeholder card (``width`` × ``height``)."""
+
+    kind = "video"
+    item_type = AnonFrame
+    newest_only = True
+
+    def __init__(self, period: float, width: int, height: int) -> None:
+        self.period = period
+        self.width, self.height = width, height
+        self.delay = 0.0  # A/V sync (s), set by the supervisor through StreamRunner.set_delay
+
+    def outbox_limit(self, deadline: float) -> int | None:
+        return None  # the delay line keeps what it needs; take_due() drains it every period
+
+    def run(self, core: StreamRunner, sink: Any) -> None:
         current: tuple[AnonFrame, int] | None = None
-        next_t = self.clock()
-        while not self._stop.is_set():
-            now = self.clock()
+        st = core.status
+        next_t = core.clock()
+        while not core.stopped():
+            now = core.clock()
             if next_t > now:
-                self._stop.wait(next_t - now)
-                now = self.clock()
+                core.sleep(next_t - now)
+                now = core.clock()
             next_t = next_t + self.period if now - next_t < self.period else now + self.period
-            self._watchdog()
-            with self._out_cv:
-                # delay line: frames become visible at capture time + A/V delay
-                while self._outbox and self._outbox[0][0].ts + self.delay <= now:
-                    current = self._outbox.popleft()
-            if self._closing:
+            core.watchdog()
+            current = core.take_due(now) or current
+            if core.closing:
                 break
-            if self._paused:
-                frame, self.status.state = placeholder.card(self.width, self.height, "paused", now), "paused"
-            elif (current is not None and current[1] == self._epoch
-                  and now - current[0].ts - self.delay <= self.deadline):
+            if core.paused:
+                frame, st.state = placeholder.card(self.width, self.height, "paused", now), "paused"
+            elif (current is not None and core.current_epoch(current[1])
+                  and now - current[0].ts - self.delay <= core.deadline):
                 frame = current[0]
-                self.status.state = "running"
             else:
-                state = "starting" if self.status.published == 0 else "no-signal"
+                state = "starting" if st.published == 0 else "no-signal"
                 frame = placeholder.card(self.width, self.height, state, now)
-                if self.status.published and self.status.state == "running":
-                    self.status.state = "stalled"
-            self._write(sink, frame)
+                if st.published and st.state == "running":
+                    st.state = "stalled"
+            core.write(sink, frame)
             if frame.placeholder:
-                self.status.placeholders += 1
+                st.placeholders += 1
             else:
-                self.status.published += 1
-                self._smooth("latency_ms", (now - frame.ts) * 1000)
-                self._rate_tick(now)
+                core.published(now, frame)
 
-    _mean_dt = 0.0
+    def finish(self, core: StreamRunner, sink: Any) -> None:
+        sink.write(placeholder.card(self.width, self.height, "stopped", core.clock()))
 
-    def _rate_tick(self, now: float) -> None:
-        # average the interval, not its inverse: bursty delivery must not inflate the rate
-        if self._last_out_t is not None:
-            dt = now - self._last_out_t
-            self._mean_dt = dt if self._mean_dt == 0 else self._mean_dt + 0.02 * (dt - self._mean_dt)
-            if self._mean_dt > 0:
-                self.status.rate = 1.0 / self._mean_dt
-        self._last_out_t = now
 
-    def _publish_audio(self, sink: Any) -> None:
-        covered = self.clock()  # the sink's timeline is filled up to this time
-        clocked = bool(getattr(sink, "clocked", False))
+class AudioPublisher:
+    """Audio: each converted block as soon as it is ready; after ``deadline`` without one, silence
+    for the elapsed time (a clocked device sink plays silence by itself and is flushed on pause).
+    ``period`` is the block duration; ``rate``/``block`` size the silence."""
+
+    kind = "audio"
+    item_type = AnonAudio
+    newest_only = False
+    delay = 0.0  # audio is never delayed: video waits for it
+
+    def __init__(self, period: float, rate: int, block: int) -> None:
+        self.period = period
+        self.rate, self.block = rate, block
+
+    def outbox_limit(self, deadline: float) -> int | None:
+        return max(1, int(deadline * 4 / self.period))  # latency cannot creep
+
+    def run(self, core: StreamRunner, sink: Any) -> None:
+        st = core.status
+        covered = core.clock()  # the sink's timeline is filled up to this time
+        clocked = sink if isinstance(sink, ClockedSink) and sink.clocked else None
         flushed = False
-        while not self._stop.is_set():
-            self._watchdog()
-            with self._out_cv:
-                if not self._outbox:
-                    self._out_cv.wait(min(self.deadline, self.period))
-                item = self._outbox.popleft() if self._outbox else None
-            now = self.clock()
-            if self._closing:
+        while not core.stopped():
+            core.watchdog()
+            item = core.take_next(min(core.deadline, self.period))
+            now = core.clock()
+            if core.closing:
                 break
-            if item is not None and item[1] == self._epoch and not self._paused:
+            if item is not None and core.current_epoch(item[1]) and not core.paused:
                 block = item[0]
-                self._write(sink, block)
-                self.status.published += 1
-                self.status.state = "running"
-                sink_lat = getattr(sink, "latency", 0.0) or 0.0
-                self._smooth("latency_ms", (now - block.ts + sink_lat) * 1000)
-                self._rate_tick(now)
+                core.write(sink, block)
+                core.published(now, block, clocked.latency if clocked else 0.0)
                 covered = max(covered, now) + len(block.samples) / block.rate
                 flushed = False
                 continue
-            # nothing fresh: once the deadline has passed, the output is silence. A clocked sink
-            # (a device) plays silence by itself when starved; others get silence blocks.
+            # nothing fresh: once the deadline has passed, the output is silence
             gap = now - covered
-            if self._paused and clocked and not flushed:
-                getattr(sink, "flush", lambda: None)()  # close the curtain now, not after the buffer
+            if core.paused and clocked and not flushed:
+                clocked.flush()  # close the curtain now, not after the buffer
                 flushed = True
-            if gap >= self.deadline or (self._paused and gap >= 0):
+            if gap >= core.deadline or (core.paused and gap >= 0):
                 n = int(math.floor(gap / self.period)) + 1
                 if not clocked:
                     for _ in range(n):
-                        self._write(sink, placeholder.silence(self.block, self.rate, now))
-                self.status.placeholders += n
+                        core.write(sink, placeholder.silence(self.block, self.rate, now))
+                st.placeholders += n
                 covered += n * self.period
-                self.status.state = "paused" if self._paused else (
-                    "starting" if self.status.published == 0 else "stalled")
-        # shutdown: the device drains into silence
+                st.state = "paused" if core.paused else ("starting" if st.published == 0 else "stalled")
+
+    def finish(self, core: StreamRunner, sink: Any) -> None:
+        pass  # the device drains into silence
 
 
 def _quiet_close(obj: Any) -> None:
-    if obj is None:
-        return
-    _try(getattr(obj, "close", lambda: None))
+    if obj is not None:
+        _try(obj.close)
 
 
 def _try(fn: Callable[[], Any]) -> None:

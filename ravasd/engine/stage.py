@@ -1,9 +1,12 @@
-"""Protocols of the pipeline stages.
+"""Protocols of the pipeline stages, and the optional traits a stage may have.
 
 Threading contract: the :class:`~ravasd.engine.runner.StreamRunner` calls a source only from its
 capture thread, a converter only from one convert thread at a time (a hung converter is abandoned
 and a fresh instance made), and a sink only from its publish thread. ``close()`` is called once,
 from the thread that stops the runner, and must not raise.
+
+Traits are checked with ``isinstance`` (the Protocols are runtime-checkable): a stage declares one
+by having its attributes, and the runner uses it only then.
 """
 from __future__ import annotations
 
@@ -79,3 +82,38 @@ class AudioSink(Protocol):
         """Publish one block; must call ``require_anon`` first."""
 
     def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------------------ optional traits
+@runtime_checkable
+class ClockedSink(Protocol):
+    """An audio sink paced by a device clock: it plays silence by itself when starved, so the
+    runner sends no silence blocks; ``latency`` (s) is what it holds ahead of the device."""
+
+    clocked: bool
+    latency: float
+
+    def flush(self) -> None:
+        """Drop what is buffered now (the privacy curtain closes at once)."""
+
+
+@runtime_checkable
+class SlowClosingSink(Protocol):
+    """``close()`` finishes a file (encoder flush): the runner gives it time instead of cutting it off."""
+
+    slow_close: bool
+
+
+@runtime_checkable
+class DeviceCounters(Protocol):
+    """A device stage that counts its own losses: ``xruns`` (over/underruns) and ``dropped`` items."""
+
+    xruns: int
+    dropped: int
+
+
+@runtime_checkable
+class FaceAware(Protocol):
+    """A video converter that knows whether it currently sees a face (the tray says "no face")."""
+
+    face_visible: bool

@@ -3,7 +3,11 @@
 Frames never cross a process boundary: each worker owns its source, converter and sink. Only
 small control messages (pause, resume, delay, swap, stop) and status dicts travel over pipes.
 The supervisor restarts a worker process that died, forwards the audio path's latency to the
-video worker (A/V sync), and stops both within ~2 s.
+video worker (A/V sync), and stops both within ~2 s. It is the one owner of "paused" in the main
+process (a restarted worker is paused again at once).
+
+The engine knows no stages: what a worker runs comes from the :class:`Wiring` the daemon passes
+in (``ravasd.pipelines.WIRING``), whose functions pickle by reference into the spawned worker.
 """
 from __future__ import annotations
 
@@ -14,31 +18,46 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+from .. import logs
 from ..config import Config
+from .runner import StreamRunner
 
 log = logging.getLogger(__name__)
 
 
-def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class Wiring:
+    """What the workers build, given by the layer above the engine (module-level functions, so
+    they pickle into a spawned process by reference).
+
+    ``build(kind, cfg, routes, on_eof)`` → a ready :class:`StreamRunner`; ``converter(kind, cfg,
+    routes)`` → a converter factory for a live swap (raises ``ConfigError`` for a bad name);
+    ``preview()`` → a factory for the preview sink.
+    """
+
+    build: Callable[[str, Config, dict[str, Any], Callable[[], None] | None], StreamRunner]
+    converter: Callable[[str, Config, dict[str, Any]], Callable[[], Any]]
+    preview: Callable[[], Callable[[], Any]]
+
+
+def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict[str, Any],
+                 wiring: Wiring) -> None:
     """Entry point of a stream worker process (spawned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
     # the default 5 ms GIL switch interval is a whole audio block: hand the GIL over sooner so the
     # PortAudio callbacks and the convert thread keep their deadlines
     sys.setswitchinterval(0.001)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    from .. import logs, pipelines
-
     logs.setup(log_level, f"ravasd-{kind}.log")
 
+    eof = threading.Event()
     try:
-        runner = pipelines.build(kind, cfg, routes)
+        runner = wiring.build(kind, cfg, routes, eof.set)
     except Exception as err:
         conn.send(("fatal", f"{type(err).__name__}: {err}"))
         return
-    eof = threading.Event()
-    runner._on_eof = eof.set
     runner.start()
     interval = cfg.engine.status_interval_ms / 1000
     try:
@@ -53,16 +72,16 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict
                 elif op == "resume":
                     runner.resume()
                 elif op == "delay":
-                    runner.delay = float(msg[1])
+                    runner.set_delay(float(msg[1]))
                 elif op == "swap":
                     try:
-                        runner.swap_converter(pipelines.converter_factory(kind, msg[1], routes))
+                        runner.swap_converter(wiring.converter(kind, msg[1], routes))
                     except Exception as err:  # validated by the supervisor; keep the old one
                         runner.status.last_error = f"swap failed: {err}"
                 elif op == "call":  # a converter feature, e.g. ("call", "calibrate")
                     runner.call_converter(msg[1])
                 elif op == "preview":
-                    runner.set_preview(pipelines.preview_factory() if msg[1] else None)
+                    runner.set_preview(wiring.preview() if msg[1] else None)
             conn.send(("status", runner.snapshot()))
             if eof.is_set():
                 conn.send(("eof", None))
@@ -92,8 +111,10 @@ class _Worker:
 class Supervisor:
     """Starts/stops stream workers; thread-safe control methods; ``poll()`` from one thread."""
 
-    def __init__(self, cfg: Config, log_level: int = logging.INFO, routes: dict[str, Any] | None = None) -> None:
+    def __init__(self, cfg: Config, wiring: Wiring, log_level: int = logging.INFO,
+                 routes: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
+        self.wiring = wiring
         self._ctx = mp.get_context("spawn")
         # the converted voice's shape (level, roundness, spread), written by the audio worker and read
         # by the avatar's mouth when no face is seen: three floats, no audio crosses processes
@@ -110,7 +131,7 @@ class Supervisor:
 
     def _spawn(self, w: _Worker) -> None:
         parent, child = self._ctx.Pipe()
-        w.proc = self._ctx.Process(target=_worker_main, args=(w.kind, self.cfg, child, self.log_level, self.routes),
+        w.proc = self._ctx.Process(target=_worker_main, args=(w.kind, self.cfg, child, self.log_level, self.routes, self.wiring),
                                    name=f"ravasd-{w.kind}", daemon=True)
         w.proc.start()
         child.close()

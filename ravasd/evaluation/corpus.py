@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RavasError
+from ..media.wav import read_wav, write_wav
 
 RATE = 16000
 
@@ -114,7 +115,6 @@ def synthesize(text: str, synth: str, voice: str, extra: list[str] | None = None
     """Speak ``text`` with espeak-ng or flite; float32 mono at :data:`RATE`."""
     import soxr
 
-    from ..media.wav import read_wav
 
     _need(synth)
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,7 +141,6 @@ def eval_corpus(speakers: int | None = None, sentences: int | None = None) -> li
 
 def write_corpus(dest: Path, utts: list[Utterance]) -> list[Path]:
     """Write ``<speaker>_<nn>.wav`` (16-bit) + ``.txt`` per utterance; returns the wav paths."""
-    from ..media.wav import write_wav
 
     dest.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}

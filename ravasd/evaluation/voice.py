@@ -22,8 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config
+from ..audio.voices import make_voice
+from ..config import Config, block_size
+from ..engine.frames import RawAudio
 from ..errors import RavasError
+from ..media.reader import iter_media
 
 RATE = 16000
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus"}
@@ -100,8 +103,6 @@ def collect(inputs: list[Path]) -> list[tuple[Path, str, str | None]]:
 
 
 def load(path: Path) -> np.ndarray:
-    from ..media.reader import iter_media
-
     chunks = [c.samples for c in iter_media(path, RATE, video=False) if hasattr(c, "samples")]
     if not chunks:
         raise RavasError(f"eval: {path} has no audio.", "pass speech recordings.")
@@ -112,9 +113,6 @@ def convert(cfg: Config, voice: str, x: np.ndarray) -> np.ndarray:
     """Run ``voice`` over a whole 16 kHz utterance exactly as the daemon would stream it."""
     import soxr
 
-    from ..audio.voices import make_voice
-    from ..engine.frames import RawAudio
-    from ..pipelines import block_size
 
     rate, block = cfg.audio.sample_rate, block_size(cfg)
     conv = make_voice(cfg, rate, voice, block=block)

@@ -13,6 +13,9 @@ import numpy as np
 from ..config import Config
 from ..engine.frames import AnonFrame, RawFrame
 from ..errors import ConfigError
+from .avatar.converter import make
+from .facemask import FaceMaskConverter
+from .tracking import open_tracker
 
 
 class CardConverter:
@@ -64,15 +67,10 @@ class CardConverter:
 
 VideoFactory = Callable[[Config, int, int], object]
 def _facemask(cfg: Config, w: int, h: int) -> object:
-    from .facemask import FaceMaskConverter
-    from .tracking import open_tracker
-
     return FaceMaskConverter(open_tracker(cfg), w, h, log_path=cfg.video.detection_log)
 
 
 def _avatar(cfg: Config, w: int, h: int, level=None) -> object:
-    from .avatar.converter import make
-
     return make(cfg, w, h, level)
 
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..engine.frames import AnonFrame, RawFrame
+from .detection_log import DetectionLogWriter
 
 BG = (24, 28, 36)
 LINE = (120, 200, 255)
@@ -18,7 +19,6 @@ LINE = (120, 200, 255)
 class FaceMaskConverter:
     def __init__(self, tracker, width: int, height: int, hold_s: float = 0.5, fade_s: float = 0.5,
                  log_path: str | None = None) -> None:
-        from .tracking import FacePose  # noqa: F401  (type only)
         from mediapipe.tasks.python.vision import FaceLandmarksConnections as C
 
         self.tracker = tracker
@@ -31,8 +31,6 @@ class FaceMaskConverter:
         self.face_visible = False
         self._log = None
         if log_path:
-            from .detection_log import DetectionLogWriter
-
             self._log = DetectionLogWriter(log_path)
 
     def _project(self, lms: np.ndarray, src_w: int, src_h: int) -> np.ndarray:

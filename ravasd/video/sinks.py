@@ -2,23 +2,29 @@
 runner's publish thread at the output cadence."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pyvirtualcam
 
+from ..devices import virtual
 from ..engine.frames import AnonFrame, require_anon
 from ..errors import DeviceError
+from ..media.writer import MediaWriter
 
 
-def virtual_camera_fix() -> str:
-    if sys.platform.startswith("linux"):
-        return ("load v4l2loopback once: `sudo drivers/linux/setup-v4l2loopback.sh` "
-                "(creates /dev/video10 labelled \"RAVAS Camera\").")
-    if sys.platform == "darwin":
-        return "install OBS Studio and start its Virtual Camera once (see drivers/macos/README.md)."
-    return "install OBS Studio (OBS Virtual Camera) or Unity Capture (see drivers/windows/README.md)."
+def open_virtual_camera(width: int, height: int, fps: float, platform: str | None = None) -> "VirtualCameraSink":
+    """A :class:`VirtualCameraSink` on the first of this OS's backends (``devices.virtual``) that opens;
+    else one :class:`DeviceError` listing each backend's failure and the fixes."""
+    errors = []
+    for b in virtual.camera_backends(platform):
+        try:
+            return VirtualCameraSink(width, height, fps, device=b.find(), backend=b.name, fix=b.fix)
+        except DeviceError as err:
+            errors.append(f"'{b.name}' backend: {err.message}")
+    raise virtual.camera_unavailable(errors, platform)
 
 
 class VirtualCameraSink:
@@ -28,9 +34,7 @@ class VirtualCameraSink:
     """
 
     def __init__(self, width: int, height: int, fps: float, device: str | None = None,
-                 backend: str | None = None, i420: bool | None = None) -> None:
-        import pyvirtualcam
-
+                 backend: str | None = None, i420: bool | None = None, fix: str | None = None) -> None:
         # v4l2loopback: we hand over I420 ourselves, the format every call app accepts; the other
         # backends take RGB. Odd sizes cannot be I420, so they are rounded up to even.
         self.i420 = (backend == "v4l2loopback") if i420 is None else i420
@@ -41,13 +45,11 @@ class VirtualCameraSink:
             self.cam = pyvirtualcam.Camera(width, height, fps, fmt=fmt, device=device, backend=backend,
                                            print_fps=False)
         except (RuntimeError, KeyError, ValueError) as err:
-            raise DeviceError(f"not available ({err})", virtual_camera_fix()) from None
+            raise DeviceError(f"not available ({err})", fix or virtual.camera_fix()) from None
         self.size = (width, height)
         self.device = self.cam.device
 
     def write(self, frame: AnonFrame) -> None:
-        import cv2
-
         require_anon(frame, AnonFrame)
         img = frame.image
         if (img.shape[1], img.shape[0]) != self.size:
@@ -66,8 +68,6 @@ class PreviewSink:
     title = "RAVAS preview"
 
     def __init__(self) -> None:
-        import cv2
-
         self.cv2 = cv2
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
@@ -93,8 +93,6 @@ class FileVideoSink:
     slow_close = True  # close() flushes the encoder: the runner waits for it
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
-        from ..media.writer import MediaWriter
-
         self.writer = MediaWriter(path, width=width, height=height, fps=fps)
         self._t0: float | None = None
 

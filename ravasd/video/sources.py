@@ -12,7 +12,7 @@ import numpy as np
 from ..engine.frames import RawFrame, now
 from ..engine.pacing import Pacer
 from ..errors import DeviceError
-
+from ..media.reader import iter_media, probe
 
 
 class CameraSource:
@@ -45,14 +45,6 @@ class CameraSource:
         """Idempotent, any thread (the runner's stop() and its capture thread may both close)."""
         with self._close_lock:
             self.cap.release()
-
-
-def camera_available(camera: int | str) -> bool:
-    cap = cv2.VideoCapture(camera)
-    try:
-        return cap.isOpened()
-    finally:
-        cap.release()
 
 
 class DemoVideoSource:
@@ -98,8 +90,6 @@ class FileVideoSource:
     """Plays the video stream of a media file in real time (looping if ``loop``)."""
 
     def __init__(self, path: str | Path, loop: bool = True) -> None:
-        from ..media.reader import probe
-
         self.path = Path(path)
         info = probe(self.path)
         if not info.has_video:
@@ -113,8 +103,6 @@ class FileVideoSource:
         self._it = self._frames()
 
     def _frames(self):
-        from ..media.reader import iter_media
-
         while True:
             yield from iter_media(self.path, 16000, audio=False)
             if not self.loop:

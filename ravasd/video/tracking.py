@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models import FACE_LANDMARKER, resolve
+
 ARKIT_NAMES = (
     "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff",
     "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft",
@@ -96,7 +98,6 @@ class FaceTracker:
 
 def open_tracker(cfg) -> FaceTracker:
     """A tracker with the model resolved from config / ``RAVAS_MODELS_DIR`` / cache (download if allowed)."""
-    from ..models import FACE_LANDMARKER, resolve
 
     return FaceTracker(resolve(FACE_LANDMARKER, cfg.models.face_landmarker, cfg.models.allow_download,
                                progress=False))

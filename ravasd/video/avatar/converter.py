@@ -14,9 +14,13 @@ from typing import Callable
 import numpy as np
 
 from ...engine.frames import AnonFrame, RawFrame
-from ...errors import ModelError
+from ...errors import ConfigError, ModelError
+from ..detection_log import DetectionLogWriter
 from ..filters import PoseFilter
-from ..tracking import ARKIT_NAMES
+from ..tracking import ARKIT_NAMES, open_tracker
+from .library import find
+from .model import load_avatar
+from .renderer import AvatarRenderer
 
 log = logging.getLogger(__name__)
 JAW = ARKIT_NAMES.index("jawOpen")
@@ -37,8 +41,6 @@ class AvatarConverter:
         self.face_visible = False
         self._log = None
         if log_path:
-            from ..detection_log import DetectionLogWriter
-
             self._log = DetectionLogWriter(log_path)
 
     def idle_pose(self, t: float, age: float) -> tuple[np.ndarray, float, float, float]:
@@ -97,8 +99,6 @@ class AvatarConverter:
 
 
 def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None) -> AvatarConverter:
-    from ..tracking import open_tracker
-
     renderer = renderer_from_config(cfg, width, height)
     try:
         tracker = open_tracker(cfg)
@@ -116,9 +116,6 @@ def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None)
 def renderer_from_config(cfg, width: int, height: int, avatar: str | None = None):
     """The renderer the daemon, ``render`` and ``bench`` share: ``avatar`` (default video.avatar) with
     the configured background colour/picture and render scale."""
-    from .library import find
-    from .model import load_avatar
-    from .renderer import AvatarRenderer
 
     return AvatarRenderer(load_avatar(find(avatar or cfg.video.avatar)), width, height,
                           background=_rgb(cfg.video.background), scale=cfg.video.render_scale,
@@ -134,10 +131,10 @@ def load_background(cfg) -> np.ndarray | None:
     """``video.background_image`` as RGB, or None; a missing/unreadable file is a ConfigError."""
     if not cfg.video.background_image:
         return None
-    import cv2
     from pathlib import Path
 
-    from ...errors import ConfigError
+    import cv2
+
 
     path = Path(cfg.video.background_image).expanduser()
     img = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None

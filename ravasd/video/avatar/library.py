@@ -1,4 +1,4 @@
-"""The avatar library: bundled avatars (``avatars/*.glb`` in the source tree) plus the user's own
+"""The avatar library: bundled avatars (``bundled/avatars/*.glb`` in the package) plus the user's own
 (``<data dir>/avatars``, filled by ``ravasd avatars add``). User avatars shadow bundled ones."""
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ... import paths
+from ... import assets, paths
 from ...errors import ConfigError
 from .model import AvatarError, load_avatar
 
-BUNDLED = Path(__file__).resolve().parents[3] / "avatars"
 EXTS = (".glb", ".vrm", ".gltf")
+
+
+def bundled_dir() -> Path:
+    return assets.path("avatars")
+
+
+def preview(name: str) -> Path | None:
+    """The bundled picture of avatar ``name`` (``previews/<name>.png``), or None."""
+    p = bundled_dir() / "previews" / f"{name}.png"
+    return p if p.is_file() else None
 
 
 def user_dir() -> Path:
@@ -20,7 +29,7 @@ def user_dir() -> Path:
 
 def available() -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for folder in (BUNDLED, user_dir()):
+    for folder in (bundled_dir(), user_dir()):
         if folder.is_dir():
             for f in sorted(folder.iterdir()):
                 if f.suffix.lower() in EXTS:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...errors import RavasError
 from ..tracking import ARKIT_NAMES
+from .vrm import expressions
 
 
 class AvatarError(RavasError):
@@ -304,8 +305,6 @@ def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
     model.meta = _meta(g, fmt)
     model.bones = _bones(g, nodes, fmt)
     if fmt in ("vrm0", "vrm1"):
-        from .vrm import expressions
-
         model.expressions = expressions(g, fmt, model)
         model.facing_back = fmt == "vrm0"
     return model

@@ -1,4 +1,8 @@
-"""The ``ravasd`` command line. Every user error is printed as one paragraph, no traceback."""
+"""The ``ravasd`` command line. Every user error is printed as one paragraph, no traceback.
+
+Each ``cmd_*`` imports what only it needs when it runs (start-up time): ``ravasd ctl status`` or
+``ravasd --version`` must answer at once, not after loading MediaPipe, OpenGL and the voices.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,11 +10,17 @@ import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import RavasError
+import yaml
+
+from .. import __version__, config, logs, models, paths
+from ..config import block_size, load_config, parse_value
+from ..daemon import autostart
+from ..daemon.control import format_status, request
+from ..errors import MediaError, RavasError
 
 EPILOG = "Run `ravasd COMMAND --help` for a command's options. Docs: README.md."
 
@@ -181,8 +191,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from .config import parse_value
-
     o: dict[str, Any] = {}
     for item in getattr(args, "set", []) or []:
         if "=" not in item:
@@ -217,14 +225,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace):
-    from .config import load_config
-
     return load_config(getattr(args, "config", None), _overrides(args))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import logs
-    from .daemon.service import run
+    from ..daemon.service import run
 
     cfg = _load(args)
     logs.setup(_level(args), "ravasd.log")
@@ -232,9 +237,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
-    from .daemon.control import request
-    from .daemon.service import format_status
-
     c = args.ctl_command
     extra: dict[str, Any] = {}
     if c in ("avatar", "voice"):
@@ -266,8 +268,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_autostart(args: argparse.Namespace) -> int:
-    from .daemon import autostart
-
     if args.autostart_command == "enable":
         print(autostart.enable(systemd=args.systemd))
     elif args.autostart_command == "disable":
@@ -279,8 +279,6 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from . import models
-
     cfg = _load(args)
     for spec in models.MODELS.values():
         path = models.find(spec, cfg.models.face_landmarker)
@@ -291,7 +289,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
-    from .errors import MediaError
     from .offline import anonymize
 
     cfg = _load(args)
@@ -305,10 +302,6 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    import yaml
-
-    from . import config, paths
-
     if args.config_command == "path":
         print(paths.config_file())
     elif args.config_command == "show":
@@ -323,9 +316,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    from .audio.voices import VOICES, make_voice
-    from .config import load_config
-    from .pipelines import block_size
+    from ..audio.voices import VOICES, make_voice
 
     cfg = load_config()
     rows = []
@@ -340,7 +331,7 @@ def cmd_voices(args: argparse.Namespace) -> int:
 
 
 def cmd_converters(args: argparse.Namespace) -> int:
-    from .video.converters import VIDEO_CONVERTERS
+    from ..video.converters import VIDEO_CONVERTERS
 
     rows = [{"name": k, "description": d} for k, (_, d) in VIDEO_CONVERTERS.items()]
     _table(rows, args.json)
@@ -361,7 +352,7 @@ def _table(rows: list[dict], as_json: bool) -> None:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from .devices.listing import list_all
+    from ..devices.listing import list_all
 
     info = list_all()
     if args.json:
@@ -386,9 +377,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_avatars(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from .video.avatar import library
+    from ..video.avatar import library
 
     if args.avatars_command == "add":
         dest = library.add(args.file, force=args.force)
@@ -416,7 +405,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "audio":
-        from .bench_audio import bench_audio, to_json as audio_json
+        from .bench_audio import bench_audio
+        from .bench_audio import to_json as audio_json
 
         rows = bench_audio(_load(args), args.bench_voices, e2e=not args.no_e2e)
         if args.json:
@@ -433,14 +423,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.eval_command == "corpus":
-        from .evaluation.corpus import eval_corpus, write_corpus
+        from ..evaluation.corpus import eval_corpus, write_corpus
 
         paths = write_corpus(args.dest, eval_corpus(args.speakers, args.sentences))
         print(f"{len(paths)} utterances written to {args.dest}")
         return 0
-    from .evaluation import voice as ev
-
-    from .audio.voices import make_voice
+    from ..audio.voices import make_voice
+    from ..evaluation import voice as ev
 
     cfg = _load(args)
     voices = args.eval_voices or [cfg.audio.voice]
@@ -475,8 +464,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args([*argv, "run"])
-    from . import logs
-
     logs.setup(_level(args))
     try:
         return COMMANDS[args.command](args)

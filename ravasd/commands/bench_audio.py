@@ -22,15 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from ..audio.sinks import DeviceAudioSink
+from ..audio.sources import MicSource, synth_speech
+from ..audio.voices import VOICES, make_voice
+from ..config import Config, block_size
+from ..devices import pulse
+from ..engine.frames import RawAudio
+from ..engine.runner import AudioPublisher, StreamRunner
+from ..media.writer import MediaWriter
 
 
 def rtf(cfg: Config, name: str, seconds: float = 4.0) -> tuple[float, int, int]:
     """(processing time / audio time on this thread, algorithmic latency samples, block)."""
-    from .audio.sources import synth_speech
-    from .audio.voices import make_voice
-    from .engine.frames import RawAudio
-    from .pipelines import block_size
 
     rate, block = cfg.audio.sample_rate, block_size(cfg)
     x = synth_speech(rate, seconds)
@@ -59,8 +62,6 @@ class _Server:
     """The user's running server, or a private pulseaudio started for the bench."""
 
     def __init__(self) -> None:
-        from .devices import pulse
-
         self.proc = None
         self.tmp = None
         self.env = dict(os.environ)
@@ -92,13 +93,9 @@ class _Server:
         self.modules: list[int] = []
 
     def load(self, *args: str) -> None:
-        from .devices import pulse
-
         self.modules.append(pulse.load_module(*args))
 
     def unload_all(self) -> None:
-        from .devices import pulse
-
         for m in reversed(self.modules):
             pulse.unload_module(m)
         self.modules.clear()
@@ -129,13 +126,6 @@ def _envelope(x: np.ndarray, rate: int) -> np.ndarray:
 
 def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | None = None) -> float:
     """Milliseconds from the fake microphone's input to the voice's output, on one clock."""
-    from .audio.sinks import DeviceAudioSink
-    from .audio.sources import MicSource, synth_speech
-    from .audio.voices import make_voice
-    from .devices import pulse
-    from .engine.runner import StreamRunner
-    from .media.writer import MediaWriter
-    from .pipelines import block_size
 
     rate, block = 48000, block_size(cfg.replace(**{"audio.sample_rate": 48000}))
     own = srv is None
@@ -160,11 +150,11 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
                                     "--channels=2", f"--rate={rate}", "--file-format=wav", str(rec_path)],
                                    env=srv.env)
             runner = StreamRunner(
-                "audio", source=lambda: MicSource(pulse.route("input", "ravas_bench_mic"), rate, block),
+                source=lambda: MicSource(pulse.route("input", "ravas_bench_mic"), rate, block),
                 converter=lambda: make_voice(cfg, rate, name, block=block),
                 sink=lambda: DeviceAudioSink(pulse.route("output", "ravas_bench_out"), rate, block,
                                              cfg.audio.max_latency_ms / 1000),
-                period=block / rate, deadline=cfg.audio.deadline_ms / 1000, rate=rate, block=block,
+                publisher=AudioPublisher(block / rate, rate, block), deadline=cfg.audio.deadline_ms / 1000,
                 max_backlog=max(2, int(cfg.audio.max_latency_ms / cfg.audio.block_ms))).start()
             time.sleep(0.8)
             subprocess.run(["paplay", "--device=ravas_bench_in", "--latency-msec=10", str(wav)], env=srv.env,
@@ -199,8 +189,6 @@ def lag_ms(x: np.ndarray, y: np.ndarray, rate: int) -> float:
 
 
 def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True) -> list[dict]:
-    from .audio.voices import VOICES
-
     srv, why = None, ""
     if e2e:  # one server (private if needed) for all voices: PortAudio is re-initialised once
         try:

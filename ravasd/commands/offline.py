@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
-from .engine import placeholder
-from .engine.frames import AnonAudio, AnonFrame, RawAudio, RawFrame
-from .errors import MediaError
-from .media.reader import iter_media, probe
-from .media.writer import MediaWriter, output_kind
-from .pipelines import block_size
+from ..audio.voices import make_voice
+from ..config import Config, block_size
+from ..engine import placeholder
+from ..engine.frames import AnonAudio, AnonFrame, RawAudio, RawFrame
+from ..errors import MediaError
+from ..media.reader import iter_media, probe
+from ..media.writer import MediaWriter, output_kind
+from ..video.converters import make_video_converter
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
     """Anonymize ``input_path`` into ``output_path`` (.mp4/.mkv/.mov or .wav/.flac)."""
     from tqdm import tqdm
 
-    from .audio.voices import make_voice
-    from .video.converters import make_video_converter
 
     inp, out = Path(input_path), Path(output_path)
     kind = output_kind(out)

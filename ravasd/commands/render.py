@@ -5,18 +5,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
-from .engine.frames import AnonFrame
-from .errors import MediaError
+from ..config import Config
+from ..engine.frames import AnonFrame
+from ..errors import MediaError
+from ..video.avatar.converter import renderer_from_config
+from ..video.detection_log import read_log
+from ..video.filters import PoseFilter
 
 
 def render(cfg: Config, output: Path, avatar: str | None = None, log: Path | None = None,
            width: int | None = None, height: int | None = None) -> Path:
     import cv2
 
-    from .video.avatar.converter import renderer_from_config
-    from .video.detection_log import read_log
-    from .video.filters import PoseFilter
 
     w, h = width or cfg.video.width, height or cfg.video.height
     ext = output.suffix.lower()
@@ -39,7 +39,7 @@ def render(cfg: Config, output: Path, avatar: str | None = None, log: Path | Non
                 raise MediaError(f"Output {output} cannot be written.")
             tmp.replace(output)
             return output
-        from .media.writer import MediaWriter
+        from ..media.writer import MediaWriter
 
         if not poses:
             raise MediaError("rendering a video needs --blendshapes LOG (a detection log to replay).")

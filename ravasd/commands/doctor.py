@@ -8,7 +8,17 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass
 
-from .config import Config
+from ..config import Config
+from ..daemon import autostart
+from ..daemon.control import request
+from ..daemon.tray import display_available
+from ..devices import pulse
+from ..devices.listing import camera_available, cameras, input_exists
+from ..devices.virtual import open_virtual_mic
+from ..errors import DeviceError, ModelError, RavasError
+from ..models import FACE_LANDMARKER, cache_path, find
+from ..video.avatar.renderer import create_context
+from ..video.sinks import open_virtual_camera
 
 
 @dataclass
@@ -20,9 +30,6 @@ class Check:
 
 
 def _camera(cfg: Config) -> Check:
-    from .devices.listing import cameras
-    from .video.sources import camera_available
-
     real = [c for c in cameras() if not c["virtual"]] if sys.platform.startswith("linux") else []
     if camera_available(cfg.video.camera):
         return Check("camera", "ok", f"camera {cfg.video.camera!r} opens")
@@ -32,13 +39,10 @@ def _camera(cfg: Config) -> Check:
 
 
 def _microphone(cfg: Config) -> Check:
-    from .devices import pulse
-    from .pipelines import _input_exists
-
     info = pulse.server_info() if sys.platform.startswith("linux") else None
     if cfg.audio.input_device is not None:
         name = cfg.audio.input_device
-        if (isinstance(name, str) and info and pulse.find_source(name)) or _input_exists(name):
+        if (isinstance(name, str) and info and pulse.find_source(name)) or input_exists(name):
             return Check("microphone", "ok", f"{name!r} found")
         return Check("microphone", "warn", f"{name!r} not found; the demo voice will be used",
                      "set audio.input_device to a name from `ravasd devices`.")
@@ -46,16 +50,13 @@ def _microphone(cfg: Config) -> Check:
         src = str(info.get("default_source_name") or "")
         if src and not src.endswith(".monitor") and not src.startswith("ravas_mic"):
             return Check("microphone", "ok", f"default source {src}")
-    elif _input_exists(None):
+    elif input_exists(None):
         return Check("microphone", "ok", "default input device")
     return Check("microphone", "warn", "no microphone; the demo voice will be used",
                  "connect a microphone or set audio.input_device.")
 
 
 def _virtual_camera(cfg: Config) -> Check:
-    from .devices.virtual import open_virtual_camera
-    from .errors import DeviceError
-
     try:
         sink = open_virtual_camera(cfg.video.width, cfg.video.height, cfg.video.fps)
         dev = sink.device
@@ -66,10 +67,6 @@ def _virtual_camera(cfg: Config) -> Check:
 
 
 def _virtual_mic() -> Check:
-    from .daemon.control import request
-    from .devices.virtual import open_virtual_mic
-    from .errors import DeviceError, RavasError
-
     try:  # a running daemon owns the device: do not touch its modules
         st = request("status", timeout=1.0)
         if st.get("ok") and st["status"].get("virtual_mic"):
@@ -86,9 +83,6 @@ def _virtual_mic() -> Check:
 
 
 def _models(cfg: Config) -> Check:
-    from .errors import ModelError
-    from .models import FACE_LANDMARKER, cache_path, find
-
     try:
         path = find(FACE_LANDMARKER, cfg.models.face_landmarker)
     except ModelError as err:
@@ -102,8 +96,6 @@ def _models(cfg: Config) -> Check:
 
 def _opengl() -> Check:
     try:
-        from .video.avatar.renderer import create_context
-
         ctx = create_context()
         renderer = ctx.info.get("GL_RENDERER", "?")
         ctx.release()
@@ -115,8 +107,6 @@ def _opengl() -> Check:
 
 
 def _tray() -> Check:
-    from .daemon.tray import display_available
-
     if not display_available():
         return Check("tray/display", "warn", "no display: the daemon runs headless (control with `ravasd ctl`)",
                      "run inside a desktop session for the tray icon.")
@@ -129,8 +119,6 @@ def _tray() -> Check:
 
 
 def _autostart() -> Check:
-    from .daemon import autostart
-
     st = autostart.status()
     if st["enabled"]:
         return Check("autostart", "ok", "enabled: " + ", ".join(st["where"]))

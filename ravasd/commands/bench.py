@@ -13,15 +13,18 @@ import time
 
 import numpy as np
 
-from .config import Config
+from ..config import Config
+from ..engine.frames import AnonFrame
+from ..video.avatar.converter import renderer_from_config
+from ..video.avatar.library import find
+from ..video.avatar.model import load_avatar
+from ..video.avatar.renderer import AvatarRenderer
+from ..video.filters import PoseFilter
+from ..video.sinks import NullVideoSink
+from ..video.tracking import ARKIT_NAMES, open_tracker
 
 
 def _face_clip(n: int, width: int, height: int) -> list[np.ndarray]:
-    from .video.avatar.library import find
-    from .video.avatar.model import load_avatar
-    from .video.avatar.renderer import AvatarRenderer
-    from .video.tracking import ARKIT_NAMES
-
     r = AvatarRenderer(load_avatar(find("mira")), width, height, background=(0.35, 0.4, 0.38))
     frames = []
     try:
@@ -38,11 +41,6 @@ def _face_clip(n: int, width: int, height: int) -> list[np.ndarray]:
 def bench_video(cfg: Config, width: int, height: int, seconds: float = 10.0, fps: int | None = None) -> dict:
     import cv2
 
-    from .engine.frames import AnonFrame
-    from .video.avatar.converter import renderer_from_config
-    from .video.filters import PoseFilter
-    from .video.sinks import NullVideoSink
-    from .video.tracking import open_tracker
 
     fps = fps or cfg.video.fps
     clip = _face_clip(60, 640, 480)  # a webcam-sized input

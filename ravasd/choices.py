@@ -1,0 +1,21 @@
+"""The names a config may choose (voices, video converters) and the one check of them.
+
+Called wherever a name enters: ``run`` at start, live swaps (tray, ``ctl``), worker start-up.
+It reads the registries only; nothing is built or loaded.
+"""
+from __future__ import annotations
+
+from .audio.voices import VOICES
+from .config import Config
+from .errors import ConfigError
+from .video.converters import VIDEO_CONVERTERS
+
+
+def check_names(cfg: Config) -> None:
+    """Raise :class:`ConfigError` (listing the choices) for an unknown video converter or voice."""
+    if cfg.video.converter not in VIDEO_CONVERTERS:
+        raise ConfigError(f"video.converter: unknown converter {cfg.video.converter!r}.",
+                          f"choose one of: {', '.join(sorted(VIDEO_CONVERTERS))} (`ravasd converters`).")
+    if cfg.audio.voice not in VOICES:
+        raise ConfigError(f"audio.voice: unknown voice {cfg.audio.voice!r}.",
+                          f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
