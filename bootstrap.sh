@@ -2,7 +2,8 @@
 # Set up RAVAS on a fresh Debian/Ubuntu machine, then run it.
 #   ./bootstrap.sh run  [ravasd run options]   start the daemon (demo source when no camera/mic)
 #   ./bootstrap.sh test [pytest options]       run the whole test suite
-# Installs the Debian packages it needs (as root or through sudo), makes .venv, installs ravasd.
+# Installs the Debian packages it needs (as root or through sudo), makes .venv, installs ravasd;
+# `run` also puts ravasd on PATH (~/.local/bin) and RAVAS into the applications menu.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,8 +14,9 @@ APT_PACKAGES=(
   xvfb dbus dbus-x11 procps ffmpeg espeak-ng flite                                 # tests: display, media, speech
 )
 
-# Only for the test suite: a PipeWire server, so RAVAS Mic is tested on both sound servers.
-TEST_PACKAGES=(pipewire pipewire-pulse wireplumber)
+# Only for the test suite: a PipeWire server, so RAVAS Mic is tested on both sound servers, and the
+# desktop-entry validator.
+TEST_PACKAGES=(pipewire pipewire-pulse wireplumber desktop-file-utils)
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
 
@@ -66,7 +68,10 @@ fi
 if [ "$cmd" = test ]; then make_venv test,eval; else make_venv ""; fi
 export OPENBLAS_NUM_THREADS=1
 case "$cmd" in
-  run)  exec .venv/bin/ravasd run "$@" ;;
+  run)
+    # ravasd on PATH (~/.local/bin), an applications-menu entry and the icon, for this user
+    .venv/bin/ravasd desktop install || log "could not add RAVAS to the desktop (see above); .venv/bin/ravasd still works"
+    exec .venv/bin/ravasd run "$@" ;;
   test) exec .venv/bin/python -m pytest "$@" ;;
   *)    log "usage: ./bootstrap.sh run|test [options]"; exit 2 ;;
 esac

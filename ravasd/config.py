@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -155,8 +156,6 @@ def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
     if isinstance(value, str) and not value.strip() and "choices" not in meta:
         raise ConfigError(f"{key}: must not be empty.")
     if "pattern" in meta and isinstance(value, str):
-        import re
-
         if not re.match(meta["pattern"], value):
             raise ConfigError(f"{key}: must look like #5a7d9a, got {value!r}.")
     return value

@@ -10,6 +10,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from . import paths
 from .errors import ModelError
 
@@ -65,7 +67,6 @@ def find(spec: ModelSpec, configured: str | None = None) -> Path | None:
 
 def fetch(spec: ModelSpec, progress: bool = True, dest: Path | None = None) -> Path:
     """Download ``spec`` into the cache, verify its sha256, and move it into place."""
-    from tqdm import tqdm
 
     dest = dest or cache_path(spec)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import leaks
+
 from ravasd.engine.frames import AnonFrame, RawFrame
 from ravasd.video.avatar.model import AvatarError, load_avatar, read_gltf
 from ravasd.video.tracking import ARKIT_NAMES
@@ -247,12 +247,11 @@ def test_avatar_converter_holds_then_eases_to_idle_and_follows_the_voice(rendere
 
 
 def test_avatar_output_contains_no_camera_pixels(renderers):
+    from conftest import SHARED_MODELS
     from skimage import data
 
     from ravasd.video.avatar.converter import AvatarConverter
     from ravasd.video.tracking import FaceTracker
-
-    from conftest import SHARED_MODELS
 
     astro = np.ascontiguousarray(data.astronaut())
     conv = AvatarConverter(FaceTracker(SHARED_MODELS / "face_landmarker.task"), renderers["mira"])

@@ -9,8 +9,8 @@ import time
 
 import av
 import pytest
-
 from helpers import wait_until
+
 from ravasd.config import load_config
 from ravasd.engine.supervisor import Supervisor
 from ravasd.pipelines import WIRING

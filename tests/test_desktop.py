@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from ravasd import assets
-
 from conftest import SHARED_MODELS
 from helpers import ravasd
+
+from ravasd import assets
 from ravasd.errors import DeviceError, ModelError, RavasError
 
 
@@ -181,6 +180,44 @@ def test_autostart_xdg_and_systemd(home):
     assert f"ExecStart={sys.executable} -m ravasd run --no-tray" in unit.read_text()
     assert "removed" in autostart.disable("linux")
     assert not desktop.exists() and not unit.exists() and autostart.status("linux")["enabled"] is False
+
+
+def test_desktop_entry_icon_and_path_link(home, monkeypatch, tmp_path):
+    """`ravasd desktop install` (run by ./bootstrap.sh run): a valid menu entry whose commands run this
+    installation, the icon, and ~/.local/bin/ravasd; a foreign file there is left alone; remove undoes it."""
+    import shutil
+
+    from ravasd.daemon import desktop
+
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    exe = tmp_path / "my apps" / "bin" / "ravasd"  # a path with a space: Exec= must quote it
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(desktop, "launcher", lambda: exe)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    lines = desktop.install()
+    entry = home / ".local" / "share" / "applications" / "org.ravas.ravasd.desktop"
+    text = entry.read_text()
+    assert f'Exec="{exe}" run' in text and f'Exec="{exe}" ctl pause' in text and "Icon=org.ravas.ravasd" in text
+    if shutil.which("desktop-file-validate"):
+        r = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
+    svg, png = desktop.icon_files()
+    assert svg.read_text().lstrip().startswith("<?xml") and png.read_bytes()[:4] == b"\x89PNG"
+    link = home / ".local" / "bin" / "ravasd"
+    assert os.readlink(link) == str(exe)
+    assert any("not on your PATH" in line for line in lines)  # the note says how to fix it
+    assert desktop.status()["menu_entry"] == str(entry)
+    assert desktop.install()  # again: nothing breaks, the link stays
+    assert os.readlink(link) == str(exe)
+    removed = desktop.remove()
+    assert not entry.exists() and not svg.exists() and not link.exists() and len(removed) == 4
+    link.write_text("someone else's ravasd")  # not ours: never replaced, never removed
+    assert any("left as it is" in line for line in desktop.install())
+    desktop.remove()
+    assert link.read_text() == "someone else's ravasd"
+    with pytest.raises(RavasError, match="PyInstaller"):
+        desktop.install(platform="win32")
 
 
 def test_autostart_macos_launch_agent(home):

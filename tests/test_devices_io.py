@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers import wait_until
+
 from ravasd.audio.sinks import DeviceAudioSink
 from ravasd.audio.sources import MicSource, synth_speech
 from ravasd.engine.frames import AnonAudio, AnonFrame, RawFrame
@@ -141,6 +141,7 @@ def test_microphone_that_vanishes_gives_silence_and_recovers(pulse, monkeypatch)
     """Unload the microphone's module mid-stream: the output turns to silence (never stalls), and
     when the device comes back the stream resumes by itself."""
     from helpers import RecordingSink
+
     from ravasd.devices import pulse as pulsectl
 
     idx = pulsectl.load_module("module-remap-source", "source_name=vanishing_mic", "master=fake_cam_mic.monitor",
@@ -196,8 +197,8 @@ def test_microphone_close_from_two_threads_runs_once(pulse):
     calls on one stream deadlocked the audio bench once. Only the first close may touch the stream."""
     import threading
 
-    from ravasd.devices import pulse as pulsectl
     from ravasd.audio.sources import open_mic as _open_mic
+    from ravasd.devices import pulse as pulsectl
 
     idx = pulsectl.load_module("module-remap-source", "source_name=close_twice_mic", "master=fake_cam_mic.monitor",
                                "channels=1", "channel_map=mono")

@@ -7,9 +7,20 @@ import time
 
 import numpy as np
 import pytest
+from helpers import (
+    CONVERTED,
+    TONE,
+    H,
+    NoiseAudioSource,
+    NoiseVideoSource,
+    RecordingSink,
+    TestAudioConverter,
+    TestVideoConverter,
+    W,
+    leaks,
+    wait_until,
+)
 
-from helpers import (CONVERTED, TONE, H, W, NoiseAudioSource, NoiseVideoSource, RecordingSink,
-                     TestAudioConverter, TestVideoConverter, leaks, wait_until)
 from ravasd.engine import placeholder
 from ravasd.engine.frames import AnonAudio, AnonFrame, RawAudio, RawFrame
 from ravasd.engine.runner import AudioPublisher, StreamRunner, VideoPublisher

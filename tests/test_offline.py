@@ -8,12 +8,12 @@ import sys
 import av
 import numpy as np
 import pytest
-
 from helpers import leaks
 from mediagen import make_audio, make_video, textured_frame
+
+from ravasd.commands.offline import anonymize
 from ravasd.config import load_config
 from ravasd.errors import MediaError
-from ravasd.commands.offline import anonymize
 
 VIDEO_CASES = {
     "avi_mpeg4_ac3_odd_size": dict(ext=".avi", vcodec="mpeg4", acodec="ac3", width=321, height=239, fps=15),
@@ -90,6 +90,32 @@ def test_converter_crash_offline_gives_placeholders_not_input(media_dir, tmp_pat
     res = anonymize(src, out, load_config(overrides={"video.converter": "card"}), progress=False)
     frames, _, _ = _streams(out)
     assert len(frames) == 20 and res.converter_errors == 4 and res.placeholders == 4
+    inputs = [textured_frame(i, 320, 240) for i in range(20)]
+    assert max(leaks(f, inputs) for f in frames) < 0.2
+
+
+def test_offline_lets_through_only_the_streams_own_anonymized_type(media_dir, tmp_path, monkeypatch):
+    """The runner's converter guard, offline too: a video converter that returns a raw frame or
+    another anonymized type (here audio) gets the placeholder for that frame, never its output."""
+    from ravasd.engine.frames import AnonAudio
+    from ravasd.video import converters
+
+    calls = {"n": 0}
+
+    class Wrong(converters.CardConverter):
+        def process(self, frame):
+            calls["n"] += 1
+            if calls["n"] % 4 == 1:
+                return frame  # the raw input itself
+            if calls["n"] % 4 == 2:
+                return AnonAudio(np.zeros(10, np.float32), 16000, frame.ts)  # anonymized, but not a frame
+            return super().process(frame)
+
+    monkeypatch.setitem(converters.VIDEO_CONVERTERS, "card", (lambda cfg, w, h: Wrong(w, h), "test"))
+    src = make_video(media_dir / "wrong.mp4", seconds=1.0, fps=20)
+    res = anonymize(src, tmp_path / "o.mp4", load_config(overrides={"video.converter": "card"}), progress=False)
+    frames, _, _ = _streams(tmp_path / "o.mp4")
+    assert len(frames) == 20 and res.converter_errors == 10 and res.placeholders == 10
     inputs = [textured_frame(i, 320, 240) for i in range(20)]
     assert max(leaks(f, inputs) for f in frames) < 0.2
 

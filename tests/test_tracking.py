@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from skimage import data
-
 from conftest import SHARED_MODELS
 from helpers import leaks
+from skimage import data
+
 from ravasd.engine.frames import AnonFrame, RawFrame
 from ravasd.errors import MediaError
 from ravasd.video.detection_log import DetectionLogWriter, read_log
@@ -128,8 +128,8 @@ def test_anonymize_with_facemask_on_a_face_video(tmp_path, astronaut):
     """A clip of a real face (the astronaut, moving) through `anonymize` with face tracking."""
     import av
 
-    from ravasd.config import load_config
     from ravasd.commands.offline import anonymize
+    from ravasd.config import load_config
     from ravasd.video.facemask import BG
 
     src = tmp_path / "face.mp4"

@@ -1,8 +1,8 @@
 """The tray under a real X server (Xvfb) with the GTK backend: every menu item, on a real daemon."""
 from __future__ import annotations
 
-import os
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path

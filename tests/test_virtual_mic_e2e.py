@@ -2,17 +2,17 @@
 "RAVAS Mic" → recorded; checked converted, on time, without dropouts; then `ravasd ctl quit`."""
 from __future__ import annotations
 
-import os
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 
 import numpy as np
-
 from helpers import ravasd
 from mediagen import make_audio
+
 from ravasd.audio.sources import synth_speech
 
 RATE = 48000

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from ravasd.evaluation.voice import collect, eer, wer
 from ravasd.errors import RavasError
+from ravasd.evaluation.voice import collect, eer, wer
 
 
 def test_eer_of_known_score_sets():

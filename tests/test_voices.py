@@ -329,8 +329,8 @@ def test_sound_projection_weighs_sounds_not_speakers():
 
 def test_reference_speakers_are_not_evaluation_speakers():
     """The evaluation measures speakers the mapping has never seen."""
-    from ravasd.evaluation.pools import REFERENCE_SPEAKERS
     from ravasd.evaluation.corpus import EVAL_SPEAKERS
+    from ravasd.evaluation.pools import REFERENCE_SPEAKERS
 
     def variant(v):
         return v.split("+")[-1].lower() if "+" in v else v

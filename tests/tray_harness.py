@@ -15,6 +15,7 @@ from ravasd.daemon import autostart  # noqa: E402
 from ravasd.daemon.service import Daemon  # noqa: E402
 from ravasd.daemon.tray import Tray, tray_state  # noqa: E402
 
+
 def main():
     global res, daemon, tray, opened, T0
     out = sys.argv[1]

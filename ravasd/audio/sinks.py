@@ -34,7 +34,7 @@ class DeviceAudioSink:
 
     def __init__(self, device: int | str | None, rate: int, block: int, max_latency: float = 0.2,
                  preroll: int = 3) -> None:
-        import sounddevice as sd
+        import sounddevice as sd  # PortAudio is a system library: only live devices need it
 
         self.rate, self.block = rate, block
         self.max_samples = max(int(max_latency * rate), 2 * block)

@@ -28,7 +28,7 @@ class MicSource:
 
     def __init__(self, device: int | str | None, rate: int, block: int, timeout: float = 1.0,
                  label: str | None = None, guard=None) -> None:
-        import sounddevice as sd
+        import sounddevice as sd  # PortAudio is a system library: only live devices need it
 
         self.rate, self.block, self.timeout = rate, block, timeout
         # ``guard()`` → True when the stream no longer reads the chosen device; it runs once a second

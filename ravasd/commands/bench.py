@@ -11,6 +11,7 @@ import math
 import os
 import time
 
+import cv2
 import numpy as np
 
 from ..config import Config
@@ -39,9 +40,6 @@ def _face_clip(n: int, width: int, height: int) -> list[np.ndarray]:
 
 
 def bench_video(cfg: Config, width: int, height: int, seconds: float = 10.0, fps: int | None = None) -> dict:
-    import cv2
-
-
     fps = fps or cfg.video.fps
     clip = _face_clip(60, 640, 480)  # a webcam-sized input
     tracker = open_tracker(cfg)

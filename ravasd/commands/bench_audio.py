@@ -12,15 +12,19 @@ is null with the reason.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
+from scipy.signal import fftconvolve
 
 from ..audio.sinks import DeviceAudioSink
 from ..audio.sources import MicSource, synth_speech
@@ -50,10 +54,7 @@ def rtf(cfg: Config, name: str, seconds: float = 4.0) -> tuple[float, int, int]:
 def _die_with_parent() -> None:
     """Child side (Linux): SIGTERM when the bench dies, so a private server is never orphaned."""
     try:
-        import ctypes
-        import signal as sig
-
-        ctypes.CDLL("libc.so.6").prctl(1, sig.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
         pass
 
@@ -86,7 +87,7 @@ class _Server:
             else:
                 self.close()
                 raise RuntimeError("a private pulseaudio did not start")
-            import sounddevice as sd
+            import sounddevice as sd  # PortAudio (a system library) loads only where the bench plays
 
             sd._terminate()  # PortAudio lists ALSA's "pulse" device only if a server answered at init
             sd._initialize()
@@ -163,8 +164,6 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
             runner.stop()
             rec.terminate()
             rec.wait(5)
-            import av
-
             with av.open(str(rec_path)) as c:
                 data = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=-1)
             data = data.reshape(-1, 2) if data.shape[0] != 2 else data.T
@@ -181,7 +180,6 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
 
 def lag_ms(x: np.ndarray, y: np.ndarray, rate: int) -> float:
     """How many ms ``y`` (output) lags ``x`` (input), from where each has sound."""
-    from scipy.signal import fftconvolve
 
     a, b = _envelope(x, rate), _envelope(y, rate)
     c = fftconvolve(b, a[::-1], mode="full")

@@ -122,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     auto_sub.add_parser("disable", help="remove it")
     auto_sub.add_parser("status", help="show whether it is installed")
 
+    dsk = sub.add_parser("desktop", help="put RAVAS in the applications menu and ravasd on PATH (Linux)",
+                         description="Install, for this user, an applications-menu entry (with Pause/Resume/Quit "
+                         "actions), the app icon, and a ~/.local/bin/ravasd link to this installation.")
+    dsk_sub = dsk.add_subparsers(dest="desktop_command", metavar="ACTION", required=True)
+    di = dsk_sub.add_parser("install", help="write the menu entry and icon, link ravasd into ~/.local/bin")
+    di.add_argument("--no-link", action="store_true", help="do not link ~/.local/bin/ravasd")
+    dsk_sub.add_parser("remove", help="remove them again")
+    dsk_sub.add_parser("status", help="show what is installed")
+
     mod = sub.add_parser("models", help="model files (face tracking)")
     mod_sub = mod.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     _config_args(mod_sub.add_parser("fetch", help="download missing models from their official source "
@@ -275,6 +284,21 @@ def cmd_autostart(args: argparse.Namespace) -> int:
     else:
         st = autostart.status()
         print(("enabled: " + ", ".join(st["where"])) if st["enabled"] else "disabled")
+    return 0
+
+
+def cmd_desktop(args: argparse.Namespace) -> int:
+    from ..daemon import desktop
+
+    if args.desktop_command == "install":
+        print("\n".join(desktop.install(link=not args.no_link)))
+    elif args.desktop_command == "remove":
+        print("\n".join(desktop.remove()))
+    else:
+        st = desktop.status()
+        print(f"menu entry: {st['menu_entry'] or 'not installed'}")
+        print(f"icon: {', '.join(st['icon']) or 'not installed'}")
+        print(f"ravasd on PATH: {st['on_path'] or 'no'}")
     return 0
 
 
@@ -443,7 +467,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "run": cmd_run, "avatars": cmd_avatars, "bench": cmd_bench, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "autostart": cmd_autostart,
+COMMANDS = {"eval": cmd_eval, "run": cmd_run, "avatars": cmd_avatars, "bench": cmd_bench, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "autostart": cmd_autostart, "desktop": cmd_desktop,
             "models": cmd_models, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
             "converters": cmd_converters, "devices": cmd_devices}
 

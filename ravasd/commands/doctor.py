@@ -5,6 +5,7 @@ missing camera/mic/display are warnings because the daemon has fallbacks for the
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import asdict, dataclass
 
@@ -111,7 +112,7 @@ def _tray() -> Check:
         return Check("tray/display", "warn", "no display: the daemon runs headless (control with `ravasd ctl`)",
                      "run inside a desktop session for the tray icon.")
     try:
-        import pystray  # noqa: F401
+        import pystray  # noqa: F401  (the check itself: does it load here?)
     except Exception as err:
         return Check("tray/display", "warn", f"pystray cannot load ({err})",
                      "sudo apt install python3-gi gir1.2-ayatanaappindicator3-0.1 gir1.2-gtk-3.0")
@@ -131,8 +132,6 @@ def run_checks(cfg: Config) -> list[Check]:
 
 
 def report(checks: list[Check], as_json: bool = False) -> tuple[str, int]:
-    import json
-
     code = 1 if any(c.status == "fail" for c in checks) else 0
     if as_json:
         return json.dumps({"ok": code == 0, "checks": [asdict(c) for c in checks]}, indent=2), code

@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from ..audio.voices import make_voice
 from ..config import Config, block_size
 from ..engine import placeholder
 from ..engine.frames import AnonAudio, AnonFrame, RawAudio, RawFrame
+from ..engine.guard import ConverterFailed, ConverterGuard
 from ..errors import MediaError
 from ..media.reader import iter_media, probe
 from ..media.writer import MediaWriter, output_kind
@@ -36,46 +39,35 @@ class AnonymizeResult:
 
 
 class _Guarded:
-    """Calls a converter; on an exception returns the placeholder and makes a fresh instance."""
+    """The runner's :class:`ConverterGuard` with the offline fallback: the placeholder for an item the
+    converter failed on (the next item gets a fresh instance). The first instance is built at once,
+    so a converter that cannot start at all is the user's error, not a file of placeholders."""
 
-    def __init__(self, factory, fallback) -> None:
-        self.factory, self.fallback = factory, fallback
-        self.conv = factory()
-        self.errors = 0
+    def __init__(self, factory: Callable[[], Any], item_type: type, fallback: Callable[[Any], Any]) -> None:
+        self.guard = ConverterGuard(factory, item_type)
+        self.conv = self.guard.build()
+        self.fallback = fallback
         self.placeholders = 0
 
-    def __call__(self, item):
+    @property
+    def errors(self) -> int:
+        return self.guard.failures
+
+    def __call__(self, item: Any) -> Any:
         try:
-            if self.conv is None:
-                self.conv = self.factory()
-            out = self.conv.process(item)
-            if isinstance(out, (AnonFrame, AnonAudio)) and not isinstance(out, (RawFrame, RawAudio)):
-                return out
-            raise TypeError(f"converter returned {type(out).__name__}")
-        except Exception as err:
-            self.errors += 1
+            return self.guard.process(item)
+        except ConverterFailed as err:
             self.placeholders += 1
-            log.warning("converter failed (%s: %s); placeholder used, converter restarted",
-                        type(err).__name__, err)
-            try:
-                if self.conv is not None:
-                    self.conv.close()
-            except Exception:
-                pass
-            self.conv = None
+            log.warning("converter failed (%s); placeholder used, converter restarted", err)
             return self.fallback(item)
 
     def close(self) -> None:
-        if self.conv is not None:
-            self.conv.close()
+        self.guard.close()
 
 
 def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
               progress: bool = True) -> AnonymizeResult:
     """Anonymize ``input_path`` into ``output_path`` (.mp4/.mkv/.mov or .wav/.flac)."""
-    from tqdm import tqdm
-
-
     inp, out = Path(input_path), Path(output_path)
     kind = output_kind(out)
     info = probe(inp)
@@ -93,10 +85,10 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
 
     video = audio = None
     if want_video:
-        video = _Guarded(lambda: make_video_converter(cfg, width, height),
+        video = _Guarded(lambda: make_video_converter(cfg, width, height), AnonFrame,
                          lambda f: placeholder.card(width, height, "no-signal", f.ts))
     if info.has_audio:
-        audio = _Guarded(lambda: make_voice(cfg, rate, block=block),
+        audio = _Guarded(lambda: make_voice(cfg, rate, block=block), AnonAudio,
                          lambda b: placeholder.silence(len(b.samples), rate, b.ts))
     writer = MediaWriter(out, width=width if want_video else 0, height=height if want_video else 0, fps=fps,
                          audio_rate=rate if info.has_audio else 0)
@@ -106,7 +98,7 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
     pending = np.zeros(0, np.float32)
     consumed = 0  # input samples handed to the converter
     produced = 0  # output samples written
-    skip = getattr(audio.conv, "latency", 0) if audio and audio.conv else 0
+    skip = audio.conv.latency if audio else 0  # the voice's look-ahead, trimmed from the start
     audio_start: float | None = None
     shown = 0.0
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..config import Config
 from ..engine.frames import AnonFrame
 from ..errors import MediaError
+from ..media.writer import MediaWriter
 from ..video.avatar.converter import renderer_from_config
 from ..video.detection_log import read_log
 from ..video.filters import PoseFilter
@@ -15,7 +17,6 @@ from ..video.filters import PoseFilter
 
 def render(cfg: Config, output: Path, avatar: str | None = None, log: Path | None = None,
            width: int | None = None, height: int | None = None) -> Path:
-    import cv2
 
 
     w, h = width or cfg.video.width, height or cfg.video.height
@@ -39,7 +40,6 @@ def render(cfg: Config, output: Path, avatar: str | None = None, log: Path | Non
                 raise MediaError(f"Output {output} cannot be written.")
             tmp.replace(output)
             return output
-        from ..media.writer import MediaWriter
 
         if not poses:
             raise MediaError("rendering a video needs --blendshapes LOG (a detection log to replay).")

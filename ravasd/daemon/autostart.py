@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from .. import assets
 from ..errors import RavasError
@@ -36,6 +37,18 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "ravasd", *args]
 
 
+def desktop_exec(args: list[str]) -> str:
+    """``args`` as a freedesktop.org ``Exec=`` value: arguments with reserved characters go in double
+    quotes (with ``"`$\\`` escaped), and ``%`` is doubled (it starts a field code there)."""
+    out = []
+    for a in args:
+        a = a.replace("%", "%%")
+        if not a or any(c in a for c in " \t\n\"'\\><~|&;$*?#()`"):
+            a = '"' + "".join("\\" + c if c in '"`$\\' else c for c in a) + '"'
+        out.append(a)
+    return " ".join(out)
+
+
 def _xdg_config() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
@@ -53,7 +66,7 @@ def launch_agent() -> Path:
 
 
 def _winreg():  # pragma: no cover - replaced by a fake in tests
-    import winreg
+    import winreg  # Windows only
 
     return winreg
 
@@ -70,11 +83,9 @@ def enable(systemd: bool = False, platform: str | None = None) -> str:
                 subprocess.run(["systemctl", "--user", "daemon-reload"], capture_output=True)
                 subprocess.run(["systemctl", "--user", "enable", "ravasd.service"], capture_output=True)
             return f"systemd user unit written to {systemd_unit()}"
-        atomic_write_text(desktop_file(), _template("ravasd.desktop.in").replace("{exec}", exec_line))
+        atomic_write_text(desktop_file(), _template("ravasd.desktop.in").replace("{exec}", desktop_exec(cmd)))
         return f"autostart entry written to {desktop_file()}"
     if platform == "darwin":
-        from xml.sax.saxutils import escape
-
         args = "\n".join(f"    <string>{escape(c)}</string>" for c in cmd)
         atomic_write_text(launch_agent(), _template("org.ravas.ravasd.plist.in").replace("{args}", args))
         return f"LaunchAgent written to {launch_agent()}"

@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import threading
+from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,11 +57,11 @@ class InstanceLock:
         self.fh = open(self.path, "a+")
         try:
             if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-                import msvcrt
+                import msvcrt  # Windows only
 
                 msvcrt.locking(self.fh.fileno(), msvcrt.LK_NBLCK, 1)
             else:
-                import fcntl
+                import fcntl  # POSIX only
 
                 fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -142,8 +143,6 @@ class ControlServer:
             return {"ok": False, "error": f"{type(err).__name__}: {err}"}
 
     def _serve_pipe(self) -> None:  # pragma: no cover - Windows only
-        from multiprocessing.connection import Listener
-
         with Listener(pipe_name(), family="AF_PIPE") as listener:
             while not self._closing:
                 with listener.accept() as conn:
@@ -170,8 +169,6 @@ def request(cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
     """Send one command to the running daemon; raises :class:`RavasError` when none runs."""
     msg = json.dumps({"cmd": cmd, **args}).encode() + b"\n"
     if sys.platform == "win32":  # pragma: no cover
-        from multiprocessing.connection import Client
-
         try:
             with Client(pipe_name(), family="AF_PIPE") as c:
                 c.send_bytes(msg)

@@ -28,6 +28,7 @@ from ..video.avatar.library import find as find_avatar
 from ..video.converters import VIDEO_CONVERTERS
 from .control import ControlServer, InstanceLock, format_status
 from .resolve import Resources, resolve
+from .tray import start_tray
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +217,6 @@ def run(cfg: Config, duration: float | None = None, status_every: float = 10.0, 
         daemon.start()
         icon = None
         if tray is not False:
-            from .tray import (
-                start_tray,  # lazy: pystray and GTK load only where a tray is shown
-            )
-
             icon = start_tray(daemon, required=bool(tray))
             if icon is None:
                 print("tray: no display; running headless (control with `ravasd ctl`).", file=out)

@@ -15,6 +15,8 @@ import sys
 import threading
 from typing import Any
 
+from PIL import Image, ImageDraw
+
 from .. import paths
 from ..audio.voices import VOICES
 from ..errors import DeviceError
@@ -34,20 +36,25 @@ def display_available() -> bool:
 
 
 def _pick_backend() -> None:
+    """AppIndicator, else GTK (both have menus), else X11's icon without a menu: the GObject
+    bindings are a system package that a pipx venv or a frozen build may not see."""
     if os.environ.get("PYSTRAY_BACKEND") or not sys.platform.startswith("linux"):
         return
     try:
-        import gi
+        import gi  # optional: Debian's python3-gi
 
-        gi.require_version("AyatanaAppIndicator3", "0.1")
-        os.environ["PYSTRAY_BACKEND"] = "appindicator"
-    except Exception:
-        os.environ["PYSTRAY_BACKEND"] = "gtk"
+        try:
+            gi.require_version("AyatanaAppIndicator3", "0.1")
+            os.environ["PYSTRAY_BACKEND"] = "appindicator"
+        except ValueError:
+            gi.require_version("Gtk", "3.0")
+            os.environ["PYSTRAY_BACKEND"] = "gtk"
+    except (ImportError, ValueError):
+        os.environ["PYSTRAY_BACKEND"] = "xorg"
+        log.info("tray: no GTK bindings (python3-gi); the icon has no menu — use `ravasd ctl`")
 
 
 def icon_image(state: str, size: int = 64):
-    from PIL import Image, ImageDraw
-
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     d.ellipse((2, 2, size - 3, size - 3), fill=COLORS.get(state, COLORS["waiting"]) + (255,))
@@ -84,7 +91,7 @@ class Tray:
     """Owns the pystray icon; built and run in the main thread."""
 
     def __init__(self, daemon: Any, opener=open_path) -> None:
-        import pystray
+        import pystray  # needs a display at import time: loaded only when a tray is shown
 
 
         self.daemon = daemon

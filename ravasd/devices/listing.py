@@ -30,7 +30,7 @@ def input_exists(device: int | str | None) -> bool:
     """Whether PortAudio has an input device ``device`` (None: a default input)."""
     try:
         # PortAudio is a system library that may be missing: only a probe needs it, so it loads here
-        import sounddevice as sd
+        import sounddevice as sd  # PortAudio is a system library that may be missing
 
         sd.query_devices(device, kind="input")
         return True

@@ -31,7 +31,19 @@ from typing import Any, Callable, Protocol
 
 from . import placeholder
 from .frames import AnonAudio, AnonFrame
-from .stage import ClockedSink, DeviceCounters, FaceAware, SlowClosingSink
+from .guard import ConverterFailed, ConverterGuard, quiet
+from .stage import (
+    AudioConverter,
+    AudioSink,
+    AudioSource,
+    ClockedSink,
+    DeviceCounters,
+    FaceAware,
+    SlowClosingSink,
+    VideoConverter,
+    VideoSink,
+    VideoSource,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +114,9 @@ class StreamRunner:
     ``on_eof``: called once when a finite source is exhausted and its output published.
     """
 
-    def __init__(self, *, source: Callable[[], Any], converter: Callable[[], Any], sink: Callable[[], Any],
-                 publisher: Publisher, deadline: float, hang_timeout: float = 2.0,
+    def __init__(self, *, source: Callable[[], VideoSource | AudioSource],
+                 converter: Callable[[], VideoConverter | AudioConverter],
+                 sink: Callable[[], VideoSink | AudioSink], publisher: Publisher, deadline: float, hang_timeout: float = 2.0,
                  max_backlog: int = 2, clock: Callable[[], float] = time.monotonic,
                  on_eof: Callable[[], None] | None = None, tap: Tap | None = None) -> None:
         self.publisher = publisher
@@ -177,7 +190,7 @@ class StreamRunner:
         if isinstance(self.publisher, VideoPublisher):
             self.publisher.delay = seconds
 
-    def swap_converter(self, factory: Callable[[], Any]) -> None:
+    def swap_converter(self, factory: Callable[[], VideoConverter | AudioConverter]) -> None:
         """Use a new converter (voice/avatar changed live). Output of the old one is discarded."""
         with self._cv:
             self._converter_factory = factory
@@ -189,7 +202,7 @@ class StreamRunner:
         with self._cv:
             self._calls = [*self._calls, method]
 
-    def set_preview(self, factory: Callable[[], Any] | None) -> None:
+    def set_preview(self, factory: Callable[[], VideoSink] | None) -> None:
         """Mirror what the sink gets into a second sink (the preview window), or stop mirroring."""
         old, self._preview = self._preview, None
         _quiet_close(old)
@@ -368,8 +381,7 @@ class StreamRunner:
             return self._inbox.popleft(), self._epoch
 
     def _convert_loop(self, gen: int) -> None:
-        conv = None
-        want = self.publisher.item_type
+        guard = ConverterGuard(self._converter_factory, self.publisher.item_type)
         limit = self.publisher.outbox_limit(self.deadline)
         while not self._stop.is_set() and gen == self._gen:
             got = self._take()
@@ -379,53 +391,41 @@ class StreamRunner:
                 break
             item, epoch = got
             with self._cv:
-                if self._swap_pending or self._reset_pending:
-                    if self._swap_pending and conv is not None:
-                        _quiet_close(conv)
-                        conv = None
-                    elif conv is not None:
-                        _try(conv.reset)
-                    self._swap_pending = self._reset_pending = False
-                factory = self._converter_factory
+                if self._swap_pending:
+                    guard.replace(self._converter_factory)
+                elif self._reset_pending:
+                    guard.reset()
+                self._swap_pending = self._reset_pending = False
                 calls, self._calls = self._calls, []
             for method in calls:  # a named converter feature, asked for over the control channel
-                fn = getattr(conv, method, None) if conv is not None else None
+                fn = getattr(guard.instance, method, None) if guard.instance is not None else None
                 if fn is None:
                     self._error(f"the current converter has no '{method}'")
                 else:
-                    _try(fn)
+                    quiet(fn)
             try:
-                if conv is None:
+                if guard.instance is None:
                     try:
-                        conv = factory()
-                    except Exception:
+                        self._converter = guard.build()  # outside the hang watch: model loads take time
+                    except Exception as err:
                         # a converter that cannot even be built (missing model…): back off, fail closed
                         self._build_failures += 1
                         self._stop.wait(min(5.0, 0.25 * 2 ** min(self._build_failures, 5)))
-                        raise
+                        raise ConverterFailed(f"{type(err).__name__}: {err}", building=True) from err
                     self._build_failures = 0
-                    self._converter = conv
                 self._busy_since = self.clock()
-                out = conv.process(item)
-            except Exception as err:
+                out = guard.process(item)
+            except ConverterFailed as err:
                 self._busy_since = None
                 if gen != self._gen or self._stop.is_set():
                     break
                 self.status.restarts += 1
-                self._error(f"converter: {type(err).__name__}: {err}")
-                _quiet_close(conv)
-                conv = None
+                self._error(f"converter: {err}")
                 self._stop.wait(0.05)
                 continue
             self._busy_since = None
             if gen != self._gen or self._stop.is_set():
                 break  # abandoned after a hang: the late result is never published
-            if type(out) is not want:
-                self.status.restarts += 1
-                self._error(f"converter returned {type(out).__name__}, not {want.__name__}")
-                _quiet_close(conv)
-                conv = None
-                continue
             with self._out_cv:
                 if epoch != self._epoch or self._paused or self._closing:
                     continue
@@ -435,7 +435,7 @@ class StreamRunner:
                     self.status.dropped += 1
                 self._out_cv.notify_all()
         if gen == self._gen:
-            _quiet_close(conv)
+            guard.close()
 
     def _finish_eof(self) -> None:
         # let the publisher drain what was converted, then signal the end
@@ -584,11 +584,4 @@ class AudioPublisher:
 
 def _quiet_close(obj: Any) -> None:
     if obj is not None:
-        _try(obj.close)
-
-
-def _try(fn: Callable[[], Any]) -> None:
-    try:
-        fn()
-    except Exception as err:  # closing must never raise into the engine
-        log.debug("ignored error on close: %s", err)
+        quiet(obj.close)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from ..errors import RavasError
 from ..media.wav import read_wav, write_wav
@@ -113,7 +114,6 @@ def _need(tool: str) -> None:
 
 def synthesize(text: str, synth: str, voice: str, extra: list[str] | None = None) -> np.ndarray:
     """Speak ``text`` with espeak-ng or flite; float32 mono at :data:`RATE`."""
-    import soxr
 
 
     _need(synth)

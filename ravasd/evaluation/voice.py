@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soxr
+from tqdm import tqdm
 
 from ..audio.voices import make_voice
 from ..config import Config, block_size
@@ -111,7 +113,6 @@ def load(path: Path) -> np.ndarray:
 
 def convert(cfg: Config, voice: str, x: np.ndarray) -> np.ndarray:
     """Run ``voice`` over a whole 16 kHz utterance exactly as the daemon would stream it."""
-    import soxr
 
 
     rate, block = cfg.audio.sample_rate, block_size(cfg)
@@ -176,8 +177,8 @@ class Evaluator:
 
     def __init__(self, cfg: Config, inputs: list[Path], progress: bool = True) -> None:
         _deps()
-        from pocketsphinx import Decoder
-        from resemblyzer import VoiceEncoder
+        from pocketsphinx import Decoder  # the eval extra: loaded only when evaluating
+        from resemblyzer import VoiceEncoder  # the eval extra (it needs torch)
 
         self.cfg, self.progress = cfg, progress
         self.items = [Item(p, s, t, load(p)) for p, s, t in collect(inputs)]
@@ -188,12 +189,10 @@ class Evaluator:
             it.hyp_orig = self.recognise(it.audio) if it.text else None
 
     def _bar(self, seq, desc: str):
-        from tqdm import tqdm
-
         return tqdm(seq, desc=desc, unit="utt", disable=not self.progress, leave=False)
 
     def embed(self, x: np.ndarray) -> np.ndarray:
-        from resemblyzer import preprocess_wav
+        from resemblyzer import preprocess_wav  # the eval extra
 
         w = preprocess_wav(x, RATE)
         return self.enc.embed_utterance(w if len(w) > RATE // 4 else x)
@@ -262,7 +261,7 @@ def to_json(reports: list[Report], details: bool = False) -> str:
 def plot(reports: list[Report], path: Path) -> None:
     """Bar chart of the privacy and intelligibility measures per voice (PNG/SVG/PDF by suffix)."""
     try:
-        import matplotlib
+        import matplotlib  # the eval extra: only for --plot
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

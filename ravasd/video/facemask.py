@@ -19,7 +19,9 @@ LINE = (120, 200, 255)
 class FaceMaskConverter:
     def __init__(self, tracker, width: int, height: int, hold_s: float = 0.5, fade_s: float = 0.5,
                  log_path: str | None = None) -> None:
-        from mediapipe.tasks.python.vision import FaceLandmarksConnections as C
+        from mediapipe.tasks.python.vision import (
+            FaceLandmarksConnections as C,  # start-up: MediaPipe loads slowly
+        )
 
         self.tracker = tracker
         self.width, self.height = width, height

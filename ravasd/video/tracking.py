@@ -61,7 +61,7 @@ class FaceTracker:
     """
 
     def __init__(self, model_path: str | Path) -> None:
-        import mediapipe as mp
+        import mediapipe as mp  # start-up: MediaPipe (and matplotlib) load in ~1 s; only a tracker needs it
         from mediapipe.tasks.python import BaseOptions, vision
 
         self._mp = mp

@@ -8,6 +8,7 @@ voices' content ends at 7.2 kHz, far below either Nyquist frequency.
 from __future__ import annotations
 
 import numpy as np
+import soxr
 
 from ...engine.frames import AnonAudio, RawAudio
 from .base import OutputQueue
@@ -25,8 +26,6 @@ class Resampled:
         self.reset(inner_too=False)
 
     def reset(self, inner_too: bool = True) -> None:
-        import soxr
-
         if inner_too:
             self.inner.reset()
         self._to = soxr.ResampleStream(self.rate, self.inner_rate, 1, dtype="float32", quality="QQ")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from ...engine.frames import AnonFrame, RawFrame
@@ -131,9 +133,7 @@ def load_background(cfg) -> np.ndarray | None:
     """``video.background_image`` as RGB, or None; a missing/unreadable file is a ConfigError."""
     if not cfg.video.background_image:
         return None
-    from pathlib import Path
 
-    import cv2
 
 
     path = Path(cfg.video.background_image).expanduser()

@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ...errors import RavasError
@@ -204,8 +205,6 @@ class _Reader:
         return out if k > 1 else out.reshape(-1)
 
     def image(self, index: int) -> np.ndarray | None:
-        import cv2
-
         img = self.g["images"][index]
         if "bufferView" in img:
             buf, start, _ = self.view(img["bufferView"])

@@ -14,6 +14,7 @@ import os
 import sys
 from importlib import resources
 
+import cv2
 import numpy as np
 
 from ..tracking import ARKIT_NAMES
@@ -66,7 +67,7 @@ def create_context():
     ~14 to ~9.5 ms on 2 cores (``ravasd bench video``): with more, smaller work items the frame
     still finishes when a core is late to wake. A value the user set is kept.
     """
-    import moderngl
+    import moderngl  # loads the GL driver: only when a context is made
 
     if not sys.platform.startswith("linux"):
         return moderngl.create_standalone_context()
@@ -141,7 +142,6 @@ class AvatarRenderer:
 
     def _background(self, image: np.ndarray):
         """A full-screen textured quad drawn first (a picture behind the avatar, scaled to cover)."""
-        import cv2
 
         h, w = image.shape[:2]
         k = max(self.width / w, self.height / h)
@@ -375,8 +375,6 @@ class AvatarRenderer:
         out = np.empty((self.height, self.width, 3), np.uint8)  # fresh: frames already handed out stay intact
         self._fbo.read_into(out, components=3, alignment=1)
         if (self.width, self.height) != self.out_size:
-            import cv2
-
             out = cv2.resize(out, self.out_size, interpolation=cv2.INTER_LINEAR)
         return out  # already top-down: the projection flips Y
 

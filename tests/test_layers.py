@@ -1,0 +1,115 @@
+"""The package's layers import down only: read from the code's imports (top-level and nested).
+
+Lowest first; a module may import its own layer's modules and any lower layer. ``audio`` and
+``video`` are one layer but never import each other (each stream stands alone), and nothing inside
+the package reads the checkout: bundled files go through ``ravasd.assets``.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "ravasd"
+
+LAYERS = [
+    {"ravasd", "ravasd.errors", "ravasd.paths", "ravasd.assets", "ravasd.config", "ravasd.logs", "ravasd.models"},
+    {"ravasd.engine", "ravasd.devices"},
+    {"ravasd.media"},
+    {"ravasd.audio", "ravasd.video"},
+    {"ravasd.choices", "ravasd.evaluation"},
+    {"ravasd.pipelines"},
+    {"ravasd.daemon"},
+    {"ravasd.commands", "ravasd.__main__"},
+]
+APART = [("ravasd.audio", "ravasd.video")]
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _group(module: str) -> str:
+    """The layer entry a module belongs to: the longest listed prefix."""
+    best = ""
+    for layer in LAYERS:
+        for name in layer:
+            if (module == name or module.startswith(name + ".")) and len(name) > len(best):
+                best = name
+    assert best, f"{module} is in no layer: add it to LAYERS"
+    return best
+
+
+def _level(group: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if group in layer)
+
+
+def imports(path: Path) -> set[str]:
+    """The ravasd modules ``path`` imports, resolved (relative imports included)."""
+    mod = _module(path)
+    package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "ravasd"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "ravasd":
+                continue
+            found.add(target)
+            for a in node.names:  # `from . import config` names a module
+                if (PKG.parent / (target.replace(".", "/") + "/" + a.name + ".py")).exists():
+                    found.add(f"{target}.{a.name}")
+    return found
+
+
+def violations() -> list[str]:
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        src = _group(_module(path))
+        for target in sorted(imports(path)):
+            dst = _group(target)
+            if _level(dst) > _level(src):
+                bad.append(f"{_module(path)} imports {target} (layer {_level(dst)} above {_level(src)})")
+            if (src, dst) in APART or (dst, src) in APART:
+                bad.append(f"{_module(path)} imports {target} ({src} and {dst} stay apart)")
+    return bad
+
+
+def test_layers_import_down_only():
+    assert violations() == []
+
+
+def test_engine_and_devices_import_nothing_above_them():
+    """The two bottom layers, spelled out: only themselves and the base modules."""
+    base = LAYERS[0]
+    for path in sorted((PKG / "engine").rglob("*.py")) + sorted((PKG / "devices").rglob("*.py")):
+        own = _group(_module(path))
+        for target in imports(path):
+            assert _group(target) in base | {own}, f"{_module(path)} imports {target}"
+
+
+def test_the_checker_sees_a_wrong_door(tmp_path, monkeypatch):
+    """The check can fail: an engine module importing the wiring is reported."""
+    fake = PKG / "engine" / "_layer_probe.py"
+    fake.write_text("from .. import pipelines\nfrom ..video.sinks import NullVideoSink\n")
+    try:
+        bad = violations()
+    finally:
+        fake.unlink()
+    assert any("ravasd.engine._layer_probe imports ravasd.pipelines" in b for b in bad)
+    assert any("ravasd.engine._layer_probe imports ravasd.video.sinks" in b for b in bad)
+
+
+def test_no_module_reads_the_checkout():
+    """Run-time files come through importlib.resources (ravasd.assets), never paths above the package."""
+    for path in sorted(PKG.rglob("*.py")):
+        text = path.read_text()
+        assert ".parents[" not in text, f"{path.relative_to(PKG)} climbs out of the package"
