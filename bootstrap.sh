@@ -65,7 +65,7 @@ if [ "$cmd" = test ]; then
 else
   install_system_packages "${APT_PACKAGES[@]}"
 fi
-if [ "$cmd" = test ]; then make_venv test,eval; else make_venv ""; fi
+if [ "$cmd" = test ]; then make_venv test,eval,cluster; else make_venv ""; fi
 export OPENBLAS_NUM_THREADS=1
 case "$cmd" in
   run)

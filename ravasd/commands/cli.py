@@ -72,13 +72,27 @@ def build_parser() -> argparse.ArgumentParser:
                       help="no tray icon (headless; control with `ravasd ctl`)")
     tray.add_argument("--tray", dest="tray", action="store_true", help="require the tray icon")
 
-    an = sub.add_parser("anonymize", help="anonymize a recorded video or audio file",
-                        description="Run a recorded file through the live converters on a simulated clock. "
-                        "Video in (avi/mp4/mkv/mov…) → .mp4/.mkv/.mov out; audio in (wav/flac/mp3…) → .wav/.flac.")
-    an.add_argument("media_in", type=Path, metavar="INPUT", help="recorded video or audio file")
-    an.add_argument("-o", "--output", type=Path, required=True, metavar="OUTPUT")
+    an = sub.add_parser("anonymize", help="anonymize recorded video/audio files (one, or whole corpora)",
+                        description="Run recorded files through the live converters on a simulated clock. "
+                        "One file: INPUT -o OUTPUT (video in (avi/mp4/mkv/mov…) → .mp4/.mkv/.mov; audio in "
+                        "(wav/flac/mp3…) → .wav/.flac). A batch: files, folders (recursive) and globs -o OUTDIR: "
+                        "the input tree is mirrored, --jobs files run at once (or as Ray tasks), and "
+                        "OUTDIR/manifest.jsonl makes a re-run resume (done files skipped, failed ones retried). "
+                        "Exit status 0 only when every file succeeded.")
+    an.add_argument("media_in", type=str, nargs="+", metavar="INPUT",
+                    help="recorded video or audio files, folders of them, or globs ('data/**/*.mp4')")
+    an.add_argument("-o", "--output", type=Path, required=True, metavar="OUTPUT",
+                    help="the output file (one input file) or folder (a batch)")
     an.add_argument("--no-progress", action="store_true", help="no progress bar")
-    an.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    an.add_argument("--force", action="store_true", help="one file: overwrite OUTPUT if it exists")
+    an.add_argument("-j", "--jobs", type=int, metavar="N",
+                    help="batch: files at once (default: the CPU cores; each job single-threaded); "
+                    "with --engine ray: the CPUs of a local Ray instance")
+    an.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="batch: worker processes on this machine, or Ray tasks (the cluster extra)")
+    an.add_argument("--address", metavar="ADDR", help="--engine ray: a running Ray cluster (default: RAY_ADDRESS, "
+                    "else a local instance)")
+    an.add_argument("--eval", action="store_true", help="batch: write the evaluation report (eval report) after")
     _common_config_args(an)
 
     cfgp = sub.add_parser("config", help="show or change the configuration")
@@ -164,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     bv.add_argument("--seconds", type=float, default=10.0)
     bv.add_argument("--json", action="store_true")
     _config_args(bv)
+    bb = be_sub.add_parser("batch", help="throughput of `anonymize` on a generated corpus, per job count")
+    bb.add_argument("--jobs", dest="bench_jobs", type=int, action="append", metavar="N",
+                    help="job counts to measure (repeatable; default 1 and the CPU count)")
+    bb.add_argument("--files", type=int, default=8)
+    bb.add_argument("--seconds", type=float, default=10.0, help="length of each clip")
+    bb.add_argument("--width", type=int, default=640)
+    bb.add_argument("--height", type=int, default=480)
+    bb.add_argument("--json", action="store_true")
+    _config_args(bb)
     ba = be_sub.add_parser("audio", help="per voice: real-time factor and end-to-end latency through PulseAudio")
     ba.add_argument("--voice", dest="bench_voices", action="append", metavar="NAME",
                     help="only this voice (repeatable)")
@@ -186,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     evv.add_argument("--details", action="store_true", help="with --json: per-utterance transcripts")
     evv.add_argument("--plot", type=Path, metavar="FILE", help="also save a bar chart (.png/.svg/.pdf)")
     _config_args(evv)
+    evr = ev_sub.add_parser("report", help="privacy, intelligibility and video checks of an anonymized batch",
+                            description="Measure a batch written by `ravasd anonymize IN... -o OUTDIR` against "
+                            "its inputs: voice EERs (ignorant / lazy-informed), identification, similarity and "
+                            "WER with 95 %% bootstrap intervals, per speaker (file names <speaker>_<anything>); "
+                            "per video the largest correlation of output and input frames; durations and A/V "
+                            "start offsets. Writes OUTDIR/report.md, report.html and plots.")
+    evr.add_argument("outdir", type=Path, metavar="OUTDIR")
+    _config_args(evr)
     evc = ev_sub.add_parser("corpus", help="synthesise the evaluation corpus (espeak-ng, flite) into a folder")
     evc.add_argument("dest", type=Path, metavar="DIR")
     evc.add_argument("--speakers", type=int, metavar="N", help="only the first N speakers (of 8)")
@@ -316,13 +347,37 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     from .offline import anonymize
 
     cfg = _load(args)
+    single = (len(args.media_in) == 1 and Path(args.media_in[0]).is_file() and not args.output.is_dir()
+              and args.output.suffix.lower() in {".mp4", ".mkv", ".mov", ".wav", ".flac"})
+    if args.jobs is not None and args.jobs < 1:
+        raise RavasError(f"--jobs {args.jobs}: must be at least 1.")
+    if not single:
+        return _anonymize_batch(args, cfg)
     if args.output.exists() and not args.force:
         raise MediaError(f"Output {args.output} already exists.", "choose another name or pass --force.")
-    res = anonymize(args.media_in, args.output, cfg, progress=not args.no_progress and sys.stderr.isatty())
+    res = anonymize(args.media_in[0], args.output, cfg, progress=not args.no_progress and sys.stderr.isatty())
     note = f", {res.placeholders} placeholder items after {res.converter_errors} converter errors" \
         if res.converter_errors else ""
     print(f"wrote {res.output}: {res.frames} frames, {res.audio_seconds:.2f} s audio{note}")
     return 0
+
+
+def _anonymize_batch(args: argparse.Namespace, cfg) -> int:
+    from .batch import run_batch
+
+    if args.output.suffix.lower() in {".mp4", ".mkv", ".mov", ".wav", ".flac"} and not args.output.is_dir():
+        raise RavasError(f"Output {args.output} looks like a file, but a batch writes into a folder.",
+                         "name a folder for -o (it is created), or anonymize one file at a time.")
+    res = run_batch(args.media_in, args.output, cfg, jobs=args.jobs, engine=args.engine, address=args.address,
+                    progress=not args.no_progress and sys.stderr.isatty(),
+                    log=lambda line: print(line, flush=True))
+    print(res.summary())
+    if args.eval:
+        from ..evaluation.report import write_report  # the eval extra
+
+        paths = write_report(args.output, cfg, progress=not args.no_progress and sys.stderr.isatty())
+        print("report: " + ", ".join(str(p) for p in paths))
+    return 0 if res.ok else 1
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -428,6 +483,16 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "batch":
+        from .bench_batch import bench_batch
+        from .bench_batch import to_json as batch_json
+
+        rows = bench_batch(_load(args), args.bench_jobs or sorted({1, os.cpu_count() or 1}), args.files,
+                           args.seconds, args.width, args.height)
+        print(batch_json(rows) if args.json else "")
+        if not args.json:
+            _table(rows, False)
+        return 0
     if args.bench_command == "audio":
         from .bench_audio import bench_audio
         from .bench_audio import to_json as audio_json
@@ -446,6 +511,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.eval_command == "report":
+        from ..evaluation.report import write_report
+
+        paths = write_report(args.outdir, _load(args), progress=sys.stderr.isatty())
+        print("report: " + ", ".join(str(p) for p in paths))
+        return 0
     if args.eval_command == "corpus":
         from ..evaluation.corpus import eval_corpus, write_corpus
 

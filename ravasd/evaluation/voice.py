@@ -175,13 +175,14 @@ def _trials(test: list[np.ndarray], enrol: list[np.ndarray], spk: list[str]):
 class Evaluator:
     """Loads the utterances and measures the originals once; :meth:`run` then scores one voice."""
 
-    def __init__(self, cfg: Config, inputs: list[Path], progress: bool = True) -> None:
+    def __init__(self, cfg: Config, inputs: list[Path] | list[Item], progress: bool = True) -> None:
         _deps()
         from pocketsphinx import Decoder  # the eval extra: loaded only when evaluating
         from resemblyzer import VoiceEncoder  # the eval extra (it needs torch)
 
         self.cfg, self.progress = cfg, progress
-        self.items = [Item(p, s, t, load(p)) for p, s, t in collect(inputs)]
+        self.items = (list(inputs) if inputs and isinstance(inputs[0], Item)
+                      else [Item(p, s, t, load(p)) for p, s, t in collect(inputs)])
         self.enc = VoiceEncoder("cpu", verbose=False)
         self.dec = Decoder(samprate=RATE, logfn="/dev/null")
         for it in self._bar(self.items, "originals"):
@@ -204,10 +205,19 @@ class Evaluator:
         return self.dec.hyp().hypstr if self.dec.hyp() else ""
 
     def run(self, voice: str) -> Report:
-        """Score ``voice`` (an unknown name raises ConfigError from the first conversion)."""
+        """Convert every utterance with ``voice`` and score it (an unknown name raises ConfigError from
+        the first conversion)."""
+        for it in self.items:
+            it.converted = None
+        return self.score(voice, lambda it: convert(self.cfg, voice, it.audio))
+
+    def score(self, voice: str, converted=None) -> Report:
+        """Score the items' converted audio: ``converted(item)`` makes it where an item has none yet
+        (``ravasd eval report`` loads what a batch wrote instead)."""
         items = self.items
         for it in self._bar(items, f"eval {voice}"):
-            it.converted = convert(self.cfg, voice, it.audio)
+            if it.converted is None:
+                it.converted = converted(it)
             it.emb_conv = self.embed(it.converted)
             it.hyp_conv = self.recognise(it.converted) if it.text else None
         spk = [it.speaker for it in items]

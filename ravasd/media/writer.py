@@ -47,7 +47,9 @@ class MediaWriter:
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
         fmt = (VIDEO_EXTS | AUDIO_EXTS)[self.path.suffix.lower()]
         try:
-            self.container = av.open(str(self.tmp), mode="w", format=fmt)
+            # bitexact: no random segment IDs, dates or version strings — the same input and settings
+            # give the same bytes (a batch job equals a one-file run, on any machine)
+            self.container = av.open(str(self.tmp), mode="w", format=fmt, options={"fflags": "+bitexact"})
         except av.error.FFmpegError as err:
             raise MediaError(f"Output {self.path} cannot be written ({err}).",
                              "check that the folder is writable.") from None
@@ -62,7 +64,9 @@ class MediaWriter:
             self.vstream.codec_context.time_base = TIME_BASE  # keep sub-frame timing (live recordings)
             # no B-frames: live recordings have irregular frame times, which B-frame reordering
             # turns into invalid decode timestamps
-            self.vstream.options = {"crf": "20", "preset": "veryfast", "bf": "0"}
+            # one encoder thread: the same bytes on any machine and in any batch job (x264 output depends
+            # on its thread count); encoding is a small part of the work per frame
+            self.vstream.options = {"crf": "20", "preset": "veryfast", "bf": "0", "threads": "1"}
         if audio_rate:
             codec = {"mp4": "aac", "mov": "aac", "matroska": "aac", "wav": "pcm_s16le", "flac": "flac"}[fmt]
             self.astream = self.container.add_stream(codec, rate=audio_rate)

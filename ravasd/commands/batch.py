@@ -1,0 +1,399 @@
+"""``ravasd anonymize IN... -o OUTDIR``: whole corpora, on every core or a Ray cluster, resumable.
+
+Each file is one job, run by :func:`run_job` — the same :func:`~ravasd.commands.offline.anonymize`
+as a one-file run, single-threaded (one x264 thread, one BLAS thread, one llvmpipe thread), so a
+file's output is byte for byte what ``ravasd anonymize FILE -o OUT`` writes. Jobs run in a pool of
+``--jobs`` worker processes (``engine="local"``) or as Ray tasks (:mod:`.cluster`); either way the
+coordinator (this process) is the only writer of ``OUTDIR/manifest.jsonl``: one JSON line per
+finished job, flushed and fsync'ed, so a batch killed at any point resumes where it stopped —
+done files are skipped (same input size and mtime, same config digest, output present), failed
+ones are retried, changed inputs redone. Outputs are written atomically (``MediaWriter``); partial
+files a killed run left are removed at the next start. One bad file never stops the batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm import tqdm
+
+from .. import __version__
+from ..config import Config, to_dict
+from ..errors import MediaError, RavasError
+from ..media.reader import probe
+
+VIDEO_IN = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
+AUDIO_IN = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus"}
+MANIFEST = "manifest.jsonl"
+LOCK = ".ravasd-batch.lock"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its output goes. ``rel``: the output path below OUTDIR without its
+    extension (the input tree mirrored); the job picks the extension from what the file holds."""
+
+    input: str  # absolute path
+    rel: str
+    size: int
+    mtime_ns: int
+    duration: float  # media seconds (the container's estimate; 0 when unreadable)
+
+
+def config_digest(cfg: Config) -> str:
+    """sha256 of the settings that shape an anonymized file (the video and audio sections)."""
+    d = to_dict(cfg)
+    blob = json.dumps({"video": d["video"], "audio": d["audio"]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------ planning
+def _media(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_IN | AUDIO_IN and not path.name.startswith(".")
+
+
+def expand(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """Files, folders (recursive) and globs → (file, output path below OUTDIR without extension).
+
+    A folder's files keep their path below the folder's own name; a glob's files their path below
+    the glob's first wildcard-free folder; a file its name. Raises :class:`RavasError` for an input
+    that matches nothing and for two inputs that would write the same output."""
+    found: list[tuple[Path, str]] = []
+    for raw in inputs:
+        text = str(raw)
+        if glob.has_magic(text):
+            parts = Path(text).parts
+            base = Path(*parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))] or ["."])
+            hits = sorted(Path(p) for p in glob.glob(text, recursive=True))
+            files = [(p, p.relative_to(base)) for p in hits if p.is_file() and _media(p)]
+        elif Path(text).is_dir():
+            base = Path(text)
+            files = [(p, Path(base.resolve().name) / p.relative_to(base))
+                     for p in sorted(base.rglob("*")) if p.is_file() and _media(p)
+                     and not any(q.startswith(".") for q in p.relative_to(base).parts)]
+        elif Path(text).is_file():
+            files = [(Path(text), Path(Path(text).name))]
+        else:
+            raise RavasError(f"Input {text} does not exist.", "check the path; folders and globs ('*.mp4') work too.")
+        if not files:
+            raise RavasError(f"Input {text} holds no video or audio files "
+                             f"({', '.join(sorted(VIDEO_IN | AUDIO_IN))}).")
+        found += [(p, str(rel.with_suffix(""))) for p, rel in files]
+    seen: dict[str, Path] = {}
+    out = []
+    for path, rel in found:
+        if rel in seen:
+            if seen[rel].resolve() == path.resolve():
+                continue  # the same file named twice
+            raise RavasError(f"{seen[rel]} and {path} would both be written to {rel}.*",
+                             "rename one of them, or anonymize them into different output folders.")
+        seen[rel] = path
+        out.append((path, rel))
+    return out
+
+
+def plan(inputs: Iterable[str | Path]) -> list[Job]:
+    jobs = []
+    for path, rel in expand(inputs):
+        st = path.stat()
+        try:
+            duration = probe(path).duration
+        except MediaError:
+            duration = 0.0  # the job itself reports what is wrong with it
+        jobs.append(Job(str(path.resolve()), rel, st.st_size, st.st_mtime_ns, duration))
+    return jobs
+
+
+def output_suffix(input_path: str, has_video: bool) -> str:
+    """Video stays in its container when it is one we write (.mp4/.mkv/.mov), else .mp4; audio
+    becomes .flac when it was FLAC, else .wav (lossless either way)."""
+    ext = Path(input_path).suffix.lower()
+    if has_video:
+        return ext if ext in (".mp4", ".mkv", ".mov") else ".mp4"
+    return ".flac" if ext == ".flac" else ".wav"
+
+
+# ------------------------------------------------------------------------------ one job
+def single_threaded() -> None:
+    """Make this (worker) process use one thread per library, before any of them starts its pool."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "LP_NUM_THREADS"):
+        os.environ[var] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
+    """Anonymize one file exactly as a one-file run would; returns its manifest record. Never
+    raises for a bad file (the record says ``failed`` and why); runs in a worker process or task."""
+    # imported here: a worker process pays for the converters, the coordinator never does
+    from .offline import anonymize
+
+    t0 = time.monotonic()
+    rec: dict[str, Any] = {
+        "input": job.input, "rel": job.rel, "input_size": job.size, "input_mtime_ns": job.mtime_ns,
+        "voice": cfg.audio.voice, "video_converter": cfg.video.converter, "avatar": cfg.video.avatar,
+        "config_digest": config_digest(cfg), "ravasd_version": __version__, "host": socket.gethostname(),
+        "pid": os.getpid()}
+    try:
+        rec["input_sha256"] = sha256_file(job.input)
+        info = probe(job.input)
+        out = Path(outdir) / (job.rel + output_suffix(job.input, info.has_video))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        res = anonymize(job.input, out, cfg, progress=False)
+        rec.update(status="done", output=str(out.relative_to(outdir)), output_sha256=sha256_file(out),
+                   kind="video" if info.has_video else "audio", duration_s=round(res.duration, 3),
+                   frames=res.frames, audio_s=round(res.audio_seconds, 3), has_audio=info.has_audio,
+                   placeholders=res.placeholders, converter_errors=res.converter_errors, error="")
+    except RavasError as err:
+        rec.update(status="failed", error=f"{type(err).__name__}: {err}")
+    except Exception as err:  # a bug or a library failure on this file: recorded, the batch goes on
+        rec.update(status="failed", error=f"{type(err).__name__}: {err}")
+    rec["wall_s"] = round(time.monotonic() - t0, 3)
+    rec["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return rec
+
+
+# ------------------------------------------------------------------------------ manifest
+def read_manifest(outdir: Path) -> dict[str, dict[str, Any]]:
+    """The last record per output path (``rel``); a torn last line (killed mid-write) is ignored."""
+    records: dict[str, dict[str, Any]] = {}
+    path = outdir / MANIFEST
+    if not path.exists():
+        return records
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("rel"), str):
+                records[rec["rel"]] = rec
+    return records
+
+
+def is_done(job: Job, rec: dict[str, Any] | None, digest: str, outdir: Path) -> bool:
+    return bool(rec and rec.get("status") == "done" and rec.get("config_digest") == digest
+                and rec.get("input_size") == job.size and rec.get("input_mtime_ns") == job.mtime_ns
+                and rec.get("input") == job.input and (outdir / str(rec.get("output", ""))).is_file())
+
+
+class Manifest:
+    """Appends records to ``OUTDIR/manifest.jsonl`` (coordinator only), each line flushed and synced."""
+
+    def __init__(self, outdir: Path) -> None:
+        path = outdir / MANIFEST
+        torn = path.exists() and path.stat().st_size > 0 and path.read_bytes()[-1:] != b"\n"
+        self.fh = open(path, "a", encoding="utf-8")
+        if torn:  # a run killed mid-line: end that line so the next record stands on its own
+            self.fh.write("\n")
+
+    def append(self, rec: dict[str, Any]) -> None:
+        self.fh.write(json.dumps(rec, sort_keys=True) + "\n")
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _lock(outdir: Path) -> Any:
+    import fcntl  # POSIX; the batch runs on Linux/macOS machines and clusters
+
+    fh = open(outdir / LOCK, "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise RavasError(f"Another ravasd batch is writing into {outdir}.",
+                         "wait for it to finish, or choose another output folder.") from None
+    return fh
+
+
+def _clean_partials(outdir: Path) -> int:
+    """Remove the temporary files of outputs a killed run was writing (``.NAME.partial-PID.EXT``)."""
+    n = 0
+    for p in outdir.rglob(".*.partial-*"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+# ------------------------------------------------------------------------------ the batch
+@dataclass
+class BatchResult:
+    done: int = 0
+    skipped: int = 0
+    failed: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    wall_s: float = 0.0
+    media_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        total = self.done + self.skipped + len(self.failed)
+        text = (f"{total} files: {self.done + self.skipped} done ({self.skipped} already done before), "
+                f"{len(self.failed)} failed; {self.media_s / 3600:.3f} h of media in {self.wall_s:.1f} s")
+        for rec in self.failed:
+            text += f"\n  FAILED {rec['input']}: {rec['error']}"
+        return text
+
+
+def _worker(conn: Any, cfg: Config, outdir: str) -> None:
+    """A local worker process: one job at a time from the coordinator, its record back."""
+    single_threaded()
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the coordinator is gone
+            return
+        if job is None:
+            return
+        conn.send(run_job(job, cfg, outdir))
+
+
+def run_local(jobs: list[Job], cfg: Config, outdir: Path, workers: int,
+              on_result: Callable[[dict[str, Any]], None], retries: int = 1) -> None:
+    """Run ``jobs`` on ``workers`` spawned processes, one job each at a time. A worker that dies
+    (a crash in a native library, the OOM killer) loses only its own job, which is retried
+    ``retries`` times on a fresh worker and then recorded as failed."""
+    ctx = mp.get_context("spawn")
+    queue = list(reversed(jobs))
+    lost: dict[str, int] = {}
+    busy: dict[Any, tuple[Any, Job]] = {}  # connection → (process, job)
+
+    def start(job: Job) -> None:
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(theirs, cfg, str(outdir)), name="ravasd-batch", daemon=True)
+        proc.start()
+        theirs.close()
+        ours.send(job)
+        busy[ours] = (proc, job)
+
+    try:
+        for _ in range(min(workers, len(queue))):
+            start(queue.pop())
+        while busy:
+            for conn in mp.connection.wait(list(busy)):
+                proc, job = busy.pop(conn)
+                try:
+                    rec = conn.recv()
+                except (EOFError, OSError):  # the worker died on this job
+                    proc.join(5)
+                    lost[job.rel] = lost.get(job.rel, 0) + 1
+                    conn.close()
+                    if lost[job.rel] <= retries:
+                        start(job)
+                    else:
+                        on_result(_lost(job, cfg, f"the worker process died on this file "
+                                                  f"{lost[job.rel]} times (exit code {proc.exitcode})"))
+                        if queue:
+                            start(queue.pop())
+                    continue
+                on_result(rec)
+                if queue:  # the same worker takes the next file
+                    job = queue.pop()
+                    conn.send(job)
+                    busy[conn] = (proc, job)
+                else:
+                    conn.send(None)
+                    proc.join(5)
+                    conn.close()
+    finally:
+        for conn, (proc, _) in busy.items():  # interrupted: no worker outlives the coordinator
+            proc.terminate()
+            proc.join(2)
+
+
+def _lost(job: Job, cfg: Config, why: str) -> dict[str, Any]:
+    return {"input": job.input, "rel": job.rel, "input_size": job.size, "input_mtime_ns": job.mtime_ns,
+            "config_digest": config_digest(cfg), "ravasd_version": __version__, "status": "failed",
+            "error": why, "voice": cfg.audio.voice, "avatar": cfg.video.avatar,
+            "video_converter": cfg.video.converter, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def run_batch(inputs: Iterable[str | Path], outdir: str | Path, cfg: Config, jobs: int | None = None,
+              engine: str = "local", address: str | None = None, progress: bool = True,
+              log: Callable[[str], None] = print) -> BatchResult:
+    """Anonymize every input into ``outdir`` (see the module docstring); returns what happened."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise RavasError(f"Output {outdir} is a file.", "name a folder for a batch (it is created).")
+    outdir.mkdir(parents=True, exist_ok=True)
+    planned = plan(inputs)
+    lock = _lock(outdir)
+    t0 = time.monotonic()
+    res = BatchResult()
+    manifest = Manifest(outdir)
+    try:
+        if (n := _clean_partials(outdir)):
+            log(f"removed {n} partial file(s) left by an interrupted run")
+        digest, prev = config_digest(cfg), read_manifest(outdir)
+        todo = []
+        for job in planned:
+            if is_done(job, prev.get(job.rel), digest, outdir):
+                res.skipped += 1
+                res.records.append(prev[job.rel])
+                res.media_s += float(prev[job.rel].get("duration_s") or 0.0)
+            else:
+                todo.append(job)
+        workers = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        log(f"{len(planned)} files ({sum(j.duration for j in planned) / 3600:.3f} h of media): {len(todo)} to do, "
+            f"{res.skipped} already done; {engine} engine, {workers if engine == 'local' else 'cluster'} "
+            f"{'jobs' if engine == 'local' else 'CPUs'}")
+        bar = tqdm(total=round(sum(j.duration for j in todo), 1), unit="s", disable=not progress, leave=False,
+                   desc="anonymize", bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of media "
+                   "[{elapsed}<{remaining}]{postfix}")
+        durations = {j.rel: j.duration for j in todo}
+
+        def on_result(rec: dict[str, Any]) -> None:
+            manifest.append(rec)
+            res.records.append(rec)
+            if rec["status"] == "done":
+                res.done += 1
+                res.media_s += float(rec.get("duration_s") or 0.0)
+                line = (f"done    {rec['input']} → {outdir / rec['output']} "
+                        f"({rec.get('duration_s', 0):.1f} s of media in {rec.get('wall_s', 0):.1f} s)")
+            else:
+                res.failed.append(rec)
+                line = f"FAILED  {rec['input']}: {rec['error']}"
+            bar.update(round(durations.get(rec["rel"], 0.0), 1))
+            bar.set_postfix_str(f"{res.done + len(res.failed)}/{len(todo)} files, {len(res.failed)} failed")
+            (bar.write if progress else log)(line)
+
+        if todo:
+            if engine == "ray":
+                from .cluster import (
+                    run_ray,  # the cluster extra: only a Ray batch imports Ray
+                )
+
+                run_ray(todo, cfg, outdir, jobs, on_result, address=address)
+            else:
+                run_local(todo, cfg, outdir, workers, on_result)
+        bar.close()
+    finally:
+        manifest.close()
+        lock.close()
+    res.wall_s = time.monotonic() - t0
+    return res
