@@ -30,11 +30,11 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import Config, to_dict
 from ..errors import MediaError, RavasError
+from ..media.manifest import Manifest, read_manifest
 from ..media.reader import probe
 
 VIDEO_IN = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
 AUDIO_IN = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus"}
-MANIFEST = "manifest.jsonl"
 LOCK = ".ravasd-batch.lock"
 
 
@@ -148,11 +148,7 @@ def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
     from .offline import anonymize
 
     t0 = time.monotonic()
-    rec: dict[str, Any] = {
-        "input": job.input, "rel": job.rel, "input_size": job.size, "input_mtime_ns": job.mtime_ns,
-        "voice": cfg.audio.voice, "video_converter": cfg.video.converter, "avatar": cfg.video.avatar,
-        "config_digest": config_digest(cfg), "ravasd_version": __version__, "host": socket.gethostname(),
-        "pid": os.getpid()}
+    rec = _record(job, cfg)
     try:
         rec["input_sha256"] = sha256_file(job.input)
         info = probe(job.input)
@@ -172,47 +168,11 @@ def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
     return rec
 
 
-# ------------------------------------------------------------------------------ manifest
-def read_manifest(outdir: Path) -> dict[str, dict[str, Any]]:
-    """The last record per output path (``rel``); a torn last line (killed mid-write) is ignored."""
-    records: dict[str, dict[str, Any]] = {}
-    path = outdir / MANIFEST
-    if not path.exists():
-        return records
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("rel"), str):
-                records[rec["rel"]] = rec
-    return records
-
-
+# ------------------------------------------------------------------------------ resuming
 def is_done(job: Job, rec: dict[str, Any] | None, digest: str, outdir: Path) -> bool:
     return bool(rec and rec.get("status") == "done" and rec.get("config_digest") == digest
                 and rec.get("input_size") == job.size and rec.get("input_mtime_ns") == job.mtime_ns
                 and rec.get("input") == job.input and (outdir / str(rec.get("output", ""))).is_file())
-
-
-class Manifest:
-    """Appends records to ``OUTDIR/manifest.jsonl`` (coordinator only), each line flushed and synced."""
-
-    def __init__(self, outdir: Path) -> None:
-        path = outdir / MANIFEST
-        torn = path.exists() and path.stat().st_size > 0 and path.read_bytes()[-1:] != b"\n"
-        self.fh = open(path, "a", encoding="utf-8")
-        if torn:  # a run killed mid-line: end that line so the next record stands on its own
-            self.fh.write("\n")
-
-    def append(self, rec: dict[str, Any]) -> None:
-        self.fh.write(json.dumps(rec, sort_keys=True) + "\n")
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-
-    def close(self) -> None:
-        self.fh.close()
 
 
 def _lock(outdir: Path) -> Any:
@@ -326,11 +286,17 @@ def run_local(jobs: list[Job], cfg: Config, outdir: Path, workers: int,
             proc.join(2)
 
 
-def _lost(job: Job, cfg: Config, why: str) -> dict[str, Any]:
+def _record(job: Job, cfg: Config) -> dict[str, Any]:
+    """What every manifest record of ``job`` says, done or failed."""
     return {"input": job.input, "rel": job.rel, "input_size": job.size, "input_mtime_ns": job.mtime_ns,
-            "config_digest": config_digest(cfg), "ravasd_version": __version__, "status": "failed",
-            "error": why, "voice": cfg.audio.voice, "avatar": cfg.video.avatar,
-            "video_converter": cfg.video.converter, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "voice": cfg.audio.voice, "video_converter": cfg.video.converter, "avatar": cfg.video.avatar,
+            "config_digest": config_digest(cfg), "ravasd_version": __version__, "host": socket.gethostname(),
+            "pid": os.getpid()}
+
+
+def _lost(job: Job, cfg: Config, why: str) -> dict[str, Any]:
+    """The record of a job whose worker was lost (it could not write one itself)."""
+    return dict(_record(job, cfg), status="failed", error=why, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def run_batch(inputs: Iterable[str | Path], outdir: str | Path, cfg: Config, jobs: int | None = None,

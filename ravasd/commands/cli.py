@@ -6,6 +6,7 @@ Each ``cmd_*`` imports what only it needs when it runs (start-up time): ``ravasd
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import logging
 import os
@@ -347,8 +348,9 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     from .offline import anonymize
 
     cfg = _load(args)
-    single = (len(args.media_in) == 1 and Path(args.media_in[0]).is_file() and not args.output.is_dir()
-              and args.output.suffix.lower() in {".mp4", ".mkv", ".mov", ".wav", ".flac"})
+    one = args.media_in[0]
+    single = (len(args.media_in) == 1 and not glob.has_magic(one) and not Path(one).is_dir()
+              and not args.output.is_dir() and args.output.suffix.lower() in {".mp4", ".mkv", ".mov", ".wav", ".flac"})
     if args.jobs is not None and args.jobs < 1:
         raise RavasError(f"--jobs {args.jobs}: must be at least 1.")
     if not single:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..errors import RavasError
+from ..media.manifest import MANIFEST, read_manifest
 from ..paths import atomic_write_text
 from .voice import Evaluator, Item, _trials, eer, load, wer
 
@@ -69,19 +69,10 @@ class VoiceSummary:
 
 
 def _records(outdir: Path) -> list[dict[str, Any]]:
-    path = outdir / "manifest.jsonl"
-    if not path.exists():
-        raise RavasError(f"{outdir} has no manifest.jsonl.", "anonymize a batch into it first: "
+    if not (outdir / MANIFEST).exists():
+        raise RavasError(f"{outdir} has no {MANIFEST}.", "anonymize a batch into it first: "
                          "ravasd anonymize IN... -o OUTDIR.")
-    last: dict[str, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and "rel" in rec:
-            last[rec["rel"]] = rec
-    return list(last.values())
+    return list(read_manifest(outdir).values())
 
 
 # ------------------------------------------------------------------------------ video
