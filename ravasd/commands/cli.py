@@ -202,13 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert utterances named <speaker>_<anything>.wav (transcripts in <same stem>.txt, "
         "optional) with each voice and report: EER for an ignorant attacker (enrol original, test converted) "
         "and a lazy-informed one (both converted), identification accuracy, speaker similarity "
-        "original↔converted (resemblyzer) and word error rates (pocketsphinx).")
+        "original↔converted (resemblyzer) and word error rates (Whisper tiny, or pocketsphinx), each with a "
+        "95 %% bootstrap interval; the EER of the originals checks the instrument first.")
     evv.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders of them")
     evv.add_argument("--voice", dest="eval_voices", action="append", metavar="NAME",
                      help="voice to evaluate (repeatable; default: audio.voice)")
     evv.add_argument("--json", action="store_true")
     evv.add_argument("--details", action="store_true", help="with --json: per-utterance transcripts")
     evv.add_argument("--plot", type=Path, metavar="FILE", help="also save a bar chart (.png/.svg/.pdf)")
+    evv.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper",
+                     help="speech recogniser for the WER (default: whisper)")
     _config_args(evv)
     evr = ev_sub.add_parser("report", help="privacy, intelligibility and video checks of an anonymized batch",
                             description="Measure a batch written by `ravasd anonymize IN... -o OUTDIR` against "
@@ -217,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "per video the largest correlation of output and input frames; durations and A/V "
                             "start offsets. Writes OUTDIR/report.md, report.html and plots.")
     evr.add_argument("outdir", type=Path, metavar="OUTDIR")
+    evr.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper")
     _config_args(evr)
     evc = ev_sub.add_parser("corpus", help="synthesise the evaluation corpus (espeak-ng, flite) into a folder")
     evc.add_argument("dest", type=Path, metavar="DIR")
@@ -516,7 +520,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.eval_command == "report":
         from ..evaluation.report import write_report
 
-        paths = write_report(args.outdir, _load(args), progress=sys.stderr.isatty())
+        paths = write_report(args.outdir, _load(args), progress=sys.stderr.isatty(), recogniser=args.recogniser)
         print("report: " + ", ".join(str(p) for p in paths))
         return 0
     if args.eval_command == "corpus":
@@ -532,7 +536,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     voices = args.eval_voices or [cfg.audio.voice]
     for v in voices:  # an unknown voice fails before minutes of work
         make_voice(cfg, cfg.audio.sample_rate, v).close()
-    evaluator = ev.Evaluator(cfg, args.inputs, progress=sys.stderr.isatty())
+    evaluator = ev.Evaluator(cfg, args.inputs, progress=sys.stderr.isatty(), recogniser=args.recogniser)
     reports = [evaluator.run(v) for v in voices]
     print(ev.to_json(reports, args.details) if args.json else ev.format_table(reports))
     if args.plot:

@@ -5,9 +5,8 @@ the batch's own outputs next to their inputs:
 
 - **voice** (files whose names give speakers, ``<speaker>_<anything>``, ≥ 2 speakers × 2 files):
   EER for an ignorant and a lazy-informed attacker, identification accuracy, speaker similarity and
-  word error rates (transcripts ``<input stem>.txt`` beside the inputs) — the scorers of
-  ``ravasd eval voice`` — each with a 95 % bootstrap interval (test utterances resampled, 1000
-  times), per speaker too; and the same EER on the *originals*, which shows the instrument can
+  word error rates (transcripts ``<input stem>.txt`` beside the inputs; Whisper by default) — the
+  scorers and bootstrap intervals of ``ravasd eval voice`` — per speaker too; and the same EER on the *originals*, which shows the instrument can
   tell these speakers apart in the first place;
 - **video**: per file, the largest normalised correlation between the high-passed output frames
   and the input frames (sampled evenly; a copied camera pixel reads near 1, an avatar near 0;
@@ -36,11 +35,10 @@ from ..config import Config
 from ..errors import RavasError
 from ..media.manifest import MANIFEST, read_manifest
 from ..paths import atomic_write_text
-from .voice import Evaluator, Item, _trials, eer, load, wer
+from .voice import BOOT, Evaluator, Item, Scorer, load, measures
 
 LEAK_LIMIT = 0.2  # above this, an output frame resembles its input frame (see tests/helpers.leaks)
 FRAMES = 12  # frames compared per video
-BOOT = 1000
 
 
 @dataclass
@@ -66,6 +64,7 @@ class VoiceSummary:
     chance: float
     measures: dict[str, tuple[float | None, float | None, float | None]]  # value, lo, hi
     per_speaker: list[dict[str, Any]] = field(default_factory=list)
+    recogniser: str = "whisper"
 
 
 def _records(outdir: Path) -> list[dict[str, Any]]:
@@ -145,51 +144,19 @@ def _items(records: list[dict[str, Any]], outdir: Path) -> list[Item]:
     return items
 
 
-def _bootstrap(fn, n: int, seed: int = 0) -> tuple[float | None, float | None]:
-    rng = np.random.default_rng(seed)
-    vals = [v for v in (fn(rng.integers(0, n, n)) for _ in range(BOOT)) if v is not None and np.isfinite(v)]
-    if not vals:
-        return None, None
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
-
-
-def score_voice(items: list[Item], cfg: Config, voice: str, progress: bool) -> VoiceSummary:
-    ev = Evaluator(cfg, items, progress=progress)
+def score_voice(items: list[Item], cfg: Config, voice: str, progress: bool,
+                recogniser: str = "whisper") -> VoiceSummary:
+    ev = Evaluator(cfg, items, progress=progress, recogniser=recogniser)
     rep = ev.score(voice)
-    spk = [it.speaker for it in items]
-    orig = [it.emb_orig for it in items]
-    conv = [it.emb_conv for it in items]
-    s_orig, lab = _trials(orig, orig, spk)
-    s_ign, _ = _trials(conv, orig, spk)
-    s_lazy, _ = _trials(conv, conv, spk)
-    truth = lab.argmax(axis=1)
-    werp = {k: [wer(it.text, getattr(it, f"hyp_{k}")) if it.text else None for it in items] for k in ("orig", "conv")}
-
-    def wer_of(key):
-        def f(idx):
-            pairs = [werp[key][i] for i in idx if werp[key][i] is not None]
-            return sum(e for e, _ in pairs) / max(1, sum(n for _, n in pairs)) if pairs else None
-        return f
-
-    def eer_of(s):
-        return lambda idx: eer(s[idx].ravel(), lab[idx].ravel())
-
-    def ident_of(s):
-        return lambda idx: float(np.mean(s[idx].argmax(axis=1) == truth[idx]))
-
-    every = np.arange(len(items))
-    fns = {"eer_original": eer_of(s_orig), "eer_ignorant": eer_of(s_ign), "eer_lazy_informed": eer_of(s_lazy),
-           "identification": ident_of(s_ign), "identification_lazy": ident_of(s_lazy),
-           "wer_original": wer_of("orig"), "wer_converted": wer_of("conv")}
-    measures = {k: (fn(every), *_bootstrap(fn, len(items))) for k, fn in fns.items()}
+    sc = Scorer(items)
     per = []
-    for name in sorted(set(spk)):
-        idx = np.array([i for i, s in enumerate(spk) if s == name])
-        sims = [float(orig[i] @ conv[i] / (np.linalg.norm(orig[i]) * np.linalg.norm(conv[i]))) for i in idx]
-        per.append({"speaker": name, "files": len(idx), "identified": ident_of(s_ign)(idx),
-                    "identified_lazy": ident_of(s_lazy)(idx), "similarity": float(np.mean(sims)),
-                    "wer_original": wer_of("orig")(idx), "wer_converted": wer_of("conv")(idx)})
-    return VoiceSummary(voice, rep.speakers, rep.utterances, rep.chance, measures, per)
+    for name in sorted(set(sc.spk)):
+        idx = np.array([i for i, s in enumerate(sc.spk) if s == name])
+        per.append({"speaker": name, "files": len(idx), "identified": sc.ident(sc.s_ign, idx),
+                    "identified_lazy": sc.ident(sc.s_lazy, idx), "similarity": float(sc.sim[idx].mean()),
+                    "wer_original": sc.word_error("orig", idx), "wer_converted": sc.word_error("conv", idx)})
+    m = {k: v for k, v in measures(items).items() if k in LABELS}
+    return VoiceSummary(voice, rep.speakers, rep.utterances, rep.chance, m, per, rep.recogniser)
 
 
 # ------------------------------------------------------------------------------ the report
@@ -250,7 +217,7 @@ def _plots(outdir: Path, voice: VoiceSummary | None, videos: list[VideoCheck]) -
     return made
 
 
-def write_report(outdir: str | Path, cfg: Config, progress: bool = True) -> list[Path]:
+def write_report(outdir: str | Path, cfg: Config, progress: bool = True, recogniser: str = "whisper") -> list[Path]:
     """Measure the batch in ``outdir`` and write the report files; returns their paths."""
     outdir = Path(outdir)
     records = _records(outdir)
@@ -266,7 +233,7 @@ def write_report(outdir: str | Path, cfg: Config, progress: bool = True) -> list
     voice = None
     voice_note = ""
     if len(per) >= 2 and min(per.values()) >= 2:
-        voice = score_voice(items, cfg, voices[0] if len(voices) == 1 else ", ".join(voices), progress)
+        voice = score_voice(items, cfg, voices[0] if len(voices) == 1 else ", ".join(voices), progress, recogniser)
     else:
         voice_note = (f"Voice measures need ≥ 2 speakers with ≥ 2 files each, named <speaker>_<anything>; this "
                       f"batch has {per or 'none'}.")
@@ -294,8 +261,8 @@ def _markdown(outdir: Path, done, failed, voice: VoiceSummary | None, voice_note
     else:
         lines += [f"{voice.speakers} speakers, {voice.utterances} files; chance of identification "
                   f"{_pct(voice.chance)}. EER 50 % = guessing. 95 % bootstrap intervals (test files resampled "
-                  f"{BOOT}×). Speaker embeddings: resemblyzer; words: pocketsphinx (a weak recogniser: read the "
-                  "WER of the originals first). Enrolment never includes the test file.", "", "| measure | value | 95 % interval |", "|---|---|---|"]
+                  f"{BOOT}×). Speaker embeddings: resemblyzer; words: {voice.recogniser} (read the WER of the "
+                  "originals first). Enrolment never includes the test file.", "", "| measure | value | 95 % interval |", "|---|---|---|"]
         for k, label in LABELS.items():
             v, lo, hi = voice.measures[k]
             lines.append(f"| {label} | {_pct(v)} | {_pct(lo)} – {_pct(hi)} |")

