@@ -63,3 +63,29 @@ def test_eval_voice_reports_privacy_and_intelligibility(tmp_path, ravas_home):
     assert (tmp_path / "p.png").stat().st_size > 1000
     table = run("eval", "voice", str(tmp_path / "c"), "--voice", "nope")
     assert table.returncode != 0 and "unknown voice 'nope'" in table.stderr and "Traceback" not in table.stderr
+
+
+def test_realistic_corpus_is_deterministic_distinct_and_understood(tmp_path, ravas_home):
+    """Kokoro mixtures as speakers: the same bytes twice, different speakers differ, and Whisper
+    understands them (the instrument works on these voices before any voice is judged on them)."""
+    pytest.importorskip("kokoro_onnx")
+    pytest.importorskip("faster_whisper")
+    from ravasd.evaluation import realistic
+    from ravasd.evaluation.voice import WhisperRecogniser
+
+    r = subprocess.run([sys.executable, "-m", "ravasd", "eval", "corpus", "--realistic", str(tmp_path / "r"),
+                        "--speakers", "2", "--sentences", "2"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wavs = sorted((tmp_path / "r").glob("kokoro*_*.wav"))
+    assert [w.stem for w in wavs] == ["kokoro01_01", "kokoro01_02", "kokoro02_01", "kokoro02_02"]
+    assert "Apache-2.0" in (tmp_path / "r" / "LICENSES.md").read_text()
+    again = realistic.realistic_corpus(1, 1)[0]
+    from ravasd.media.wav import read_wav
+
+    x, rate = read_wav(wavs[0])
+    assert rate == 16000 and np.abs(x - again.audio).max() < 1e-4  # 16-bit file vs float: the same speech
+    a, b = realistic.speakers()[:2]
+    assert not np.allclose(a[1], b[1])
+    rec = WhisperRecogniser()
+    errors = [wer((w.with_suffix(".txt")).read_text(), rec(read_wav(w)[0])) for w in wavs]
+    assert sum(e for e, _ in errors) / sum(n for _, n in errors) < 0.2

@@ -224,8 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(evr)
     evc = ev_sub.add_parser("corpus", help="synthesise the evaluation corpus (espeak-ng, flite) into a folder")
     evc.add_argument("dest", type=Path, metavar="DIR")
-    evc.add_argument("--speakers", type=int, metavar="N", help="only the first N speakers (of 8)")
-    evc.add_argument("--sentences", type=int, metavar="N", help="only the first N sentences (of 8)")
+    evc.add_argument("--realistic", action="store_true",
+                     help="neural TTS speakers instead (Kokoro-82M from wheels: 16 seeded style mixtures × 12 "
+                     "sentences; needs the eval extra)")
+    evc.add_argument("--speakers", type=int, metavar="N", help="only the first N speakers (of 12; realistic: of 16)")
+    evc.add_argument("--sentences", type=int, metavar="N", help="only the first N sentences (of 12)")
 
     dev = sub.add_parser("devices", help="list cameras, microphones, outputs and virtual devices")
     dev.add_argument("--json", action="store_true")
@@ -526,7 +529,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.eval_command == "corpus":
         from ..evaluation.corpus import eval_corpus, write_corpus
 
-        paths = write_corpus(args.dest, eval_corpus(args.speakers, args.sentences))
+        if args.realistic:
+            from ..evaluation.realistic import realistic_corpus, write_licences
+
+            paths = write_corpus(args.dest, realistic_corpus(args.speakers, args.sentences))
+            write_licences(args.dest)
+        else:
+            paths = write_corpus(args.dest, eval_corpus(args.speakers, args.sentences))
         print(f"{len(paths)} utterances written to {args.dest}")
         return 0
     from ..audio.voices import make_voice

