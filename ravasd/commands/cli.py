@@ -532,7 +532,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.realistic:
             from ..evaluation.realistic import realistic_corpus, write_licences
 
-            paths = write_corpus(args.dest, realistic_corpus(args.speakers, args.sentences))
+            paths = write_corpus(args.dest, realistic_corpus(args.speakers, args.sentences, sys.stderr.isatty()))
             write_licences(args.dest)
         else:
             paths = write_corpus(args.dest, eval_corpus(args.speakers, args.sentences))

@@ -15,12 +15,14 @@ espeak-ng), so every speaker here is unseen by the voices under test.
 """
 from __future__ import annotations
 
+import logging
 import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import soxr
+from tqdm import tqdm
 
 from .. import paths
 from ..errors import RavasError
@@ -74,20 +76,28 @@ def speakers(n: int = SPEAKERS, seed: int = SEED) -> list[tuple[str, np.ndarray,
     return out
 
 
-def realistic_corpus(n_speakers: int | None = None, n_sentences: int | None = None) -> list[Utterance]:
+def realistic_corpus(n_speakers: int | None = None, n_sentences: int | None = None,
+                     progress: bool = False) -> list[Utterance]:
     """``n_speakers`` (≤ 16) × ``n_sentences`` (≤ 12) utterances at :data:`RATE`, deterministic."""
     if (n_speakers or SPEAKERS) > SPEAKERS:
         raise RavasError(f"--speakers: at most {SPEAKERS} realistic speakers.")
     kokoro, styles = _engine()
+    # the phonemizer warns on every sentence that its word count differs (punctuation): harmless
+    logging.getLogger("phonemizer").setLevel(logging.ERROR)
     names = sorted(styles)
     stack = np.stack([styles[k] for k in names])
     out = []
-    for name, w, speed in speakers()[:n_speakers]:
+    chosen = speakers()[:n_speakers]
+    texts = EVAL_SENTENCES[:n_sentences]
+    bar = tqdm(total=len(chosen) * len(texts), desc="realistic corpus", unit="utt", disable=not progress, leave=False)
+    for name, w, speed in chosen:
         style = np.tensordot(w, stack, axes=1).astype(np.float32)
-        for text in EVAL_SENTENCES[:n_sentences]:
+        for text in texts:
+            bar.update()
             audio, rate = kokoro.create(text.capitalize() + ".", voice=style, speed=speed, lang="en-us")
             x = soxr.resample(np.asarray(audio, np.float32), rate, RATE).astype(np.float32)
             out.append(Utterance(name, text, x))
+    bar.close()
     return out
 
 
