@@ -159,9 +159,7 @@ def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
                    kind="video" if info.has_video else "audio", duration_s=round(res.duration, 3),
                    frames=res.frames, audio_s=round(res.audio_seconds, 3), has_audio=info.has_audio,
                    placeholders=res.placeholders, converter_errors=res.converter_errors, error="")
-    except RavasError as err:
-        rec.update(status="failed", error=f"{type(err).__name__}: {err}")
-    except Exception as err:  # a bug or a library failure on this file: recorded, the batch goes on
+    except Exception as err:  # a bad file (RavasError), or a library failure on it: recorded, the batch goes on
         rec.update(status="failed", error=f"{type(err).__name__}: {err}")
     rec["wall_s"] = round(time.monotonic() - t0, 3)
     rec["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
