@@ -76,9 +76,7 @@ def _link_on_path() -> str:
         return "PATH: no ravasd executable found beside this Python; not linked."
     link = bin_dir() / "ravasd"
     if link.is_symlink() or not link.exists():
-        if link.is_symlink() and Path(os.readlink(link)) == exe:
-            pass
-        else:
+        if not (link.is_symlink() and Path(os.readlink(link)) == exe):  # ours already: leave it
             link.parent.mkdir(parents=True, exist_ok=True)
             tmp = link.with_name(".ravasd.link")
             tmp.unlink(missing_ok=True)
