@@ -351,13 +351,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_media_file(path: Path) -> bool:
+    """An output named like one media file (what ``MediaWriter`` writes), not a folder."""
+    from ..media.writer import AUDIO_EXTS, VIDEO_EXTS
+
+    return path.suffix.lower() in VIDEO_EXTS.keys() | AUDIO_EXTS.keys() and not path.is_dir()
+
+
 def cmd_anonymize(args: argparse.Namespace) -> int:
     from .offline import anonymize
 
     cfg = _load(args)
     one = args.media_in[0]
     single = (len(args.media_in) == 1 and not glob.has_magic(one) and not Path(one).is_dir()
-              and not args.output.is_dir() and args.output.suffix.lower() in {".mp4", ".mkv", ".mov", ".wav", ".flac"})
+              and _is_media_file(args.output))
     if args.jobs is not None and args.jobs < 1:
         raise RavasError(f"--jobs {args.jobs}: must be at least 1.")
     if not single:
@@ -374,7 +381,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 def _anonymize_batch(args: argparse.Namespace, cfg) -> int:
     from .batch import run_batch
 
-    if args.output.suffix.lower() in {".mp4", ".mkv", ".mov", ".wav", ".flac"} and not args.output.is_dir():
+    if _is_media_file(args.output):
         raise RavasError(f"Output {args.output} looks like a file, but a batch writes into a folder.",
                          "name a folder for -o (it is created), or anonymize one file at a time.")
     res = run_batch(args.media_in, args.output, cfg, jobs=args.jobs, engine=args.engine, address=args.address,

@@ -35,7 +35,7 @@ from ..config import Config
 from ..errors import RavasError
 from ..media.manifest import MANIFEST, read_manifest
 from ..paths import atomic_write_text
-from .voice import BOOT, Evaluator, Item, Scorer, load, measures
+from .voice import BOOT, Evaluator, Item, Scorer, load, measures, speaker_of
 
 LEAK_LIMIT = 0.2  # above this, an output frame resembles its input frame (see tests/helpers.leaks)
 FRAMES = 12  # frames compared per video
@@ -124,17 +124,12 @@ def check_video(rec: dict[str, Any], outdir: Path) -> VideoCheck:
 
 
 # ------------------------------------------------------------------------------ voice
-def _speaker(path: str) -> str | None:
-    m = re.match(r"([^_]+)_.+", Path(path).stem)
-    return m.group(1) if m else None
-
-
 def _items(records: list[dict[str, Any]], outdir: Path) -> list[Item]:
     items = []
     for rec in records:
         if rec.get("status") != "done" or not (rec.get("kind") == "audio" or rec.get("has_audio")):
             continue
-        spk = _speaker(rec["input"])
+        spk = speaker_of(rec["input"])
         if spk is None:
             continue
         txt = Path(rec["input"]).with_suffix(".txt")

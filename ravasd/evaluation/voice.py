@@ -131,6 +131,12 @@ def make_recogniser(name: str):
     return WhisperRecogniser() if name == "whisper" else PocketsphinxRecogniser()
 
 
+def speaker_of(path: str | Path) -> str | None:
+    """The speaker a file name gives (``<speaker>_<anything>.ext``), or None."""
+    m = re.match(r"([^_]+)_.+", Path(path).stem)
+    return m.group(1) if m else None
+
+
 def collect(inputs: list[Path]) -> list[tuple[Path, str, str | None]]:
     """Files (or folders of files) → (path, speaker, transcript or None), sorted by path."""
     files: list[Path] = []
@@ -143,12 +149,12 @@ def collect(inputs: list[Path]) -> list[tuple[Path, str, str | None]]:
             raise RavasError(f"eval: {p} does not exist.", "pass audio files or folders of them.")
     out = []
     for f in sorted(set(files)):
-        m = re.match(r"([^_]+)_.+", f.stem)
-        if not m:
+        spk = speaker_of(f)
+        if spk is None:
             raise RavasError(f"eval: cannot tell the speaker of {f.name}.",
                              "name utterances <speaker>_<anything>.wav, e.g. anna_01.wav.")
         txt = f.with_suffix(".txt")
-        out.append((f, m.group(1), txt.read_text().strip() if txt.exists() else None))
+        out.append((f, spk, txt.read_text().strip() if txt.exists() else None))
     per: dict[str, int] = {}
     for _, s, _ in out:
         per[s] = per.get(s, 0) + 1
