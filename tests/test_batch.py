@@ -17,6 +17,7 @@ from mediagen import make_audio, make_video
 
 from ravasd.commands import batch
 from ravasd.errors import RavasError
+from ravasd.models import sha256
 
 N_VIDEO, N_AUDIO = 11, 9  # + one corrupt file and one video without audio = 22 inputs
 
@@ -107,8 +108,8 @@ def test_a_folder_in_one_command_resumes_after_a_kill_and_matches_one_file_runs(
     assert not list(out.rglob(".*.partial-*"))  # no partial file survives the kill and the resume
     for rel, x in last.items():
         if x["status"] == "done":
-            assert (out / x["output"]).is_file() and batch.sha256_file(out / x["output"]) == x["output_sha256"]
-            assert x["input_sha256"] == batch.sha256_file(x["input"]) and x["config_digest"] and x["ravasd_version"]
+            assert (out / x["output"]).is_file() and sha256(out / x["output"]) == x["output_sha256"]
+            assert x["input_sha256"] == sha256(x["input"]) and x["config_digest"] and x["ravasd_version"]
     assert last["sessions/p0/silent_video"]["output"].endswith(".mp4") and not last["sessions/p0/silent_video"]["has_audio"]
     assert last["sessions/audio/spk0_utt0"]["output"] == "sessions/audio/spk0_utt0.wav"
     assert last["sessions/audio/spk1_utt1"]["output"] == "sessions/audio/spk1_utt1.flac"
@@ -127,7 +128,7 @@ def test_a_folder_in_one_command_resumes_after_a_kill_and_matches_one_file_runs(
     make_audio(victim, seconds=0.9, rate=16000)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert "20 already done before" in r.stdout, r.stdout[-1500:]
-    assert _last(out)["sessions/audio/spk0_utt0"]["input_sha256"] == batch.sha256_file(victim)
+    assert _last(out)["sessions/audio/spk0_utt0"]["input_sha256"] == sha256(victim)
 
 
 def test_one_worker_that_dies_loses_only_its_file(tmp_path, monkeypatch):

@@ -32,6 +32,7 @@ from ..config import Config, to_dict
 from ..errors import MediaError, RavasError
 from ..media.manifest import Manifest, read_manifest
 from ..media.reader import probe
+from ..models import sha256
 
 VIDEO_IN = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
 AUDIO_IN = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus"}
@@ -55,14 +56,6 @@ def config_digest(cfg: Config) -> str:
     d = to_dict(cfg)
     blob = json.dumps({"video": d["video"], "audio": d["audio"]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------ planning
@@ -150,12 +143,12 @@ def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
     t0 = time.monotonic()
     rec = _record(job, cfg)
     try:
-        rec["input_sha256"] = sha256_file(job.input)
+        rec["input_sha256"] = sha256(job.input)
         info = probe(job.input)
         out = Path(outdir) / (job.rel + output_suffix(job.input, info.has_video))
         out.parent.mkdir(parents=True, exist_ok=True)
         res = anonymize(job.input, out, cfg, progress=False)
-        rec.update(status="done", output=str(out.relative_to(outdir)), output_sha256=sha256_file(out),
+        rec.update(status="done", output=str(out.relative_to(outdir)), output_sha256=sha256(out),
                    kind="video" if info.has_video else "audio", duration_s=round(res.duration, 3),
                    frames=res.frames, audio_s=round(res.audio_seconds, 3), has_audio=info.has_audio,
                    placeholders=res.placeholders, converter_errors=res.converter_errors, error="")
