@@ -87,5 +87,87 @@ def test_realistic_corpus_is_deterministic_distinct_and_understood(tmp_path, rav
     a, b = realistic.speakers()[:2]
     assert not np.allclose(a[1], b[1])
     rec = WhisperRecogniser()
-    errors = [wer((w.with_suffix(".txt")).read_text(), rec(read_wav(w)[0])) for w in wavs]
-    assert sum(e for e, _ in errors) / sum(n for _, n in errors) < 0.2
+    rate = lambda errors: sum(e for e, _ in errors) / sum(n for _, n in errors)  # noqa: E731
+    assert rate([wer(w.with_suffix(".txt").read_text(), rec(read_wav(w)[0])) for w in wavs]) < 0.2
+    # … and the default voice keeps those words (the full corpus measures by how much: README)
+    from ravasd.config import load_config
+    from ravasd.evaluation.voice import convert
+
+    cfg = load_config()
+    assert cfg.audio.voice == "baritone"
+    assert rate([wer(w.with_suffix(".txt").read_text(), rec(convert(cfg, cfg.audio.voice, read_wav(w)[0])))
+                 for w in wavs]) < 0.2
+
+
+def test_realistic_corpus_piper_speaker_is_deterministic_and_understood():
+    pytest.importorskip("piper")
+    pytest.importorskip("faster_whisper")
+    from ravasd.evaluation import realistic
+    from ravasd.evaluation.corpus import EVAL_SENTENCES
+    from ravasd.evaluation.voice import WhisperRecogniser
+
+    say = realistic._piper()
+    text = EVAL_SENTENCES[0]
+    a, b = say(text.capitalize() + "."), say(text.capitalize() + ".")
+    assert a.dtype == np.float32 and len(a) > 16000 and np.array_equal(a, b)
+    errors, n = wer(text, WhisperRecogniser()(a))
+    assert errors / n < 0.2
+    assert realistic.SPEAKERS == 17 and "CC0" in realistic.LICENCE_TEXT
+
+
+def _report(voice: str, wer_conv: float, lazy: float) -> dict:
+    keys = ("wer_original", "wer_converted", "eer_original", "eer_ignorant", "eer_lazy_informed",
+            "identification", "identification_lazy")
+    r = {"voice": voice, "speakers": 3, "utterances": 6, "recogniser": "whisper", "chance": 1 / 3,
+         "similarity": 0.5, "wer_original": 0.05, "wer_converted": wer_conv, "eer_original": 0.1,
+         "eer_ignorant": 0.4, "eer_lazy_informed": lazy, "identification": 0.3, "identification_lazy": 0.2}
+    r["intervals"] = {k: (r[k] * 0.9, r[k] * 1.1) for k in keys}
+    return r
+
+
+def test_saved_figures_merge_per_voice_and_start_over_for_another_corpus():
+    from ravasd.audio.voices import figures
+
+    doc = figures.merge({"voices": {}}, [_report("tenor", 0.10, 0.40)], "corpus A")
+    doc = figures.merge(doc, [_report("deep", 0.06, 0.20)], "corpus A")
+    assert set(doc["voices"]) == {"tenor", "deep"} and doc["corpus"] == "corpus A"
+    assert figures.summary("tenor", doc) == {"wer_increase_points": 5.0, "eer_ignorant": 40.0,
+                                             "eer_lazy_informed": 40.0}
+    assert figures.summary("nobody", doc)["eer_lazy_informed"] is None
+    table = figures.markdown_table(doc, ["deep", "tenor"])
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert rows[0].startswith("| `deep` | 6.0 % [5.4–6.6] | +1.0 |") and "40.0 % [36.0–44.0]" in rows[1]
+    again = figures.merge(doc, [_report("tenor", 0.2, 0.3)], "corpus B")
+    assert set(again["voices"]) == {"tenor"} and again["corpus"] == "corpus B"
+
+
+def test_shipped_figures_cover_every_voice_and_the_readme_shows_them():
+    """One file of figures (written by `eval voice --save-figures` from a real run) feeds `voices list`
+    and the README's table: every registered voice has figures and the README block is generated."""
+    from pathlib import Path
+
+    from ravasd.audio.voices import VOICES, figures
+
+    doc = figures.load()
+    assert set(doc["voices"]) == set(VOICES), "re-run `ravasd eval voice … --save-figures` for new voices"
+    for f in doc["voices"].values():
+        for key, (lo, hi) in f["intervals"].items():
+            assert lo <= f[key] <= hi
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme[readme.index(figures.README_BEGIN): readme.index(figures.README_END) + len(figures.README_END)]
+    assert block == figures.markdown_table(order=figures.readme_order()), \
+        "README voice table is stale: python -m ravasd.audio.voices.figures"
+
+
+def test_voices_list_shows_the_measured_figures(ravas_home):
+    from ravasd.audio.voices import figures
+
+    r = subprocess.run([sys.executable, "-m", "ravasd", "voices", "list", "--json"], capture_output=True,
+                       text=True, env={"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin"})
+    rows = {v["name"]: v for v in json.loads(r.stdout)}
+    for name, row in rows.items():
+        f = figures.summary(name)
+        assert row["wer_plus"] == f["wer_increase_points"] and row["lazy_eer_%"] == f["eer_lazy_informed"]
+    table = subprocess.run([sys.executable, "-m", "ravasd", "voices", "list"], capture_output=True, text=True,
+                           env={"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin"}).stdout
+    assert "WER_PLUS" in table.splitlines()[0] and "None" not in table

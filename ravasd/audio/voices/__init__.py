@@ -20,6 +20,14 @@ from .shift import PRESETS, PitchFormant
 from .target import TARGETS, TargetVoice
 
 
+#: Normalised voices: name → the voice every speaker gets (flite's voice, moved: see ``normalise.FORMANT``).
+NORMALISED = {
+    "alto": "a low alto (≈145 Hz), after flite's `slt` voice",
+    "tenor": "a tenor (≈110 Hz), after flite's `awb` voice",
+    "baritone": "a deep baritone (≈87 Hz), after flite's `rms` voice",
+}
+
+
 @dataclass(frozen=True)
 class Voice:
     name: str
@@ -46,7 +54,7 @@ VOICES: dict[str, Voice] = {
         *(Voice(name, "speaker statistics → the target's (vocoder)",
                 f"every speaker takes the spectral and pitch statistics of {desc}; words, rhythm and "
                 "intonation kept", _normalised(name))
-          for name, (_, desc) in TARGETS.items()),
+          for name, desc in NORMALISED.items()),
         *(Voice(f"{name}-knn", "target frames: kNN via reference speakers (vocoder)",
                 f"every spectrum is one of {desc}: the strongest disguise, but many words are lost",
                 _target(name))

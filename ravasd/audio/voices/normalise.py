@@ -13,6 +13,7 @@ streaming vocoder (:mod:`.vocoder`):
   space, with the speaker's trajectory through it;
 - the change ``c' − c`` is added back to the full log envelope (the part above :data:`DIMS` stays);
 - log-F0 is moved onto the target's mean and deviation (intonation shape kept at :data:`PROSODY`);
+- the target is then moved as one: envelope stretched along frequency by :data:`FORMANT`, F0 × :data:`PITCH`;
   voicing is binary and the excitation synthesised, so the speaker's glottal source is gone;
 - loudness is the speaker's (onsets and stress carry words).
 
@@ -40,6 +41,11 @@ STATS_HOPS = 600    # time constant of the speaker's statistics (3 s)
 WARMUP = 0.25       # weight of the prior mean at the first hop (decays like a running mean's)
 REFRESH = 10        # hops between recomputations of the whitening transform (50 ms)
 PROSODY = 0.6       # fraction of the speaker's log-F0 excursions kept
+#: The target itself is moved beyond the flite voice it comes from: a 12 % longer vocal tract and 15 %
+#: lower pitch. Measured on the realistic corpus (README): without it an attacker comparing with original
+#: recordings still linked speakers (ignorant EER 40 %); with it 47 %, at no cost in words (0.80 / 0.70:
+#: 52 %, but +3 points WER and a lower lazy-informed EER).
+FORMANT, PITCH = 0.88, 0.85
 RIDGE = 1e-4        # added to the speaker covariance's diagonal before its inverse square root
 
 
@@ -74,6 +80,7 @@ _W, _POS = _mel_grid()
 _DCT = fft.dct(np.eye(MEL_POINTS), norm="ortho", axis=0)[:DIMS]
 TO_CEPS = _DCT @ _W                 # (DIMS, BINS): log envelope → mel-cepstra
 FROM_CEPS = _back(_POS) @ _DCT.T    # (BINS, DIMS): a change of mel-cepstra → a change of the log envelope
+_SHIFT = np.clip(np.arange(BINS) / FORMANT, 0, BINS - 1)  # output bin k reads bin k / FORMANT
 
 
 def _sqrt_psd(cov: np.ndarray, power: float) -> np.ndarray:
@@ -132,7 +139,7 @@ class NormalisedVoice(SourceFilterVoice):
         if self._n % REFRESH == 1:
             self._colour = t.cov_sqrt @ _sqrt_psd(self._cov + RIDGE * np.eye(DIMS), -0.5)
         out = t.mean + self._colour @ (c - self._mean)
-        env = feat.logspec + FROM_CEPS @ (out - c)
+        env = np.interp(_SHIFT, np.arange(BINS), feat.logspec + FROM_CEPS @ (out - c))
         f0 = 0.0
         if feat.f0 > 0:
             lf0 = np.log(feat.f0)
@@ -142,7 +149,7 @@ class NormalisedVoice(SourceFilterVoice):
             self._lmu += b * e
             self._lvar = (1 - b) * (self._lvar + b * e * e)
             z = np.clip((lf0 - self._lmu) / np.sqrt(self._lvar + 1e-6), -3, 3)
-            f0 = float(np.exp(t.lf0_mean + PROSODY * z * t.lf0_std))
+            f0 = PITCH * float(np.exp(t.lf0_mean + PROSODY * z * t.lf0_std))
         return env, f0, feat.rms
 
     def _excitation(self, f0: float, ap: float) -> np.ndarray:
