@@ -63,7 +63,7 @@ class AudioConfig:
     sample_rate: int = _f(48000, "Device sample rate in Hz (voices run at 16/32/48 kHz; other rates are resampled with soxr, +0.3 ms).",
                           choices=(16000, 22050, 24000, 32000, 44100, 48000))
     block_ms: int = _f(5, "Audio block length in milliseconds (smaller = lower latency).", range=(5, 200))
-    voice: str = _f("baritone", "Voice converter (see `ravasd voices list`).")
+    voice: str = _f("tenor", "Voice converter (see `ravasd voices list`).")
     sink: str = _f("auto", "Where converted audio goes; auto = the RAVAS Mic when it can be made, else null.",
                    choices=("auto", "virtual", "device", "file", "null"))
     deadline_ms: int = _f(60, "Play silence when no converted audio arrived for this long.", range=(10, 1000))

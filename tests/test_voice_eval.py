@@ -94,7 +94,7 @@ def test_realistic_corpus_is_deterministic_distinct_and_understood(tmp_path, rav
     from ravasd.evaluation.voice import convert
 
     cfg = load_config()
-    assert cfg.audio.voice == "baritone"
+    assert cfg.audio.voice == "tenor"
     assert rate([wer(w.with_suffix(".txt").read_text(), rec(convert(cfg, cfg.audio.voice, read_wav(w)[0])))
                  for w in wavs]) < 0.2
 

@@ -144,7 +144,7 @@ def test_bench_audio_measures_end_to_end_through_a_sound_server(pulse, ravas_hom
     assert r.returncode == 0, r.stderr[-2000:]
     (row,) = json.loads(r.stdout)
     # 5 ms daemon blocks hold whole vocoder hops: only the resampling filters delay (1.3 ms)
-    assert row["voice"] == load_config().audio.voice == "baritone" and row["algorithmic_latency_ms"] == 1.3
+    assert row["voice"] == load_config().audio.voice == "tenor" and row["algorithmic_latency_ms"] == 1.3
     assert row["e2e_latency_ms"] is not None and row["e2e_latency_ms"] > row["algorithmic_latency_ms"], row
     # the bench's temporary devices are gone again
     assert "ravas_bench" not in pulse.pactl("list", "short", "modules")

