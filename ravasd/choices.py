@@ -1,6 +1,6 @@
-"""The names a config may choose (voices, video converters) and the one check of them.
+"""The names a config may choose (voices, video converters, avatars) and the one check of them.
 
-Called wherever a name enters: ``run`` at start, live swaps (tray, ``ctl``), worker start-up.
+Called wherever a name enters: ``run`` at start, ``config set``, live swaps (tray, ``ctl``), worker start-up.
 It reads the registries only; nothing is built or loaded.
 """
 from __future__ import annotations
@@ -8,14 +8,18 @@ from __future__ import annotations
 from .audio.voices import VOICES
 from .config import Config
 from .errors import ConfigError
+from .video.avatar.library import find as find_avatar
 from .video.converters import VIDEO_CONVERTERS
 
 
 def check_names(cfg: Config) -> None:
-    """Raise :class:`ConfigError` (listing the choices) for an unknown video converter or voice."""
+    """Raise :class:`ConfigError` (listing the choices) for an unknown video converter, voice, or — when the
+    avatar converter is chosen — avatar name (or a path that is no .glb/.vrm file)."""
     if cfg.video.converter not in VIDEO_CONVERTERS:
         raise ConfigError(f"video.converter: unknown converter {cfg.video.converter!r}.",
                           f"choose one of: {', '.join(sorted(VIDEO_CONVERTERS))} (`ravasd converters`).")
     if cfg.audio.voice not in VOICES:
         raise ConfigError(f"audio.voice: unknown voice {cfg.audio.voice!r}.",
                           f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
+    if cfg.video.converter == "avatar":
+        find_avatar(cfg.video.avatar)

@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import yaml
 
@@ -280,16 +280,19 @@ def load_config(config_file: Path | None = None, overrides: dict[str, Any] | Non
     return from_dict(data, origin="command line" if overrides else "config")
 
 
-def save_user_setting(key: str, value: Any) -> Path:
+def save_user_setting(key: str, value: Any, check: Callable[[Config], None] | None = None) -> Path:
     """Validate and persist one setting in the user config file, atomically.
 
-    Called by ``ravasd config set`` and by the daemon when the user picks an avatar/voice.
-    Other keys in the file are kept; the file is replaced in one rename, never truncated.
+    Called by ``ravasd config set`` and by the daemon when the user picks an avatar/voice. ``check``
+    (e.g. ``choices.check_names``) may refuse the resulting config too. Other keys in the file are kept;
+    the file is replaced in one rename, never truncated.
     """
     path = paths.config_file()
     data = read_yaml(path) if path.exists() else {}
     _set_dotted(data, key, value)
-    from_dict(data, origin=key)  # raises before anything is written
+    cfg = from_dict(data, origin=key)  # raises before anything is written
+    if check:
+        check(cfg)
     paths.atomic_write_text(path, "# ravasd user configuration (see `ravasd config reference`)\n"
                             + yaml.safe_dump(data, sort_keys=False))
     return path

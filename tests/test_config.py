@@ -82,3 +82,19 @@ def test_cli_config_errors_have_no_traceback(ravas_home):
     r = subprocess.run([sys.executable, "-m", "ravasd", "config", "show"], capture_output=True, text=True,
                        env=env)
     assert yaml.safe_load(r.stdout)["audio"]["voice"] == "ringmod"
+
+
+def test_config_set_and_run_refuse_unknown_voice_and_avatar_names(ravas_home):
+    """An unknown name is refused where it enters, before anything is saved or started."""
+    env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"]}
+    cli = lambda *a: subprocess.run([sys.executable, "-m", "ravasd", *a], capture_output=True, text=True,  # noqa: E731
+                                    env=env, timeout=120)
+    for key, value, msg in (("audio.voice", "robot", "unknown voice 'robot'"),
+                            ("video.avatar", "nobody", "unknown avatar 'nobody'")):
+        r = cli("config", "set", key, value)
+        assert r.returncode == 2 and msg in r.stderr and "choose one of" in r.stderr and "Traceback" not in r.stderr
+    assert not config.paths.config_file().exists()  # nothing written
+    r = cli("config", "set", "video.avatar", "tabby")
+    assert r.returncode == 0, r.stderr
+    r = cli("run", "--avatar", "nobody", "--duration", "2", "--no-tray")
+    assert r.returncode == 2 and "unknown avatar 'nobody'" in r.stderr and "Traceback" not in r.stderr

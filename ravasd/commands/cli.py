@@ -407,7 +407,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         cfg = config.load_config(args.config)
         print(yaml.safe_dump(config.to_dict(cfg), sort_keys=False), end="")
     elif args.config_command == "set":
-        path = config.save_user_setting(args.key, config.parse_value(args.value))
+        from ..choices import check_names
+
+        path = config.save_user_setting(args.key, config.parse_value(args.value), check=check_names)
         print(f"{args.key} = {args.value!s} saved to {path}")
     else:
         print(config.reference(), end="")

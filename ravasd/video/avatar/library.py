@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ... import assets, paths
 from ...errors import ConfigError
-from .model import AvatarError, load_avatar
 
 EXTS = (".glb", ".vrm", ".gltf")
 
@@ -62,6 +61,8 @@ class AvatarInfo:
 
 
 def describe(name: str, path: Path) -> AvatarInfo:
+    from .model import AvatarError, load_avatar  # here: finding a name must not load OpenCV and glTF
+
     try:
         m = load_avatar(path)
     except AvatarError as err:
@@ -79,6 +80,8 @@ def list_avatars() -> list[AvatarInfo]:
 
 def add(src: str | Path, force: bool = False) -> Path:
     """Validate ``src`` and copy it into the user avatar folder; returns the new path."""
+    from .model import AvatarError, load_avatar
+
     src = Path(src)
     if src.suffix.lower() not in EXTS:
         raise AvatarError(f"{src}: unsupported avatar format '{src.suffix}'.", "use a .glb or .vrm file.")
