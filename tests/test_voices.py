@@ -340,16 +340,19 @@ def test_reference_speakers_are_not_evaluation_speakers():
 
 
 # -- normalised voices ------------------------------------------------------------------------------
-def _ceps_stats(y: np.ndarray, rate: int = RATE) -> tuple[np.ndarray, float]:
-    """Mean mel-cepstrum of the speech hops of ``y`` and their median F0 (the normalised voices' own
-    feature space, measured by the vocoder's analyser on the *output* signal)."""
-    import soxr
+def _analyse(y: np.ndarray) -> list:
+    """The vocoder analyser's features of every hop of ``y`` (16 kHz)."""
+    an = vocoder.Analyzer()
+    x = y.astype(np.float64)
+    return [an.step(x[i:i + vocoder.HOP]) for i in range(0, len(x) - vocoder.HOP, vocoder.HOP)]
 
+
+def _ceps_stats(y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Mean mel-cepstrum of the speech hops of ``y`` (16 kHz) and their median F0 (the normalised voices'
+    own feature space, measured by the vocoder's analyser on the *output* signal)."""
     from ravasd.audio.voices.normalise import TO_CEPS
 
-    x = soxr.resample(y, rate, vocoder.RATE).astype(np.float64) if rate != vocoder.RATE else y.astype(np.float64)
-    an = vocoder.Analyzer()
-    feats = [an.step(x[i:i + vocoder.HOP]) for i in range(0, len(x) - vocoder.HOP, vocoder.HOP)]
+    feats = _analyse(y)
     c = np.array([TO_CEPS @ f.logspec for f in feats if f.logspec is not None])
     f0 = np.median([f.f0 for f in feats if f.f0 > 0])
     return c[len(c) // 3:, 1:].mean(axis=0), float(f0)  # after the first third: the statistics have settled
@@ -369,8 +372,8 @@ def test_normalised_voice_gives_different_speakers_the_targets_statistics(name, 
     utts = eval_corpus(speakers=2, sentences=3)  # ann and ben: different espeak-ng voices, pitch and rate
     a, b = (np.concatenate([u.audio for u in utts if u.speaker == s]) for s in ("ann", "ben"))
     t = target_stats(name)
-    ins = [_ceps_stats(x, 16000) for x in (a, b)]
-    outs = [_ceps_stats(NormalisedVoice(16000, name).process_samples(x), 16000) for x in (a, b)]
+    ins = [_ceps_stats(x) for x in (a, b)]
+    outs = [_ceps_stats(NormalisedVoice(16000, name).process_samples(x)) for x in (a, b)]
     gap = lambda u, v: float(np.linalg.norm(u - v))  # noqa: E731
     assert gap(outs[0][0], outs[1][0]) < 0.5 * gap(ins[0][0], ins[1][0])          # speakers moved together
     for (ci, _), (co, f0) in zip(ins, outs):
@@ -393,15 +396,10 @@ def test_normalised_voice_keeps_each_hops_spectral_movement():
     mel-cepstra correlate with the input's (a kNN target voice replaces them with the target's frames)."""
     from ravasd.audio.voices.normalise import TO_CEPS, NormalisedVoice
 
-    def traj(y):
-        an = vocoder.Analyzer()
-        x = y.astype(np.float64)
-        return [an.step(x[i:i + vocoder.HOP]) for i in range(0, len(x) - vocoder.HOP, vocoder.HOP)]
-
     x = synth_speech(16000, seconds=3.0)
     conv = NormalisedVoice(16000, "baritone")
     y = conv.process_samples(x)[conv.latency:]
-    fi, fo = traj(x), traj(y)
+    fi, fo = _analyse(x), _analyse(y)
     both = [(TO_CEPS @ a.logspec, TO_CEPS @ b.logspec) for a, b in zip(fi, fo)
             if a.logspec is not None and b.logspec is not None]
     ci, co = (np.array(v)[:, 1:6] for v in zip(*both))

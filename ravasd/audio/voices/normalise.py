@@ -25,7 +25,8 @@ mel-cepstral mean and covariance of its speech hops and its log-F0 statistics.
 
 Measured on realistic voices (README, ``ravasd/audio/voices/figures.json``): the words stay (Whisper
 WER within a few points of the original's) and an attacker who converts their enrolment speech too
-is near chance — the per-speaker statistics were the leak that every frame-wise voice here kept.
+links speakers far less than with the fixed pitch/formant voices — the per-speaker statistics were the
+leak those keep.
 """
 from __future__ import annotations
 
@@ -34,14 +35,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft
 
-from .target import PRIOR_LF0, load_pool
-from .vocoder import BINS, RATE, Features, SourceFilterVoice, ceps_to_env
+from .target import PRIOR_LF0, load_pool, mel_grid
+from .vocoder import BINS, Features, SourceFilterVoice, ceps_to_env
 
 MEL_POINTS = 64     # mel grid the envelope is sampled on (60 Hz … 7.6 kHz)
 DIMS = 30           # mel-cepstra normalised (the 0th — a level offset — has no effect: loudness is set apart)
 STATS_HOPS = 600    # time constant of the speaker's statistics (3 s)
 WARMUP = 0.25       # weight of the prior mean at the first hop (decays like a running mean's)
-REFRESH = 10        # hops between recomputations of the whitening transform (50 ms)
+REFRESH = 10        # hops between recomputations of the transport map (50 ms)
 PROSODY = 0.6       # fraction of the speaker's log-F0 excursions kept
 #: The target itself is moved beyond the flite voice it comes from: a 12 % longer vocal tract and 15 %
 #: lower pitch. Measured on the realistic corpus (README): without it an attacker comparing with original
@@ -49,18 +50,6 @@ PROSODY = 0.6       # fraction of the speaker's log-F0 excursions kept
 #: 52 %, but +3 points WER and a lower lazy-informed EER).
 FORMANT, PITCH = 0.88, 0.85
 RIDGE = 1e-4        # added to the speaker covariance's diagonal before its inverse square root
-
-
-def _mel_grid() -> tuple[np.ndarray, np.ndarray]:
-    """(MEL_POINTS, BINS) linear-interpolation weights envelope → mel grid, and the grid's positions (bins)."""
-    lo, hi = 60.0, 7600.0
-    mel = np.linspace(2595 * np.log10(1 + lo / 700), 2595 * np.log10(1 + hi / 700), MEL_POINTS)
-    pos = 700 * (10 ** (mel / 2595) - 1) / (RATE / 2) * (BINS - 1)
-    w = np.zeros((MEL_POINTS, BINS))
-    i = pos.astype(int)
-    w[np.arange(MEL_POINTS), i] = 1 - (pos - i)
-    w[np.arange(MEL_POINTS), np.minimum(i + 1, BINS - 1)] += pos - i
-    return w, pos
 
 
 def _back(pos: np.ndarray) -> np.ndarray:
@@ -78,7 +67,7 @@ def _back(pos: np.ndarray) -> np.ndarray:
     return back
 
 
-_W, _POS = _mel_grid()
+_W, _POS = mel_grid(MEL_POINTS)
 _DCT = fft.dct(np.eye(MEL_POINTS), norm="ortho", axis=0)[:DIMS]
 TO_CEPS = _DCT @ _W                 # (DIMS, BINS): log envelope → mel-cepstra
 FROM_CEPS = _back(_POS) @ _DCT.T    # (BINS, DIMS): a change of mel-cepstra → a change of the log envelope
@@ -93,8 +82,9 @@ def _sqrt_psd(cov: np.ndarray, power: float) -> np.ndarray:
 def transport(cov: np.ndarray, cov_t: np.ndarray) -> np.ndarray:
     """The linear map that takes a Gaussian of covariance ``cov`` onto one of ``cov_t`` moving each point
     the least on average (optimal transport): ``S^-½ (S^½ S_t S^½)^½ S^-½``."""
-    half = _sqrt_psd(cov, 0.5)
-    inv = _sqrt_psd(cov, -0.5)
+    w, v = np.linalg.eigh(cov)
+    r = np.sqrt(np.maximum(w, 1e-8))
+    half, inv = (v * r) @ v.T, (v / r) @ v.T
     return inv @ _sqrt_psd(half @ cov_t @ half, 0.5) @ inv
 
 
@@ -115,7 +105,7 @@ def target_stats(name: str) -> TargetStats:
     if name not in _STATS:
         pool = load_pool(name)
         speech = pool.env[np.any(pool.env != 0, axis=1)]  # silent hops are stored as zeros
-        c = np.stack([TO_CEPS @ ceps_to_env(e) for e in speech])
+        c = ceps_to_env(speech) @ TO_CEPS.T  # all hops at once
         mean = c.mean(axis=0)
         cov = np.cov(c, rowvar=False, bias=True)
         _STATS[name] = TargetStats(mean, cov, pool.lf0_mean, pool.lf0_std)

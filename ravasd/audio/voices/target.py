@@ -73,16 +73,22 @@ SOUNDS, SOUND_DIMS = 256, 16  # the search space: the 16 directions that best te
 ALIGN_CEPS = 20         # pool building: envelope cepstra 1…19 (formants, not finer detail) drive the DTW
 
 
-def _mel_dct(n: int = 40, lo: float = 60.0, hi: float = 7600.0) -> np.ndarray:
-    """(MEL_CEPS, BINS): log envelope → mel-cepstrum (the envelope sampled at ``n`` mel-spaced
-    frequencies, then a DCT). The envelope is smooth, so sampling stands in for a filterbank."""
+def mel_grid(n: int, lo: float = 60.0, hi: float = 7600.0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, BINS) linear-interpolation weights that sample a log envelope at ``n`` mel-spaced
+    frequencies from ``lo`` to ``hi`` Hz, and those frequencies' positions in bins (n,)."""
     mel = np.linspace(2595 * np.log10(1 + lo / 700), 2595 * np.log10(1 + hi / 700), n)
     pos = 700 * (10 ** (mel / 2595) - 1) / (RATE / 2) * (BINS - 1)
     w = np.zeros((n, BINS))
     i = pos.astype(int)
     w[np.arange(n), i] = 1 - (pos - i)
     w[np.arange(n), np.minimum(i + 1, BINS - 1)] += pos - i
-    return fft.dct(np.eye(n), norm="ortho", axis=0)[:MEL_CEPS] @ w
+    return w, pos
+
+
+def _mel_dct(n: int = 40) -> np.ndarray:
+    """(MEL_CEPS, BINS): log envelope → mel-cepstrum (the envelope sampled at ``n`` mel-spaced
+    frequencies, then a DCT). The envelope is smooth, so sampling stands in for a filterbank."""
+    return fft.dct(np.eye(n), norm="ortho", axis=0)[:MEL_CEPS] @ mel_grid(n)[0]
 
 
 MEL_DCT = _mel_dct()
