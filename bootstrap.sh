@@ -11,6 +11,8 @@ APT_PACKAGES=(
   python3 python3-venv python3-gi gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1  # tray (pystray gtk)
   libportaudio2 libasound2-plugins pulseaudio pulseaudio-utils                     # audio devices
   libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri                                      # headless OpenGL
+  libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0           # settings window (Qt xcb)
+  libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libfontconfig1 fonts-dejavu-core
   xvfb dbus dbus-x11 procps ffmpeg espeak-ng flite                                 # tests: display, media, speech
 )
 
@@ -65,7 +67,7 @@ if [ "$cmd" = test ]; then
 else
   install_system_packages "${APT_PACKAGES[@]}"
 fi
-if [ "$cmd" = test ]; then make_venv test,eval,cluster; else make_venv ""; fi
+if [ "$cmd" = test ]; then make_venv test,eval,cluster,gui; else make_venv gui; fi
 export OPENBLAS_NUM_THREADS=1
 case "$cmd" in
   run)

@@ -20,5 +20,10 @@ dist/ravasd/ravasd --version
 check=$(mktemp -d)
 HOME="$check" RAVAS_HOME="$check/ravas" dist/ravasd/ravasd render --width 320 --height 240 -o "$check/render.png"
 test -s "$check/render.png"
+# the settings window opens from the frozen build (offscreen; still open when the timeout ends it)
+rc=0
+HOME="$check" RAVAS_HOME="$check/ravas" QT_QPA_PLATFORM=offscreen timeout 15 dist/ravasd/ravasd settings \
+  >"$check/settings.log" 2>&1 || rc=$?
+[ "$rc" = 124 ] || { cat "$check/settings.log"; echo "packaging/build.sh: the settings window did not open (exit $rc)"; exit 1; }
 rm -rf "$check"
 echo "packaging/build.sh: dist/ravasd/ is ready ($(du -sh dist/ravasd | cut -f1))"

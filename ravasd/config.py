@@ -261,9 +261,12 @@ def read_yaml(path: Path) -> dict:
 def parse_value(text: str) -> Any:
     """Parse a command-line value the way YAML would (``10`` → int, ``null`` → None)."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if value is None and text.strip() not in ("", "null", "Null", "NULL", "~"):
+        return text  # "#88aacc" is a colour, not a YAML comment
+    return value
 
 
 def load_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None,

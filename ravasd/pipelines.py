@@ -11,11 +11,12 @@ from typing import Any, Callable
 
 from .audio import sinks as audio_sinks
 from .audio import sources as audio_sources
-from .audio.level import LevelTap
+from .audio.level import LevelTap, MeteredSource
 from .audio.voices import make_voice
 from .choices import check_names
 from .config import Config, block_size
 from .engine.runner import AudioPublisher, StreamRunner, VideoPublisher
+from .engine.snapshot import FrameTap
 from .engine.supervisor import Wiring
 from .errors import ConfigError
 from .video import sinks as video_sinks
@@ -62,7 +63,8 @@ def _build_video(cfg: Config, routes: dict[str, Any], on_eof: Callable[[], None]
     }[_concrete(v.sink, "video.sink")]
     return StreamRunner(source=source, converter=converter_factory("video", cfg, routes), sink=sink,
                         publisher=VideoPublisher(1.0 / fps, w, h), deadline=v.deadline_ms / 1000,
-                        hang_timeout=cfg.engine.hang_timeout_ms / 1000, on_eof=on_eof)
+                        hang_timeout=cfg.engine.hang_timeout_ms / 1000, on_eof=on_eof,
+                        tap=FrameTap(routes["video_frame"]) if "video_frame" in routes else None)
 
 
 def _build_audio(cfg: Config, routes: dict[str, Any], on_eof: Callable[[], None] | None) -> StreamRunner:
@@ -73,6 +75,10 @@ def _build_audio(cfg: Config, routes: dict[str, Any], on_eof: Callable[[], None]
         "demo": lambda: audio_sources.DemoAudioSource(rate, block),
         "file": lambda: audio_sources.FileAudioSource(cfg.files.input, rate, block, cfg.files.loop),
     }[_concrete(a.source, "audio.source")]
+    meter = routes.get("mic_level")
+    if meter is not None:
+        raw_source = source
+        source = lambda: MeteredSource(raw_source(), meter)  # noqa: E731
     sink = {
         "virtual": lambda: audio_sinks.open_virtual_out(routes.get("audio_out"), rate, block, a.max_latency_ms / 1000),
         "device": lambda: audio_sinks.DeviceAudioSink(a.output_device, rate, block, a.max_latency_ms / 1000),

@@ -19,6 +19,7 @@ LAYERS = [
     {"ravasd.choices", "ravasd.evaluation"},
     {"ravasd.pipelines"},
     {"ravasd.daemon"},
+    {"ravasd.gui"},
     {"ravasd.commands", "ravasd.__main__"},
 ]
 APART = [("ravasd.audio", "ravasd.video")]

@@ -22,10 +22,10 @@ def test_tray_menu_items_work_on_a_real_daemon(desktop, tmp_path, ravas_home):
     assert res["backend"].endswith("_gtk") and res["has_menu"]
     items = [t for t in res["top"][1:] if not t.startswith("- -")]
     assert items == ["Avatar", "Voice", "Pause (privacy curtain)", "Calibrate face", "Show preview",
-                     "Start at login", "Open settings file", "Open log folder", "Quit"]
+                     "Settings…", "Start at login", "Open settings file", "Open log folder", "Quit"]
     assert res["top"][0].startswith("RAVAS — ")
     for key in ("running", "voice_radio", "voice_saved", "avatar_checked", "paused", "paused_icon", "resumed",
-                "autostart_on", "autostart_off", "preview_on"):
+                "autostart_on", "autostart_off", "preview_on", "settings_window_running"):
         assert res[key] is True, key
     assert res["opened"] == [str(ravas_home / "config" / "config.yaml"), str(ravas_home / "log")]
     assert res["returned_after_quit"] < 3

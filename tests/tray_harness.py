@@ -13,7 +13,7 @@ from ravasd import paths  # noqa: E402
 from ravasd.config import load_config  # noqa: E402
 from ravasd.daemon import autostart  # noqa: E402
 from ravasd.daemon.service import Daemon  # noqa: E402
-from ravasd.daemon.tray import Tray, tray_state  # noqa: E402
+from ravasd.daemon.tray import Tray, open_settings_window, tray_state  # noqa: E402
 
 
 def main():
@@ -24,7 +24,8 @@ def main():
     daemon = Daemon(cfg)
     daemon.start()
     opened = []
-    tray = Tray(daemon, opener=opened.append)
+    windows = []  # the real `ravasd settings` processes the tray started
+    tray = Tray(daemon, opener=opened.append, settings_opener=lambda: windows.append(open_settings_window()))
     res = {"backend": type(tray.icon).__module__, "steps": []}
 
 
@@ -92,6 +93,12 @@ def main():
             res["preview_on"] = daemon.preview and preview.checked
             preview(icon)
             item(icon.menu, "Calibrate face")(icon)
+            item(icon.menu, "Settings…")(icon)
+            mark("settings")
+            time.sleep(4)  # a window that could not open would have exited by now
+            res["settings_window_running"] = len(windows) == 1 and windows[0].poll() is None
+            windows[0].terminate()
+            windows[0].wait(5)
             res["quit_at"] = time.monotonic()
             item(icon.menu, "Quit")(icon)
         except Exception as err:  # report instead of hanging the GUI loop

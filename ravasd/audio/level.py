@@ -40,3 +40,28 @@ class LevelTap:
     def close(self) -> None:
         for i in range(len(self.shared)):
             self.shared[i] = 0.0
+
+
+class MeteredSource:
+    """Wraps an audio source; after each block, its level (RMS, dBFS, smoothed over ~0.1 s) goes into
+    ``shared[0]`` for the settings window's input meter. Only this one number leaves the worker."""
+
+    def __init__(self, source: Any, shared: Any) -> None:
+        self.source = source
+        self.shared = shared
+
+    def read(self) -> Any:
+        item = self.source.read()
+        if item is not None and len(item.samples):
+            rms = float(np.sqrt(np.mean(np.square(item.samples, dtype=np.float64))))
+            db = 20 * np.log10(max(rms, 1e-6))
+            alpha = min(1.0, len(item.samples) / item.rate / 0.1)
+            self.shared[0] = float(self.shared[0] + alpha * (db - self.shared[0]))
+        return item
+
+    def close(self) -> None:
+        self.shared[0] = -120.0
+        self.source.close()
+
+    def __getattr__(self, name: str) -> Any:  # device counters (xruns, dropped) of the wrapped source
+        return getattr(self.source, name)

@@ -124,7 +124,26 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_sub.add_parser("calibrate", help="record the neutral face (avatar converter)")
     pv = ctl_sub.add_parser("preview", help="show or hide the preview window")
     pv.add_argument("state", choices=["on", "off"])
+    sn = ctl_sub.add_parser("snapshot", help="save the frame the call sees now as a PNG (works headless)")
+    sn.add_argument("file", metavar="FILE.png")
+    dv = ctl_sub.add_parser("devices", help="cameras and microphones the daemon can use, and the current ones")
+    dv.add_argument("--json", action="store_true")
+    se = ctl_sub.add_parser("set", help="change a setting live (validated, remembered): e.g. set video.camera 1")
+    se.add_argument("key", metavar="KEY")
+    se.add_argument("value", metavar="VALUE", help="parsed like YAML: 10, null, true, '#88aacc'")
+    lv = ctl_sub.add_parser("level", help="the microphone's input level (dBFS) and the converted voice's level")
+    lv.add_argument("--json", action="store_true")
+    sm = ctl_sub.add_parser("sample", help="record a few seconds of the converted voice (what RAVAS Mic plays)")
+    sm.add_argument("file", metavar="FILE.wav")
+    sm.add_argument("--seconds", type=float, default=3.0, help="0.5..15 (default 3)")
     ctl_sub.add_parser("quit", help="stop the daemon (removes RAVAS Mic)")
+
+    stg = sub.add_parser("settings", help="open the settings window (camera, microphone, avatar, voice, general)",
+                         description="A window to pick camera, microphone, avatar and voice, hear your converted "
+                                     "voice and see what the call sees. It talks to the running daemon and offers "
+                                     "to start it. Needs a display and the gui extra (PySide6).")
+    stg.add_argument("--page", choices=["Camera", "Microphone", "Avatar", "Voice", "General"],
+                     help="the page to open on")
 
     doc = sub.add_parser("doctor", help="check camera, mic, virtual devices, models, OpenGL, tray, autostart")
     doc.add_argument("--json", action="store_true")
@@ -295,7 +314,16 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         extra["name"] = args.name
     if c == "preview":
         extra["on"] = args.state == "on"
-    reply = request(c, **extra)
+    if c == "set":
+        extra.update(key=args.key, value=args.value)
+    if c == "sample":
+        extra["seconds"] = args.seconds
+    out_file = Path(args.file) if c in ("snapshot", "sample") else None
+    if out_file is not None and not out_file.parent.is_dir():
+        raise RavasError(f"{out_file}: the folder {out_file.parent} does not exist.", "create it or pick another path.")
+    if c == "snapshot" and out_file.suffix.lower() != ".png":
+        raise RavasError(f"{out_file}: snapshots are PNG files.", "name the file *.png.")
+    reply = request(c, timeout=20.0 if c == "sample" else 5.0, **extra)
     if not reply.get("ok"):
         raise RavasError(f"ravasd refused '{c}': {reply.get('error', 'unknown error')}")
     if c == "status":
@@ -306,13 +334,51 @@ def cmd_ctl(args: argparse.Namespace) -> int:
             print(format_status(st))
             print(f"voice: {st['voice']} | video: {st['video_converter']} | RAVAS Mic: "
                   f"{st.get('virtual_mic') or 'none'} | camera sink: {st.get('video_sink')}")
+    elif c == "snapshot":
+        import base64
+
+        paths.atomic_write_bytes(out_file, base64.b64decode(reply["image"]))
+        kind = "placeholder card" if reply["placeholder"] else "anonymized frame"
+        print(f"wrote {out_file} ({reply['width']}×{reply['height']}, {kind}, {reply['age_s']:.1f} s old)")
+    elif c == "sample":
+        import shutil
+
+        shutil.copyfile(reply["path"], out_file)
+        Path(reply["path"]).unlink(missing_ok=True)
+        print(f"wrote {out_file} ({args.seconds:g} s of the converted voice)")
+    elif c == "devices":
+        if args.json:
+            print(json.dumps({"devices": reply["devices"], "current": reply["current"]}, indent=2))
+        else:
+            cur, dev = reply["current"], reply["devices"]
+            print(f"camera in use: {cur['camera']!r} ({cur['video_source']}); "
+                  f"microphone in use: {cur['input_device'] if cur['input_device'] is not None else 'default'} "
+                  f"({cur['audio_source']})")
+            for cam in dev.get("cameras", []):
+                print(f"  camera {cam['index']}: {cam['name']} ({cam['path']})")
+            for src in (dev.get("pulse") or {}).get("sources", []):
+                print(f"  microphone {src['name']}: {src['description']}")
+    elif c == "set":
+        how = reply["applied"]
+        print(f"{args.key} = {args.value} ({'applied now' if how == 'live' else how}; saved)")
+    elif c == "level":
+        if args.json:
+            print(json.dumps({k: reply[k] for k in ("mic_db", "voice_level")}))
+        else:
+            print(f"microphone {reply['mic_db']:.0f} dBFS | converted voice level {reply['voice_level']:.3f}")
     else:
         print(f"ok: {c}")
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    from ..gui import open_settings
+
+    return open_settings(args.page)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import report, run_checks
+    from ..daemon.doctor import report, run_checks
 
     text, code = report(run_checks(_load(args)), args.json)
     print(text)
@@ -577,7 +643,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "run": cmd_run, "avatars": cmd_avatars, "bench": cmd_bench, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "autostart": cmd_autostart, "desktop": cmd_desktop,
+COMMANDS = {"eval": cmd_eval, "run": cmd_run, "avatars": cmd_avatars, "bench": cmd_bench, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "settings": cmd_settings, "autostart": cmd_autostart, "desktop": cmd_desktop,
             "models": cmd_models, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
             "converters": cmd_converters, "devices": cmd_devices}
 

@@ -181,12 +181,13 @@ def request(cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
             s.settimeout(timeout)
             s.connect(str(path))
             s.sendall(msg)
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
+            parts: list[bytes] = []
+            while not parts or not parts[-1].endswith(b"\n"):
+                chunk = s.recv(1 << 20)  # a snapshot reply is a few MB of base64
                 if not chunk:
                     break
-                buf += chunk
+                parts.append(chunk)
+            buf = b"".join(parts)
     except (FileNotFoundError, ConnectionRefusedError):
         raise RavasError("ravasd is not running (no control socket).", "start it with `ravasd run`.") from None
     except socket.timeout:

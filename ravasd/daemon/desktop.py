@@ -5,7 +5,7 @@ expects after installing one, for this user only:
 
 * ``~/.local/bin/ravasd`` → this installation's ``ravasd`` (a symlink; an existing file that is not
   ours is left alone and reported), with a note when that folder is not on PATH;
-* ``$XDG_DATA_HOME/applications/org.ravas.ravasd.desktop`` (menu entry with Pause / Resume / Quit
+* ``$XDG_DATA_HOME/applications/org.ravas.ravasd.desktop`` (menu entry with Settings / Pause / Resume / Quit
   actions) and the icon in the hicolor theme (SVG + 256 px PNG).
 
 Linux/BSD desktops only (freedesktop.org); a macOS or Windows build (PyInstaller, ``BUILD.md``)
@@ -100,8 +100,10 @@ def install(link: bool = True, platform: str | None = None) -> list[str]:
     exe = launcher()
     run = [str(exe), "run"] if exe else command("run")
     ctl = [str(exe), "ctl"] if exe else command("ctl")
+    settings = [str(exe), "settings"] if exe else command("settings")
     text = (assets.path("service", f"{APP_ID}.desktop.in").read_text()
             .replace("{exec}", desktop_exec(run)).replace("{ctl}", desktop_exec(ctl))
+            .replace("{settings}", desktop_exec(settings))
             .replace("{tryexec}", desktop_exec(run[:1])))
     atomic_write_text(menu_entry(), text)
     lines = [f"menu entry: {menu_entry()}", "icon: " + ", ".join(str(p) for p in install_icon())]

@@ -14,6 +14,7 @@ from typing import Any
 from ..choices import check_names
 from ..config import Config
 from ..devices import pulse, virtual
+from ..devices.display import NO_DISPLAY_FIX, display_available
 from ..devices.listing import camera_available, input_exists
 from ..errors import ConfigError, DeviceError
 from ..video.sinks import open_virtual_camera
@@ -52,33 +53,14 @@ def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], 
             if section.sink == "file" and not cfg.files.output:
                 raise ConfigError(f"{kind}.sink is 'file' but files.output is not set.",
                                   "set files.output (e.g. recording.mp4), or choose another sink.")
-    if cfg.video.enabled and cfg.video.source == "auto":
-        if camera_available(cfg.video.camera):
-            changes["video.source"] = "camera"
-        else:
-            changes["video.source"] = "demo"
-            notes.append(f"camera: no camera at {cfg.video.camera!r}; using the built-in demo source. "
-                         "Fix: connect a camera or set video.camera (see `ravasd devices`).")
+    if cfg.video.enabled and cfg.video.sink == "preview" and not display_available():
+        raise DeviceError("video.sink is 'preview', but there is no display to show the window on.",
+                          NO_DISPLAY_FIX + ", or choose another sink.")
+    if cfg.video.enabled:
+        changes.update(_video_source(cfg, notes))
     pulse_info = pulse.server_info() if sys.platform.startswith("linux") else None
-    if cfg.audio.enabled and cfg.audio.source in ("auto", "mic") and cfg.audio.input_device is None and pulse_info:
-        # pin the current default source now: it must be a real microphone, never our own output
-        default = str(pulse_info.get("default_source_name") or "")
-        if default and not default.endswith(".monitor") and not default.startswith(virtual.PulseVirtualMic.SOURCE):
-            changes["audio.input_device"] = default
-        elif cfg.audio.source == "auto":
-            changes["audio.source"] = "demo"
-            notes.append("microphone: the sound server has no microphone (only monitors); using the built-in "
-                         "demo voice. Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
-    if cfg.audio.enabled and cfg.audio.source == "auto" and "audio.source" not in changes:
-        wanted = cfg.audio.input_device
-        if ("audio.input_device" in changes or input_exists(wanted)
-                or (isinstance(wanted, str) and pulse_info and pulse.find_source(wanted))):
-            changes["audio.source"] = "mic"
-        else:
-            changes["audio.source"] = "demo"
-            what = "none found" if wanted is None else f"{wanted!r} not found"
-            notes.append(f"microphone: {what}; using the built-in demo voice. "
-                         "Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
+    if cfg.audio.enabled:
+        changes.update(_audio_source(cfg, pulse_info, notes))
     if cfg.video.enabled and cfg.video.sink in ("auto", "virtual"):
         err = virtual_camera_error(cfg)
         if err is None:
@@ -98,6 +80,68 @@ def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], 
             changes["audio.sink"] = "null"
             notes.append(f"virtual mic: {err.message.rstrip('.')}; converted audio is discarded. Fix: {err.fix}")
     return (cfg.replace(**changes) if changes else cfg), notes, res
+
+
+def _video_source(cfg: Config, notes: list[str]) -> dict[str, object]:
+    """``video.source: auto`` → camera when ``video.camera`` opens, else the demo (with a note)."""
+    if cfg.video.source != "auto":
+        return {}
+    if camera_available(cfg.video.camera):
+        return {"video.source": "camera"}
+    notes.append(f"camera: no camera at {cfg.video.camera!r}; using the built-in demo source. "
+                 "Fix: connect a camera or set video.camera (see `ravasd devices`).")
+    return {"video.source": "demo"}
+
+
+def _audio_source(cfg: Config, pulse_info: dict | None, notes: list[str]) -> dict[str, object]:
+    """``audio.source: auto/mic`` → a concrete microphone (the sound server's default pinned now — a
+    real one, never RAVAS Mic or a monitor) or, for auto, the demo voice (with a note)."""
+    changes: dict[str, object] = {}
+    if cfg.audio.source in ("auto", "mic") and cfg.audio.input_device is None and pulse_info:
+        default = str(pulse_info.get("default_source_name") or "")
+        if default and not default.endswith(".monitor") and not default.startswith(virtual.PulseVirtualMic.SOURCE):
+            changes["audio.input_device"] = default
+        elif cfg.audio.source == "auto":
+            notes.append("microphone: the sound server has no microphone (only monitors); using the built-in "
+                         "demo voice. Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
+            return {"audio.source": "demo"}
+    if cfg.audio.source == "auto":
+        wanted = cfg.audio.input_device
+        if ("audio.input_device" in changes or input_exists(wanted)
+                or (isinstance(wanted, str) and pulse_info and pulse.find_source(wanted))):
+            changes["audio.source"] = "mic"
+        else:
+            changes["audio.source"] = "demo"
+            what = "none found" if wanted is None else f"{wanted!r} not found"
+            notes.append(f"microphone: {what}; using the built-in demo voice. "
+                         "Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
+    return changes
+
+
+def resolve_source(key: str, requested: Config, current: Config) -> Config:
+    """A live change of ``key`` (a source or device setting): ``current`` with that stream's source
+    made concrete from ``requested`` (the user's choice, may be auto). A camera or microphone that is
+    chosen but not there raises :class:`DeviceError` (the setting is then not saved)."""
+    kind = key.split(".")[0]
+    if kind == "video":
+        v = requested.video
+        if (v.source == "camera" or key == "video.camera") and not camera_available(v.camera):
+            raise DeviceError(f"video.camera: camera {v.camera!r} cannot be opened.",
+                              "pick one that `ravasd devices` lists, or the demo source (video.source demo).")
+        changes = {"video.source": v.source, "video.camera": v.camera, **_video_source(requested, [])}
+        return current.replace(**changes)
+    if kind == "audio":
+        a = requested.audio
+        pulse_info = pulse.server_info() if sys.platform.startswith("linux") else None
+        if a.input_device is not None and (a.source in ("auto", "mic") or key == "audio.input_device"):
+            if not (input_exists(a.input_device)
+                    or (isinstance(a.input_device, str) and pulse_info and pulse.find_source(a.input_device))):
+                raise DeviceError(f"audio.input_device: microphone {a.input_device!r} not found.",
+                                  "pick one that `ravasd devices` lists, or null for the system default.")
+        changes = {"audio.source": a.source, "audio.input_device": a.input_device,
+                   **_audio_source(requested, pulse_info, [])}
+        return current.replace(**changes)
+    return current
 
 
 def virtual_camera_error(cfg: Config) -> DeviceError | None:

@@ -17,17 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as config_mod
-from .. import logs
+from .. import logs, paths
+from ..choices import check_names
 from ..config import Config
 from ..engine.supervisor import Supervisor
-from ..errors import RavasError
+from ..devices.display import NO_DISPLAY_FIX, display_available
+from ..errors import ConfigError, DeviceError, RavasError
 from ..media.writer import mux
 from ..pipelines import WIRING, converter_factory, output_parts
 from ..video.avatar.library import available as avatars_available
 from ..video.avatar.library import find as find_avatar
 from ..video.converters import VIDEO_CONVERTERS
 from .control import ControlServer, InstanceLock, format_status
-from .resolve import Resources, resolve
+from .resolve import Resources, resolve, resolve_source
 from .tray import start_tray
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,8 @@ class Daemon:
                    "preview": self.preview, "uptime_s": round(time.time() - self.started, 1),
                    "virtual_mic": getattr(self.resources.mic, "shown_as", None),
                    "video_sink": self.cfg.video.sink, "audio_sink": self.cfg.audio.sink,
+                   "video_size": [self.cfg.video.width, self.cfg.video.height], "video_fps": self.cfg.video.fps,
+                   "background": self.cfg.video.background, "background_image": self.cfg.video.background_image,
                    "notes": self.notes})
         return st
 
@@ -165,10 +169,84 @@ class Daemon:
         return bool(self.sup and self.sup.send("video", "call", "calibrate"))
 
     def set_preview(self, on: bool) -> None:
+        if on and not display_available():
+            # the window would abort the video worker; say so instead of crash-looping it
+            raise DeviceError("There is no display to show the preview window on.", NO_DISPLAY_FIX + ".")
         self.preview = on
         if self.sup:
             self.sup.send("video", "preview", on)
         self._notify()
+
+    # ------------------------------------------------------------------ settings window API
+    def frame(self) -> tuple[Any, bool, float]:
+        """The latest frame the virtual camera got (anonymized or a placeholder card)."""
+        got = self.sup.frame() if self.sup else None
+        if got is None:
+            raise RavasError("No frame has been published yet (the video stream is off or starting).",
+                             "wait a moment, or check `ravasd ctl status`.")
+        return got
+
+    def set_settings(self, changes: dict[str, Any]) -> str:
+        """Validate ``{key: value}`` with the typed config, persist it atomically and apply it: returns
+        ``"live"`` (converter swapped in place), ``"restarted"`` (the changed streams' workers
+        restarted) or ``"next start"`` (saved; the running daemon cannot change it). Nothing is saved
+        or applied when any value is refused."""
+        if not changes:
+            raise ConfigError("set: name at least one setting (section.key).")
+        if len(changes) == 1 and next(iter(changes)) in ("audio.voice", "video.avatar"):
+            key, value = next(iter(changes.items()))
+            (self.set_voice if key == "audio.voice" else self.set_avatar)(str(value))
+            return "live"
+        requested = self.requested.replace(**changes)  # ConfigError naming the key
+        check_names(requested)
+        new, kinds, effects = self.cfg, set(), set()
+        for key, value in changes.items():
+            how = settings_effect(key)
+            effects.add(how)
+            if how == "next start":
+                continue
+            new = new.replace(**{key: value})
+            if key in SOURCE_KEYS:  # probing a device the worker holds would fail: only when it changes
+                new = resolve_source(key, requested, new)  # DeviceError for a camera/mic that is not there
+            kinds.add((key.split(".")[0], how))
+        for kind, how in kinds:
+            if how == "live":
+                converter_factory(kind, new)  # a bad avatar/background file is refused here
+        path = paths.config_file()
+        before = path.read_bytes() if path.exists() else None
+        try:
+            for key, value in changes.items():
+                config_mod.save_user_setting(key, value, check=check_names)
+        except RavasError:
+            if before is not None:
+                paths.atomic_write_bytes(path, before)  # all or nothing
+            raise
+        self.requested, self.cfg = requested, new
+        restart = {k for k, how in kinds if how == "restarted"}
+        if self.sup:
+            for kind in sorted({k for k, _ in kinds} - restart):
+                self.sup.swap(kind, new)
+            for kind in sorted(restart):
+                self.sup.restart(kind, new)
+        self._notify()
+        return "restarted" if "restarted" in effects else ("live" if "live" in effects else "next start")
+
+    def record_sample(self, seconds: float) -> Path:
+        """Record ``seconds`` of the converted voice (what RAVAS Mic plays) into an owner-only WAV in
+        the runtime dir and return its path; blocks until it is written (control thread)."""
+        if not 0.5 <= seconds <= 15:
+            raise ConfigError(f"seconds: must be 0.5..15, got {seconds}.")
+        path = paths.runtime_dir() / "voice-sample.wav"
+        path.unlink(missing_ok=True)
+        if not (self.sup and self.sup.send("audio", "record", str(path), seconds)):
+            raise RavasError("The audio stream is not running.", "enable it (audio.enabled: true) and restart ravasd.")
+        deadline = time.monotonic() + seconds + 3.0
+        while time.monotonic() < deadline:
+            if path.exists():
+                return path
+            time.sleep(0.05)
+        raise RavasError("The voice sample was not recorded in time (the audio stream is stalled).",
+                         "see `ravasd ctl status` and the audio log.")
 
     def _notify(self) -> None:
         for fn in list(self.listeners):
@@ -197,11 +275,69 @@ class Daemon:
                 return {"ok": False, "error": "the video stream is not running"}
         elif cmd == "preview":
             self.set_preview(bool(req.get("on", True)))
+        elif cmd in ("snapshot", "frame"):
+            return {"ok": True, **self._encoded_frame(req, png=cmd == "snapshot")}
+        elif cmd == "devices":
+            from ..devices.listing import list_all
+
+            return {"ok": True, "devices": list_all(), "current": {
+                "camera": self.cfg.video.camera, "video_source": self.cfg.video.source,
+                "input_device": self.cfg.audio.input_device, "audio_source": self.cfg.audio.source}}
+        elif cmd == "set":
+            changes = req.get("changes")
+            if not isinstance(changes, dict):
+                value = req.get("value")
+                if isinstance(value, str) and req.get("parse", True):
+                    value = config_mod.parse_value(value)
+                changes = {str(req.get("key", "")): value}
+            return {"ok": True, "applied": self.set_settings({str(k): v for k, v in changes.items()})}
+        elif cmd == "level":
+            return {"ok": True, "mic_db": self.sup.mic_level_db() if self.sup else -120.0,
+                    "voice_level": float(self.sup.routes["audio_level"][0]) if self.sup else 0.0}
+        elif cmd == "sample":
+            return {"ok": True, "path": str(self.record_sample(float(req.get("seconds", 3.0))))}
         elif cmd == "quit":
             self.stop_event.set()  # the loop (and the tray, which watches the event) ends
         else:
             return {"ok": False, "error": f"unknown command {cmd!r}"}
         return {"ok": True}
+
+
+    def _encoded_frame(self, req: dict[str, Any], png: bool) -> dict[str, Any]:
+        """The latest frame as base64 PNG (full size) or JPEG (scaled to ``max_width``)."""
+        import base64
+        import io
+
+        from PIL import Image
+
+        img, placeholder, t = self.frame()
+        pic = Image.fromarray(img)
+        max_w = int(req.get("max_width", 0) or 0)
+        if max_w and pic.width > max_w:
+            pic = pic.resize((max_w, max(1, round(pic.height * max_w / pic.width))), Image.BILINEAR)
+        buf = io.BytesIO()
+        pic.save(buf, "PNG" if png else "JPEG", **({} if png else {"quality": 82}))
+        return {"image": base64.b64encode(buf.getvalue()).decode("ascii"), "format": "png" if png else "jpeg",
+                "width": pic.width, "height": pic.height, "placeholder": placeholder,
+                "age_s": round(max(0.0, time.time() - t), 3)}
+
+
+def settings_effect(key: str) -> str:
+    """How the running daemon applies a changed setting: live, by restarting that stream, or next start."""
+    if key in LIVE_KEYS:
+        return "live"
+    if key in RESTART_KEYS:
+        return "restarted"
+    return "next start"
+
+
+#: Settings a converter swap applies (the converter is rebuilt from the new config, nothing reopens).
+LIVE_KEYS = {"audio.voice", "video.avatar", "video.converter", "video.background", "video.background_image",
+             "video.render_scale"}
+SOURCE_KEYS = {"video.source", "video.camera", "audio.source", "audio.input_device"}
+#: Settings that reopen a device or resize the stream: that stream's worker restarts (≈ 1 s of placeholder).
+RESTART_KEYS = {"video.source", "video.camera", "video.width", "video.height", "video.fps", "video.deadline_ms",
+                "audio.source", "audio.input_device", "audio.deadline_ms", "audio.max_latency_ms"}
 
 
 def run(cfg: Config, duration: float | None = None, status_every: float = 10.0, tray: bool | None = None,

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from .. import paths
 from ..audio.voices import VOICES
+from ..devices.display import display_available
 from ..errors import DeviceError
 from ..video.avatar.library import available
 from ..video.converters import VIDEO_CONVERTERS
@@ -27,12 +28,6 @@ from . import autostart
 log = logging.getLogger(__name__)
 
 COLORS = {"running": (46, 160, 67), "paused": (130, 130, 140), "waiting": (230, 160, 30), "error": (210, 50, 50)}
-
-
-def display_available() -> bool:
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
 
 
 def _pick_backend() -> None:
@@ -87,15 +82,22 @@ def open_path(path) -> None:
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def open_settings_window() -> subprocess.Popen:
+    """The settings window in its own process: Qt and the tray's GTK loop never share one, and
+    closing the window cannot disturb the daemon."""
+    return subprocess.Popen(autostart.command("settings"), stdin=subprocess.DEVNULL, start_new_session=True)
+
+
 class Tray:
     """Owns the pystray icon; built and run in the main thread."""
 
-    def __init__(self, daemon: Any, opener=open_path) -> None:
+    def __init__(self, daemon: Any, opener=open_path, settings_opener=None) -> None:
         import pystray  # needs a display at import time: loaded only when a tray is shown
 
 
         self.daemon = daemon
         self.opener = opener
+        self.settings_opener = settings_opener or open_settings_window
         self._state = "waiting"
         d = daemon
         item, Menu = pystray.MenuItem, pystray.Menu
@@ -134,6 +136,7 @@ class Tray:
             item("Calibrate face", lambda icon, it: d.calibrate()),
             item("Show preview", lambda icon, it: d.set_preview(not d.preview), checked=lambda it: d.preview),
             Menu.SEPARATOR,
+            item("Settings…", lambda icon, it: self.settings_opener()),
             item("Start at login", toggle_autostart, checked=lambda it: autostart.status()["enabled"]),
             item("Open settings file", lambda icon, it: self.opener(ensure_config())),
             item("Open log folder", lambda icon, it: self.opener(log_dir())),

@@ -152,6 +152,7 @@ class StreamRunner:
         self._converter: Any = None
         self._sink: Any = None
         self._preview: Any = None
+        self._sample: Any = None  # an AudioSample being recorded ("Test my voice")
         self._threads: list[threading.Thread] = []
         self._last_out_t: float | None = None
         self._mean_dt = 0.0
@@ -211,6 +212,12 @@ class StreamRunner:
                 self._preview = factory()
             except Exception as err:
                 self._error(f"preview: {err}")
+
+    def record_output(self, path: str, seconds: float) -> None:
+        """Write the next ``seconds`` of what the sink gets to the WAV ``path`` (audio only)."""
+        from .snapshot import AudioSample
+
+        self._sample = AudioSample(path, seconds)
 
     def stop(self, timeout: float = 1.5) -> None:
         """Stop within ``timeout`` s; the sink's last item is a placeholder, then it is closed."""
@@ -288,6 +295,14 @@ class StreamRunner:
             self._error(f"sink: {err}")
         if self._tap is not None:
             self._tap.write(item)
+        sample = self._sample
+        if sample is not None:
+            try:
+                if sample.write(item):
+                    self._sample = None
+            except Exception as err:
+                self._sample = None
+                self._error(f"voice sample: {err}")
         preview = self._preview
         if preview is not None:
             try:

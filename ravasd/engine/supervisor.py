@@ -23,6 +23,7 @@ from typing import Any, Callable
 from .. import logs
 from ..config import Config
 from .runner import StreamRunner
+from .snapshot import SharedFrame
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict
                     runner.call_converter(msg[1])
                 elif op == "preview":
                     runner.set_preview(wiring.preview() if msg[1] else None)
+                elif op == "record":  # ("record", path, seconds): a sample of the converted voice
+                    runner.record_output(str(msg[1]), float(msg[2]))
             conn.send(("status", runner.snapshot()))
             if eof.is_set():
                 conn.send(("eof", None))
@@ -106,6 +109,7 @@ class _Worker:
     restarts: int = 0
     fatal: str = ""
     finished: bool = False
+    replacing: bool = False  # a settings change is restarting it (not a crash)
 
 
 class Supervisor:
@@ -118,7 +122,11 @@ class Supervisor:
         self._ctx = mp.get_context("spawn")
         # the converted voice's shape (level, roundness, spread), written by the audio worker and read
         # by the avatar's mouth when no face is seen: three floats, no audio crosses processes
-        self.routes = dict(routes or {}, audio_level=self._ctx.Array("f", 3, lock=False))
+        # the published frame (anonymized only) for snapshots and the settings preview, and the
+        # microphone's input level (one float, dBFS) for the settings meter
+        self.routes = dict(routes or {}, audio_level=self._ctx.Array("f", 3, lock=False),
+                           video_frame=SharedFrame(self._ctx), mic_level=self._ctx.Array("f", 1, lock=False))
+        self.routes["mic_level"][0] = -120.0
         self.log_level = log_level
         self.workers = {k: _Worker(k) for k in ("video", "audio") if getattr(cfg, k).enabled}
         self.paused = False
@@ -173,11 +181,44 @@ class Supervisor:
         self._send(w, msg)
         return True
 
+    def restart(self, kind: str, cfg: Config, timeout: float = 1.8) -> bool:
+        """Restart one stream's worker with ``cfg`` (a device or size changed); the other stream
+        keeps running. The old worker's sink ends on its placeholder. False when ``kind`` is off."""
+        w = self.workers.get(kind)
+        if w is None:
+            return False
+        with self._lock:
+            self.cfg = cfg
+            w.replacing = True
+            try:
+                self._send(w, ("stop",))
+                if w.proc is not None:
+                    w.proc.join(timeout)
+                    if w.proc.is_alive():
+                        log.warning("%s worker did not stop in time; terminating", kind)
+                        w.proc.terminate()
+                        w.proc.join(0.5)
+                w.fatal, w.finished, w.status = "", False, {}
+                self._spawn(w)
+            finally:
+                w.replacing = False
+        return True
+
+    def frame(self):
+        """(image, placeholder, wall time) of the latest published frame, or None."""
+        return self.routes["video_frame"].read()
+
+    def mic_level_db(self) -> float:
+        """The microphone's recent input level in dBFS (−120 when silent or not running)."""
+        return float(self.routes["mic_level"][0])
+
     def poll(self, timeout: float = 0.2) -> None:
         """Drain worker messages, forward A/V delay, restart dead workers."""
-        conns = {w.conn: w for w in self.workers.values() if w.conn is not None}
+        conns = {w.conn: w for w in self.workers.values() if w.conn is not None and not w.replacing}
         for conn in mp.connection.wait(list(conns), timeout):
             w = conns[conn]
+            if w.conn is not conn or w.replacing:
+                continue  # a restart replaced this worker since the wait began
             try:
                 while conn.poll():
                     op, payload = conn.recv()
@@ -189,16 +230,22 @@ class Supervisor:
                     elif op in ("eof", "stopped"):
                         w.finished = w.finished or op == "eof"
             except (EOFError, OSError):
-                w.conn = None
+                if w.conn is conn:
+                    w.conn = None
         if self.cfg.engine.sync and "video" in self.workers and "audio" in self.workers:
             lat = self.workers["audio"].status.get("latency_ms", 0.0) / 1000
             self._send(self.workers["video"], ("delay", lat))
         if not self._stopping:
-            for w in self.workers.values():
-                if w.proc is not None and not w.proc.is_alive() and not w.fatal and not w.finished:
-                    w.restarts += 1
-                    log.warning("%s worker exited (code %s); restarting", w.kind, w.proc.exitcode)
-                    self._spawn(w)
+            with self._lock:
+                self._restart_dead()
+
+    def _restart_dead(self) -> None:
+        for w in self.workers.values():
+            if (w.proc is not None and not w.replacing and not w.proc.is_alive() and not w.fatal
+                    and not w.finished):
+                w.restarts += 1
+                log.warning("%s worker exited (code %s); restarting", w.kind, w.proc.exitcode)
+                self._spawn(w)
 
     @property
     def done(self) -> bool:

@@ -10,6 +10,7 @@ import numpy as np
 import pyvirtualcam
 
 from ..devices import virtual
+from ..devices.display import NO_DISPLAY_FIX, display_available
 from ..engine.frames import AnonFrame, require_anon
 from ..errors import DeviceError
 from ..media.writer import MediaWriter
@@ -68,6 +69,8 @@ class PreviewSink:
     title = "RAVAS preview"
 
     def __init__(self) -> None:
+        if not display_available():  # OpenCV's Qt window would abort the whole process
+            raise DeviceError("The preview window needs a display, and there is none.", NO_DISPLAY_FIX + ".")
         self.cv2 = cv2
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)

@@ -10,9 +10,9 @@ import sys
 from dataclasses import asdict, dataclass
 
 from ..config import Config
-from ..daemon import autostart
-from ..daemon.control import request
-from ..daemon.tray import display_available
+from . import autostart
+from .control import request
+from ..devices.display import display_available
 from ..devices import pulse
 from ..devices.listing import camera_available, cameras, input_exists
 from ..devices.virtual import open_virtual_mic

@@ -1,0 +1,62 @@
+"""The settings window's link to the daemon: control-socket requests, and starting the daemon.
+
+The window is only a client: everything it changes goes through the daemon's control verbs
+(``set``, ``avatar``, ``voice``, ``pause``…), which validate, apply live and persist. Called from
+the GUI thread (short requests) and from worker threads (``sample``, which takes seconds).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Any
+
+from .. import paths
+from ..daemon.autostart import command
+from ..daemon.control import request
+from ..errors import RavasError
+
+
+class DaemonError(RavasError):
+    """The daemon refused a request (its one-paragraph reason is the message)."""
+
+
+def call(cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
+    """One control request; raises :class:`RavasError` when no daemon runs, :class:`DaemonError`
+    when it refuses."""
+    reply = request(cmd, timeout=timeout, **args)
+    if not reply.get("ok"):
+        raise DaemonError(str(reply.get("error", "unknown error")))
+    return reply
+
+
+def running() -> bool:
+    try:
+        call("status", timeout=2.0)
+        return True
+    except RavasError:
+        return False
+
+
+def start_daemon(wait: float = 30.0) -> None:
+    """Start the daemon detached from this window (closing the window never stops it) and wait
+    until it answers; its console output goes to ``ravasd-start.log`` in the log dir."""
+    log_dir = paths.log_dir()
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log = open(log_dir / "ravasd-start.log", "ab")
+    try:
+        kwargs: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {
+            "creationflags": getattr(subprocess, "DETACHED_PROCESS", 0)}
+        proc = subprocess.Popen(command("run"), stdin=subprocess.DEVNULL, stdout=log, stderr=log, **kwargs)
+    finally:
+        log.close()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if running():
+            return
+        if proc.poll() is not None:
+            raise RavasError(f"ravasd exited at start (code {proc.returncode}).",
+                             f"see {log_dir / 'ravasd-start.log'}, or run `ravasd run` in a terminal.")
+        time.sleep(0.2)
+    raise RavasError(f"ravasd did not answer within {wait:.0f} s of starting.",
+                     f"see {log_dir / 'ravasd-start.log'}.")
