@@ -182,6 +182,8 @@ def main() -> None:
     win.nav.setCurrentRow(PAGES.index("Voice"))
     rows = {vp.table.item(r, 0).text(): r for r in range(vp.table.rowCount())}
     res["voice_rows"] = list(rows)
+    wait_for(vp.latencies_done.is_set, 60)
+    res["latency_cells"] = {name: vp.table.item(r, 1).text() for name, r in rows.items()}
     vp.table.selectRow(rows["baritone"])
     vp.use_button.click()
     res["voice_applied"] = status()["voice"] == "baritone"

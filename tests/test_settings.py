@@ -80,6 +80,7 @@ def test_every_page_and_control_against_a_real_daemon(desktop, pulse, tmp_path, 
     assert res["picture_applied"] and res["picture_removed"]
     # voice page
     assert {"tenor", "baritone", "alto"} <= set(res["voice_rows"])
+    assert res["latency_cells"]["tenor"] == "1.3 ms" and res["latency_cells"]["mcadams"].endswith(" ms")
     assert res["voice_applied"] and res["voice_saved"]
     assert res["sample_played"] and res["sample_rms"] > 0.01
     # general page

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -77,6 +78,7 @@ class SettingsWindow(QtWidgets.QMainWindow):
         self.last_error = ""
         self.played: np.ndarray | None = None  # the last thing "Test my voice" / "Play sample" played
         self._tick = 0
+        self._devices: tuple[float, dict[str, Any]] | None = None
 
         central = QtWidgets.QWidget()
         outer = QtWidgets.QVBoxLayout(central)
@@ -133,6 +135,7 @@ class SettingsWindow(QtWidgets.QMainWindow):
     def set(self, changes: dict[str, Any]) -> bool:
         """Change settings in the daemon (validated, applied, saved); True when accepted."""
         reply = self.request("set", changes=changes)
+        self._devices = None  # the current camera/microphone may have changed
         if reply is not None:
             self.statusBar().showMessage(
                 {"live": "Applied.", "restarted": "Applied (the stream restarted).",
@@ -176,6 +179,16 @@ class SettingsWindow(QtWidgets.QMainWindow):
                 self.pages[name].setEnabled(on)
         if not on and self.start_button.isEnabled():
             self.banner_text.setText("RAVAS is not running, so nothing can be changed or seen yet.")
+
+    def devices(self) -> dict[str, Any] | None:
+        """The daemon's ``devices`` reply, cached for a second (two pages ask at each full refresh)."""
+        now = time.monotonic()
+        if self._devices is None or now - self._devices[0] > 1.0:
+            reply = self.request("devices", quiet=True)
+            if reply is None:
+                return None
+            self._devices = (now, reply)
+        return self._devices[1]
 
     def refresh(self, full: bool = False) -> None:
         """Poll the daemon: status every 0.5 s (and when ``full``), the visible page's live parts each tick."""
@@ -289,7 +302,7 @@ class CameraPage(Page):
             self._fill_devices()
 
     def _fill_devices(self) -> None:
-        reply = self.win.request("devices", quiet=True)
+        reply = self.win.devices()
         if reply is None:
             return
         cur = reply["current"]
@@ -364,7 +377,7 @@ class MicrophonePage(Page):
             why = next((n for n in st.get("notes", []) if n.startswith("virtual mic")), "")
             self.mic_state.setText("RAVAS Mic is not available" + (f": {why}" if why else "."))
         if full and self.win.connected:
-            reply = self.win.request("devices", quiet=True)
+            reply = self.win.devices()
             if reply is None:
                 return
             cur = reply["current"]
@@ -615,19 +628,21 @@ class VoicePage(Page):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setStretchLastSection(True)
-        cfg = Config()
         measured = figures.load()
         for row, v in enumerate(VOICES.values()):
             f = figures.summary(v.name, measured)
             wer = "–" if f["wer_increase_points"] is None else f"+{f['wer_increase_points']:.1f} pts"
             eer = "–" if f["eer_lazy_informed"] is None else f"{f['eer_lazy_informed']:.0f} %"
-            cells = (v.name, f"{_latency_ms(cfg, v.name):.1f} ms", wer, eer, v.description)
+            cells = (v.name, "…", wer, eer, v.description)  # latency filled in by a worker thread
             for col, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setToolTip(v.description if col == 4 else text)
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(1, 70)
         self.table.setColumnWidth(4, 320)
+        self.latencies_done = threading.Event()
+        win.run_async(lambda: {name: _latency_ms(Config(), name) for name in VOICES}, self._show_latencies)
         self.layout_.addWidget(self.table, 1)
         note = QtWidgets.QLabel("Words lost: extra word errors of a speech recogniser on the converted voice. "
                                 "Disguise: how often a speaker-recognition attacker who knows the voice "
@@ -644,6 +659,12 @@ class VoicePage(Page):
         self.current = QtWidgets.QLabel()
         row.addWidget(self.current, 1)
         self.layout_.addLayout(row)
+
+    def _show_latencies(self, latencies, err) -> None:
+        for row in range(self.table.rowCount()):
+            ms = (latencies or {}).get(self.table.item(row, 0).text())
+            self.table.item(row, 1).setText("?" if ms is None or ms != ms else f"{ms:.1f} ms")
+        self.latencies_done.set()
 
     def selected(self) -> str | None:
         rows = self.table.selectionModel().selectedRows()
