@@ -233,23 +233,66 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def read_yaml(path: Path) -> dict:
-    """Read one YAML config file; syntax errors name the file and line."""
+MAX_CONFIG_BYTES = 256 * 1024  # a config is a few hundred bytes; anything this big is not one
+MAX_DEPTH = 32
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """Safe YAML without aliases (a config never needs them, and "billion laughs" expands them
+    exponentially) and with bounded nesting (deep nesting overflows the recursive composer)."""
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            ev = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a config",
+                                              ev.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML with :class:`_ConfigLoader`; raises ``yaml.YAMLError``."""
+    loader = _ConfigLoader(text)
     try:
-        text = path.read_text(encoding="utf-8")
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: Path) -> dict:
+    """Read one YAML config file; every problem (syntax, encoding, size, aliases, nesting) is a
+    :class:`ConfigError` naming the file and, for syntax, the line."""
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"Config file {path} is {path.stat().st_size // 1024} KB; a config is a few lines.",
+                              "check that this is the right file (`ravasd config show` prints a valid example).")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"Config file {path} does not exist.",
                           "check the path, or run `ravasd config path` to see where the default lives.") from None
     except OSError as err:
         raise ConfigError(f"Config file {path} cannot be read: {err.strerror}.") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"Config file {path} is not UTF-8 text (byte {err.start} is {raw[err.start]:#04x}).",
+                          "save it as UTF-8 in a text editor.") from None
+    try:
+        data = load_yaml_text(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"Config file {path}{where}: not valid YAML ({problem}).",
                           "fix the indentation/quoting there; `ravasd config show` prints a valid example.") from None
+    except RecursionError:
+        raise ConfigError(f"Config file {path}: nested too deeply to be a config.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -261,8 +304,8 @@ def read_yaml(path: Path) -> dict:
 def parse_value(text: str) -> Any:
     """Parse a command-line value the way YAML would (``10`` → int, ``null`` → None)."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = load_yaml_text(text)
+    except (yaml.YAMLError, RecursionError):
         return text
     if value is None and text.strip() not in ("", "null", "Null", "NULL", "~"):
         return text  # "#88aacc" is a colour, not a YAML comment

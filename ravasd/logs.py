@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 from pathlib import Path
 
 from . import paths
@@ -53,8 +54,12 @@ def setup(level: int, file_name: str | None = None) -> Path | None:
         return None
     path = paths.log_dir() / file_name
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)  # logs are the user's own, also when an older version made them 0644
+        for old in path.parent.glob(f"{path.name}*"):
+            os.chmod(old, 0o600)
         fh = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+        os.chmod(path, 0o600)
     except OSError:
         return None
     fh.setLevel(logging.INFO)

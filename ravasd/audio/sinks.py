@@ -11,7 +11,7 @@ from ..devices import pulse
 from ..devices.virtual import MicEndpoint
 from ..engine.frames import AnonAudio, require_anon
 from ..errors import DeviceError
-from ..media.writer import MediaWriter
+from ..media.writer import LiveRecording, MediaWriter
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +148,19 @@ class FileAudioSink:
 
     def __init__(self, path: str | Path, rate: int) -> None:
         self.writer = MediaWriter(path, audio_rate=rate)
+        self.recording = LiveRecording(self.writer)
+
+    @property
+    def failed(self) -> str:
+        """Why the recording stopped ("" while it is fine); see :class:`LiveRecording`."""
+        return self.recording.failed
 
     def write(self, block: AnonAudio) -> None:
-        self.writer.write_audio(block)
+        require_anon(block, AnonAudio)
+        self.recording.write(self.writer.write_audio, block)
 
     def close(self) -> None:
-        self.writer.commit()
+        self.recording.commit()
 
 
 class NullAudioSink:

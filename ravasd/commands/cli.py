@@ -40,6 +40,17 @@ def _common_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--avatar", metavar="NAME", help="avatar (video.avatar); see `ravasd avatars list`")
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < 1e7:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ravasd", description="RAVAS: anonymize your camera and microphone "
                                 "in real time, locally, and publish them as \"RAVAS Camera\" and \"RAVAS Mic\".",
@@ -67,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--audio-sink", choices=["auto", "virtual", "device", "file", "null"])
     run.add_argument("--no-video", action="store_true", help="run the voice pipeline only")
     run.add_argument("--no-audio", action="store_true", help="run the video pipeline only")
-    run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    run.add_argument("--duration", type=_seconds, metavar="SECONDS",
+                     help="stop after this many seconds of running streams (start-up not counted)")
     tray = run.add_mutually_exclusive_group()
     tray.add_argument("--no-tray", dest="tray", action="store_false", default=None,
                       help="no tray icon (headless; control with `ravasd ctl`)")
@@ -654,6 +666,7 @@ def _level(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    paths.private_files()  # config, logs, recordings, caches: owner-only
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
+MAX_LINE = 64 * 1024  # a request is a few dozen bytes; a longer line is refused, never buffered whole
+IDLE_TIMEOUT = 60.0  # a client that sends nothing for this long is disconnected
+BACKLOG = 128
+
 
 def format_status(st: dict) -> str:
     """One line of a status reply (``ctl status``, the daemon's periodic log line)."""
@@ -106,7 +110,7 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        sock.listen(4)
+        sock.listen(BACKLOG)
         self._sock = sock
         self._thread = threading.Thread(target=self._accept_loop, daemon=True, name="control")
         self._thread.start()
@@ -121,26 +125,40 @@ class ControlServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True, name="control-client").start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rwb") as f:
-            for line in f:
-                reply = self.dispatch(line)
-                f.write(json.dumps(reply).encode() + b"\n")
-                f.flush()
+        """One client: a reply per request line; a line over :data:`MAX_LINE` is answered with an
+        error and the connection closed; an idle client is dropped after :data:`IDLE_TIMEOUT`."""
+        conn.settimeout(IDLE_TIMEOUT)
+        try:
+            with conn, conn.makefile("rwb") as f:
+                while not self._closing:
+                    line = f.readline(MAX_LINE + 1)
+                    if not line:
+                        break
+                    if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                        f.write(json.dumps({"ok": False, "error": f"request longer than {MAX_LINE} bytes"}).encode()
+                                + b"\n")
+                        f.flush()
+                        break
+                    f.write(json.dumps(self.dispatch(line)).encode() + b"\n")
+                    f.flush()
+        except OSError:  # timeout, client gone: nothing to answer
+            pass
 
     def dispatch(self, line: bytes | str) -> dict[str, Any]:
         try:
             req = json.loads(line)
             if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
                 raise ValueError("expected an object with a 'cmd' string")
-        except ValueError as err:
-            return {"ok": False, "error": f"bad request: {err}"}
+        except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+            return {"ok": False, "error": f"bad request: {type(err).__name__}: {str(err)[:200]}"}
         try:
             return self.handler(req)
         except RavasError as err:
             return {"ok": False, "error": str(err)}
-        except Exception as err:  # a bug must not kill the control thread
+        except Exception as err:  # a bug must not kill the control thread; it is logged and flagged
             log.exception("control command %s failed", req.get("cmd"))
-            return {"ok": False, "error": f"{type(err).__name__}: {err}"}
+            return {"ok": False, "error": f"internal error ({type(err).__name__}: {str(err)[:200]}); see the log",
+                    "internal": True}
 
     def _serve_pipe(self) -> None:  # pragma: no cover - Windows only
         with Listener(pipe_name(), family="AF_PIPE") as listener:
@@ -192,4 +210,11 @@ def request(cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
         raise RavasError("ravasd is not running (no control socket).", "start it with `ravasd run`.") from None
     except socket.timeout:
         raise RavasError("ravasd did not answer within %.0f s." % timeout) from None
-    return json.loads(buf or b'{"ok": false, "error": "no reply"}')
+    except OSError as err:  # e.g. EAGAIN: the daemon's backlog is full
+        raise RavasError(f"ravasd's control socket cannot be reached ({err.strerror or err}).",
+                         "try again in a moment; `ravasd doctor` checks the daemon.") from None
+    try:
+        reply = json.loads(buf or b'{"ok": false, "error": "no reply"}')
+    except ValueError:
+        raise RavasError("ravasd sent a reply that is not JSON.", "see the daemon's log.") from None
+    return reply if isinstance(reply, dict) else {"ok": False, "error": "malformed reply"}

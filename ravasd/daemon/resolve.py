@@ -7,6 +7,7 @@ one plain line per missing part (what is missing and how to fix it) and the reso
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], 
             if section.sink == "file" and not cfg.files.output:
                 raise ConfigError(f"{kind}.sink is 'file' but files.output is not set.",
                                   "set files.output (e.g. recording.mp4), or choose another sink.")
+    _check_files(cfg)
     if cfg.video.enabled and cfg.video.sink == "preview" and not display_available():
         raise DeviceError("video.sink is 'preview', but there is no display to show the window on.",
                           NO_DISPLAY_FIX + ", or choose another sink.")
@@ -80,6 +82,36 @@ def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], 
             changes["audio.sink"] = "null"
             notes.append(f"virtual mic: {err.message.rstrip('.')}; converted audio is discarded. Fix: {err.fix}")
     return (cfg.replace(**changes) if changes else cfg), notes, res
+
+
+def _check_files(cfg: Config) -> None:
+    """A media file to play must be readable and hold the streams asked of it; a recording needs a
+    supported extension and an existing, writable folder — checked before anything starts."""
+    from pathlib import Path
+
+    from ..media.reader import probe
+    from ..media.writer import output_kind
+
+    readers = [k for k in ("video", "audio") if getattr(cfg, k).enabled and getattr(cfg, k).source == "file"]
+    if readers and cfg.files.input:
+        info = probe(cfg.files.input)  # MediaError: missing, unreadable, no decodable stream
+        for k in readers:
+            if not getattr(info, f"has_{k}"):
+                other = "--video-source demo" if k == "video" else "--audio-source demo (or mic)"
+                raise ConfigError(f"Input file {cfg.files.input} has no {k} stream, but {k}.source is 'file'.",
+                                  f"pass {other}, or --no-{k}.")
+    writers = [k for k in ("video", "audio") if getattr(cfg, k).enabled and getattr(cfg, k).sink == "file"]
+    if writers and cfg.files.output:
+        out = Path(cfg.files.output)
+        kind = output_kind(out)  # MediaError naming the supported extensions
+        if "video" in writers and kind != "video":
+            raise ConfigError(f"Recording {out}: video is recorded, so the file must be .mp4, .mkv or .mov.",
+                              "name a video file, or record audio only (--no-video).")
+        folder = out.parent if str(out.parent) else Path(".")
+        if not folder.is_dir():
+            raise ConfigError(f"Recording {out}: the folder {folder} does not exist.", "create it first.")
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"Recording {out}: the folder {folder} is not writable.", "pick another folder.")
 
 
 def _video_source(cfg: Config, notes: list[str]) -> dict[str, object]:

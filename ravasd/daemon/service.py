@@ -9,6 +9,7 @@ the virtual mic and releases the lock.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 import threading
@@ -51,6 +52,7 @@ class Daemon:
         self.preview = False
         self.started = time.time()
         self.listeners: list[Any] = []  # callables notified on state changes (the tray)
+        self.recording_ok = True  # False when a recording was asked for and not (fully) written
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -76,10 +78,13 @@ class Daemon:
         """Poll the supervisor until stopped; returns the exit code."""
         assert self.sup is not None
         t0 = last = time.monotonic()
+        live_since: float | None = None  # ``duration`` counts from when every stream's sink gets items
         while not self.stop_event.is_set():
             self.sup.poll(0.2)
             now = time.monotonic()
-            if duration is not None and now - t0 >= duration:
+            if live_since is None and (self._streams_flowing() or now - t0 > 60):
+                live_since = now
+            if duration is not None and live_since is not None and now - live_since >= duration:
                 break
             if self.sup.done:
                 fatal = [f"{k}: {w.fatal}" for k, w in self.sup.workers.items() if w.fatal]
@@ -93,6 +98,12 @@ class Daemon:
                 self._notify()
         return 0
 
+    def _streams_flowing(self) -> bool:
+        st = self.sup.status() if self.sup else {}
+        streams = [st[k] for k in ("video", "audio") if isinstance(st.get(k), dict)]
+        return bool(streams) and all(s.get("published", 0) + s.get("placeholders", 0) > 0 or s.get("fatal")
+                                     for s in streams)
+
     def stop(self) -> None:
         self.stop_event.set()
         self._cleanup()
@@ -104,8 +115,9 @@ class Daemon:
             self.control = None
         if self.sup is not None:
             self.sup.stop()
+            statuses = self.sup.status()
             self.sup = None
-            _finish_recording(self.cfg)
+            self.recording_ok = _finish_recording(self.cfg, statuses, self.out)
         self.resources.close()  # the virtual mic disappears only after its writer stopped
         self.lock.release()
         log.info("stopped in %.2f s", time.monotonic() - t0)
@@ -265,16 +277,16 @@ class Daemon:
         elif cmd == "resume":
             self.resume()
         elif cmd == "voice":
-            self.set_voice(str(req.get("name", "")))
+            self.set_voice(_arg(req, "name", str))
         elif cmd == "avatar":
-            self.set_avatar(str(req.get("name", "")))
+            self.set_avatar(_arg(req, "name", str))
         elif cmd == "converter":
-            self.set_video_converter(str(req.get("name", "")))
+            self.set_video_converter(_arg(req, "name", str))
         elif cmd == "calibrate":
             if not self.calibrate():
                 return {"ok": False, "error": "the video stream is not running"}
         elif cmd == "preview":
-            self.set_preview(bool(req.get("on", True)))
+            self.set_preview(_arg(req, "on", bool, True))
         elif cmd in ("snapshot", "frame"):
             return {"ok": True, **self._encoded_frame(req, png=cmd == "snapshot")}
         elif cmd == "devices":
@@ -285,17 +297,19 @@ class Daemon:
                 "input_device": self.cfg.audio.input_device, "audio_source": self.cfg.audio.source}}
         elif cmd == "set":
             changes = req.get("changes")
-            if not isinstance(changes, dict):
+            if changes is None:
                 value = req.get("value")
-                if isinstance(value, str) and req.get("parse", True):
+                if isinstance(value, str) and req.get("parse", True) is not False:
                     value = config_mod.parse_value(value)
-                changes = {str(req.get("key", "")): value}
+                changes = {_arg(req, "key", str): value}
+            if not isinstance(changes, dict) or len(changes) > 64:
+                raise ConfigError("set: 'changes' must be an object of at most 64 settings.")
             return {"ok": True, "applied": self.set_settings({str(k): v for k, v in changes.items()})}
         elif cmd == "level":
             return {"ok": True, "mic_db": self.sup.mic_level_db() if self.sup else -120.0,
                     "voice_level": float(self.sup.routes["audio_level"][0]) if self.sup else 0.0}
         elif cmd == "sample":
-            return {"ok": True, "path": str(self.record_sample(float(req.get("seconds", 3.0))))}
+            return {"ok": True, "path": str(self.record_sample(_arg(req, "seconds", float, 3.0)))}
         elif cmd == "quit":
             self.stop_event.set()  # the loop (and the tray, which watches the event) ends
         else:
@@ -312,7 +326,7 @@ class Daemon:
 
         img, placeholder, t = self.frame()
         pic = Image.fromarray(img)
-        max_w = int(req.get("max_width", 0) or 0)
+        max_w = int(_arg(req, "max_width", float, 0.0))
         if max_w and pic.width > max_w:
             pic = pic.resize((max_w, max(1, round(pic.height * max_w / pic.width))), Image.BILINEAR)
         buf = io.BytesIO()
@@ -320,6 +334,17 @@ class Daemon:
         return {"image": base64.b64encode(buf.getvalue()).decode("ascii"), "format": "png" if png else "jpeg",
                 "width": pic.width, "height": pic.height, "placeholder": placeholder,
                 "age_s": round(max(0.0, time.time() - t), 3)}
+
+
+def _arg(req: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
+    """Argument ``name`` of a control request, of type ``kind`` (an int passes as a float); a missing
+    one without default, or one of another type, is a :class:`ConfigError` naming it."""
+    value = req.get(name, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is float and not math.isfinite(value)):
+        raise ConfigError(f"{req.get('cmd')}: '{name}' must be {kind.__name__}, got {str(value)[:60]!r}.")
+    return value
 
 
 def settings_effect(key: str) -> str:
@@ -372,20 +397,38 @@ def run(cfg: Config, duration: float | None = None, status_every: float = 10.0, 
         for s, h in old.items():
             signal.signal(s, h)
     print("ravasd stopped.", file=out)
-    return rc
+    return rc or (0 if daemon.recording_ok else 1)
 
 
-def _finish_recording(cfg: Config) -> None:
+def _finish_recording(cfg: Config, statuses: dict[str, Any], out=sys.stderr) -> bool:
+    """After the workers stopped: mux a two-stream recording and say in one line what was kept.
+    Returns False when a recording was asked for and is missing or incomplete (exit status 1)."""
     if not cfg.files.output or "file" not in (cfg.video.sink, cfg.audio.sink):
-        return
+        return True
     parts = output_parts(cfg)
-    out = Path(cfg.files.output)
+    final = Path(cfg.files.output)
+    errors = {k: (statuses.get(k) or {}).get("recording_error") for k in ("video", "audio")
+              if getattr(cfg, k).enabled and getattr(cfg, k).sink == "file"}
+    failed = {k: e for k, e in errors.items() if e}
+    missing = [k for k in errors if not parts[k].exists()]
+    if failed or missing:
+        why = "; ".join(f"{k}: {e}" for k, e in failed.items()) or f"the {' and '.join(missing)} part was not written"
+        for p in {parts[k] for k in errors}:
+            if p != final:
+                p.unlink(missing_ok=True)  # hidden parts of a broken two-stream recording
+        kept = "nothing was kept" if not final.exists() or final in (parts[k] for k in failed) else f"{final} is incomplete"
+        log.error("recording %s failed: %s", final, why)
+        print(f"ravasd: error: the recording {final} failed ({why}); {kept}.", file=out)
+        return False
     if parts["video"] != parts["audio"]:
-        missing = [k for k, p in parts.items() if not p.exists()]
-        if missing:
-            log.error("recording %s is incomplete: the %s part was not written", out, " and ".join(missing))
-            print(f"ravasd: error: the recording {out} is incomplete ({', '.join(missing)} missing); "
-                  "see the log.", file=sys.stderr)
-            return
-        mux(parts["video"], parts["audio"], out)
-    print(f"recording written to {out}", file=sys.stderr)
+        try:
+            mux(parts["video"], parts["audio"], final)
+        except Exception as err:  # FFmpeg, disk: reported, never a traceback
+            print(f"ravasd: error: the recording {final} could not be put together ({err}); nothing was kept.",
+                  file=out)
+            return False
+        finally:
+            for k in ("video", "audio"):
+                parts[k].unlink(missing_ok=True)
+    print(f"recording written to {final}", file=out)
+    return True

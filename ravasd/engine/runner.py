@@ -250,6 +250,7 @@ class StreamRunner:
         d["dropped"] += sum(d["device_dropped"].values())
         if isinstance(self._converter, FaceAware):
             d["face"] = bool(self._converter.face_visible)  # the tray shows "no face"
+        d["recording_error"] = str(getattr(self._sink, "failed", "") or "")  # a file sink that stopped
         return d
 
     def wait(self, timeout: float | None = None) -> bool:

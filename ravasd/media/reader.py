@@ -52,13 +52,24 @@ def _reason(err: Exception) -> str:
     return text.split(": '")[0].strip() or type(err).__name__
 
 
+def _first_decodable(streams, path: Path):
+    """The first stream FFmpeg has a decoder for (``codec_context`` is None for unknown codecs)."""
+    for st in streams:
+        if st.codec_context is not None:
+            return st
+    return None
+
+
 def probe(path: str | Path) -> MediaInfo:
     """Describe a media file; raises :class:`MediaError` when it has no decodable stream."""
     path = Path(path)
     with _open(path) as c:
-        vs = c.streams.video[0] if c.streams.video else None
-        as_ = c.streams.audio[0] if c.streams.audio else None
+        vs = _first_decodable(c.streams.video, path)
+        as_ = _first_decodable(c.streams.audio, path)
         if vs is None and as_ is None:
+            if c.streams.video or c.streams.audio:
+                raise MediaError(f"Input file {path}: no decoder for its streams' codecs.",
+                                 "re-export it as MP4 (H.264/AAC) or WAV.")
             raise MediaError(f"Input file {path} has neither a video nor an audio stream.",
                              "give a video (mp4, avi, mkv, mov) or audio (wav, flac, mp3) file.")
         dur = float(c.duration / av.time_base) if c.duration else 0.0
@@ -86,12 +97,13 @@ def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: boo
     info = probe(path)
     with _open(path) as c:
         streams = []
-        if video and c.streams.video:
-            vs = c.streams.video[0]
+        vs = _first_decodable(c.streams.video, path) if video else None
+        if vs is not None:
             vs.thread_type = "AUTO"
             streams.append(vs)
-        if audio and c.streams.audio:
-            streams.append(c.streams.audio[0])
+        as_ = _first_decodable(c.streams.audio, path) if audio else None
+        if as_ is not None:
+            streams.append(as_)
         if not streams:
             return
         start = float(c.start_time / av.time_base) if c.start_time else 0.0
@@ -127,7 +139,7 @@ def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: boo
                 samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
                 yield RawAudio(samples, audio_rate, audio_pos or 0.0)
                 produced += 1
-        except av.error.FFmpegError as err:
+        except (av.error.FFmpegError, ValueError) as err:  # ValueError: a frame PyAV cannot convert
             if produced == 0:
                 raise MediaError(f"Input file {path} could not be decoded ({_reason(err)}).",
                                  "re-export it as MP4 (H.264/AAC) or WAV.") from None

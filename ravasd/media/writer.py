@@ -76,6 +76,7 @@ class MediaWriter:
             self.abort()
             raise MediaError(f"Output {self.path}: nothing to write (no video and no audio).")
         self.audio_rate = audio_rate
+        self.fps = fps
         self._apos = 0
         self._last_pts = -1
         self.frames = 0
@@ -128,6 +129,50 @@ class MediaWriter:
         except Exception:
             pass
         self.tmp.unlink(missing_ok=True)
+
+
+class LiveRecording:
+    """A :class:`MediaWriter` for a live stream that fails once: the first write or commit error
+    (disk full, folder gone) stops the recording, removes its temporary file, logs one line and
+    sets :attr:`failed`; later items are discarded. The daemon reads ``failed`` from the stream's
+    status to say, at stop, what was kept (publish thread)."""
+
+    ERRORS = (OSError, av.error.FFmpegError, MediaError, ValueError)
+
+    def __init__(self, writer: MediaWriter) -> None:
+        self.writer = writer
+        self.failed = ""
+
+    def write(self, fn, item) -> None:
+        if self.failed:
+            return
+        try:
+            fn(item)
+        except self.ERRORS as err:
+            self._fail(err)
+
+    def commit(self) -> None:
+        if self.failed:
+            return
+        if not self.writer.frames and not self.writer.samples:
+            self.failed = "stopped before anything was recorded"
+            self.writer.abort()
+            return
+        try:
+            self.writer.commit()
+        except self.ERRORS as err:
+            self._fail(err)
+
+    def _fail(self, err: Exception) -> None:
+        import logging
+
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        w = self.writer
+        secs = w.samples / w.audio_rate if w.samples else w.frames / (w.fps or 30.0)
+        self.failed = f"{reason}, after {secs:.1f} s"
+        logging.getLogger(__name__).error("recording %s stopped: %s; its partial file was removed",
+                                          self.writer.path, self.failed)
+        self.writer.abort()
 
 
 def _fit(img: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -42,6 +42,9 @@ def read_log(path: str | Path) -> Iterator[FacePose]:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as err:
         raise MediaError(f"Detection log {path} cannot be read ({err.strerror}).") from None
+    except UnicodeDecodeError as err:
+        raise MediaError(f"Detection log {path} is not UTF-8 JSON text (byte {err.start}).",
+                         "pass a file written by video.converter.detection_log or by RAVAS.") from None
     if text.endswith(",") or (text.startswith("[") and not text.endswith("]")):
         text = text.rstrip(",\n ") + "]"  # a log cut off by a crash
     try:
@@ -49,6 +52,8 @@ def read_log(path: str | Path) -> Iterator[FacePose]:
     except json.JSONDecodeError as err:
         raise MediaError(f"Detection log {path} is not valid JSON (line {err.lineno}: {err.msg}).",
                          "pass a file written by video.converter.detection_log or by RAVAS.") from None
+    except RecursionError:
+        raise MediaError(f"Detection log {path} is nested too deeply to be a detection log.") from None
     if not isinstance(data, list):
         raise MediaError(f"Detection log {path} must be a JSON array of entries.")
     index = {n: i for i, n in enumerate(ARKIT_NAMES)}
@@ -56,14 +61,18 @@ def read_log(path: str | Path) -> Iterator[FacePose]:
         if not entry:
             continue
         try:
+            if not isinstance(entry, dict) or not isinstance(entry["blendshapes"], list):
+                raise TypeError("an entry is an object with a 'blendshapes' list")
             weights = np.zeros(len(ARKIT_NAMES), np.float32)
             for b in entry["blendshapes"]:
-                i = index.get(b["categoryName"])
+                i = index.get(str(b["categoryName"]))
                 if i is not None:
                     weights[i] = float(b["score"])
             m = np.asarray(entry["transformation_matrix"], np.float32).reshape(4, 4).T  # column-major
             ts = float(entry["ts"]) / 1000
-        except (KeyError, TypeError, ValueError) as err:
+            if not (np.isfinite(ts) and np.isfinite(m).all() and np.isfinite(weights).all()):
+                raise ValueError("non-finite numbers")
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
             raise MediaError(f"Detection log {path}: entry {k} is malformed ({err}).") from None
         yaw, pitch, roll = euler_from_matrix(m)
         yield FacePose(weights, yaw, pitch, roll, m, np.zeros((478, 3), np.float32), ts)

@@ -13,7 +13,7 @@ from ..devices import virtual
 from ..devices.display import NO_DISPLAY_FIX, display_available
 from ..engine.frames import AnonFrame, require_anon
 from ..errors import DeviceError
-from ..media.writer import MediaWriter
+from ..media.writer import LiveRecording, MediaWriter
 
 
 def open_virtual_camera(width: int, height: int, fps: float, platform: str | None = None) -> "VirtualCameraSink":
@@ -97,7 +97,13 @@ class FileVideoSink:
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
         self.writer = MediaWriter(path, width=width, height=height, fps=fps)
+        self.recording = LiveRecording(self.writer)
         self._t0: float | None = None
+
+    @property
+    def failed(self) -> str:
+        """Why the recording stopped ("" while it is fine); see :class:`LiveRecording`."""
+        return self.recording.failed
 
     def write(self, frame: AnonFrame) -> None:
         require_anon(frame, AnonFrame)
@@ -105,10 +111,10 @@ class FileVideoSink:
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
-        self.writer.write_frame(AnonFrame(frame.image, now - self._t0, frame.placeholder))
+        self.recording.write(self.writer.write_frame, AnonFrame(frame.image, now - self._t0, frame.placeholder))
 
     def close(self) -> None:
-        self.writer.commit()
+        self.recording.commit()
 
 
 class NullVideoSink:

@@ -78,6 +78,40 @@ def list_avatars() -> list[AvatarInfo]:
     return [describe(n, p) for n, p in available().items()]
 
 
+def check_renders(model) -> None:
+    """Render ``model`` small, at rest and with every expression at full weight, turned; any failure
+    is an :class:`AvatarError` (a file that loads but cannot be drawn is refused at ``add``). Skipped
+    with a log line when this machine has no OpenGL at all (nothing could render then)."""
+    import logging
+
+    import numpy as np
+
+    from .model import AvatarError
+    from .renderer import AvatarRenderer, create_context
+
+    try:
+        ctx = create_context()
+    except Exception as err:  # no GL driver: `doctor` reports it; the file itself may be fine
+        logging.getLogger(__name__).warning("avatar not test-rendered: no OpenGL here (%s)", err)
+        return
+    try:
+        r = AvatarRenderer(model, 64, 64, ctx=ctx)
+        try:
+            for w, yaw in ((np.zeros(52, np.float32), 0.0), (np.ones(52, np.float32), 30.0)):
+                img = r.render(w, yaw=yaw)
+                if img.shape != (64, 64, 3) or not np.isfinite(img).all():
+                    raise ValueError("the picture came out malformed")
+        finally:
+            r.release()
+    except AvatarError:
+        raise
+    except Exception as err:
+        raise AvatarError(f"Avatar {model.path} loads but cannot be drawn ({type(err).__name__}: {err}).",
+                          "open it in Blender or https://gltf.report to see the problem, or re-export it.") from None
+    finally:
+        ctx.release()
+
+
 def add(src: str | Path, force: bool = False) -> Path:
     """Validate ``src`` and copy it into the user avatar folder; returns the new path."""
     from .model import AvatarError, load_avatar
@@ -85,7 +119,8 @@ def add(src: str | Path, force: bool = False) -> Path:
     src = Path(src)
     if src.suffix.lower() not in EXTS:
         raise AvatarError(f"{src}: unsupported avatar format '{src.suffix}'.", "use a .glb or .vrm file.")
-    load_avatar(src)  # raises a clear AvatarError for a broken file
+    model = load_avatar(src)  # raises a clear AvatarError for a broken file
+    check_renders(model)  # what is accepted must render
     dest = user_dir() / src.name
     if dest.exists() and not force:
         raise AvatarError(f"an avatar named '{src.stem}' already exists ({dest}).",

@@ -25,6 +25,8 @@ class AvatarError(RavasError):
     """A broken or unsupported avatar file."""
 
 
+MAX_COUNT = 8_000_000  # elements per accessor: far above any avatar, far below what exhausts memory
+MAX_IMAGE_PIXELS = 8192 * 8192
 COMPONENTS = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 SIZES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 _ARKIT_LOWER = {n.lower(): n for n in ARKIT_NAMES}
@@ -144,10 +146,13 @@ def read_gltf(path: Path) -> tuple[dict, bytes | None]:
     else:
         js, binary = data, None
     try:
-        return json.loads(js), binary
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise AvatarError(f"Avatar {path} is not a glTF/GLB/VRM file ({err}).",
+        doc = json.loads(js)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise AvatarError(f"Avatar {path} is not a glTF/GLB/VRM file ({type(err).__name__}: {str(err)[:120]}).",
                           "use a .glb, .gltf or .vrm file.") from None
+    if not isinstance(doc, dict):
+        raise AvatarError(f"Avatar {path}: its glTF JSON is not an object.", "use a .glb, .gltf or .vrm file.")
+    return doc, binary
 
 
 class _Reader:
@@ -163,7 +168,7 @@ class _Reader:
             elif uri.startswith("data:"):
                 self.buffers.append(base64.b64decode(uri.split(",", 1)[1]))
             else:
-                f = path.parent / uri
+                f = _beside(path, uri)
                 if not f.exists():
                     raise AvatarError(f"Avatar {path}: its buffer file {f.name} is missing.",
                                       "keep the .bin next to the .gltf, or export a single .glb.")
@@ -181,6 +186,8 @@ class _Reader:
         a = self.g["accessors"][index]
         dtype = np.dtype(COMPONENTS[a["componentType"]])
         n, k = a["count"], SIZES[a["type"]]
+        if not isinstance(n, int) or not 0 <= n <= MAX_COUNT:
+            raise AvatarError(f"Avatar {self.path}: accessor {index} claims {n!r} elements.")
         if "bufferView" in a:
             buf, start, stride = self.view(a["bufferView"])
             start += a.get("byteOffset", 0)
@@ -211,10 +218,11 @@ class _Reader:
             data = buf[start: start + self.g["bufferViews"][img["bufferView"]]["byteLength"]]
         elif img.get("uri", "").startswith("data:"):
             data = base64.b64decode(img["uri"].split(",", 1)[1])
-        elif "uri" in img and (self.path.parent / img["uri"]).exists():
-            data = (self.path.parent / img["uri"]).read_bytes()
+        elif "uri" in img and _beside(self.path, img["uri"]).exists():
+            data = _beside(self.path, img["uri"]).read_bytes()
         else:
             return None
+        _check_image_size(data, self.path, index)
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if arr is None:
             return None
@@ -227,17 +235,49 @@ class _Reader:
         return arr
 
 
+def _beside(path: Path, uri: str) -> Path:
+    """A file a .gltf names: only inside its own folder (no absolute paths, no ``..`` out of it)."""
+    folder = path.parent.resolve()
+    f = (folder / uri).resolve() if isinstance(uri, str) and "\x00" not in uri else None
+    if f is None or folder not in f.parents:
+        raise AvatarError(f"Avatar {path} refers to a file outside its folder ({str(uri)[:80]!r}).",
+                          "keep its .bin and textures next to the .gltf, or export a single .glb.")
+    return f
+
+
+def _check_image_size(data: bytes, path: Path, index: int) -> None:
+    """Refuse a texture whose header claims more than :data:`MAX_IMAGE_PIXELS` before decoding it."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except Exception:
+        return  # not an image PIL knows: OpenCV decides (an undecodable texture is skipped)
+    if w * h > MAX_IMAGE_PIXELS:
+        raise AvatarError(f"Avatar {path}: texture {index} is {w}×{h} pixels; at most 8192×8192 are read.",
+                          "scale its textures down (VRoid exports 2048 or 4096).")
+
+
 def load_avatar(path: str | Path) -> AvatarModel:
     """Parse a .glb/.gltf/.vrm file. Raises :class:`AvatarError` for anything unusable."""
     path = Path(path)
     if not path.is_file():
         raise AvatarError(f"Avatar file {path} does not exist.", "check the path.")
-    gltf, binary = read_gltf(path)
     try:
-        return _build(gltf, binary, path)
+        gltf, binary = read_gltf(path)
+    except OSError as err:
+        raise AvatarError(f"Avatar file {path} cannot be read ({err.strerror}).") from None
+    try:
+        model = _build(gltf, binary, path)
+        _validate(model)
+        return model
     except AvatarError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, struct.error) as err:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, RecursionError,
+            struct.error, cv2.error) as err:
         raise AvatarError(f"Avatar {path} is damaged or not valid glTF ({type(err).__name__}: {err}).",
                           "open it in Blender or https://gltf.report to see the problem, or re-export it.") from None
 
@@ -307,6 +347,55 @@ def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
         model.expressions = expressions(g, fmt, model)
         model.facing_back = fmt == "vrm0"
     return model
+
+
+def _validate(m: AvatarModel) -> None:
+    """What the renderer relies on, checked once: shapes, finite numbers, a node tree (no cycles,
+    indices in range), skins and morph targets that fit their meshes. ``ValueError`` names the part."""
+    n_nodes = len(m.nodes)
+    for i, node in enumerate(m.nodes):
+        if not all(isinstance(c, int) and 0 <= c < n_nodes for c in node.children):
+            raise ValueError(f"node {i} has a child index out of range")
+        if node.matrix.shape != (4, 4) or not np.isfinite(node.matrix).all():
+            raise ValueError(f"node {i} has an invalid transform")
+    for i in range(n_nodes):  # every chain of parents ends: no cycles
+        seen, j = set(), i
+        while j is not None:
+            if j in seen:
+                raise ValueError(f"the node hierarchy has a cycle through node {j}")
+            seen.add(j)
+            j = m.nodes[j].parent
+    if not all(isinstance(r, int) and 0 <= r < n_nodes for r in m.roots):
+        raise ValueError("a scene lists a node index out of range")
+    for s in m.skins:
+        if not all(isinstance(j, int) and 0 <= j < n_nodes for j in s.joints):
+            raise ValueError("a skin lists a joint that is not a node")
+        if s.inverse_bind.shape != (len(s.joints), 4, 4):
+            raise ValueError("a skin's inverse bind matrices do not match its joints")
+    for k, p in enumerate(m.primitives):
+        n = len(p.positions)
+        if p.positions.ndim != 2 or p.positions.shape[1] != 3 or p.normals.shape != p.positions.shape:
+            raise ValueError(f"primitive {k}: POSITION/NORMAL must be VEC3 of one length")
+        if not np.isfinite(p.positions).all():
+            raise ValueError(f"primitive {k}: POSITION has non-finite numbers")
+        if p.indices.ndim != 1 or len(p.indices) % 3:
+            raise ValueError(f"primitive {k}: its indices are not whole triangles")
+        if p.color.shape != (4,) or not np.isfinite(p.color).all():
+            raise ValueError(f"primitive {k}: baseColorFactor must be 4 numbers")
+        if p.uv is not None and p.uv.shape != (n, 2):
+            raise ValueError(f"primitive {k}: TEXCOORD must be VEC2 per vertex")
+        if p.texture is not None and (p.texture.ndim != 3 or p.texture.shape[2] != 4):
+            raise ValueError(f"primitive {k}: its texture could not be decoded as RGBA")
+        if p.targets is not None and (p.targets.ndim != 3 or p.targets.shape[1:] != (n, 3)):
+            raise ValueError(f"primitive {k}: a morph target does not match the mesh's vertices")
+        if p.joints is not None:
+            skin = m.nodes[p.node].skin
+            if not isinstance(skin, int) or not 0 <= skin < len(m.skins):
+                raise ValueError(f"primitive {k}: its node's skin does not exist")
+            if p.joints.shape != (n, 4) or p.weights is None or p.weights.shape != (n, 4):
+                raise ValueError(f"primitive {k}: JOINTS_0/WEIGHTS_0 must be VEC4 per vertex")
+            if p.joints.size and (p.joints.min() < 0 or p.joints.max() >= len(m.skins[skin].joints)):
+                raise ValueError(f"primitive {k}: JOINTS_0 names a joint its skin does not have")
 
 
 def _normals(pos: np.ndarray, idx: np.ndarray) -> np.ndarray:

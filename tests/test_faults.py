@@ -1,0 +1,143 @@
+"""The daemon under faults: recordings tell the truth (disk full, bad names, durations), inputs are
+checked at start, and every file RAVAS writes is private to the user."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+from helpers import ravasd, wait_until
+
+
+def _env(home: Path) -> dict:
+    return {"RAVAS_HOME": str(home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
+            "PULSE_SERVER": "unix:/nonexistent", "OPENBLAS_NUM_THREADS": "1"}
+
+
+DEMO = ["run", "--no-tray", "--video-source", "demo", "--audio-source", "demo"]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A folder whose file system fills up after ~300 KB: a tmpfs when mounting is allowed, else a
+    file-size limit (RLIMIT_FSIZE) on the daemon, which fails writes the same way (EFBIG)."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    limit = None
+    if not mounted:
+        def limit():  # preexec_fn: only the daemon and its workers are limited
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+    yield folder, limit
+    if mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_disk_full_stops_the_recording_once_keeps_the_daemon_and_says_what_was_kept(tiny_disk, ravas_home):
+    folder, limit = tiny_disk
+    env = _env(ravas_home)
+    out = folder / "session.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO, "--record", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
+    try:
+        def failed():
+            r = ravasd(env, "ctl", "status", "--json")
+            if r.returncode:
+                return False
+            st = json.loads(r.stdout)
+            return any((st.get(k) or {}).get("recording_error") for k in ("video", "audio"))
+
+        assert wait_until(failed, 90, 0.5), "the full disk was not noticed"
+        time.sleep(2)  # more blocks arrive after the failure: they must not be reported one by one
+        st = json.loads(ravasd(env, "ctl", "status", "--json").stdout)
+        assert st["video"]["alive"] and st["audio"]["alive"]  # the daemon and its streams keep running
+        ravasd(env, "ctl", "quit")
+        text = proc.communicate(timeout=30)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, text[-2000:]
+    stopped = [ln for ln in text.splitlines() if "stopped:" in ln and "recording" in ln]
+    assert 1 <= len(stopped) <= 2, stopped  # once per stream that hit the full disk, not per block
+    last = [ln for ln in text.splitlines() if ln.startswith("ravasd: error: the recording")]
+    assert last and str(out) in last[-1] and "nothing was kept" in last[-1], text[-2000:]
+    assert "recording written" not in text and "Traceback" not in text
+    assert not list(folder.iterdir()), "partial files were left behind"
+
+
+def test_recordings_are_refused_at_start_when_they_cannot_work(ravas_home, tmp_path):
+    env = _env(ravas_home)
+    for args, why in (((["--record", str(tmp_path / "r.avi")]), "unsupported extension '.avi'"),
+                      ((["--record", str(tmp_path / "nowhere" / "r.mp4")]), "does not exist"),
+                      ((["--duration", "-1"]), "more than 0 seconds"),
+                      ((["--duration", "soon"]), "not a number")):
+        r = ravasd(env, *DEMO, *args, timeout=60)
+        assert r.returncode == 2 and why in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-800:])
+        assert "ravasd running" not in r.stderr + r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ravas-home"]
+
+
+def test_a_wav_recording_is_written_and_lasts_the_duration(ravas_home, tmp_path):
+    out = tmp_path / "voice.wav"
+    r = ravasd(_env(ravas_home), *DEMO, "--record", str(out), "--duration", "4", timeout=90)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"recording written to {out}" in r.stderr
+    with wave.open(str(out)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert seconds >= 3.8, seconds  # the duration counts from when the streams run, not from launch
+
+
+def test_input_file_is_checked_at_start(ravas_home, tmp_path, media_dir):
+    from mediagen import make_video
+
+    env = _env(ravas_home)
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    silent = make_video(tmp_path / "silent.mp4", seconds=1.0, acodec=None)
+    for args, why in ((["--input", str(tmp_path / "nothere.mp4")], "does not exist"),
+                      (["--input", str(corrupt)], "not a readable media file"),
+                      (["--input", str(silent)], "has no audio stream")):
+        r = ravasd(env, "run", "--no-tray", *args, timeout=60)
+        assert r.returncode == 2 and why in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-800:])
+
+
+def test_files_ravas_writes_are_private(ravas_home, tmp_path):
+    env = _env(ravas_home)
+    assert ravasd(env, "config", "set", "audio.voice", "alto").returncode == 0
+    cfg = ravas_home / "config" / "config.yaml"
+    os.chmod(cfg, 0o644)  # as an older version left it
+    assert ravasd(env, "config", "set", "audio.voice", "tenor").returncode == 0
+    rec = tmp_path / "r.wav"
+    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO, "--record", str(rec)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def recording():
+            r = ravasd(env, "ctl", "status", "--json")
+            return r.returncode == 0 and json.loads(r.stdout)["audio"].get("published", 0) > 0
+
+        assert wait_until(recording, 60, 0.5)
+        run_dir = ravas_home / "run"
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run_dir.iterdir()}
+        assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700 and modes["ravasd.sock"] == 0o600, modes
+        assert all(m & 0o077 == 0 for m in modes.values()), modes
+        ravasd(env, "ctl", "quit")
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    private = [cfg, rec, *(ravas_home / "log").iterdir()]
+    for p in private:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p, oct(p.stat().st_mode))
+    for d in (cfg.parent, ravas_home / "log"):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700, (d, oct(d.stat().st_mode))
