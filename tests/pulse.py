@@ -29,6 +29,16 @@ class PulseServer:
         (root / "ci.pa").write_text(CI_PA)
         self.env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(xdg),
                         PULSE_SERVER=f"unix:{xdg}/pulse/native")
+        self._start()
+
+    def restart(self) -> None:
+        """Kill the server and start a fresh one on the same socket (a crashed desktop sound server)."""
+        self.proc.kill()
+        self.proc.wait(5)
+        self._start()
+
+    def _start(self) -> None:
+        root = self.root
         self.proc = subprocess.Popen(
             ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F", str(root / "ci.pa"),
              f"--log-target=file:{root / 'pa.log'}"], env=self.env, stdout=subprocess.DEVNULL,

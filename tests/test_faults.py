@@ -141,3 +141,100 @@ def test_files_ravas_writes_are_private(ravas_home, tmp_path):
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p, oct(p.stat().st_mode))
     for d in (cfg.parent, ravas_home / "log"):
         assert stat.S_IMODE(d.stat().st_mode) == 0o700, (d, oct(d.stat().st_mode))
+
+
+def _status(env) -> dict:
+    r = ravasd(env, "ctl", "status", "--json")
+    return json.loads(r.stdout) if r.returncode == 0 else {}
+
+
+def test_a_stopped_worker_is_found_stalled_and_replaced_and_a_short_stop_is_no_hang(ravas_home):
+    env = _env(ravas_home)
+    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_until(lambda: all((_status(env).get(k) or {}).get("state") == "running"
+                                      for k in ("video", "audio")), 90, 0.5)
+        # a short stop (3 s) of the audio worker: it resumes; neither a hang nor a stall is reported
+        audio_pid = _status(env)["audio"]["pid"]
+        os.kill(audio_pid, signal.SIGSTOP)
+        time.sleep(3)
+        os.kill(audio_pid, signal.SIGCONT)
+        time.sleep(3)
+        a = _status(env)["audio"]
+        assert a["pid"] == audio_pid and a["hangs"] == 0 and a["stalls"] == 0, a
+        # a long stop (12 s) of the video worker: found stalled, replaced, running again
+        video_pid = _status(env)["video"]["pid"]
+        os.kill(video_pid, signal.SIGSTOP)
+        try:
+            assert wait_until(lambda: (_status(env).get("video") or {}).get("pid") not in (None, video_pid), 30, 0.5)
+        finally:
+            try:
+                os.kill(video_pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        v = _status(env)["video"]
+        assert v["stalls"] == 1 and v["worker_restarts"] == 1, v
+        assert wait_until(lambda: (_status(env).get("video") or {}).get("state") == "running", 90, 0.5)
+        ravasd(env, "ctl", "quit")
+        out = proc.communicate(timeout=30)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in out
+    log = (ravas_home / "log" / "ravasd.log").read_text()
+    assert "video worker made no progress" in log and "audio worker made no progress" not in log
+
+
+def _ravas_modules(pulse) -> list[str]:
+    return [ln for ln in pulse.pactl("list", "short", "modules").splitlines() if "ravas" in ln]
+
+
+def test_ravas_mic_is_owned_survives_other_instances_and_a_sound_server_restart(pulse, tmp_path):
+    """Probes from #15: a second instance or `doctor` must not remove a running daemon's RAVAS Mic
+    (nor while it is stopped); after the server restarts RAVAS Mic comes back, status tells the truth,
+    and quitting unloads only our own modules."""
+    env_a = dict(pulse.env, RAVAS_HOME=str(tmp_path / "a"), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"],
+                 OPENBLAS_NUM_THREADS="1")
+    env_b = dict(env_a, RAVAS_HOME=str(tmp_path / "b"))
+    a = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--audio-source", "demo"],
+                         env=env_a, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_until(lambda: _status(env_a).get("virtual_mic") == "RAVAS Mic", 60, 0.3)
+        mine = _ravas_modules(pulse)
+        assert len(mine) == 2 and all(f":{a.pid}:" in m for m in mine), mine
+        # doctor and a second daemon from another RAVAS_HOME: they leave A's modules alone
+        d = ravasd(env_b, "doctor", timeout=60)
+        assert "RAVAS Mic exists (made by ravasd" in d.stdout, d.stdout
+        b = ravasd(env_b, "run", "--no-tray", "--no-video", "--audio-source", "demo", "--duration", "2", timeout=90)
+        assert b.returncode == 0 and "RAVAS Mic already exists" in b.stderr, b.stderr[-1500:]
+        os.kill(a.pid, signal.SIGSTOP)  # a stopped daemon still owns it
+        try:
+            ravasd(env_b, "doctor", timeout=60)
+        finally:
+            os.kill(a.pid, signal.SIGCONT)
+        assert _ravas_modules(pulse) == mine
+        # the sound server dies and comes back: RAVAS Mic is re-created, status is truthful meanwhile
+        pulse.restart()
+        unrelated = pulse.pactl("load-module", "module-null-sink", "sink_name=someone_elses").strip()
+        seen_states = set()
+
+        def back():
+            st = _status(env_a)
+            seen_states.add(st.get("virtual_mic_state"))
+            return st.get("virtual_mic") == "RAVAS Mic" and len(_ravas_modules(pulse)) == 2
+
+        assert wait_until(back, 20, 0.2), (seen_states, _ravas_modules(pulse))
+        assert wait_until(lambda: (_status(env_a).get("audio") or {}).get("state") == "running", 30, 0.3)
+        sources = pulse.pactl("list", "short", "sources")
+        assert "ravas_mic" in sources
+        assert ravasd(env_a, "ctl", "quit").returncode == 0
+        a.wait(20)
+    finally:
+        if a.poll() is None:
+            a.kill()
+    assert not _ravas_modules(pulse)  # ours are gone…
+    modules = pulse.pactl("list", "short", "modules")
+    assert f"{unrelated}\tmodule-null-sink\tsink_name=someone_elses" in modules  # …and nobody else's
+    assert "fake_mic" in pulse.pactl("list", "short", "sources")
+    pulse.pactl("unload-module", unrelated)

@@ -114,8 +114,13 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
     x = speech(tmp_path)
     wav = make_audio(tmp_path / "speech.wav", signal=x, rate=RATE)
     env = dict(pulse.env, RAVAS_HOME=str(ravas_home), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"])
-    # a stale module pair, as a crashed run would leave it
-    subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=ravas_mic_sink"], env=env, check=True)
+    # a stale module, as a crashed run would leave it: its owner token names a process that is gone
+    from ravasd.devices.virtual import owner_token
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=ravas_mic_sink",
+                    f"sink_properties=ravas.owner={owner_token(gone.pid)}"], env=env, check=True)
     daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video",
                                "--voice", "ringmod", "--mic", "fake_mic", "--set", "audio.block_ms=5"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

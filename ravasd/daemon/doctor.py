@@ -15,7 +15,7 @@ from .control import request
 from ..devices.display import display_available
 from ..devices import pulse
 from ..devices.listing import camera_available, cameras, input_exists
-from ..devices.virtual import open_virtual_mic
+from ..devices.virtual import PulseVirtualMic, open_virtual_mic
 from ..errors import DeviceError, ModelError, RavasError
 from ..models import FACE_LANDMARKER, cache_path, find
 from ..video.avatar.renderer import create_context
@@ -73,6 +73,12 @@ def _virtual_mic() -> Check:
         if st.get("ok") and st["status"].get("virtual_mic"):
             return Check("virtual mic", "ok", f"{st['status']['virtual_mic']} (daemon running)")
     except (RavasError, OSError, ValueError):
+        pass
+    try:  # another user's or instance's daemon made it: fine, and it must not be touched
+        other = PulseVirtualMic().existing_owner() if sys.platform.startswith("linux") and pulse.server_info() else None
+        if other:
+            return Check("virtual mic", "ok", f"RAVAS Mic exists (made by ravasd {other})")
+    except Exception:
         pass
     try:
         backend, ep = open_virtual_mic()

@@ -53,6 +53,7 @@ class Daemon:
         self.started = time.time()
         self.listeners: list[Any] = []  # callables notified on state changes (the tray)
         self.recording_ok = True  # False when a recording was asked for and not (fully) written
+        self.mic_ok = True  # False while RAVAS Mic is being re-created
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -79,6 +80,7 @@ class Daemon:
         assert self.sup is not None
         t0 = last = time.monotonic()
         live_since: float | None = None  # ``duration`` counts from when every stream's sink gets items
+        mic_checked = t0
         while not self.stop_event.is_set():
             self.sup.poll(0.2)
             now = time.monotonic()
@@ -92,11 +94,41 @@ class Daemon:
                     print("ravasd: a stream could not start: " + "; ".join(fatal), file=self.out)
                     return 1
                 break
+            if now - mic_checked >= 1.0:
+                mic_checked = now
+                self._check_mic()
             if status_every and now - last >= status_every:
                 last = now
                 log.info(format_status(self.sup.status()))
                 self._notify()
         return 0
+
+    def _check_mic(self) -> None:
+        """RAVAS Mic still there? When the sound server restarted or our sink vanished, re-create
+        it (retried each second) and restart the audio worker onto it; status says the truth meanwhile."""
+        backend = self.resources.mic_backend
+        if backend is None or not hasattr(backend, "healthy"):
+            return
+        try:
+            ok = backend.healthy()
+        except Exception:
+            ok = False
+        if ok:
+            return
+        if self.mic_ok:
+            self.mic_ok = False
+            log.warning("RAVAS Mic vanished (sound server restarted or module unloaded); re-creating it")
+            self._notify()
+        try:
+            backend.reopen()
+        except Exception as err:  # server not back yet: try again in a second
+            log.debug("RAVAS Mic not re-created yet: %s", err)
+            return
+        self.mic_ok = True
+        if self.sup:
+            self.sup.restart("audio", self.cfg)  # fresh streams on the (new) server
+        log.info("RAVAS Mic is back")
+        self._notify()
 
     def _streams_flowing(self) -> bool:
         st = self.sup.status() if self.sup else {}
@@ -133,7 +165,9 @@ class Daemon:
         st.update({"paused": self.paused, "voice": self.cfg.audio.voice, "video_converter": self.cfg.video.converter,
                    "avatar": self.cfg.video.avatar,
                    "preview": self.preview, "uptime_s": round(time.time() - self.started, 1),
-                   "virtual_mic": getattr(self.resources.mic, "shown_as", None),
+                   "virtual_mic": getattr(self.resources.mic, "shown_as", None) if self.mic_ok else None,
+                   "virtual_mic_state": ("none" if self.resources.mic is None else
+                                         "ready" if self.mic_ok else "re-creating"),
                    "video_sink": self.cfg.video.sink, "audio_sink": self.cfg.audio.sink,
                    "video_size": [self.cfg.video.width, self.cfg.video.height], "video_fps": self.cfg.video.fps,
                    "background": self.cfg.video.background, "background_image": self.cfg.video.background_image,

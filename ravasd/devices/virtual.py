@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +43,51 @@ class MicEndpoint:
 
 
 # ------------------------------------------------------------------------------ microphone
+def owner_token(pid: int | None = None) -> str:
+    """Who made a sound-server module: ``host:uid:pid:boot`` (no spaces or quotes: it sits inside a
+    module argument). ``boot`` tells a module of a previous boot from one of this boot."""
+    import socket
+
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        boot = "0"
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in "-.")[:40] or "host"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return f"{host}:{uid}:{os.getpid() if pid is None else pid}:{boot}"
+
+
+def owner_alive(token: str) -> bool | None:
+    """True when the ravasd that ``token`` names still runs, False when it provably does not (same
+    host and boot, and that pid is gone or is not a ravasd), None when it cannot be known (another
+    host, no token)."""
+    try:
+        host, uid, pid, boot = token.split(":")
+        pid_n = int(pid)
+    except ValueError:
+        return None
+    mine_host, _, _, mine_boot = owner_token().split(":")
+    if host != mine_host:
+        return None
+    if boot != mine_boot:
+        return False  # made before this machine last booted
+    try:
+        cmdline = Path(f"/proc/{pid_n}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"ravasd" in cmdline
+
+
 class PulseVirtualMic:
     """Linux: a null sink we write into, whose monitor is re-exposed as the source "RAVAS Mic".
 
     Works with PulseAudio and PipeWire-pulse; when ``module-remap-source`` is missing (some
-    PipeWire versions) ``module-virtual-source`` is used instead. Stale modules from a crashed
-    run are removed first.
+    PipeWire versions) ``module-virtual-source`` is used instead. Every module carries an owner
+    token (:func:`owner_token`) in its properties: only modules whose owner is provably dead are
+    cleaned up, a RAVAS Mic of a running ravasd is never touched (a second daemon gets none), and
+    ``close()`` unloads exactly the modules with this daemon's token — module indices are looked up
+    each time, never kept across a sound-server restart. :meth:`healthy` / :meth:`reopen` let the
+    daemon re-create RAVAS Mic when the server restarted or the sink vanished.
     """
 
     name = "pulse"
@@ -57,7 +98,23 @@ class PulseVirtualMic:
     SOURCE = "ravas_mic"
 
     def __init__(self) -> None:
-        self.modules: list[int] = []
+        self.token = owner_token()
+
+    def _ours(self) -> list[tuple[int, str, str]]:
+        """Loaded modules that are RAVAS Mic's (any owner): (index, owner token or "", argument)."""
+        out = []
+        for idx, _, arg in pulse.list_modules():
+            if f"sink_name={self.SINK} " in f"{arg} " or f"source_name={self.SOURCE} " in f"{arg} ":
+                m = re.search(r"ravas\.owner=([^\s'\"]+)", arg)
+                out.append((idx, m.group(1) if m else "", arg))
+        return out
+
+    def existing_owner(self) -> str | None:
+        """The owner token of a RAVAS Mic made by another, running (or unknowable) ravasd, or None."""
+        for _, owner, _ in self._ours():
+            if owner != self.token and owner_alive(owner) is not False:
+                return owner or "unknown"
+        return None
 
     def open(self) -> MicEndpoint:
         info = pulse.server_info()
@@ -66,30 +123,54 @@ class PulseVirtualMic:
                               "start your desktop's sound server (pipewire-pulse or pulseaudio); "
                               "`sudo apt install pulseaudio-utils` provides pactl.")
         self.remove_stale()
-        sink_props = "sink_properties=\"device.description='RAVAS Mic (feed)' device.class=abstract\""
-        self.modules.append(pulse.load_module("module-null-sink", f"sink_name={self.SINK}", "rate=48000",
-                                              "channels=1", "channel_map=mono", sink_props))
-        src_props = f"source_properties=\"device.description='{MIC_NAME}' device.icon_name=audio-input-microphone\""
-        errors = []
-        for module in ("module-remap-source", "module-virtual-source"):
-            try:
-                self.modules.append(pulse.load_module(module, f"source_name={self.SOURCE}",
-                                                      f"master={self.SINK}.monitor", "channels=1",
-                                                      "channel_map=mono", src_props))
-                break
-            except DeviceError as err:
-                errors.append(err.message)
-        else:
-            self.close()
-            raise DeviceError("cannot create the RAVAS Mic source: " + "; ".join(errors),
-                              "update PulseAudio/PipeWire (module-remap-source or module-virtual-source needed).")
+        other = self.existing_owner()
+        if other is not None:
+            pid = other.split(":")[2] if other.count(":") == 3 else "?"
+            indices = " ".join(str(i) for i, o, _ in self._ours() if o == (other if other != "unknown" else ""))
+            raise DeviceError(f"RAVAS Mic already exists on this sound server, made by another ravasd (pid {pid})",
+                              "use that one, or stop it (`ravasd ctl quit` with its RAVAS_HOME); modules left "
+                              f"by an older version go with `pactl unload-module {indices or 'N'}`.")
+        self._load()
         log.info("created %s on %s", MIC_NAME, info.get("server_name", "pulse"))
         return MicEndpoint(self.name, "pulse", self.SINK, MIC_NAME)
 
+    def _load(self) -> None:
+        sink_props = (f"sink_properties=\"device.description='RAVAS Mic (feed)' device.class=abstract "
+                      f"ravas.owner={self.token}\"")
+        pulse.load_module("module-null-sink", f"sink_name={self.SINK}", "rate=48000", "channels=1",
+                          "channel_map=mono", sink_props)
+        src_props = (f"source_properties=\"device.description='{MIC_NAME}' device.icon_name=audio-input-microphone "
+                     f"ravas.owner={self.token}\"")
+        errors = []
+        for module in ("module-remap-source", "module-virtual-source"):
+            try:
+                pulse.load_module(module, f"source_name={self.SOURCE}", f"master={self.SINK}.monitor", "channels=1",
+                                  "channel_map=mono", src_props)
+                return
+            except DeviceError as err:
+                errors.append(err.message)
+        self.close()
+        raise DeviceError("cannot create the RAVAS Mic source: " + "; ".join(errors),
+                          "update PulseAudio/PipeWire (module-remap-source or module-virtual-source needed).")
+
+    def healthy(self) -> bool:
+        """Whether this daemon's sink and source are loaded on the server that answers now."""
+        mine = [arg for _, owner, arg in self._ours() if owner == self.token]
+        return any(f"sink_name={self.SINK}" in a for a in mine) and any(f"source_name={self.SOURCE}" in a for a in mine)
+
+    def reopen(self) -> None:
+        """Re-create RAVAS Mic after a sound-server restart (what is left of ours is unloaded first)."""
+        self.close()
+        if pulse.server_info() is None:
+            raise DeviceError("the sound server does not answer")
+        if self.existing_owner() is not None:
+            raise DeviceError("another ravasd made RAVAS Mic meanwhile")
+        self._load()
+        log.info("re-created %s", MIC_NAME)
+
     def remove_stale(self) -> int:
-        """Unload RAVAS modules left by a crashed run; returns how many were removed."""
-        tags = (f" sink_name={self.SINK} ", f" source_name={self.SOURCE} ")
-        stale = [idx for idx, _, arg in pulse.list_modules() if any(t in f" {arg} " for t in tags)]
+        """Unload RAVAS modules whose owner is provably gone (a crashed run); returns how many."""
+        stale = [idx for idx, owner, _ in self._ours() if owner and owner != self.token and owner_alive(owner) is False]
         for idx in sorted(stale, reverse=True):  # the source before the sink it reads from
             pulse.unload_module(idx)
         if stale:
@@ -97,12 +178,11 @@ class PulseVirtualMic:
         return len(stale)
 
     def close(self) -> None:
-        for idx in reversed(self.modules):
-            try:
+        try:
+            for idx in sorted((i for i, owner, _ in self._ours() if owner == self.token), reverse=True):
                 pulse.unload_module(idx)
-            except Exception:
-                pass
-        self.modules.clear()
+        except Exception:
+            pass
 
 
 class NamedOutputMic:

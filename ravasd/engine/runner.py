@@ -143,6 +143,7 @@ class StreamRunner:
         self._epoch = 0  # bumped on pause/resume/converter swap: older outputs are discarded
         self._gen = 0  # convert-thread generation; a hung thread's late output is discarded
         self._busy_since: float | None = None
+        self._last_watch: float | None = None
         self._reset_pending = False
         self._swap_pending = False
         self._calls: list[str] = []
@@ -326,9 +327,17 @@ class StreamRunner:
         self._last_out_t = now
 
     def watchdog(self) -> None:
-        """Replace a converter that has been busy for longer than ``hang_timeout`` (publish thread)."""
+        """Replace a converter that has been busy for longer than ``hang_timeout`` (publish thread).
+
+        The publish thread calls this every period; a gap of half the timeout between calls means
+        the whole process was suspended (SIGSTOP, a laptop lid): the converter did not hang, so its
+        busy time restarts from now instead of being blamed for the pause."""
+        now = self.clock()
+        last, self._last_watch = self._last_watch, now
         busy = self._busy_since
-        if busy is not None and self.clock() - busy > self.hang_timeout:
+        if busy is not None and last is not None and now - last > self.hang_timeout / 2:
+            self._busy_since = busy = now
+        if busy is not None and now - busy > self.hang_timeout:
             self.status.hangs += 1
             self.status.restarts += 1
             self._error(f"converter hung for more than {self.hang_timeout:.1f} s; replaced")

@@ -110,14 +110,22 @@ class _Worker:
     fatal: str = ""
     finished: bool = False
     replacing: bool = False  # a settings change is restarting it (not a crash)
+    started: float = 0.0  # monotonic time of the last spawn
+    progress: int = -1  # items its sink got (published + placeholders), from its last status
+    progress_t: float = 0.0  # when ``progress`` last grew (or the spawn)
+    stalls: int = 0
 
 
 class Supervisor:
     """Starts/stops stream workers; thread-safe control methods; ``poll()`` from one thread."""
 
+    STARTUP_S = 60.0  # a worker may take this long to publish its first item (model loads, a busy box)
+
     def __init__(self, cfg: Config, wiring: Wiring, log_level: int = logging.INFO,
                  routes: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
+        #: no sink progress for this long → the worker is stalled and replaced
+        self.stall_s = max(5.0, 6 * cfg.engine.status_interval_ms / 1000)
         self.wiring = wiring
         self._ctx = mp.get_context("spawn")
         # the converted voice's shape (level, roundness, spread), written by the audio worker and read
@@ -144,6 +152,8 @@ class Supervisor:
         w.proc.start()
         child.close()
         w.conn = parent
+        w.started = w.progress_t = time.monotonic()
+        w.progress = -1
         if self.paused:
             self._send(w, ("pause",))
 
@@ -224,6 +234,9 @@ class Supervisor:
                     op, payload = conn.recv()
                     if op == "status":
                         w.status = payload
+                        done = int(payload.get("published", 0)) + int(payload.get("placeholders", 0))
+                        if done != w.progress:
+                            w.progress, w.progress_t = done, time.monotonic()
                     elif op == "fatal":
                         w.fatal = payload
                         log.error("%s stream cannot start: %s", w.kind, payload)
@@ -240,7 +253,21 @@ class Supervisor:
                 self._restart_dead()
 
     def _restart_dead(self) -> None:
+        now = time.monotonic()
         for w in self.workers.values():
+            if w.proc is not None and w.proc.is_alive() and not w.replacing and not w.finished and not w.fatal:
+                # liveness: a worker whose sink got nothing for ``stall_s`` (or that stopped reporting)
+                # is stuck — stopped by a signal, deadlocked in a driver — and is replaced
+                limit = self.STARTUP_S if w.progress < 0 else self.stall_s
+                if now - w.progress_t > limit:
+                    w.stalls += 1
+                    w.restarts += 1
+                    log.warning("%s worker made no progress for %.0f s; restarting it", w.kind, now - w.progress_t)
+                    w.status = dict(w.status, state="stalled")
+                    w.proc.kill()  # a stopped process cannot handle SIGTERM
+                    w.proc.join(1.0)
+                    self._spawn(w)
+                    continue
             if (w.proc is not None and not w.replacing and not w.proc.is_alive() and not w.fatal
                     and not w.finished):
                 w.restarts += 1
@@ -256,7 +283,7 @@ class Supervisor:
         out: dict[str, Any] = {"paused": self.paused}
         for k, w in self.workers.items():
             out[k] = dict(w.status, worker_restarts=w.restarts, alive=bool(w.proc and w.proc.is_alive()),
-                          fatal=w.fatal)
+                          fatal=w.fatal, stalls=w.stalls, pid=w.proc.pid if w.proc else None)
         return out
 
     def stop(self, timeout: float | None = None) -> None:
