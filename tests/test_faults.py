@@ -238,3 +238,58 @@ def test_ravas_mic_is_owned_survives_other_instances_and_a_sound_server_restart(
     assert f"{unrelated}\tmodule-null-sink\tsink_name=someone_elses" in modules  # …and nobody else's
     assert "fake_mic" in pulse.pactl("list", "short", "sources")
     pulse.pactl("unload-module", unrelated)
+
+
+def test_audio_worker_gets_priority_and_video_gives_way_and_status_says_so(ravas_home):
+    env = _env(ravas_home)
+    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: all((_status(env).get(k) or {}).get("priority") for k in ("video", "audio")), 90, 0.5)
+        st = _status(env)
+        v, a = st["video"], st["audio"]
+        assert v["priority"] == f"nice {os.getpriority(os.PRIO_PROCESS, 0) + 10:+d}"
+        assert os.getpriority(os.PRIO_PROCESS, v["pid"]) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+        if a["priority"].startswith("realtime"):  # what status says is what the kernel has
+            assert os.sched_getscheduler(a["pid"]) & ~getattr(os, "SCHED_RESET_ON_FORK", 0) == os.SCHED_RR
+        elif a["priority"].startswith("nice"):
+            assert os.getpriority(os.PRIO_PROCESS, a["pid"]) == int(a["priority"].split()[1])
+        else:
+            assert a["priority"] == "normal"
+        ravasd(env, "ctl", "quit")
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_soak_summary_compares_the_first_and_last_fifth_after_warm_up():
+    from ravasd.commands.soak import summarise
+
+    rows = []
+    for i in range(50):
+        t = i * 10.0
+        rows.append({"t_s": t, "rss_daemon_mb": 100.0, "rss_video_mb": 200 + (20 if t > 400 else 0),
+                     "rss_audio_mb": 150.0, "video_latency_ms": 60.0, "audio_latency_ms": 30 + (12 if t > 400 else 0),
+                     "video_dropped": i, "audio_dropped": 0, "video_restarts": 0, "audio_restarts": 1 if t > 300 else 0,
+                     "video_priority": "nice +10", "audio_priority": "normal"})
+    s = summarise(rows, warmup_s=100)
+    assert s["rss_daemon_growth_pct"] == 0.0 and s["rss_video_growth_pct"] == 10.0
+    assert s["audio_latency_drift_ms"] == 12.0 and s["video_latency_drift_ms"] == 0.0
+    assert s["video_dropped_per_s"] == 0.1 and s["audio_dropped_per_s"] == 0.0
+    assert s["audio_restarts"] == 1 and s["video_restarts"] == 0
+
+
+@pytest.mark.slow
+def test_soak_runs_the_daemon_and_reports(ravas_home, tmp_path):
+    env = dict(_env(ravas_home), HOME=str(tmp_path))
+    env.pop("PULSE_SERVER")  # the soak starts a private sound server when none answers
+    r = ravasd(env, "soak", "--minutes", "0.3", "--every", "3", "--json", timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert len(res["samples"]) >= 4
+    s = res["summary"]
+    assert s["rss_end_daemon_mb"] and s["rss_end_video_mb"] and s["rss_end_audio_mb"]
+    assert s["audio_restarts"] == 0 and s["video_restarts"] == 0
+    assert res["samples"][-1]["virtual_mic"] == "RAVAS Mic"
+    assert not ravasd(env, "ctl", "status").returncode == 0  # the soak's daemon is gone

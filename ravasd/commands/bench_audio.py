@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -125,8 +126,9 @@ def _envelope(x: np.ndarray, rate: int) -> np.ndarray:
     return on - on.mean()
 
 
-def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | None = None) -> float:
-    """Milliseconds from the fake microphone's input to the voice's output, on one clock."""
+def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | None = None) -> dict:
+    """{"latency_ms": from the fake microphone's input to the voice's output on one clock, "blocks":
+    published, "dropped": blocks lost (inbox overflow, device buffers), "priority": what the OS gave}."""
 
     rate, block = 48000, block_size(cfg.replace(**{"audio.sample_rate": 48000}))
     own = srv is None
@@ -150,6 +152,9 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
             rec = subprocess.Popen(["parecord", "--device=ravas_bench_meter.monitor", "--latency-msec=10",
                                     "--channels=2", f"--rate={rate}", "--file-format=wav", str(rec_path)],
                                    env=srv.env)
+            from ..engine.priority import raise_audio_priority
+
+            priority = raise_audio_priority(cfg.engine.audio_realtime)  # as the audio worker does; threads inherit
             runner = StreamRunner(
                 source=lambda: MicSource(pulse.route("input", "ravas_bench_mic"), rate, block),
                 converter=lambda: make_voice(cfg, rate, name, block=block),
@@ -161,7 +166,9 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
             subprocess.run(["paplay", "--device=ravas_bench_in", "--latency-msec=10", str(wav)], env=srv.env,
                            check=True, timeout=60)
             time.sleep(0.6)
+            snap = runner.snapshot()
             runner.stop()
+            _normal_priority()
             rec.terminate()
             rec.wait(5)
             with av.open(str(rec_path)) as c:
@@ -175,7 +182,16 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
             srv.unload_all()
     if np.abs(data[:, 1]).max() < 1e-4:
         raise RuntimeError("no output arrived from the voice")
-    return lag_ms(data[:, 0], data[:, 1], rate)
+    return {"latency_ms": lag_ms(data[:, 0], data[:, 1], rate), "blocks": snap["published"],
+            "dropped": snap["dropped"], "priority": priority}
+
+
+def _normal_priority() -> None:
+    """Back to the default scheduling for the bench's own thread (the next voice starts afresh)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (OSError, AttributeError):
+        pass
 
 
 def lag_ms(x: np.ndarray, y: np.ndarray, rate: int) -> float:
@@ -186,32 +202,44 @@ def lag_ms(x: np.ndarray, y: np.ndarray, rate: int) -> float:
     return float(int(np.argmax(c)) - (len(a) - 1))  # envelopes at 1 ms resolution
 
 
-def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True) -> list[dict]:
+def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True, load: int = 0,
+                seconds: float = 3.0) -> list[dict]:
+    """One row per voice. ``load``: that many busy processes saturate the CPU while each voice is
+    measured (audio must keep its latency and not drop); ``seconds``: the e2e signal's length."""
     srv, why = None, ""
     if e2e:  # one server (private if needed) for all voices: PortAudio is re-initialised once
         try:
             srv = _Server()
         except Exception as err:
             why = str(err)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(0, load))]
     try:
-        return _rows(cfg, voices or list(VOICES), e2e, srv, why)
+        return _rows(cfg, voices or list(VOICES), e2e, srv, why, load, seconds)
     finally:
+        for p in busy:
+            p.kill()
+            p.wait()
         if srv is not None:
             srv.close()
 
 
-def _rows(cfg: Config, names: list[str], e2e: bool, srv: _Server | None, why: str) -> list[dict]:
+def _rows(cfg: Config, names: list[str], e2e: bool, srv: _Server | None, why: str, load: int = 0,
+          seconds: float = 3.0) -> list[dict]:
     rows = []
     for name in names:
         ratio, lat, block = rtf(cfg, name)
         row = {"voice": name, "sample_rate": cfg.audio.sample_rate, "block_ms": cfg.audio.block_ms,
                "algorithmic_latency_ms": round(lat / cfg.audio.sample_rate * 1000, 1), "rtf": round(ratio, 3),
-               "e2e_latency_ms": None, "e2e_note": ""}
+               "load": load, "e2e_latency_ms": None, "e2e_dropped_pct": None, "priority": None, "e2e_note": ""}
         if e2e and srv is None:
             row["e2e_note"] = why
         elif e2e:
             try:
-                row["e2e_latency_ms"] = round(e2e_latency(cfg, name, srv=srv), 1)
+                got = e2e_latency(cfg, name, seconds=seconds, srv=srv)
+                row["e2e_latency_ms"] = round(got["latency_ms"], 1)
+                total = got["blocks"] + got["dropped"]
+                row["e2e_dropped_pct"] = round(100 * got["dropped"] / total, 2) if total else None
+                row["priority"] = got["priority"]
             except Exception as err:  # no output: say why
                 row["e2e_note"] = str(err)
         rows.append(row)

@@ -150,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--seconds", type=float, default=3.0, help="0.5..15 (default 3)")
     ctl_sub.add_parser("quit", help="stop the daemon (removes RAVAS Mic)")
 
+    so = sub.add_parser("soak", help="run the daemon for minutes: memory, latency drift, drops, restarts over time",
+                        description="Runs `ravasd run --no-tray` (demo sources unless RUN_ARGS are given) on the sound "
+                                    "server (a private one when none answers) and samples status and memory per "
+                                    "process every --every seconds; prints a summary (RSS growth, latency drift, "
+                                    "drops per second, restarts).")
+    so.add_argument("--minutes", type=_seconds, default=5.0, help="how long (default 5)")
+    so.add_argument("--every", type=_seconds, default=10.0, help="seconds between samples (default 10)")
+    so.add_argument("--load", type=int, default=0, metavar="N", help="N busy processes saturate the CPU meanwhile")
+    so.add_argument("--json", action="store_true", help="every sample and the summary as JSON")
+    so.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
+                    help="arguments for `ravasd run` after --, e.g. -- --voice baritone")
+
     stg = sub.add_parser("settings", help="open the settings window (camera, microphone, avatar, voice, general)",
                          description="A window to pick camera, microphone, avatar and voice, hear your converted "
                                      "voice and see what the call sees. It talks to the running daemon and offers "
@@ -223,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--voice", dest="bench_voices", action="append", metavar="NAME",
                     help="only this voice (repeatable)")
     ba.add_argument("--no-e2e", action="store_true", help="skip the sound-server measurement")
+    ba.add_argument("--load", type=int, default=0, metavar="N",
+                    help="run N busy processes (saturating N cores) while measuring: audio must hold up")
+    ba.add_argument("--seconds", type=_seconds, default=3.0, help="length of the e2e test signal (default 3)")
     ba.add_argument("--json", action="store_true")
     _config_args(ba)
 
@@ -380,6 +395,19 @@ def cmd_ctl(args: argparse.Namespace) -> int:
             print(f"microphone {reply['mic_db']:.0f} dBFS | converted voice level {reply['voice_level']:.3f}")
     else:
         print(f"ok: {c}")
+    return 0
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from .soak import soak, to_json
+
+    run_args = [a for a in args.run_args if a != "--"] or None
+    res = soak(args.minutes, args.every, args.load, run_args,
+               out=(lambda line: None) if args.json else print)
+    if args.json:
+        print(to_json(res))
+    else:
+        print(json.dumps(res["summary"], indent=2))
     return 0
 
 
@@ -601,7 +629,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .bench_audio import bench_audio
         from .bench_audio import to_json as audio_json
 
-        rows = bench_audio(_load(args), args.bench_voices, e2e=not args.no_e2e)
+        rows = bench_audio(_load(args), args.bench_voices, e2e=not args.no_e2e, load=args.load, seconds=args.seconds)
         if args.json:
             print(audio_json(rows))
         else:
@@ -655,7 +683,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "run": cmd_run, "avatars": cmd_avatars, "bench": cmd_bench, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "settings": cmd_settings, "autostart": cmd_autostart, "desktop": cmd_desktop,
+COMMANDS = {"eval": cmd_eval, "run": cmd_run, "avatars": cmd_avatars, "bench": cmd_bench, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "settings": cmd_settings, "soak": cmd_soak, "autostart": cmd_autostart, "desktop": cmd_desktop,
             "models": cmd_models, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
             "converters": cmd_converters, "devices": cmd_devices}
 

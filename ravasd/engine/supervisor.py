@@ -53,6 +53,10 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     logs.setup(log_level, f"ravasd-{kind}.log")
 
+    from .priority import lower_video_priority, raise_audio_priority
+
+    # before any thread exists (they inherit it): audio first, video gives way under load
+    priority = raise_audio_priority(cfg.engine.audio_realtime) if kind == "audio" else lower_video_priority()
     eof = threading.Event()
     try:
         runner = wiring.build(kind, cfg, routes, eof.set)
@@ -85,7 +89,7 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict
                     runner.set_preview(wiring.preview() if msg[1] else None)
                 elif op == "record":  # ("record", path, seconds): a sample of the converted voice
                     runner.record_output(str(msg[1]), float(msg[2]))
-            conn.send(("status", runner.snapshot()))
+            conn.send(("status", dict(runner.snapshot(), priority=priority)))
             if eof.is_set():
                 conn.send(("eof", None))
                 break
