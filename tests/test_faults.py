@@ -293,3 +293,42 @@ def test_soak_runs_the_daemon_and_reports(ravas_home, tmp_path):
     assert s["audio_restarts"] == 0 and s["video_restarts"] == 0
     assert res["samples"][-1]["virtual_mic"] == "RAVAS Mic"
     assert not ravasd(env, "ctl", "status").returncode == 0  # the soak's daemon is gone
+
+
+def test_a_corrupt_face_model_leaves_the_avatar_idling_and_doctor_says_so(ravas_home, tmp_path):
+    corrupt = tmp_path / "face_landmarker.task"
+    corrupt.write_bytes((Path(os.environ["RAVAS_MODELS_DIR"]) / "face_landmarker.task").read_bytes()[:100_000])
+    env = _env(ravas_home)
+    d = ravasd(env, "doctor", "--set", f"models.face_landmarker={corrupt}", timeout=120)
+    assert "FAIL  model files" in d.stdout and "cannot be loaded" in d.stdout, d.stdout
+    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO, "--set", f"models.face_landmarker={corrupt}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # the avatar is rendered (anonymized frames published), not the "starting" card for good
+        assert wait_until(lambda: (_status(env).get("video") or {}).get("published", 0) > 30, 90, 0.5)
+        v = _status(env)["video"]
+        assert v["state"] == "running" and v["face"] is False
+        ravasd(env, "ctl", "quit")
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "face tracking is off" in (ravas_home / "log" / "ravasd-video.log").read_text()
+
+
+def test_anonymize_cleans_up_on_sigterm_and_refuses_an_unwritable_output(ravas_home, tmp_path):
+    from mediagen import make_video
+
+    env = _env(ravas_home)
+    src = make_video(tmp_path / "in.mp4", seconds=20.0, width=320, height=240)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "ravasd", "anonymize", str(src), "-o", str(out_dir / "o.mp4")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert wait_until(lambda: any(out_dir.iterdir()), 60, 0.1), "anonymize never started writing"
+    proc.send_signal(signal.SIGTERM)
+    text = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130 and "Traceback" not in text, text[-1500:]
+    assert not list(out_dir.iterdir()), list(out_dir.iterdir())
+    r = ravasd(env, "anonymize", str(src), "-o", "/proc/x.wav", timeout=120)
+    assert r.returncode == 2 and "/proc/x.wav" in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]

@@ -10,6 +10,7 @@ import glob
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -692,6 +693,11 @@ def _level(args: argparse.Namespace) -> int:
     return [logging.WARNING, logging.INFO, logging.DEBUG][min(getattr(args, "verbose", 0), 2)]
 
 
+def _terminated(signum, frame) -> None:
+    """SIGTERM outside `run`: unwind like Ctrl-C, so writers remove their partial files."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     paths.private_files()  # config, logs, recordings, caches: owner-only
@@ -706,6 +712,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args([*argv, "run"])
     logs.setup(_level(args))
+    if args.command not in ("run", "settings"):  # run stops cleanly by itself; a window just closes
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return COMMANDS[args.command](args)
     except RavasError as err:

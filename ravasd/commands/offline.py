@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import av
 import numpy as np
 from tqdm import tqdm
 
@@ -150,6 +151,11 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
             raise MediaError(f"Input {inp}: the video stream has no decodable frames.",
                              "re-export it as MP4 (H.264).")
         path = writer.commit()
+    except (OSError, av.error.FFmpegError) as err:  # the output cannot be written (disk full, /proc…)
+        writer.abort()
+        bar.close()
+        raise MediaError(f"Output {writer.path} cannot be written ({getattr(err, 'strerror', None) or err}).",
+                         "pick a folder on a writable disk with free space.") from None
     except BaseException:
         writer.abort()
         bar.close()

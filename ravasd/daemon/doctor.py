@@ -98,6 +98,13 @@ def _models(cfg: Config) -> Check:
         how = "it will be downloaded at first use" if cfg.models.allow_download else "downloads are off"
         return Check("model files", "fail", f"{FACE_LANDMARKER.name} not found ({how})",
                      f"run `ravasd models fetch`, or put it at {cache_path(FACE_LANDMARKER)} or in $RAVAS_MODELS_DIR.")
+    try:  # the file must load, not just exist: a configured path is not sha256-pinned
+        from ..video.tracking import FaceTracker
+
+        FaceTracker(path).close()
+    except Exception as err:
+        return Check("model files", "fail", f"{path} cannot be loaded as a face model ({type(err).__name__}: "
+                     f"{str(err)[:160]})", f"delete it and run `ravasd models fetch`, or download {FACE_LANDMARKER.url}.")
     return Check("model files", "ok", f"{FACE_LANDMARKER.name} at {path}")
 
 

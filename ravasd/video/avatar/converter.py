@@ -109,9 +109,10 @@ def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None)
         # voice — better than a grey card; `ravasd doctor` names the missing file
         log.warning("face tracking is off: %s", err)
         tracker = None
-    except Exception:
-        renderer.release()
-        raise
+    except Exception as err:  # a model file MediaPipe cannot load (corrupt, another format): the same
+        log.warning("face tracking is off: the face model could not be loaded (%s: %s); "
+                    "`ravasd doctor` checks it", type(err).__name__, str(err)[:200])
+        tracker = None
     return AvatarConverter(tracker, renderer, level=level, log_path=cfg.video.detection_log)
 
 
