@@ -83,11 +83,24 @@ class PipeWireServer:
             if bus.exists():
                 break
             time.sleep(0.05)
-        log = open(root / "pipewire.log", "w")
+        self.root = root
+        self.env["PULSE_SERVER"] = f"unix:{xdg}/pulse/native"
+        self._start()
+
+    def restart(self) -> None:
+        """Kill PipeWire, WirePlumber and pipewire-pulse and start them again (the bus stays)."""
+        for p in self.procs[1:]:
+            p.kill()
+            p.wait(5)
+        del self.procs[1:]
+        self._start()
+
+    def _start(self) -> None:
+        root = self.root
+        log = open(root / "pipewire.log", "a")
         for prog in ("pipewire", "wireplumber", "pipewire-pulse"):
             self.procs.append(subprocess.Popen([prog], env=self.env, stdout=log, stderr=log))
             time.sleep(0.3)
-        self.env["PULSE_SERVER"] = f"unix:{xdg}/pulse/native"
         for _ in range(200):
             if subprocess.run(["pactl", "info"], env=self.env, capture_output=True).returncode == 0:
                 break

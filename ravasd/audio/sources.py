@@ -27,24 +27,35 @@ class MicSource:
     """
 
     def __init__(self, device: int | str | None, rate: int, block: int, timeout: float = 1.0,
-                 label: str | None = None, guard=None) -> None:
+                 label: str | None = None, guard=None, events=None) -> None:
         import sounddevice as sd  # PortAudio is a system library: only live devices need it
 
         self.rate, self.block, self.timeout = rate, block, timeout
-        # ``guard()`` → True when the stream no longer reads the chosen device; it runs once a second
-        # in its own thread (it may call pactl), so read() never waits for it
+        # ``guard()`` → True when the stream no longer reads the chosen device; it runs in its own
+        # thread (it may call pactl), so read() never waits for it: at once when ``events.poke`` is
+        # set (a sound-server event), else once a second
         self._moved = threading.Event()
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
+        self._events = events
         if guard is not None:
+            poke = events.poke if events is not None else threading.Event()
+
             def watch() -> None:
-                while not self._closed.wait(1.0):
+                while not self._closed.is_set():
+                    poke.wait(1.0)
+                    poke.clear()
                     try:
-                        if guard():
+                        if not self._closed.is_set() and guard():
                             self._moved.set()
+                            try:
+                                self._q.put_nowait(None)  # wake read() now: it closes the stream
+                            except queue.Full:
+                                pass
                             return
                     except Exception:
                         pass
+                    self._closed.wait(0.05)  # a burst of events costs one check per 50 ms at most
             threading.Thread(target=watch, name="mic-guard", daemon=True).start()
         self.device = label if label is not None else device
         self.overflows = 0
@@ -55,11 +66,17 @@ class MicSource:
                                          dtype="float32", latency="low", callback=self._callback)
             self.stream.start()
         except (sd.PortAudioError, ValueError) as err:
+            self._closed.set()
+            if events is not None:
+                events.poke.set()
+                events.close()
             raise DeviceError(f"Microphone {'(default)' if self.device is None else repr(self.device)} cannot be "
                               f"opened: {err}.", "pick another with audio.input_device (see `ravasd "
                               "devices`), or set audio.source: demo.") from None
 
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio thread
+        if self._moved.is_set():
+            return  # the stream reads another input now: nothing of it is kept
         if status.input_overflow:
             self.overflows += 1
         item = RawAudio(indata[:, 0].copy(), self.rate, now() - frames / self.rate)
@@ -77,16 +94,27 @@ class MicSource:
         """Next block. A stream that stopped (device gone) raises at once; one that is merely
         quiet (virtual sources deliver nothing while idle) raises after ``5 × timeout`` so the
         runner reopens it."""
-        if self._moved.is_set():
-            raise DeviceError(f"Microphone {self.device!r} is gone; the sound server moved the stream "
-                              "to another input, which RAVAS does not record.")
         for _ in range(5):
+            if self._moved.is_set():
+                self._drain()
+                raise DeviceError(f"Microphone {self.device!r} is gone; the sound server moved the stream "
+                                  "to another input, which RAVAS does not record.")
             try:
-                return self._q.get(timeout=self.timeout)
+                item = self._q.get(timeout=self.timeout)
+                if item is not None:
+                    return item
+                continue  # the guard's wake-up: checked at the top
             except queue.Empty:
                 if not self.stream.active:
                     break
         raise DeviceError(f"Microphone {self.device!r} delivered no audio (unplugged?).")
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                return
 
     def close(self) -> None:
         """Idempotent, any thread. The runner's stop() and its capture thread may both close:
@@ -95,6 +123,9 @@ class MicSource:
             if self._closed.is_set():
                 return
             self._closed.set()
+            if self._events is not None:
+                self._events.poke.set()  # the guard thread ends now
+                self._events.close()
             try:
                 self.stream.abort()
                 self.stream.close()
@@ -112,7 +143,7 @@ def open_mic(device: int | str | None, rate: int, block: int) -> MicSource:
         if name is not None:
             pid = os.getpid()
             return MicSource(pulse.route("input", name), rate, block, label=device,
-                             guard=lambda: pulse.capture_moved(pid, name))
+                             guard=lambda: pulse.capture_moved(pid, name), events=pulse.SourceEvents())
         if device not in ("pulse", "default") and not input_exists(device):
             # never let the sound server fall back to another input (a monitor of the speakers, say):
             # a missing microphone means silence until it is back

@@ -36,7 +36,8 @@ def format_status(st: dict) -> str:
         if not s:
             continue
         unit = "fps" if kind == "video" else "blk/s"
-        parts.append(f"{kind}: {s.get('state', '?')} {s.get('rate', 0):.0f} {unit}, "
+        state = s.get("state", "?") + (" (giving way to audio: CPU busy)" if s.get("shedding") else "")
+        parts.append(f"{kind}: {state} {s.get('rate', 0):.0f} {unit}, "
                      f"{s.get('latency_ms', 0):.0f} ms, dropped {s.get('dropped', 0)}, "
                      f"restarts {s.get('restarts', 0) + s.get('worker_restarts', 0)}")
     return " | ".join(parts)

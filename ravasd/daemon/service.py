@@ -162,6 +162,10 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         st = self.sup.status() if self.sup else {}
+        v = st.get("video")
+        if isinstance(v, dict) and v.get("state") == "running":
+            # under load the video worker (nice +10) gives way first: say so instead of hiding it
+            v["shedding"] = bool(v.get("rate", 0) < 0.8 * self.cfg.video.fps)
         st.update({"paused": self.paused, "voice": self.cfg.audio.voice, "video_converter": self.cfg.video.converter,
                    "avatar": self.cfg.video.avatar,
                    "preview": self.preview, "uptime_s": round(time.time() - self.started, 1),

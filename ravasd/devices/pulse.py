@@ -100,6 +100,36 @@ def route(kind: str, pulse_name: str) -> str:
     return "pulse"
 
 
+class SourceEvents:
+    """``pactl subscribe`` in the background: :attr:`poke` is set at every source / source-output
+    event, so a guard checks at once when a microphone vanishes instead of at its next poll (the
+    server moves the stream to another input the moment its source goes). ``close()`` ends it."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.poke = threading.Event()
+        try:
+            self.proc: subprocess.Popen | None = subprocess.Popen(
+                ["pactl", "subscribe"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self.proc = None
+            return
+        threading.Thread(target=self._read, name="pulse-events", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if "source" in line:
+                self.poke.set()
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
 def capture_moved(pid: int, source: str) -> bool:
     """True when a recording stream of process ``pid`` now reads from a source other than
     ``source`` — the server moves streams of a vanished source to another one (a monitor, say)."""
