@@ -96,4 +96,4 @@ def test_supervisor_restarts_a_crashed_worker(monkeypatch):
         t0 = time.monotonic()
         sup.stop()
         assert time.monotonic() - t0 < 2.5
-    assert not any(w.proc.is_alive() for w in sup.workers.values())
+    assert wait_until(lambda: not any(w.proc.is_alive() for w in sup.workers.values()), 5)

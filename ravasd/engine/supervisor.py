@@ -96,7 +96,7 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict
     except (EOFError, BrokenPipeError, OSError):
         pass  # supervisor went away: stop fail-closed
     finally:
-        runner.stop()
+        runner.stop(timeout=1.0)  # inside the supervisor's 1.4 s: the sink gets its card, then the process exits
         try:
             conn.send(("status", runner.snapshot()))
             conn.send(("stopped", None))
@@ -294,16 +294,17 @@ class Supervisor:
         """Stop the workers: 1.8 s for live devices, longer when a file is being written."""
         if timeout is None:
             recording = any(getattr(self.cfg, k).sink == "file" for k in self.workers)
-            timeout = 25.0 if recording else 1.8
+            timeout = 25.0 if recording else 1.4
         self._stopping = True
         self.broadcast("stop")
         t_end = time.monotonic() + timeout
         for w in self.workers.values():
             if w.proc is not None:
                 w.proc.join(max(0.05, t_end - time.monotonic()))
-        for w in self.workers.values():
-            if w.proc is not None and w.proc.is_alive():
-                log.warning("%s worker did not stop in time; terminating", w.kind)
-                w.proc.terminate()
-                w.proc.join(0.3)
+        late = [w for w in self.workers.values() if w.proc is not None and w.proc.is_alive()]
+        for w in late:
+            log.warning("%s worker did not stop in time; killing it", w.kind)
+            w.proc.kill()  # its sink already ended on the placeholder, or dies with it (fail closed)
+        for w in late:  # a worker at nice +10 on a saturated CPU needs a moment to be reaped
+            w.proc.join(0.5)
         self.poll(0)
