@@ -75,7 +75,7 @@ def main() -> None:
     win = SettingsWindow(poll_ms=100, ask_to_start=False)
     win.no_open = True
     win.auto_confirm = True
-    win.resize(900, 600)
+    win.setFixedSize(920, 600)  # the golden images' size, whatever the paths or fonts ask for
     win.show()
     pump(0.5)
     res["banner_without_daemon"] = win.banner.isVisible() and not win.pages["Camera"].isEnabled()

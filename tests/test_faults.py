@@ -129,7 +129,10 @@ def test_files_ravas_writes_are_private(ravas_home, tmp_path):
         assert wait_until(recording, 60, 0.5)
         run_dir = ravas_home / "run"
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run_dir.iterdir()}
-        assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700 and modes["ravasd.sock"] == 0o600, modes
+        from ravasd.daemon.control import socket_path
+
+        assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700, oct(run_dir.stat().st_mode)
+        assert stat.S_IMODE(socket_path().stat().st_mode) == 0o600
         assert all(m & 0o077 == 0 for m in modes.values()), modes
         ravasd(env, "ctl", "quit")
         proc.wait(30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import stat
 import struct
 import threading
 import tracemalloc
@@ -356,3 +357,19 @@ def test_control_socket_backlog_long_lines_and_a_full_backlog(tmp_path, monkeypa
         for s in held:
             s.close()
         lst.close()
+
+
+def test_control_socket_works_when_ravas_home_is_longer_than_a_unix_socket_path(tmp_path, monkeypatch):
+    from ravasd.daemon import control
+
+    home = tmp_path / ("very-long-folder-name-" * 5) / "ravas-home"
+    monkeypatch.setenv("RAVAS_HOME", str(home))
+    path = control.socket_path()
+    assert len(str(home / "run" / "ravasd.sock")) > 108 and len(str(path)) < 100
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    server = control.ControlServer(lambda req: {"ok": True, "echo": req["cmd"]})
+    server.start()
+    try:
+        assert control.request("status")["echo"] == "status"
+    finally:
+        server.close()

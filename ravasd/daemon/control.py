@@ -44,7 +44,22 @@ def format_status(st: dict) -> str:
 
 
 def socket_path() -> Path:
-    return paths.runtime_dir() / "ravasd.sock"
+    """The control socket: in the runtime dir, or — when that path is too long for a Unix socket
+    (108 bytes) — in an owner-only folder under /tmp named after it, which client and daemon agree on."""
+    path = paths.runtime_dir() / "ravasd.sock"
+    if len(os.fsencode(path)) < 100:
+        return path
+    import hashlib
+    import tempfile
+
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    short = Path(tempfile.gettempdir()) / f"ravasd-{uid}-{hashlib.sha1(os.fsencode(path)).hexdigest()[:12]}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    st = short.stat()
+    if (hasattr(os, "getuid") and st.st_uid != uid) or st.st_mode & 0o077:
+        raise RavasError(f"{short} (for the control socket) is not private to this user.",
+                         "remove it, or use a shorter RAVAS_HOME.")
+    return short / "ravasd.sock"
 
 
 def pipe_name() -> str:

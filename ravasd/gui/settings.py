@@ -771,6 +771,9 @@ class GeneralPage(Page):
                 ("Settings file", paths.config_file(), False), ("Log folder", paths.log_dir(), True))):
             grid.addWidget(QtWidgets.QLabel(f"{what}:"), r, 0)
             label = _live(QtWidgets.QLabel(_home(where)))  # per-user paths
+            label.setToolTip(str(where))
+            # a long path must not widen the window: it is cut, the tooltip has it whole
+            label.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
             label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
             grid.addWidget(label, r, 1)
             button = QtWidgets.QPushButton("Open")
