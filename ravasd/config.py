@@ -90,9 +90,11 @@ class EngineConfig:
                               range=(100, 60000))
     sync: bool = _f(True, "Delay video by the audio path's latency so lips and voice match.")
     status_interval_ms: int = _f(500, "How often workers report status.", range=(50, 10000))
-    audio_realtime: bool = _f(True, "Ask the OS for real-time scheduling of the audio worker (granted to root, "
-                              "CAP_SYS_NICE or an rtprio limit; else nice −10 if allowed). The video worker "
-                              "always runs at nice +10, so video gives way first under load.")
+    audio_realtime: bool = _f(False, "Ask the OS for real-time scheduling (SCHED_RR) of the audio worker instead "
+                              "of nice −10. Off by default: with Python's GIL, equal-priority real-time threads "
+                              "stalled the output for ~0.2 s now and then in a soak. The audio worker gets nice "
+                              "−10 where allowed; the video worker always runs at nice +10, so video gives way "
+                              "first under load.")
 
 
 @dataclass(frozen=True)
