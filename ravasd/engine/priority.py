@@ -1,11 +1,13 @@
-"""Audio first under load: the audio worker asks for real-time scheduling, the video worker steps back.
+"""Audio first under load: the audio worker asks for a higher priority, the video worker steps back.
 
 Called once at the start of a stream worker process, before its threads exist (threads inherit the
-policy). What the OS allows decides: on Linux ``SCHED_RR`` when the user may (root, CAP_SYS_NICE or
-an ``rtprio`` limit), else a negative nice value when allowed, else nothing — the video worker's
-``nice +10`` always works, and with it video is what gives way when another program saturates the
-CPU. A real-time thread that spins (a hung converter) is stopped by ``RLIMIT_RTTIME`` (the kernel
-sends SIGXCPU; the supervisor restarts the worker), so it can never freeze the desktop.
+policy). The audio worker gets nice −10 where the OS allows it (root, CAP_SYS_NICE, an RLIMIT_NICE);
+with ``engine.audio_realtime`` it asks for ``SCHED_RR`` first — off by default, because the worker's
+threads share Python's GIL, and equal-priority real-time threads handing the GIL to each other
+stalled the output now and then in a 10-minute soak. The video worker's ``nice +10`` always works,
+and with it video is what gives way when another program saturates the CPU. A real-time thread that
+spins (a hung converter) is stopped by ``RLIMIT_RTTIME`` (SIGXCPU; the supervisor restarts the
+worker), so it can never freeze the desktop.
 """
 from __future__ import annotations
 
