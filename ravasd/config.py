@@ -91,8 +91,8 @@ class EngineConfig:
     sync: bool = _f(True, "Delay video by the audio path's latency so lips and voice match.")
     status_interval_ms: int = _f(500, "How often workers report status.", range=(50, 10000))
     audio_realtime: bool = _f(False, "Ask the OS for real-time scheduling (SCHED_RR) of the audio worker instead "
-                              "of nice −10. Off by default: with Python's GIL, equal-priority real-time threads "
-                              "stalled the output for ~0.2 s now and then in a soak. The audio worker gets nice "
+                              "of nice −10. Off by default: under load it measured no better than nice −10, and "
+                              "real-time threads that share Python's GIL risk convoys. The audio worker gets nice "
                               "−10 where allowed; the video worker always runs at nice +10, so video gives way "
                               "first under load.")
 

@@ -2,9 +2,9 @@
 
 Called once at the start of a stream worker process, before its threads exist (threads inherit the
 policy). The audio worker gets nice −10 where the OS allows it (root, CAP_SYS_NICE, an RLIMIT_NICE);
-with ``engine.audio_realtime`` it asks for ``SCHED_RR`` first — off by default, because the worker's
-threads share Python's GIL, and equal-priority real-time threads handing the GIL to each other
-stalled the output now and then in a 10-minute soak. The video worker's ``nice +10`` always works,
+with ``engine.audio_realtime`` it asks for ``SCHED_RR`` first — off by default: with two busy
+processes it measured no better than nice −10 (both ≈ 0 % drops), and the worker's threads share
+Python's GIL, where equal-priority real-time threads risk convoys. The video worker's ``nice +10`` always works,
 and with it video is what gives way when another program saturates the CPU. A real-time thread that
 spins (a hung converter) is stopped by ``RLIMIT_RTTIME`` (SIGXCPU; the supervisor restarts the
 worker), so it can never freeze the desktop.
