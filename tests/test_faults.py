@@ -332,8 +332,11 @@ def test_anonymize_cleans_up_on_sigterm_and_refuses_an_unwritable_output(ravas_h
     assert wait_until(lambda: any(out_dir.iterdir()), 60, 0.1), "anonymize never started writing"
     proc.send_signal(signal.SIGTERM)
     text = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 130 and "Traceback" not in text, text[-1500:]
-    assert not list(out_dir.iterdir()), list(out_dir.iterdir())
+    assert "Traceback" not in text, text[-1500:]
+    if proc.returncode == 130:  # stopped mid-way: nothing partial is left
+        assert not list(out_dir.iterdir()), list(out_dir.iterdir())
+    else:  # it had already finished (a fast machine): the whole output is there, no partial file
+        assert proc.returncode == 0 and [p.name for p in out_dir.iterdir()] == ["o.mp4"], list(out_dir.iterdir())
     r = ravasd(env, "anonymize", str(src), "-o", "/proc/x.wav", timeout=120)
     assert r.returncode == 2 and "/proc/x.wav" in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
 
