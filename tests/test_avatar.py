@@ -445,3 +445,51 @@ def test_avatar_without_a_face_model_still_appears_and_idles(monkeypatch, tmp_pa
         assert type(out) is AnonFrame and out.image.shape == (H, W, 3) and not conv.face_visible
     finally:
         conv.close()
+
+
+def test_render_shedder_gives_way_under_load_and_comes_back():
+    from ravasd.video.avatar.converter import RenderShedder
+
+    sh = RenderShedder(fps=30, top=1.0, floor=0.4)
+    t, scales = 0.0, []
+    for _ in range(90):  # 3 s of frames taking twice the 33 ms budget: steps down, not below the floor
+        t += 1 / 30
+        scales.append(sh.update(0.066, now=t))
+    assert scales[0] == 1.0 and sh.shedding and 0.4 <= scales[-1] < 0.6
+    assert all(b <= a for a, b in zip(scales, scales[1:]))  # never up while slow
+    for _ in range(30 * 10):
+        t += 1 / 30
+        sh.update(0.120, now=t)
+    assert sh.scale == 0.4  # the floor
+    for _ in range(15):  # the average catches up with fine frames
+        t += 1 / 30
+        sh.update(0.020, now=t)
+    for _ in range(30 * 5):  # fine frames (within budget, not far inside it): holds, no flicker
+        t += 1 / 30
+        assert sh.update(0.020, now=t) == 0.4
+    for _ in range(30 * 40):  # an idle CPU again: back to the configured scale
+        t += 1 / 30
+        sh.update(0.004, now=t)
+    assert sh.scale == 1.0 and not sh.shedding
+
+
+def test_renderer_changes_scale_live_and_keeps_the_framing(renderers):
+    r = renderers["pixel"]
+    full = r.render(weights()).astype(int)
+    r.set_scale(0.5)
+    try:
+        half = r.render(weights()).astype(int)
+        assert half.shape == full.shape and (r.width, r.height) == (W // 2, H // 2)
+        assert np.abs(half - full).mean() < 6  # the same picture, softer
+    finally:
+        r.set_scale(1.0)
+    assert np.array_equal(r.render(weights()).astype(int), full)
+
+
+def test_live_avatar_reports_its_render_scale_offline_never_sheds(renderers):
+    from ravasd.video.avatar.converter import AvatarConverter
+
+    live = AvatarConverter(None, renderers["sol"], fps=30)
+    offline = AvatarConverter(None, renderers["sol"])
+    assert live.shedder is not None and offline.shedder is None
+    assert live.render_scale == live.top_scale == renderers["sol"].scale

@@ -255,3 +255,30 @@ def test_output_starts_at_the_preroll_after_a_start_up_burst(pulse, monkeypatch)
             assert sink.dropped == 1 and len(sink._buf) == (keep - 1 - k) * 240
     finally:
         sink.close()
+
+
+
+def test_output_device_stalls_are_counted_and_logged(pulse, monkeypatch, caplog):
+    """A device that stops asking for data (PulseAudio's null sink rendering in 2 s steps when no
+    one records RAVAS Mic at a low latency) shows as counted stalls and one log line each, and the
+    blocks a full buffer drops meanwhile are logged once per second, not once per block."""
+    import logging
+
+    sink = DeviceAudioSink(None, 48000, 240, 0.05, pulse_sink="test_out")
+    sink.stream.stop()  # we play the PortAudio thread's part by hand
+    out = np.zeros((240, 1), np.float32)
+    try:
+        sink._callback(out, 240, None, None)
+        time.sleep(0.25)
+        with caplog.at_level(logging.INFO, logger="ravasd.audio.sinks"):
+            for i in range(40):  # 200 ms of blocks into a 50 ms buffer that nothing reads
+                sink.write(AnonAudio(np.full(240, 0.1, np.float32), 48000, i * 0.005))
+            sink._callback(out, 240, None, None)
+            sink.write(AnonAudio(np.full(240, 0.1, np.float32), 48000, 0.2))
+        assert sink.stalls == 1 and sink.longest_stall_ms >= 240
+        assert sink.dropped >= 30
+        lines = [r.getMessage() for r in caplog.records]
+        assert sum("took no data" in m for m in lines) == 1
+        assert sum("buffer full" in m for m in lines) == 1, lines
+    finally:
+        sink.close()

@@ -232,6 +232,16 @@ def test_ravas_mic_is_owned_survives_other_instances_and_a_sound_server_restart(
         assert wait_until(lambda: (_status(env_a).get("audio") or {}).get("state") == "running", 30, 0.3)
         sources = pulse.pactl("list", "short", "sources")
         assert "ravas_mic" in sources
+        # paused, and someone unloads our sink: the server's event brings RAVAS Mic back at once
+        # (no polling), and the daemon is still paused afterwards
+        assert ravasd(env_a, "ctl", "pause").returncode == 0
+        sink_module = next(ln.split("\t")[0] for ln in _ravas_modules(pulse) if "module-null-sink" in ln)
+        pulse.pactl("unload-module", sink_module)
+        t0 = time.monotonic()
+        assert wait_until(back, 20, 0.1), _ravas_modules(pulse)
+        assert time.monotonic() - t0 < 5  # within 2 s on an idle box; the margin is for a busy one
+        assert _status(env_a).get("paused") is True
+        assert ravasd(env_a, "ctl", "resume").returncode == 0
         assert ravasd(env_a, "ctl", "quit").returncode == 0
         a.wait(20)
     finally:
@@ -296,6 +306,7 @@ def test_soak_runs_the_daemon_and_reports(ravas_home, tmp_path):
     assert s["rss_end_daemon_mb"] and s["rss_end_video_mb"] and s["rss_end_audio_mb"]
     assert s["audio_restarts"] == 0 and s["video_restarts"] == 0
     assert res["samples"][-1]["virtual_mic"] == "RAVAS Mic"
+    assert s["listener"] is True and s["audio_sink_stalls"] >= 0 and "audio_dropped_sink" in s
     assert not ravasd(env, "ctl", "status").returncode == 0  # the soak's daemon is gone
 
 

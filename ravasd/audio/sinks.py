@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class DeviceAudioSink:
-    """Plays blocks on an output device (sounddevice), e.g. the virtual mic's sink.
+    """Plays blocks on an output device (sounddevice): a PortAudio device, or a Pulse sink by name
+    (``pulse_sink``, e.g. RAVAS Mic's, reached through PortAudio's ALSA ``pulse`` device).
 
     A small FIFO sits between ``write`` and the PortAudio callback. The callback plays silence on
     underrun and waits for ``preroll`` blocks before it starts again (a larger burst already waiting
@@ -33,9 +35,7 @@ class DeviceAudioSink:
     clocked = True
 
     def __init__(self, device: int | str | None, rate: int, block: int, max_latency: float = 0.2,
-                 preroll: int = 3) -> None:
-        import sounddevice as sd  # PortAudio is a system library: only live devices need it
-
+                 preroll: int = 3, pulse_sink: str | None = None) -> None:
         self.rate, self.block = rate, block
         self.max_samples = max(int(max_latency * rate), 2 * block)
         self.preroll = preroll * block
@@ -47,6 +47,19 @@ class DeviceAudioSink:
         self.underruns = 0
         self.dropped = 0
         self._trims: list[tuple[int, int]] = []
+        # device stalls: the callback not asking for data for much longer than a block (seen as
+        # bursts of full-buffer drops in soaks); counted and logged by ``write``, no I/O here
+        self.stalls = 0
+        self.longest_stall_ms = 0.0
+        self._last_cb = 0.0
+        self._stall_after = max(0.1, 8 * block / rate)
+        self._stall_log: list[float] = []
+        self._full_since = 0  # blocks dropped by a full buffer since the last log line
+        self._full_logged = 0.0
+        import sounddevice as sd  # PortAudio is a system library: only live devices need it
+
+        if pulse_sink:
+            device = pulse.route("output", pulse_sink)
         try:
             self.stream = sd.OutputStream(device=device, samplerate=rate, blocksize=block, channels=1,
                                           dtype="float32", latency="low", callback=self._callback)
@@ -57,7 +70,14 @@ class DeviceAudioSink:
                               "`ravasd devices`), or set audio.sink: null.") from None
 
     def _callback(self, outdata, frames, time_info, status) -> None:  # PortAudio thread
+        now = time.monotonic()
         with self._lock:
+            if self._last_cb and now - self._last_cb > self._stall_after:
+                gap = (now - self._last_cb) * 1000
+                self.stalls += 1
+                self.longest_stall_ms = max(self.longest_stall_ms, gap)
+                self._stall_log.append(gap)
+            self._last_cb = now
             if not self._primed and len(self._buf) >= self.preroll:
                 self._primed = True
                 if len(self._buf) > self.preroll + self.block:
@@ -101,11 +121,20 @@ class DeviceAudioSink:
             if excess > 0:
                 self._buf = self._buf[excess:]
                 self.dropped += 1
-                log.debug("audio out: buffer full, dropped %.1f ms", excess / self.rate * 1000)
+                self._full_since += 1
             trims, self._trims = self._trims, []
+            stalls, self._stall_log = self._stall_log, []
+            now = time.monotonic()
+            full = 0
+            if self._full_since and now - self._full_logged >= 1.0:
+                full, self._full_since, self._full_logged = self._full_since, 0, now
         for excess, fill in trims:
             log.info("audio out: trimmed %.1f ms of surplus buffer (fill was %.1f ms)",
                      excess / self.rate * 1000, fill / self.rate * 1000)
+        for gap in stalls:
+            log.warning("audio out: the output device took no data for %.0f ms", gap)
+        if full:
+            log.warning("audio out: buffer full (the device is not taking data), dropped %d block(s)", full)
 
     def flush(self) -> None:
         """Drop everything not yet played (pause: the curtain closes at once)."""
@@ -120,7 +149,7 @@ class DeviceAudioSink:
 
     @property
     def latency(self) -> float:
-        """Seconds from ``write`` to the speaker: FIFO fill plus PortAudio's output latency."""
+        """Seconds from ``write`` to the speaker: FIFO fill plus the device's output latency."""
         return len(self._buf) / self.rate + float(self.stream.latency)
 
     def close(self) -> None:
@@ -137,8 +166,7 @@ def open_virtual_out(endpoint: MicEndpoint | None, rate: int, block: int, max_la
     """The sink that plays into RAVAS Mic: ``endpoint`` is what the daemon opened (main process)."""
     if endpoint is None:
         raise DeviceError("the virtual mic was not opened by the daemon.")
-    device = pulse.route("output", endpoint.pulse_sink) if endpoint.pulse_sink else endpoint.device
-    return DeviceAudioSink(device, rate, block, max_latency)
+    return DeviceAudioSink(endpoint.device, rate, block, max_latency, pulse_sink=endpoint.pulse_sink)
 
 
 class FileAudioSink:

@@ -143,7 +143,7 @@ def open_mic(device: int | str | None, rate: int, block: int) -> MicSource:
         if name is not None:
             pid = os.getpid()
             return MicSource(pulse.route("input", name), rate, block, label=device,
-                             guard=lambda: pulse.capture_moved(pid, name), events=pulse.SourceEvents())
+                             guard=lambda: pulse.capture_moved(pid, name), events=pulse.ServerEvents(("source", "source-output")))
         if device not in ("pulse", "default") and not input_exists(device):
             # never let the sound server fall back to another input (a monitor of the speakers, say):
             # a missing microphone means silence until it is back

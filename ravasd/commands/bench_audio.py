@@ -158,8 +158,8 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
             runner = StreamRunner(
                 source=lambda: MicSource(pulse.route("input", "ravas_bench_mic"), rate, block),
                 converter=lambda: make_voice(cfg, rate, name, block=block),
-                sink=lambda: DeviceAudioSink(pulse.route("output", "ravas_bench_out"), rate, block,
-                                             cfg.audio.max_latency_ms / 1000),
+                sink=lambda: DeviceAudioSink(None, rate, block, cfg.audio.max_latency_ms / 1000,
+                                             pulse_sink="ravas_bench_out"),
                 publisher=AudioPublisher(block / rate, rate, block), deadline=cfg.audio.deadline_ms / 1000,
                 max_backlog=max(2, int(cfg.audio.max_latency_ms / cfg.audio.block_ms))).start()
             time.sleep(0.8)

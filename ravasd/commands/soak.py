@@ -47,8 +47,23 @@ def _sample(t: float, daemon_pid: int) -> dict[str, Any]:
         row[f"{k}_state"] = s.get("state")
         row[f"rss_{k}_mb"] = rss_mb(s.get("pid"))
         row[f"{k}_priority"] = s.get("priority")
+        dd = s.get("device_dropped") or {}
+        row[f"{k}_dropped_source"], row[f"{k}_dropped_sink"] = dd.get("source", 0), dd.get("sink", 0)
+        stalls = s.get("device_stalls") or {}
+        row[f"{k}_sink_stalls"], row[f"{k}_sink_longest_stall_ms"] = stalls.get("count", 0), stalls.get("longest_ms", 0.0)
     row["virtual_mic"] = st.get("virtual_mic")
     return row
+
+
+def _listener(env: dict[str, str]) -> subprocess.Popen:
+    """A recorder on RAVAS Mic at 20 ms latency, discarding what it reads (parecord, or a no-op)."""
+    from ..devices.virtual import PulseVirtualMic
+
+    cmd = ["parecord", f"--device={PulseVirtualMic.SOURCE}", "--latency-msec=20", "--raw", os.devnull]
+    try:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return subprocess.Popen([sys.executable, "-c", "pass"])
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -74,11 +89,16 @@ def summarise(rows: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
         out[f"{k}_dropped_per_s"] = round((after[-1][f"{k}_dropped"] - after[0][f"{k}_dropped"]) / span, 2)
         out[f"{k}_restarts"] = rows[-1][f"{k}_restarts"] if rows else 0
         out[f"{k}_priority"] = rows[-1][f"{k}_priority"] if rows else None
+    # where audio drops came from: the source, or the output device not taking data (stalls)
+    out["audio_dropped_sink"] = after[-1].get("audio_dropped_sink", 0) - after[0].get("audio_dropped_sink", 0)
+    out["audio_dropped_source"] = after[-1].get("audio_dropped_source", 0) - after[0].get("audio_dropped_source", 0)
+    out["audio_sink_stalls"] = after[-1].get("audio_sink_stalls", 0) - after[0].get("audio_sink_stalls", 0)
+    out["audio_sink_longest_stall_ms"] = max((r.get("audio_sink_longest_stall_ms", 0) for r in after), default=0)
     return out
 
 
 def soak(minutes: float, every: float = 10.0, load: int = 0, run_args: list[str] | None = None,
-         out: Callable[[str], None] = print) -> dict[str, Any]:
+         out: Callable[[str], None] = print, listener: bool = True) -> dict[str, Any]:
     from .bench_audio import _Server
 
     try:
@@ -107,7 +127,10 @@ def soak(minutes: float, every: float = 10.0, load: int = 0, run_args: list[str]
                 if daemon.poll() is not None or time.monotonic() > deadline:
                     raise RavasError("soak: the daemon did not start.", "run `ravasd run` to see why.") from None
                 time.sleep(0.5)
-        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(0, load))]
+        if listener:  # as a call app: it asks for a low latency (PulseAudio's null sink otherwise
+            # renders in 2 s steps now and then, and nobody would hear the gap anyway)
+            busy.append(_listener(env))
+        busy += [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(0, load))]
         t0 = time.monotonic()
         end = t0 + minutes * 60
         out("    t   rss d/v/a MB      audio ms  drop  rst | video ms  fps  drop  rst")
@@ -134,7 +157,7 @@ def soak(minutes: float, every: float = 10.0, load: int = 0, run_args: list[str]
     if not rows:
         raise RavasError("soak: no samples were taken (the daemon stopped at once).")
     summary = summarise(rows, warmup_s=min(120.0, minutes * 60 * 0.2))
-    summary.update(load=load, minutes=minutes)
+    summary.update(load=load, minutes=minutes, listener=listener)
     return {"summary": summary, "samples": rows}
 
 

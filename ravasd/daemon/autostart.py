@@ -37,6 +37,18 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "ravasd", *args]
 
 
+def spawn_detached(*args: str, log_path: Path | None = None) -> subprocess.Popen:
+    """Start ``ravasd ARGS`` in its own session (closing the caller never stops it), stdin closed,
+    output appended to ``log_path`` (0600; created) or inherited. Called by the tray and the window."""
+    kwargs: dict = {"start_new_session": True} if os.name == "posix" else {
+        "creationflags": getattr(subprocess, "DETACHED_PROCESS", 0)}
+    if log_path is None:
+        return subprocess.Popen(command(*args), stdin=subprocess.DEVNULL, **kwargs)
+    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(command(*args), stdin=subprocess.DEVNULL, stdout=log, stderr=log, **kwargs)
+
+
 def desktop_exec(args: list[str]) -> str:
     """``args`` as a freedesktop.org ``Exec=`` value: arguments with reserved characters go in double
     quotes (with ``"`$\\`` escaped), and ``%`` is doubled (it starts a field code there)."""

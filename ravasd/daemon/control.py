@@ -36,7 +36,11 @@ def format_status(st: dict) -> str:
         if not s:
             continue
         unit = "fps" if kind == "video" else "blk/s"
-        state = s.get("state", "?") + (" (giving way to audio: CPU busy)" if s.get("shedding") else "")
+        shed = ""
+        if s.get("shedding"):
+            scale = f", rendering at {s['render_scale']:.2f}×" if s.get("render_scale", 1) < s.get("top_scale", 1) else ""
+            shed = f" (giving way to audio: CPU busy{scale})"
+        state = s.get("state", "?") + shed
         parts.append(f"{kind}: {state} {s.get('rate', 0):.0f} {unit}, "
                      f"{s.get('latency_ms', 0):.0f} ms, dropped {s.get('dropped', 0)}, "
                      f"restarts {s.get('restarts', 0) + s.get('worker_restarts', 0)}")

@@ -21,6 +21,7 @@ from .. import config as config_mod
 from .. import logs, paths
 from ..choices import check_names
 from ..config import Config
+from ..devices import pulse
 from ..engine.supervisor import Supervisor
 from ..devices.display import NO_DISPLAY_FIX, display_available
 from ..errors import ConfigError, DeviceError, RavasError
@@ -54,6 +55,7 @@ class Daemon:
         self.listeners: list[Any] = []  # callables notified on state changes (the tray)
         self.recording_ok = True  # False when a recording was asked for and not (fully) written
         self.mic_ok = True  # False while RAVAS Mic is being re-created
+        self._mic_events: pulse.ServerEvents | None = None  # wakes _check_mic (no polling pactl)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -94,7 +96,7 @@ class Daemon:
                     print("ravasd: a stream could not start: " + "; ".join(fatal), file=self.out)
                     return 1
                 break
-            if now - mic_checked >= 1.0:
+            if self._mic_due(now - mic_checked):
                 mic_checked = now
                 self._check_mic()
             if status_every and now - last >= status_every:
@@ -102,6 +104,28 @@ class Daemon:
                 log.info(format_status(self.sup.status()))
                 self._notify()
         return 0
+
+    MIC_RECHECK_S = 30.0  # a slow safety net behind the server's events
+
+    def _mic_due(self, since: float) -> bool:
+        """Whether to look at RAVAS Mic now: at a module/sink/source event of the sound server, when
+        its event stream ended (server gone), each second while re-creating, else every 30 s."""
+        if self.resources.mic_backend is None or not hasattr(self.resources.mic_backend, "healthy"):
+            return False
+        if not self.mic_ok:
+            return since >= 1.0
+        ev = self._mic_events
+        if ev is None:  # subscribe first, then look: no event falls between the two
+            self._mic_events = pulse.ServerEvents(("module", "sink", "source"))
+            return True
+        if not ev.alive:
+            ev.close()
+            self._mic_events = None
+            return True
+        if ev.poke.is_set():
+            ev.poke.clear()
+            return True
+        return since >= self.MIC_RECHECK_S
 
     def _check_mic(self) -> None:
         """RAVAS Mic still there? When the sound server restarted or our sink vanished, re-create
@@ -150,6 +174,9 @@ class Daemon:
             statuses = self.sup.status()
             self.sup = None
             self.recording_ok = _finish_recording(self.cfg, statuses, self.out)
+        if self._mic_events is not None:
+            self._mic_events.close()
+            self._mic_events = None
         self.resources.close()  # the virtual mic disappears only after its writer stopped
         self.lock.release()
         log.info("stopped in %.2f s", time.monotonic() - t0)
@@ -165,7 +192,9 @@ class Daemon:
         v = st.get("video")
         if isinstance(v, dict) and v.get("state") == "running":
             # under load the video worker (nice +10) gives way first: say so instead of hiding it
-            v["shedding"] = bool(v.get("rate", 0) < 0.8 * self.cfg.video.fps)
+            low_rate = v.get("rate", 0) < 0.8 * self.cfg.video.fps
+            lower_scale = v.get("render_scale", 1.0) < v.get("top_scale", 1.0) - 0.01
+            v["shedding"] = bool(low_rate or lower_scale)
         st.update({"paused": self.paused, "voice": self.cfg.audio.voice, "video_converter": self.cfg.video.converter,
                    "avatar": self.cfg.video.avatar,
                    "preview": self.preview, "uptime_s": round(time.time() - self.started, 1),
@@ -470,3 +499,4 @@ def _finish_recording(cfg: Config, statuses: dict[str, Any], out=sys.stderr) -> 
                 parts[k].unlink(missing_ok=True)
     print(f"recording written to {final}", file=out)
     return True
+

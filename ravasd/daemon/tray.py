@@ -85,7 +85,7 @@ def open_path(path) -> None:
 def open_settings_window() -> subprocess.Popen:
     """The settings window in its own process: Qt and the tray's GTK loop never share one, and
     closing the window cannot disturb the daemon."""
-    return subprocess.Popen(autostart.command("settings"), stdin=subprocess.DEVNULL, start_new_session=True)
+    return autostart.spawn_detached("settings")
 
 
 class Tray:

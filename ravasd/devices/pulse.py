@@ -100,14 +100,16 @@ def route(kind: str, pulse_name: str) -> str:
     return "pulse"
 
 
-class SourceEvents:
-    """``pactl subscribe`` in the background: :attr:`poke` is set at every source / source-output
-    event, so a guard checks at once when a microphone vanishes instead of at its next poll (the
-    server moves the stream to another input the moment its source goes). ``close()`` ends it."""
+class ServerEvents:
+    """``pactl subscribe`` in the background: :attr:`poke` is set at every event on one of
+    ``kinds`` (pactl's facility names: module, sink, source, source-output, server …), so a caller checks at once instead of
+    polling the server. When the server goes away the subscription ends: :attr:`poke` is set and
+    :attr:`alive` turns false (subscribe again once the server is back). ``close()`` ends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: tuple[str, ...] = ("source",)) -> None:
         import threading
 
+        self.kinds = kinds
         self.poke = threading.Event()
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
@@ -117,11 +119,18 @@ class SourceEvents:
             return
         threading.Thread(target=self._read, name="pulse-events", daemon=True).start()
 
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if "source" in line:
+        proc = self.proc
+        assert proc is not None and proc.stdout is not None
+        for line in proc.stdout:  # "Event 'remove' on source-output #12"
+            kind = line.partition(" on ")[2].split(" #")[0].strip()
+            if kind in self.kinds:
                 self.poke.set()
+        self.poke.set()  # the server went away (or we closed): whoever waits must look now
 
     def close(self) -> None:
         if self.proc is not None:

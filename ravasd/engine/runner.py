@@ -249,8 +249,14 @@ class StreamRunner:
         # what the devices' own bounded buffers dropped (latency bound) counts as dropped too
         d["device_dropped"] = {"source": src.dropped if src else 0, "sink": sink.dropped if sink else 0}
         d["dropped"] += sum(d["device_dropped"].values())
+        if hasattr(sink, "stalls"):  # an output device that stopped asking for data
+            d["device_stalls"] = {"count": sink.stalls, "longest_ms": round(sink.longest_stall_ms, 1)}
         if isinstance(self._converter, FaceAware):
             d["face"] = bool(self._converter.face_visible)  # the tray shows "no face"
+        scale = getattr(self._converter, "render_scale", None)
+        if scale is not None:  # below video.render_scale = giving way to audio (load shedding)
+            d["render_scale"] = round(float(scale), 2)
+            d["top_scale"] = round(float(getattr(self._converter, "top_scale", scale)), 2)
         d["recording_error"] = str(getattr(self._sink, "failed", "") or "")  # a file sink that stopped
         return d
 

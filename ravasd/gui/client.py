@@ -6,13 +6,11 @@ the GUI thread (short requests) and from worker threads (``sample``, which takes
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from typing import Any
 
 from .. import paths
-from ..daemon.autostart import command
+from ..daemon.autostart import spawn_detached
 from ..daemon.control import request
 from ..errors import RavasError
 
@@ -42,14 +40,7 @@ def start_daemon(wait: float = 30.0) -> None:
     """Start the daemon detached from this window (closing the window never stops it) and wait
     until it answers; its console output goes to ``ravasd-start.log`` in the log dir."""
     log_dir = paths.log_dir()
-    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log = open(log_dir / "ravasd-start.log", "ab")
-    try:
-        kwargs: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {
-            "creationflags": getattr(subprocess, "DETACHED_PROCESS", 0)}
-        proc = subprocess.Popen(command("run"), stdin=subprocess.DEVNULL, stdout=log, stderr=log, **kwargs)
-    finally:
-        log.close()
+    proc = spawn_detached("run", log_path=log_dir / "ravasd-start.log")
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if running():

@@ -158,18 +158,31 @@ class SettingsWindow(QtWidgets.QMainWindow):
     def _finish_async(self, then, result, error) -> None:
         then(result, error)
 
+    def run_button(self, button: QtWidgets.QAbstractButton, fn: Callable[[], Any],
+                   ok: Callable[[Any], None], failed: Callable[[], None] | None = None) -> None:
+        """A button's long job: disabled while ``fn`` runs off the GUI thread, then ``ok(result)``, or
+        ``failed()`` and the error in a message box."""
+        button.setEnabled(False)
+
+        def done(result, err):
+            button.setEnabled(True)
+            if err is None:
+                ok(result)
+                return
+            if failed is not None:
+                failed()
+            QtWidgets.QMessageBox.warning(self, "RAVAS", str(err))
+
+        self.run_async(fn, done)
+
     def start_daemon(self) -> None:
-        self.start_button.setEnabled(False)
         self.banner_text.setText("Starting RAVAS…")
 
-        def done(_, err):
-            self.start_button.setEnabled(True)
-            if err is not None:
-                self.banner_text.setText("RAVAS could not start.")
-                QtWidgets.QMessageBox.warning(self, "RAVAS", str(err))
+        def failed():
+            self.banner_text.setText("RAVAS could not start.")
             self.refresh(full=True)
 
-        self.run_async(client.start_daemon, done)
+        self.run_button(self.start_button, client.start_daemon, lambda _: self.refresh(full=True), failed)
 
     def _set_connected(self, on: bool) -> None:
         if on != self.connected:
@@ -403,23 +416,18 @@ class MicrophonePage(Page):
             self.meter.setFormat(f"{db:.0f} dBFS" if db > -60 else "silence")
 
     def test_voice(self) -> None:
-        self.test_button.setEnabled(False)
         if self.win.status.get("paused"):
             self.test_state.setText("RAVAS is paused: the call hears silence, and so will you. Resume first.")
         else:
             self.test_state.setText("Recording 3 s — speak now…")
 
-        def done(path, err):
-            self.test_button.setEnabled(True)
-            if err is not None:
-                self.test_state.setText("The test did not work.")
-                QtWidgets.QMessageBox.warning(self, "RAVAS", str(err))
-                return
+        def ok(path):
             self.test_state.setText("Playing back what the call heard.")
             self.win.played = _play_wav(Path(path))
             Path(path).unlink(missing_ok=True)
 
-        self.win.run_async(lambda: client.call("sample", timeout=20.0, seconds=3.0)["path"], done)
+        self.win.run_button(self.test_button, lambda: client.call("sample", timeout=20.0, seconds=3.0)["path"],
+                            ok, lambda: self.test_state.setText("The test did not work."))
 
 
 def _play_wav(path: Path) -> np.ndarray:
@@ -687,17 +695,12 @@ class VoicePage(Page):
         name = self.selected()
         if not name:
             return
-        self.sample_button.setEnabled(False)
 
-        def done(x, err):
-            self.sample_button.setEnabled(True)
-            if err is not None:
-                QtWidgets.QMessageBox.warning(self, "RAVAS", str(err))
-                return
+        def ok(x):
             self.win.played = x
             _play(x, 48000)
 
-        self.win.run_async(lambda: voice_sample(name), done)
+        self.win.run_button(self.sample_button, lambda: voice_sample(name), ok)
 
 
 def _latency_ms(cfg: Config, name: str) -> float:

@@ -70,8 +70,8 @@ def _facemask(cfg: Config, w: int, h: int) -> object:
     return FaceMaskConverter(open_tracker(cfg), w, h, log_path=cfg.video.detection_log)
 
 
-def _avatar(cfg: Config, w: int, h: int, level=None) -> object:
-    return make(cfg, w, h, level)
+def _avatar(cfg: Config, w: int, h: int, level=None, live: bool = False) -> object:
+    return make(cfg, w, h, level, live=live)
 
 
 VIDEO_CONVERTERS: dict[str, tuple[VideoFactory, str]] = {
@@ -82,17 +82,18 @@ VIDEO_CONVERTERS: dict[str, tuple[VideoFactory, str]] = {
 }
 
 
-def make_video_converter(cfg: Config, width: int, height: int, level=None) -> object:
+def make_video_converter(cfg: Config, width: int, height: int, level=None, live: bool = False) -> object:
     """Build ``cfg.video.converter``; unknown names raise :class:`ConfigError` listing the choices.
 
     ``level``: optional callable giving the converted voice's level 0..1 (the avatar's mouth uses it
-    when the face is not seen)."""
+    when the face is not seen). ``live``: frames must keep a frame rate (the daemon), so the avatar
+    may lower its render scale when the CPU is busy; offline runs render every frame as configured."""
     name = cfg.video.converter
     if name not in VIDEO_CONVERTERS:
         raise ConfigError(f"video.converter: unknown converter {name!r}.",
                           f"choose one of: {', '.join(sorted(VIDEO_CONVERTERS))}.")
     if name == "avatar":
-        return _avatar(cfg, width, height, level)
+        return _avatar(cfg, width, height, level, live)
     return VIDEO_CONVERTERS[name][0](cfg, width, height)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -31,10 +32,51 @@ STRETCH = (ARKIT_NAMES.index("mouthStretchLeft"), ARKIT_NAMES.index("mouthStretc
 BLINK = (ARKIT_NAMES.index("eyeBlinkLeft"), ARKIT_NAMES.index("eyeBlinkRight"))
 
 
+class RenderShedder:
+    """Lowers the avatar's render scale when frames take longer than the frame budget (the CPU is
+    busy: audio comes first) and raises it again when there is room. Steps of 0.75× down to
+    ``floor``; up only after ``calm_s`` of frames well inside budget, so it does not flicker.
+
+    ``update(seconds)`` is called by the converter after each frame (video worker thread) and returns
+    the scale for the next one.
+    """
+
+    FACTOR = 0.75
+
+    def __init__(self, fps: float, top: float, floor: float = 0.4, slow_s: float = 1.0, calm_s: float = 8.0) -> None:
+        self.budget = 1.0 / max(1.0, fps)
+        self.top, self.floor = top, min(top, floor)
+        self.scale = top
+        self.slow_s, self.calm_s = slow_s, calm_s
+        self._ema = 0.0
+        self._since = time.monotonic()
+        self._state = "ok"  # "slow" / "calm" while the EMA stays beyond a threshold
+
+    @property
+    def shedding(self) -> bool:
+        return self.scale < self.top - 1e-6
+
+    def update(self, seconds: float, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        self._ema = seconds if self._ema == 0.0 else 0.85 * self._ema + 0.15 * seconds
+        state = "slow" if self._ema > 0.8 * self.budget else "calm" if self._ema < 0.35 * self.budget else "ok"
+        if state != self._state:
+            self._state, self._since = state, now
+        if state == "slow" and now - self._since >= self.slow_s and self.scale > self.floor:
+            self.scale = max(self.floor, self.scale * self.FACTOR)
+            self._since, self._ema = now, 0.0
+        elif state == "calm" and now - self._since >= self.calm_s and self.scale < self.top:
+            self.scale = min(self.top, self.scale / self.FACTOR)
+            self._since, self._ema = now, 0.0
+        return self.scale
+
+
 class AvatarConverter:
     def __init__(self, tracker, renderer, level: Callable[[], tuple] | None = None, hold_s: float = 0.5,
-                 ease_s: float = 0.6, log_path: str | None = None) -> None:
+                 ease_s: float = 0.6, log_path: str | None = None, fps: float | None = None) -> None:
         self.tracker, self.renderer, self.level = tracker, renderer, level
+        # load shedding only when there is a frame rate to keep (the live daemon), not offline
+        self.shedder = RenderShedder(fps, renderer.scale) if fps else None
         self.gain, self.gamma = renderer.model.response()
         self.filter = PoseFilter()
         self.hold_s, self.ease_s = hold_s, ease_s
@@ -42,6 +84,7 @@ class AvatarConverter:
         self._last_t = -1e9
         self.face_visible = False
         self._log = None
+        self._t_in = 0.0
         if log_path:
             self._log = DetectionLogWriter(log_path)
 
@@ -68,6 +111,7 @@ class AvatarConverter:
         return w, yaw * e + 2.0 * math.sin(t * 0.5) * (1 - e), pitch * e, roll * e
 
     def process(self, frame: RawFrame) -> AnonFrame:
+        self._t_in = time.perf_counter()
         t = frame.ts
         pose = self.tracker.track(frame.image, t) if self.tracker is not None else None
         self.face_visible = pose is not None
@@ -83,7 +127,24 @@ class AvatarConverter:
         else:
             w, yaw, pitch, roll = self.idle_pose(t, t - self._last_t)
         img = self.renderer.render(w, yaw, pitch, roll, breathe=math.sin(t * 2 * math.pi * 0.25))
+        if self.shedder is not None:
+            # wall time of track + render: preemption by busier processes counts, which is the point
+            scale = self.shedder.update(time.perf_counter() - self._t_in)
+            if scale != self.renderer.scale:
+                log.info("avatar render scale %.2f → %.2f (%s)", self.renderer.scale, scale,
+                         "CPU busy: giving way" if scale < self.renderer.scale else "room again")
+                self.renderer.set_scale(scale)
         return AnonFrame(img, frame.ts)
+
+    @property
+    def render_scale(self) -> float:
+        """The scale frames are rendered at now (status: below the configured one = shedding)."""
+        return float(self.renderer.scale)
+
+    @property
+    def top_scale(self) -> float:
+        """The scale it returns to when the CPU has room (video.render_scale resolved)."""
+        return float(self.shedder.top) if self.shedder is not None else float(self.renderer.scale)
 
     def calibrate(self) -> None:
         self.filter.start_calibration()
@@ -100,7 +161,7 @@ class AvatarConverter:
         self.renderer.release()
 
 
-def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None) -> AvatarConverter:
+def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None, live: bool = False) -> AvatarConverter:
     renderer = renderer_from_config(cfg, width, height)
     try:
         tracker = open_tracker(cfg)
@@ -113,7 +174,8 @@ def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None)
         log.warning("face tracking is off: the face model could not be loaded (%s: %s); "
                     "`ravasd doctor` checks it", type(err).__name__, str(err)[:200])
         tracker = None
-    return AvatarConverter(tracker, renderer, level=level, log_path=cfg.video.detection_log)
+    return AvatarConverter(tracker, renderer, level=level, log_path=cfg.video.detection_log,
+                           fps=cfg.video.fps if live else None)
 
 
 def renderer_from_config(cfg, width: int, height: int, avatar: str | None = None):

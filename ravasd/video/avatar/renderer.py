@@ -132,13 +132,37 @@ class AvatarRenderer:
             samples = 0 if software else 4
         samples = min(samples, ctx.max_samples)
         self.samples = samples
-        self._fbo = ctx.framebuffer(ctx.renderbuffer((width, height), 3), ctx.depth_renderbuffer((width, height)))
-        # without multisampling we draw straight into the read-back framebuffer (no blit)
-        self._ms_fbo = self._fbo if samples == 0 else ctx.framebuffer(
-            ctx.renderbuffer((width, height), 4, samples=samples),
-            ctx.depth_renderbuffer((width, height), samples=samples))
+        self._make_targets()
         self._frame_camera()
         self._bg = self._background(background_image) if background_image is not None else None
+
+    def _make_targets(self) -> None:
+        ctx, size, samples = self.ctx, (self.width, self.height), self.samples
+        self._fbo = ctx.framebuffer(ctx.renderbuffer(size, 3), ctx.depth_renderbuffer(size))
+        # without multisampling we draw straight into the read-back framebuffer (no blit)
+        self._ms_fbo = self._fbo if samples == 0 else ctx.framebuffer(
+            ctx.renderbuffer(size, 4, samples=samples), ctx.depth_renderbuffer(size, samples=samples))
+
+    def _release_targets(self) -> None:
+        for fbo in {id(self._fbo): self._fbo, id(self._ms_fbo): self._ms_fbo}.values():
+            for att in (*fbo.color_attachments, fbo.depth_attachment):
+                if att is not None:
+                    att.release()
+            fbo.release()
+
+    def set_scale(self, scale: float) -> None:
+        """Render at ``scale`` × the output size from the next frame (upscaled after): the video
+        worker's load shedding. Same thread as ``render``; the framing is unchanged (same aspect)."""
+        scale = float(min(1.0, max(0.25, scale)))
+        w, h = self.out_size
+        size = (max(16, round(w * scale)), max(16, round(h * scale)))
+        if size == (self.width, self.height):
+            self.scale = scale
+            return
+        with self.ctx:
+            self._release_targets()
+            self.scale, (self.width, self.height) = scale, size
+            self._make_targets()
 
     def _background(self, image: np.ndarray):
         """A full-screen textured quad drawn first (a picture behind the avatar, scaled to cover)."""
@@ -399,9 +423,7 @@ class AvatarRenderer:
         if self._bg is not None:
             for obj in self._bg:
                 obj.release()
-        if self._ms_fbo is not self._fbo:
-            self._ms_fbo.release()
-        self._fbo.release()
+        self._release_targets()
         self.prog.release()
         if self.morph_prog is not None:
             self.morph_prog.release()
