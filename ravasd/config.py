@@ -43,6 +43,9 @@ class VideoConfig:
                          pattern=r"^#[0-9a-fA-F]{6}$")
     background_image: Union[str, None] = _f(None, "Picture behind the avatar (PNG/JPEG; scaled to cover); "
                                             "null = the background colour.")
+    framing: str = _f("bust", "How the avatar is framed: close (the face fills the frame), bust (head and "
+                      "shoulders) or wide (down to the chest); the eyes sit a third from the top.",
+                      choices=("close", "bust", "wide"))
     render_scale: Union[float, str] = _f("auto", "Avatar render resolution ÷ output resolution (0.25..1, upscaled "
                                          "after); auto = 0.75 on a software renderer at ≥ 1280 px wide, else 1.",
                                          range=(0.25, 1.0), choices_or=("auto",))

@@ -173,6 +173,12 @@ def main() -> None:
     res["picture_applied"] = status()["background_image"] == str(pic)
     av.no_picture_button.click()
     res["picture_removed"] = status()["background_image"] is None
+    av.framing.activated.emit(av.framing.findData("close"))
+    res["framing_applied"] = status()["framing"] == "close"
+    res["framing_saved"] = saved().get("video", {}).get("framing") == "close"
+    av.framing.activated.emit(av.framing.findData("bust"))
+    win.refresh(full=True)
+    res["framing_shown"] = av.framing.currentData() == status()["framing"] == "bust"
     av.calibrate_button.click()
     win.refresh(full=True)
     shot(win, "Avatar")

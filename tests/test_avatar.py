@@ -126,6 +126,9 @@ def make_vrm(tmp_path: Path, version: int) -> Path:
     gltf, binary = read_gltf(REPO / "avatars" / "sol.glb")
     mesh, node, jaw = _mouth_target(gltf, "jawOpen")
     _, _, smile = _mouth_target(gltf, "mouthSmileLeft")
+    eye = next(i for i, m in enumerate(gltf["meshes"]) if m["name"] == "eye_white_Left")
+    eye_node = next(i for i, n in enumerate(gltf["nodes"]) if n.get("mesh") == eye)
+    blink = gltf["meshes"][eye]["extras"]["targetNames"].index("eyeBlinkLeft")
     for m in gltf["meshes"]:
         m.pop("extras", None)  # no ARKit names: the avatar must be driven through the presets
     if version == 0:
@@ -136,14 +139,17 @@ def make_vrm(tmp_path: Path, version: int) -> Path:
                                         {"bone": "spine", "node": 1}]},
             "blendShapeMaster": {"blendShapeGroups": [
                 {"name": "A", "presetName": "a", "binds": [{"mesh": mesh, "index": jaw, "weight": 100}]},
-                {"name": "Joy", "presetName": "joy", "binds": [{"mesh": mesh, "index": smile, "weight": 100}]}]}}}
+                {"name": "Joy", "presetName": "joy", "binds": [{"mesh": mesh, "index": smile, "weight": 100}]},
+                {"name": "Blink_L", "presetName": "blink_l", "binds": [{"mesh": eye, "index": blink, "weight": 100}]}]}}}
     else:
         gltf["extensions"] = {"VRMC_vrm": {
             "specVersion": "1.0",
             "meta": {"name": "Sol VRM1", "authors": ["tests"], "licenseUrl": "https://vrm.dev/licenses/1.0/"},
             "humanoid": {"humanBones": {"head": {"node": 3}, "neck": {"node": 2}, "spine": {"node": 1}}},
             "expressions": {"preset": {"aa": {"morphTargetBinds": [{"node": node, "index": jaw, "weight": 1.0}]},
-                                       "happy": {"morphTargetBinds": [{"node": node, "index": smile, "weight": 1.0}]}}}}}
+                                       "happy": {"morphTargetBinds": [{"node": node, "index": smile, "weight": 1.0}]},
+                                       "blinkLeft": {"morphTargetBinds": [{"node": eye_node, "index": blink,
+                                                                           "weight": 1.0}]}}}}}
     gltf.setdefault("extensionsUsed", []).append("VRM" if version == 0 else "VRMC_vrm")
     return write_glb(tmp_path / f"sol{version}.vrm", gltf, binary)
 
@@ -493,3 +499,60 @@ def test_live_avatar_reports_its_render_scale_offline_never_sheds(renderers):
     offline = AvatarConverter(None, renderers["sol"])
     assert live.shedder is not None and offline.shedder is None
     assert live.render_scale == live.top_scale == renderers["sol"].scale
+
+
+def _project(r, world_point) -> tuple[float, float]:
+    c = r.proj @ r.view @ np.append(world_point, 1.0)
+    return (1 + c[0] / c[3]) / 2, (1 + c[1] / c[3]) / 2  # 0..1 from the left / from the top
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_framing_puts_the_eyes_a_third_from_the_top_and_sizes_the_head(name):
+    from ravasd.video.avatar.renderer import FRAMING, AvatarRenderer
+
+    model = load_avatar(REPO / "avatars" / f"{name}.glb")
+    heights = {}
+    for framing, (fill, eye_line) in FRAMING.items():
+        r = AvatarRenderer(model, W, H, framing=framing)
+        try:
+            world = r._world_matrices(0, 0, 0, 0)
+            eyes = [p for p in model.primitives if model.nodes[p.node].name.startswith("eye_white")]
+            centre = np.mean([p.positions.mean(0) @ world[p.node][:3, :3].T + world[p.node][:3, 3] for p in eyes], 0)
+            x, y = _project(r, centre)
+            assert abs(x - 0.5) < 0.02 and abs(y - eye_line) < 0.03, (framing, x, y)
+            img = r.render(weights())
+            bg = np.round(np.array(r.background) * 255)  # the clear colour (not shaded)
+            rows = np.nonzero((np.abs(img.astype(float) - bg).sum(axis=2) > 40).any(axis=1))[0]
+            assert rows.min() > 0, f"{framing}: the top of the head is cut off"
+            heights[framing] = y - rows.min() / H  # top of the hair to the eyes, in frame heights
+        finally:
+            r.release()
+    assert heights["close"] > heights["bust"] * 1.15 > heights["wide"] * 1.3
+
+
+def test_the_camera_eases_after_the_head_and_stills_snap(renderers):
+    r = renderers["sol"]
+    r.render(weights(), t=0.0)
+    still = r._follow.copy()
+    r.render(weights(), pitch=-20, roll=12, t=1 / 30)  # a nod with a tilt: the head centre moves
+    first = r._follow - still
+    for k in range(2, 60):
+        r.render(weights(), pitch=-20, roll=12, t=k / 30)
+    settled = r._follow - still
+    assert np.linalg.norm(settled) > 0.005  # it follows…
+    assert np.linalg.norm(first) < 0.2 * np.linalg.norm(settled)  # …gently, not in one jump
+    assert np.linalg.norm(settled) <= 0.2 * r._visible * np.sqrt(2) + 1e-9  # and never far
+    r.render(weights(), pitch=-20, roll=12)  # a still (no time): framed at once, where it settled
+    assert np.allclose(r._follow - still, settled, atol=1e-3)
+    r.render(weights())
+    assert np.allclose(r._follow, still)
+
+
+def test_framing_is_a_validated_setting():
+    from ravasd.config import load_config
+    from ravasd.errors import ConfigError
+
+    assert load_config().video.framing == "bust"
+    assert load_config(overrides={"video.framing": "close"}).video.framing == "close"
+    with pytest.raises(ConfigError, match="video.framing"):
+        load_config(overrides={"video.framing": "huge"})

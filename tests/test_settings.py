@@ -78,6 +78,7 @@ def test_every_page_and_control_against_a_real_daemon(desktop, pulse, tmp_path, 
     assert res["broken_refused"] and "broken.glb" in res["broken_message"]
     assert res["background_applied"] and res["background_saved"]
     assert res["picture_applied"] and res["picture_removed"]
+    assert res["framing_applied"] and res["framing_saved"] and res["framing_shown"]
     # voice page
     assert {"tenor", "baritone", "alto"} <= set(res["voice_rows"])
     assert res["latency_cells"]["tenor"] == "1.3 ms" and res["latency_cells"]["mcadams"].endswith(" ms")

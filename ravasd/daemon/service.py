@@ -196,7 +196,7 @@ class Daemon:
             lower_scale = v.get("render_scale", 1.0) < v.get("top_scale", 1.0) - 0.01
             v["shedding"] = bool(low_rate or lower_scale)
         st.update({"paused": self.paused, "voice": self.cfg.audio.voice, "video_converter": self.cfg.video.converter,
-                   "avatar": self.cfg.video.avatar,
+                   "avatar": self.cfg.video.avatar, "framing": self.cfg.video.framing,
                    "preview": self.preview, "uptime_s": round(time.time() - self.started, 1),
                    "virtual_mic": getattr(self.resources.mic, "shown_as", None) if self.mic_ok else None,
                    "virtual_mic_state": ("none" if self.resources.mic is None else
@@ -425,7 +425,7 @@ def settings_effect(key: str) -> str:
 
 #: Settings a converter swap applies (the converter is rebuilt from the new config, nothing reopens).
 LIVE_KEYS = {"audio.voice", "video.avatar", "video.converter", "video.background", "video.background_image",
-             "video.render_scale"}
+             "video.render_scale", "video.framing"}
 SOURCE_KEYS = {"video.source", "video.camera", "audio.source", "audio.input_device"}
 #: Settings that reopen a device or resize the stream: that stream's worker restarts (≈ 1 s of placeholder).
 RESTART_KEYS = {"video.source", "video.camera", "video.width", "video.height", "video.fps", "video.deadline_ms",

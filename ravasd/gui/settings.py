@@ -485,6 +485,19 @@ class AvatarPage(Page):
             row.addWidget(b)
         row.addStretch(1)
         self.layout_.addLayout(row)
+        row = QtWidgets.QHBoxLayout()
+        self.framing = QtWidgets.QComboBox(objectName="framing")
+        for value, text in (("close", "Close (face)"), ("bust", "Head and shoulders"), ("wide", "Wide")):
+            self.framing.addItem(text, value)
+        self.framing.setAccessibleName("Framing")
+        label = QtWidgets.QLabel("F&raming:")
+        label.setBuddy(self.framing)
+        row.addWidget(label)
+        row.addWidget(self.framing)
+        row.addStretch(1)
+        self.framing.activated.connect(
+            lambda i: self.win.set({"video.framing": self.framing.itemData(i)}))
+        self.layout_.addLayout(row)
         self._names: list[str] = []
 
     def update_status(self, st: dict[str, Any], full: bool) -> None:
@@ -507,6 +520,9 @@ class AvatarPage(Page):
             item.setFont(f)
         if full and current:
             self.info.setText(_avatar_info(current))
+        i = self.framing.findData(st.get("framing", "bust"))
+        if i >= 0 and i != self.framing.currentIndex():
+            self.framing.setCurrentIndex(i)
 
     def _pick(self, item: QtWidgets.QListWidgetItem) -> None:
         name = item.data(QtCore.Qt.UserRole)

@@ -126,7 +126,7 @@ class AvatarConverter:
             w, yaw, pitch, roll = self._last
         else:
             w, yaw, pitch, roll = self.idle_pose(t, t - self._last_t)
-        img = self.renderer.render(w, yaw, pitch, roll, breathe=math.sin(t * 2 * math.pi * 0.25))
+        img = self.renderer.render(w, yaw, pitch, roll, breathe=math.sin(t * 2 * math.pi * 0.25), t=t)
         if self.shedder is not None:
             # wall time of track + render: preemption by busier processes counts, which is the point
             scale = self.shedder.update(time.perf_counter() - self._t_in)
@@ -184,7 +184,7 @@ def renderer_from_config(cfg, width: int, height: int, avatar: str | None = None
 
     return AvatarRenderer(load_avatar(find(avatar or cfg.video.avatar)), width, height,
                           background=_rgb(cfg.video.background), scale=cfg.video.render_scale,
-                          background_image=load_background(cfg))
+                          background_image=load_background(cfg), framing=cfg.video.framing)
 
 
 def _rgb(hexcolor: str) -> tuple[float, float, float]:

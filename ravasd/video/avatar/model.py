@@ -18,6 +18,7 @@ import numpy as np
 
 from ...errors import RavasError
 from ..tracking import ARKIT_NAMES
+from .material import Material, from_gltf
 from .vrm import expressions
 
 
@@ -56,6 +57,9 @@ class Primitive:
     joints: np.ndarray | None = None  # (N, 4) int
     weights: np.ndarray | None = None  # (N, 4) float32
     blend: bool = False
+    material: Material = field(default_factory=Material)
+    shade_texture: np.ndarray | None = None  # (H, W, 4) uint8: MToon shadeMultiplyTexture (same UVs)
+    matcap_texture: np.ndarray | None = None  # (H, W, 4) uint8: MToon matcap, looked up by view normal
 
 
 @dataclass
@@ -294,6 +298,7 @@ def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
     scene = g.get("scenes", [{}])[g.get("scene", 0)] if g.get("scenes") else {}
     roots = scene.get("nodes") or [i for i, n in enumerate(nodes) if n.parent is None]
     textures = g.get("textures", [])
+    vrm0_materials = ((g.get("extensions") or {}).get("VRM") or {}).get("materialProperties") or []
     prims: list[Primitive] = []
     for ni, node in enumerate(nodes):
         if node.mesh is None:
@@ -315,13 +320,20 @@ def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
             mat = g["materials"][p["material"]] if "material" in p else {}
             pbr = mat.get("pbrMetallicRoughness", {})
             prim.color = np.asarray(pbr.get("baseColorFactor", (1, 1, 1, 1)), np.float32)
-            prim.blend = mat.get("alphaMode") == "BLEND"
+            prim.material = from_gltf(mat, vrm0_materials[p["material"]] if "material" in p
+                                      and p["material"] < len(vrm0_materials) else None)
+            prim.blend = prim.material.alpha_mode == "BLEND"
             tex = pbr.get("baseColorTexture")
             if tex is not None and "TEXCOORD_%d" % tex.get("texCoord", 0) in attrs:
                 src = textures[tex["index"]].get("source")
                 if src is not None:
                     prim.texture = r.image(src)
                     prim.uv = r.accessor(attrs["TEXCOORD_%d" % tex.get("texCoord", 0)]).astype(np.float32)
+            for key in ("shade_texture", "matcap_texture"):
+                ti = getattr(prim.material, key)
+                src = textures[ti].get("source") if ti is not None and 0 <= ti < len(textures) else None
+                if src is not None and (key == "matcap_texture" or prim.uv is not None):
+                    setattr(prim, key, r.image(src))
             if p.get("targets"):
                 tnames = names if len(names) == len(p["targets"]) else \
                     (p.get("extras") or {}).get("targetNames") or [f"target{k}" for k in range(len(p["targets"]))]
@@ -384,8 +396,9 @@ def _validate(m: AvatarModel) -> None:
             raise ValueError(f"primitive {k}: baseColorFactor must be 4 numbers")
         if p.uv is not None and p.uv.shape != (n, 2):
             raise ValueError(f"primitive {k}: TEXCOORD must be VEC2 per vertex")
-        if p.texture is not None and (p.texture.ndim != 3 or p.texture.shape[2] != 4):
-            raise ValueError(f"primitive {k}: its texture could not be decoded as RGBA")
+        for tex in (p.texture, p.shade_texture, p.matcap_texture):
+            if tex is not None and (tex.ndim != 3 or tex.shape[2] != 4):
+                raise ValueError(f"primitive {k}: its texture could not be decoded as RGBA")
         if p.targets is not None and (p.targets.ndim != 3 or p.targets.shape[1:] != (n, 3)):
             raise ValueError(f"primitive {k}: a morph target does not match the mesh's vertices")
         if p.joints is not None:
@@ -435,7 +448,8 @@ def _bones(g: dict, nodes: list[Node], fmt: str) -> dict[str, int]:
     elif fmt == "vrm1":
         for name, b in ext["VRMC_vrm"].get("humanoid", {}).get("humanBones", {}).items():
             bones[name.lower()] = b["node"]
-    wanted = {"head": ("head",), "neck": ("neck",), "spine": ("spine2", "upperchest", "chest", "spine1", "spine")}
+    wanted = {"head": ("head",), "neck": ("neck",), "spine": ("spine2", "upperchest", "chest", "spine1", "spine"),
+              "lefteye": ("lefteye",), "righteye": ("righteye",)}
     out = {}
     for key, candidates in wanted.items():
         for c in candidates:

@@ -22,6 +22,9 @@ from .model import AvatarModel
 from .vrm import preset_weights
 
 ARKIT_INDEX = {n: i for i, n in enumerate(ARKIT_NAMES)}
+#: ``video.framing``: (share of the frame height the head with its hair fills, eye line from the top).
+FRAMING = {"close": (0.74, 0.40), "bust": (0.58, 1 / 3), "wide": (0.42, 1 / 3)}
+FOLLOW = 0.7  # how much of the head's movement the virtual camera follows
 
 
 def _rot(axis: str, deg: float) -> np.ndarray:
@@ -35,6 +38,27 @@ def _rot(axis: str, deg: float) -> np.ndarray:
     else:
         m[0:2, 0:2] = [[c, -s], [s, c]]
     return m
+
+
+def _winding(pos: np.ndarray, idx: np.ndarray) -> float:
+    """Signed volume of a mesh about its centroid: > 0 when its triangles wind counter-clockwise
+    seen from outside (as glTF says), < 0 for exporters that wind them the other way."""
+    p = pos.astype(np.float64)
+    p -= p.mean(axis=0)
+    t = idx.reshape(-1, 3)
+    return float(np.einsum("ij,ij->i", p[t[:, 0]], np.cross(p[t[:, 1]], p[t[:, 2]])).sum())
+
+
+def _cull_for(volume: float) -> str:
+    """The GL face to cull so an outline hull shows only its far side. The projection flips Y,
+    which turns a counter-clockwise outside into GL's back faces."""
+    return "back" if volume >= 0 else "front"
+
+
+def _weights128(tw: np.ndarray) -> np.ndarray:
+    out = np.zeros(128, "f4")
+    out[: len(tw)] = tw
+    return out
 
 
 def perspective(fovy_deg: float, aspect: float, near: float, far: float) -> np.ndarray:
@@ -80,8 +104,10 @@ class AvatarRenderer:
 
     def __init__(self, model: AvatarModel, width: int, height: int, background=(0.55, 0.68, 0.78),
                  ctx=None, samples: int | None = None, scale: float | str = 1.0, morph: str = "auto",
-                 background_image: np.ndarray | None = None) -> None:
-
+                 background_image: np.ndarray | None = None, framing: str = "bust") -> None:
+        if framing not in FRAMING:
+            raise ValueError(f"framing must be one of {', '.join(FRAMING)}")
+        self.framing = framing
         self.model = model
         self.out_size = (width, height)
         self.background = tuple(background)
@@ -108,6 +134,10 @@ class AvatarRenderer:
         self._drive = self._drive_tables()
         self._gpu = []
         self._delta_tex: dict[int, object] = {}
+        self._mtoon_tex: dict[int, tuple] = {}  # primitive → (shade texture, matcap texture), None each
+        self._outline_vao: dict[int, object] = {}  # primitive or batch id → VAO of the outline program
+        self._outline_cull: dict = {}  # … and which faces to cull so that only its far side is drawn
+        self.outline_prog = None
         for pi, p in enumerate(model.primitives):
             vbo = ctx.buffer(p.positions.astype("f4").tobytes(), dynamic=True)
             nbo = ctx.buffer(p.normals.astype("f4").tobytes())
@@ -115,17 +145,18 @@ class AvatarRenderer:
             tbo = ctx.buffer(uv.astype("f4").tobytes())
             ibo = ctx.buffer(p.indices.astype("u4").tobytes())
             cbo = ctx.buffer(np.ones((len(p.positions), 4), "f4").tobytes())
-            attrs = [(vbo, "3f", "in_pos"), (nbo, "3f", "in_nrm"), (tbo, "2f", "in_uv"), (cbo, "4f", "in_color")]
-            vao = ctx.vertex_array(self.prog, attrs, index_buffer=ibo, index_element_size=4)
-            tex = None
-            if p.texture is not None:
-                h, w = p.texture.shape[:2]
-                tex = ctx.texture((w, h), 4, np.ascontiguousarray(p.texture).tobytes())
-                tex.build_mipmaps()
+            sbo = ctx.buffer(np.tile(p.material.shade, (len(p.positions), 1)).astype("f4").tobytes())
+            attrs = [(vbo, "3f", "in_pos"), (nbo, "3f", "in_nrm"), (tbo, "2f", "in_uv"), (cbo, "4f", "in_color"),
+                     (sbo, "3f", "in_shade")]
+            vao = self._vertex_array(self.prog, attrs, ibo)
+            tex = self._texture(p.texture)
             if self._shader_morphs(p):
-                self._delta_tex[pi] = (self._deltas_texture(p), ctx.vertex_array(
-                    self.morph_prog, attrs, index_buffer=ibo, index_element_size=4))
-            self._gpu.append((vao, vbo, nbo, tbo, ibo, tex, cbo))
+                self._delta_tex[pi] = (self._deltas_texture(p), self._vertex_array(self.morph_prog, attrs, ibo))
+            self._gpu.append((vao, vbo, nbo, tbo, ibo, tex, cbo, sbo))
+            self._mtoon_tex[pi] = (self._texture(p.shade_texture), self._texture(p.matcap_texture))
+            if p.material.outline != "none":
+                self._outline_vao[pi] = self._vertex_array(self._outline_program(), attrs[:2], ibo)
+                self._outline_cull[pi] = _cull_for(_winding(p.positions, p.indices))
         self._batches = self._make_batches() if self.morph == "cpu" else []
         self._batched = {pi for b in self._batches for pi in b["members"]}
         if samples is None:  # multisampling triples the frame time on llvmpipe: only on GPUs
@@ -135,6 +166,80 @@ class AvatarRenderer:
         self._make_targets()
         self._frame_camera()
         self._bg = self._background(background_image) if background_image is not None else None
+
+    def _vertex_array(self, prog, attrs, ibo):
+        """A VAO with only the attributes ``prog`` uses (the GLSL compiler drops unused ones)."""
+        used = [a for a in attrs if a[2] in prog]
+        return self.ctx.vertex_array(prog, used, index_buffer=ibo, index_element_size=4)
+
+    def _texture(self, image: np.ndarray | None):
+        if image is None:
+            return None
+        h, w = image.shape[:2]
+        tex = self.ctx.texture((w, h), 4, np.ascontiguousarray(image).tobytes())
+        tex.build_mipmaps()
+        return tex
+
+    def _outline_program(self):
+        if self.outline_prog is None:
+            src = resources.files(__package__) / "shaders"
+            self.outline_prog = self.ctx.program(vertex_shader=(src / "outline.vert").read_text(),
+                                                 fragment_shader=(src / "outline.frag").read_text())
+        return self.outline_prog
+
+    @staticmethod
+    def _set(prog, name: str, value) -> None:
+        if name in prog:  # uniforms a shader does not use are optimised away
+            prog[name].value = value
+
+    def _use_material(self, prog, mat, shade_tex=None, matcap=None) -> None:
+        """The per-draw uniforms of ``mat`` (a :class:`~.material.Material`) on ``prog``."""
+        st = self._set
+        st(prog, "u_mtoon", bool(mat.mtoon))
+        st(prog, "u_alpha_cutoff", float(mat.alpha_cutoff) if mat.alpha_mode == "MASK" else -1.0)
+        st(prog, "u_emissive", tuple(float(c) for c in mat.emissive))
+        if not mat.mtoon:
+            return
+        st(prog, "u_shift", float(mat.shift))
+        st(prog, "u_toony", float(mat.toony))
+        st(prog, "u_rim", tuple(float(c) for c in mat.rim))
+        st(prog, "u_rim_power", float(mat.rim_power))
+        st(prog, "u_rim_lift", float(mat.rim_lift))
+        st(prog, "u_rim_mix", float(mat.rim_mix))
+        st(prog, "u_has_shade_tex", shade_tex is not None)
+        if shade_tex is not None:
+            shade_tex.use(2)
+            st(prog, "u_shade_tex", 2)
+        st(prog, "u_has_matcap", matcap is not None)
+        if matcap is not None:
+            matcap.use(3)
+            st(prog, "u_matcap", 3)
+            st(prog, "u_matcap_factor", tuple(float(c) for c in mat.matcap))
+            if "u_view_rot" in prog:
+                prog["u_view_rot"].write(self.view[:3, :3].T.astype("f4").tobytes())
+
+    def _draw_outline(self, key, mat, mvp: np.ndarray, n_vertices: int = 0, deltas=None, weights=None) -> None:
+        """The MToon outline of one primitive or batch (back faces pushed out, front faces culled)."""
+        prog, ctx = self.outline_prog, self.ctx
+        prog["u_mvp"].write(mvp.T.astype("f4").tobytes())
+        self._set(prog, "u_mode", 1 if mat.outline == "world" else 2)
+        self._set(prog, "u_width", float(mat.outline_width))
+        self._set(prog, "u_aspect", self.width / self.height)
+        self._set(prog, "u_outline_color", tuple(float(c) for c in mat.outline_color))
+        if deltas is not None:
+            deltas.use(1)
+            self._set(prog, "u_deltas", 1)
+            prog["u_weights"].write(weights.tobytes())
+        self._set(prog, "u_targets", 0 if deltas is None else self._targets_of(key))
+        self._set(prog, "u_vertices", n_vertices)
+        ctx.enable(ctx.CULL_FACE)
+        ctx.cull_face = self._outline_cull[key]
+        self._outline_vao[key].render()
+        ctx.cull_face = "back"
+        ctx.disable(ctx.CULL_FACE)
+
+    def _targets_of(self, key) -> int:
+        return len(self.model.primitives[key].targets) if isinstance(key, int) else 0
 
     def _make_targets(self) -> None:
         ctx, size, samples = self.ctx, (self.width, self.height), self.samples
@@ -195,12 +300,13 @@ class AvatarRenderer:
                 i = nodes[i].parent
             return i
 
-        groups: dict[int, list[int]] = {}
+        groups: dict[tuple, list[int]] = {}
         for pi, p in enumerate(self.model.primitives):
-            if p.texture is None and not p.blend and p.joints is None and p.color[3] >= 1.0:
-                groups.setdefault(anchor(p.node), []).append(pi)
+            if (p.texture is None and p.shade_texture is None and p.matcap_texture is None and not p.blend
+                    and p.joints is None and p.color[3] >= 1.0):
+                groups.setdefault((anchor(p.node), p.material.batch_key()), []).append(pi)
         batches = []
-        for node, members in groups.items():
+        for (node, _), members in groups.items():
             if len(members) < 2:
                 continue
             prims = [self.model.primitives[pi] for pi in members]
@@ -208,16 +314,22 @@ class AvatarRenderer:
             pos = np.concatenate([p.positions for p in prims]).astype("f4")
             nrm = np.concatenate([p.normals for p in prims]).astype("f4")
             col = np.concatenate([np.tile(p.color, (len(p.positions), 1)) for p in prims]).astype("f4")
+            shade = np.concatenate([np.tile(p.material.shade, (len(p.positions), 1)) for p in prims]).astype("f4")
             idx = np.concatenate([p.indices + off for p, off in zip(prims, offsets[:-1])]).astype("u4")
             ctx = self.ctx
             bufs = [ctx.buffer(pos.tobytes(), dynamic=True), ctx.buffer(nrm.tobytes()),
                     ctx.buffer(np.zeros((len(pos), 2), "f4").tobytes()), ctx.buffer(col.tobytes()),
-                    ctx.buffer(idx.tobytes())]
-            vao = ctx.vertex_array(self.prog, [(bufs[0], "3f", "in_pos"), (bufs[1], "3f", "in_nrm"),
-                                               (bufs[2], "2f", "in_uv"), (bufs[3], "4f", "in_color")],
-                                   index_buffer=bufs[4], index_element_size=4)
+                    ctx.buffer(idx.tobytes()), ctx.buffer(shade.tobytes())]
+            attrs = [(bufs[0], "3f", "in_pos"), (bufs[1], "3f", "in_nrm"), (bufs[2], "2f", "in_uv"),
+                     (bufs[3], "4f", "in_color"), (bufs[5], "3f", "in_shade")]
+            vao = self._vertex_array(self.prog, attrs, bufs[4])
+            mat = prims[0].material  # the batch key makes every member's shading the same but colours
+            key = ("batch", len(batches))
+            if mat.outline != "none":
+                self._outline_vao[key] = self._vertex_array(self._outline_program(), attrs[:2], bufs[4])
+                self._outline_cull[key] = _cull_for(sum(_winding(p.positions, p.indices) for p in prims))
             batches.append({"node": node, "members": members, "offsets": offsets, "positions": pos,
-                            "vao": vao, "buffers": bufs})
+                            "vao": vao, "buffers": bufs, "material": mat, "key": key})
         return batches
 
     def _shader_morphs(self, p) -> bool:
@@ -249,7 +361,8 @@ class AvatarRenderer:
         return tables
 
     def _frame_camera(self) -> None:
-        """Fit head and shoulders: centre on the head, show from above the hair to the chest."""
+        """Frame the rest pose per ``framing`` (:data:`FRAMING`): the head, hair included, fills a set
+        share of the frame height with the eyes about a third from the top, as a person frames a webcam."""
         world = self._world_matrices(0, 0, 0, 0)
         head = self.model.bones.get("head")
         pts = []
@@ -266,14 +379,71 @@ class AvatarRenderer:
             headpts = allp[allp[:, 1] >= top - (top - allp[:, 1].min()) * 0.2]
         lo, hi = headpts.min(axis=0), headpts.max(axis=0)
         size = max(hi[1] - lo[1], hi[0] - lo[0], 1e-3)
-        center = np.array([(lo[0] + hi[0]) / 2, hi[1] - size * 0.78, (lo[2] + hi[2]) / 2])
+        eyes = [world[self.model.bones[k]][1, 3] for k in ("lefteye", "righteye") if k in self.model.bones]
+        eye_y = float(np.mean(eyes)) if eyes else self._blink_height(world)
+        if eye_y is None or not lo[1] <= eye_y <= hi[1]:
+            eye_y = lo[1] + 0.5 * (hi[1] - lo[1])
+        centre = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
         self.fovy = 28.0
-        dist = (size * 1.75) / 2 / math.tan(math.radians(self.fovy) / 2)
-        self.eye = center + (0, 0, dist + (hi[2] - lo[2]) / 2)
-        self.view = look_at(self.eye, center)
+        fill, eye_line = FRAMING[self.framing]
+        visible = size / fill  # world height the frame shows at the head
+        dist = visible / 2 / math.tan(math.radians(self.fovy) / 2)
+        # aimed at the plane of the eyes (in front of the head's centre): in a close frame the
+        # perspective would otherwise push them down
+        face_z = centre[2] + 0.35 * (hi[2] - lo[2])
+        target = np.array([centre[0], eye_y - visible * (0.5 - eye_line), face_z])
+        self._eye0 = target + (0, 0, dist)
+        self._target0 = target
+        self.eye = self._eye0.copy()
+        self.view = look_at(self.eye, target)
+        self._visible = visible
+        # the head centre in the head bone's space: followed by the camera when the head moves
+        self._head_rest = centre
+        self._head_local = (np.linalg.inv(world[head]) @ np.append(centre, 1.0))[:3] if head is not None else None
+        self._follow = np.zeros(2)
+        self._follow_t: float | None = None
         # flip Y so the read-back rows come out top-down (no flip copy per frame)
         self.proj = np.diag([1.0, -1.0, 1.0, 1.0]) @ perspective(self.fovy, self.width / self.height,
                                                                  dist * 0.05, dist * 10)
+
+    def _blink_height(self, world: list[np.ndarray]) -> float | None:
+        """Where the eyes are without eye bones: the rest height of what the blink shapes move
+        (ARKit eyeBlink targets, or VRM blink expressions)."""
+        ys, names = [], {"eyeBlinkLeft", "eyeBlinkRight"}
+        picks = [(pi, ti) for pi, p in enumerate(self.model.primitives) for ti, n in enumerate(p.target_names) if n in names]
+        for key in ("blinkLeft", "blinkRight", "blink"):
+            picks += [(pi, ti) for pi, ti, _ in self.model.expressions.get(key, [])]
+        for pi, ti in picks:
+            p = self.model.primitives[pi]
+            if p.targets is None or ti >= len(p.targets):
+                continue
+            mag = np.linalg.norm(p.targets[ti], axis=1)
+            if mag.max() <= 0:
+                continue
+            moved = p.positions[mag > 0.1 * mag.max()]
+            m = world[p.node]
+            ys.append((moved @ m[:3, :3].T + m[:3, 3])[:, 1])
+        return float(np.median(np.concatenate(ys))) if ys else None
+
+    def _follow_head(self, world: list[np.ndarray], t: float | None) -> None:
+        """A camera operator's follow: the view shifts by FOLLOW × how far the head centre moved
+        (nods, leaning, roll), eased with a 0.35 s time constant when frame times ``t`` (s) are
+        given — never a jump — and bounded to a fifth of the frame."""
+        if self._head_local is None:
+            return
+        head = world[self.model.bones["head"]]
+        now = (head @ np.append(self._head_local, 1.0))[:2]
+        want = np.clip((now - self._head_rest[:2]) * FOLLOW, -0.2 * self._visible, 0.2 * self._visible)
+        dt = None if t is None or self._follow_t is None else t - self._follow_t
+        if dt is None or dt < 0 or dt >= 1.0:  # a still, the first frame, a seek: frame it at once
+            k = 1.0
+        else:
+            k = 1.0 - math.exp(-dt / 0.35)
+        self._follow_t = t
+        self._follow += k * (want - self._follow)
+        off = np.array([self._follow[0], self._follow[1], 0.0])
+        self.eye = self._eye0 + off
+        self.view = look_at(self.eye, self._target0 + off)
 
     # ------------------------------------------------------------------ pose
     def _world_matrices(self, yaw: float, pitch: float, roll: float, breathe: float) -> list[np.ndarray]:
@@ -303,12 +473,15 @@ class AvatarRenderer:
         return [w if w is not None else np.eye(4) for w in world]
 
     def render(self, weights: np.ndarray, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0,
-               breathe: float = 0.0) -> np.ndarray:
-        """One frame: ``weights`` (52,) in ARKit order 0..1, head angles in degrees, ``breathe`` −1..1."""
+               breathe: float = 0.0, t: float | None = None) -> np.ndarray:
+        """One frame: ``weights`` (52,) in ARKit order 0..1, head angles in degrees, ``breathe`` −1..1.
+        ``t``: the frame's time in seconds (a stream): the camera eases after the head; without it
+        each frame is framed on its own (stills)."""
         with self.ctx:  # several renderers may live in one thread: make ours current
-            return self._render(weights, yaw, pitch, roll, breathe)
+            return self._render(weights, yaw, pitch, roll, breathe, t)
 
-    def _render(self, weights: np.ndarray, yaw: float, pitch: float, roll: float, breathe: float) -> np.ndarray:
+    def _render(self, weights: np.ndarray, yaw: float, pitch: float, roll: float, breathe: float,
+                t: float | None = None) -> np.ndarray:
         w = np.asarray(weights, np.float32)
         presets = preset_weights(w) if self.model.expressions else {}
         morphed: dict[int, np.ndarray] = {}
@@ -326,6 +499,7 @@ class AvatarRenderer:
             pos = p.positions + np.tensordot(tw[nz], p.targets[nz], axes=1) if len(nz) else p.positions
             morphed[pi] = pos
         world = self._world_matrices(yaw, pitch, roll, breathe)
+        self._follow_head(world, t)
         skin_mats = [np.stack([world[j] @ s.inverse_bind[k] for k, j in enumerate(s.joints)])
                      for s in self.model.skins]
         ctx = self.ctx
@@ -341,6 +515,7 @@ class AvatarRenderer:
             vao.render(mode=ctx.TRIANGLE_STRIP)
             ctx.enable(ctx.DEPTH_TEST)
         vp = self.proj @ self.view
+        outlines: list[tuple] = []
         self.prog["u_eye"].value = tuple(self.eye)
         self.prog["u_color"].value = (1.0, 1.0, 1.0, 1.0)
         self.prog["u_rough"].value = 0.6
@@ -354,12 +529,15 @@ class AvatarRenderer:
             model = world[b["node"]]
             self.prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
             self.prog["u_model"].write(model.T.astype("f4").tobytes())
+            self._use_material(self.prog, b["material"])
             b["vao"].render()
+            if b["key"] in self._outline_vao:
+                outlines.append((b["key"], b["material"], vp @ model, 0, None, None))
         order = sorted((i for i in range(len(self.model.primitives)) if i not in self._batched),
                        key=lambda i: self.model.primitives[i].blend)
         for pi in order:
             p = self.model.primitives[pi]
-            vao, vbo, _, _, _, tex, _ = self._gpu[pi]
+            vao, vbo, _, _, _, tex, _, _ = self._gpu[pi]
             pos = morphed.get(pi)
             model = world[p.node]
             if p.joints is not None and self.model.nodes[p.node].skin is not None:
@@ -374,9 +552,7 @@ class AvatarRenderer:
             if pi in shader_weights:
                 deltas, vao = self._delta_tex[pi]
                 prog = self.morph_prog
-                tw = np.zeros(128, "f4")
-                tw[: len(shader_weights[pi])] = shader_weights[pi]
-                prog["u_weights"].write(tw.tobytes())
+                prog["u_weights"].write(_weights128(shader_weights[pi]).tobytes())
                 prog["u_targets"].value = len(p.targets)
                 prog["u_vertices"].value = len(p.positions)
                 deltas.use(1)
@@ -390,10 +566,17 @@ class AvatarRenderer:
             if tex is not None:
                 tex.use(0)
                 prog["u_tex"].value = 0
+            self._use_material(prog, p.material, *self._mtoon_tex[pi])
             if p.blend:
                 ctx.enable(ctx.BLEND)
             vao.render()
             ctx.disable(ctx.BLEND)
+            if pi in self._outline_vao:
+                gpu = self._delta_tex.get(pi) if pi in shader_weights else None
+                outlines.append((pi, p.material, vp @ model, len(p.positions), gpu[0] if gpu else None,
+                                 _weights128(shader_weights[pi]) if gpu else None))
+        for args in outlines:  # after the surfaces: the hull only shows where nothing is in front
+            self._draw_outline(*args)
         if self._ms_fbo is not self._fbo:
             ctx.copy_framebuffer(self._fbo, self._ms_fbo)
         out = np.empty((self.height, self.width, 3), np.uint8)  # fresh: frames already handed out stay intact
@@ -420,6 +603,14 @@ class AvatarRenderer:
         for deltas, vao in self._delta_tex.values():
             deltas.release()
             vao.release()
+        for texs in self._mtoon_tex.values():
+            for t in texs:
+                if t is not None:
+                    t.release()
+        for vao in self._outline_vao.values():
+            vao.release()
+        if self.outline_prog is not None:
+            self.outline_prog.release()
         if self._bg is not None:
             for obj in self._bg:
                 obj.release()
