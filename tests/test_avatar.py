@@ -556,3 +556,31 @@ def test_framing_is_a_validated_setting():
     assert load_config(overrides={"video.framing": "close"}).video.framing == "close"
     with pytest.raises(ConfigError, match="video.framing"):
         load_config(overrides={"video.framing": "huge"})
+
+
+def test_idle_life_blinks_at_natural_irregular_intervals_and_moves_the_eyes():
+    from ravasd.video.avatar.idle import BLINK, IdleLife
+
+    life = IdleLife(seed=3)
+    ts = np.arange(0, 120, 1 / 60)
+    poses = [life.at(float(t)) for t in ts]
+    closed = np.array([p[0][BLINK[0]] for p in poses])
+    starts = ts[1:][(closed[1:] > 0.5) & (closed[:-1] <= 0.5)]
+    gaps = np.diff(starts)
+    assert 15 <= len(starts) <= 60, len(starts)  # one every 2–8 s
+    assert gaps.min() >= 0.3 and gaps.std() > 0.5  # irregular, never a flutter
+    long = gaps[gaps > 1.0]
+    assert long.min() >= 2.0  # apart from the odd double blink, at least 2 s between blinks
+    durations = []
+    for s in starts:  # each blink: shut for well under a third of a second
+        idx = np.nonzero((ts >= s - 0.05) & (ts < s + 0.25))[0]
+        durations.append((closed[idx] > 0.5).sum() / 60)
+    assert max(durations) < 0.2
+    gaze = np.array([p[0][ARKIT_NAMES.index("eyeLookOutLeft")] + p[0][ARKIT_NAMES.index("eyeLookInLeft")]
+                     for p in poses])
+    assert (gaze > 0.05).mean() > 0.2 and gaze.max() <= 0.3  # the eyes wander, a little
+    yaws = np.array([p[1] for p in poses])
+    assert 0.5 < np.abs(yaws).max() < 3.0  # the head drifts about a degree
+    # deterministic: the same time line gives the same poses (offline runs reproduce)
+    again = IdleLife(seed=3)
+    assert all(np.array_equal(again.at(float(t))[0], poses[i][0]) for i, t in enumerate(ts[:600]))

@@ -1,8 +1,9 @@
 """The avatar video converter: track → filter → render. No camera pixel reaches the output: the
 frame is used only by the tracker; the output is rendered from the avatar model alone.
 
-When the face is lost the last pose is held for ``hold_s``, then eases to a neutral idle pose
-(breathing, blinks every few seconds), while the mouth follows the converted voice: its level opens
+When the face is lost the last pose is held for ``hold_s``, then eases to a living idle pose
+(breathing, blinks at natural intervals, gaze shifts, a slight head drift), while the mouth follows
+the converted voice: its level opens
 the jaw, its spectral shape picks simple visemes (round "oh/oo" → funnel, bright "ee" → stretch).
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ...errors import ConfigError, ModelError
 from ..detection_log import DetectionLogWriter
 from ..filters import PoseFilter
 from ..tracking import ARKIT_NAMES, open_tracker
+from .idle import IdleLife
 from .library import find
 from .model import load_avatar
 from .renderer import AvatarRenderer
@@ -79,6 +81,7 @@ class AvatarConverter:
         self.shedder = RenderShedder(fps, renderer.scale) if fps else None
         self.gain, self.gamma = renderer.model.response()
         self.filter = PoseFilter()
+        self.life = IdleLife()
         self.hold_s, self.ease_s = hold_s, ease_s
         self._last = (np.zeros(len(ARKIT_NAMES), np.float32), 0.0, 0.0, 0.0)
         self._last_t = -1e9
@@ -89,17 +92,16 @@ class AvatarConverter:
             self._log = DetectionLogWriter(log_path)
 
     def idle_pose(self, t: float, age: float) -> tuple[np.ndarray, float, float, float]:
-        """Ease from the last tracked pose to neutral; blink every ~4 s; mouth from the voice.
+        """Ease from the last tracked pose to a living idle (:class:`IdleLife`: irregular blinks,
+        gaze shifts, head drift); the mouth follows the voice.
 
         ``level()`` gives (rms, roundness, spread) — see ``pipelines.voice_shape`` — or a bare rms."""
         e = math.exp(-max(0.0, age - self.hold_s) / self.ease_s)
         w, yaw, pitch, roll = self._last
-        w = w * e
-        phase = t % 4.0
-        if phase < 0.15:  # a natural blink: 150 ms
-            blink = math.sin(phase / 0.15 * math.pi)
-            for i in BLINK:
-                w[i] = max(w[i], blink)
+        life_w, life_yaw, life_pitch, life_roll = self.life.at(t)
+        w = w * e + life_w * (1 - e)
+        for i in BLINK:  # a blink shows at once, also while still easing out of the last pose
+            w[i] = max(w[i], life_w[i])
         if self.level is not None:
             shape = self.level()
             rms, rnd, spread = (shape, 0.0, 0.0) if isinstance(shape, (int, float)) else tuple(shape)[:3]
@@ -108,7 +110,8 @@ class AvatarConverter:
             w[FUNNEL] = max(w[FUNNEL], float(np.clip((rnd - 0.55) * 2.5, 0, 1)) * opening)
             for i in STRETCH:
                 w[i] = max(w[i], float(np.clip((spread - 0.15) * 3.0, 0, 1)) * opening)
-        return w, yaw * e + 2.0 * math.sin(t * 0.5) * (1 - e), pitch * e, roll * e
+        return (w.astype(np.float32), yaw * e + life_yaw * (1 - e), pitch * e + life_pitch * (1 - e),
+                roll * e + life_roll * (1 - e))
 
     def process(self, frame: RawFrame) -> AnonFrame:
         self._t_in = time.perf_counter()
