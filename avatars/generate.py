@@ -65,6 +65,14 @@ def ellipsoid(center, radii, nu=40, nv=28, v0=0.0, v1=math.pi, power=1.0):
     return pos, nrm, np.array(idx, np.uint32)
 
 
+def tilted(geo, center, angle_z: float = 0.0):
+    """``geo`` (pos, nrm, idx) turned by ``angle_z`` radians about the Z axis through ``center``."""
+    c, sn = math.cos(angle_z), math.sin(angle_z)
+    r = np.array([[c, -sn, 0], [sn, c, 0], [0, 0, 1]])
+    pos, nrm, idx = geo
+    return (pos - center) @ r.T + center, nrm @ r.T, idx
+
+
 def cylinder(center, radius, height, n=32):
     ang = np.linspace(0, 2 * math.pi, n + 1)
     ring = np.stack([np.sin(ang) * radius, np.zeros_like(ang), np.cos(ang) * radius], -1)
@@ -102,10 +110,19 @@ STYLES = {
     "pixel": dict(skin=(0.72, 0.78, 0.84), hair=(0.95, 0.55, 0.15), shirt=(0.30, 0.32, 0.40), eye=(0.10, 0.65, 0.95),
                   hair_style="antenna", head=(0.135, 0.140, 0.125), power=0.55, ears="bolts",
                   description="boxy, friendly robot with an antenna"),
+    "ren": dict(skin=(0.88, 0.72, 0.60), hair=(0.74, 0.74, 0.76), shirt=(0.42, 0.32, 0.58), eye=(0.36, 0.28, 0.20),
+                hair_style="short", head=(0.126, 0.146, 0.124), power=1.0, ears="human",
+                description="older person with short grey hair and a plum jumper"),
+    "ayo": dict(skin=(0.40, 0.27, 0.19), hair=(0.09, 0.06, 0.05), shirt=(0.96, 0.76, 0.28), eye=(0.22, 0.14, 0.09),
+                hair_style="bun", head=(0.124, 0.150, 0.124), power=1.0, ears="human",
+                description="person with a high bun and a sunflower-yellow top"),
     "tabby": dict(skin=(0.93, 0.62, 0.30), hair=(0.98, 0.93, 0.85), shirt=(0.35, 0.62, 0.45), eye=(0.45, 0.70, 0.20),
                   hair_style="cat", head=(0.132, 0.138, 0.124), power=1.0, ears="cat",
                   description="ginger cat with a green scarf"),
 }
+
+
+REST_SMILE = 0.22  # share of the smile shape baked into the resting mouth
 
 
 def build(style: dict) -> list[Part]:
@@ -152,35 +169,45 @@ def build(style: dict) -> list[Part]:
 
     # ---- mouth interior, teeth, tongue
     mc = on_face(0.0, mouth_y, 0.001)
+
+    def mouth_shapes(p, rx_, ry_):
+        """The mouth's ARKit targets on part ``p`` (the opening or the lips around it)."""
+        M = p.pos.astype(float) - mc
+        u, v = M[:, 0] / rx_, M[:, 1] / ry_
+        low, up = (v < 0).astype(float), (v > 0).astype(float)
+        zm = np.zeros_like(M)
+
+        def mt(name, dx=0.0, dy=0.0, dz=0.0):
+            d = zm.copy(); d[:, 0], d[:, 1], d[:, 2] = dx, dy, dz; t(p, name, d)
+
+        mt("jawOpen", dy=-0.040 * np.clip(-v, 0, 1) * (1 - 0.3 * u ** 2) + 0.004 * up, dz=-0.004 * low)
+        mt("mouthClose", dy=-0.8 * M[:, 1])
+        mt("mouthFunnel", dx=-0.40 * M[:, 0], dy=2.2 * M[:, 1] * (0.0065 / ry_), dz=0.006)
+        mt("mouthPucker", dx=-0.55 * M[:, 0], dy=0.6 * M[:, 1], dz=0.012)
+        mt("mouthRollLower", dy=-0.8 * M[:, 1] * low)
+        mt("mouthRollUpper", dy=-0.8 * M[:, 1] * up)
+        mt("mouthShrugLower", dy=0.005 * low)
+        mt("mouthShrugUpper", dy=0.005 * up)
+        mt("jawForward", dz=0.012)
+        for side, s in (("Left", 1), ("Right", -1)):
+            mine = np.clip(s * u, 0, 1)
+            mt(f"mouth{side}", dx=0.016 * s)
+            mt(f"jaw{side}", dx=0.010 * s)
+            mt(f"mouthSmile{side}", dx=0.006 * s * mine, dy=0.016 * mine ** 2)
+            mt(f"mouthFrown{side}", dy=-0.013 * mine ** 2)
+            mt(f"mouthDimple{side}", dx=0.008 * s * mine)
+            mt(f"mouthStretch{side}", dx=0.010 * s * mine, dy=-0.004 * mine)
+            mt(f"mouthPress{side}", dy=-0.7 * M[:, 1] * mine)
+            mt(f"mouthLowerDown{side}", dy=-0.012 * mine * low)
+            mt(f"mouthUpperUp{side}", dy=0.010 * mine * up)
+        # at rest a hint of a smile: calm and friendly, not a flat slit
+        p.pos = (p.pos + REST_SMILE * (p.targets["mouthSmileLeft"] + p.targets["mouthSmileRight"])).astype(np.float32)
+
+    lips = part("lips", "Head", ellipsoid(mc + (0, 0, -0.0015), (0.037, 0.0115, 0.004), 32, 10),
+                tuple(min(1.0, c * k) for c, k in zip(skin, (0.98, 0.72, 0.74))), 0.45)
+    mouth_shapes(lips, 0.037, 0.0115)
     mouth = part("mouth", "Head", ellipsoid(mc, (0.032, 0.0065, 0.004), 40, 12), (0.35, 0.08, 0.10), 0.4)
-    M = mouth.pos.astype(float) - mc
-    u, v = M[:, 0] / 0.032, M[:, 1] / 0.0065
-    low, up = (v < 0).astype(float), (v > 0).astype(float)
-    zm = np.zeros_like(M)
-
-    def mt(name, dx=0.0, dy=0.0, dz=0.0):
-        d = zm.copy(); d[:, 0], d[:, 1], d[:, 2] = dx, dy, dz; t(mouth, name, d)
-
-    mt("jawOpen", dy=-0.040 * np.clip(-v, 0, 1) * (1 - 0.3 * u ** 2) + 0.004 * up, dz=-0.004 * low)
-    mt("mouthClose", dy=-0.8 * M[:, 1])
-    mt("mouthFunnel", dx=-0.40 * M[:, 0], dy=2.2 * M[:, 1], dz=0.006)
-    mt("mouthPucker", dx=-0.55 * M[:, 0], dy=0.6 * M[:, 1], dz=0.012)
-    mt("mouthRollLower", dy=-0.8 * M[:, 1] * low)
-    mt("mouthRollUpper", dy=-0.8 * M[:, 1] * up)
-    mt("mouthShrugLower", dy=0.005 * low)
-    mt("mouthShrugUpper", dy=0.005 * up)
-    mt("jawForward", dz=0.012)
-    for side, s in (("Left", 1), ("Right", -1)):
-        mine = np.clip(s * u, 0, 1)
-        mt(f"mouth{side}", dx=0.016 * s)
-        mt(f"jaw{side}", dx=0.010 * s)
-        mt(f"mouthSmile{side}", dx=0.006 * s * mine, dy=0.016 * mine ** 2)
-        mt(f"mouthFrown{side}", dy=-0.013 * mine ** 2)
-        mt(f"mouthDimple{side}", dx=0.008 * s * mine)
-        mt(f"mouthStretch{side}", dx=0.010 * s * mine, dy=-0.004 * mine)
-        mt(f"mouthPress{side}", dy=-0.7 * M[:, 1] * mine)
-        mt(f"mouthLowerDown{side}", dy=-0.012 * mine * low)
-        mt(f"mouthUpperUp{side}", dy=0.010 * mine * up)
+    mouth_shapes(mouth, 0.032, 0.0065)
     # teeth and tongue exist only as the jaw opens: rest shape collapsed to a point
     for name, c, r, col, dy_open in (("teeth_upper", (0, 0.004, 0.002), (0.024, 0.0045, 0.002), (0.97, 0.96, 0.92), 0.0),
                                      ("teeth_lower", (0, -0.030, 0.002), (0.022, 0.004, 0.002), (0.97, 0.96, 0.92), -0.030),
@@ -209,6 +236,13 @@ def build(style: dict) -> list[Part]:
             t(p, f"eyeBlink{side}", np.stack([0 * Y, -(1 - keep) * Y - 0.004, 0 * Y], -1))
             t(p, f"eyeSquint{side}", np.stack([0 * Y, -0.45 * np.clip(Y, 0, None), 0 * Y], -1))
             t(p, f"eyeWide{side}", np.stack([0 * Y, 0.25 * Y + 0.002, 0 * Y], -1))
+        # the upper lid: a skin shell over the top of the eye that slides down over it to blink
+        lid_r = (0.0255, 0.0285, 0.0135)
+        lid_c = ec + (0, 0.001, -0.003)
+        rest = ellipsoid(lid_c, lid_r, 22, 10, 0.0, math.pi * 0.30)
+        lid = part(f"eyelid_{side}", "Head", rest, tuple(c * 0.9 for c in skin), 0.6)
+        for name, v1 in ((f"eyeBlink{side}", 0.97), (f"eyeSquint{side}", 0.50), (f"eyeWide{side}", 0.16)):
+            t(lid, name, ellipsoid(lid_c, lid_r, 22, 10, 0.0, math.pi * v1)[0] - rest[0])
         for p in (iris, pupil):
             n = len(p.pos)
             t(p, f"eyeLookUp{side}", np.tile((0, 0.008, 0), (n, 1)))
@@ -240,10 +274,15 @@ def build(style: dict) -> list[Part]:
     # ---- hair / ears / accessories
     hair = style["hair"]
     hs = style["hair_style"]
-    if hs in ("short", "bob"):
-        cap = ellipsoid(hc + (0, 0.012, -0.006), (rx * 1.07, ry * 1.03, rz * 1.07), 48, 24, 0.0, math.pi * 0.46)
+    if hs == "bun":  # hair drawn back: the whole forehead and the brows are free
+        cap = ellipsoid(hc + (0, 0.014, -0.01), (rx * 1.05, ry * 1.02, rz * 1.06), 48, 24, 0.0, math.pi * 0.40)
         part("hair", "Head", cap, hair, 0.9)
-        fringe = ellipsoid(hc + (0.02, 0.105, 0.07), (0.085, 0.03, 0.05), 24, 10)
+        part("hair_bun", "Head", ellipsoid(hc + (0, ry + 0.035, -0.045), (0.062, 0.056, 0.06), 28, 18), hair, 0.9)
+    if hs in ("short", "bob"):
+        # the hairline sits above the brows (a cap reaching lower would hide them: a test checks)
+        cap = ellipsoid(hc + (0, 0.012, -0.006), (rx * 1.07, ry * 1.03, rz * 1.07), 48, 24, 0.0, math.pi * 0.36)
+        part("hair", "Head", cap, hair, 0.9)
+        fringe = ellipsoid(hc + (0.02, 0.118, 0.066), (0.085, 0.026, 0.05), 24, 10)  # clear of the brows
         part("hair_fringe", "Head", fringe, hair, 0.9)
         if hs == "bob":
             for s in (1, -1):
@@ -280,8 +319,24 @@ def build(style: dict) -> list[Part]:
 
     # ---- neck, torso (shirt), scarf for the cat
     part("neck", "Neck", cylinder((0, 0.02, 0), 0.045, 0.14), tuple(c * 0.92 for c in skin), 0.6)
-    part("torso", "Spine", ellipsoid((0, 0.0, 0), (0.21, 0.24, 0.12), 48, 24, 0.0, math.pi * 0.72),
-         style["shirt"], 0.8)
+    shirt = style["shirt"]
+    # a bust: a boxy-rounded torso whose top corners are the shoulders, upper arms hanging at rest
+    tc, tr = np.array([0.0, -0.035, 0.0]), (0.205, 0.25, 0.112)
+    torso = part("torso", "Spine", ellipsoid(tc, tr, 40, 20, 0.0, math.pi * 0.7, power=0.62), shirt, 0.8)
+    for s in (1, -1):
+        c = np.array([0.212 * s, -0.05, -0.012])
+        part(f"arm_{s}", "Spine", tilted(ellipsoid(c, (0.05, 0.17, 0.055), 16, 10), c, 0.10 * s), shirt, 0.8)
+    front = torso.pos[torso.pos[:, 2] > 0]
+
+    def chest_z(x, y):
+        near = np.hypot(front[:, 0] - x, front[:, 1] - y) < 0.012
+        return float(front[near, 2].max()) if near.any() else tr[2]
+
+    # a rounded neckline: skin below the neck, edged by a darker collar band, lying on the chest
+    part("collar", "Spine", ellipsoid((0, 0.193, chest_z(0, 0.193) - 0.018), (0.072, 0.04, 0.03), 32, 10),
+         tuple(c * 0.75 for c in shirt), 0.8)
+    part("neckline", "Spine", ellipsoid((0, 0.197, chest_z(0, 0.197) - 0.014), (0.056, 0.031, 0.03), 28, 10),
+         tuple(c * 0.9 for c in skin), 0.6)
     if hs == "cat":
         part("scarf", "Neck", ellipsoid((0, -0.02, 0), (0.07, 0.03, 0.065), 28, 10), style["shirt"], 0.9)
     return parts

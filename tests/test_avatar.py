@@ -16,7 +16,7 @@ from ravasd.video.avatar.model import AvatarError, load_avatar, read_gltf
 from ravasd.video.tracking import ARKIT_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLED = ["mira", "pixel", "sol", "tabby"]
+BUNDLED = ["ayo", "mira", "pixel", "ren", "sol", "tabby"]
 GOLDEN = Path(__file__).parent / "golden"
 W, H = 320, 180
 
@@ -72,19 +72,34 @@ def test_jaw_opens_the_mouth_region_only(renderers, name):
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_head_yaw_turns_the_face(renderers, name):
-    """Turning the head moves the pupils (the darkest pixels) sideways, in opposite directions for
-    opposite yaw, and changes the head's outline."""
-    r = renderers[name]
+    """Turning the head moves the pupils sideways, in opposite directions for opposite yaw, and
+    changes the head's outline. The pupils are found as the pixels that change when their colour
+    does (dark hair or skin cannot be mistaken for them)."""
+    from ravasd.video.avatar.renderer import AvatarRenderer
 
-    def features_x(img):
-        lum = img.astype(float).mean(axis=2)
-        ys, xs = np.nonzero(lum[: int(H * 0.75)] < 30)
+    model = load_avatar(REPO / "avatars" / f"{name}.glb")
+    pupils = [p for p in model.primitives if model.nodes[p.node].name.startswith("pupil_")]
+    shots = {}
+    for colour in ((0.0, 1.0, 0.0, 1.0), (1.0, 0.0, 1.0, 1.0)):
+        for p in pupils:
+            p.color = np.array(colour, np.float32)
+        r = AvatarRenderer(model, W, H)
+        try:
+            for yaw in (-30, 0, 30):
+                shots.setdefault(yaw, []).append(r.render(weights(), yaw=yaw).astype(int))
+        finally:
+            r.release()
+
+    def pupils_x(yaw):
+        a, b = shots[yaw]
+        ys, xs = np.nonzero(np.abs(a - b).sum(axis=2) > 60)
+        assert len(xs) > 10, "the pupils are not seen"
         return xs.mean()
 
-    rest = r.render(weights())
-    left, right = r.render(weights(), yaw=-30), r.render(weights(), yaw=30)
-    x0, xl, xr = features_x(rest), features_x(left), features_x(right)
+    x0, xl, xr = pupils_x(0), pupils_x(-30), pupils_x(30)
     assert (xl - x0) * (xr - x0) < 0 and abs(xl - xr) > 6, (xl, x0, xr)
+    r = renderers[name]
+    rest, left = r.render(weights()), r.render(weights(), yaw=-30)
     outline = lambda img: np.abs(img.astype(float) - np.asarray(r.background) * 255).sum(axis=2) > 40  # noqa: E731
     assert (outline(left) != outline(rest)).sum() > 50
 
@@ -584,3 +599,43 @@ def test_idle_life_blinks_at_natural_irregular_intervals_and_moves_the_eyes():
     # deterministic: the same time line gives the same poses (offline runs reproduce)
     again = IdleLife(seed=3)
     assert all(np.array_equal(again.at(float(t))[0], poses[i][0]) for i, t in enumerate(ts[:600]))
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_brows_are_visible_not_hidden_by_hair_in_the_neutral_pose(name):
+    """The brows carry much of an expression: in the neutral pose the hair (fringe, cap, bun…) must
+    hide less than 10 % of what is seen of each brow without any hair, and most of the brow shows.
+    Instrument: brows drawn green then magenta — the pixels that change are the brow pixels seen;
+    the hairless reference is the same camera without the hair parts (the face itself hides the
+    part of the brow that is sunk into the skin, with or without hair)."""
+    import copy
+
+    from ravasd.video.avatar.renderer import AvatarRenderer
+
+    model = load_avatar(REPO / "avatars" / f"{name}.glb")
+    bald = copy.copy(model)
+    bald.primitives = [p for p in model.primitives if not model.nodes[p.node].name.startswith("hair")]
+    camera = None
+    seen = {}
+    for label, m in (("hair", model), ("bald", bald)):
+        shots = []
+        for colour in ((0.0, 1.0, 0.0, 1.0), (1.0, 0.0, 1.0, 1.0)):
+            for p in m.primitives:
+                if m.nodes[p.node].name.startswith("brow_"):
+                    p.color = np.array(colour, np.float32)
+            r = AvatarRenderer(m, 640, 360)
+            try:
+                if camera is None:
+                    camera = (r._eye0, r._target0, r.proj)
+                r._eye0, r._target0, r.proj = camera  # the same camera for both
+                shots.append(r.render(weights()).astype(int))
+            finally:
+                r.release()
+        seen[label] = np.abs(shots[0] - shots[1]).sum(axis=2) > 60
+        for side in (0, 1):  # per brow: left and right half of the frame
+            half = seen[label][:, :320] if side else seen[label][:, 320:]
+            seen[(label, side)] = int(half.sum())
+    for side in (0, 1):
+        bare, worn = seen[("bald", side)], seen[("hair", side)]
+        assert bare > 40, f"{name}: a brow is not in the frame"
+        assert worn >= 0.9 * bare, f"{name}: the hair hides {1 - worn / bare:.0%} of a brow"
