@@ -364,6 +364,9 @@ def test_bench_video_prints_the_figures(ravas_home):
                 "filter_p95_ms", "render_p50_ms", "sink_p95_ms", "total_p50_ms", "total_p95_ms"):
         assert key in res
     assert res["frames"] > 5 and res["face_tracked"] > 0.5  # the generated clip is tracked as a face
+    model = load_avatar(REPO / "avatars" / "sol.glb")  # the cost drivers, counted from the file
+    assert res["avatar"] == "sol" and res["triangles"] == sum(len(p.indices) // 3 for p in model.primitives)
+    assert 0 < res["draw_calls"] < len(model.primitives)  # parts on one bone are batched
     # llvmpipe gets twice the cores in rasteriser threads (at least 4) unless the user chose a number
     assert res["rasteriser_threads"] == min(16, max(4, 2 * (os.cpu_count() or 1)))
     r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "video", "--width", "160", "--height", "90",

@@ -282,3 +282,51 @@ def test_output_device_stalls_are_counted_and_logged(pulse, monkeypatch, caplog)
         assert sum("buffer full" in m for m in lines) == 1, lines
     finally:
         sink.close()
+
+
+class _NoStream:
+    """Stands in for PortAudio's stream: the test plays the callback thread's part by hand."""
+
+    latency = 0.0
+
+    def __init__(self, *a, **k) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    abort = close = stop = start
+
+
+def test_jitter_buffer_grows_on_underruns_and_gives_it_back_when_calm(monkeypatch):
+    """A busy minute grows the pre-roll (underruns); once calm for 10 s it shrinks one block at a
+    time back to where it started, and the latency follows (measured: a 30-min soak kept ~120 ms
+    after a busy spell before this)."""
+    import sounddevice as sd
+
+    from ravasd.audio import sinks
+
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(sinks.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(sd, "OutputStream", _NoStream)
+    sink = DeviceAudioSink(None, 48000, 240, 0.2)
+    out = np.zeros((240, 1), np.float32)
+    block = AnonAudio(np.full(240, 0.1, np.float32), 48000, 0.0)
+    start = sink.preroll
+    try:
+        for _ in range(6):  # bursty input: the buffer runs dry six times
+            for _ in range(sink.preroll // 240):
+                sink.write(block)
+            for _ in range(sink.preroll // 240 + 1):
+                clock["t"] += 0.005
+                sink._callback(out, 240, None, None)
+        grown = sink.preroll
+        assert grown == start + 6 * 240
+        for _ in range(200 * 75):  # calm for 75 s: one block in, one block out
+            sink.write(block)
+            clock["t"] += 0.005
+            sink._callback(out, 240, None, None)
+        assert sink.preroll == start and sink.underruns == 6
+        assert len(sink._buf) <= start  # the fill (latency) came down with it
+    finally:
+        sink.close()

@@ -27,18 +27,22 @@ class DeviceAudioSink:
     the FIFO's lowest fill over 1 s exceeds the safety margin (``preroll`` − 1 block) by two blocks or
     more, that excess is dropped (counted: clock drift between devices), and ``write`` never lets it
     exceed ``max_latency`` s. Each underrun grows the pre-roll by one block (an adaptive jitter
-    buffer: bursty servers such as PipeWire settle at their quantum).
+    buffer: bursty servers such as PipeWire settle at their quantum); after ``SHRINK_AFTER_S``
+    without one it gives a block back, down to where it started — a busy minute must not leave
+    its latency behind for the rest of the call.
 
     ``clocked``: the device's clock paces playback, so the runner sends no silence blocks.
     """
 
     clocked = True
+    SHRINK_AFTER_S = 10.0
 
     def __init__(self, device: int | str | None, rate: int, block: int, max_latency: float = 0.2,
                  preroll: int = 3, pulse_sink: str | None = None) -> None:
         self.rate, self.block = rate, block
         self.max_samples = max(int(max_latency * rate), 2 * block)
-        self.preroll = preroll * block
+        self.preroll = self._preroll0 = preroll * block
+        self._calm_since = time.monotonic()  # the last underrun (or pre-roll change)
         self._buf = np.zeros(0, np.float32)
         self._lock = threading.Lock()
         self._primed = False
@@ -93,6 +97,9 @@ class DeviceAudioSink:
                 self._win_min = min(self._win_min, len(self._buf))
                 self._win_n += frames
                 if self._win_n >= self.rate:
+                    if self.preroll > self._preroll0 and now - self._calm_since >= self.SHRINK_AFTER_S:
+                        self.preroll -= self.block  # calm again: give one block of jitter buffer back
+                        self._calm_since = now
                     margin = max(self.block, self.preroll - self.block)
                     excess = self._win_min - margin
                     if excess >= 2 * self.block:  # hysteresis: jitter is not drift
@@ -104,6 +111,7 @@ class DeviceAudioSink:
                 self._primed = False
                 # the input arrives in larger bursts than we buffer for: buffer one block more
                 self.preroll = min(self.preroll + self.block, self.max_samples // 2)
+                self._calm_since = now
         outdata.fill(0)
 
     def _trim(self, n: int, fill: int) -> None:

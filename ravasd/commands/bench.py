@@ -83,6 +83,7 @@ def bench_video(cfg: Config, width: int, height: int, seconds: float = 10.0, fps
     res = {"width": width, "height": height, "fps_target": fps, "fps_achieved": round(n / wall, 1),
            "cpu_cores": round(cpu / wall, 2), "frames": n, "face_tracked": round(tracked / max(n, 1), 2),
            "antialias_samples": renderer.samples, "render_scale": renderer.scale, "cpu_count": os.cpu_count(),
+           "avatar": renderer.model.name, "triangles": renderer.triangles, "draw_calls": renderer.draw_calls,
            "rasteriser_threads": (int(os.environ.get("LP_NUM_THREADS", "0")) or None) if renderer.software else None}
     for k, v in stages.items():
         res[f"{k}_p50_ms"] = round(float(np.percentile(v, 50)), 2)
@@ -91,7 +92,8 @@ def bench_video(cfg: Config, width: int, height: int, seconds: float = 10.0, fps
 
 
 def format_table(res: dict) -> str:
-    head = (f"video bench {res['width']}×{res['height']} @ {res['fps_target']} fps: achieved {res['fps_achieved']} fps, "
+    head = (f"video bench {res['width']}×{res['height']} @ {res['fps_target']} fps, avatar {res['avatar']} "
+            f"({res['triangles']} triangles, {res['draw_calls']} draws): achieved {res['fps_achieved']} fps, "
             f"cpu_cores {res['cpu_cores']}, face tracked in {res['face_tracked'] * 100:.0f} % of frames, "
             f"MSAA {res['antialias_samples']}×, render scale {res['render_scale']}"
             + (f", {res['rasteriser_threads']} llvmpipe threads" if res.get("rasteriser_threads") else ""))

@@ -159,10 +159,20 @@ class AvatarRenderer:
                 self._outline_cull[pi] = _cull_for(_winding(p.positions, p.indices))
         self._batches = self._make_batches() if self.morph == "cpu" else []
         self._batched = {pi for b in self._batches for pi in b["members"]}
+        outlined = [k for k in self._outline_vao if not (isinstance(k, int) and k in self._batched)]
+
+        def tris(k) -> int:  # a primitive index or a batch key
+            members = [k] if isinstance(k, int) else self._batches[k[1]]["members"]
+            return sum(len(model.primitives[i].indices) // 3 for i in members)
+
+        #: per frame (``ravasd bench video`` prints them): what llvmpipe's cost follows
+        self.draw_calls = len(self._batches) + len(model.primitives) - len(self._batched) + len(outlined)
+        self.triangles = sum(tris(i) for i in range(len(model.primitives))) + sum(tris(k) for k in outlined)
         if samples is None:  # multisampling triples the frame time on llvmpipe: only on GPUs
             samples = 0 if software else 4
         samples = min(samples, ctx.max_samples)
         self.samples = samples
+        self._targets: dict[tuple[int, int], tuple] = {}
         self._make_targets()
         self._frame_camera()
         self._bg = self._background(background_image) if background_image is not None else None
@@ -242,18 +252,26 @@ class AvatarRenderer:
         return len(self.model.primitives[key].targets) if isinstance(key, int) else 0
 
     def _make_targets(self) -> None:
-        ctx, size, samples = self.ctx, (self.width, self.height), self.samples
-        self._fbo = ctx.framebuffer(ctx.renderbuffer(size, 3), ctx.depth_renderbuffer(size))
-        # without multisampling we draw straight into the read-back framebuffer (no blit)
-        self._ms_fbo = self._fbo if samples == 0 else ctx.framebuffer(
-            ctx.renderbuffer(size, 4, samples=samples), ctx.depth_renderbuffer(size, samples=samples))
+        """The framebuffers for the current size, made once per size and kept: load shedding moves
+        between a few scales, and re-allocating at each step grew the video worker's memory."""
+        size = (self.width, self.height)
+        if size not in self._targets:
+            ctx, samples = self.ctx, self.samples
+            fbo = ctx.framebuffer(ctx.renderbuffer(size, 3), ctx.depth_renderbuffer(size))
+            # without multisampling we draw straight into the read-back framebuffer (no blit)
+            ms = fbo if samples == 0 else ctx.framebuffer(
+                ctx.renderbuffer(size, 4, samples=samples), ctx.depth_renderbuffer(size, samples=samples))
+            self._targets[size] = (fbo, ms)
+        self._fbo, self._ms_fbo = self._targets[size]
 
     def _release_targets(self) -> None:
-        for fbo in {id(self._fbo): self._fbo, id(self._ms_fbo): self._ms_fbo}.values():
-            for att in (*fbo.color_attachments, fbo.depth_attachment):
-                if att is not None:
-                    att.release()
-            fbo.release()
+        for fbo, ms in self._targets.values():
+            for f in {id(fbo): fbo, id(ms): ms}.values():
+                for att in (*f.color_attachments, f.depth_attachment):
+                    if att is not None:
+                        att.release()
+                f.release()
+        self._targets.clear()
 
     def set_scale(self, scale: float) -> None:
         """Render at ``scale`` × the output size from the next frame (upscaled after): the video
@@ -265,7 +283,6 @@ class AvatarRenderer:
             self.scale = scale
             return
         with self.ctx:
-            self._release_targets()
             self.scale, (self.width, self.height) = scale, size
             self._make_targets()
 
