@@ -124,13 +124,11 @@ class AvatarRenderer:
         self.scale = float(scale)
         width, height = max(16, round(width * self.scale)), max(16, round(height * self.scale))
         self.width, self.height = width, height
-        src = resources.files(__package__) / "shaders"
-        frag = (src / "avatar.frag").read_text()
-        self.prog = ctx.program(vertex_shader=(src / "avatar.vert").read_text(), fragment_shader=frag)
+        self._programs: dict[tuple[bool, bool], object] = {}
+        self.prog = self._program(False, False)
         # morph targets: on the CPU for software rasterisers (3× faster there), in the shader on GPUs
         self.morph = ("cpu" if software else "gpu") if morph == "auto" else morph
-        self.morph_prog = ctx.program(vertex_shader=(src / "avatar_morph.vert").read_text(), fragment_shader=frag) \
-            if self.morph == "gpu" else None
+        self.morph_prog = self._program(True, False) if self.morph == "gpu" else None
         self._drive = self._drive_tables()
         self._gpu = []
         self._delta_tex: dict[int, object] = {}
@@ -148,10 +146,11 @@ class AvatarRenderer:
             sbo = ctx.buffer(np.tile(p.material.shade, (len(p.positions), 1)).astype("f4").tobytes())
             attrs = [(vbo, "3f", "in_pos"), (nbo, "3f", "in_nrm"), (tbo, "2f", "in_uv"), (cbo, "4f", "in_color"),
                      (sbo, "3f", "in_shade")]
-            vao = self._vertex_array(self.prog, attrs, ibo)
+            vao = self._vertex_array(self._surface_program(p), attrs, ibo)
             tex = self._texture(p.texture)
             if self._shader_morphs(p):
-                self._delta_tex[pi] = (self._deltas_texture(p), self._vertex_array(self.morph_prog, attrs, ibo))
+                self._delta_tex[pi] = (self._deltas_texture(p),
+                                       self._vertex_array(self._surface_program(p, True), attrs, ibo))
             self._gpu.append((vao, vbo, nbo, tbo, ibo, tex, cbo, sbo))
             self._mtoon_tex[pi] = (self._texture(p.shade_texture), self._texture(p.matcap_texture))
             if p.material.outline != "none":
@@ -176,6 +175,21 @@ class AvatarRenderer:
         self._make_targets()
         self._frame_camera()
         self._bg = self._background(background_image) if background_image is not None else None
+
+    def _program(self, morph: bool, mtoon: bool):
+        """The surface program: GPU-morphing vertex shader or not, MToon or plain fragment shader."""
+        key = (morph, mtoon)
+        if key not in self._programs:
+            src = resources.files(__package__) / "shaders"
+            frag = (src / "avatar.frag").read_text()
+            if mtoon:
+                frag = frag.replace("#version 330\n", "#version 330\n#define MTOON\n", 1)
+            vert = (src / ("avatar_morph.vert" if morph else "avatar.vert")).read_text()
+            self._programs[key] = self.ctx.program(vertex_shader=vert, fragment_shader=frag)
+        return self._programs[key]
+
+    def _surface_program(self, p, gpu_morph: bool = False):
+        return self._program(gpu_morph, bool(p.material.mtoon))
 
     def _vertex_array(self, prog, attrs, ibo):
         """A VAO with only the attributes ``prog`` uses (the GLSL compiler drops unused ones)."""
@@ -205,7 +219,6 @@ class AvatarRenderer:
     def _use_material(self, prog, mat, shade_tex=None, matcap=None) -> None:
         """The per-draw uniforms of ``mat`` (a :class:`~.material.Material`) on ``prog``."""
         st = self._set
-        st(prog, "u_mtoon", bool(mat.mtoon))
         st(prog, "u_alpha_cutoff", float(mat.alpha_cutoff) if mat.alpha_mode == "MASK" else -1.0)
         st(prog, "u_emissive", tuple(float(c) for c in mat.emissive))
         if not mat.mtoon:
@@ -339,8 +352,8 @@ class AvatarRenderer:
                     ctx.buffer(idx.tobytes()), ctx.buffer(shade.tobytes())]
             attrs = [(bufs[0], "3f", "in_pos"), (bufs[1], "3f", "in_nrm"), (bufs[2], "2f", "in_uv"),
                      (bufs[3], "4f", "in_color"), (bufs[5], "3f", "in_shade")]
-            vao = self._vertex_array(self.prog, attrs, bufs[4])
             mat = prims[0].material  # the batch key makes every member's shading the same but colours
+            vao = self._vertex_array(self._surface_program(prims[0]), attrs, bufs[4])
             key = ("batch", len(batches))
             if mat.outline != "none":
                 self._outline_vao[key] = self._vertex_array(self._outline_program(), attrs[:2], bufs[4])
@@ -533,10 +546,6 @@ class AvatarRenderer:
             ctx.enable(ctx.DEPTH_TEST)
         vp = self.proj @ self.view
         outlines: list[tuple] = []
-        self.prog["u_eye"].value = tuple(self.eye)
-        self.prog["u_color"].value = (1.0, 1.0, 1.0, 1.0)
-        self.prog["u_rough"].value = 0.6
-        self.prog["u_has_tex"].value = False
         for b in self._batches:
             pos = b["positions"]
             for k, pi in enumerate(b["members"]):
@@ -544,9 +553,14 @@ class AvatarRenderer:
                     pos[b["offsets"][k]:b["offsets"][k + 1]] = morphed[pi]
             b["buffers"][0].write(pos.tobytes())
             model = world[b["node"]]
-            self.prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
-            self.prog["u_model"].write(model.T.astype("f4").tobytes())
-            self._use_material(self.prog, b["material"])
+            prog = self._surface_program(self.model.primitives[b["members"][0]])
+            prog["u_eye"].value = tuple(self.eye)
+            prog["u_color"].value = (1.0, 1.0, 1.0, 1.0)
+            self._set(prog, "u_rough", 0.6)
+            prog["u_has_tex"].value = False
+            prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
+            prog["u_model"].write(model.T.astype("f4").tobytes())
+            self._use_material(prog, b["material"])
             b["vao"].render()
             if b["key"] in self._outline_vao:
                 outlines.append((b["key"], b["material"], vp @ model, 0, None, None))
@@ -565,10 +579,11 @@ class AvatarRenderer:
                 model = np.eye(4)  # skinned vertices are already in world space
             if pos is not None:
                 vbo.write(np.ascontiguousarray(pos, dtype=np.float32).tobytes())
-            prog = self.prog
+            prog = self._surface_program(p)
+            prog["u_eye"].value = tuple(self.eye)
             if pi in shader_weights:
                 deltas, vao = self._delta_tex[pi]
-                prog = self.morph_prog
+                prog = self._surface_program(p, True)
                 prog["u_weights"].write(_weights128(shader_weights[pi]).tobytes())
                 prog["u_targets"].value = len(p.targets)
                 prog["u_vertices"].value = len(p.positions)
@@ -578,7 +593,7 @@ class AvatarRenderer:
             prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
             prog["u_model"].write(model.T.astype("f4").tobytes())
             prog["u_color"].value = tuple(float(c) for c in p.color)
-            prog["u_rough"].value = 0.6
+            self._set(prog, "u_rough", 0.6)
             prog["u_has_tex"].value = tex is not None
             if tex is not None:
                 tex.use(0)
@@ -632,6 +647,6 @@ class AvatarRenderer:
             for obj in self._bg:
                 obj.release()
         self._release_targets()
-        self.prog.release()
-        if self.morph_prog is not None:
-            self.morph_prog.release()
+        for prog in self._programs.values():
+            prog.release()
+        self._programs.clear()

@@ -1,6 +1,7 @@
 #version 330
 // Colours in linear space, ~sRGB encoded at the end. Written for software rasterisers too: few
-// transcendental functions per pixel. Two models:
+// transcendental functions per pixel. Two models, compiled as two programs (MTOON defined or not:
+// llvmpipe pays for both sides of a branch, even on a uniform):
 //  - plain (glTF base colour): soft key + fill + rim + ambient, a little specular;
 //  - MToon (VRM's toon shading; the bundled avatars use it too): lit/shade colours split by
 //    linearstep(-1 + toony, 1 - toony, N.L + shift), parametric rim, MatCap, emissive.
@@ -9,7 +10,6 @@ uniform sampler2D u_tex;
 uniform bool u_has_tex;
 uniform vec3 u_eye;
 uniform float u_rough;
-uniform bool u_mtoon;
 uniform float u_shift;
 uniform float u_toony;
 uniform vec3 u_rim;
@@ -41,7 +41,8 @@ void main() {
     float nv = dot(n, v);
     if (nv < 0.0) { n = -n; nv = -nv; }  // two-sided: thin parts seen from behind
     vec3 c;
-    if (u_mtoon) {
+#ifdef MTOON
+    {
         float lit = dot(n, KEY) + u_shift;
         float lo = -1.0 + u_toony, hi = 1.0 - u_toony;
         float t = hi > lo + 1e-4 ? clamp((lit - lo) / (hi - lo), 0.0, 1.0) : step(lo, lit);
@@ -57,7 +58,9 @@ void main() {
             vec3 vn = normalize(u_view_rot * n);
             c += u_matcap_factor * texture(u_matcap, vn.xy * vec2(0.5, -0.5) + 0.5).rgb;
         }
-    } else {
+    }
+#else
+    {
         float diff = max(dot(n, KEY), 0.0) * 0.75 + max(dot(n, FILL), 0.0) * 0.25;
         float r1 = 1.0 - nv;
         float rim = r1 * r1 * r1 * 0.25;
@@ -67,6 +70,7 @@ void main() {
         float spec = s * (1.0 - u_rough) * 0.5;
         c = base.rgb * (0.38 + 0.72 * diff) + vec3(rim + spec);
     }
+#endif
     c += u_emissive;
     f_color = vec4(sqrt(clamp(c, 0.0, 1.0)), base.a);  // ~sRGB encode (gamma 2)
 }
