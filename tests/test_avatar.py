@@ -642,3 +642,22 @@ def test_brows_are_visible_not_hidden_by_hair_in_the_neutral_pose(name):
         bare, worn = seen[("bald", side)], seen[("hair", side)]
         assert bare > 40, f"{name}: a brow is not in the frame"
         assert worn >= 0.9 * bare, f"{name}: the hair hides {1 - worn / bare:.0%} of a brow"
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_contact_sheet_poses_match_their_golden_images(name):
+    """Golden images per avatar and pose: the README's contact sheets (seven poses) are re-rendered
+    and compared pose by pose; regenerate with ``python avatars/contact_sheet.py`` after a change
+    that is meant to show."""
+    import cv2
+
+    sys.path.insert(0, str(REPO / "avatars"))
+    import contact_sheet
+
+    img = contact_sheet.sheet(REPO / "avatars" / f"{name}.glb").astype(float)
+    ref = cv2.cvtColor(cv2.imread(str(REPO / "avatars" / "sheets" / f"{name}.png")), cv2.COLOR_BGR2RGB).astype(float)
+    assert img.shape == ref.shape
+    w = contact_sheet.W
+    for k, (pose, _, _) in enumerate(contact_sheet.POSES):
+        err = np.abs(img[:, k * w:(k + 1) * w] - ref[:, k * w:(k + 1) * w]).mean()
+        assert err < 2.0, f"{name}, {pose}: mean abs difference {err:.2f} from its golden image"
