@@ -597,7 +597,8 @@ def _avatar_info(name: str) -> str:
 
 def thumbnail(name: str) -> QtGui.QPixmap:
     """The gallery picture of ``name``: the bundled preview, else a render cached in the user cache
-    dir (keyed by the file's size and time), else a drawn tile (converters, broken files)."""
+    dir (keyed by the file's size and time and the renderer's look version), else a drawn tile
+    (converters, broken files)."""
     pix = QtGui.QPixmap(THUMB_W, THUMB_H)
     path = library.preview(name)
     if path is None and name not in VIDEO_CONVERTERS:
@@ -617,7 +618,9 @@ def _rendered_thumbnail(name: str) -> Path | None:
     try:
         src = library.find(name)
         st = src.stat()
-        out = paths.cache_dir() / "thumbnails" / f"{name}-{st.st_size}-{int(st.st_mtime)}.png"
+        from ..video.avatar.renderer import LOOK_VERSION
+
+        out = paths.cache_dir() / "thumbnails" / f"{name}-{st.st_size}-{int(st.st_mtime)}-r{LOOK_VERSION}.png"
         if not out.exists():
             from PIL import Image
 

@@ -25,6 +25,9 @@ ARKIT_INDEX = {n: i for i, n in enumerate(ARKIT_NAMES)}
 #: ``video.framing``: (share of the frame height the head with its hair fills, eye line from the top).
 FRAMING = {"close": (0.74, 0.40), "bust": (0.58, 1 / 3), "wide": (0.42, 1 / 3)}
 FOLLOW = 0.7  # how much of the head's movement the virtual camera follows
+#: bumped when framing or shading changes what a render of the same file looks like (cached renders
+#: such as the settings window's thumbnails are keyed by it)
+LOOK_VERSION = 2
 
 
 def _rot(axis: str, deg: float) -> np.ndarray:
