@@ -231,3 +231,34 @@ def test_mtoon_with_shade_equal_to_base_is_flat_base_colour(tmp_path):
     want = _srgb(np.array(BASE) * np.array([0.98, 0.96, 0.93]))
     assert np.abs(np.median(px, axis=0) - want).max() < 0.06
     assert px.std(axis=0).max() < 0.05
+
+
+def test_mtoon_outline_follows_morph_targets_on_the_gpu_path_as_on_the_cpu_path():
+    """On a GPU the morph targets are applied in the vertex shaders, the outline's too: with MToon
+    outlines on every part of a bundled avatar, the GPU path (run on llvmpipe here) draws what the
+    CPU path draws, open jaw and outline included."""
+    from ravasd.video.avatar.material import Material
+    from ravasd.video.avatar.renderer import AvatarRenderer
+
+    model = load_avatar(Path(__file__).resolve().parents[1] / "avatars" / "sol.glb")
+    for p in model.primitives:
+        base = p.color[:3]
+        p.material = Material(mtoon=True, shade=(base * 0.6).astype(np.float32), toony=0.6, shift=-0.1,
+                              outline="screen", outline_width=0.02, outline_color=np.array([0.0, 0.0, 0.3], np.float32))
+    w = np.zeros(52, np.float32)
+    from ravasd.video.tracking import ARKIT_NAMES
+
+    w[ARKIT_NAMES.index("jawOpen")] = 0.9
+    shots = {}
+    for morph in ("cpu", "gpu"):
+        r = AvatarRenderer(model, W, H, morph=morph)
+        try:
+            assert r.morph == morph and r.outline_prog is not None
+            shots[morph] = (r.render(w).astype(float), r.render(np.zeros(52, np.float32)).astype(float))
+        finally:
+            r.release()
+    (cpu, cpu_rest), (gpu, gpu_rest) = shots["cpu"], shots["gpu"]
+    differ = np.abs(gpu - cpu).sum(axis=2) > 40
+    assert differ.sum() < 20, differ.sum()  # the same picture: an outline left at rest would show at the chin
+    for open_, rest in ((gpu, gpu_rest), (cpu, cpu_rest)):  # the jaw moved, outline with it, on both paths
+        assert (np.abs(open_ - rest).sum(axis=2) > 40).sum() > 100
