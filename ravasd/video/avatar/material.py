@@ -3,8 +3,8 @@
 MToon comes from VRM 1.0's ``VRMC_materials_mtoon`` material extension, or from VRM 0.x's
 ``extensions.VRM.materialProperties`` (shader ``VRM/MToon``), converted to 1.0's parameters the way
 the VRM 1.0 migration does: 0.x shades over ``[shift, shift + 1 − toony]`` of N·L, 1.0 over
-``[−1 + toony, 1 − toony]`` after adding its shift. The bundled avatars carry 1.0's extension too
-(soft toon: that reads well on webcam-sized video). Colours are linear RGB.
+``[−1 + toony, 1 − toony]`` after adding its shift. Colours are linear RGB. Surfaces are always
+drawn two-sided and outlines unlit, so ``doubleSided`` and the outline lighting mix are not read.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import numpy as np
 class Material:
     alpha_mode: str = "OPAQUE"  # OPAQUE | MASK | BLEND (glTF)
     alpha_cutoff: float = 0.5  # MASK only
-    double_sided: bool = False
     emissive: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     mtoon: bool = False
     shade: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))  # shadeColorFactor
@@ -31,7 +30,6 @@ class Material:
     outline: str = "none"  # none | world | screen
     outline_width: float = 0.0  # metres (world) or a fraction of the frame height (screen)
     outline_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
-    outline_mix: float = 1.0  # outlineLightingMixFactor
     matcap: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))  # matcapFactor
     matcap_texture: int | None = None
 
@@ -70,7 +68,6 @@ def from_gltf(mat: dict, vrm0: dict | None = None) -> Material:
     mode = mat.get("alphaMode", "OPAQUE")
     m.alpha_mode = mode if mode in ("OPAQUE", "MASK", "BLEND") else "OPAQUE"
     m.alpha_cutoff = _num(mat.get("alphaCutoff", 0.5), 0.5, 0.0, 1.0)
-    m.double_sided = bool(mat.get("doubleSided", False))
     m.emissive = _rgb(mat.get("emissiveFactor"))
     ext = (mat.get("extensions") or {}).get("VRMC_materials_mtoon")
     if isinstance(ext, dict):
@@ -87,7 +84,6 @@ def from_gltf(mat: dict, vrm0: dict | None = None) -> Material:
         m.outline = {"worldCoordinates": "world", "screenCoordinates": "screen"}.get(mode, "none")
         m.outline_width = _num(ext.get("outlineWidthFactor", 0.0), 0.0, 0.0, 1.0)
         m.outline_color = _rgb(ext.get("outlineColorFactor"))
-        m.outline_mix = _num(ext.get("outlineLightingMixFactor", 1.0), 1.0, 0.0, 1.0)
         m.matcap = _rgb(ext.get("matcapFactor"), (1.0, 1.0, 1.0))
         m.matcap_texture = _tex_index(ext.get("matcapTexture"))
     elif isinstance(vrm0, dict) and str(vrm0.get("shader", "")) == "VRM/MToon":
@@ -123,7 +119,6 @@ def _from_vrm0(m: Material, p: dict) -> None:
     w = _num(f.get("_OutlineWidth", 0.0), 0.0, 0.0, 100.0)
     m.outline_width = w * 0.01 if mode == 1 else w * 0.005
     m.outline_color = _linear(_rgb(v.get("_OutlineColor")))
-    m.outline_mix = _num(f.get("_OutlineLightingMix", 1.0), 1.0, 0.0, 1.0)
     blend = int(_num(f.get("_BlendMode", 0), 0, 0, 3))
     m.alpha_mode = ("OPAQUE", "MASK", "BLEND", "BLEND")[blend]
     m.alpha_cutoff = _num(f.get("_Cutoff", 0.5), 0.5, 0.0, 1.0)

@@ -127,11 +127,9 @@ class AvatarRenderer:
         self.scale = float(scale)
         width, height = max(16, round(width * self.scale)), max(16, round(height * self.scale))
         self.width, self.height = width, height
-        self._programs: dict[tuple[bool, bool], object] = {}
-        self.prog = self._program(False, False)
+        self._programs: dict[tuple[bool, bool], object] = {}  # compiled on first use (_program)
         # morph targets: on the CPU for software rasterisers (3× faster there), in the shader on GPUs
         self.morph = ("cpu" if software else "gpu") if morph == "auto" else morph
-        self.morph_prog = self._program(True, False) if self.morph == "gpu" else None
         self._drive = self._drive_tables()
         self._gpu = []
         self._delta_tex: dict[int, object] = {}
@@ -366,7 +364,7 @@ class AvatarRenderer:
         return batches
 
     def _shader_morphs(self, p) -> bool:
-        return (self.morph_prog is not None and p.targets is not None and p.joints is None
+        return (self.morph == "gpu" and p.targets is not None and p.joints is None
                 and len(p.targets) <= 128)
 
     def _deltas_texture(self, p):
