@@ -1,0 +1,384 @@
+"""Mimi's published architecture as explicit-state streaming steps, in torch (export time only).
+
+Kyutai's Mimi codec (moshi, ``tokenizer-e351c8d8-checkpoint125``): a causal SEANet encoder
+(24 kHz → 25 Hz, strides 4·5·6·8), an 8-layer causal transformer (RoPE, context 250 steps, layer
+scale), a learnt stride-2 downsample to 12.5 Hz, a split RVQ whose input/output projections we
+keep (its codebooks we skip, as RAVAS's Mimi-VC does), and the mirror image on the way back.
+
+Our own formulation, written from the architecture description, not a port: every stage is a pure
+function ``(x, state…) → (y, state…)`` over a flat parameter dict that uses the checkpoint's key
+names (so Kyutai's safetensors load as they are). A step over T samples with the initial state
+equals the offline forward with causal zero padding (replicate padding for the downsample), so
+one frame at a time, ten at a time or the whole file give the same output — the property the
+ONNX graphs inherit (:mod:`.install` exports them; :mod:`.mimi` runs them without torch).
+
+Shapes: audio (B, 1, T·1920) float32 in [-1, 1] at 24 kHz; latents (B, dimension, T) at 12.5 Hz.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+try:  # torch only where graphs are made; the shapes and state plans below need numpy only
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # pragma: no cover - exercised by installs without the torch extra
+    torch = F = None
+
+
+@dataclass(frozen=True)
+class MimiConfig:
+    """The published configuration (moshi ``_mimi_config``); :data:`SMALL` keeps its strides."""
+
+    sample_rate: int = 24000
+    n_filters: int = 64
+    ratios: tuple[int, ...] = (8, 6, 5, 4)  # decoder order; the encoder runs them reversed
+    dimension: int = 512
+    kernel: int = 7
+    residual_kernel: int = 3
+    last_kernel: int = 3
+    compress: int = 2
+    layers: int = 8
+    heads: int = 8
+    ffn: int = 2048
+    context: int = 250
+    max_period: float = 10000.0
+    rvq_dimension: int = 256
+    downsample: int = 2  # encoder frame rate (25 Hz) / frame rate (12.5 Hz)
+
+    @property
+    def hop(self) -> int:
+        """Samples per encoder step (960 → 25 Hz)."""
+        return int(np.prod(self.ratios))
+
+    @property
+    def frame(self) -> int:
+        """Samples per latent (1920 = 80 ms at 24 kHz)."""
+        return self.hop * self.downsample
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ratios": list(self.ratios)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MimiConfig":
+        return cls(**{**d, "ratios": tuple(d["ratios"])})
+
+
+FULL = MimiConfig()
+#: Same strides, frame and state structure, ~1/500 of the compute: for tests.
+SMALL = MimiConfig(n_filters=4, dimension=32, layers=2, heads=2, ffn=64, context=12, rvq_dimension=16)
+
+
+# --- the layer plans (shared by parameter shapes, state shapes and the forward) -------------------
+
+@dataclass(frozen=True)
+class Conv:
+    name: str  # checkpoint prefix
+    cin: int
+    cout: int
+    k: int
+    stride: int = 1
+    dilation: int = 1
+    bias: bool = True
+    transposed: bool = False
+    groups: int = 1
+    replicate: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}.convtr.convtr" if self.transposed else f"{self.name}.conv.conv"
+
+    @property
+    def state_len(self) -> int:
+        """Samples of history a causal conv keeps (k_eff − stride), or a transposed conv's overlap."""
+        return (self.k - self.stride) if self.transposed else (self.k - 1) * self.dilation + 1 - self.stride
+
+
+def _res(prefix: str, dim: int, cfg: MimiConfig) -> list:
+    hidden = dim // cfg.compress
+    return [("res", [Conv(f"{prefix}.block.1", dim, hidden, cfg.residual_kernel),
+                     Conv(f"{prefix}.block.3", hidden, dim, 1)])]
+
+
+def encoder_plan(cfg: MimiConfig) -> list:
+    """SEANet encoder as a list of ("conv", Conv) / ("elu",) / ("res", [Conv, Conv]) steps."""
+    nf, mult = cfg.n_filters, 1
+    plan: list = [("conv", Conv("encoder.model.0", 1, nf, cfg.kernel))]
+    for i, r in enumerate(reversed(cfg.ratios)):
+        idx = 1 + 3 * i
+        plan += _res(f"encoder.model.{idx}", mult * nf, cfg)
+        plan += [("elu",), ("conv", Conv(f"encoder.model.{idx + 2}", mult * nf, 2 * mult * nf, 2 * r, stride=r))]
+        mult *= 2
+    idx = 1 + 3 * len(cfg.ratios)
+    return plan + [("elu",), ("conv", Conv(f"encoder.model.{idx + 1}", mult * nf, cfg.dimension, cfg.last_kernel))]
+
+
+def decoder_plan(cfg: MimiConfig) -> list:
+    nf, mult = cfg.n_filters, 2 ** len(cfg.ratios)
+    plan: list = [("conv", Conv("decoder.model.0", cfg.dimension, mult * nf, cfg.kernel))]
+    for i, r in enumerate(cfg.ratios):
+        idx = 1 + 3 * i
+        plan += [("elu",), ("conv", Conv(f"decoder.model.{idx + 1}", mult * nf, mult * nf // 2, 2 * r, stride=r,
+                                         transposed=True))]
+        plan += _res(f"decoder.model.{idx + 2}", mult * nf // 2, cfg)
+        mult //= 2
+    idx = 1 + 3 * len(cfg.ratios)
+    return plan + [("elu",), ("conv", Conv(f"decoder.model.{idx + 1}", nf, 1, cfg.last_kernel))]
+
+
+def downsample_conv(cfg: MimiConfig) -> Conv:
+    s = cfg.downsample
+    return Conv("downsample.conv", cfg.dimension, cfg.dimension, 2 * s, stride=s, bias=False, replicate=True)
+
+
+def upsample_conv(cfg: MimiConfig) -> Conv:
+    s, d = cfg.downsample, cfg.dimension
+    # channel-wise (groups = dimension): the published checkpoint's "upsample_channel_wise_bug"
+    return Conv("upsample.convtr", d, d, 2 * s, stride=s, bias=False, transposed=True, groups=d)
+
+
+def _convs(plan: list) -> list[Conv]:
+    out = []
+    for step in plan:
+        if step[0] == "conv":
+            out.append(step[1])
+        elif step[0] == "res":
+            out.extend(step[1])
+    return out
+
+
+def _tf_prefix(side: str, i: int) -> str:
+    return f"{side}_transformer.transformer.layers.{i}"
+
+
+def param_shapes(cfg: MimiConfig) -> dict[str, tuple[int, ...]]:
+    """Every parameter the streaming model reads, by checkpoint key, with its shape."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for c in _convs(encoder_plan(cfg)) + _convs(decoder_plan(cfg)) + [downsample_conv(cfg), upsample_conv(cfg)]:
+        if c.transposed:
+            shapes[f"{c.key}.weight"] = (c.cin, c.cout // c.groups, c.k)
+        else:
+            shapes[f"{c.key}.weight"] = (c.cout, c.cin // c.groups, c.k)
+        if c.bias:
+            shapes[f"{c.key}.bias"] = (c.cout,)
+    d = cfg.dimension
+    for side in ("encoder", "decoder"):
+        for i in range(cfg.layers):
+            p = _tf_prefix(side, i)
+            shapes[f"{p}.self_attn.in_proj_weight"] = (3 * d, d)
+            shapes[f"{p}.self_attn.out_proj.weight"] = (d, d)
+            for n in ("norm1", "norm2"):
+                shapes[f"{p}.{n}.weight"] = (d,)
+                shapes[f"{p}.{n}.bias"] = (d,)
+            shapes[f"{p}.linear1.weight"] = (cfg.ffn, d)
+            shapes[f"{p}.linear2.weight"] = (d, cfg.ffn)
+            shapes[f"{p}.layer_scale_1.scale"] = (d,)
+            shapes[f"{p}.layer_scale_2.scale"] = (d,)
+    for rvq in ("rvq_first", "rvq_rest"):
+        shapes[f"quantizer.{rvq}.input_proj.weight"] = (cfg.rvq_dimension, d, 1)
+        shapes[f"quantizer.{rvq}.output_proj.weight"] = (d, cfg.rvq_dimension, 1)
+    return shapes
+
+
+#: Other names the same tensors carry in some moshi checkpoints / versions.
+ALIASES = {".self_attn.in_projs.0.weight": ".self_attn.in_proj_weight",
+           ".self_attn.out_projs.0.weight": ".self_attn.out_proj.weight"}
+
+
+def canonical(key: str) -> str:
+    for alias, name in ALIASES.items():
+        if key.endswith(alias):
+            return key[: -len(alias)] + name
+    return key
+
+
+def random_params(cfg: MimiConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    """Randomly initialised weights of the architecture (LeCun-normal convs/linears, unit norms,
+    layer scale 0.01 as published): what tests and ``bench --random-weights`` run."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, shape in param_shapes(cfg).items():
+        if key.endswith("layer_scale_1.scale") or key.endswith("layer_scale_2.scale"):
+            v = np.full(shape, 0.01)
+        elif ".norm" in key:
+            v = np.ones(shape) if key.endswith("weight") else np.zeros(shape)
+        elif key.endswith("bias"):
+            v = rng.normal(0, 0.05, shape)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+            if ".convtr." in key and "upsample" not in key:  # (cin, cout, k = 2·stride): cin·k/stride inputs
+                fan_in = shape[0] * 2
+            v = rng.normal(0, 1 / math.sqrt(max(1, fan_in)), shape)
+        out[key] = v.astype(np.float32)
+    return out
+
+
+def projection(params: dict, cfg: MimiConfig) -> np.ndarray:
+    """The split RVQ without its codebooks is linear: z ↦ Σ out_proj·in_proj·z over both halves.
+    Folded into one (dimension, dimension) matrix, applied at the decoder's input."""
+    w = np.zeros((cfg.dimension, cfg.dimension), np.float64)
+    for rvq in ("rvq_first", "rvq_rest"):
+        wi = np.asarray(params[f"quantizer.{rvq}.input_proj.weight"], np.float64)[..., 0]
+        wo = np.asarray(params[f"quantizer.{rvq}.output_proj.weight"], np.float64)[..., 0]
+        w += wo @ wi
+    return w.astype(np.float32)
+
+
+# --- streaming state ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StateSpec:
+    name: str
+    shape: tuple[int, ...]  # batch 1
+    init: float = 0.0
+
+
+def _kv_spec(side: str, cfg: MimiConfig) -> list[StateSpec]:
+    hd = cfg.dimension // cfg.heads
+    return [StateSpec(f"{side}.kv", (cfg.layers, 2, 1, cfg.heads, cfg.context, hd)),
+            StateSpec(f"{side}.pos", (1,))]
+
+
+def _conv_specs(convs: list[Conv]) -> list[StateSpec]:
+    out = []
+    for c in convs:
+        if c.state_len > 0:
+            out.append(StateSpec(c.name, (1, c.cout if c.transposed else c.cin, c.state_len)))
+        if c.replicate:
+            out.append(StateSpec(f"{c.name}.first", (1,), 1.0))
+    return out
+
+
+def encoder_states(cfg: MimiConfig) -> list[StateSpec]:
+    return _conv_specs(_convs(encoder_plan(cfg))) + _kv_spec("encoder", cfg) + _conv_specs([downsample_conv(cfg)])
+
+
+def decoder_states(cfg: MimiConfig) -> list[StateSpec]:
+    return _conv_specs([upsample_conv(cfg)]) + _kv_spec("decoder", cfg) + _conv_specs(_convs(decoder_plan(cfg)))
+
+
+# --- the forward (torch) -----------------------------------------------------------------------
+
+class _States:
+    """Reads the state tensors in plan order and collects the new ones in the same order."""
+
+    def __init__(self, specs: list[StateSpec], values) -> None:
+        self.values = dict(zip([s.name for s in specs], values))
+        self.new: dict = {}
+        self.order = [s.name for s in specs]
+
+    def out(self) -> list:
+        return [self.new[n] for n in self.order]
+
+
+def _conv(x, p: dict, c: Conv, st: _States):
+    w = p[f"{c.key}.weight"]
+    b = p.get(f"{c.key}.bias") if c.bias else None
+    if c.transposed:
+        y = F.conv_transpose1d(x, w, None, stride=c.stride, groups=c.groups)
+        n = c.state_len
+        y = torch.cat([y[..., :n] + st.values[c.name], y[..., n:]], dim=-1)
+        st.new[c.name] = y[..., -n:]
+        y = y[..., :-n]
+        return y + b[:, None] if b is not None else y
+    n = c.state_len
+    if n > 0:
+        prev = st.values[c.name]
+        if c.replicate:
+            first = st.values[f"{c.name}.first"]
+            prev = first * x[..., :1].expand_as(prev) + (1 - first) * prev
+            st.new[f"{c.name}.first"] = first * 0
+        x = torch.cat([prev, x], dim=-1)
+        st.new[c.name] = x[..., -n:]
+    return F.conv1d(x, w, b, stride=c.stride, dilation=c.dilation, groups=c.groups)
+
+
+def _seanet(x, p: dict, plan: list, st: _States):
+    for step in plan:
+        if step[0] == "conv":
+            x = _conv(x, p, step[1], st)
+        elif step[0] == "elu":
+            x = F.elu(x)
+        else:
+            c1, c2 = step[1]
+            x = x + _conv(F.elu(_conv(F.elu(x), p, c1, st)), p, c2, st)
+    return x
+
+
+def _rope(q, k, t, cfg: MimiConfig):
+    """Interleaved rotary embedding; ``t`` (T,) absolute positions."""
+    hd = q.shape[-1]
+    freqs = torch.exp(torch.arange(hd // 2, dtype=torch.float32) * (-math.log(cfg.max_period) * 2 / hd))
+    ang = t[:, None] * freqs[None, :]
+    cos, sin = torch.cos(ang), torch.sin(ang)
+
+    def rot(v):
+        b, h = v.shape[0], v.shape[1]
+        v = v.reshape(b, h, -1, hd // 2, 2)  # -1: the time axis stays dynamic in the export
+        re, im = v[..., 0], v[..., 1]
+        return torch.stack([re * cos - im * sin, re * sin + im * cos], dim=-1).reshape(b, h, -1, hd)
+
+    return rot(q), rot(k)
+
+
+def _transformer(x, p: dict, side: str, cfg: MimiConfig, st: _States):
+    """x (B, D, T) conv layout → (B, D, T); KV cache of ``context`` steps per layer, RoPE offset ``pos``."""
+    kv, pos = st.values[f"{side}.kv"], st.values[f"{side}.pos"]
+    x = x.transpose(1, 2)
+    b, d = x.shape[0], cfg.dimension  # a constant: layer_norm needs a static shape in the export
+    h, hd, c = cfg.heads, d // cfg.heads, cfg.context
+    steps = torch.cumsum(torch.ones_like(x[0, :, 0]), 0) - 1  # 0..T-1, traced as dynamic
+    qpos = pos + steps
+    kpos = torch.cat([pos - c + torch.arange(c, dtype=torch.float32), qpos])
+    delta = qpos[:, None] - kpos[None, :]
+    allowed = (kpos[None, :] >= 0) & (delta >= 0) & (delta < c)
+    bias = torch.where(allowed, torch.zeros_like(delta), torch.full_like(delta, float("-inf")))
+    new_kv = []
+    for i in range(cfg.layers):
+        lp = _tf_prefix(side, i)
+        y = F.layer_norm(x, (d,), p[f"{lp}.norm1.weight"], p[f"{lp}.norm1.bias"], 1e-5)
+        qkv = F.linear(y, p[f"{lp}.self_attn.in_proj_weight"]).reshape(b, -1, 3, h, hd).permute(2, 0, 3, 1, 4)
+        q, k = _rope(qkv[0], qkv[1], qpos, cfg)
+        keys = torch.cat([kv[i, 0], k], dim=2)
+        vals = torch.cat([kv[i, 1], qkv[2]], dim=2)
+        new_kv.append(torch.stack([keys[:, :, -c:], vals[:, :, -c:]]))
+        att = torch.softmax(q @ keys.transpose(-1, -2) / math.sqrt(hd) + bias, dim=-1) @ vals
+        att = att.permute(0, 2, 1, 3).reshape(b, -1, d)
+        x = x + p[f"{lp}.layer_scale_1.scale"] * F.linear(att, p[f"{lp}.self_attn.out_proj.weight"])
+        y = F.layer_norm(x, (d,), p[f"{lp}.norm2.weight"], p[f"{lp}.norm2.bias"], 1e-5)
+        y = F.linear(F.gelu(F.linear(y, p[f"{lp}.linear1.weight"])), p[f"{lp}.linear2.weight"])
+        x = x + p[f"{lp}.layer_scale_2.scale"] * y
+    st.new[f"{side}.kv"] = torch.stack(new_kv)
+    st.new[f"{side}.pos"] = qpos[-1:] + 1
+    return x.transpose(1, 2)
+
+
+def encode_step(p: dict, cfg: MimiConfig, audio, *state):
+    """(B, 1, T·frame) audio + encoder state → (B, dimension, T) latents + new state."""
+    st = _States(encoder_states(cfg), state)
+    z = _seanet(audio, p, encoder_plan(cfg), st)
+    z = _transformer(z, p, "encoder", cfg, st)
+    z = _conv(z, p, downsample_conv(cfg), st)
+    return (z, *st.out())
+
+
+def decode_step(p: dict, cfg: MimiConfig, latent, *state):
+    """(B, dimension, T) latents (before the RVQ projections) + decoder state → (B, 1, T·frame) audio."""
+    st = _States(decoder_states(cfg), state)
+    z = torch.einsum("ij,bjt->bit", p["projection"], latent)
+    z = _conv(z, p, upsample_conv(cfg), st)
+    z = _transformer(z, p, "decoder", cfg, st)
+    y = _seanet(z, p, decoder_plan(cfg), st)
+    return (y, *st.out())
+
+
+def initial(specs: list[StateSpec]) -> list[np.ndarray]:
+    return [np.full(s.shape, s.init, np.float32) for s in specs]
+
+
+def torch_params(params: dict[str, np.ndarray], cfg: MimiConfig) -> dict:
+    out = {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in params.items()}
+    out["projection"] = torch.from_numpy(projection(params, cfg))
+    return out
