@@ -51,8 +51,9 @@ make_venv() {
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     log "installing ravasd${extras:+ [$extras]} and its dependencies into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    if [[ "$extras" == *eval* ]]; then
-      # The eval extra's speaker encoder needs torch: pin the CPU build (unpinned = GBs of CUDA).
+    if [[ "$extras" == *eval* || "$extras" == *torch* ]]; then
+      # The eval extra (speaker encoder) and the torch extra (exporting the neural voices) need torch:
+      # pin the CPU build (unpinned = GBs of CUDA).
       .venv/bin/python -m pip install -q torch==2.13.0
     fi
     .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
@@ -67,7 +68,7 @@ if [ "$cmd" = test ]; then
 else
   install_system_packages "${APT_PACKAGES[@]}"
 fi
-if [ "$cmd" = test ]; then make_venv test,eval,cluster,gui; else make_venv gui; fi
+if [ "$cmd" = test ]; then make_venv test,eval,cluster,gui,torch; else make_venv gui; fi
 export OPENBLAS_NUM_THREADS=1
 case "$cmd" in
   run)

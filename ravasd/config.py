@@ -72,6 +72,17 @@ class AudioConfig:
     deadline_ms: int = _f(60, "Play silence when no converted audio arrived for this long.", range=(10, 1000))
     max_latency_ms: int = _f(200, "Buffered audio beyond this is dropped so latency cannot creep.",
                              range=(20, 2000))
+    device: str = _f("cpu", "Where the neural voices (Mimi-VC, kNN-VC) run: cpu, auto (the best accelerator "
+                     "onnxruntime has), cuda, coreml or directml.",
+                     choices=("cpu", "auto", "cuda", "coreml", "directml"))
+    knn_k: int = _f(4, "Neural voices: each source frame becomes the mean of its k nearest target frames "
+                    "(higher = smoother, less like the target's articulation).", range=(1, 32))
+    pool_seconds: Union[int, None] = _f(None, "Neural voices: use at most this many seconds of the target's "
+                                        "recordings (less = less CPU); null = all.", range=(5, 36000))
+    knnvc_chunk: int = _f(4800, "kNN-VC: samples at 16 kHz per WavLM/HiFi-GAN call, previous context included "
+                          "(RAVAS's graphs exist for 3200, 4800, 9600).", choices=(3200, 3520, 4800, 5120, 9600, 9920))
+    knnvc_context: int = _f(1600, "kNN-VC: samples of previous audio (16 kHz) in each chunk; the rest is new "
+                            "audio, so the chunk minus this is the hop.", choices=(0, 320, 1600, 3200, 4800, 8000))
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,10 @@ class FilesConfig:
 class ModelsConfig:
     face_landmarker: Union[str, None] = _f(None, "Path to face_landmarker.task; null = env/cache lookup.")
     allow_download: bool = _f(True, "Fetch a missing model from its official URL (sha256-checked).")
+    mimi: Union[str, None] = _f(None, "Folder with the installed Mimi graphs (`ravasd models fetch mimi` makes it); "
+                                "null = the user cache.")
+    knnvc: Union[str, None] = _f(None, "Folder with RAVAS's kNN-VC ONNX files (wavlm_<S>.onnx, hifigan_<S>.onnx); "
+                                 "null = the copy `ravasd models add knnvc DIR` made in the user cache.")
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def converter_factory(kind: str, cfg: Config, routes: dict[str, Any] | None = No
     if kind == "video":
         level = _level_reader(routes or {})
         return lambda: make_video_converter(cfg, cfg.video.width, cfg.video.height, level, live=True)
-    return lambda: make_voice(cfg, cfg.audio.sample_rate, block=block_size(cfg))
+    return lambda: make_voice(cfg, cfg.audio.sample_rate, block=block_size(cfg), live=True)
 
 
 def preview_factory() -> Callable[[], Any]:

@@ -37,12 +37,65 @@ from ..engine.runner import AudioPublisher, StreamRunner
 from ..media.writer import MediaWriter
 
 
+#: voice name → factory(cfg, rate, block) used instead of the registry (``--random-weights``)
+_OVERRIDES: dict = {}
+
+
+def _make(cfg: Config, rate: int, name: str, block: int, live: bool = False):
+    if name in _OVERRIDES:
+        return _OVERRIDES[name](cfg, rate, block, live)
+    return make_voice(cfg, rate, name, block=block, live=live)
+
+
+def random_weights(cfg: Config, names: list[str], precision: str = "float32") -> dict[str, str]:
+    """For each neural voice in ``names`` whose real weights are absent: run it on a Mimi of the
+    published architecture with random weights (made once in the cache; needs torch to export) and
+    a random pool of 5 min of latents. Returns name → what the row says about its weights."""
+    from ..audio.neural import pools
+    from ..audio.neural.registry import neural_voices
+
+    notes = {}
+    have = neural_voices(cfg)
+    for name in names:
+        v = have.get(name)
+        if v is None or v.available:
+            continue
+        if v.method != "mimi":
+            notes[name] = "kNN-VC needs RAVAS's graphs (`ravasd models add knnvc DIR`): no random stand-in"
+            continue
+        from ..audio.neural.install import make_random
+        from ..audio.neural.mimi import MimiModel, MimiVC
+
+        folder = make_random(precision=precision)
+        model_cfg = MimiModel(folder).cfg
+        vec = np.random.default_rng(0).normal(0, 1, (int(300 * 12.5), model_cfg.dimension)).astype(np.float32)
+        pool = pools.Pool(name, "mimi", vec, {})
+
+        def factory(cfg, rate, block, live, folder=folder, pool=pool):
+            from ..audio.neural.offload import Offloaded, measure_margin
+
+            inner = 48000 if rate % 24000 else rate
+            voice = MimiVC(inner, MimiModel(folder, cfg.audio.device), pool, cfg.audio.knn_k)
+            voice.fit_blocks(block)
+            if live:
+                voice = Offloaded(voice, inner, measure_margin(voice, inner, voice.factor * voice.model.frame))
+            if rate % 24000:
+                from ..audio.voices.resample import Resampled
+
+                return Resampled(voice, rate, 48000)
+            return voice
+
+        _OVERRIDES[name] = factory
+        notes[name] = f"RANDOM weights, {precision} (published architecture; the real ones are not installed)"
+    return notes
+
+
 def rtf(cfg: Config, name: str, seconds: float = 4.0) -> tuple[float, int, int]:
     """(processing time / audio time on this thread, algorithmic latency samples, block)."""
 
     rate, block = cfg.audio.sample_rate, block_size(cfg)
     x = synth_speech(rate, seconds)
-    conv = make_voice(cfg, rate, name, block=block)
+    conv = _make(cfg, rate, name, block)
     t0 = time.thread_time()
     for i in range(0, len(x) - block + 1, block):
         conv.process(RawAudio(x[i:i + block], rate, i / rate))
@@ -157,7 +210,7 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
             priority = raise_audio_priority(cfg.engine.audio_realtime)  # as the audio worker does; threads inherit
             runner = StreamRunner(
                 source=lambda: MicSource(pulse.route("input", "ravas_bench_mic"), rate, block),
-                converter=lambda: make_voice(cfg, rate, name, block=block),
+                converter=lambda: _make(cfg, rate, name, block, live=True),
                 sink=lambda: DeviceAudioSink(None, rate, block, cfg.audio.max_latency_ms / 1000,
                                              pulse_sink="ravas_bench_out"),
                 publisher=AudioPublisher(block / rate, rate, block), deadline=cfg.audio.deadline_ms / 1000,
@@ -203,7 +256,7 @@ def lag_ms(x: np.ndarray, y: np.ndarray, rate: int) -> float:
 
 
 def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True, load: int = 0,
-                seconds: float = 3.0) -> list[dict]:
+                seconds: float = 3.0, random: bool = False, precision: str = "float32") -> list[dict]:
     """One row per voice. ``load``: that many busy processes saturate the CPU while each voice is
     measured (audio must keep its latency and not drop); ``seconds``: the e2e signal's length."""
     srv, why = None, ""
@@ -212,9 +265,14 @@ def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True, 
             srv = _Server()
         except Exception as err:
             why = str(err)
+    names = voices or list(VOICES)
+    notes = random_weights(cfg, names, precision) if random else {}
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(0, load))]
     try:
-        return _rows(cfg, voices or list(VOICES), e2e, srv, why, load, seconds)
+        rows = _rows(cfg, names, e2e, srv, why, load, seconds, skip=[n for n in notes if n not in _OVERRIDES])
+        for r in rows:
+            r["weights"] = notes.get(r["voice"], "")
+        return rows
     finally:
         for p in busy:
             p.kill()
@@ -224,9 +282,14 @@ def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True, 
 
 
 def _rows(cfg: Config, names: list[str], e2e: bool, srv: _Server | None, why: str, load: int = 0,
-          seconds: float = 3.0) -> list[dict]:
+          seconds: float = 3.0, skip: list[str] = ()) -> list[dict]:
     rows = []
     for name in names:
+        if name in skip:
+            rows.append({"voice": name, "sample_rate": cfg.audio.sample_rate, "block_ms": cfg.audio.block_ms,
+                         "algorithmic_latency_ms": None, "rtf": None, "load": load, "e2e_latency_ms": None,
+                         "e2e_dropped_pct": None, "priority": None, "e2e_note": "not run"})
+            continue
         ratio, lat, block = rtf(cfg, name)
         row = {"voice": name, "sample_rate": cfg.audio.sample_rate, "block_ms": cfg.audio.block_ms,
                "algorithmic_latency_ms": round(lat / cfg.audio.sample_rate * 1000, 1), "rtf": round(ratio, 3),

@@ -121,8 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     voices = sub.add_parser("voices", help="list voice converters")
     vsub = voices.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
-    vl = vsub.add_parser("list", help="list the voices")
+    vl = vsub.add_parser("list", help="list the voices (neural ones too, with what they need)")
     vl.add_argument("--json", action="store_true")
+    _config_args(vl)
+    vb = vsub.add_parser("build", help="make a neural voice from a consenting target speaker's recordings")
+    vb.add_argument("name", metavar="NAME", help="the new voice's name (audio.voice)")
+    vb.add_argument("--from", dest="src", required=True, metavar="DIR",
+                    help="folder (searched recursively) or file of recordings: wav, flac, mp3, ogg, opus, m4a")
+    vb.add_argument("--method", choices=("mimi", "knnvc"), default="mimi",
+                    help="Mimi-VC (default; needs `models fetch mimi`) or kNN-VC (needs `models add knnvc`)")
+    vb.add_argument("--force", action="store_true", help="replace a voice of that name")
+    _config_args(vb)
+    vi = vsub.add_parser("import", help="take a RAVAS target file (torch.save of an (N, D) tensor; no torch needed)")
+    vi.add_argument("file", metavar="FILE.pt")
+    vi.add_argument("--name", help="voice name (default: the file's name)")
+    vi.add_argument("--method", choices=("mimi", "knnvc"), help="default: from the vectors' size (512 mimi, 1024 knnvc)")
+    vi.add_argument("--force", action="store_true", help="replace a voice of that name")
+    _config_args(vi)
+    vr = vsub.add_parser("remove", help="delete a neural voice you built or imported")
+    vr.add_argument("name", metavar="NAME")
 
     ctl = sub.add_parser("ctl", help="control the running daemon",
                          description="Talk to the running daemon over its owner-only control socket.")
@@ -193,10 +210,24 @@ def build_parser() -> argparse.ArgumentParser:
     dsk_sub.add_parser("remove", help="remove them again")
     dsk_sub.add_parser("status", help="show what is installed")
 
-    mod = sub.add_parser("models", help="model files (face tracking)")
+    mod = sub.add_parser("models", help="model files (face tracking, neural voices)")
     mod_sub = mod.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    _config_args(mod_sub.add_parser("fetch", help="download missing models from their official source "
-                                               "(sha256-checked)"))
+    mf = mod_sub.add_parser("fetch", help="download missing models from their official source (sha256-checked); "
+                            "`fetch mimi` also gets Kyutai's Mimi for the Mimi-VC voices")
+    mf.add_argument("which", nargs="?", choices=("face", "mimi"), default="face",
+                    help="face (default): the face tracker; mimi: Kyutai's Mimi (~385 MB, CC-BY-4.0), exported "
+                    "to ONNX (needs PyTorch once) with its built-in voices")
+    prec = dict(choices=("float32", "int8"), default="float32",
+                help="mimi: float32 (default), or int8 — 8-bit transformer weights, ~15 %% less CPU, checked "
+                "only on random weights (see README)")
+    mf.add_argument("--precision", **prec)
+    _config_args(mf)
+    ma = mod_sub.add_parser("add", help="install weights you copied by hand")
+    ma.add_argument("which", choices=("mimi", "knnvc"))
+    ma.add_argument("path", metavar="PATH", help="mimi: the .safetensors checkpoint; knnvc: the folder with "
+                    "RAVAS's wavlm_<S>.onnx and hifigan_<S>.onnx")
+    ma.add_argument("--precision", **prec)
+    _config_args(ma)
     _config_args(mod_sub.add_parser("list", help="where each model is found"))
 
     av = sub.add_parser("avatars", help="list or add avatars")
@@ -239,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--voice", dest="bench_voices", action="append", metavar="NAME",
                     help="only this voice (repeatable)")
     ba.add_argument("--no-e2e", action="store_true", help="skip the sound-server measurement")
+    ba.add_argument("--random-weights", action="store_true",
+                    help="neural voices whose weights are absent run on the published architecture with random "
+                    "weights (flagged in the output; made once in the cache, needs PyTorch to export)")
+    ba.add_argument("--precision", choices=("float32", "int8"), default="float32",
+                    help="with --random-weights: the precision of the random Mimi's graphs")
     ba.add_argument("--load", type=int, default=0, metavar="N",
                     help="run N busy processes (saturating N cores) while measuring: audio must hold up")
     ba.add_argument("--seconds", type=_seconds, default=3.0, help="length of the e2e test signal (default 3)")
@@ -456,12 +492,26 @@ def cmd_desktop(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from . import neural
+
     cfg = _load(args)
+    if args.models_command == "add":
+        if args.which == "mimi":
+            print(f"mimi: {neural.add_mimi(cfg, Path(args.path), args.precision)}")
+        else:
+            print(neural.add_knnvc(cfg, Path(args.path)))
+        return 0
+    if args.models_command == "fetch" and args.which == "mimi":
+        print(f"mimi: {neural.fetch_mimi(cfg, args.precision)}")
+        return 0
     for spec in models.MODELS.values():
         path = models.find(spec, cfg.models.face_landmarker)
         if args.models_command == "fetch" and path is None:
             path = models.fetch(spec, progress=sys.stderr.isatty())
         print(f"{spec.name}: {path or 'missing (`ravasd models fetch`)'}")
+    if args.models_command == "list":
+        for row in neural.model_rows(cfg):
+            print(row)
     return 0
 
 
@@ -527,9 +577,19 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    from ..audio.voices import VOICES, figures, make_voice
+    from ..audio.voices import VOICES, figures, make_voice, neural as neural_voices
+    from . import neural
 
-    cfg = load_config()
+    if args.voices_command == "remove":
+        print(neural.remove(args.name))
+        return 0
+    cfg = _load(args)
+    if args.voices_command == "build":
+        print(neural.build(cfg, args.name, Path(args.src), args.method, args.force))
+        return 0
+    if args.voices_command == "import":
+        print(neural.import_pt(cfg, Path(args.file), args.name, args.method, args.force))
+        return 0
     measured = figures.load()
     rows = []
     for v in VOICES.values():  # the latency the daemon adds at the configured rate and block size
@@ -540,8 +600,22 @@ def cmd_voices(args: argparse.Namespace) -> int:
                      "wer_plus": f["wer_increase_points"], "lazy_eer_%": f["eer_lazy_informed"],
                      "description": v.description})
         conv.close()
+    for v in neural_voices(cfg).values():  # latency from the architecture: loading a model here is too slow
+        rows.append({"name": v.name, "method": v.method + ("" if v.available else " (unavailable)"),
+                     "latency_ms": _neural_latency_ms(cfg, v.method), "wer_plus": None, "lazy_eer_%": None,
+                     "description": v.description + ("" if v.available else f". To use it: {v.fix}")})
     _table(rows, args.json)
     return 0
+
+
+def _neural_latency_ms(cfg, method: str) -> float:
+    """The algorithmic latency of a neural voice at the configured rate: its look-ahead (one 80 ms
+    Mimi frame, or one kNN-VC hop + the 20 ms HiFi-GAN does not reach), + the resampling FIRs."""
+    if method == "mimi":
+        ms = 80.0
+    else:
+        ms = (cfg.audio.knnvc_chunk - cfg.audio.knnvc_context + 320) / 16.0
+    return round(ms + 62 / 48.0, 1)
 
 
 def cmd_converters(args: argparse.Namespace) -> int:
@@ -633,7 +707,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .bench_audio import bench_audio
         from .bench_audio import to_json as audio_json
 
-        rows = bench_audio(_load(args), args.bench_voices, e2e=not args.no_e2e, load=args.load, seconds=args.seconds)
+        rows = bench_audio(_load(args), args.bench_voices, e2e=not args.no_e2e, load=args.load, seconds=args.seconds,
+                           random=args.random_weights, precision=args.precision)
         if args.json:
             print(audio_json(rows))
         else:

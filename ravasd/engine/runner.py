@@ -436,6 +436,7 @@ class StreamRunner:
                     quiet(fn)
             try:
                 if guard.instance is None:
+                    t_build = self.clock()
                     try:
                         self._converter = guard.build()  # outside the hang watch: model loads take time
                     except Exception as err:
@@ -444,6 +445,15 @@ class StreamRunner:
                         self._stop.wait(min(5.0, 0.25 * 2 ** min(self._build_failures, 5)))
                         raise ConverterFailed(f"{type(err).__name__}: {err}", building=True) from err
                     self._build_failures = 0
+                    if self.clock() - t_build > self.deadline:
+                        # A slow build (a neural voice's model load): what queued meanwhile is stale.
+                        # Converted, it would sit in the outbox as a standing delay of up to its
+                        # bound for the rest of the stream; dropped, the stream starts on time.
+                        with self._cv:
+                            stale = len(self._inbox) + 1
+                            self._inbox.clear()
+                        self.status.dropped += stale
+                        continue
                 self._busy_since = self.clock()
                 out = guard.process(item)
             except ConverterFailed as err:

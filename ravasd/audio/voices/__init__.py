@@ -70,20 +70,42 @@ VOICES: dict[str, Voice] = {
 }
 
 
-def make_voice(cfg: Config, rate: int, name: str | None = None, block: int | None = None) -> object:
+def neural(cfg: Config) -> dict:
+    """The neural voices (installed pools and the built-in ones Mimi would make), usable or not."""
+    from ..neural.registry import neural_voices
+
+    return neural_voices(cfg)
+
+
+def voice_names(cfg: Config, usable_only: bool = False) -> list[str]:
+    """Every name ``audio.voice`` may take: the built-in voices, then the neural ones."""
+    return list(VOICES) + [n for n, v in neural(cfg).items() if v.available or not usable_only]
+
+
+def make_voice(cfg: Config, rate: int, name: str | None = None, block: int | None = None,
+               live: bool = False) -> object:
     """Build the voice ``name`` (default ``cfg.audio.voice``) for a stream at ``rate`` Hz.
 
     ``block``: every call will bring exactly this many samples (the daemon's audio blocks); a
     voice may then drop look-ahead it only needs for arbitrary block sizes (see ``fit_blocks``).
-    Without it the voice accepts any block size."""
+    Without it the voice accepts any block size. ``live``: for the daemon's stream — a neural voice
+    then computes on its own thread behind a fixed margin (``neural.offload``); offline runs leave
+    it off and get the exact, deterministic voice."""
     name = name or cfg.audio.voice
-    if name not in VOICES:
+    if name in VOICES:
+        factory = VOICES[name].factory
+    elif name in neural(cfg):
+        from ..neural.registry import make
+
+        def factory(cfg: Config, rate: int) -> object:
+            return make(cfg, rate, name, live)
+    else:
         raise ConfigError(f"audio.voice: unknown voice {name!r}.",
-                          f"choose one of: {', '.join(sorted(VOICES))} (`ravasd voices list`).")
+                          f"choose one of: {', '.join(voice_names(cfg))} (`ravasd voices list`).")
     try:
-        voice = VOICES[name].factory(cfg, rate)
-    except ValueError:  # the voice needs a multiple of 16 kHz (e.g. a 44.1 kHz device): resample
-        return Resampled(VOICES[name].factory(cfg, 48000), rate, 48000)
+        voice = factory(cfg, rate)
+    except ValueError:  # the voice needs a multiple of 16/24 kHz (e.g. a 44.1 kHz device): resample
+        return Resampled(factory(cfg, 48000), rate, 48000)
     if block and hasattr(voice, "fit_blocks"):
         voice.fit_blocks(block)
     return voice
