@@ -81,8 +81,9 @@ class AudioConfig:
                                         "recordings (less = less CPU); null = all.", range=(5, 36000))
     knnvc_chunk: int = _f(4800, "kNN-VC: samples at 16 kHz per WavLM/HiFi-GAN call, previous context included "
                           "(RAVAS's graphs exist for 3200, 4800, 9600).", choices=(3200, 3520, 4800, 5120, 9600, 9920))
-    knnvc_context: int = _f(1600, "kNN-VC: samples of previous audio (16 kHz) in each chunk; the rest is new "
-                            "audio, so the chunk minus this is the hop.", choices=(0, 320, 1600, 3200, 4800, 8000))
+    knnvc_context: int = _f(3200, "kNN-VC: samples of earlier audio (16 kHz) in each chunk, at least the 320 HiFi-GAN's "
+                            "output stops short of a chunk; the rest is new audio, so chunk − context is the hop "
+                            "and the look-ahead (3200 of 4800: 100 ms).", choices=(320, 1600, 3200, 4800, 8000))
 
 
 @dataclass(frozen=True)

@@ -125,10 +125,14 @@ def fetch(spec: ModelSpec, progress: bool = True, dest: Path | None = None) -> P
             with open(tmp, "ab" if resumed else "wb") as out, \
                     tqdm(total=total, initial=have, unit="B", unit_scale=True, disable=not progress,
                          leave=False) as bar:
+                received = 0
                 for chunk in iter(lambda: resp.read(1 << 16), b""):
                     out.write(chunk)
                     h.update(chunk)
                     bar.update(len(chunk))
+                    received += len(chunk)
+            if length and received < length:  # the server closed early: http.client just stops reading
+                raise ConnectionError(f"the connection closed after {received} of {length} bytes")
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         reason = getattr(err, "reason", err)
         kept = tmp.is_file() and tmp.stat().st_size > 0

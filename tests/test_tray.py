@@ -24,7 +24,7 @@ def test_tray_menu_items_work_on_a_real_daemon(desktop, tmp_path, ravas_home):
     assert items == ["Avatar", "Voice", "Pause (privacy curtain)", "Calibrate face", "Show preview",
                      "Settings…", "Start at login", "Open settings file", "Open log folder", "Quit"]
     assert res["top"][0].startswith("RAVAS — ")
-    for key in ("running", "voice_radio", "voice_saved", "avatar_checked", "paused", "paused_icon", "resumed",
+    for key in ("k_menu_hidden", "running", "voice_radio", "voice_saved", "avatar_checked", "paused", "paused_icon", "resumed",
                 "autostart_on", "autostart_off", "preview_on", "settings_window_running"):
         assert res[key] is True, key
     assert res["opened"] == [str(ravas_home / "config" / "config.yaml"), str(ravas_home / "log")]

@@ -57,7 +57,9 @@ def main():
         mark("setup")
         try:
             res["has_menu"] = icon.HAS_MENU and icon.HAS_MENU_RADIO
-            res["top"] = [i.text for i in icon.menu.items]
+            res["top"] = [i.text for i in icon.menu.items if i.visible]
+            # the neighbour count is offered only while a neural voice is in use
+            res["k_menu_hidden"] = not item(icon.menu, "Voice neighbours (k)").visible
             mark("running")
             res["running"] = wait(lambda: tray_state(daemon.status()) == "running")
             voice = item(item(icon.menu, "Voice").submenu, "ringmod")

@@ -215,7 +215,12 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
                                              pulse_sink="ravas_bench_out"),
                 publisher=AudioPublisher(block / rate, rate, block), deadline=cfg.audio.deadline_ms / 1000,
                 max_backlog=max(2, int(cfg.audio.max_latency_ms / cfg.audio.block_ms))).start()
+            ready_by = time.monotonic() + 60
+            while not runner.converter_ready and time.monotonic() < ready_by:  # a neural voice loads
+                time.sleep(0.05)
             time.sleep(0.8)
+            before = runner.snapshot()  # drops while the voice loaded are start-up, not the stream's
+            live_latency = runner.converter_latency
             subprocess.run(["paplay", "--device=ravas_bench_in", "--latency-msec=10", str(wav)], env=srv.env,
                            check=True, timeout=60)
             time.sleep(0.6)
@@ -235,8 +240,9 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | Non
             srv.unload_all()
     if np.abs(data[:, 1]).max() < 1e-4:
         raise RuntimeError("no output arrived from the voice")
-    return {"latency_ms": lag_ms(data[:, 0], data[:, 1], rate), "blocks": snap["published"],
-            "dropped": snap["dropped"], "priority": priority}
+    return {"latency_ms": lag_ms(data[:, 0], data[:, 1], rate), "blocks": snap["published"] - before["published"],
+            "dropped": snap["dropped"] - before["dropped"], "priority": priority,
+            "live_latency_ms": None if live_latency is None else round(live_latency / rate * 1000, 1)}
 
 
 def _normal_priority() -> None:
@@ -287,19 +293,22 @@ def _rows(cfg: Config, names: list[str], e2e: bool, srv: _Server | None, why: st
     for name in names:
         if name in skip:
             rows.append({"voice": name, "sample_rate": cfg.audio.sample_rate, "block_ms": cfg.audio.block_ms,
-                         "algorithmic_latency_ms": None, "rtf": None, "load": load, "e2e_latency_ms": None,
+                         "algorithmic_latency_ms": None, "rtf": None, "live_latency_ms": None, "load": load,
+                         "e2e_latency_ms": None,
                          "e2e_dropped_pct": None, "priority": None, "e2e_note": "not run"})
             continue
         ratio, lat, block = rtf(cfg, name)
         row = {"voice": name, "sample_rate": cfg.audio.sample_rate, "block_ms": cfg.audio.block_ms,
                "algorithmic_latency_ms": round(lat / cfg.audio.sample_rate * 1000, 1), "rtf": round(ratio, 3),
-               "load": load, "e2e_latency_ms": None, "e2e_dropped_pct": None, "priority": None, "e2e_note": ""}
+               "live_latency_ms": None, "load": load, "e2e_latency_ms": None, "e2e_dropped_pct": None,
+               "priority": None, "e2e_note": ""}
         if e2e and srv is None:
             row["e2e_note"] = why
         elif e2e:
             try:
                 got = e2e_latency(cfg, name, seconds=seconds, srv=srv)
                 row["e2e_latency_ms"] = round(got["latency_ms"], 1)
+                row["live_latency_ms"] = got["live_latency_ms"]
                 total = got["blocks"] + got["dropped"]
                 row["e2e_dropped_pct"] = round(100 * got["dropped"] / total, 2) if total else None
                 row["priority"] = got["priority"]

@@ -614,7 +614,7 @@ def _neural_latency_ms(cfg, method: str) -> float:
     if method == "mimi":
         ms = 80.0
     else:
-        ms = (cfg.audio.knnvc_chunk - cfg.audio.knnvc_context + 320) / 16.0
+        ms = (cfg.audio.knnvc_chunk - cfg.audio.knnvc_context + 320) / 16.0  # hop + HiFi-GAN's shortfall
     return round(ms + 62 / 48.0, 1)
 
 

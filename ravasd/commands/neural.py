@@ -146,8 +146,8 @@ def build(cfg: Config, name: str, src: Path, method: str, force: bool) -> str:
         raise ConfigError(f"{name!r} is a built-in voice's name.", "choose another name for the new voice.")
     if (pools.voices_dir() / name).exists() and not force:
         raise ConfigError(f"a voice named {name!r} exists already.", "choose another name, or pass --force.")
+    feats_of, rate, fps, digest, dim = _model_for(cfg, method)  # first: the bigger missing piece
     files = _recordings(src)
-    feats_of, rate, fps, digest, dim = _model_for(cfg, method)
     feats, inputs = [], []
     t0 = time.monotonic()
     for f in tqdm(files, desc=f"voice {name}", unit="file", disable=not sys.stderr.isatty(), file=sys.stderr):

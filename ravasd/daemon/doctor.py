@@ -139,9 +139,23 @@ def _autostart() -> Check:
     return Check("autostart", "info", "not enabled", "`ravasd autostart enable` starts RAVAS at login.")
 
 
+def _neural_voices(cfg: Config) -> Check:
+    """The neural voices: usable ones, and the one fix that makes the rest usable (optional parts:
+    info, or fail when the configured voice is one of them)."""
+    from ..audio.neural.registry import neural_voices
+
+    voices = neural_voices(cfg)
+    usable = [n for n, v in voices.items() if v.available]
+    waiting = {v.fix for v in voices.values() if not v.available}
+    status = "fail" if cfg.audio.voice in voices and cfg.audio.voice not in usable else ("ok" if usable else "info")
+    detail = (f"usable: {', '.join(usable)}" if usable else "none usable") + \
+        (f"; unavailable: {', '.join(n for n in voices if n not in usable)}" if waiting else "")
+    return Check("neural voices", status, detail, "; ".join(sorted(waiting)) if waiting else "")
+
+
 def run_checks(cfg: Config) -> list[Check]:
-    return [_camera(cfg), _microphone(cfg), _virtual_camera(cfg), _virtual_mic(), _models(cfg), _opengl(),
-            _tray(), _autostart()]
+    return [_camera(cfg), _microphone(cfg), _virtual_camera(cfg), _virtual_mic(), _models(cfg), _neural_voices(cfg),
+            _opengl(), _tray(), _autostart()]
 
 
 def report(checks: list[Check], as_json: bool = False) -> tuple[str, int]:

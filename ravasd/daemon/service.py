@@ -425,7 +425,8 @@ def settings_effect(key: str) -> str:
 
 #: Settings a converter swap applies (the converter is rebuilt from the new config, nothing reopens).
 LIVE_KEYS = {"audio.voice", "video.avatar", "video.converter", "video.background", "video.background_image",
-             "video.render_scale", "video.framing"}
+             "video.render_scale", "video.framing", "audio.knn_k", "audio.pool_seconds", "audio.device",
+             "audio.knnvc_chunk", "audio.knnvc_context"}
 SOURCE_KEYS = {"video.source", "video.camera", "audio.source", "audio.input_device"}
 #: Settings that reopen a device or resize the stream: that stream's worker restarts (≈ 1 s of placeholder).
 RESTART_KEYS = {"video.source", "video.camera", "video.width", "video.height", "video.fps", "video.deadline_ms",

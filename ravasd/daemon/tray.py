@@ -18,14 +18,16 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from .. import paths
-from ..audio.voices import VOICES
+from ..audio.voices import VOICES, voice_names
 from ..devices.display import display_available
-from ..errors import DeviceError
+from ..errors import DeviceError, RavasError
 from ..video.avatar.library import available
 from ..video.converters import VIDEO_CONVERTERS
 from . import autostart
 
 log = logging.getLogger(__name__)
+#: the neighbour counts the tray offers for neural voices (audio.knn_k; any 1..32 via the config)
+K_CHOICES = (1, 2, 4, 8, 16)
 
 COLORS = {"running": (46, 160, 67), "paused": (130, 130, 140), "waiting": (230, 160, 30), "error": (210, 50, 50)}
 
@@ -109,13 +111,19 @@ class Tray:
             return d.cfg.video.avatar if d.cfg.video.converter == "avatar" else d.cfg.video.converter
 
         def radio(key_get, setter, name):
-            return item(name, lambda icon, it: setter(name), checked=lambda it: key_get() == name, radio=True)
+            return item(str(name), lambda icon, it: setter(name), checked=lambda it: key_get() == name, radio=True)
 
         def ensure_config():
             path = paths.config_file()
             if not path.exists():
                 paths.atomic_write_text(path, "# ravasd user configuration (see `ravasd config reference`)\n")
             return path
+
+        def set_k(k):
+            try:
+                d.set_settings({"audio.knn_k": k})
+            except RavasError as err:
+                log.warning("tray: %s", err)
 
         def toggle_pause(icon, it):
             d.resume() if d.status().get("paused") else d.pause()
@@ -131,7 +139,11 @@ class Tray:
             item(lambda it: f"RAVAS — {self._state_text()}", None, enabled=False),
             Menu.SEPARATOR,
             item("Avatar", Menu(*(radio(current_look, d.set_avatar, n) for n in looks()))),
-            item("Voice", Menu(*(radio(lambda: d.cfg.audio.voice, d.set_voice, n) for n in VOICES))),
+            # built when opened: a neural voice made with `voices build` while running appears at once
+            item("Voice", Menu(lambda: tuple(radio(lambda: d.cfg.audio.voice, d.set_voice, n)
+                                             for n in voice_names(d.cfg, usable_only=True)))),
+            item("Voice neighbours (k)", Menu(*(radio(lambda: d.cfg.audio.knn_k, set_k, k) for k in K_CHOICES)),
+                 visible=lambda it: d.cfg.audio.voice not in VOICES),
             item("Pause (privacy curtain)", toggle_pause, checked=lambda it: bool(d.status().get("paused"))),
             item("Calibrate face", lambda icon, it: d.calibrate()),
             item("Show preview", lambda icon, it: d.set_preview(not d.preview), checked=lambda it: d.preview),

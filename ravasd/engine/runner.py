@@ -240,6 +240,16 @@ class StreamRunner:
             t.join(max(0.05, deadline + extra - time.monotonic()))
         self.status.state = "stopped"
 
+    @property
+    def converter_ready(self) -> bool:
+        """Whether a converter has been built (a neural voice loads for a second or two)."""
+        return self._converter is not None
+
+    @property
+    def converter_latency(self) -> int | None:
+        """The current converter's reported latency (stream samples), None before it is built."""
+        return getattr(self._converter, "latency", None)
+
     def snapshot(self) -> dict[str, Any]:
         """Status as a plain dict, with device xrun counters folded in (any thread)."""
         src = self._source if isinstance(self._source, DeviceCounters) else None

@@ -26,6 +26,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import paths
 from ..audio.voices import VOICES, figures
+from ..audio.voices import neural as neural_voices
 from ..config import Config, block_size, load_config
 from ..daemon import autostart
 from ..daemon.tray import open_path
@@ -647,7 +648,10 @@ class VoicePage(Page):
 
     def __init__(self, win: SettingsWindow) -> None:
         super().__init__(win)
-        self.table = QtWidgets.QTableWidget(len(VOICES), len(self.COLUMNS), objectName="voices")
+        # the built-in voices, then the neural voices usable now (`ravasd voices list` shows the others)
+        entries = [(v.name, v.description) for v in VOICES.values()] + \
+            [(n, nv.description) for n, nv in neural_voices(Config()).items() if nv.available]
+        self.table = QtWidgets.QTableWidget(len(entries), len(self.COLUMNS), objectName="voices")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.setAccessibleName("Voices")
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
@@ -656,20 +660,20 @@ class VoicePage(Page):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setStretchLastSection(True)
         measured = figures.load()
-        for row, v in enumerate(VOICES.values()):
-            f = figures.summary(v.name, measured)
+        for row, (name, desc) in enumerate(entries):
+            f = figures.summary(name, measured)
             wer = "–" if f["wer_increase_points"] is None else f"+{f['wer_increase_points']:.1f} pts"
             eer = "–" if f["eer_lazy_informed"] is None else f"{f['eer_lazy_informed']:.0f} %"
-            cells = (v.name, "…", wer, eer, v.description)  # latency filled in by a worker thread
+            cells = (name, "…", wer, eer, desc)  # latency filled in by a worker thread
             for col, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
-                item.setToolTip(v.description if col == 4 else text)
+                item.setToolTip(desc if col == 4 else text)
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
         self.table.setColumnWidth(1, 70)
         self.table.setColumnWidth(4, 320)
         self.latencies_done = threading.Event()
-        win.run_async(lambda: {name: _latency_ms(Config(), name) for name in VOICES}, self._show_latencies)
+        win.run_async(lambda: {name: _latency_ms(Config(), name) for name, _ in entries}, self._show_latencies)
         self.layout_.addWidget(self.table, 1)
         note = QtWidgets.QLabel("Words lost: extra word errors of a speech recogniser on the converted voice. "
                                 "Disguise: how often a speaker-recognition attacker who knows the voice "
@@ -726,7 +730,8 @@ def _latency_ms(cfg: Config, name: str) -> float:
     from ..audio.voices import make_voice
 
     try:
-        conv = make_voice(cfg, cfg.audio.sample_rate, name, block=block_size(cfg))
+        # live: a neural voice's latency includes its compute margin, as the daemon runs it
+        conv = make_voice(cfg, cfg.audio.sample_rate, name, block=block_size(cfg), live=True)
     except RavasError:
         return float("nan")
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import paths
-from ...errors import ModelError
+from ...errors import ConfigError, ModelError
 from ..voices.base import InnerRateVoice
 from .pools import Pool
 from .runtime import session
@@ -92,18 +92,20 @@ class KnnVC(InnerRateVoice):
     inner_rate = 16000
     method_name = "knnvc"
 
-    def __init__(self, rate: int, model: KnnVCModel, pool: Pool, k: int = 4, context: int = 1600,
+    def __init__(self, rate: int, model: KnnVCModel, pool: Pool, k: int = 4, context: int = 3200,
                  crossfade: bool = True) -> None:
-        if not 0 <= context < model.chunk or (model.chunk - context) % FEATURE_HOP:
-            raise ModelError(f"audio.knnvc_context: {context} samples of context leave no whole hop in chunks of "
-                             f"{model.chunk}.", "choose a context smaller than audio.knnvc_chunk, in steps of 320.")
+        lag = model.chunk - model.out_len  # input samples at the window's end HiFi-GAN's output does not reach
+        if not lag <= context < model.chunk or (model.chunk - context) % FEATURE_HOP:
+            raise ConfigError(f"audio.knnvc_context: {context} samples of earlier audio do not fit chunks of "
+                              f"{model.chunk} (HiFi-GAN's output ends {lag} samples before a chunk does, so the "
+                              f"context must be at least that, and the rest whole 320-sample steps).",
+                              f"choose a context from {lag} to {model.chunk - FEATURE_HOP} in steps of 320.")
         self.model, self.pool, self.k = model, pool, k
         self.hop = model.chunk - context
         self.hop_lookahead = self.hop
         self.crossfade = crossfade
         self._w = crossfade_weights(min(XFADE, self.hop))
         super().__init__(rate, self.hop)
-        lag = model.chunk - model.out_len  # input samples at the window's end HiFi-GAN's output does not reach
         self.latency += self.factor * lag
         self._delay += self.factor * lag
 
