@@ -302,3 +302,18 @@ def test_every_sink_rejects_raw_items(make, tmp_path):
     s = sink()
     with pytest.raises(TypeError, match="raw data must never reach a sink"):
         s.write(raw)
+
+
+def test_audio_latency_includes_the_voices_own_latency_so_video_waits_for_it():
+    """A voice that answers 150 ms late (an 80 ms-frame neural voice and its compute margin): the
+    audio latency the supervisor delays video by must include those 150 ms."""
+    class Late(TestAudioConverter):
+        def __init__(self):
+            super().__init__()
+            self.latency = int(0.15 * NoiseAudioSource().rate)
+
+    r, src, sink = _started(audio_runner(Late))
+    assert wait_until(lambda: r.status.published > 40, 5.0)
+    r.stop()
+    assert 150 <= r.status.latency_ms < 400, r.status.latency_ms
+

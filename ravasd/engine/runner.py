@@ -330,10 +330,16 @@ class StreamRunner:
                 self.set_preview(None)
 
     def published(self, now: float, item: Any, sink_latency: float = 0.0) -> None:
-        """Count one anonymized item written at ``now``: state, latency and rate."""
+        """Count one anonymized item written at ``now``: state, latency and rate. Audio latency
+        includes the voice's algorithmic latency (its look-ahead: a block's samples are the voice's
+        answer to input that much older than the block) — what video must be delayed by for sync."""
         self.status.published += 1
         self.status.state = "running"
-        self._smooth("latency_ms", (now - item.ts + sink_latency) * 1000)
+        algorithmic = 0.0
+        rate = getattr(item, "rate", None)
+        if rate and not getattr(item, "placeholder", False):
+            algorithmic = getattr(self._converter, "latency", 0) / rate
+        self._smooth("latency_ms", (now - item.ts + sink_latency + algorithmic) * 1000)
         # average the interval, not its inverse: bursty delivery must not inflate the rate
         if self._last_out_t is not None:
             dt = now - self._last_out_t
@@ -446,7 +452,6 @@ class StreamRunner:
                     quiet(fn)
             try:
                 if guard.instance is None:
-                    t_build = self.clock()
                     try:
                         self._converter = guard.build()  # outside the hang watch: model loads take time
                     except Exception as err:
@@ -455,15 +460,6 @@ class StreamRunner:
                         self._stop.wait(min(5.0, 0.25 * 2 ** min(self._build_failures, 5)))
                         raise ConverterFailed(f"{type(err).__name__}: {err}", building=True) from err
                     self._build_failures = 0
-                    if self.clock() - t_build > self.deadline:
-                        # A slow build (a neural voice's model load): what queued meanwhile is stale.
-                        # Converted, it would sit in the outbox as a standing delay of up to its
-                        # bound for the rest of the stream; dropped, the stream starts on time.
-                        with self._cv:
-                            stale = len(self._inbox) + 1
-                            self._inbox.clear()
-                        self.status.dropped += stale
-                        continue
                 self._busy_since = self.clock()
                 out = guard.process(item)
             except ConverterFailed as err:
