@@ -271,12 +271,7 @@ def test_a_neural_voice_runs_through_make_voice_offline_and_live(small_model_dir
     ref = offline.process_samples(x)
     live = make_voice(cfg, 48000, "zed", block=240, live=True)
     assert isinstance(live, Offloaded) and live.latency == offline.latency + live.margin
-    out = []
-    for i in range(0, len(x), 240):
-        out.append(live.process_samples(x[i:i + 240]))
-        time.sleep(0.001)
-    live.close()
-    got = np.concatenate(out)
+    got = feed(live, x, 240, 0.001)
     # the live voice is the offline one delayed by its margin; a span the worker was late for (a busy
     # machine: this loop feeds faster than real time) is silence, never anything else
     m = live.margin
@@ -286,6 +281,16 @@ def test_a_neural_voice_runs_through_make_voice_offline_and_live(small_model_dir
     r44 = make_voice(cfg, 44100, "zed", block=441)  # a 44.1 kHz device: resampled, still works
     assert len(r44.process(__import__("ravasd.engine.frames", fromlist=["RawAudio"]).RawAudio(
         np.zeros(441, np.float32), 44100, 0.0)).samples) == 441
+
+
+def feed(voice, x: np.ndarray, block: int, pause: float) -> np.ndarray:
+    """Blocks of ``x`` into a live voice, ``pause`` s apart; closes it; the output joined."""
+    out = []
+    for i in range(0, len(x), block):
+        out.append(voice.process_samples(x[i:i + block]))
+        time.sleep(pause)
+    voice.close()
+    return np.concatenate(out)
 
 
 # --- offloading: fail closed, no creep, hangs surface --------------------------------------------------
@@ -314,12 +319,7 @@ class SlowVoice:
 def test_offloaded_late_output_is_silence_and_the_timeline_never_shifts():
     v = Offloaded(SlowVoice(cost=0.05, every=8), 1000, margin=10)  # 10 ms of margin, 50 ms bursts
     x = np.arange(1, 4001, dtype=np.float32)
-    out = []
-    for i in range(0, len(x), 5):
-        out.append(v.process_samples(x[i:i + 5]))
-        time.sleep(0.005)
-    v.close()
-    y = np.concatenate(out)
+    y = feed(v, x, 5, 0.005)
     assert len(y) == len(x) and v.late_samples > 0
     played = y != 0
     # every sample played is the input's sample exactly `margin` earlier: never shifted, never raw early
@@ -586,3 +586,20 @@ def test_bench_runs_the_full_architecture_with_random_weights_flagged(ravas_home
     man = json.loads((ravas_home / "cache" / "models" / "mimi-random-float32" / "manifest.json").read_text())
     assert man["config"] == arch.FULL.to_dict() and man["source"]["random"] is True
     assert not (ravas_home / "data" / "voices").exists()  # a benchmark builds no voice
+
+
+def test_the_daemon_runs_a_neural_voice_and_records_it(small_model_dir, ravas_home, tmp_path):
+    """The whole path: the daemon (demo microphone, no camera) with a Mimi-VC voice of the small
+    architecture, recording what RAVAS Mic would play; it starts, speaks and stops cleanly."""
+    import av
+
+    pools.save("anna", toy_pool(CFG.dimension).vectors, {"method": "mimi"})
+    out = tmp_path / "rec.wav"
+    env = dict(__import__("os").environ, RAVAS_HOME=str(ravas_home), PULSE_SERVER="unix:/nonexistent")
+    r = ravasd("run", "--duration", "5", "--no-video", "--audio-source", "demo", "--voice", "anna", "--no-tray",
+               "--record", str(out), "--set", f"models.mimi={small_model_dir}", env=env, timeout=90)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    with av.open(str(out)) as c:
+        x = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+    assert len(x) > 48000 * 3 and np.abs(x).max() > 1e-3  # the converted voice, not only silence

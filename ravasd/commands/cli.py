@@ -603,7 +603,9 @@ def cmd_voices(args: argparse.Namespace) -> int:
     for v in neural_voices(cfg).values():  # latency from the architecture: loading a model here is too slow
         rows.append({"name": v.name, "method": v.method + ("" if v.available else " (unavailable)"),
                      "latency_ms": _neural_latency_ms(cfg, v.method), "wer_plus": None, "lazy_eer_%": None,
-                     "description": v.description + ("" if v.available else f". To use it: {v.fix}")})
+                     "description": v.description + (". Live, the daemon adds the compute margin it measures when "
+                                                     "the voice loads (see `ravasd bench audio`)" if v.available
+                                                     else f". To use it: {v.fix}")})
     _table(rows, args.json)
     return 0
 

@@ -95,8 +95,8 @@ def _make(cfg: Config, rate: int, name: str):
     pool = pools.load(name)
     if cfg.audio.pool_seconds:
         rate_hz = 12.5 if voice.method == "mimi" else 50.0
-        pool.vectors = pool.vectors[: max(1, int(cfg.audio.pool_seconds * rate_hz))]
-        pool.__post_init__()
+        pool = pools.Pool(pool.name, pool.method, pool.vectors[: max(1, int(cfg.audio.pool_seconds * rate_hz))],
+                          pool.meta)
     if voice.method == "mimi":
         from .mimi import MimiModel, MimiVC
 
