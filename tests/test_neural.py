@@ -328,6 +328,14 @@ def test_offloaded_late_output_is_silence_and_the_timeline_never_shifts():
     assert (~played[v.margin:]).sum() == v.late_samples  # the gaps are exactly the late spans
 
 
+def test_status_says_when_a_live_voice_was_late():
+    from ravasd.daemon.control import format_status
+
+    st = {"audio": {"state": "running", "rate": 200, "latency_ms": 150, "voice_late_ms": 40.0}}
+    assert "voice late for 40 ms" in format_status(st)
+    assert "late" not in format_status({"audio": {"state": "running", "voice_late_ms": 0.0}})
+
+
 def test_offloaded_errors_reach_the_runner_and_stalls_raise():
     v = Offloaded(SlowVoice(fail_at=3), 1000, margin=10)
     with pytest.raises(RuntimeError, match="boom"):
@@ -603,3 +611,22 @@ def test_the_daemon_runs_a_neural_voice_and_records_it(small_model_dir, ravas_ho
     with av.open(str(out)) as c:
         x = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
     assert len(x) > 48000 * 3 and np.abs(x).max() > 1e-3  # the converted voice, not only silence
+
+
+@pytest.mark.skipif(__import__("shutil").which("flite") is None, reason="flite makes the target speech")
+def test_the_shipped_target_speech_is_what_the_generator_makes():
+    import soxr
+
+    from ravasd.audio.neural import speech
+    from ravasd.evaluation.target_speech import synthesize
+
+    fresh, rate = synthesize("alto")
+    fresh = soxr.resample(fresh, rate, 24000).astype(np.float32)
+    shipped = speech.load("alto")
+    assert abs(len(shipped) - len(fresh)) < 24000 * 0.05  # Opus adds at most a frame or two
+    n = min(len(fresh), len(shipped)) - 2000
+    a, b = fresh[1000:n], shipped[1000:n]
+    best = max(float(np.dot(a[:len(a) - d], b[d:]) / np.linalg.norm(a[:len(a) - d]) / np.linalg.norm(b[d:]))
+               for d in range(0, 400, 4))
+    assert best > 0.9, best  # the same speech, through a 32 kbit/s codec
+    assert len(speech.sha256("tenor")) == 64 and 150 < len(speech.load("tenor")) / 24000 < 165

@@ -185,7 +185,9 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
             fits.append(max(ringmod_fit(y[j:j + win], x[i:i + win]) for j in range(lo, lag + i + 480, 8)
                             if j + win <= len(y)))
     fits = np.array(fits)
-    glitches = a["dropped"] + a["xruns"] - before["dropped"] - before["xruns"]
+    # one hiccup counts twice (the device's underrun is an xrun, the late burst after it a trim): count
+    # hiccups as the larger of the two
+    glitches = max(a["dropped"] - before["dropped"], a["xruns"] - before["xruns"])
     assert glitches <= 1, {k: (before[k], a[k]) for k in ("dropped", "device_dropped", "xruns")}
     assert (fits < 0.9).sum() <= 1 and np.median(fits) > 0.99, f"window fits {np.round(fits, 2)}; {before} → {a}"
     # the whole path (pulse capture → daemon → RAVAS Mic) adds a bounded delay; parecord started earlier

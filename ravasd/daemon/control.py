@@ -40,6 +40,8 @@ def format_status(st: dict) -> str:
         if s.get("shedding"):
             scale = f", rendering at {s['render_scale']:.2f}×" if s.get("render_scale", 1) < s.get("top_scale", 1) else ""
             shed = f" (giving way to audio: CPU busy{scale})"
+        if s.get("voice_late_ms"):
+            shed += f" (voice late for {s['voice_late_ms']:.0f} ms in all: CPU busy, those spans were silence)"
         state = s.get("state", "?") + shed
         parts.append(f"{kind}: {state} {s.get('rate', 0):.0f} {unit}, "
                      f"{s.get('latency_ms', 0):.0f} ms, dropped {s.get('dropped', 0)}, "

@@ -267,6 +267,12 @@ class StreamRunner:
         if scale is not None:  # below video.render_scale = giving way to audio (load shedding)
             d["render_scale"] = round(float(scale), 2)
             d["top_scale"] = round(float(getattr(self._converter, "top_scale", scale)), 2)
+        live = self._converter
+        while live is not None and not hasattr(live, "late_samples"):  # through a resampler to the voice
+            live = getattr(live, "inner", None)
+        if live is not None:  # a neural voice on its own thread: how much it was late (played as silence)
+            d["voice_late_ms"] = round(live.late_samples / live.rate * 1000, 1)
+            d["voice_margin_ms"] = round(live.margin / live.rate * 1000, 1)
         d["recording_error"] = str(getattr(self._sink, "failed", "") or "")  # a file sink that stopped
         return d
 

@@ -2,16 +2,14 @@
 
 The files are made here, not taken from anywhere: flite's CMU voices (BSD-style licence) read the
 project's own pool sentences (MIT), joined by short pauses, Ogg/Opus at 32 kbit/s.
-``python -m ravasd.audio.neural.speech`` rebuilds them (needs flite; deterministic for one libopus
-version, and a test checks a rebuild sounds the same). ``models fetch mimi`` turns them into pools.
+``python -m ravasd.evaluation.target_speech`` rebuilds them (needs flite; a test checks a rebuild sounds
+the same). ``models fetch mimi`` turns them into pools.
 """
 from __future__ import annotations
 
 import hashlib
 import io
-import sys
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
@@ -73,31 +71,3 @@ def encode(x: np.ndarray, rate: int) -> bytes:
         for pkt in st.encode(None):
             box.mux(pkt)
     return buf.getvalue()
-
-
-def synthesize(name: str) -> tuple[np.ndarray, int]:
-    """The speech of ``name`` before encoding (flite), and its rate."""
-    from ...evaluation.corpus import POOL_SENTENCES, RATE as SRATE, synthesize as say
-
-    voice = SPEAKERS[name][0]
-    pause = np.zeros(int(PAUSE_S * SRATE), np.float32)
-    parts = []
-    for text in POOL_SENTENCES:
-        parts += [say(text, "flite", voice), pause]
-    x = np.concatenate(parts)
-    return (0.5 * x / max(1e-6, float(np.max(np.abs(x))))).astype(np.float32), SRATE
-
-
-def main(argv: list[str] | None = None) -> int:
-    names = (argv if argv is not None else sys.argv[1:]) or list(SPEAKERS)
-    folder = Path(__file__).parent / "speech"
-    folder.mkdir(exist_ok=True)
-    for name in names:
-        x, rate = synthesize(name)
-        (folder / file_name(name)).write_bytes(encode(x, rate))
-        print(f"{name}: {len(x) / rate:.1f} s, {(folder / file_name(name)).stat().st_size / 1e3:.0f} kB")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
