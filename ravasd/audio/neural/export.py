@@ -22,8 +22,8 @@ def _need_torch():
         import onnx  # noqa: F401  (torch's exporter writes through it)
         import onnx_ir  # noqa: F401  (onnxruntime's quantiser needs it)
     except ImportError:
-        raise ModelError("Making the Mimi graphs needs PyTorch and onnx (export time only).",
-                         "install them (CPU build): `pip install torch==2.13.0 onnx` or "
+        raise ModelError("Making the Mimi graphs needs PyTorch, onnx and onnx-ir (export time only).",
+                         "install them (CPU build): `pip install torch==2.13.0 onnx onnx-ir` or "
                          "`pip install 'ravasd[torch]'`, then run the command again.") from None
 
 

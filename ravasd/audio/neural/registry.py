@@ -13,7 +13,7 @@ from ...errors import ConfigError
 from . import pools
 
 FETCH_FIX = ("run `ravasd models fetch mimi` (downloads Kyutai's Mimi, ~385 MB, CC-BY-4.0; needs PyTorch once "
-             "to export it: `pip install torch==2.13.0 onnx`), or `ravasd models add mimi FILE` with a copy of "
+             "to export it: `pip install torch==2.13.0 onnx onnx-ir`), or `ravasd models add mimi FILE` with a copy of "
              "tokenizer-e351c8d8-checkpoint125.safetensors")
 KNNVC_FIX = "run `ravasd models add knnvc DIR` with the folder holding RAVAS's wavlm_<S>.onnx and hifigan_<S>.onnx"
 #: Shown (unavailable) before Mimi is installed; installing builds them.
