@@ -63,6 +63,19 @@ def private_files() -> None:
     os.umask(0o077)
 
 
+def replace_dir(stage: Path, dest: Path) -> None:
+    """Put the finished folder ``stage`` at ``dest`` (a sibling): readers see the old folder or the new
+    one, never a mix; the old one is removed after the swap."""
+    import shutil
+
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    stage.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
     """Replace ``path`` with ``text`` so that readers see the old or the new file, never half.
     The new file has ``mode`` (owner-only by default, whatever the old one had)."""

@@ -17,26 +17,11 @@ from ..errors import ConfigError, MediaError, ModelError
 AUDIO_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a"}
 
 
-def _torch_fix() -> str:
-    return ("install PyTorch (CPU build) and onnx once: `pip install torch==2.13.0 onnx onnx-ir` "
-            "(or the `torch` extra)")
-
-
-def _need_export_tools() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnx_ir  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        raise ModelError("Installing Mimi exports it to ONNX, which needs PyTorch and onnx (only for this step; "
-                         "the voice itself runs on onnxruntime).", _torch_fix() + ", then run the command again."
-                         ) from None
-
-
 def fetch_mimi(cfg: Config, precision: str = "float32") -> Path:
+    from ..audio.neural.export import need_tools
     from ..audio.neural.install import install_mimi, mimi_dir
 
-    _need_export_tools()  # before a 385 MB download that could not be used
+    need_tools()  # before a 385 MB download that could not be used
     if not cfg.models.allow_download:
         raise ModelError("Downloads are switched off (models.allow_download).",
                          f"download {models.MIMI.url} yourself and run `ravasd models add mimi FILE`, or set "
@@ -48,6 +33,7 @@ def fetch_mimi(cfg: Config, precision: str = "float32") -> Path:
 
 def add_mimi(cfg: Config, file: Path, precision: str = "float32") -> Path:
     from ..audio.neural import checkpoint
+    from ..audio.neural.export import need_tools
     from ..audio.neural.install import install_mimi, mimi_dir
 
     file = Path(file).expanduser()
@@ -56,7 +42,7 @@ def add_mimi(cfg: Config, file: Path, precision: str = "float32") -> Path:
     if recorded.is_file() and models.sha256(file) != recorded.read_text().strip():
         print(f"Note: {file} differs from the copy fetched earlier (sha256 recorded in {recorded}); "
               "installing it anyway, as you asked.", file=sys.stderr)
-    _need_export_tools()
+    need_tools()
     return install_mimi(file, mimi_dir(cfg.models.mimi), source_note=f"added by hand from {file}",
                         precision=precision)
 

@@ -19,6 +19,11 @@ from . import mimi_arch as arch
 _DT = {"F32": np.float32, "F16": np.float16, "BF16": "bf16", "F64": np.float64}
 
 
+def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
+    """Raw bfloat16 bytes (uint8 or uint16 view) → float32: the 16 bits are a float32's high half."""
+    return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
 def _header(path: Path) -> tuple[dict, int]:
     size = path.stat().st_size
     with open(path, "rb") as fh:
@@ -71,7 +76,7 @@ def read_mimi(path: Path, cfg: arch.MimiConfig = arch.FULL) -> dict[str, np.ndar
         a, b = (base + int(o) for o in info["data_offsets"])
         raw = np.asarray(data[a:b])
         if dt == "bf16":
-            arr = (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+            arr = bf16_to_f32(raw)
         else:
             arr = raw.view(dt).astype(np.float32)
         if arr.size != int(np.prod(want[k])):

@@ -16,15 +16,17 @@ from ...errors import ModelError
 from . import mimi_arch as arch
 
 
-def _need_torch():
+def need_tools() -> None:
+    """Raise a :class:`ModelError` with the install line unless the export tools import."""
     try:
         import torch  # noqa: F401
         import onnx  # noqa: F401  (torch's exporter writes through it)
         import onnx_ir  # noqa: F401  (onnxruntime's quantiser needs it)
     except ImportError:
-        raise ModelError("Making the Mimi graphs needs PyTorch, onnx and onnx-ir (export time only).",
-                         "install them (CPU build): `pip install torch==2.13.0 onnx onnx-ir` or "
-                         "`pip install 'ravasd[torch]'`, then run the command again.") from None
+        raise ModelError("Installing Mimi exports it to ONNX, which needs PyTorch, onnx and onnx-ir (only for this "
+                         "step; the voice itself runs on onnxruntime).",
+                         "install them once (CPU build): `pip install torch==2.13.0 onnx onnx-ir` (or the `torch` "
+                         "extra), then run the command again.") from None
 
 
 PRECISIONS = ("float32", "int8")
@@ -53,7 +55,7 @@ def export(params: dict[str, np.ndarray], cfg: arch.MimiConfig, out: Path, sourc
     manifest; ``precision`` int8 quantises the transformers' weights (:func:`quantize`)."""
     if precision not in PRECISIONS:
         raise ModelError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}.", "pass --precision float32.")
-    _need_torch()
+    need_tools()
     import torch
 
     p = arch.torch_params(params, cfg)

@@ -107,12 +107,7 @@ def install_mimi(ckpt: Path, dest: Path | None = None, *, default_voices: bool =
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    old = dest.with_name(f".{dest.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    stage.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+    paths.replace_dir(stage, dest)
     for name, latents, spk, desc in built:
         pools.save(name, latents, {
             "method": "mimi", "description": f"Mimi-VC towards {desc} (shipped target speech)",

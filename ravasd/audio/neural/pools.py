@@ -20,6 +20,7 @@ import numpy as np
 
 from ... import paths
 from ...errors import ConfigError, ModelError
+from .checkpoint import bf16_to_f32
 
 METHODS = {"mimi": 512, "knnvc": 1024}  # method → feature dimension of the published models
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -104,12 +105,7 @@ def save(name: str, vectors: np.ndarray, meta: dict, force: bool = False) -> Pat
     np.save(stage / "pool.npy", np.asarray(vectors, np.float32))
     (stage / "voice.json").write_text(json.dumps({**meta, "name": name, "frames": int(len(vectors)),
                                                   "dimension": int(np.shape(vectors)[1])}, indent=1))
-    old = root / f".{name}.old"
-    if dest.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        dest.rename(old)
-    stage.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+    paths.replace_dir(stage, dest)
     return dest
 
 
@@ -137,7 +133,7 @@ def read_torch_tensor(path: Path) -> np.ndarray:
         def storage(key: str, dtype) -> np.ndarray:
             raw = zf.read(f"{root}data/{key}")
             if dtype == "bfloat16":
-                return (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
+                return bf16_to_f32(np.frombuffer(raw, np.uint8))
             return np.frombuffer(raw, dtype)
 
         def rebuild(stor, offset, size, stride, *_):
