@@ -160,6 +160,19 @@ def test_mimivc_gate_keeps_silence_silent_and_opens_where_sound_starts(small_mod
     assert np.abs(y[onset:onset + 480]).max() > 1e-3
 
 
+def test_the_run_time_voice_never_imports_torch(small_model_dir):
+    """torch is for exporting; a daemon running a Mimi-VC voice must not pay its import (seconds) and memory."""
+    code = ("import sys, numpy as np\n"
+            "from ravasd.audio.neural.mimi import MimiModel, MimiVC\n"
+            "from ravasd.audio.neural import pools, registry, knnvc, offload\n"
+            f"m = MimiModel({str(small_model_dir)!r})\n"
+            "v = MimiVC(48000, m, pools.Pool('t', 'mimi', np.ones((4, m.cfg.dimension), np.float32), {}))\n"
+            "v.process_samples(np.zeros(9600, np.float32))\n"
+            "print('torch' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "False", r.stdout + r.stderr[-2000:]
+
+
 def test_knn_on_a_toy_pool():
     pool = pools.Pool("t", "mimi", np.array([[1, 0], [0, 1], [-1, 0], [10, 1]], np.float32), {})
     q = np.array([[2, 0.05], [0, -3]], np.float32)

@@ -22,11 +22,18 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-try:  # torch only where graphs are made; the shapes and state plans below need numpy only
-    import torch
-    import torch.nn.functional as F
-except ImportError:  # pragma: no cover - exercised by installs without the torch extra
-    torch = F = None
+# torch only where graphs are made, imported then (:func:`_load_torch`): the run-time voice reads the
+# configuration and state plans below and must not pay torch's seconds of import and its memory.
+torch = F = None
+
+
+def _load_torch() -> None:
+    global torch, F
+    if F is None:
+        import torch as _torch
+        import torch.nn.functional as _F
+
+        torch, F = _torch, _F
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,7 @@ class _States:
 
 
 def _conv(x, p: dict, c: Conv, st: _States):
+    _load_torch()
     w = p[f"{c.key}.weight"]
     b = p.get(f"{c.key}.bias") if c.bias else None
     if c.transposed:
@@ -368,9 +376,9 @@ def _transformer(x, p: dict, side: str, cfg: MimiConfig, st: _States):
 
 def encode_step(p: dict, cfg: MimiConfig, audio, *state):
     """(B, 1, T·hop) audio + encoder state → (B, dimension, T) embeddings at the encoder rate (25 Hz)
-    + new state. The 25 → 12.5 Hz downsample is :func:`downsample` (numpy at run time): a voice then
-    encodes each 40 ms half-frame as it arrives, and only the second half's work is left when a
-    frame completes."""
+    + new state. The 25 → 12.5 Hz downsample runs in numpy at run time
+    (:class:`~ravasd.audio.neural.mimi.Downsample`; :func:`downsample_reference` here)."""
+    _load_torch()
     st = _States(encoder_states(cfg), state)
     z = _seanet(audio, p, encoder_plan(cfg), st)
     z = _transformer(z, p, "encoder", cfg, st)
@@ -380,6 +388,7 @@ def encode_step(p: dict, cfg: MimiConfig, audio, *state):
 def downsample_reference(p: dict, cfg: MimiConfig, emb):
     """The learnt stride-2 conv (replicate-padded) over a whole (B, D, 2T) sequence, in torch: the
     reference the run-time numpy :class:`~ravasd.audio.neural.mimi.Downsample` is tested against."""
+    _load_torch()
     c = downsample_conv(cfg)
     st = _States(_conv_specs([c]), [torch.zeros(1, c.cin, c.state_len), torch.ones(1)])
     return _conv(emb, p, c, st)
@@ -387,6 +396,7 @@ def downsample_reference(p: dict, cfg: MimiConfig, emb):
 
 def decode_step(p: dict, cfg: MimiConfig, latent, *state):
     """(B, dimension, T) latents (before the RVQ projections) + decoder state → (B, 1, T·frame) audio."""
+    _load_torch()
     st = _States(decoder_states(cfg), state)
     z = torch.einsum("ij,bjt->bit", p["projection"], latent)
     z = _conv(z, p, upsample_conv(cfg), st)
@@ -400,6 +410,7 @@ def initial(specs: list[StateSpec]) -> list[np.ndarray]:
 
 
 def torch_params(params: dict[str, np.ndarray], cfg: MimiConfig) -> dict:
+    _load_torch()
     out = {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in params.items()}
     out["projection"] = torch.from_numpy(projection(params, cfg))
     return out
