@@ -5,7 +5,7 @@ It reads the registries only; nothing is built or loaded.
 """
 from __future__ import annotations
 
-from .audio.voices import neural, voice_names
+from .audio.voices import VOICES, neural
 from .config import Config
 from .errors import ConfigError
 from .video.avatar.library import find as find_avatar
@@ -18,10 +18,11 @@ def check_names(cfg: Config) -> None:
     if cfg.video.converter not in VIDEO_CONVERTERS:
         raise ConfigError(f"video.converter: unknown converter {cfg.video.converter!r}.",
                           f"choose one of: {', '.join(sorted(VIDEO_CONVERTERS))} (`ravasd converters`).")
-    if cfg.audio.voice not in voice_names(cfg):
+    nvs = neural(cfg)  # reads the voices' files: once
+    if cfg.audio.voice not in VOICES and cfg.audio.voice not in nvs:
         raise ConfigError(f"audio.voice: unknown voice {cfg.audio.voice!r}.",
-                          f"choose one of: {', '.join(voice_names(cfg))} (`ravasd voices list`).")
-    nv = neural(cfg).get(cfg.audio.voice)
+                          f"choose one of: {', '.join([*VOICES, *nvs])} (`ravasd voices list`).")
+    nv = nvs.get(cfg.audio.voice)
     if nv is not None and not nv.available:
         raise ConfigError(f"audio.voice: the voice {cfg.audio.voice!r} is not usable yet.", nv.fix)
     if cfg.video.converter == "avatar":

@@ -65,25 +65,23 @@ def random_weights(cfg: Config, names: list[str], precision: str = "float32") ->
             continue
         from ..audio.neural.install import make_random
         from ..audio.neural.mimi import MimiModel, MimiVC
+        from ..audio.neural.registry import offloaded
+        from ..audio.neural.runtime import load_manifest
+        from ..audio.voices import at_rate
 
         folder = make_random(precision=precision)
-        model_cfg = MimiModel(folder).cfg
-        vec = np.random.default_rng(0).normal(0, 1, (int(300 * 12.5), model_cfg.dimension)).astype(np.float32)
+        dim = load_manifest(folder)["config"]["dimension"]
+        vec = np.random.default_rng(0).normal(0, 1, (int(300 * 12.5), dim)).astype(np.float32)
         pool = pools.Pool(name, "mimi", vec, {})
 
         def factory(cfg, rate, block, live, folder=folder, pool=pool):
-            from ..audio.neural.offload import Offloaded, measure_margin
+            def voice(cfg, rate):  # as the registry builds a Mimi-VC voice, on the random model
+                if rate % 24000:
+                    raise ValueError(rate)
+                v = MimiVC(rate, MimiModel(folder, cfg.audio.device), pool, cfg.audio.knn_k)
+                return offloaded(cfg, v, rate) if live else v
 
-            inner = 48000 if rate % 24000 else rate
-            voice = MimiVC(inner, MimiModel(folder, cfg.audio.device), pool, cfg.audio.knn_k)
-            voice.fit_blocks(block)
-            if live:
-                voice = Offloaded(voice, inner, measure_margin(voice, inner, voice.factor * voice.model.frame))
-            if rate % 24000:
-                from ..audio.voices.resample import Resampled
-
-                return Resampled(voice, rate, 48000)
-            return voice
+            return at_rate(voice, cfg, rate, block)
 
         _OVERRIDES[name] = factory
         notes[name] = f"RANDOM weights, {precision} (published architecture; the real ones are not installed)"

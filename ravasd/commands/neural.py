@@ -103,9 +103,9 @@ def _read(path: Path, rate: int) -> np.ndarray:
 
 def _model_for(cfg: Config, method: str):
     """(features function, its rate, frames per second, model digest) for ``method``."""
-    import os
+    from ..audio.neural.runtime import all_cores
 
-    threads = max(1, os.cpu_count() or 1)
+    threads = all_cores()
     if method == "mimi":
         from ..audio.neural.install import content_id, mimi_dir
         from ..audio.neural.mimi import MimiModel

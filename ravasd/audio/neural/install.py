@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -20,6 +19,7 @@ from ... import models, paths
 from ...errors import ModelError
 from . import checkpoint, mimi_arch as arch, pools, speech
 from .mimi import MimiModel
+from .runtime import all_cores
 
 
 def mimi_dir(configured: str | None = None) -> Path:
@@ -50,7 +50,7 @@ def check_streaming(folder: Path, tolerance: float = 1e-3) -> float:
     """Run the graphs on :func:`test_signal` offline (one call) and streamed (one frame, then three,
     then the rest); raise unless they agree within ``tolerance`` (relative to the signal's peak).
     Returns the worst relative difference."""
-    m = MimiModel(folder, threads=max(1, os.cpu_count() or 1))
+    m = MimiModel(folder, threads=all_cores())
     x = test_signal(m.cfg.sample_rate)
     n = len(x) // m.frame
     x = x[: n * m.frame]
@@ -70,10 +70,6 @@ def check_streaming(folder: Path, tolerance: float = 1e-3) -> float:
     return worst
 
 
-def _digest(path: Path) -> str:
-    return models.sha256(path)
-
-
 def install_mimi(ckpt: Path, dest: Path | None = None, *, default_voices: bool = True,
                  source_note: str = "", random: bool = False, precision: str = "float32") -> Path:
     """Validate ``ckpt``, export, check, build the default voices; return the installed folder.
@@ -84,7 +80,7 @@ def install_mimi(ckpt: Path, dest: Path | None = None, *, default_voices: bool =
     dest = dest or mimi_dir()
     _say(f"Checking {ckpt} …")
     params = checkpoint.read_mimi(ckpt, cfg := checkpoint.config_of(ckpt))
-    digest = _digest(ckpt)
+    digest = models.sha256(ckpt)
     stage = dest.with_name(f".{dest.name}.staging")
     shutil.rmtree(stage, ignore_errors=True)
     try:
@@ -99,7 +95,7 @@ def install_mimi(ckpt: Path, dest: Path | None = None, *, default_voices: bool =
         _say(f"Streamed output matches the offline run (worst relative difference {worst:.1e}).")
         built = []
         if default_voices:
-            model = MimiModel(stage, threads=max(1, os.cpu_count() or 1))
+            model = MimiModel(stage, threads=all_cores())
             for name, (spk, desc) in speech.SPEAKERS.items():
                 _say(f"Building the voice mimi-{name} from the shipped {desc} …")
                 audio = speech.load(name, model.cfg.sample_rate)

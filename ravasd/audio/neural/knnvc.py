@@ -90,7 +90,6 @@ class KnnVC(InnerRateVoice):
     """Streaming kNN-VC (see the module docstring); ``latency`` in stream samples."""
 
     inner_rate = 16000
-    method_name = "knnvc"
 
     def __init__(self, rate: int, model: KnnVCModel, pool: Pool, k: int = 4, context: int = 3200,
                  crossfade: bool = True) -> None:

@@ -111,7 +111,6 @@ class MimiVC(InnerRateVoice):
     ``latency`` in stream samples (one frame of look-ahead + the resampling FIRs)."""
 
     inner_rate = 24000
-    method_name = "mimi"
     GATE_DB, GATE_WINDOW, GATE_HOLD = -55.0, 240, 2  # dBFS, samples (10 ms at 24 kHz), windows
 
     def __init__(self, rate: int, model: MimiModel, pool: Pool, k: int = 4) -> None:

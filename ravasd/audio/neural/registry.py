@@ -75,11 +75,15 @@ def make(cfg: Config, rate: int, name: str, live: bool = False):
     when it is not usable). Raises ValueError for rates its resampler cannot take (see make_voice).
     ``live``: computed on a worker thread behind a measured margin (:mod:`.offload`), for the daemon."""
     voice = _make(cfg, rate, name)
-    if not live:
-        return voice
+    return offloaded(cfg, voice, rate) if live else voice
+
+
+def offloaded(cfg: Config, voice, rate: int):
+    """``voice`` (a MimiVC / KnnVC at ``rate``) on its own thread behind the margin one of its frames
+    (its look-ahead unit) measures now."""
     from .offload import Offloaded, measure_margin
 
-    frame = voice.factor * (voice.model.frame if voice.method_name == "mimi" else voice.hop)
+    frame = voice.factor * voice.hop_lookahead
     return Offloaded(voice, rate, measure_margin(voice, rate, frame), cfg.engine.hang_timeout_ms / 1000)
 
 

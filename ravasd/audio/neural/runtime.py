@@ -39,6 +39,13 @@ def providers(device: str) -> list[str]:
     return PROVIDERS[device] + ["CPUExecutionProvider"]
 
 
+def all_cores() -> int:
+    """Threads for offline work (installing, building pools): every core; live voices use one."""
+    import os
+
+    return max(1, os.cpu_count() or 1)
+
+
 def session(path: Path, device: str = "cpu", threads: int = 1):
     """An inference session on ``path``; ``threads`` intra-op threads (1: the model gets one core)."""
     import onnxruntime as ort

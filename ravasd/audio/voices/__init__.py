@@ -102,9 +102,16 @@ def make_voice(cfg: Config, rate: int, name: str | None = None, block: int | Non
     else:
         raise ConfigError(f"audio.voice: unknown voice {name!r}.",
                           f"choose one of: {', '.join(voice_names(cfg))} (`ravasd voices list`).")
+    return at_rate(factory, cfg, rate, block)
+
+
+def at_rate(factory: Callable[[Config, int], object], cfg: Config, rate: int, block: int | None = None) -> object:
+    """``factory(cfg, rate)``, or — when it raises ValueError for a rate it cannot run at (a 44.1 kHz
+    device; the voices need a multiple of 16/24 kHz) — the voice at 48 kHz behind soxr; then
+    ``fit_blocks(block)`` where the voice has it."""
     try:
         voice = factory(cfg, rate)
-    except ValueError:  # the voice needs a multiple of 16/24 kHz (e.g. a 44.1 kHz device): resample
+    except ValueError:
         return Resampled(factory(cfg, 48000), rate, 48000)
     if block and hasattr(voice, "fit_blocks"):
         voice.fit_blocks(block)
