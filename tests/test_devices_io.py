@@ -330,3 +330,52 @@ def test_jitter_buffer_grows_on_underruns_and_gives_it_back_when_calm(monkeypatc
         assert len(sink._buf) <= start  # the fill (latency) came down with it
     finally:
         sink.close()
+
+
+def test_jitter_buffer_does_not_repeat_a_give_back_that_caused_an_underrun(monkeypatch):
+    """Measured on PipeWire at its desktop quantum (1024 samples): each give-back below the quantum
+    was followed by an underrun within seconds, a glitch every 10–25 s for the whole call. A
+    give-back that an underrun follows before the next one was due sets the floor: calm again,
+    the pre-roll stays there (other growth above it is still given back)."""
+    import sounddevice as sd
+
+    from ravasd.audio import sinks
+
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(sinks.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(sd, "OutputStream", _NoStream)
+    sink = DeviceAudioSink(None, 48000, 240, 0.2)
+    out = np.zeros((240, 1), np.float32)
+    block = AnonAudio(np.full(240, 0.1, np.float32), 48000, 0.0)
+    start = sink.preroll
+
+    def dry_runs(n):  # input stops until the device runs dry, then resumes: n times
+        for _ in range(n):
+            for _ in range(sink.preroll // 240):
+                sink.write(block)
+            before = sink.underruns
+            while sink.underruns == before:
+                clock["t"] += 0.005
+                sink._callback(out, 240, None, None)
+
+    def calm(seconds):
+        for _ in range(int(200 * seconds)):
+            sink.write(block)
+            clock["t"] += 0.005
+            sink._callback(out, 240, None, None)
+
+    try:
+        dry_runs(3)
+        assert sink.preroll == start + 3 * 240
+        calm(11.5)  # one block given back …
+        assert sink.preroll == start + 2 * 240
+        dry_runs(1)  # … and the device runs dry at once: that give-back was too much
+        floor = sink.preroll
+        assert floor == start + 3 * 240
+        calm(60)
+        assert sink.preroll == floor and sink.underruns == 4
+        dry_runs(2)  # a busy spell later grows it further; calm gives that back, down to the floor
+        calm(45)
+        assert sink.preroll == floor
+    finally:
+        sink.close()

@@ -29,7 +29,9 @@ class DeviceAudioSink:
     exceed ``max_latency`` s. Each underrun grows the pre-roll by one block (an adaptive jitter
     buffer: bursty servers such as PipeWire settle at their quantum); after ``SHRINK_AFTER_S``
     without one it gives a block back, down to where it started — a busy minute must not leave
-    its latency behind for the rest of the call.
+    its latency behind for the rest of the call. A give-back that an underrun follows before the
+    next one was due was too much: that pre-roll becomes the floor (a PipeWire quantum of 1024
+    otherwise costs a glitch each time the buffer shrinks below it, measured every 10–25 s).
 
     ``clocked``: the device's clock paces playback, so the runner sends no silence blocks.
     """
@@ -43,6 +45,8 @@ class DeviceAudioSink:
         self.max_samples = max(int(max_latency * rate), 2 * block)
         self.preroll = self._preroll0 = preroll * block
         self._calm_since = time.monotonic()  # the last underrun (or pre-roll change)
+        self._floor = self.preroll  # the smallest pre-roll this device's bursts allow, learnt
+        self._shrunk_at = float("-inf")
         self._buf = np.zeros(0, np.float32)
         self._lock = threading.Lock()
         self._primed = False
@@ -97,9 +101,9 @@ class DeviceAudioSink:
                 self._win_min = min(self._win_min, len(self._buf))
                 self._win_n += frames
                 if self._win_n >= self.rate:
-                    if self.preroll > self._preroll0 and now - self._calm_since >= self.SHRINK_AFTER_S:
+                    if self.preroll > self._floor and now - self._calm_since >= self.SHRINK_AFTER_S:
                         self.preroll -= self.block  # calm again: give one block of jitter buffer back
-                        self._calm_since = now
+                        self._calm_since = self._shrunk_at = now
                     margin = max(self.block, self.preroll - self.block)
                     excess = self._win_min - margin
                     if excess >= 2 * self.block:  # hysteresis: jitter is not drift
@@ -111,6 +115,8 @@ class DeviceAudioSink:
                 self._primed = False
                 # the input arrives in larger bursts than we buffer for: buffer one block more
                 self.preroll = min(self.preroll + self.block, self.max_samples // 2)
+                if now - self._shrunk_at < self.SHRINK_AFTER_S:  # the last give-back caused this
+                    self._floor = max(self._floor, self.preroll)
                 self._calm_since = now
         outdata.fill(0)
 
