@@ -233,14 +233,21 @@ def test_mtoon_with_shade_equal_to_base_is_flat_base_colour(tmp_path):
     assert px.std(axis=0).max() < 0.05
 
 
-def test_mtoon_outline_follows_morph_targets_on_the_gpu_path_as_on_the_cpu_path():
+@pytest.mark.parametrize("flipped", [False, True])
+def test_mtoon_outline_follows_morph_targets_on_the_gpu_path_as_on_the_cpu_path(flipped):
     """On a GPU the morph targets are applied in the vertex shaders, the outline's too: with MToon
     outlines on every part of a bundled avatar, the GPU path (run on llvmpipe here) draws what the
-    CPU path draws, open jaw and outline included."""
+    CPU path draws, open jaw and outline included. ``flipped``: some static parts wound the other
+    way (exporters differ), which the CPU path batches with the rest — each keeps its outline."""
     from ravasd.video.avatar.material import Material
     from ravasd.video.avatar.renderer import AvatarRenderer
 
     model = load_avatar(Path(__file__).resolve().parents[1] / "avatars" / "sol.glb")
+    if flipped:
+        static = [p for p in model.primitives if p.targets is None]
+        assert len(static) >= 4
+        for p in static[::2]:
+            p.indices = p.indices.reshape(-1, 3)[:, ::-1].reshape(-1).copy()
     for p in model.primitives:
         base = p.color[:3]
         p.material = Material(mtoon=True, shade=(base * 0.6).astype(np.float32), toony=0.6, shift=-0.1,

@@ -335,9 +335,11 @@ class AvatarRenderer:
         for pi, p in enumerate(self.model.primitives):
             if (p.texture is None and p.shade_texture is None and p.matcap_texture is None and not p.blend
                     and p.joints is None and p.color[3] >= 1.0):
-                groups.setdefault((anchor(p.node), p.material.batch_key()), []).append(pi)
+                # parts wound the other way need the other face culled for their outline: not one batch
+                cull = _cull_for(_winding(p.positions, p.indices)) if p.material.outline != "none" else None
+                groups.setdefault((anchor(p.node), p.material.batch_key(), cull), []).append(pi)
         batches = []
-        for (node, _), members in groups.items():
+        for (node, _, cull), members in groups.items():
             if len(members) < 2:
                 continue
             prims = [self.model.primitives[pi] for pi in members]
@@ -358,7 +360,7 @@ class AvatarRenderer:
             key = ("batch", len(batches))
             if mat.outline != "none":
                 self._outline_vao[key] = self._vertex_array(self._outline_program(), attrs[:2], bufs[4])
-                self._outline_cull[key] = _cull_for(sum(_winding(p.positions, p.indices) for p in prims))
+                self._outline_cull[key] = cull
             batches.append({"node": node, "members": members, "offsets": offsets, "positions": pos,
                             "vao": vao, "buffers": bufs, "material": mat, "key": key})
         return batches
