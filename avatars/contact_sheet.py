@@ -1,8 +1,9 @@
 """Render a contact sheet per bundled avatar: seven poses side by side, as a person reviewing an
 avatar would want to see it (neutral, smile, surprise, sad, talking, blink, head turned 30°).
 
-Run: ``python avatars/contact_sheet.py`` (writes ``avatars/sheets/<name>.png``; needs the renderer's
-EGL, like the tests). The README shows these sheets; re-run after changing ``generate.py``.
+Run: ``python avatars/contact_sheet.py`` (writes ``avatars/sheets/<name>.png`` and the pictures the
+avatar pickers show, ``avatars/previews/<name>.png``; needs the renderer's EGL, like the tests). The
+README shows these sheets; re-run after changing ``generate.py``.
 """
 from __future__ import annotations
 
@@ -49,15 +50,29 @@ def sheet(path: Path) -> np.ndarray:
         r.release()
 
 
-def main(out_dir: Path = HERE / "sheets") -> list[Path]:
+def preview(path: Path) -> np.ndarray:
+    """The avatar at ``path`` at rest, framed as on a call (360 × 640 × 3 uint8): what the tray's and
+    the settings window's avatar pickers show."""
+    from ravasd.video.avatar.model import load_avatar
+    from ravasd.video.avatar.renderer import AvatarRenderer
+
+    r = AvatarRenderer(load_avatar(path), 640, 360, scale=1.0)
+    try:
+        return r.render(weights())
+    finally:
+        r.release()
+
+
+def main(out_dir: Path = HERE / "sheets", preview_dir: Path = HERE / "previews") -> list[Path]:
     import cv2
 
     out_dir.mkdir(exist_ok=True)
+    preview_dir.mkdir(exist_ok=True)
     written = []
     for glb in sorted(HERE.glob("*.glb")):
-        out = out_dir / f"{glb.stem}.png"
-        cv2.imwrite(str(out), cv2.cvtColor(sheet(glb), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-        written.append(out)
+        for out, img in ((out_dir / f"{glb.stem}.png", sheet(glb)), (preview_dir / f"{glb.stem}.png", preview(glb))):
+            cv2.imwrite(str(out), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+            written.append(out)
     return written
 
 

@@ -44,18 +44,30 @@ class Part:
 DETAIL = 0.65
 
 
-def ellipsoid(center, radii, nu=40, nv=28, v0=0.0, v1=math.pi, power=1.0):
-    """A (super)ellipsoid patch: v from v0 (top) to v1 (bottom); power<1 gives a boxier shape."""
+def ellipsoid(center, radii, nu=40, nv=28, v0=0.0, v1=math.pi, power=1.0, power_v=None):
+    """A (super)ellipsoid patch: v from v0 (top) to v1 (bottom); power<1 gives a boxier shape
+    (``power_v``, when given, boxes the vertical profile on its own: a flat top with rounded edges)."""
     nu, nv = max(12, int(nu * DETAIL)), max(8, int(nv * DETAIL))
     u = np.linspace(0, 2 * math.pi, nu + 1)
     v = np.linspace(v0, v1, nv + 1)
     uu, vv = np.meshgrid(u, v)
-    def sp(a):
-        return np.sign(a) * np.abs(a) ** power
-    sx, sy, sz = sp(np.sin(vv)) * sp(np.sin(uu)), sp(np.cos(vv)), sp(np.sin(vv)) * sp(np.cos(uu))
+    pv = power if power_v is None else power_v
+    def sp(a, e):
+        return np.sign(a) * np.abs(a) ** e
+    sx, sy, sz = sp(np.sin(vv), pv) * sp(np.sin(uu), power), sp(np.cos(vv), pv), sp(np.sin(vv), pv) * sp(np.cos(uu), power)
     r = np.asarray(radii, float)
     pos = np.stack([sx * r[0], sy * r[1], sz * r[2]], -1).reshape(-1, 3) + np.asarray(center, float)
-    nrm = np.stack([sx / r[0], sy / r[1], sz / r[2]], -1).reshape(-1, 3)
+    if power == pv == 1.0:
+        nrm = np.stack([sx / r[0], sy / r[1], sz / r[2]], -1).reshape(-1, 3)
+    else:  # a superquadric's normal: the gradient of its implicit function
+        q = np.abs(pos - np.asarray(center, float)) / r + 1e-9
+        e2, e1 = 2 / power, 2 / pv
+        h = q[:, 0] ** e2 + q[:, 2] ** e2
+        gx = h ** (e2 / e1 - 1) * q[:, 0] ** (e2 - 1)
+        gz = h ** (e2 / e1 - 1) * q[:, 2] ** (e2 - 1)
+        gy = q[:, 1] ** (e1 - 1)
+        sgn = np.sign(pos - np.asarray(center, float))
+        nrm = np.stack([gx / r[0], gy / r[1], gz / r[2]], -1) * sgn
     nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-12
     idx = []
     for i in range(nv):
@@ -94,6 +106,91 @@ def cone(base_center, radius, height, tilt=0.0, n=24):
     return pos, nrm, np.array(idx, np.uint32)
 
 
+def deform(geo, fn, eps=1e-4):
+    """``geo`` moved by ``fn`` (N×3 → N×3), its normals carried by the inverse transpose of ``fn``'s
+    Jacobian (finite differences), so a reshaped surface still shades smoothly across its seams."""
+    pos, nrm, idx = geo
+    new = fn(pos)
+    J = np.stack([(fn(pos + e) - new) / eps for e in np.eye(3) * eps], axis=-1)  # N×3×3, J[:, i, j] = ∂f_i/∂x_j
+    n = np.einsum("nji,nj->ni", np.linalg.inv(J), nrm)  # J^-T · n
+    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
+    return new, n, idx
+
+
+def shell(center, radii, reach, nu=48, nv=22, flare=0.0):
+    """A cap over an ellipsoid whose lower edge depends on the direction: ``reach`` maps the angle
+    from the front (degrees, 0 = +Z face side, 90 = the sides, 180 = the back) to how far down the
+    cap reaches (v in degrees from the top), linearly between keys; ``flare`` widens the lower part
+    (hair that stands away from the head as it falls)."""
+    nu, nv = max(12, int(nu * DETAIL)), max(8, int(nv * DETAIL))
+    keys = sorted(reach.items())
+    u = np.linspace(0, 2 * math.pi, nu + 1)
+    ang = np.degrees(np.abs((u + math.pi) % (2 * math.pi) - math.pi))
+    vmax = np.radians(np.interp(ang, [k for k, _ in keys], [v for _, v in keys]))
+    vv = np.linspace(0, 1, nv + 1)[:, None] * vmax[None, :]
+    uu = np.broadcast_to(u[None, :], vv.shape)
+    grow = 1 + flare * smooth(vv, 0.35 * math.pi, 0.8 * math.pi)
+    r = np.asarray(radii, float)
+    sx, sy, sz = np.sin(vv) * np.sin(uu), np.cos(vv), np.sin(vv) * np.cos(uu)
+    pos = np.stack([sx * r[0] * grow, sy * r[1], sz * r[2] * grow], -1).reshape(-1, 3) + np.asarray(center, float)
+    nrm = np.stack([sx / r[0], sy / r[1] * (1 + flare * 0.6 * smooth(vv, 0.35 * math.pi, 0.8 * math.pi)), sz / r[2]],
+                   -1).reshape(-1, 3)
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-12
+    idx = []
+    for i in range(nv):
+        for j in range(nu):
+            a, b = i * (nu + 1) + j, (i + 1) * (nu + 1) + j
+            idx += [(a, b, a + 1), (a + 1, b, b + 1)]
+    return pos, nrm, np.array(idx, np.uint32)
+
+
+def tube_ring(path, minor, nv=10, squash=1.0, center=(0.0, 0.0, 0.0)):
+    """A closed tube of radius ``minor`` along ``path`` (N×3, a loop around the vertical axis through
+    ``center``, first point not repeated): a collar band or a lash line lying where the path runs.
+    ``squash`` flattens it vertically."""
+    nv = max(6, int(nv * DETAIL))
+    path = np.concatenate([path, path[:1]]) - np.asarray(center, float)
+    tang = np.gradient(np.concatenate([path[-2:-1], path, path[1:2]]), axis=0)[1:-1]
+    tang /= np.linalg.norm(tang, axis=1, keepdims=True)
+    out = path * (1, 0, 1)
+    out -= np.einsum("ij,ij->i", out, tang)[:, None] * tang
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    up = np.cross(tang, out)
+    up *= np.sign(up[:, 1:2] + 1e-9)
+    v = np.linspace(0, 2 * math.pi, nv + 1)[:, None, None]
+    offs = np.cos(v) * out[None] + np.sin(v) * up[None] * squash
+    pos = (path[None] + minor * offs).reshape(-1, 3) + np.asarray(center, float)
+    nrm = (np.cos(v) * out[None] + np.sin(v) * up[None] / max(squash, 1e-3)).reshape(-1, 3)
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    nu = len(path) - 1
+    idx = []
+    for i in range(nv):
+        for j in range(nu):
+            a, b = i * (nu + 1) + j, (i + 1) * (nu + 1) + j
+            idx += [(a, b, a + 1), (a + 1, b, b + 1)]
+    return pos, nrm, np.array(idx, np.uint32)[:, ::-1].copy()  # wound like the ellipsoids (outward)
+
+
+def tube_open(path, minor, nv=6, squash=1.0):
+    """A thin open tube along ``path`` (N×3, running sideways in front of the face): a lash line.
+    Its cross-section lies in the plane of +Z (towards the viewer) and the curve's normal."""
+    nv = max(4, nv)
+    tang = np.gradient(path, axis=0)
+    tang /= np.linalg.norm(tang, axis=1, keepdims=True)
+    out = np.array([0.0, 0.0, 1.0]) - tang[:, 2:3] * tang
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    up = np.cross(out, tang)
+    v = np.linspace(0, 2 * math.pi, nv + 1)[:, None, None]
+    dirs = np.cos(v) * out[None] + np.sin(v) * up[None] * squash
+    pos = (path[None] + minor * dirs).reshape(-1, 3)
+    nrm = (np.cos(v) * out[None] + np.sin(v) * up[None] / max(squash, 1e-3)).reshape(-1, 3)
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    n = len(path)
+    idx = [(i * n + j, (i + 1) * n + j, i * n + j + 1) for i in range(nv) for j in range(n - 1)]
+    idx += [(i * n + j + 1, (i + 1) * n + j, (i + 1) * n + j + 1) for i in range(nv) for j in range(n - 1)]
+    return pos, nrm, np.array(idx, np.uint32)[:, ::-1].copy()  # wound like the ellipsoids (outward)
+
+
 def smooth(x, lo, hi):
     t = np.clip((x - lo) / (hi - lo), 0, 1)
     return t * t * (3 - 2 * t)
@@ -102,22 +199,22 @@ def smooth(x, lo, hi):
 # --------------------------------------------------------------------------- styles
 STYLES = {
     "sol": dict(skin=(0.93, 0.74, 0.60), hair=(0.22, 0.14, 0.09), shirt=(0.20, 0.45, 0.70), eye=(0.25, 0.45, 0.30),
-                hair_style="short", head=(0.128, 0.150, 0.126), power=1.0, ears="human",
+                hair_style="short", head=(0.128, 0.150, 0.126), power=1.0, jaw=0.16, ears="human",
                 description="friendly person with short brown hair and a blue shirt"),
     "mira": dict(skin=(0.60, 0.42, 0.30), hair=(0.08, 0.06, 0.07), shirt=(0.85, 0.45, 0.30), eye=(0.30, 0.20, 0.12),
-                 hair_style="bob", head=(0.124, 0.148, 0.124), power=1.0, ears="human",
+                 hair_style="bob", head=(0.124, 0.148, 0.124), power=1.0, jaw=0.2, ears="none",
                  description="person with a black bob and an orange top"),
     "pixel": dict(skin=(0.72, 0.78, 0.84), hair=(0.95, 0.55, 0.15), shirt=(0.30, 0.32, 0.40), eye=(0.10, 0.65, 0.95),
-                  hair_style="antenna", head=(0.135, 0.140, 0.125), power=0.55, ears="bolts",
+                  hair_style="antenna", head=(0.135, 0.140, 0.125), power=0.55, jaw=0.0, ears="bolts", lashes=False,
                   description="boxy, friendly robot with an antenna"),
     "ren": dict(skin=(0.88, 0.72, 0.60), hair=(0.74, 0.74, 0.76), shirt=(0.42, 0.32, 0.58), eye=(0.36, 0.28, 0.20),
-                hair_style="short", head=(0.126, 0.146, 0.124), power=1.0, ears="human",
+                hair_style="short", head=(0.126, 0.146, 0.124), power=1.0, jaw=0.14, ears="human",
                 description="older person with short grey hair and a plum jumper"),
-    "ayo": dict(skin=(0.40, 0.27, 0.19), hair=(0.09, 0.06, 0.05), shirt=(0.96, 0.76, 0.28), eye=(0.22, 0.14, 0.09),
-                hair_style="bun", head=(0.124, 0.150, 0.124), power=1.0, ears="human",
+    "ayo": dict(skin=(0.47, 0.32, 0.23), hair=(0.09, 0.06, 0.05), shirt=(0.96, 0.76, 0.28), eye=(0.22, 0.14, 0.09),
+                hair_style="bun", head=(0.124, 0.150, 0.124), power=1.0, jaw=0.2, ears="human",
                 description="person with a high bun and a sunflower-yellow top"),
     "tabby": dict(skin=(0.93, 0.62, 0.30), hair=(0.98, 0.93, 0.85), shirt=(0.35, 0.62, 0.45), eye=(0.45, 0.70, 0.20),
-                  hair_style="cat", head=(0.132, 0.138, 0.124), power=1.0, ears="cat",
+                  hair_style="cat", head=(0.132, 0.138, 0.124), power=1.0, jaw=0.08, ears="cat",
                   description="ginger cat with a green scarf"),
 }
 
@@ -130,7 +227,19 @@ def build(style: dict) -> list[Part]:
     rx, ry, rz = style["head"]
     hc = np.array([0.0, 0.15, 0.0])  # head centre in Head-node space
 
-    surface = ellipsoid(hc, (rx, ry, rz), 160, 120, power=style["power"])[0]
+    taper = style.get("jaw", 0.0)
+
+    def head_shape(P):
+        """The head's form: an ellipsoid whose lower half narrows to the jaw and chin (``jaw``)."""
+        P = np.array(P, float)
+        below = smooth((hc[1] - P[:, 1]) / ry, -0.15, 1.0)  # 0 above the cheekbones, 1 at the chin
+        k = 1 - taper * below
+        P[:, 0] = P[:, 0] * k
+        P[:, 2] = (P[:, 2] - hc[2]) * (1 - 0.35 * taper * below) + hc[2]
+        return P
+
+    head_geo = deform(ellipsoid(hc, (rx, ry, rz), 56, 40, power=style["power"]), head_shape)
+    surface = head_shape(ellipsoid(hc, (rx, ry, rz), 160, 120, power=style["power"])[0])
     surface = surface[surface[:, 2] > 0]
 
     def front_z(x, y):
@@ -151,7 +260,7 @@ def build(style: dict) -> list[Part]:
 
     skin = style["skin"]
     # ---- head with jaw / cheek deformations
-    head = part("head", "Head", ellipsoid(hc, (rx, ry, rz), 56, 40, power=style["power"]), skin, 0.6)
+    head = part("head", "Head", head_geo, skin, 0.6)
     P = head.pos.astype(float)
     mouth_y = 0.085
     front = smooth(P[:, 2], 0.02, 0.09)
@@ -241,8 +350,27 @@ def build(style: dict) -> list[Part]:
         lid_c = ec + (0, 0.001, -0.003)
         rest = ellipsoid(lid_c, lid_r, 22, 10, 0.0, math.pi * 0.30)
         lid = part(f"eyelid_{side}", "Head", rest, tuple(c * 0.9 for c in skin), 0.6)
-        for name, v1 in ((f"eyeBlink{side}", 0.97), (f"eyeSquint{side}", 0.50), (f"eyeWide{side}", 0.16)):
+        shapes = ((f"eyeBlink{side}", 0.97), (f"eyeSquint{side}", 0.50), (f"eyeWide{side}", 0.16))
+        for name, v1 in shapes:
             t(lid, name, ellipsoid(lid_c, lid_r, 22, 10, 0.0, math.pi * v1)[0] - rest[0])
+        if style.get("lashes", True):
+            # a lash line on the lid's edge: the eye reads at webcam size, and a shut eye is a soft
+            # curve, not a blank dome. Open it runs along the lid's (straight) edge; shut it is a ‿
+            def lash(ys, half):
+                xs = np.linspace(-half, half, 12)
+                ys = np.broadcast_to(np.asarray(ys, float), xs.shape)
+                q = 1 - (xs / lid_r[0]) ** 2 - (ys / lid_r[1]) ** 2
+                zs = lid_r[2] * np.sqrt(np.clip(q, 0.02, 1)) + 0.0012
+                return tube_open(np.stack([xs, ys, zs], -1) + lid_c, 0.0019, squash=0.6)
+            def edge(v1):
+                return lash(lid_r[1] * math.cos(v1), lid_r[0] * max(math.sin(v1), 0.45) * 0.95)
+            lash0 = edge(math.pi * 0.30)
+            lashes = part(f"lash_{side}", "Head", lash0, (0.10, 0.07, 0.07), 0.7)
+            xs = np.linspace(-1, 1, 12)
+            shut = lash(-0.006 - 0.005 * (1 - xs ** 2), lid_r[0] * 0.92)
+            t(lashes, f"eyeBlink{side}", shut[0] - lash0[0])
+            t(lashes, f"eyeSquint{side}", edge(math.pi * 0.50)[0] - lash0[0])
+            t(lashes, f"eyeWide{side}", edge(math.pi * 0.16)[0] - lash0[0])
         for p in (iris, pupil):
             n = len(p.pos)
             t(p, f"eyeLookUp{side}", np.tile((0, 0.008, 0), (n, 1)))
@@ -274,21 +402,19 @@ def build(style: dict) -> list[Part]:
     # ---- hair / ears / accessories
     hair = style["hair"]
     hs = style["hair_style"]
+    # hair: a shell over the head whose edge follows a hairline — high on the forehead (clear of the
+    # brows: a test checks), down over the temples and to the nape, as far as the style goes
+    lines = {"short": {0: style.get("hairline", 62), 40: 64, 70: 82, 90: 80, 110: 96, 150: 120, 180: 126},
+             "bob": {0: 62, 35: 66, 55: 104, 80: 120, 180: 126},
+             "bun": {0: 58, 50: 62, 75: 80, 90: 80, 110: 96, 180: 122}}
+    if hs in lines:
+        part("hair", "Head", shell(hc + (0, 0.010, -0.006), (rx * 1.07, ry * 1.04, rz * 1.08), lines[hs], 52, 26,
+                                   flare=0.10 if hs == "bob" else 0.0), hair, 0.9)
     if hs == "bun":  # hair drawn back: the whole forehead and the brows are free
-        cap = ellipsoid(hc + (0, 0.014, -0.01), (rx * 1.05, ry * 1.02, rz * 1.06), 48, 24, 0.0, math.pi * 0.40)
-        part("hair", "Head", cap, hair, 0.9)
         part("hair_bun", "Head", ellipsoid(hc + (0, ry + 0.035, -0.045), (0.062, 0.056, 0.06), 28, 18), hair, 0.9)
     if hs in ("short", "bob"):
-        # the hairline sits above the brows (a cap reaching lower would hide them: a test checks)
-        cap = ellipsoid(hc + (0, 0.012, -0.006), (rx * 1.07, ry * 1.03, rz * 1.07), 48, 24, 0.0, math.pi * 0.36)
-        part("hair", "Head", cap, hair, 0.9)
         fringe = ellipsoid(hc + (0.02, 0.118, 0.066), (0.085, 0.026, 0.05), 24, 10)  # clear of the brows
         part("hair_fringe", "Head", fringe, hair, 0.9)
-        if hs == "bob":
-            for s in (1, -1):
-                part(f"hair_side_{s}", "Head", ellipsoid(hc + (0.11 * s, 0.02, -0.01), (0.04, 0.11, 0.095), 24, 16),
-                     hair, 0.9)
-            part("hair_back", "Head", ellipsoid(hc + (0, 0.01, -0.06), (0.13, 0.12, 0.08), 32, 16), hair, 0.9)
     if hs == "antenna":
         part("antenna", "Head", cylinder(hc + (0, ry + 0.035, 0), 0.005, 0.07), (0.6, 0.6, 0.65), 0.3)
         part("antenna_ball", "Head", ellipsoid(hc + (0, ry + 0.075, 0), (0.014,) * 3, 16, 12), hair, 0.3)
@@ -318,27 +444,47 @@ def build(style: dict) -> list[Part]:
                  (0.55, 0.57, 0.62), 0.3)
 
     # ---- neck, torso (shirt), scarf for the cat
-    part("neck", "Neck", cylinder((0, 0.02, 0), 0.045, 0.14), tuple(c * 0.92 for c in skin), 0.6)
+    # a neck about half the head's width, a little wider where it meets the shoulders
+    neck_r = style.get("neck", 0.058)
+    part("neck", "Neck", deform(cylinder((0, 0.02, 0), neck_r, 0.14),
+                                lambda P: P * np.stack([1 + 0.25 * smooth(-P[:, 1], -0.02, 0.05), np.ones(len(P)),
+                                                        1 + 0.1 * smooth(-P[:, 1], -0.02, 0.05)], -1)),
+         tuple(c * 0.92 for c in skin), 0.6)
     shirt = style["shirt"]
-    # a bust: a boxy-rounded torso whose top corners are the shoulders, upper arms hanging at rest
-    tc, tr = np.array([0.0, -0.035, 0.0]), (0.205, 0.25, 0.112)
-    torso = part("torso", "Spine", ellipsoid(tc, tr, 40, 20, 0.0, math.pi * 0.7, power=0.62), shirt, 0.8)
+    # a bust: a boxy-rounded torso whose top corners are the shoulders, the top rising to the neck
+    # (trapezius) so the shoulders slope, upper arms hanging at rest
+    tc, tr = np.array([0.0, -0.04, 0.0]), (0.25, 0.25, 0.115)
+    top = tc[1] + tr[1]
+
+    def bust(P):
+        P = np.array(P, float)
+        near_top = smooth(P[:, 1], top - 0.14, top)
+        ax = np.abs(P[:, 0])
+        P[:, 1] += 0.03 * np.exp(-(P[:, 0] / 0.085) ** 2) * near_top  # trapezius: up toward the neck
+        P[:, 1] -= 0.035 * smooth(ax, 0.06, 0.24) * near_top  # the shoulder line slopes away from it
+        P[:, 2] *= 1 - 0.22 * near_top * smooth(ax, 0.05, 0.22)  # shoulders thinner than the chest
+        P[:, 1] -= 0.022 * np.exp(-(P[:, 0] / 0.06) ** 2) * smooth(P[:, 2], 0.0, 0.09) * near_top  # the neck's notch
+        return P
+
+    part("torso", "Spine", deform(ellipsoid(tc, tr, 44, 30, 0.0, math.pi * 0.7, power=0.75, power_v=0.35), bust), shirt, 0.8)
     for s in (1, -1):
-        c = np.array([0.212 * s, -0.05, -0.012])
-        part(f"arm_{s}", "Spine", tilted(ellipsoid(c, (0.05, 0.17, 0.055), 16, 10), c, 0.10 * s), shirt, 0.8)
-    front = torso.pos[torso.pos[:, 2] > 0]
-
-    def chest_z(x, y):
-        near = np.hypot(front[:, 0] - x, front[:, 1] - y) < 0.012
-        return float(front[near, 2].max()) if near.any() else tr[2]
-
-    # a rounded neckline: skin below the neck, edged by a darker collar band, lying on the chest
-    part("collar", "Spine", ellipsoid((0, 0.193, chest_z(0, 0.193) - 0.018), (0.072, 0.04, 0.03), 32, 10),
-         tuple(c * 0.75 for c in shirt), 0.8)
-    part("neckline", "Spine", ellipsoid((0, 0.197, chest_z(0, 0.197) - 0.014), (0.056, 0.031, 0.03), 28, 10),
-         tuple(c * 0.9 for c in skin), 0.6)
-    if hs == "cat":
-        part("scarf", "Neck", ellipsoid((0, -0.02, 0), (0.07, 0.03, 0.065), 28, 10), style["shirt"], 0.9)
+        c = np.array([0.245 * s, -0.09, -0.012])
+        part(f"arm_{s}", "Spine", tilted(ellipsoid(c, (0.058, 0.18, 0.06), 16, 10), c, 0.08 * s), shirt, 0.8)
+    # a crew neckline: a soft band lying on the shirt around the base of the neck
+    tp = bust(ellipsoid(tc, tr, 200, 160, 0.0, math.pi * 0.3, power=0.75, power_v=0.35)[0])  # dense: to sample
+    ang = np.linspace(0, 2 * math.pi, max(24, int(48 * DETAIL)), endpoint=False)
+    ring = []
+    for a_ in ang:
+        x, z = neck_r * 1.3 * math.sin(a_), neck_r * 1.3 * math.cos(a_) * 0.95
+        near = np.hypot(tp[:, 0] - x, tp[:, 2] - z) < 0.02
+        ring.append((x, float(tp[near, 1].max()) + 0.002, z))
+    part("collar", "Spine", tube_ring(np.array(ring), 0.0105, squash=0.7), tuple(c * 0.8 for c in shirt), 0.85)
+    if hs == "cat":  # a knitted scarf wound round the neck, in a lighter shade of the jumper
+        ang = np.linspace(0, 2 * math.pi, 32, endpoint=False)
+        for k, (y, r_) in enumerate(((0.012, 1.32), (-0.012, 1.42))):
+            loop = np.stack([np.sin(ang) * neck_r * r_, np.full_like(ang, y), np.cos(ang) * neck_r * r_], -1)
+            part(f"scarf_{k}", "Neck", tube_ring(loop, 0.016, 10, squash=0.8),
+                 tuple(min(1.0, c * 1.15 + 0.06) for c in shirt), 0.95)
     return parts
 
 

@@ -141,9 +141,10 @@ def make_vrm(tmp_path: Path, version: int) -> Path:
     gltf, binary = read_gltf(REPO / "avatars" / "sol.glb")
     mesh, node, jaw = _mouth_target(gltf, "jawOpen")
     _, _, smile = _mouth_target(gltf, "mouthSmileLeft")
-    eye = next(i for i, m in enumerate(gltf["meshes"]) if m["name"] == "eye_white_Left")
-    eye_node = next(i for i, n in enumerate(gltf["nodes"]) if n.get("mesh") == eye)
-    blink = gltf["meshes"][eye]["extras"]["targetNames"].index("eyeBlinkLeft")
+    # the blink preset moves every part the ARKit blink moves (lids, lashes too), as an exporter binds it
+    blinks = [(i, next(j for j, n in enumerate(gltf["nodes"]) if n.get("mesh") == i),
+               m["extras"]["targetNames"].index("eyeBlinkLeft"))
+              for i, m in enumerate(gltf["meshes"]) if "eyeBlinkLeft" in m.get("extras", {}).get("targetNames", [])]
     for m in gltf["meshes"]:
         m.pop("extras", None)  # no ARKit names: the avatar must be driven through the presets
     if version == 0:
@@ -155,7 +156,8 @@ def make_vrm(tmp_path: Path, version: int) -> Path:
             "blendShapeMaster": {"blendShapeGroups": [
                 {"name": "A", "presetName": "a", "binds": [{"mesh": mesh, "index": jaw, "weight": 100}]},
                 {"name": "Joy", "presetName": "joy", "binds": [{"mesh": mesh, "index": smile, "weight": 100}]},
-                {"name": "Blink_L", "presetName": "blink_l", "binds": [{"mesh": eye, "index": blink, "weight": 100}]}]}}}
+                {"name": "Blink_L", "presetName": "blink_l",
+                 "binds": [{"mesh": i, "index": b, "weight": 100} for i, _, b in blinks]}]}}}
     else:
         gltf["extensions"] = {"VRMC_vrm": {
             "specVersion": "1.0",
@@ -163,8 +165,8 @@ def make_vrm(tmp_path: Path, version: int) -> Path:
             "humanoid": {"humanBones": {"head": {"node": 3}, "neck": {"node": 2}, "spine": {"node": 1}}},
             "expressions": {"preset": {"aa": {"morphTargetBinds": [{"node": node, "index": jaw, "weight": 1.0}]},
                                        "happy": {"morphTargetBinds": [{"node": node, "index": smile, "weight": 1.0}]},
-                                       "blinkLeft": {"morphTargetBinds": [{"node": eye_node, "index": blink,
-                                                                           "weight": 1.0}]}}}}}
+                                       "blinkLeft": {"morphTargetBinds": [{"node": n, "index": b, "weight": 1.0}
+                                                                          for _, n, b in blinks]}}}}}
     gltf.setdefault("extensionsUsed", []).append("VRM" if version == 0 else "VRMC_vrm")
     return write_glb(tmp_path / f"sol{version}.vrm", gltf, binary)
 
