@@ -209,6 +209,7 @@ STYLES = {
                   description="boxy, friendly robot with an antenna"),
     "ren": dict(skin=(0.88, 0.72, 0.60), hair=(0.74, 0.74, 0.76), shirt=(0.42, 0.32, 0.58), eye=(0.36, 0.28, 0.20),
                 hair_style="short", head=(0.126, 0.146, 0.124), power=1.0, jaw=0.14, ears="human",
+                glasses=(0.30, 0.22, 0.16), hairline=58,
                 description="older person with short grey hair and a plum jumper"),
     "ayo": dict(skin=(0.47, 0.32, 0.23), hair=(0.09, 0.06, 0.05), shirt=(0.96, 0.76, 0.28), eye=(0.22, 0.14, 0.09),
                 hair_style="bun", head=(0.124, 0.150, 0.124), power=1.0, jaw=0.2, ears="human",
@@ -340,9 +341,10 @@ def build(style: dict) -> list[Part]:
         iris = part(f"iris_{side}", "Head", ellipsoid(ic, (0.012, 0.0145, 0.005), 24, 12), style["eye"], 0.15)
         pc = ic + (0, 0, 0.004)
         pupil = part(f"pupil_{side}", "Head", ellipsoid(pc, (0.0065, 0.008, 0.003), 20, 10), (0.03, 0.03, 0.04), 0.1)
-        for p, c, keep in ((sc, ec, 0.05), (iris, ec, 0.12), (pupil, ec, 0.12)):
+        for p, c, keep, back in ((sc, ec, 0.05, 0.002), (iris, ec, 0.12, 0.006), (pupil, ec, 0.12, 0.008)):
             Y = p.pos[:, 1] - c[1]
-            t(p, f"eyeBlink{side}", np.stack([0 * Y, -(1 - keep) * Y - 0.004, 0 * Y], -1))
+            # shut: flattened and drawn back under the lid (an iris left in front would show through it)
+            t(p, f"eyeBlink{side}", np.stack([0 * Y, -(1 - keep) * Y - 0.004, 0 * Y - back], -1))
             t(p, f"eyeSquint{side}", np.stack([0 * Y, -0.45 * np.clip(Y, 0, None), 0 * Y], -1))
             t(p, f"eyeWide{side}", np.stack([0 * Y, 0.25 * Y + 0.002, 0 * Y], -1))
         # the upper lid: a skin shell over the top of the eye that slides down over it to blink
@@ -383,8 +385,12 @@ def build(style: dict) -> list[Part]:
         outer = np.clip(s * (brow.pos[:, 0] - bc[0]) / 0.027, 0, 1)
         n = len(brow.pos)
         d = np.zeros((n, 3)); d[:, 1] = -0.010 - 0.006 * inner; t(brow, f"browDown{side}", d)
-        d = np.zeros((n, 3)); d[:, 1] = 0.014 * inner + 0.004; t(brow, "browInnerUp", d)
-        d = np.zeros((n, 3)); d[:, 1] = 0.014 * outer + 0.003; t(brow, f"browOuterUp{side}", d)
+        # raised, each end leads but the whole brow follows: inner + outer together lift it evenly
+        # into an arch (surprise), not a V that reads as anger
+        u = (1 + inner - outer) / 2  # 0 at the outer end, 1 at the inner one
+        arch = 0.002 * (1 - (2 * u - 1) ** 2)
+        d = np.zeros((n, 3)); d[:, 1] = 0.0105 * (0.35 + 0.65 * u) + arch; t(brow, "browInnerUp", d)
+        d = np.zeros((n, 3)); d[:, 1] = 0.0105 * (0.35 + 0.65 * (1 - u)) + arch; t(brow, f"browOuterUp{side}", d)
         cc = on_face(0.078 * s, 0.112, 0.001)
         cheek = part(f"cheek_{side}", "Head", ellipsoid(cc, (0.019, 0.012, 0.003), 20, 8),
                      tuple(min(1, c * 1.02 + 0.08 * k) for c, k in zip(skin, (1, -0.4, -0.3))), 0.6)
@@ -428,6 +434,21 @@ def build(style: dict) -> list[Part]:
             for k, dy in enumerate((0.0, -0.008)):
                 part(f"whisker_{s}_{k}", "Head", ellipsoid(on_face(0.075 * s, 0.118 + dy, 0.004),
                                                            (0.03, 0.0012, 0.0012), 10, 4), (0.3, 0.25, 0.2), 0.9)
+    if style.get("glasses"):  # round reading glasses: thin frames in front of the eyes, arms to the ears
+        frame_col = style["glasses"]
+        for side, s in (("Left", 1), ("Right", -1)):
+            ec = on_face(0.047 * s, 0.170, 0.0)
+            a_ = np.linspace(0, 2 * math.pi, 25)
+            loop = np.stack([ec[0] + 0.031 * np.sin(a_), ec[1] - 0.002 + 0.026 * np.cos(a_),
+                             np.full_like(a_, ec[2] + 0.016)], -1)
+            part(f"glasses_rim_{side}", "Head", tube_open(loop, 0.0022, 5), frame_col, 0.35)
+            x_out = ec[0] + 0.031 * s
+            arm = np.stack([np.full(6, x_out) + np.linspace(0, 0.012 * s, 6), np.full(6, ec[1] + 0.004),
+                            np.linspace(ec[2] + 0.016, hc[2] - 0.01, 6)], -1)
+            part(f"glasses_arm_{side}", "Head", tube_open(arm, 0.0018, 5), frame_col, 0.35)
+        bridge = np.stack([np.linspace(-0.017, 0.017, 7), 0.178 + 0.004 * (1 - np.linspace(-1, 1, 7) ** 2),
+                           np.full(7, on_face(0, 0.178, 0.0)[2] + 0.008)], -1)
+        part("glasses_bridge", "Head", tube_open(bridge, 0.0019, 5), frame_col, 0.35)
     if style["ears"] == "human":
         for s in (1, -1):
             part(f"ear_{s}", "Head", ellipsoid(hc + (rx * 0.98 * s, 0.0, -0.005), (0.016, 0.03, 0.02), 16, 12),
