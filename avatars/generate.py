@@ -44,6 +44,17 @@ class Part:
 DETAIL = 0.65
 
 
+def grid(rows: int, cols: int) -> np.ndarray:
+    """Triangles (K×3) over a (rows + 1) × (cols + 1) vertex grid, row-major, wound like the
+    ellipsoids (outward when rows run top to bottom and columns round the +Y axis)."""
+    idx = []
+    for i in range(rows):
+        for j in range(cols):
+            a, b = i * (cols + 1) + j, (i + 1) * (cols + 1) + j
+            idx += [(a, b, a + 1), (a + 1, b, b + 1)]
+    return np.array(idx, np.uint32)
+
+
 def ellipsoid(center, radii, nu=40, nv=28, v0=0.0, v1=math.pi, power=1.0, power_v=None):
     """A (super)ellipsoid patch: v from v0 (top) to v1 (bottom); power<1 gives a boxier shape
     (``power_v``, when given, boxes the vertical profile on its own: a flat top with rounded edges)."""
@@ -69,12 +80,7 @@ def ellipsoid(center, radii, nu=40, nv=28, v0=0.0, v1=math.pi, power=1.0, power_
         sgn = np.sign(pos - np.asarray(center, float))
         nrm = np.stack([gx / r[0], gy / r[1], gz / r[2]], -1) * sgn
     nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-12
-    idx = []
-    for i in range(nv):
-        for j in range(nu):
-            a, b = i * (nu + 1) + j, (i + 1) * (nu + 1) + j
-            idx += [(a, b, a + 1), (a + 1, b, b + 1)]
-    return pos, nrm, np.array(idx, np.uint32)
+    return pos, nrm, grid(nv, nu)
 
 
 def tilted(geo, center, angle_z: float = 0.0):
@@ -136,12 +142,7 @@ def shell(center, radii, reach, nu=48, nv=22, flare=0.0):
     nrm = np.stack([sx / r[0], sy / r[1] * (1 + flare * 0.6 * smooth(vv, 0.35 * math.pi, 0.8 * math.pi)), sz / r[2]],
                    -1).reshape(-1, 3)
     nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-12
-    idx = []
-    for i in range(nv):
-        for j in range(nu):
-            a, b = i * (nu + 1) + j, (i + 1) * (nu + 1) + j
-            idx += [(a, b, a + 1), (a + 1, b, b + 1)]
-    return pos, nrm, np.array(idx, np.uint32)
+    return pos, nrm, grid(nv, nu)
 
 
 def tube_ring(path, minor, nv=10, squash=1.0, center=(0.0, 0.0, 0.0)):
@@ -163,12 +164,7 @@ def tube_ring(path, minor, nv=10, squash=1.0, center=(0.0, 0.0, 0.0)):
     nrm = (np.cos(v) * out[None] + np.sin(v) * up[None] / max(squash, 1e-3)).reshape(-1, 3)
     nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
     nu = len(path) - 1
-    idx = []
-    for i in range(nv):
-        for j in range(nu):
-            a, b = i * (nu + 1) + j, (i + 1) * (nu + 1) + j
-            idx += [(a, b, a + 1), (a + 1, b, b + 1)]
-    return pos, nrm, np.array(idx, np.uint32)[:, ::-1].copy()  # wound like the ellipsoids (outward)
+    return pos, nrm, grid(nv, nu)[:, ::-1].copy()  # wound like the ellipsoids (outward)
 
 
 def tube_open(path, minor, nv=6, squash=1.0):
@@ -185,10 +181,7 @@ def tube_open(path, minor, nv=6, squash=1.0):
     pos = (path[None] + minor * dirs).reshape(-1, 3)
     nrm = (np.cos(v) * out[None] + np.sin(v) * up[None] / max(squash, 1e-3)).reshape(-1, 3)
     nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
-    n = len(path)
-    idx = [(i * n + j, (i + 1) * n + j, i * n + j + 1) for i in range(nv) for j in range(n - 1)]
-    idx += [(i * n + j + 1, (i + 1) * n + j, (i + 1) * n + j + 1) for i in range(nv) for j in range(n - 1)]
-    return pos, nrm, np.array(idx, np.uint32)[:, ::-1].copy()  # wound like the ellipsoids (outward)
+    return pos, nrm, grid(nv, len(path) - 1)[:, ::-1].copy()  # wound like the ellipsoids (outward)
 
 
 def smooth(x, lo, hi):

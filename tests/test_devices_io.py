@@ -298,10 +298,9 @@ class _NoStream:
     abort = close = stop = start
 
 
-def test_jitter_buffer_grows_on_underruns_and_gives_it_back_when_calm(monkeypatch):
-    """A busy minute grows the pre-roll (underruns); once calm for 10 s it shrinks one block at a
-    time back to where it started, and the latency follows (measured: a 30-min soak kept ~120 ms
-    after a busy spell before this)."""
+def _clocked_sink(monkeypatch):
+    """A device sink on a fake clock with no PortAudio stream: the test calls its callback itself.
+    Returns (sink, clock dict with "t", a callback output buffer, a 5 ms block to write)."""
     import sounddevice as sd
 
     from ravasd.audio import sinks
@@ -310,8 +309,14 @@ def test_jitter_buffer_grows_on_underruns_and_gives_it_back_when_calm(monkeypatc
     monkeypatch.setattr(sinks.time, "monotonic", lambda: clock["t"])
     monkeypatch.setattr(sd, "OutputStream", _NoStream)
     sink = DeviceAudioSink(None, 48000, 240, 0.2)
-    out = np.zeros((240, 1), np.float32)
-    block = AnonAudio(np.full(240, 0.1, np.float32), 48000, 0.0)
+    return sink, clock, np.zeros((240, 1), np.float32), AnonAudio(np.full(240, 0.1, np.float32), 48000, 0.0)
+
+
+def test_jitter_buffer_grows_on_underruns_and_gives_it_back_when_calm(monkeypatch):
+    """A busy minute grows the pre-roll (underruns); once calm for 10 s it shrinks one block at a
+    time back to where it started, and the latency follows (measured: a 30-min soak kept ~120 ms
+    after a busy spell before this)."""
+    sink, clock, out, block = _clocked_sink(monkeypatch)
     start = sink.preroll
     try:
         for _ in range(6):  # bursty input: the buffer runs dry six times
@@ -337,16 +342,7 @@ def test_jitter_buffer_does_not_repeat_a_give_back_that_caused_an_underrun(monke
     was followed by an underrun within seconds, a glitch every 10–25 s for the whole call. A
     give-back that an underrun follows before the next one was due sets the floor: calm again,
     the pre-roll stays there (other growth above it is still given back)."""
-    import sounddevice as sd
-
-    from ravasd.audio import sinks
-
-    clock = {"t": 1000.0}
-    monkeypatch.setattr(sinks.time, "monotonic", lambda: clock["t"])
-    monkeypatch.setattr(sd, "OutputStream", _NoStream)
-    sink = DeviceAudioSink(None, 48000, 240, 0.2)
-    out = np.zeros((240, 1), np.float32)
-    block = AnonAudio(np.full(240, 0.1, np.float32), 48000, 0.0)
+    sink, clock, out, block = _clocked_sink(monkeypatch)
     start = sink.preroll
 
     def dry_runs(n):  # input stops until the device runs dry, then resumes: n times
