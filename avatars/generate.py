@@ -145,40 +145,23 @@ def shell(center, radii, reach, nu=48, nv=22, flare=0.0):
     return pos, nrm, grid(nv, nu)
 
 
-def tube_ring(path, minor, nv=10, squash=1.0, center=(0.0, 0.0, 0.0)):
-    """A closed tube of radius ``minor`` along ``path`` (N×3, a loop around the vertical axis through
-    ``center``, first point not repeated): a collar band or a lash line lying where the path runs.
-    ``squash`` flattens it vertically."""
-    nv = max(6, int(nv * DETAIL))
-    path = np.concatenate([path, path[:1]]) - np.asarray(center, float)
-    tang = np.gradient(np.concatenate([path[-2:-1], path, path[1:2]]), axis=0)[1:-1]
+def tube(path, minor, nv=6, squash=1.0, toward=(0.0, 0.0, 1.0), closed=False):
+    """A thin tube of radius ``minor`` along ``path`` (N×3; ``closed``: a loop, first point not
+    repeated): a lash line, a spectacle frame, a collar band. The cross-section's first axis leans to
+    ``toward`` ((3,) or (N, 3); +Z: towards the viewer), the other one is flattened by ``squash``."""
+    path = np.asarray(path, float)
+    toward = np.broadcast_to(np.asarray(toward, float), path.shape)
+    if closed:
+        path, toward = np.concatenate([path, path[:1]]), np.concatenate([toward, toward[:1]])
+        tang = np.gradient(np.concatenate([path[-2:-1], path, path[1:2]]), axis=0)[1:-1]
+    else:
+        tang = np.gradient(path, axis=0)
     tang /= np.linalg.norm(tang, axis=1, keepdims=True)
-    out = path * (1, 0, 1)
-    out -= np.einsum("ij,ij->i", out, tang)[:, None] * tang
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    up = np.cross(tang, out)
-    up *= np.sign(up[:, 1:2] + 1e-9)
-    v = np.linspace(0, 2 * math.pi, nv + 1)[:, None, None]
-    offs = np.cos(v) * out[None] + np.sin(v) * up[None] * squash
-    pos = (path[None] + minor * offs).reshape(-1, 3) + np.asarray(center, float)
-    nrm = (np.cos(v) * out[None] + np.sin(v) * up[None] / max(squash, 1e-3)).reshape(-1, 3)
-    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
-    nu = len(path) - 1
-    return pos, nrm, grid(nv, nu)[:, ::-1].copy()  # wound like the ellipsoids (outward)
-
-
-def tube_open(path, minor, nv=6, squash=1.0):
-    """A thin open tube along ``path`` (N×3, running sideways in front of the face): a lash line.
-    Its cross-section lies in the plane of +Z (towards the viewer) and the curve's normal."""
-    nv = max(4, nv)
-    tang = np.gradient(path, axis=0)
-    tang /= np.linalg.norm(tang, axis=1, keepdims=True)
-    out = np.array([0.0, 0.0, 1.0]) - tang[:, 2:3] * tang
+    out = toward - np.einsum("ij,ij->i", toward, tang)[:, None] * tang
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     up = np.cross(out, tang)
     v = np.linspace(0, 2 * math.pi, nv + 1)[:, None, None]
-    dirs = np.cos(v) * out[None] + np.sin(v) * up[None] * squash
-    pos = (path[None] + minor * dirs).reshape(-1, 3)
+    pos = (path[None] + minor * (np.cos(v) * out[None] + np.sin(v) * up[None] * squash)).reshape(-1, 3)
     nrm = (np.cos(v) * out[None] + np.sin(v) * up[None] / max(squash, 1e-3)).reshape(-1, 3)
     nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
     return pos, nrm, grid(nv, len(path) - 1)[:, ::-1].copy()  # wound like the ellipsoids (outward)
@@ -356,7 +339,7 @@ def build(style: dict) -> list[Part]:
                 ys = np.broadcast_to(np.asarray(ys, float), xs.shape)
                 q = 1 - (xs / lid_r[0]) ** 2 - (ys / lid_r[1]) ** 2
                 zs = lid_r[2] * np.sqrt(np.clip(q, 0.02, 1)) + 0.0012
-                return tube_open(np.stack([xs, ys, zs], -1) + lid_c, 0.0019, squash=0.6)
+                return tube(np.stack([xs, ys, zs], -1) + lid_c, 0.0019, squash=0.6)
             def edge(v1):
                 return lash(lid_r[1] * math.cos(v1), lid_r[0] * max(math.sin(v1), 0.45) * 0.95)
             lash0 = edge(math.pi * 0.30)
@@ -434,14 +417,14 @@ def build(style: dict) -> list[Part]:
             a_ = np.linspace(0, 2 * math.pi, 25)
             loop = np.stack([ec[0] + 0.031 * np.sin(a_), ec[1] - 0.002 + 0.026 * np.cos(a_),
                              np.full_like(a_, ec[2] + 0.016)], -1)
-            part(f"glasses_rim_{side}", "Head", tube_open(loop, 0.0022, 5), frame_col, 0.35)
+            part(f"glasses_rim_{side}", "Head", tube(loop, 0.0022, 5), frame_col, 0.35)
             x_out = ec[0] + 0.031 * s
             arm = np.stack([np.full(6, x_out) + np.linspace(0, 0.012 * s, 6), np.full(6, ec[1] + 0.004),
                             np.linspace(ec[2] + 0.016, hc[2] - 0.01, 6)], -1)
-            part(f"glasses_arm_{side}", "Head", tube_open(arm, 0.0018, 5), frame_col, 0.35)
+            part(f"glasses_arm_{side}", "Head", tube(arm, 0.0018, 5), frame_col, 0.35)
         bridge = np.stack([np.linspace(-0.017, 0.017, 7), 0.178 + 0.004 * (1 - np.linspace(-1, 1, 7) ** 2),
                            np.full(7, on_face(0, 0.178, 0.0)[2] + 0.008)], -1)
-        part("glasses_bridge", "Head", tube_open(bridge, 0.0019, 5), frame_col, 0.35)
+        part("glasses_bridge", "Head", tube(bridge, 0.0019, 5), frame_col, 0.35)
     if style["ears"] == "human":
         for s in (1, -1):
             part(f"ear_{s}", "Head", ellipsoid(hc + (rx * 0.98 * s, 0.0, -0.005), (0.016, 0.03, 0.02), 16, 12),
@@ -492,12 +475,14 @@ def build(style: dict) -> list[Part]:
         x, z = neck_r * 1.3 * math.sin(a_), neck_r * 1.3 * math.cos(a_) * 0.95
         near = np.hypot(tp[:, 0] - x, tp[:, 2] - z) < 0.02
         ring.append((x, float(tp[near, 1].max()) + 0.002, z))
-    part("collar", "Spine", tube_ring(np.array(ring), 0.0105, squash=0.7), tuple(c * 0.8 for c in shirt), 0.85)
+    ring = np.array(ring)
+    part("collar", "Spine", tube(ring, 0.0105, 6, squash=0.7, toward=ring * (1, 0, 1), closed=True),
+         tuple(c * 0.8 for c in shirt), 0.85)
     if hs == "cat":  # a knitted scarf wound round the neck, in a lighter shade of the jumper
         ang = np.linspace(0, 2 * math.pi, 32, endpoint=False)
         for k, (y, r_) in enumerate(((0.012, 1.32), (-0.012, 1.42))):
             loop = np.stack([np.sin(ang) * neck_r * r_, np.full_like(ang, y), np.cos(ang) * neck_r * r_], -1)
-            part(f"scarf_{k}", "Neck", tube_ring(loop, 0.016, 10, squash=0.8),
+            part(f"scarf_{k}", "Neck", tube(loop, 0.016, 6, squash=0.8, toward=loop * (1, 0, 1), closed=True),
                  tuple(min(1.0, c * 1.15 + 0.06) for c in shirt), 0.95)
     return parts
 
