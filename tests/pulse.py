@@ -39,14 +39,6 @@ class PulseServer:
 
     def _start(self) -> None:
         root = self.root
-        # PipeWire sizes its cycle from the clients' requested latency: 20 ms gives a 256-sample (5 ms)
-        # quantum, which a VM's timer hiccups (up to ~12 ms measured here) overrun, so the server itself
-        # drops and repeats blocks. A desktop runs 1024 (21 ms) by default; the tests use that floor.
-        conf = Path(self.env["HOME"]) / ".config"
-        for sub, body in (("pipewire/pipewire.conf.d", "context.properties = { default.clock.min-quantum = 1024 }"),
-                          ("pipewire/pipewire-pulse.conf.d", "pulse.properties = { pulse.min.quantum = 1024/48000 }")):
-            (conf / sub).mkdir(parents=True, exist_ok=True)
-            (conf / sub / "ravas-tests.conf").write_text(body + "\n")
         self.proc = subprocess.Popen(
             ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F", str(root / "ci.pa"),
              f"--log-target=file:{root / 'pa.log'}"], env=self.env, stdout=subprocess.DEVNULL,

@@ -88,6 +88,19 @@ def window_fit(y: np.ndarray, xw: np.ndarray, guess: int, span: int = 2400,
     return float(r2[k]), lo + k
 
 
+def window_fits(y: np.ndarray, x: np.ndarray, lag: int, ringmod: bool = True) -> np.ndarray:
+    """The fit (``window_fit``) of each 250 ms window of ``x`` that holds speech, found in ``y`` near
+    where the window before it was found (``lag`` for the first): a dropout shifts what follows it,
+    so one glitch costs the window it falls in, not every window after it."""
+    win, cur, fits = RATE // 4, lag, []
+    for i in range(0, len(x) - win, win):
+        if np.abs(x[i:i + win]).max() > 0.1:
+            fit, at = window_fit(y, x[i:i + win], cur + i, ringmod=ringmod)
+            fits.append(fit)
+            cur = at - i if fit > 0.9 else cur
+    return np.array(fits)
+
+
 def _read(path) -> np.ndarray:
     import av
 
@@ -104,12 +117,7 @@ def _locate(ref: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     c = fftconvolve(ref, x[::-1], mode="valid")
     lag = int(np.argmax(c))
-    win, cur, fits = RATE // 4, lag, []
-    for i in range(0, len(x) - win, win):
-        if np.abs(x[i:i + win]).max() > 0.1:
-            fit, at = window_fit(ref, x[i:i + win], cur + i, ringmod=False)
-            fits.append(fit)
-            cur = at - i if fit > 0.9 else cur
+    fits = window_fits(ref, x, lag, ringmod=False)
     assert np.median(fits) > 0.99, f"the fake microphone did not deliver the speech: window fits {np.round(fits, 2)}"
     return ref[lag:lag + len(x)]
 
@@ -211,22 +219,11 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
     assert len(seg) == len(x), "recording ended before the speech did"
     # converted: ring-modulated speech explains the recording; the raw speech does not
     assert plain_fit(seg, x) < 0.2
-    # no dropouts: each 250 ms window with speech, aligned on its own (so one glitch spoils one
-    # window, not all after it), is a clean ring-modulated copy, and the daemon counted no drops
-    # and no device xruns while the speech played. Two scheduling hiccups of a loaded 2-core VM are
-    # tolerated (its timers run up to ~12 ms late, measured: more than the 5 ms blocks here). A hiccup shifts the timeline after it (an underrun plays silence, so everything
-    # after it comes that much later): each window is searched around where the previous one was
-    # found, ±50 ms, so one hiccup costs the window it falls in and no more.
-    win = RATE // 4
-    fits = []
-    cur = lag
-    for i in range(0, len(x) - win, win):
-        if np.abs(x[i:i + win]).max() > 0.1:
-            fit, at = window_fit(y, x[i:i + win], cur + i)
-            fits.append(fit)
-            if fit > 0.9:
-                cur = at - i
-    fits = np.array(fits)
+    # no dropouts: each 250 ms window with speech, found on its own (``window_fits``), is a clean
+    # ring-modulated copy, and the daemon counted no drops and no device xruns while the speech
+    # played. Two scheduling hiccups of a loaded 2-core VM are tolerated (its timers run up to ~12 ms
+    # late, measured: more than the 5 ms blocks here).
+    fits = window_fits(y, x, lag)
     # one hiccup counts twice (the device's underrun is an xrun, the late burst after it a trim): count
     # hiccups as the larger of the two
     glitches = max(a["dropped"] - before["dropped"], a["xruns"] - before["xruns"])

@@ -43,7 +43,7 @@ class DeviceAudioSink:
                  preroll: int = 3, pulse_sink: str | None = None) -> None:
         self.rate, self.block = rate, block
         self.max_samples = max(int(max_latency * rate), 2 * block)
-        self.preroll = self._preroll0 = preroll * block
+        self.preroll = preroll * block
         self._calm_since = time.monotonic()  # the last underrun (or pre-roll change)
         self._floor = self.preroll  # the smallest pre-roll this device's bursts allow, learnt
         self._shrunk_at = float("-inf")

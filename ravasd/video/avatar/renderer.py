@@ -336,7 +336,7 @@ class AvatarRenderer:
             if (p.texture is None and p.shade_texture is None and p.matcap_texture is None and not p.blend
                     and p.joints is None and p.color[3] >= 1.0):
                 # parts wound the other way need the other face culled for their outline: not one batch
-                cull = _cull_for(_winding(p.positions, p.indices)) if p.material.outline != "none" else None
+                cull = self._outline_cull.get(pi)  # set above for each outlined primitive
                 groups.setdefault((anchor(p.node), p.material.batch_key(), cull), []).append(pi)
         batches = []
         for (node, _, cull), members in groups.items():
