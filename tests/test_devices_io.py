@@ -8,7 +8,9 @@ import time
 
 import numpy as np
 import pytest
+from audiocheck import RATE, read_audio, window_fits
 from helpers import wait_until
+from scipy.signal import fftconvolve
 
 from ravasd.audio.sinks import DeviceAudioSink
 from ravasd.audio.sources import MicSource, synth_speech
@@ -32,29 +34,21 @@ class NegHalf:
         pass
 
 
-def _read_wav(path):
-    import av
-
-    with av.open(str(path)) as c:
-        res = av.AudioResampler(format="flt", layout="mono", rate=48000)
-        return np.concatenate([o.to_ndarray().reshape(-1) for f in c.decode(audio=0) for o in res.resample(f)])
-
-
-def test_mic_to_output_device_through_pulseaudio(pulse, tmp_path, monkeypatch):
-    from mediagen import make_audio
-
-    monkeypatch.setenv("PULSE_SOURCE", "fake_mic")
-    monkeypatch.setenv("PULSE_SINK", "test_out")
-    speech = synth_speech(48000, seconds=3.0)
-    wav = make_audio(tmp_path / "speech.wav", signal=speech, rate=48000)
+def _take(pulse, tmp_path, wav, x, k) -> str:
+    """Speech through a mic → NegHalf → output runner once, recorded at the output; returns what is
+    wrong ("" when nothing)."""
+    rec_wav = tmp_path / f"rec{k}.wav"
     rec = subprocess.Popen(["parecord", "--device=test_out.monitor", "--latency-msec=20", "--channels=1",
-                            "--rate=48000", "--file-format=wav", str(tmp_path / "rec.wav")], env=pulse.env)
+                            "--rate=48000", "--file-format=wav", str(rec_wav)], env=pulse.env)
     runner = StreamRunner(source=lambda: MicSource("pulse", 48000, 240),
                           converter=NegHalf, sink=lambda: DeviceAudioSink("pulse", 48000, 240, 0.2),
                           publisher=AudioPublisher(240 / 48000, 48000, 240), deadline=0.06, max_backlog=20).start()
     try:
         assert wait_until(lambda: runner.status.state in ("running", "starting") and runner.status.published
                           + runner.status.placeholders > 10, 10)
+        # the recorder really records (it can take a second to connect on a loaded box; a take that
+        # started playing before it did would miss the start of the speech)
+        assert wait_until(lambda: rec_wav.exists() and rec_wav.stat().st_size > RATE, 10)
         subprocess.run(["paplay", "--device=fake_cam_mic", "--latency-msec=20", str(wav)], env=pulse.env,
                        check=True, timeout=30)
         time.sleep(0.5)
@@ -62,17 +56,42 @@ def test_mic_to_output_device_through_pulseaudio(pulse, tmp_path, monkeypatch):
         runner.stop()
         rec.terminate()
         rec.wait(5)
-    y = _read_wav(tmp_path / "rec.wav")
     assert runner.status.published > 100, runner.status
-    # the recording holds the converted speech (−0.5 ×), found by cross-correlation
-    x = speech
-    corr = np.correlate(y, x[: 48000], mode="valid") if len(y) > 48000 else np.zeros(1)
-    lag = int(np.argmin(corr))
-    seg = y[lag:lag + 48000]
-    r = np.corrcoef(seg, x[:48000])[0, 1]
-    assert r < -0.9, f"recorded audio is not −0.5 × the speech (r={r:.2f})"
-    assert np.std(seg) / np.std(x[:48000]) == pytest.approx(0.5, rel=0.2)
     assert runner.status.latency_ms > 0
+    y = read_audio(rec_wav)
+    if len(y) < len(x):
+        return "the recording is shorter than the speech"
+    # the recording holds the converted speech (−0.5 ×): each 250 ms window found near the one before,
+    # so a stall of the server costs the windows it falls in, not the rest
+    lag = int(np.argmin(fftconvolve(y, x[::-1], mode="valid")))
+    fits, found = window_fits(y, x, lag, ringmod=False)
+    good = fits > 0.95
+    if good.mean() < 0.8:
+        return f"recorded audio is not the speech scaled: window fits {np.round(fits, 2)}"
+    win = RATE // 4
+    starts = [i for i in range(0, len(x) - win, win) if np.abs(x[i:i + win]).max() > 0.1]
+    gains = [float(x[i:i + win] @ y[at:at + win]) / float(x[i:i + win] @ x[i:i + win])
+             for i, at, ok in zip(starts, found, good) if ok]
+    assert np.median(gains) == pytest.approx(-0.5, abs=0.1), f"take {k}: gain {np.median(gains):.2f}, not −0.5"
+    return ""
+
+
+def test_mic_to_output_device_through_pulseaudio(pulse, tmp_path, monkeypatch):
+    from mediagen import make_audio
+
+    monkeypatch.setenv("PULSE_SOURCE", "fake_mic")
+    monkeypatch.setenv("PULSE_SINK", "test_out")
+    x = synth_speech(48000, seconds=3.0)
+    wav = make_audio(tmp_path / "speech.wav", signal=x, rate=48000)
+    # a defect spoils every take; a stall of the sound server (seen on CI's VMs: 2 s without a
+    # callback) spoils the odd one
+    problems = []
+    for k in range(3):
+        problem = _take(pulse, tmp_path, wav, x, k)
+        if not problem:
+            break
+        problems.append(f"take {k}: {problem}")
+    assert len(problems) < 3, "\n".join(problems)
 
 
 def test_missing_microphone_is_a_clear_device_error():

