@@ -437,25 +437,28 @@ def test_background_image_behind_the_avatar(tmp_path):
         load_background(load_config(overrides={"video.background_image": str(tmp_path / "bad.png")}))
 
 
-def test_voice_shape_drives_simple_visemes(renderers):
-    from ravasd.audio.level import voice_shape
+def test_viseme_probabilities_shape_the_idle_mouth(renderers):
+    """The tap's [level, open, spread, round] (tests/test_visemes.py checks it reads vowels): round
+    funnels and purses the lips, spread stretches them with the jaw less open, open opens the jaw."""
     from ravasd.video.avatar.converter import AvatarConverter
 
-    t = np.arange(4800) / 48000
-    low = 0.3 * np.sin(2 * np.pi * 300 * t)  # an "oo"-like, dark sound
-    high = 0.3 * np.random.default_rng(0).standard_normal(4800)  # bright, noisy
-    _, rnd_low, spr_low = voice_shape(low.astype(np.float32), 48000)
-    _, rnd_high, spr_high = voice_shape(high.astype(np.float32), 48000)
-    assert rnd_low > 0.9 > rnd_high and spr_high > 0.3 > spr_low
-    assert voice_shape(np.zeros(480, np.float32), 48000) == (0.0, 0.0, 0.0)
-
-    shape = {"v": (0.3, 0.95, 0.0)}
+    shape = {"v": (0.3, 0.0, 0.0, 1.0)}
     conv = AvatarConverter(ScriptedTracker([]), renderers["sol"], level=lambda: shape["v"])
+    idx = {k: ARKIT_NAMES.index(k) for k in ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretchLeft")}
+    pose = {}
+    for name, v in {"round": (0.3, 0.0, 0.0, 1.0), "spread": (0.3, 0.0, 1.0, 0.0), "open": (0.3, 1.0, 0.0, 0.0),
+                    "quiet": (0.0, 0.0, 0.0, 1.0)}.items():
+        shape["v"] = v
+        w, *_ = conv.idle_pose(6.0, 6.0)
+        pose[name] = {k: float(w[i]) for k, i in idx.items()}
+    assert pose["round"]["mouthFunnel"] > 0.9 and pose["round"]["mouthPucker"] > 0.4
+    assert pose["spread"]["mouthStretchLeft"] > 0.7 and pose["spread"]["mouthFunnel"] == 0
+    assert pose["open"]["jawOpen"] > 0.95 > 0.5 > pose["spread"]["jawOpen"] > 0.2
+    assert pose["open"]["mouthFunnel"] == pose["open"]["mouthStretchLeft"] == 0
+    assert max(pose["quiet"].values()) < 0.05  # silence: the mouth rests whatever the last vowel was
+    shape["v"] = 0.3  # a bare level (no shape): the jaw only
     w, *_ = conv.idle_pose(6.0, 6.0)
-    assert w[ARKIT_NAMES.index("jawOpen")] > 0.9 and w[ARKIT_NAMES.index("mouthFunnel")] > 0.5
-    shape["v"] = (0.3, 0.1, 0.6)
-    w, *_ = conv.idle_pose(6.0, 6.0)
-    assert w[ARKIT_NAMES.index("mouthStretchLeft")] > 0.5 and w[ARKIT_NAMES.index("mouthFunnel")] == 0
+    assert w[idx["jawOpen"]] > 0.6 and w[idx["mouthFunnel"]] == 0
 
 
 def test_avatar_without_a_face_model_still_appears_and_idles(monkeypatch, tmp_path):

@@ -19,7 +19,8 @@ BUNDLED = ["ravasd/bundled/avatars/sol.glb", "ravasd/bundled/avatars/previews/so
            "ravasd/bundled/service/ravasd.svg", "ravasd/bundled/drivers/linux/setup-v4l2loopback.sh",
            "ravasd/bundled/drivers/README.md", "ravasd/video/avatar/shaders/avatar.frag",
            "ravasd/audio/voices/targets/baritone.npz", "ravasd/audio/voices/figures.json",
-           "ravasd/audio/neural/speech/alto.opus", "ravasd/audio/neural/speech/tenor.opus"]
+           "ravasd/audio/neural/speech/alto.opus", "ravasd/audio/neural/speech/tenor.opus",
+           "ravasd/audio/viseme.json"]
 
 # Loaded into the installed venv's interpreter: every file opened under the checkout (other than the
 # dependencies' venv, which lives there too) is written down; the test fails on any.

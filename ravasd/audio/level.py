@@ -1,7 +1,7 @@
 """The shape of the converted voice, for the avatar's mouth when no face is seen.
 
-:class:`LevelTap` watches what the audio worker's sink gets; what it measures (three floats, anonymized audio
-only) goes into a shared array that the video worker reads. No audio crosses processes.
+:class:`LevelTap` watches what the audio worker's sink gets; what it measures (four floats, from the
+anonymized audio only) goes into a shared array that the video worker reads. No audio crosses processes.
 """
 from __future__ import annotations
 
@@ -10,32 +10,37 @@ from typing import Any
 import numpy as np
 
 from ..engine.frames import AnonAudio
-
-
-def voice_shape(samples: np.ndarray, rate: int) -> tuple[float, float, float]:
-    """(RMS level, roundness, spread) of a block: the share of spectral energy below 1 kHz ("oh/oo"
-    vowels) and above 2.5 kHz ("ee", sibilants), for visemes. Zeros for silence."""
-    if len(samples) == 0:
-        return 0.0, 0.0, 0.0
-    rms = float(np.sqrt(np.mean(np.square(samples))))
-    spec = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
-    f = np.fft.rfftfreq(len(samples), 1.0 / rate)
-    total = spec[(f >= 80) & (f < 6000)].sum()
-    if total <= 1e-12:
-        return rms, 0.0, 0.0
-    return rms, float(spec[(f >= 80) & (f < 1000)].sum() / total), float(spec[(f >= 2500) & (f < 6000)].sum() / total)
+from .viseme import HOP_S, VISEMES, VisemeFeatures, VisemeModel
 
 
 class LevelTap:
-    """A tap on the audio runner (:class:`~ravasd.engine.runner.Tap`): the shape of every block the
-    sink got (anonymized only) goes, smoothed, into the shared array the video worker reads."""
+    """A tap on the audio runner (:class:`~ravasd.engine.runner.Tap`): what every block the sink got
+    (anonymized only) says about the mouth goes into the shared array the video worker reads:
+    ``[level, open, spread, round]`` — the RMS level (smoothed over ~30 ms) and the probabilities of
+    the viseme classes (:mod:`.viseme`, smoothed over ~40 ms; 0 between words). Publish thread."""
 
-    def __init__(self, shared: Any) -> None:
+    LEVEL_S, SHAPE_S = 0.03, 0.04
+
+    def __init__(self, shared: Any, model: VisemeModel | None = None) -> None:
         self.shared = shared
+        self.model = model or VisemeModel()
+        self._feats: VisemeFeatures | None = None
 
     def write(self, block: AnonAudio) -> None:
-        for i, v in enumerate(voice_shape(block.samples, block.rate)):
-            self.shared[i] = 0.7 * self.shared[i] + 0.3 * v
+        x = block.samples
+        if not len(x):
+            return
+        if self._feats is None or self._feats.rate != block.rate:
+            self._feats = self.model.features(block.rate)
+        rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+        a = 1.0 - np.exp(-len(x) / block.rate / self.LEVEL_S)
+        self.shared[0] = float(self.shared[0] + a * (rms - self.shared[0]))
+        frames, voiced = self._feats.push(x)
+        if len(frames) and len(self.shared) >= 4:
+            p = np.where(voiced[:, None], self.model.probs(frames), 0.0).mean(0)
+            b = 1.0 - np.exp(-len(frames) * HOP_S / self.SHAPE_S)
+            for i, k in enumerate((VISEMES.index("open"), VISEMES.index("spread"), VISEMES.index("round"))):
+                self.shared[1 + i] = float(self.shared[1 + i] + b * (p[k] - self.shared[1 + i]))
 
     def close(self) -> None:
         for i in range(len(self.shared)):

@@ -132,11 +132,11 @@ class Supervisor:
         self.stall_s = max(5.0, 6 * cfg.engine.status_interval_ms / 1000)
         self.wiring = wiring
         self._ctx = mp.get_context("spawn")
-        # the converted voice's shape (level, roundness, spread), written by the audio worker and read
-        # by the avatar's mouth when no face is seen: three floats, no audio crosses processes
+        # the converted voice's shape (level, open, spread, round), written by the audio worker and read
+        # by the avatar's mouth when no face is seen: four floats, no audio crosses processes
         # the published frame (anonymized only) for snapshots and the settings preview, and the
         # microphone's input level (one float, dBFS) for the settings meter
-        self.routes = dict(routes or {}, audio_level=self._ctx.Array("f", 3, lock=False),
+        self.routes = dict(routes or {}, audio_level=self._ctx.Array("f", 4, lock=False),
                            video_frame=SharedFrame(self._ctx), mic_level=self._ctx.Array("f", 1, lock=False))
         self.routes["mic_level"][0] = -120.0
         self.log_level = log_level

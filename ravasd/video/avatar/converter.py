@@ -3,8 +3,8 @@ frame is used only by the tracker; the output is rendered from the avatar model 
 
 When the face is lost the last pose is held for ``hold_s``, then eases to a living idle pose
 (breathing, blinks at natural intervals, gaze shifts, a slight head drift), while the mouth follows
-the converted voice: its level opens
-the jaw, its spectral shape picks simple visemes (round "oh/oo" → funnel, bright "ee" → stretch).
+the converted voice: its level opens the jaw, the vowel heard in it shapes the lips (visemes,
+:mod:`ravasd.audio.viseme`: "oh/oo" round, "ee" spread, "ah" open).
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from .renderer import AvatarRenderer
 log = logging.getLogger(__name__)
 JAW = ARKIT_NAMES.index("jawOpen")
 FUNNEL = ARKIT_NAMES.index("mouthFunnel")
+PUCKER = ARKIT_NAMES.index("mouthPucker")
 STRETCH = (ARKIT_NAMES.index("mouthStretchLeft"), ARKIT_NAMES.index("mouthStretchRight"))
 BLINK = (ARKIT_NAMES.index("eyeBlinkLeft"), ARKIT_NAMES.index("eyeBlinkRight"))
 
@@ -95,7 +96,8 @@ class AvatarConverter:
         """Ease from the last tracked pose to a living idle (:class:`IdleLife`: irregular blinks,
         gaze shifts, head drift); the mouth follows the voice.
 
-        ``level()`` gives (rms, roundness, spread) — see ``pipelines.voice_shape`` — or a bare rms."""
+        ``level()`` gives (rms, p_open, p_spread, p_round) — see :class:`ravasd.audio.level.LevelTap` —
+        or a bare rms: the level opens the jaw, the viseme probabilities shape the lips."""
         e = math.exp(-max(0.0, age - self.hold_s) / self.ease_s)
         w, yaw, pitch, roll = self._last
         life_w, life_yaw, life_pitch, life_roll = self.life.at(t)
@@ -104,12 +106,16 @@ class AvatarConverter:
             w[i] = max(w[i], life_w[i])
         if self.level is not None:
             shape = self.level()
-            rms, rnd, spread = (shape, 0.0, 0.0) if isinstance(shape, (int, float)) else tuple(shape)[:3]
+            rms, p_open, p_spread, p_round = ((shape, 0.0, 0.0, 0.0) if isinstance(shape, (int, float))
+                                              else (*tuple(shape)[:4], 0.0, 0.0, 0.0)[:4])
             opening = min(1.0, float(rms) * 4.0)
-            w[JAW] = max(w[JAW], opening)
-            w[FUNNEL] = max(w[FUNNEL], float(np.clip((rnd - 0.55) * 2.5, 0, 1)) * opening)
+            # lips hold their shape through the quieter part of a syllable: the square root of the level
+            lips = math.sqrt(opening)
+            w[JAW] = max(w[JAW], opening * float(np.clip(0.7 + 0.3 * p_open - 0.35 * p_spread - 0.3 * p_round, 0, 1)))
+            w[FUNNEL] = max(w[FUNNEL], lips * float(p_round))
+            w[PUCKER] = max(w[PUCKER], 0.5 * lips * float(p_round))
             for i in STRETCH:
-                w[i] = max(w[i], float(np.clip((spread - 0.15) * 3.0, 0, 1)) * opening)
+                w[i] = max(w[i], 0.8 * lips * float(p_spread))
         return (w.astype(np.float32), yaw * e + life_yaw * (1 - e), pitch * e + life_pitch * (1 - e),
                 roll * e + life_roll * (1 - e))
 
