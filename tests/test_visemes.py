@@ -107,6 +107,9 @@ def test_silence_closes_the_mouth_and_close_zeroes():
     for k in range(40):  # 0.4 s of silence
         tap.write(AnonAudio(np.zeros(480, np.float32), RATE, 0.1 + k * 0.01))
     assert shared[0] < 0.01 and max(shared[1:]) < 0.05
+    tap.write(AnonAudio(np.full(480, np.nan, np.float32), RATE, 0.6))  # ignored, not stored
+    tap.write(AnonAudio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), RATE, 0.7))
+    assert all(np.isfinite(shared)) and shared[0] > 0.1
     tap.close()
     assert shared == [0.0] * 4
 

@@ -33,6 +33,8 @@ class LevelTap:
         if self._feats is None or self._feats.rate != block.rate:
             self._feats = self.model.features(block.rate)
         rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+        if not np.isfinite(rms):  # a broken block must not poison the running statistics for good
+            return
         a = 1.0 - np.exp(-len(x) / block.rate / self.LEVEL_S)
         self.shared[0] = float(self.shared[0] + a * (rms - self.shared[0]))
         frames, voiced = self._feats.push(x)
