@@ -28,7 +28,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one summation order: the s
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ravasd.audio.viseme import BANDS, VISEMES, VisemeFeatures, VisemeModel  # noqa: E402
+from ravasd.audio.viseme import BANDS, PRIOR_SD_DB, VISEMES, VisemeFeatures, VisemeModel  # noqa: E402
 
 RATE = 48000
 WORDS = {
@@ -44,11 +44,6 @@ ESPEAK = ["en-us", "en-gb+m3", "en-us+f3", "en-gb-x-rp+f4", "en-us+f2", "en-gb+m
 HELD_ESPEAK = {"en-us+m6", "en-gb-scotland+f1"}
 SEED = 41
 OUT = Path(__file__).resolve().parents[1] / "ravasd" / "audio" / "viseme.json"
-
-
-def _kokoro_speakers():
-    rng = np.random.default_rng(SEED)
-    return [(f"kokoro{i:02d}", rng.dirichlet(np.full(5, 0.6)), float(rng.uniform(0.85, 1.15))) for i in range(KOKORO)]
 
 
 def _espeak(word: str, voice: str, pitch: int = 50, speed: int = 150) -> np.ndarray:
@@ -69,7 +64,7 @@ def speakers_words() -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
     import soxr
 
     from ravasd.evaluation.corpus import RATE as PIPER_RATE  # what _piper() returns
-    from ravasd.evaluation.realistic import _engine, _piper
+    from ravasd.evaluation.realistic import _engine, _piper, speakers
 
     logging.getLogger("phonemizer").setLevel(logging.ERROR)
     items = [(v, w) for v, ws in WORDS.items() for w in ws]
@@ -77,7 +72,7 @@ def speakers_words() -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
     stack = np.stack([styles[k] for k in sorted(styles)])
     out = []
     rng = np.random.default_rng(SEED)
-    for name, mix, speed in _kokoro_speakers():
+    for name, mix, speed in speakers(KOKORO, SEED, speeds=(0.85, 1.15)):
         style = np.tensordot(mix, stack, axes=1).astype(np.float32)
         words = []
         for i in rng.permutation(len(items)):
@@ -148,7 +143,7 @@ def convert_and_featurise(job: tuple[str, str | None, list]) -> tuple[str, str, 
 
 # the running normalisation's spread before a voice has said much (dB per band; its mean starts at
 # the first frame of speech)
-PRIOR_SD = np.full(BANDS, 8.0)
+PRIOR_SD = np.full(BANDS, PRIOR_SD_DB)
 
 
 def train(X: np.ndarray, y: np.ndarray, hidden: int = 32, epochs: int = 40, seed: int = 0) -> list:
@@ -203,7 +198,7 @@ def main() -> None:
     jobs = [(s, v, w) for s, w in data for v in [None, *VOICES]]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(convert_and_featurise, jobs))
-    held = {f"kokoro{i:02d}" for i in range(KOKORO - HELD_KOKORO, KOKORO)} | {"piper-joe"} | {
+    held = {f"kokoro{i:02d}" for i in range(KOKORO - HELD_KOKORO + 1, KOKORO + 1)} | {"piper-joe"} | {
         f"espeak-{v}" for v in HELD_ESPEAK}
     X = np.concatenate([f[lab >= 0] for s, v, f, lab in results if s not in held])
     y = np.concatenate([lab[lab >= 0] for s, v, f, lab in results if s not in held])

@@ -2,6 +2,8 @@
 a known conversion of it explains each stretch (R²), robust to the odd glitch of a loaded VM."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 RATE = 48000
@@ -62,19 +64,27 @@ def window_fit(y: np.ndarray, xw: np.ndarray, guess: int, span: int = 2400,
     return float(r2[k]), lo + k
 
 
-def window_fits(y: np.ndarray, x: np.ndarray, lag: int, ringmod: bool = True) -> tuple[np.ndarray, np.ndarray]:
+class Windows(NamedTuple):
+    """Per 250 ms window of the signal that holds speech: its start in the signal, the best fit and
+    where it was found in the recording."""
+
+    start: np.ndarray
+    fit: np.ndarray
+    at: np.ndarray
+
+
+def window_fits(y: np.ndarray, x: np.ndarray, lag: int, ringmod: bool = True) -> Windows:
     """The fit (``window_fit``) of each 250 ms window of ``x`` that holds speech, found in ``y`` near
-    where the window before it was found (``lag`` for the first), and where each was found (the
-    window's start in ``y``): a dropout shifts what follows it, so one glitch costs the window it
-    falls in, not every window after it."""
-    win, cur, fits, found = RATE // 4, lag, [], []
+    where the window before it was found (``lag`` for the first): a dropout shifts what follows it,
+    so one glitch costs the window it falls in, not every window after it."""
+    win, cur, rows = RATE // 4, lag, []
     for i in range(0, len(x) - win, win):
         if np.abs(x[i:i + win]).max() > 0.1:
             fit, at = window_fit(y, x[i:i + win], cur + i, ringmod=ringmod)
-            fits.append(fit)
-            found.append(at)
+            rows.append((i, fit, at))
             cur = at - i if fit > 0.9 else cur
-    return np.array(fits), np.array(found)
+    start, fit, at = (np.array(c) for c in zip(*rows)) if rows else (np.zeros(0, int),) * 3
+    return Windows(start, fit, at)
 
 
 def read_audio(path) -> np.ndarray:

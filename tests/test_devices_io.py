@@ -64,14 +64,13 @@ def _take(pulse, tmp_path, wav, x, k) -> str:
     # the recording holds the converted speech (−0.5 ×): each 250 ms window found near the one before,
     # so a stall of the server costs the windows it falls in, not the rest
     lag = int(np.argmin(fftconvolve(y, x[::-1], mode="valid")))
-    fits, found = window_fits(y, x, lag, ringmod=False)
-    good = fits > 0.95
+    w = window_fits(y, x, lag, ringmod=False)
+    good = w.fit > 0.95
     if good.mean() < 0.8:
-        return f"recorded audio is not the speech scaled: window fits {np.round(fits, 2)}"
+        return f"recorded audio is not the speech scaled: window fits {np.round(w.fit, 2)}"
     win = RATE // 4
-    starts = [i for i in range(0, len(x) - win, win) if np.abs(x[i:i + win]).max() > 0.1]
     gains = [float(x[i:i + win] @ y[at:at + win]) / float(x[i:i + win] @ x[i:i + win])
-             for i, at, ok in zip(starts, found, good) if ok]
+             for i, at in zip(w.start[good], w.at[good])]
     assert np.median(gains) == pytest.approx(-0.5, abs=0.1), f"take {k}: gain {np.median(gains):.2f}, not −0.5"
     return ""
 

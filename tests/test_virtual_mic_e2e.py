@@ -41,7 +41,7 @@ def _locate(ref: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, str]:
 
     c = fftconvolve(ref, x[::-1], mode="valid")
     lag = int(np.argmax(c))
-    fits, _ = window_fits(ref, x, lag, ringmod=False)
+    fits = window_fits(ref, x, lag, ringmod=False).fit
     if np.median(fits) <= 0.99:
         return x, f"the fake microphone did not deliver the speech: window fits {np.round(fits, 2)}"
     return ref[lag:lag + len(x)], ""
@@ -121,7 +121,7 @@ def _take(env, tmp_path, wav, x, k) -> tuple[str, dict]:
     # ring-modulated copy, and the daemon counted no drops and no device xruns while the speech
     # played. Two scheduling hiccups of a loaded 2-core VM are tolerated (its timers run up to ~12 ms
     # late, measured: more than the 5 ms blocks here).
-    fits, _ = window_fits(y, xs, lag)
+    fits = window_fits(y, xs, lag).fit
     # one hiccup counts twice (the device's underrun is an xrun, the late burst after it a trim): count
     # hiccups as the larger of the two
     glitches = max(a["dropped"] - before["dropped"], a["xruns"] - before["xruns"])

@@ -12,6 +12,8 @@ import numpy as np
 from ..engine.frames import AnonAudio
 from .viseme import HOP_S, VISEMES, VisemeFeatures, VisemeModel
 
+SHARED = tuple(VISEMES.index(k) for k in ("open", "spread", "round"))  # shared[1:], in this order
+
 
 class LevelTap:
     """A tap on the audio runner (:class:`~ravasd.engine.runner.Tap`): what every block the sink got
@@ -38,11 +40,11 @@ class LevelTap:
         a = 1.0 - np.exp(-len(x) / block.rate / self.LEVEL_S)
         self.shared[0] = float(self.shared[0] + a * (rms - self.shared[0]))
         frames, voiced = self._feats.push(x)
-        if len(frames) and len(self.shared) >= 4:
+        if len(frames):
             p = np.where(voiced[:, None], self.model.probs(frames), 0.0).mean(0)
             b = 1.0 - np.exp(-len(frames) * HOP_S / self.SHAPE_S)
-            for i, k in enumerate((VISEMES.index("open"), VISEMES.index("spread"), VISEMES.index("round"))):
-                self.shared[1 + i] = float(self.shared[1 + i] + b * (p[k] - self.shared[1 + i]))
+            for i, k in enumerate(SHARED, start=1):
+                self.shared[i] = float(self.shared[i] + b * (p[k] - self.shared[i]))
 
     def close(self) -> None:
         for i in range(len(self.shared)):

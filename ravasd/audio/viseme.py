@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,7 @@ BANDS, FMIN, FMAX = 24, 100.0, 5000.0
 WIN_S, HOP_S = 0.032, 0.010
 TAU_S = 3.0  # running normalisation's time constant, seconds of speech
 VOICED_DB = 25.0  # a frame within this many dB of the recent peak counts as speech
+PRIOR_SD_DB = 8.0  # the normalisation's spread per band before a voice has said much
 
 
 def _mel(f: np.ndarray) -> np.ndarray:
@@ -55,13 +57,10 @@ class VisemeFeatures:
         self.window = np.hanning(self.win)
         self._buf = np.zeros(0, np.float32)
         self.mean: np.ndarray | None = None  # set by the first frame of speech
-        sd = np.full(BANDS, 8.0) if prior_sd is None else np.asarray(prior_sd, float)
+        sd = np.full(BANDS, PRIOR_SD_DB) if prior_sd is None else np.asarray(prior_sd, float)
         self.var = sd ** 2
         self.peak = -120.0
         self._alpha = 1.0 - np.exp(-HOP_S / TAU_S)
-
-    def reset(self) -> None:
-        self._buf = np.zeros(0, np.float32)
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._buf = np.concatenate([self._buf, np.asarray(samples, np.float32)])
@@ -82,7 +81,8 @@ class VisemeFeatures:
                 d = band - self.mean
                 self.mean += self._alpha * d
                 self.var = (1 - self._alpha) * (self.var + self._alpha * d * d)
-            frames.append((band - (band if self.mean is None else self.mean)) / np.sqrt(self.var + 1.0))
+            # before the first speech there is no average to differ from: a neutral frame
+            frames.append(np.zeros(BANDS) if self.mean is None else (band - self.mean) / np.sqrt(self.var + 1.0))
             voiced.append(speech)
         if not frames:
             return np.zeros((0, BANDS)), np.zeros(0, bool)
@@ -94,12 +94,7 @@ class VisemeModel:
     ``path``: a weights file as ``avatars/train_visemes.py`` writes it (default: the shipped one)."""
 
     def __init__(self, path: str | None = None) -> None:
-        if path is None:
-            text = resources.files(__package__).joinpath("viseme.json").read_text()
-        else:
-            with open(path) as f:
-                text = f.read()
-        d = json.loads(text)
+        d = json.loads((Path(path) if path else resources.files(__package__).joinpath("viseme.json")).read_text())
         self.prior_sd = np.array(d["prior_sd"])
         self.layers = [(np.array(w), np.array(b)) for w, b in d["layers"]]
 

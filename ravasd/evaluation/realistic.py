@@ -77,13 +77,15 @@ def _engine():
     return Kokoro.from_session(session, str(voices)), styles
 
 
-def speakers(n: int = KOKORO_SPEAKERS, seed: int = SEED) -> list[tuple[str, np.ndarray, float]]:
-    """(name, mixture weights over the sorted style names, speaking rate) per speaker; seeded."""
+def speakers(n: int = KOKORO_SPEAKERS, seed: int = SEED, speeds: tuple[float, float] = (0.9, 1.1)
+             ) -> list[tuple[str, np.ndarray, float]]:
+    """(name, mixture weights over the sorted style names, speaking rate drawn from ``speeds``) per
+    speaker; seeded."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         w = rng.dirichlet(np.full(5, 0.6))
-        out.append((f"kokoro{i + 1:02d}", w, float(rng.uniform(0.9, 1.1))))
+        out.append((f"kokoro{i + 1:02d}", w, float(rng.uniform(*speeds))))
     return out
 
 
