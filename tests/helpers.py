@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from ravasd.engine.frames import AnonAudio, AnonFrame, RawAudio, RawFrame, require_anon
+from ravasd.evaluation.leaks import CAMERA_LIMIT, camera_likeness  # noqa: F401 (CAMERA_LIMIT: for the tests)
 
 W, H = 64, 48
 CONVERTED = 200  # every pixel of a TestVideoConverter frame
@@ -129,29 +130,11 @@ class RecordingSink:
             return list(self.items)
 
 
-def highpass(img: np.ndarray) -> np.ndarray:
-    import cv2
-
-    g = img.astype(np.float32).mean(axis=2)
-    return g - cv2.GaussianBlur(g, (0, 0), 2.0)
-
-
-def leaks(output: np.ndarray, inputs: list[np.ndarray], threshold: float = 0.2) -> float:
-    """Max normalised correlation between high-passed output and any input (same size).
-
-    Near 0 for unrelated images; near 1 when input pixels are copied (even dimmed or offset-free).
-    Returns the max score; callers compare with ``threshold``.
-    """
-    import cv2
-
-    o = highpass(output)
-    best = 0.0
-    for im in inputs:
-        i = highpass(cv2.resize(im, (output.shape[1], output.shape[0])) if im.shape != output.shape else im)
-        den = np.sqrt((o * o).sum() * (i * i).sum())
-        if den > 0:
-            best = max(best, float((o * i).sum() / den))
-    return best
+def leaks(output: np.ndarray, inputs: list[np.ndarray]) -> float:
+    """How much ``output`` looks like any of ``inputs`` (camera frames), blurred, rescaled, cropped
+    or colour-shifted included: ``ravasd.evaluation.leaks.camera_likeness``; a leak reads above
+    :data:`CAMERA_LIMIT`."""
+    return camera_likeness(output, inputs)
 
 
 def wait_until(pred, timeout: float = 5.0, step: float = 0.01) -> bool:

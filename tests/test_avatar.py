@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import leaks
+from helpers import CAMERA_LIMIT, leaks
 
 from ravasd.engine.frames import AnonFrame, RawFrame
 from ravasd.video.avatar.model import AvatarError, load_avatar, read_gltf
@@ -289,7 +289,7 @@ def test_avatar_output_contains_no_camera_pixels(renderers):
         canvas = np.zeros((H, W, 3), np.uint8)
         canvas[:, (W - H) // 2:(W + H) // 2] = im
         placed.append(canvas)
-    assert max(leaks(o.image, placed) for o in outs) < 0.2
+    assert max(leaks(o.image, placed) for o in outs) < CAMERA_LIMIT
 
 
 def make_skinned(tmp_path: Path) -> Path:

@@ -17,6 +17,7 @@ from helpers import (
     TestAudioConverter,
     TestVideoConverter,
     W,
+    CAMERA_LIMIT,
     leaks,
     wait_until,
 )
@@ -171,9 +172,9 @@ def test_leak_detector_flags_a_leaking_converter():
     time.sleep(0.4)
     r.stop()
     real = [f.image for _, f in leaking.snapshot() if not f.placeholder]
-    assert real and max(leaks(img, inputs) for img in real[:5]) > 0.9
+    assert real and max(leaks(img, inputs) for img in real[:5]) > CAMERA_LIMIT
     card = CARDS["paused"]
-    assert leaks(card, inputs[:20]) < 0.2
+    assert leaks(card, inputs[:20]) < CAMERA_LIMIT
 
 
 def test_source_failure_keeps_output_alive_and_reopens():

@@ -362,7 +362,7 @@ def test_fault_matrix_worker_kill_and_stop_with_and_without_pause(ravas_home, tm
     import numpy as np
     from PIL import Image
 
-    from helpers import leaks
+    from helpers import CAMERA_LIMIT, leaks
     from mediagen import make_video
 
     clip = make_video(tmp_path / "cam.mp4", seconds=4.0, width=640, height=360, acodec=None)
@@ -382,7 +382,7 @@ def test_fault_matrix_worker_kill_and_stop_with_and_without_pause(ravas_home, tm
         if r.returncode:  # no frame yet (the worker is restarting): nothing is shown but the last card
             return None
         img = np.asarray(Image.open(png).convert("RGB"))
-        assert leaks(img, frames) < 0.2, f"{name}: the call saw camera pixels"
+        assert leaks(img, frames) < CAMERA_LIMIT, f"{name}: the call saw camera pixels"
         return "placeholder card" in r.stdout
 
     try:

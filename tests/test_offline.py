@@ -8,7 +8,7 @@ import sys
 import av
 import numpy as np
 import pytest
-from helpers import leaks
+from helpers import CAMERA_LIMIT, leaks
 from mediagen import make_audio, make_video, textured_frame
 
 from ravasd.commands.offline import anonymize
@@ -52,7 +52,7 @@ def test_anonymize_real_video_keeps_duration_and_no_input_pixels(case, media_dir
         assert samples == 0
     inputs = [textured_frame(i, spec["width"], spec["height"]) for i in range(0, n_in, 3)]
     score = max(leaks(f[:spec["height"], :spec["width"]], inputs) for f in frames[::4])
-    assert score < 0.2, f"output correlates with input pixels ({score:.2f})"
+    assert score < CAMERA_LIMIT, f"output correlates with input pixels ({score:.2f})"
     assert res.converter_errors == 0
 
 
@@ -91,7 +91,7 @@ def test_converter_crash_offline_gives_placeholders_not_input(media_dir, tmp_pat
     frames, _, _ = _streams(out)
     assert len(frames) == 20 and res.converter_errors == 4 and res.placeholders == 4
     inputs = [textured_frame(i, 320, 240) for i in range(20)]
-    assert max(leaks(f, inputs) for f in frames) < 0.2
+    assert max(leaks(f, inputs) for f in frames) < CAMERA_LIMIT
 
 
 def test_offline_lets_through_only_the_streams_own_anonymized_type(media_dir, tmp_path, monkeypatch):
@@ -117,7 +117,7 @@ def test_offline_lets_through_only_the_streams_own_anonymized_type(media_dir, tm
     frames, _, _ = _streams(tmp_path / "o.mp4")
     assert len(frames) == 20 and res.converter_errors == 10 and res.placeholders == 10
     inputs = [textured_frame(i, 320, 240) for i in range(20)]
-    assert max(leaks(f, inputs) for f in frames) < 0.2
+    assert max(leaks(f, inputs) for f in frames) < CAMERA_LIMIT
 
 
 @pytest.mark.parametrize("damage", ["random_bytes", "truncated", "empty", "missing", "text"])

@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SHARED_MODELS
 from mediagen import make_video
@@ -44,8 +46,28 @@ def test_report_on_a_batch_measures_voice_and_video_and_flags_a_leak(tmp_path):
     man = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     clip = next(m for m in man if m["rel"].endswith("clip-a"))
     shutil.copyfile(clip["input"], out / clip["output"])
+    # …and one whose output is its input blurred, cropped, zoomed and darkened
+    other = next(m for m in man if m["rel"].endswith("clip-b"))
+    _disguised_copy(Path(other["input"]), out / other["output"])
     r = subprocess.run([sys.executable, "-m", "ravasd", "eval", "report", str(out)], env=env, capture_output=True,
                        text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     md = (out / "report.md").read_text()
-    assert "**1 above the limit**" in md and "⚠" in md
+    assert "**2 above the limit**" in md and md.count("⚠") >= 2, md
+
+
+def _disguised_copy(src: Path, dst: Path) -> None:
+    import av
+    import cv2
+
+    with av.open(str(src)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    h, w = frames[0].shape[:2]
+    with av.open(str(dst), "w") as c:
+        s = c.add_stream("libx264", rate=15)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for f in frames:
+            crop = cv2.GaussianBlur(f, (0, 0), 1.5)[h // 8:h - h // 8, w // 8:w - w // 8]
+            img = (cv2.resize(crop, (w, h)) * 0.7).astype(np.uint8)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        c.mux(s.encode(None))

@@ -8,9 +8,9 @@ the batch's own outputs next to their inputs:
   word error rates (transcripts ``<input stem>.txt`` beside the inputs; Whisper by default) — the
   scorers and bootstrap intervals of ``ravasd eval voice`` — per speaker too; and the same EER on the *originals*, which shows the instrument can
   tell these speakers apart in the first place;
-- **video**: per file, the largest normalised correlation between the high-passed output frames
-  and the input frames (sampled evenly; a copied camera pixel reads near 1, an avatar near 0;
-  flagged above 0.2);
+- **video**: per file, how much the output frames look like the input frames (sampled evenly;
+  ``leaks.camera_likeness``: blurred, rescaled, cropped or colour-shifted camera pixels read above
+  ``leaks.CAMERA_LIMIT``, an avatar well below; flagged above it);
 - **durations and A/V sync**: input and output durations, the audio and video stream lengths and
   start times of each output.
 
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -35,9 +34,10 @@ from ..config import Config
 from ..errors import RavasError
 from ..media.manifest import MANIFEST, read_manifest
 from ..paths import atomic_write_text
+from .leaks import CAMERA_LIMIT, camera_likeness
 from .voice import BOOT, Evaluator, Item, Scorer, load, measures, speaker_of
 
-LEAK_LIMIT = 0.2  # above this, an output frame resembles its input frame (see tests/helpers.leaks)
+LEAK_LIMIT = CAMERA_LIMIT  # above this, an output frame resembles its input frame
 FRAMES = 12  # frames compared per video
 
 
@@ -45,7 +45,7 @@ FRAMES = 12  # frames compared per video
 class VideoCheck:
     file: str
     frames: int
-    leak: float  # max normalised correlation of high-passed output vs input frames
+    leak: float  # max camera_likeness of output vs input frames
     input_s: float
     video_s: float
     audio_s: float | None
@@ -75,11 +75,6 @@ def _records(outdir: Path) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ video
-def _highpass(img: np.ndarray) -> np.ndarray:
-    g = img.astype(np.float32).mean(axis=2)
-    return g - cv2.GaussianBlur(g, (0, 0), 2.0)
-
-
 def _frames(path: Path, picks: set[int]) -> dict[int, np.ndarray]:
     out = {}
     with av.open(str(path)) as c:
@@ -113,13 +108,11 @@ def check_video(rec: dict[str, Any], outdir: Path) -> VideoCheck:
     video_s, audio_s, offset, n = _stream_info(out)
     picks = {int(i) for i in np.linspace(0, max(0, n - 1), min(FRAMES, max(1, n)))}
     a, b = _frames(Path(rec["input"]), picks), _frames(out, picks)
-    leak = 0.0
-    for i in sorted(set(a) & set(b)):
-        o = _highpass(b[i])
-        x = _highpass(cv2.resize(a[i], (b[i].shape[1], b[i].shape[0]), interpolation=cv2.INTER_AREA))
-        den = float(np.sqrt((o * o).sum() * (x * x).sum()))
-        if den > 0:
-            leak = max(leak, float((o * x).sum() / den))
+    # each output frame against its own input frame and its neighbours among the picks (a leak
+    # delayed by A/V sync shows an earlier camera frame)
+    keys = sorted(set(a) & set(b))
+    leak = max((camera_likeness(b[i], [a[j] for j in keys[max(0, k - 1):k + 2]]) for k, i in enumerate(keys)),
+               default=0.0)
     return VideoCheck(rec["output"], n, leak, float(rec.get("duration_s") or 0.0), video_s, audio_s, offset)
 
 
