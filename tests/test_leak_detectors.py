@@ -72,7 +72,7 @@ def test_audio_marker_is_found_in_every_form_raw_audio_takes(marked):
 def test_audio_marker_is_destroyed_by_every_built_in_voice(marked):
     """Each voice re-synthesises the speech: the tones' fine structure does not pass. McAdams is
     the exception, and the instrument says so: it warps the envelope but passes the speaker's own
-    LPC residual (the excitation), so the marker's tones survive it (≈ 16 here) — one more reason it
+    LPC residual (the excitation), so the marker's tones survive it (≈ 12 here) — one more reason it
     is only a research baseline."""
     xm, _ = marked
     cfg = Config()

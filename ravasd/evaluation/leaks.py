@@ -22,7 +22,7 @@ import numpy as np
 #: The detector's analysis rate (Hz): narrowband, so a telephone-band codec keeps every tone.
 RATE = 16000
 _WIN = 2048  # 128 ms Hann windows: 7.8 Hz bins, so a 30 Hz ring modulation moves a tone off its bin
-_HOP = 320  # 20 ms
+_HOP = 160  # 10 ms
 _SIDE = (6, 24)  # neighbour bins (47–188 Hz away) that a tone's own bin is compared with
 
 
@@ -68,10 +68,11 @@ class Marker:
 
     def find(self, y: np.ndarray, rate: int) -> float:
         """How strongly the marker is present anywhere in ``y`` (``rate`` Hz): the best, over every
-        20 ms delay, of the mean contrast (dB) of each tone's own bin over its neighbours while it
+        10 ms delay, of the mean contrast (dB) of each tone's own bin over its neighbours while it
         sounds, in units of that score's spread over delays where it is not (a z-score). Raw or
         merely degraded audio reads well above :data:`FOUND`; converted audio, silence and noise
-        stay below it. Needs at least one whole marker in ``y``."""
+        stay below it. Needs at least one whole marker in ``y``, over sound (a marker lying mostly
+        over digital silence is not looked for: silence carries nothing)."""
         spec = _log_spectrum(y, rate)
         if spec.shape[0] < self._frames_per_marker + 2:
             return 0.0
@@ -87,9 +88,16 @@ class Marker:
             col = np.concatenate([[0.0], np.cumsum(c[:, k])])
             score += (col[start + inner:start + inner + lags] - col[start:start + lags]) / inner
         score /= self.tones
-        med = float(np.median(score))
-        spread = 1.4826 * float(np.median(np.abs(score - med))) + 0.05
-        return float((score.max() - med) / spread)
+        # only delays where the marker would lie over sound: digital silence has no contrast at all,
+        # and a window of mostly silence would otherwise make any few tones look like a marker
+        power = spec.max(axis=1)
+        sounding = np.convolve(power > power.min() + 1.0, np.ones(self._frames_per_marker), "valid")[:lags]
+        valid = score[sounding >= 0.75 * self._frames_per_marker]
+        if valid.size == 0:
+            return 0.0
+        med = float(np.median(valid))
+        spread = 1.4826 * float(np.median(np.abs(valid - med))) + 0.25
+        return float((valid.max() - med) / spread)
 
     @property
     def _frames_per_marker(self) -> int:
@@ -105,8 +113,8 @@ class Marker:
 
 
 #: ``Marker.find`` above this: the marker (so raw input) is in the signal. Self-tested (marker at
-#: −18 dB under espeak-ng speech): raw, −20 dB, delayed, resampled and Opus-coded copies read 17–20,
-#: every built-in voice but McAdams 1–4 (McAdams keeps the excitation: ≈ 16).
+#: −18 dB under espeak-ng speech): raw, −20 dB, delayed, resampled and Opus-coded copies read 15–24,
+#: every built-in voice but McAdams 1–3 (McAdams keeps the excitation: ≈ 12).
 FOUND = 8.0
 
 
