@@ -194,3 +194,55 @@ def test_bench_batch_prints_throughput_per_job_count(tmp_path):
     rows = json.loads(r.stdout)
     assert [row["jobs"] for row in rows] == [1] and rows[0]["failed"] == 0
     assert rows[0]["media_s"] == pytest.approx(2.0, abs=0.1) and rows[0]["media_h_per_wall_h"] > 0
+
+
+def _truncated(src: Path, dst: Path, keep: float, garbage: int = 0) -> Path:
+    """``src`` cut after ``keep`` of its bytes, with ``garbage`` random bytes appended (a broken copy)."""
+    data = src.read_bytes()
+    dst.write_bytes(data[:int(len(data) * keep)] + os.urandom(garbage))
+    return dst
+
+
+def test_a_truncated_input_fails_with_its_reason_unless_allowed_and_the_manifest_says_so(tmp_path):
+    """A WAV cut mid-file with garbage appended (its header still states 2.1 s), a FLAC and an MKV
+    cut in half: each fails alone, in one-file mode and in a batch, with a one-line reason;
+    ``--allow-truncated`` anonymizes what decodes and the manifest records it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    whole = make_audio(tmp_path / "whole.wav", seconds=2.1, rate=16000)
+    _truncated(whole, src / "cut.wav", 0.06, garbage=500)
+    _truncated(make_audio(tmp_path / "whole.flac", seconds=3.0, rate=16000), src / "half.flac", 0.5)
+    _truncated(make_video(tmp_path / "whole.mkv", seconds=3.0, width=160, height=120, fps=15), src / "short.mkv", 0.5)
+    make_audio(src / "fine.wav", seconds=1.0, rate=16000)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAVAS_")}
+    env.update(RAVAS_HOME=str(tmp_path / "home"), RAVAS_MODELS_DIR=str(SHARED_MODELS), PULSE_SERVER="unix:/nonexistent")
+
+    def ravasd(*args):
+        return subprocess.run([sys.executable, "-m", "ravasd", *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    r = ravasd("anonymize", str(src / "cut.wav"), "-o", str(tmp_path / "cut-out.wav"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert "truncated or damaged: its header states 2.10 s but only 0.1" in r.stderr and "--allow-truncated" in r.stderr
+    assert not (tmp_path / "cut-out.wav").exists()
+    r = ravasd("anonymize", str(src / "cut.wav"), "-o", str(tmp_path / "cut-out.wav"), "--allow-truncated")
+    assert r.returncode == 0 and "truncated or damaged" in r.stdout and (tmp_path / "cut-out.wav").exists(), r.stderr
+
+    out = tmp_path / "out"
+    r = ravasd("anonymize", str(src), "-o", str(out), "--jobs", "2", "--no-progress")
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    recs = {Path(rec["input"]).name: rec for rec in batch.read_manifest(out).values()}
+    assert recs["fine.wav"]["status"] == "done" and recs["fine.wav"]["truncated"] == ""
+    for name in ("cut.wav", "half.flac", "short.mkv"):
+        assert recs[name]["status"] == "failed" and "truncated or damaged" in recs[name]["error"], recs[name]
+        assert f"FAILED  {src / name}: " in r.stdout
+    assert "header states 3.0" in recs["short.mkv"]["error"]
+    r = ravasd("anonymize", str(src), "-o", str(out), "--jobs", "2", "--no-progress", "--allow-truncated")
+    assert r.returncode == 0, r.stdout[-2000:]
+    recs = {Path(rec["input"]).name: rec for rec in batch.read_manifest(out).values()}
+    for name in ("cut.wav", "half.flac", "short.mkv"):
+        assert recs[name]["status"] == "done" and recs[name]["truncated"] and recs[name]["allow_truncated"]
+    assert "1 already done" in r.stdout or "already done" in r.stdout
+    # accepted only while allowed: a run without the flag fails them again
+    r = ravasd("anonymize", str(src), "-o", str(out), "--jobs", "2", "--no-progress")
+    assert r.returncode == 1 and "4 files" in r.stdout and "1 already done" in r.stdout, r.stdout[-2000:]

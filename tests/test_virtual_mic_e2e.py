@@ -10,7 +10,7 @@ import sys
 import time
 
 import numpy as np
-from audiocheck import RATE, align, plain_fit, read_audio, window_fits
+from audiocheck import RATE, TAKES, align, plain_fit, read_audio, window_fits
 from helpers import ravasd
 from mediagen import make_audio
 
@@ -72,7 +72,6 @@ def _modules(env):
     return r.stdout
 
 
-TAKES = 3  # a take spoiled by the sound server (its stalls, seen on CI's VMs) is played again
 
 
 def _take(env, tmp_path, wav, x, k) -> tuple[str, dict]:
@@ -178,7 +177,12 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
             daemon.kill()
     assert not [s for s in _sources(env) if "ravas" in s["name"]]
     assert "ravas_mic" not in _modules(env)
-    # a defect spoils every take; the sound server's stalls (not ours to fix) spoil the odd one
+    # a defect spoils every take; the sound server's stalls (not ours to fix) spoil the odd one:
+    # one retried take is reported, a second spoiled one fails
     assert len(problems) < TAKES, "\n".join(problems) + "\n" + "".join(out)[-3000:]
+    if problems:
+        import warnings
+
+        warnings.warn(f"audio take retried: {problems[0]}", stacklevel=1)
     # the whole path (pulse capture → daemon → RAVAS Mic) adds a bounded delay; parecord started earlier
     assert 0 < a["latency_ms"] < 150

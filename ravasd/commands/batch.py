@@ -49,6 +49,7 @@ class Job:
     size: int
     mtime_ns: int
     duration: float  # media seconds (the container's estimate; 0 when unreadable)
+    allow_truncated: bool = False  # anonymize what decodes of a truncated/damaged input (recorded)
 
 
 def config_digest(cfg: Config) -> str:
@@ -103,7 +104,7 @@ def expand(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
-def plan(inputs: Iterable[str | Path]) -> list[Job]:
+def plan(inputs: Iterable[str | Path], allow_truncated: bool = False) -> list[Job]:
     jobs = []
     for path, rel in expand(inputs):
         st = path.stat()
@@ -111,7 +112,7 @@ def plan(inputs: Iterable[str | Path]) -> list[Job]:
             duration = probe(path).duration
         except MediaError:
             duration = 0.0  # the job itself reports what is wrong with it
-        jobs.append(Job(str(path.resolve()), rel, st.st_size, st.st_mtime_ns, duration))
+        jobs.append(Job(str(path.resolve()), rel, st.st_size, st.st_mtime_ns, duration, allow_truncated))
     return jobs
 
 
@@ -147,11 +148,12 @@ def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
         info = probe(job.input)
         out = Path(outdir) / (job.rel + output_suffix(job.input, info.has_video))
         out.parent.mkdir(parents=True, exist_ok=True)
-        res = anonymize(job.input, out, cfg, progress=False)
+        res = anonymize(job.input, out, cfg, progress=False, allow_truncated=job.allow_truncated)
         rec.update(status="done", output=str(out.relative_to(outdir)), output_sha256=sha256(out),
                    kind="video" if info.has_video else "audio", duration_s=round(res.duration, 3),
                    frames=res.frames, audio_s=round(res.audio_seconds, 3), has_audio=info.has_audio,
-                   placeholders=res.placeholders, converter_errors=res.converter_errors, error="")
+                   placeholders=res.placeholders, converter_errors=res.converter_errors,
+                   truncated=res.truncated, error="")
     except Exception as err:  # a bad file (RavasError), or a library failure on it: recorded, the batch goes on
         rec.update(status="failed", error=f"{type(err).__name__}: {err}")
     rec["wall_s"] = round(time.monotonic() - t0, 3)
@@ -161,7 +163,10 @@ def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ resuming
 def is_done(job: Job, rec: dict[str, Any] | None, digest: str, outdir: Path) -> bool:
+    """Whether ``rec`` is a finished run of this very job (a truncated input accepted by an
+    ``--allow-truncated`` run counts only while it is allowed)."""
     return bool(rec and rec.get("status") == "done" and rec.get("config_digest") == digest
+                and (job.allow_truncated or not rec.get("truncated"))
                 and rec.get("input_size") == job.size and rec.get("input_mtime_ns") == job.mtime_ns
                 and rec.get("input") == job.input and (outdir / str(rec.get("output", ""))).is_file())
 
@@ -282,7 +287,7 @@ def _record(job: Job, cfg: Config) -> dict[str, Any]:
     return {"input": job.input, "rel": job.rel, "input_size": job.size, "input_mtime_ns": job.mtime_ns,
             "voice": cfg.audio.voice, "video_converter": cfg.video.converter, "avatar": cfg.video.avatar,
             "config_digest": config_digest(cfg), "ravasd_version": __version__, "host": socket.gethostname(),
-            "pid": os.getpid()}
+            "pid": os.getpid(), "allow_truncated": job.allow_truncated}
 
 
 def _lost(job: Job, cfg: Config, why: str) -> dict[str, Any]:
@@ -292,13 +297,13 @@ def _lost(job: Job, cfg: Config, why: str) -> dict[str, Any]:
 
 def run_batch(inputs: Iterable[str | Path], outdir: str | Path, cfg: Config, jobs: int | None = None,
               engine: str = "local", address: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print) -> BatchResult:
+              allow_truncated: bool = False, log: Callable[[str], None] = print) -> BatchResult:
     """Anonymize every input into ``outdir`` (see the module docstring); returns what happened."""
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise RavasError(f"Output {outdir} is a file.", "name a folder for a batch (it is created).")
     outdir.mkdir(parents=True, exist_ok=True)
-    planned = plan(inputs)
+    planned = plan(inputs, allow_truncated)
     lock = _lock(outdir)
     t0 = time.monotonic()
     res = BatchResult()
@@ -331,7 +336,8 @@ def run_batch(inputs: Iterable[str | Path], outdir: str | Path, cfg: Config, job
                 res.done += 1
                 res.media_s += float(rec.get("duration_s") or 0.0)
                 line = (f"done    {rec['input']} → {outdir / rec['output']} "
-                        f"({rec.get('duration_s', 0):.1f} s of media in {rec.get('wall_s', 0):.1f} s)")
+                        f"({rec.get('duration_s', 0):.1f} s of media in {rec.get('wall_s', 0):.1f} s)"
+                        + (f"; truncated input ({rec['truncated']}), allowed" if rec.get("truncated") else ""))
             else:
                 res.failed.append(rec)
                 line = f"FAILED  {rec['input']}: {rec['error']}"

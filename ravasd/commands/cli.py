@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--address", metavar="ADDR", help="--engine ray: a running Ray cluster (default: RAY_ADDRESS, "
                     "else a local instance)")
     an.add_argument("--eval", action="store_true", help="batch: write the evaluation report (eval report) after")
+    an.add_argument("--allow-truncated", action="store_true",
+                    help="anonymize what decodes of an input that is truncated or damaged (decoding errors, or "
+                    "shorter than its header states) instead of failing it; a batch's manifest records it")
     _common_config_args(an)
 
     cfgp = sub.add_parser("config", help="show or change the configuration")
@@ -535,9 +538,11 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         return _anonymize_batch(args, cfg)
     if args.output.exists() and not args.force:
         raise MediaError(f"Output {args.output} already exists.", "choose another name or pass --force.")
-    res = anonymize(args.media_in[0], args.output, cfg, progress=not args.no_progress and sys.stderr.isatty())
+    res = anonymize(args.media_in[0], args.output, cfg, progress=not args.no_progress and sys.stderr.isatty(),
+                    allow_truncated=args.allow_truncated)
     note = f", {res.placeholders} placeholder items after {res.converter_errors} converter errors" \
         if res.converter_errors else ""
+    note += f"; the input is truncated or damaged ({res.truncated}): only what decodes" if res.truncated else ""
     print(f"wrote {res.output}: {res.frames} frames, {res.audio_seconds:.2f} s audio{note}")
     return 0
 
@@ -549,7 +554,7 @@ def _anonymize_batch(args: argparse.Namespace, cfg) -> int:
         raise RavasError(f"Output {args.output} looks like a file, but a batch writes into a folder.",
                          "name a folder for -o (it is created), or anonymize one file at a time.")
     res = run_batch(args.media_in, args.output, cfg, jobs=args.jobs, engine=args.engine, address=args.address,
-                    progress=not args.no_progress and sys.stderr.isatty(),
+                    progress=not args.no_progress and sys.stderr.isatty(), allow_truncated=args.allow_truncated,
                     log=lambda line: print(line, flush=True))
     print(res.summary())
     if args.eval:

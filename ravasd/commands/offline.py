@@ -22,7 +22,7 @@ from ..engine import placeholder
 from ..engine.frames import AnonAudio, AnonFrame, RawAudio, RawFrame
 from ..engine.guard import ConverterFailed, ConverterGuard
 from ..errors import MediaError
-from ..media.reader import iter_media, probe
+from ..media.reader import DecodeReport, incomplete, iter_media, probe
 from ..media.writer import MediaWriter, output_kind
 from ..video.converters import make_video_converter
 
@@ -37,6 +37,7 @@ class AnonymizeResult:
     duration: float
     placeholders: int
     converter_errors: int
+    truncated: str = ""  # why the input is not whole, when it was accepted anyway (allow_truncated)
 
 
 class _Guarded:
@@ -67,8 +68,12 @@ class _Guarded:
 
 
 def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
-              progress: bool = True) -> AnonymizeResult:
-    """Anonymize ``input_path`` into ``output_path`` (.mp4/.mkv/.mov or .wav/.flac)."""
+              progress: bool = True, allow_truncated: bool = False) -> AnonymizeResult:
+    """Anonymize ``input_path`` into ``output_path`` (.mp4/.mkv/.mov or .wav/.flac).
+
+    An input that is not whole — decoding errors, decoding stopped early, or less media than its
+    header states (``media.reader.incomplete``) — is refused with that reason and no output, unless
+    ``allow_truncated``: then what decodes is anonymized and the reason is in the result."""
     inp, out = Path(input_path), Path(output_path)
     kind = output_kind(out)
     info = probe(inp)
@@ -121,8 +126,9 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
         consumed += len(samples)
         emit(res.samples)
 
+    decoded = DecodeReport()
     try:
-        for item in iter_media(inp, rate, video=want_video, audio=info.has_audio):
+        for item in iter_media(inp, rate, video=want_video, audio=info.has_audio, report=decoded):
             if isinstance(item, RawFrame):
                 res = video(item)
                 writer.write_frame(AnonFrame(res.image, item.ts, res.placeholder))
@@ -150,6 +156,13 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
         if frames == 0 and want_video:
             raise MediaError(f"Input {inp}: the video stream has no decodable frames.",
                              "re-export it as MP4 (H.264).")
+        truncated = incomplete(info, decoded, rate) if (want_video or info.has_audio) else ""
+        if truncated and not allow_truncated:
+            raise MediaError(f"Input {inp} is truncated or damaged: {truncated}.",
+                             "re-export or re-copy it; --allow-truncated anonymizes what decodes "
+                             "(a batch's manifest records it).")
+        if truncated:
+            log.warning("%s is truncated or damaged (%s); anonymized what decodes (--allow-truncated)", inp, truncated)
         path = writer.commit()
     except (OSError, av.error.FFmpegError) as err:  # the output cannot be written (disk full, /proc…)
         writer.abort()
@@ -167,4 +180,4 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
     bar.close()
     return AnonymizeResult(path, frames, writer.samples / rate if info.has_audio else 0.0, info.duration,
                            (video.placeholders if video else 0) + (audio.placeholders if audio else 0),
-                           (video.errors if video else 0) + (audio.errors if audio else 0))
+                           (video.errors if video else 0) + (audio.errors if audio else 0), truncated)

@@ -6,6 +6,7 @@ naming the file and what to do.
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +33,67 @@ class MediaInfo:
     audio_rate: int = 0
     video_codec: str = ""
     audio_codec: str = ""
+    stated: float = 0.0  # seconds the file's header says it holds (FFmpeg clamps a WAV's to the file size)
+
+
+@dataclass
+class DecodeReport:
+    """What :func:`iter_media` decoded, filled in as it goes (for :func:`incomplete`)."""
+
+    frames: int = 0  # video frames
+    samples: int = 0  # audio samples at the caller's rate
+    errors: int = 0  # packets that could not be decoded and were skipped
+    stopped: str = ""  # why decoding ended before the end of the file, if it did
+
+
+#: A file may decode this much shorter than its header says (encoder padding, rounding), beyond it
+#: it is truncated: the larger of an absolute and a relative slack.
+SHORT_SLACK_S, SHORT_SLACK = 0.5, 0.02
+
+
+def incomplete(info: MediaInfo, report: DecodeReport, audio_rate: int) -> str:
+    """Why a decoded file is not whole (one phrase), or "" when it is: decoding errors, decoding
+    stopped early, or less media than its header states (beyond the slack)."""
+    decoded = max(report.frames / (info.fps or 25.0) if info.has_video else 0.0,
+                  report.samples / audio_rate if info.has_audio and audio_rate else 0.0)
+    why = []
+    if report.stopped:
+        why.append(f"decoding stopped after {decoded:.2f} s ({report.stopped})")
+    if report.errors:
+        why.append(f"{report.errors} packet(s) could not be decoded")
+    if info.stated and decoded < info.stated - max(SHORT_SLACK_S, SHORT_SLACK * info.stated):
+        why.append(f"its header states {info.stated:.2f} s but only {decoded:.2f} s decode")
+    return "; ".join(why)
+
+
+def _wav_data_seconds(path: Path) -> float:
+    """Seconds of audio a RIFF/WAVE file's header states (its data chunk's size), or 0 when unknown
+    (not a WAV, no data chunk yet, or the 'size unknown' marker of a streaming writer)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return 0.0
+            rate = align = 0
+            for _ in range(64):  # chunks before 'data': fmt, LIST, fact…
+                hdr = fh.read(8)
+                if len(hdr) < 8:
+                    return 0.0
+                tag, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                if tag == b"fmt ":
+                    fmt = fh.read(size + size % 2)
+                    if len(fmt) < 14:
+                        return 0.0
+                    rate, align = struct.unpack_from("<I", fmt, 4)[0], struct.unpack_from("<H", fmt, 12)[0]
+                elif tag == b"data":
+                    if not rate or not align or size in (0, 0xFFFFFFFF):
+                        return 0.0
+                    return size / align / rate
+                else:
+                    fh.seek(size + size % 2, 1)
+    except OSError:
+        return 0.0
+    return 0.0
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -79,21 +141,24 @@ def probe(path: str | Path) -> MediaInfo:
             fps = float(rate) if rate else 25.0
             if vs.duration and vs.time_base:
                 dur = max(dur, float(vs.duration * vs.time_base))
+        stated = max(dur, _wav_data_seconds(path) if c.format.name == "wav" else 0.0)
         return MediaInfo(path, vs is not None, as_ is not None,
                          vs.codec_context.width if vs else 0, vs.codec_context.height if vs else 0, fps, dur,
                          as_.codec_context.sample_rate if as_ else 0,
-                         vs.codec_context.name if vs else "", as_.codec_context.name if as_ else "")
+                         vs.codec_context.name if vs else "", as_.codec_context.name if as_ else "", stated)
 
 
-def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: bool = True
-               ) -> Iterator[RawFrame | RawAudio]:
+def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: bool = True,
+               report: DecodeReport | None = None) -> Iterator[RawFrame | RawAudio]:
     """Yield raw video frames (RGB) and mono float32 audio chunks at ``audio_rate`` in file order.
 
     Timestamps are seconds from the first packet of the file (so a stream that starts late
     keeps its offset). Undecodable packets in the middle are skipped; a file that breaks before
-    any output raises :class:`MediaError`.
+    any output raises :class:`MediaError`. ``report`` (when given) counts what was decoded, the
+    skipped packets and an early stop, for :func:`incomplete`.
     """
     path = Path(path)
+    report = report if report is not None else DecodeReport()
     info = probe(path)
     with _open(path) as c:
         streams = []
@@ -118,6 +183,7 @@ def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: boo
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError:
+                    report.errors += 1
                     continue  # a damaged packet: skip it like players do
                 for frame in frames:
                     if isinstance(frame, av.VideoFrame):
@@ -127,6 +193,7 @@ def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: boo
                         yield RawFrame(img, ts, index)
                         index += 1
                         produced += 1
+                        report.frames += 1
                     else:
                         if audio_pos is None:
                             audio_pos = max(0.0, float(frame.time - start)) if frame.time is not None else 0.0
@@ -135,14 +202,17 @@ def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: boo
                             yield RawAudio(samples, audio_rate, audio_pos)
                             audio_pos += len(samples) / audio_rate
                             produced += 1
+                            report.samples += len(samples)
             for out in resampler.resample(None):
                 samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
                 yield RawAudio(samples, audio_rate, audio_pos or 0.0)
                 produced += 1
+                report.samples += len(samples)
         except (av.error.FFmpegError, ValueError) as err:  # ValueError: a frame PyAV cannot convert
             if produced == 0:
                 raise MediaError(f"Input file {path} could not be decoded ({_reason(err)}).",
                                  "re-export it as MP4 (H.264/AAC) or WAV.") from None
+            report.stopped = _reason(err)
             logging.getLogger(__name__).warning("%s: decoding stopped early: %s", path, _reason(err))
 
 
