@@ -16,9 +16,9 @@ APT_PACKAGES=(
   xvfb dbus dbus-x11 procps ffmpeg espeak-ng flite                                 # tests: display, media, speech
 )
 
-# Only for the test suite: a PipeWire server, so RAVAS Mic is tested on both sound servers, and the
-# desktop-entry validator.
-TEST_PACKAGES=(pipewire pipewire-pulse wireplumber desktop-file-utils)
+# Only for the test suite: a PipeWire server, so RAVAS Mic is tested on both sound servers, the
+# desktop-entry validator, and Chromium as a real call client (WebRTC through RAVAS Mic).
+TEST_PACKAGES=(pipewire pipewire-pulse wireplumber desktop-file-utils chromium)
 
 log() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
 

@@ -376,3 +376,89 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
     assert not problems, "\n".join(problems + report + log + [f"recordings: {tmp_path}"])
     # the first frame the virtual camera got is the "starting" card, the last the "off" card
     assert kinds[0] == "card" and kinds[-1] == "card", (kinds[:5], kinds[-5:])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_far_end_of_a_call_hears_no_raw_voice(pulse, tmp_path):
+    """The same marker through a real call client: headless Chromium picks "RAVAS Mic" by its label
+    and sends it through a WebRTC loopback call (Opus, echo cancellation, noise suppression, AGC).
+    A planted leak is found at the far end (the detector sees through the call); during a pause and
+    a worker kill the far end hears silence or converted speech only, and never the marker."""
+    from callclient import Call
+
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    wav = marked_speech(tmp_path)
+    base = dict(pulse.env, RAVAS_HOME=str(tmp_path / "home"), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"],
+                OPENBLAS_NUM_THREADS="1")
+    env = dict(base, RAVAS_FAULTKIT=str(kit), PYTHONPATH=os.pathsep.join(
+        [str(KIT_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    player = subprocess.Popen(["bash", "-c", f"while true; do paplay --device=fake_cam_mic --latency-msec=20 {wav}"
+                               " || sleep 0.2; done"], env=base, start_new_session=True)
+    daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--mic", "fake_mic",
+                               "--voice", "tenor"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    phases: list[tuple[str, float, float, str]] = []  # name, epoch start, end, what the far end may hear
+
+    def running():
+        return (_status(base).get("audio") or {}).get("state") == "running"
+
+    def span(name, seconds, hears, on=None, off=None):
+        t0 = time.time()
+        if on:
+            on()
+        time.sleep(seconds)
+        phases.append((name, t0, time.time(), hears))
+        if off:
+            off()
+
+    call = None
+    try:
+        assert wait_until(running, 90, 0.3)
+        call = Call(base, seconds=44)
+        call.start()
+        span("converted speech", 6, "converted")
+        span("planted leak", 8, "leak", (kit / "audio_leak").touch, (kit / "audio_leak").unlink)
+        span("converted again", 5, "converted")
+        span("paused", 6, "silence", lambda: _ctl(base, "pause"), lambda: _ctl(base, "resume"))
+        span("resumed", 5, "converted")
+        pid = _status(base)["audio"]["pid"]
+        t0 = time.time()
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: (_status(base).get("audio") or {}).get("pid") not in (None, pid) and running(), 30, 0.2)
+        time.sleep(max(0.0, t0 + 4 - time.time()))
+        phases.append(("audio worker killed", t0, time.time(), "silence or converted"))
+        span("after the kill", 5, "converted")
+        far = call.finish()
+        _ctl(base, "quit")
+        assert daemon.wait(30) == 0
+    finally:
+        if call is not None:
+            call.close()
+        if daemon.poll() is None:
+            daemon.kill()
+        os.killpg(player.pid, signal.SIGKILL)
+        player.wait()
+    assert len(far.samples) > 30 * far.rate, len(far.samples) / far.rate
+    report, problems = [f"capture settings: {far.settings}"], []
+    for name, a, b, hears in phases:
+        settle = 1.5  # the call path's own delay (jitter buffer, processing) and the pause's flush
+        y = far.window(a + settle, b)
+        rms = float(np.sqrt(np.mean(y ** 2))) if len(y) else 0.0
+        marker = MARKER.find(far.window(a - 4, b + 0.5), far.rate) if hears == "leak" else None
+        report.append(f"{name:22s} rms {rms:.4f} peak {float(np.abs(y).max()) if len(y) else 0:.3f} "
+                      f"marker {marker if marker is None else round(marker, 1)}")
+        if hears == "leak" and not marker > FOUND:
+            problems.append(f"{name}: the planted leak was not found at the far end ({marker:.1f})")
+        if hears == "converted" and rms < 0.005:
+            problems.append(f"{name}: the far end heard no speech (rms {rms:.4f})")
+        if hears == "silence" and rms > 0.002:
+            problems.append(f"{name}: the far end was not silent (rms {rms:.4f})")
+    leak = next((a, b) for name, a, b, _ in phases if name == "planted leak")
+    for a, b in ((far.t0, leak[0] - 0.2), (leak[1] + 1.5, far.t0 + len(far.samples) / far.rate)):
+        score = MARKER.find(far.window(a, b), far.rate)
+        report.append(f"outside the planted leak {a - far.t0:5.1f}–{b - far.t0:5.1f} s: marker {score:.1f}")
+        if score > FOUND:
+            problems.append(f"raw microphone audio reached the far end between {a - far.t0:.1f} and {b - far.t0:.1f} s")
+    print("\n".join(report))
+    assert not problems, "\n".join(problems + report)
