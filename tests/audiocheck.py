@@ -100,10 +100,11 @@ def read_audio(path) -> np.ndarray:
 TAKES = 2
 
 
-def takes(play) -> None:
+def takes(play) -> list[str]:
     """Run ``play(k)`` (returns what is wrong with take ``k``, "" when nothing) up to :data:`TAKES`
-    times until one is clean. A defect spoils every take: two spoiled takes fail the test; one
-    spoiled take is reported (``warnings.warn``), never hidden."""
+    times until one is clean; returns what spoiled each spoiled take. A defect spoils every take, so
+    the caller asserts fewer than :data:`TAKES` (after collecting what it wants to show on failure);
+    one spoiled take is reported here (``warnings.warn``), never hidden."""
     import warnings
 
     problems = []
@@ -112,7 +113,6 @@ def takes(play) -> None:
         if not problem:
             break
         problems.append(f"take {k}: {problem}")
-    assert len(problems) < TAKES, "\n".join(problems)
-    if problems:
+    if 0 < len(problems) < TAKES:
         warnings.warn(f"audio take retried: {problems[0]}", stacklevel=2)
-
+    return problems

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from audiocheck import RATE, read_audio, takes, window_fits
+from audiocheck import RATE, TAKES, read_audio, takes, window_fits
 from helpers import wait_until
 from scipy.signal import fftconvolve
 
@@ -98,7 +98,8 @@ def test_mic_to_output_device_through_pulseaudio(pulse, tmp_path, monkeypatch):
     monkeypatch.setenv("PULSE_SINK", "test_out")
     x = synth_speech(48000, seconds=3.0)
     wav = make_audio(tmp_path / "speech.wav", signal=x, rate=48000)
-    takes(lambda k: _take(pulse, tmp_path, wav, x, k))
+    problems = takes(lambda k: _take(pulse, tmp_path, wav, x, k))
+    assert len(problems) < TAKES, "\n".join(problems)
 
 
 def test_missing_microphone_is_a_clear_device_error():

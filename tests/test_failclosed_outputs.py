@@ -157,9 +157,10 @@ def _ctl(env, *args) -> None:
     assert r.returncode == 0, (args, r.stderr[-1000:])
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
+def _rig(pulse, tmp_path: Path) -> tuple[Path, dict, dict, subprocess.Popen]:
+    """The kit folder, the environment of the test's own tools (``base``) and of the daemon (``env``:
+    the fault kit loaded), and the fake microphone playing marked speech in a loop (its own process
+    group: kill it with ``os.killpg``)."""
     kit = tmp_path / "kit"
     kit.mkdir()
     wav = marked_speech(tmp_path)
@@ -169,9 +170,18 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
         [str(KIT_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]))
     player = subprocess.Popen(["bash", "-c", f"while true; do paplay --device=fake_cam_mic --latency-msec=20 {wav}"
                                " || sleep 0.2; done"], env=base, start_new_session=True)
+    return kit, base, env, player
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
+    kit, base, env, player = _rig(pulse, tmp_path)
     mic = MicReader(base)
     phases: list[Phase] = []
     log: list[str] = []
+    fake_mic = next(ln.split("\t") for ln in pulse.pactl("list", "short", "modules").splitlines()
+                    if "source_name=fake_mic" in ln)  # its module: index, name, arguments
     t_launch = time.monotonic()
     daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--mic", "fake_mic", "--voice",
                                "tenor", "--set", "video.camera=faultkit", "--set", "video.source=camera",
@@ -273,8 +283,6 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
         during("camera vanishes", *kit_file("camera_gone"), 4, "converted", "card", settle=1.0)
         steady()
         # the microphone vanishes while RAVAS Mic is the default source: the capture must not feed on it
-        fake_mic = next(ln.split("\t") for ln in pulse.pactl("list", "short", "modules").splitlines()
-                        if "source_name=fake_mic" in ln)
         pulse.pactl("set-default-source", "ravas_mic")
         during("microphone vanishes (RAVAS Mic default)", lambda: pulse.pactl("unload-module", fake_mic[0]),
                lambda: pulse.pactl("load-module", "module-remap-source", *fake_mic[2].split(" ", 4)), 4,
@@ -387,15 +395,7 @@ def test_the_far_end_of_a_call_hears_no_raw_voice(pulse, tmp_path):
     a worker kill the far end hears silence or converted speech only, and never the marker."""
     from callclient import Call
 
-    kit = tmp_path / "kit"
-    kit.mkdir()
-    wav = marked_speech(tmp_path)
-    base = dict(pulse.env, RAVAS_HOME=str(tmp_path / "home"), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"],
-                OPENBLAS_NUM_THREADS="1")
-    env = dict(base, RAVAS_FAULTKIT=str(kit), PYTHONPATH=os.pathsep.join(
-        [str(KIT_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    player = subprocess.Popen(["bash", "-c", f"while true; do paplay --device=fake_cam_mic --latency-msec=20 {wav}"
-                               " || sleep 0.2; done"], env=base, start_new_session=True)
+    kit, base, env, player = _rig(pulse, tmp_path)
     daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--mic", "fake_mic",
                                "--voice", "tenor"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     phases: list[tuple[str, float, float, str]] = []  # name, epoch start, end, what the far end may hear
