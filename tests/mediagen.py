@@ -1,11 +1,14 @@
 """Generate real media files for tests (PyAV encoders; nothing downloaded)."""
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from ravasd.evaluation.leaks import Marker
 
 
 def textured_frame(i: int, width: int, height: int, seed: int = 3) -> np.ndarray:
@@ -79,3 +82,24 @@ def make_audio(path: Path, *, seconds: float = 1.5, rate: int = 16000, signal: n
         c.mux(s.encode(af))
         c.mux(s.encode(None))
     return path
+
+
+#: The leak marker the marked test speech carries (``ravasd.evaluation.leaks``).
+MARKER = Marker()
+
+
+def marked_speech(tmp: Path) -> Path:
+    """~9 s of espeak-ng speech at 48 kHz with the marker under it (−18 dB), as a WAV file."""
+    parts = []
+    for k, text in enumerate(("Please call Stella and ask her to bring these things with her from the store.",
+                              "Six spoons of fresh snow peas, five thick slabs of blue cheese, and maybe a snack.")):
+        raw = tmp / f"s{k}.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
+        with av.open(str(raw)) as c:
+            res = av.AudioResampler(format="flt", layout="mono", rate=48000)
+            parts.append(np.concatenate([o.to_ndarray().reshape(-1) for f in c.decode(audio=0) for o in res.resample(f)]))
+    x = np.concatenate(parts)
+    # a whole number of markers: played in a loop, the marker runs on unbroken across the restarts
+    period = int(round(MARKER.seconds * 48000))
+    x = np.concatenate([0.5 * x / np.abs(x).max(), np.zeros(-len(x) % period, np.float32)])
+    return make_audio(tmp / "marked.wav", signal=MARKER.mix(x, 48000), rate=48000)

@@ -20,38 +20,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import wait_until
+from mediagen import MARKER, marked_speech
 
-from ravasd.evaluation.leaks import CAMERA_LIMIT, FOUND, Marker, camera_likeness
+from ravasd.evaluation.leaks import CAMERA_LIMIT, FOUND, camera_likeness
 
 KIT_DIR = Path(__file__).parent / "faultkit"
 sys.path.insert(0, str(KIT_DIR))
 from faultkit import REC_H, REC_W, camera_image  # noqa: E402
 
 RATE = 48000
-MARKER = Marker()
 CAMERAS = [camera_image(k) for k in range(4)]
 CARD_TOP = np.array([58, 66, 84])  # the placeholder card's top colour (engine/placeholder.py)
 BACKGROUND = np.array([0x8C, 0xAC, 0xC4])  # the avatar's default background (video.background)
-
-
-def marked_speech(tmp: Path) -> Path:
-    """~9 s of espeak-ng speech at 48 kHz with the marker under it (−18 dB), as a WAV file."""
-    import av
-    from mediagen import make_audio
-
-    parts = []
-    for k, text in enumerate(("Please call Stella and ask her to bring these things with her from the store.",
-                              "Six spoons of fresh snow peas, five thick slabs of blue cheese, and maybe a snack.")):
-        raw = tmp / f"s{k}.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
-        with av.open(str(raw)) as c:
-            res = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-            parts.append(np.concatenate([o.to_ndarray().reshape(-1) for f in c.decode(audio=0) for o in res.resample(f)]))
-    x = np.concatenate(parts)
-    # a whole number of markers: played in a loop, the marker runs on unbroken across the restarts
-    period = int(round(MARKER.seconds * RATE))
-    x = np.concatenate([0.5 * x / np.abs(x).max(), np.zeros(-len(x) % period, np.float32)])
-    return make_audio(tmp / "marked.wav", signal=MARKER.mix(x, RATE), rate=RATE)
 
 
 class MicReader:

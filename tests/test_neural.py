@@ -615,20 +615,33 @@ def test_bench_runs_the_full_architecture_with_random_weights_flagged(ravas_home
 
 
 def test_the_daemon_runs_a_neural_voice_and_records_it(small_model_dir, ravas_home, tmp_path):
-    """The whole path: the daemon (demo microphone, no camera) with a Mimi-VC voice of the small
-    architecture, recording what RAVAS Mic would play; it starts, speaks and stops cleanly."""
+    """The whole path: the daemon (no camera; its microphone a file of speech carrying the leak
+    marker) with a Mimi-VC voice of the small architecture, recording what RAVAS Mic would play; it
+    starts, speaks and stops cleanly, and the marker does not pass (it is in the input)."""
     import av
+    from mediagen import MARKER, marked_speech
+
+    from ravasd.evaluation.leaks import FOUND
 
     pools.save("anna", toy_pool(CFG.dimension).vectors, {"method": "mimi"})
+    speech = marked_speech(tmp_path)
     out = tmp_path / "rec.wav"
     env = dict(__import__("os").environ, RAVAS_HOME=str(ravas_home), PULSE_SERVER="unix:/nonexistent")
-    r = ravasd("run", "--duration", "5", "--no-video", "--audio-source", "demo", "--voice", "anna", "--no-tray",
-               "--record", str(out), "--set", f"models.mimi={small_model_dir}", env=env, timeout=90)
+    r = ravasd("run", "--duration", "8", "--no-video", "--audio-source", "file", "--voice", "anna", "--no-tray",
+               "--record", str(out), "--set", f"files.input={speech}", "--set", f"models.mimi={small_model_dir}",
+               env=env, timeout=90)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
-    with av.open(str(out)) as c:
-        x = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
-    assert len(x) > 48000 * 3 and np.abs(x).max() > 1e-3  # the converted voice, not only silence
+
+    def read(path):
+        with av.open(str(path)) as c:
+            return np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)]).astype(np.float32)
+
+    x = read(out)
+    x = x / 32768 if np.abs(x).max() > 2 else x
+    assert len(x) > 48000 * 6 and np.abs(x).max() > 1e-3  # the converted voice, not only silence
+    assert MARKER.find(read(speech), 48000) > FOUND  # the microphone carries the marker…
+    assert MARKER.find(x, 48000) < FOUND  # …and RAVAS Mic does not
 
 
 @pytest.mark.skipif(__import__("shutil").which("flite") is None, reason="flite makes the target speech")
