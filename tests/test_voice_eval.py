@@ -54,12 +54,17 @@ def test_eval_voice_reports_privacy_and_intelligibility(tmp_path, ravas_home):
         assert 0 <= rep["eer_ignorant"] <= 1 and 0 <= rep["eer_lazy_informed"] <= 1
         # the instrument first: Whisper understands the originals and the encoder tells the speakers apart
         assert rep["recogniser"] == "whisper" and rep["wer_original"] < 0.35 and rep["eer_original"] < 0.15
-        for key in ("eer_ignorant", "eer_lazy_informed", "identification", "wer_converted"):
+        for key in ("eer_ignorant", "eer_lazy_informed", "identification", "wer_converted", "dnsmos_ovrl_converted",
+                    "dnsmos_sig_converted", "dnsmos_p808_converted"):
             lo, hi = rep["intervals"][key]
             assert lo <= rep[key] <= hi  # a 95 % interval around each figure
+        for key in ("ovrl", "sig", "p808"):  # naturalness on DNSMOS's 1–5 scale, the same originals each time
+            assert 1 <= rep[f"dnsmos_{key}_converted"] <= 5 and rep[f"dnsmos_{key}_original"] == ring[f"dnsmos_{key}_original"]
     # the ring modulator keeps the speaker; the target voice moves every speaker away from themselves
     assert tenor["similarity"] < ring["similarity"]
     assert tenor["eer_ignorant"] > ring["eer_ignorant"]
+    # a robot voice sounds less natural than the speech it came from
+    assert ring["dnsmos_ovrl_converted"] < ring["dnsmos_ovrl_original"]
     assert (tmp_path / "p.png").stat().st_size > 1000
     table = run("eval", "voice", str(tmp_path / "c"), "--voice", "nope")
     assert table.returncode != 0 and "unknown voice 'nope'" in table.stderr and "Traceback" not in table.stderr
@@ -171,3 +176,22 @@ def test_voices_list_shows_the_measured_figures(ravas_home):
     table = subprocess.run([sys.executable, "-m", "ravasd", "voices", "list"], capture_output=True, text=True,
                            env={"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin"}).stdout
     assert "WER_PLUS" in table.splitlines()[0] and "None" not in table
+
+
+def test_dnsmos_hears_noise_before_it_judges_a_voice(tmp_path):
+    """The naturalness instrument first: DNSMOS scores clean speech above the same speech under
+    white noise (0 dB SNR) and above a buzz (a 110 Hz pulse train)."""
+    pytest.importorskip("speechmos")
+    import soxr
+    from test_virtual_mic_e2e import speech
+
+    from ravasd.evaluation.voice import RATE, dnsmos
+
+    x = soxr.resample(speech(tmp_path), 48000, RATE).astype(np.float32)
+    noisy = x + np.random.default_rng(0).normal(0, float(np.sqrt(np.mean(x ** 2))), len(x)).astype(np.float32)
+    buzz = np.zeros(len(x), np.float32)
+    buzz[::RATE // 110] = 0.5
+    clean, hiss, pulses = dnsmos(x), dnsmos(noisy), dnsmos(buzz)
+    assert clean["ovrl"] > hiss["ovrl"] + 0.5 and clean["ovrl"] > pulses["ovrl"] + 0.5, (clean, hiss, pulses)
+    assert clean["sig"] > pulses["sig"], (clean, pulses)
+

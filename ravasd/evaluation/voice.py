@@ -50,6 +50,8 @@ class Item:
     emb_conv: np.ndarray | None = None
     hyp_orig: str | None = None
     hyp_conv: str | None = None
+    mos_orig: dict[str, float] | None = None  # DNSMOS (``dnsmos``): ovrl, sig, p808
+    mos_conv: dict[str, float] | None = None
 
 
 @dataclass
@@ -67,6 +69,13 @@ class Report:
     wer_converted: float | None
     recogniser: str = "whisper"
     eer_original: float | None = None  # the instrument check: EER of the originals themselves
+    # naturalness, DNSMOS P.835 (overall, signal) and P.808, means over the utterances (1–5)
+    dnsmos_ovrl_original: float | None = None
+    dnsmos_ovrl_converted: float | None = None
+    dnsmos_sig_original: float | None = None
+    dnsmos_sig_converted: float | None = None
+    dnsmos_p808_original: float | None = None
+    dnsmos_p808_converted: float | None = None
     intervals: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # 95 %
     items: list[dict] = field(default_factory=list)
 
@@ -74,9 +83,24 @@ class Report:
         return {k: v for k, v in self.__dict__.items() if k != "items"}
 
 
+#: DNSMOS's scores kept (speechmos names them ``<key>_mos``).
+MOS_KEYS = ("ovrl", "sig", "p808")
+
+
+def dnsmos(x: np.ndarray) -> dict[str, float]:
+    """Naturalness of ``x`` (float32 at :data:`RATE`): Microsoft's DNSMOS — P.835 overall and signal
+    quality and P.808 — from the ``speechmos`` wheel (its ONNX models inside: no download). 1–5.
+    Samples beyond ±1 are clipped first, as a 16-bit device (RAVAS Mic) would play them."""
+    from speechmos import dnsmos as _dnsmos  # the eval extra
+
+    r = _dnsmos.run(np.clip(np.asarray(x, np.float32), -1.0, 1.0), RATE)
+    return {k: float(r[f"{k}_mos"]) for k in MOS_KEYS}
+
+
 def _deps():
     try:
         from resemblyzer import VoiceEncoder, preprocess_wav  # noqa: F401
+        from speechmos import dnsmos as _dnsmos  # noqa: F401
     except ImportError as err:
         raise RavasError(f"`ravasd eval` needs the measurement extra ({err.name} is missing).",
                          "install it: pip install 'ravasd[eval]' torch==2.13.0 "
@@ -249,6 +273,7 @@ class Evaluator:
         for it in self._bar(self.items, "originals"):
             it.emb_orig = self.embed(it.audio)
             it.hyp_orig = self.recognise(it.audio) if it.text else None
+            it.mos_orig = dnsmos(it.audio)
 
     def _bar(self, seq, desc: str):
         return tqdm(seq, desc=desc, unit="utt", disable=not self.progress, leave=False)
@@ -275,6 +300,7 @@ class Evaluator:
                 it.converted = converted(it)
             it.emb_conv = self.embed(it.converted)
             it.hyp_conv = self.recognise(it.converted) if it.text else None
+            it.mos_conv = dnsmos(it.converted)
         m = measures(items)
         return Report(
             voice=voice, speakers=len({it.speaker for it in items}), utterances=len(items),
@@ -283,6 +309,7 @@ class Evaluator:
             chance=1.0 / len({it.speaker for it in items}), similarity=m["similarity"][0],
             wer_original=m["wer_original"][0], wer_converted=m["wer_converted"][0],
             recogniser=self.recognise.name, eer_original=m["eer_original"][0],
+            **{k: m[k][0] for k in m if k.startswith("dnsmos_")},
             intervals={k: v[1:] for k, v in m.items()},
             items=[{"file": str(it.path), "speaker": it.speaker, "text": it.text, "hyp_original": it.hyp_orig,
                     "hyp_converted": it.hyp_conv} for it in items])
@@ -303,6 +330,8 @@ class Scorer:
         self.sim = np.array([a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) for a, b in zip(orig, conv)])
         self.wer = {k: [wer(it.text, getattr(it, f"hyp_{k}")) if it.text else None for it in items]
                     for k in ("orig", "conv")}
+        self.mos = {f"dnsmos_{m}_{name}": np.array([(getattr(it, f"mos_{k}") or {}).get(m, np.nan) for it in items])
+                    for m in MOS_KEYS for k, name in (("orig", "original"), ("conv", "converted"))}
 
     def eer(self, s: np.ndarray, idx: np.ndarray) -> float:
         return eer(s[idx].ravel(), self.lab[idx].ravel())
@@ -318,7 +347,8 @@ class Scorer:
         return {"eer_original": self.eer(self.s_orig, idx), "eer_ignorant": self.eer(self.s_ign, idx),
                 "eer_lazy_informed": self.eer(self.s_lazy, idx), "identification": self.ident(self.s_ign, idx),
                 "identification_lazy": self.ident(self.s_lazy, idx), "similarity": float(self.sim[idx].mean()),
-                "wer_original": self.word_error("orig", idx), "wer_converted": self.word_error("conv", idx)}
+                "wer_original": self.word_error("orig", idx), "wer_converted": self.word_error("conv", idx),
+                **{k: (float(np.nanmean(v[idx])) if np.isfinite(v[idx]).any() else None) for k, v in self.mos.items()}}
 
 
 def measures(items: list[Item], boot: int = BOOT, seed: int = 0) -> dict[str, tuple[float | None, ...]]:
@@ -341,7 +371,13 @@ ROWS = [("eer_original", "EER of the originals (instrument check)", True),
         ("identification", "identification accuracy", True), ("identification_lazy",
                                                                "identification, lazy-informed", True),
         ("chance", "chance level", True), ("similarity", "speaker similarity orig↔conv", False),
-        ("wer_original", "WER original", True), ("wer_converted", "WER converted", True)]
+        ("wer_original", "WER original", True), ("wer_converted", "WER converted", True),
+        ("dnsmos_ovrl_original", "DNSMOS overall, original", False),
+        ("dnsmos_ovrl_converted", "DNSMOS overall, converted", False),
+        ("dnsmos_sig_original", "DNSMOS signal, original", False),
+        ("dnsmos_sig_converted", "DNSMOS signal, converted", False),
+        ("dnsmos_p808_original", "DNSMOS P.808, original", False),
+        ("dnsmos_p808_converted", "DNSMOS P.808, converted", False)]
 
 
 def format_table(reports: list[Report]) -> str:
