@@ -373,7 +373,7 @@ def test_the_far_end_of_a_call_hears_no_raw_voice(pulse, tmp_path):
     and sends it through a WebRTC loopback call (Opus, echo cancellation, noise suppression, AGC).
     A planted leak is found at the far end (the detector sees through the call); during a pause and
     a worker kill the far end hears silence or converted speech only, and never the marker."""
-    from callclient import Call
+    from ravasd.evaluation.callclient import Call
 
     kit, base, env, player = _rig(pulse, tmp_path)
     daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--mic", "fake_mic",

@@ -195,3 +195,27 @@ def test_dnsmos_hears_noise_before_it_judges_a_voice(tmp_path):
     assert clean["ovrl"] > hiss["ovrl"] + 0.5 and clean["ovrl"] > pulses["ovrl"] + 0.5, (clean, hiss, pulses)
     assert clean["sig"] > pulses["sig"], (clean, pulses)
 
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_eval_call_scores_the_far_end_of_a_real_call(tmp_path, ravas_home):
+    """`ravasd eval call`: the original and a voice through the daemon and headless Chromium's WebRTC
+    call; each utterance is found at the far end (the original's words survive the path, so the
+    cut is in the right place), with a measured delay and offline figures beside."""
+    corpus = tmp_path / "corpus"
+    subprocess.run([sys.executable, "-m", "ravasd", "eval", "corpus", str(corpus), "--speakers", "2",
+                    "--sentences", "2"], check=True, capture_output=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "ravasd", "eval", "call", str(corpus), "--voice", "tenor",
+                        "--utterances", "3", "--json", "--details"], capture_output=True, text=True, timeout=540)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = {row["voice"]: row for row in json.loads(r.stdout)}
+    assert set(rows) == {"original", "tenor"}
+    orig, tenor = rows["original"], rows["tenor"]
+    assert orig["utterances"] == tenor["utterances"] == 3
+    assert orig["wer_call"] <= 0.3, orig["items"]           # every utterance cut where it was played
+    assert orig["wer_offline"] <= 0.3
+    assert 0 <= tenor["wer_call_interval"][0] <= tenor["wer_call"] <= tenor["wer_call_interval"][1]
+    assert all(it["hyp_call"].strip() for it in tenor["items"]), tenor["items"]
+    assert tenor["delay_ms"] > orig["delay_ms"] - 50 and 0 < tenor["delay_ms"] < 2000
+    assert 1.0 <= tenor["dnsmos_ovrl_call"] <= 5.0 and 1.0 <= tenor["dnsmos_ovrl_offline"] <= 5.0

@@ -112,13 +112,15 @@ def _die_with_parent() -> None:
 
 
 class _Server:
-    """The user's running server, or a private pulseaudio started for the bench."""
+    """The user's running server, or a private pulseaudio started for the bench (always, with
+    ``private``: the desktop's devices are left alone)."""
 
-    def __init__(self) -> None:
+    def __init__(self, private: bool = False) -> None:
         self.proc = None
         self.tmp = None
         self.env = dict(os.environ)
-        if pulse.server_info() is None:
+        self._was = os.environ.get("PULSE_SERVER")
+        if private or pulse.server_info() is None:
             if not shutil.which("pulseaudio"):
                 raise RuntimeError("no PulseAudio/PipeWire server is reachable and pulseaudio is not installed")
             self.tmp = tempfile.TemporaryDirectory(prefix="ravas-bench-")
@@ -162,6 +164,10 @@ class _Server:
         if self.tmp is not None:
             self.tmp.cleanup()
             self.tmp = None
+            if self._was is None:
+                os.environ.pop("PULSE_SERVER", None)
+            else:
+                os.environ["PULSE_SERVER"] = self._was
 
 
 ACTIVE_DB = 45.0  # "sound on": within this many dB of the channel's peak (≈ the voices' silence gate)

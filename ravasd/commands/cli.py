@@ -323,6 +323,37 @@ def build_parser() -> argparse.ArgumentParser:
     evc.add_argument("--speakers", type=int, metavar="N", help="only the first N speakers (of 12; realistic: of 17)")
     evc.add_argument("--sentences", type=int, metavar="N", help="only the first N sentences (of 12)")
 
+    evk = ev_sub.add_parser(
+        "call", help="WER and naturalness of voices at the far end of a real WebRTC call",
+        description="Play utterances (<speaker>_<anything>.wav with .txt transcripts) into a fake microphone on a "
+        "private PulseAudio server; for each voice run the daemon, let headless Chromium pick \"RAVAS Mic\" by "
+        "its label and send it through a WebRTC loopback call (Opus, the browser's default processing), and "
+        "record the far end. Per utterance: WER (Whisper tiny) and DNSMOS there, beside the same utterance "
+        "converted offline; the original speech takes the same call path first. Needs the eval extra and "
+        "Chromium (Debian: apt install chromium).")
+    evk.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders of them")
+    evk.add_argument("--voice", dest="eval_voices", action="append", metavar="NAME",
+                     help="voice to evaluate (repeatable; default: audio.voice)")
+    evk.add_argument("--utterances", type=int, metavar="N", help="only the first N utterances (sorted by name)")
+    evk.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper")
+    evk.add_argument("--json", action="store_true")
+    evk.add_argument("--details", action="store_true", help="with --json: per-utterance transcripts and scores")
+    _config_args(evk)
+    evp = ev_sub.add_parser(
+        "phones", help="phone error rate and frame accuracy of the phone encoder, per speaker family",
+        description="Score the phonetic content encoder (ravasd/audio/phonetic) on the held-out speakers of each "
+        "family (espeak-ng, Kokoro style, Kokoro mixture, flite, Piper: ravasd/evaluation/phonetic/families.py), "
+        "reading the evaluation sentences: phone error rate against espeak-ng's en-us phones of the text, and "
+        "frame accuracy against espeak-ng's own phone timing where it spoke (espeak-ng speakers); 95 % bootstrap "
+        "intervals over speakers. The speech is made once into --data (needs the eval extra).")
+    evp.add_argument("--split", choices=["test", "dev", "train"], default="test",
+                     help="which speakers (default: test, which no choice ever saw)")
+    evp.add_argument("--family", dest="families", action="append", metavar="NAME",
+                     help="only this family (repeatable): espeak, kokoro-style, kokoro-mix, flite, piper")
+    evp.add_argument("--data", type=Path, metavar="DIR", help="corpus cache (default: the user cache folder)")
+    evp.add_argument("--model", type=Path, metavar="FILE", help="a phones.npz to score instead of the shipped one")
+    evp.add_argument("--json", action="store_true")
+
     dev = sub.add_parser("devices", help="list cameras, microphones, outputs and virtual devices")
     dev.add_argument("--json", action="store_true")
 
@@ -732,8 +763,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.eval_command == "report":
         from ..evaluation.report import write_report
 
-        paths = write_report(args.outdir, _load(args), progress=sys.stderr.isatty(), recogniser=args.recogniser)
-        print("report: " + ", ".join(str(p) for p in paths))
+        written = write_report(args.outdir, _load(args), progress=sys.stderr.isatty(), recogniser=args.recogniser)
+        print("report: " + ", ".join(str(p) for p in written))
+        return 0
+    if args.eval_command == "call":
+        from ..audio.voices import make_voice
+        from .call_eval import eval_call, format_table, to_json
+
+        cfg = _load(args)
+        voices = args.eval_voices or [cfg.audio.voice]
+        for v in voices:  # an unknown voice fails before minutes of work
+            make_voice(cfg, cfg.audio.sample_rate, v).close()
+        rows = eval_call(cfg, args.inputs, voices, args.utterances, args.recogniser,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+        print(to_json(rows, args.details) if args.json else format_table(rows))
+        return 0
+    if args.eval_command == "phones":
+        from ..evaluation.phonetic import families as fam, score
+
+        chosen = tuple(args.families or fam.FAMILIES)
+        unknown = sorted(set(chosen) - set(fam.FAMILIES))
+        if unknown:
+            raise RavasError(f"--family: no family {unknown[0]!r}.", f"choose from: {', '.join(fam.FAMILIES)}.")
+        data = args.data or paths.cache_dir() / "phonetic-corpus"
+        report = score.evaluate(data, args.split, args.model, chosen, progress=sys.stderr.isatty())
+        print(json.dumps(report.to_dict(), indent=1) if args.json else score.format_table(report))
         return 0
     if args.eval_command == "corpus":
         from ..evaluation.corpus import eval_corpus, write_corpus
@@ -741,11 +795,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.realistic:
             from ..evaluation.realistic import realistic_corpus, write_licences
 
-            paths = write_corpus(args.dest, realistic_corpus(args.speakers, args.sentences, sys.stderr.isatty()))
+            written = write_corpus(args.dest, realistic_corpus(args.speakers, args.sentences, sys.stderr.isatty()))
             write_licences(args.dest)
         else:
-            paths = write_corpus(args.dest, eval_corpus(args.speakers, args.sentences))
-        print(f"{len(paths)} utterances written to {args.dest}")
+            written = write_corpus(args.dest, eval_corpus(args.speakers, args.sentences))
+        print(f"{len(written)} utterances written to {args.dest}")
         return 0
     from ..audio.voices import make_voice
     from ..evaluation import voice as ev

@@ -1,7 +1,9 @@
-"""A real call client for tests: headless Chromium picks "RAVAS Mic" by its label, sends it through a
-WebRTC loopback call (two RTCPeerConnections, Opus, the browser's default processing: echo
-cancellation, noise suppression, AGC) and records the far end with MediaRecorder. The page and its
-results travel over a loopback HTTP server that lives only as long as the call."""
+"""A real call client: headless Chromium (Debian ``chromium``) picks a microphone by its label
+("RAVAS Mic"), sends it through a WebRTC loopback call (two RTCPeerConnections, Opus, the browser's
+default processing: echo cancellation, noise suppression, AGC) and records the far end with
+MediaRecorder. The page and its results travel over an HTTP server on 127.0.0.1 (a port the OS
+picks) that lives only as long as the call; nothing leaves the machine. Used by ``ravasd eval
+call`` and the fail-closed tests."""
 from __future__ import annotations
 
 import io
@@ -11,19 +13,23 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
+import av
 import numpy as np
+
+from ..errors import RavasError
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>call</title><script>
 const post = (path, body) => fetch(path, {method: "POST", body});
 (async () => {
   try {
-    const seconds = Number(new URLSearchParams(location.search).get("seconds"));
+    const query = new URLSearchParams(location.search);
+    const seconds = Number(query.get("seconds")), label = query.get("label");
     (await navigator.mediaDevices.getUserMedia({audio: true})).getTracks().forEach(t => t.stop());
     const devices = await navigator.mediaDevices.enumerateDevices();
-    const mic = devices.find(d => d.kind === "audioinput" && d.label === "RAVAS Mic");
-    if (!mic) throw new Error("no RAVAS Mic among: " + devices.map(d => d.kind + " " + d.label).join(", "));
+    const mic = devices.find(d => d.kind === "audioinput" && d.label === label);
+    if (!mic) throw new Error("no " + label + " among: " + devices.map(d => d.kind + " " + d.label).join(", "));
     const stream = await navigator.mediaDevices.getUserMedia({audio: {deviceId: {exact: mic.deviceId}}});
     const a = new RTCPeerConnection(), b = new RTCPeerConnection();
     a.onicecandidate = e => e.candidate && b.addIceCandidate(e.candidate);
@@ -64,11 +70,12 @@ class FarEnd:
 
 
 class Call:
-    """One call of ``seconds`` seconds: :meth:`start` returns once the far end records (epoch time),
-    :meth:`finish` the :class:`FarEnd`. ``env`` reaches the sound server (PULSE_SERVER)."""
+    """One call of ``seconds`` seconds from the microphone labelled ``label``: :meth:`start` returns
+    once the far end records (epoch time), :meth:`finish` the :class:`FarEnd`. ``env`` reaches the
+    sound server (PULSE_SERVER)."""
 
-    def __init__(self, env: dict, seconds: float) -> None:
-        self.seconds, self.env = seconds, env
+    def __init__(self, env: dict, seconds: float, label: str = "RAVAS Mic") -> None:
+        self.seconds, self.env, self.label = seconds, env, label
         self.started, self.done = threading.Event(), threading.Event()
         self.t0, self.settings, self.blob, self.error = 0.0, "", b"", ""
         call = self
@@ -110,8 +117,10 @@ class Call:
     def start(self, timeout: float = 60) -> float:
         exe = shutil.which("chromium") or shutil.which("chromium-browser")
         if exe is None:
-            raise RuntimeError("chromium is not installed (./bootstrap.sh test installs it)")
-        url = f"http://127.0.0.1:{self.server.server_address[1]}/?seconds={self.seconds}"
+            raise RavasError("the call client needs Chromium, which is not installed.",
+                             "install it (Debian: apt install chromium; ./bootstrap.sh test does).")
+        url = (f"http://127.0.0.1:{self.server.server_address[1]}/?"
+               + urlencode({"seconds": self.seconds, "label": self.label}))
         self.browser = subprocess.Popen(
             [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
              "--autoplay-policy=no-user-gesture-required", "--no-first-run", "--disable-background-networking",
@@ -119,15 +128,15 @@ class Call:
              url], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not self.started.wait(timeout) or self.error:
             self.close()
-            raise RuntimeError(f"the call did not start: {self.error or 'no answer from the page'}")
+            raise RavasError(f"the call did not start: {self.error or 'no answer from the page'}.",
+                             "run `ravasd doctor`; a far end needs the sound server and Chromium.")
         return self.t0
 
     def finish(self, timeout: float = 60) -> FarEnd:
-        import av
 
         try:
             if not self.done.wait(self.seconds + timeout) or self.error:
-                raise RuntimeError(f"the call did not finish: {self.error or 'no recording came back'}")
+                raise RavasError(f"the call did not finish: {self.error or 'no recording came back'}.")
             with av.open(io.BytesIO(self.blob)) as c:
                 res = av.AudioResampler(format="flt", layout="mono", rate=48000)
                 x = [o.to_ndarray().reshape(-1) for f in c.decode(audio=0) for o in res.resample(f)]

@@ -1,0 +1,184 @@
+"""``ravasd eval call``: utterances through the daemon and a real call client, scored at the far end.
+
+For each voice a daemon (``ravasd run --no-video``, its own RAVAS_HOME) hears the utterances from
+a fake microphone on a private PulseAudio server; headless Chromium picks "RAVAS Mic" by its label,
+sends it through a WebRTC loopback call (Opus, the browser's default processing) and records the far
+end. The original speech takes the same call path from the fake microphone itself (label
+"RAVAS eval feed"), so the path's own cost is measured. Each utterance is cut from the far end at
+its played time plus the measured delay, then transcribed (Whisper tiny) and scored for naturalness
+(DNSMOS), beside the same utterance converted offline exactly as the daemon streams it.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from ..config import Config
+from ..errors import RavasError
+from ..evaluation import voice as ev
+from ..evaluation.callclient import Call, FarEnd
+from ..media.writer import MediaWriter
+from .bench_audio import _Server, lag_ms
+
+RATE = 48000
+LEAD_S, GAP_S = 1.5, 1.0        # silence before the first utterance and after each
+FEED_LABEL = "RAVAS eval feed"  # the fake microphone's description: the original's call
+BOOT = 1000
+
+
+@dataclass
+class Row:
+    """One voice (or ``original``) at the far end and offline, over the same utterances."""
+    voice: str
+    utterances: int
+    wer_call: float
+    wer_call_interval: tuple[float, float]
+    wer_offline: float
+    wer_offline_interval: tuple[float, float]
+    dnsmos_ovrl_call: float
+    dnsmos_ovrl_offline: float
+    delay_ms: float
+    items: list[dict] = field(default_factory=list)
+
+
+def _ratio_ci(pairs: list[tuple[int, int]], rng) -> tuple[float, tuple[float, float]]:
+    a = np.array(pairs, float)
+    value = float(a[:, 0].sum() / max(1.0, a[:, 1].sum()))
+    draws = []
+    for _ in range(BOOT):
+        idx = rng.integers(0, len(a), len(a))
+        draws.append(a[idx, 0].sum() / max(1.0, a[idx, 1].sum()))
+    return value, (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5)))
+
+
+def _program(utts: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The fake microphone's whole signal at RATE, and each utterance's (start, end) in it (s)."""
+    parts, spans, t = [np.zeros(int(LEAD_S * RATE), np.float32)], [], LEAD_S
+    for x in utts:
+        y = soxr.resample(x, ev.RATE, RATE).astype(np.float32)
+        parts += [y, np.zeros(int(GAP_S * RATE), np.float32)]
+        spans.append((t, t + len(y) / RATE))
+        t += len(y) / RATE + GAP_S
+    return np.concatenate(parts), spans
+
+
+def _ctl(env: dict, *args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ravasd", "ctl", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _audio_running(env: dict) -> bool:
+    r = _ctl(env, "status", "--json")
+    return r.returncode == 0 and ((json.loads(r.stdout).get("audio") or {}).get("state") == "running")
+
+
+def _take(env: dict, wav: Path, seconds: float, label: str, voice: str | None, log) -> tuple[FarEnd, float]:
+    """Play ``wav`` into the fake microphone during a call from ``label``; with ``voice``, a daemon
+    converts it first. Returns the far end and the epoch time playback started."""
+    daemon = None
+    try:
+        if voice is not None:
+            daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--mic",
+                                       "ravas_eval_mic", "--voice", voice], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            ready_by = time.monotonic() + 120
+            while not _audio_running(env):
+                if daemon.poll() is not None or time.monotonic() > ready_by:
+                    raise RavasError(f"eval call: the daemon did not start with voice {voice!r}: "
+                                     f"{(daemon.stderr.read() if daemon.poll() is not None else 'timed out')[-600:]}",
+                                     "run `ravasd doctor`, or try the voice with `ravasd run --voice NAME`.")
+                time.sleep(0.3)
+            time.sleep(1.0)
+        call = Call(env, seconds + 2.0, label)
+        call.start()
+        log(f"  call up ({voice or 'original'}), playing {seconds:.0f} s")
+        t_play = time.time()
+        subprocess.run(["paplay", "--device=ravas_eval_feed", "--latency-msec=20", str(wav)], env=env, check=True,
+                       timeout=seconds + 60)
+        far = call.finish()
+        return far, t_play
+    finally:
+        if daemon is not None:
+            _ctl(env, "quit")
+            try:
+                daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+
+
+def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | None = None,
+              recogniser: str = "whisper", log=print) -> list[Row]:
+    """Rows for the original and each voice over the first ``limit`` utterances of ``inputs``."""
+    items = [it for it in ev.collect(inputs) if it[2]][:limit]
+    if not items:
+        raise RavasError("eval call: no utterance has a transcript.", "put <same name>.txt beside each .wav.")
+    audio = [ev.load(p) for p, _, _ in items]
+    rec = ev.make_recogniser(recogniser)
+    program, spans = _program(audio)
+    seconds = len(program) / RATE
+    srv = _Server(private=True)
+    rows = []
+    try:
+        srv.load("module-null-sink", "sink_name=ravas_eval_feed", f"rate={RATE}", "channels=1")
+        srv.load("module-remap-source", "source_name=ravas_eval_mic", "master=ravas_eval_feed.monitor",
+                 "channels=1", f"source_properties=\"device.description='{FEED_LABEL}'\"")
+        with tempfile.TemporaryDirectory(prefix="ravas-eval-call-") as tmp:
+            wav = Path(tmp) / "program.wav"
+            w = MediaWriter(wav, audio_rate=RATE)
+            w.write_samples(program)
+            w.commit()
+            env = dict(srv.env, RAVAS_HOME=str(Path(tmp) / "home"), OPENBLAS_NUM_THREADS="1")
+            rng = np.random.default_rng(0)
+            for voice in [None, *voices]:
+                name = voice or "original"
+                log(f"eval call: {name}")
+                far, t_play = _take(env, wav, seconds, "RAVAS Mic" if voice else FEED_LABEL, voice, log)
+                start = t_play - far.t0  # where the program begins in the far end's recording (s)
+                heard = far.samples[max(0, int(start * far.rate)):]
+                delay = lag_ms(program, heard[:len(program)], RATE) if len(heard) > RATE else float("nan")
+                offs = start + max(0.0, delay) / 1000
+                row_items, call_pairs, off_pairs, mos_call, mos_off = [], [], [], [], []
+                for (path, spk, text), x, (a, b) in zip(items, audio, spans):
+                    seg = far.samples[max(0, int((offs + a - 0.1) * far.rate)): int((offs + b + 0.3) * far.rate)]
+                    seg16 = soxr.resample(seg, far.rate, ev.RATE).astype(np.float32) if len(seg) else np.zeros(1600, np.float32)
+                    off = x if voice is None else ev.convert(cfg, voice, x)
+                    hyp_call, hyp_off = rec(seg16), rec(off)
+                    call_pairs.append(ev.wer(text, hyp_call))
+                    off_pairs.append(ev.wer(text, hyp_off))
+                    m_call, m_off = ev.dnsmos(seg16)["ovrl"], ev.dnsmos(off)["ovrl"]
+                    mos_call.append(m_call)
+                    mos_off.append(m_off)
+                    row_items.append({"file": str(path), "speaker": spk, "text": text, "hyp_call": hyp_call,
+                                      "hyp_offline": hyp_off, "dnsmos_ovrl_call": m_call, "dnsmos_ovrl_offline": m_off})
+                wc, wci = _ratio_ci(call_pairs, rng)
+                wo, woi = _ratio_ci(off_pairs, rng)
+                rows.append(Row(name, len(items), wc, wci, wo, woi, float(np.mean(mos_call)), float(np.mean(mos_off)),
+                                round(delay, 1), row_items))
+                log(f"  WER at the far end {wc:.1%}, offline {wo:.1%}")
+    finally:
+        srv.close()
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    out = ["| voice | utterances | WER at the far end | WER offline | DNSMOS OVRL far end / offline | delay |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| `{r.voice}` | {r.utterances} | {r.wer_call:.1%} [{r.wer_call_interval[0]:.1%}–"
+                   f"{r.wer_call_interval[1]:.1%}] | {r.wer_offline:.1%} [{r.wer_offline_interval[0]:.1%}–"
+                   f"{r.wer_offline_interval[1]:.1%}] | {r.dnsmos_ovrl_call:.2f} / {r.dnsmos_ovrl_offline:.2f} | "
+                   f"{r.delay_ms:.0f} ms |")
+    return "\n".join(out)
+
+
+def to_json(rows: list[Row], details: bool = False) -> str:
+    return json.dumps([{k: v for k, v in asdict(r).items() if details or k != "items"} for r in rows], indent=1)
+

@@ -1,0 +1,174 @@
+"""The phonetic content encoder: its corpus and splits, the shipped model, the recipe that makes it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ravasd.audio.phonetic import encoder as enc
+from ravasd.evaluation.corpus import EVAL_SENTENCES
+from ravasd.evaluation.phonetic import corpus, families, score
+from ravasd.evaluation.phonetic.espeak import Espeak
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    """Two held-out espeak-ng speakers × 4 evaluation sentences, with their frame truth."""
+    maker = corpus.Maker()
+    test = families.speakers("test", "espeak")
+    return {s.name: [maker.say(s, t) for t in EVAL_SENTENCES[:4]] for s in test[:2]}
+
+
+def test_splits_hold_whole_voices_out():
+    every = families.speakers()
+    assert len({s.name for s in every}) == len(every) and all("_" not in s.name for s in every)
+    variant = {s.name: s.spec[0].split("+")[1] for s in every if s.family == "espeak"}
+    by_split = {sp: {variant[s.name] for s in families.speakers(sp, "espeak")} for sp in families.SPLITS}
+    assert by_split["test"] and not by_split["test"] & (by_split["train"] | by_split["dev"])
+    assert not {v.lower() for v in by_split["test"]} & families._used_before()
+    held = [i for i, st in enumerate(families.KOKORO_STYLES) if families.KOKORO_SPLIT[st] != "train"]
+    for s in families.speakers("train", "kokoro-mix"):
+        assert all(s.spec[0][i] == 0 for i in held), f"{s.name} mixes a held-out style"
+    assert {s.family for s in families.speakers("test")} == set(families.FAMILIES)
+    assert not {s.family for s in families.speakers("train")} & {"piper"}
+    assert not set(families.training_sentences(500, 1)) & set(EVAL_SENTENCES)
+    assert families.training_sentences(5, 3) == families.training_sentences(5, 3)
+
+
+def test_espeak_reports_the_phones_it_spoke_where_it_spoke_them():
+    spoken = Espeak().speak("she sees", "en-us+m1")
+    names = [p for p, _ in spoken.phones]
+    assert names[:2] == ["ʃ", "iː"] and "z" in names
+    starts = [s for _, s in spoken.phones]
+    assert starts == sorted(starts) and starts[-1] < len(spoken.audio)
+    x = spoken.audio
+    # the /ʃ/ span is noise (high zero-crossing rate), the /iː/ span voiced (low)
+    sh = x[starts[0]:starts[1]]
+    ee = x[starts[1]:starts[2]]
+    zcr = [np.mean(np.abs(np.diff(np.sign(seg))) > 0) for seg in (sh, ee)]
+    assert zcr[0] > 2 * zcr[1]
+    with pytest.raises(Exception, match="no voice"):
+        Espeak().speak("x", "en-us+nobody")
+
+
+def test_fold_keeps_the_inventory_closed():
+    assert corpus.PHONES == enc.PHONES
+    assert corpus.fold(["ɔːɹ", "ɾ", "t"]) == [corpus.INDEX["ɔː"], corpus.INDEX["ɹ"], corpus.INDEX["t"], corpus.INDEX["t"]]
+    with pytest.raises(Exception, match="inventory lacks"):
+        corpus.fold(["ǃ"])
+
+
+def test_forced_alignment_keeps_order_and_finds_the_pauses():
+    from ravasd.evaluation.phonetic.train import forced_alignment
+
+    truth = [0, 0, 3, 3, 3, 0, 7, 7, 3, 3, 0, 0]  # sil, ɪ, sil, ð, ɪ, sil
+    logp = np.full((len(truth), enc.CLASSES), -6.0)
+    logp[np.arange(len(truth)), truth] = -0.05
+    logp[4, 7] = -0.01  # a frame the model hears wrong is still given to the phone the order needs
+    assert forced_alignment(logp, np.array([3, 7, 3])).tolist() == truth
+    # every phone gets at least one frame, even against the evidence
+    flat = np.full((4, enc.CLASSES), -3.0)
+    assert sorted(set(forced_alignment(flat, np.array([5, 9]))) - {0}) == [5, 9]
+
+
+def test_shipped_model_streams_exactly_and_looks_ahead_at_most_40_ms(held_out):
+    from importlib import resources
+
+    path = resources.files("ravasd.audio.phonetic").joinpath("phones.npz")
+    assert path.is_file() and path.stat().st_size <= 5e6
+    assert enc.LOOKAHEAD_S <= 0.040
+    x = next(iter(held_out.values()))[0].audio
+    whole = enc.posteriors(x)
+    assert whole.shape == (-(-len(x) // enc.HOP), enc.CLASSES)
+    assert np.allclose(whole.sum(axis=1), 1, atol=1e-4)
+    rng = np.random.default_rng(1)
+    for sizes in ([1], [160], [320], [1000], list(rng.integers(1, 900, 40))):
+        s, out, i, k = enc.PhoneStream(), [], 0, 0
+        while i < len(x):
+            n = int(sizes[k % len(sizes)])
+            out.append(s.push(x[i:i + n]))
+            i, k = i + n, k + 1
+        out.append(s.flush())
+        assert np.abs(np.concatenate(out) - whole).max() < 1e-5
+    # frame t depends on nothing past sample 160 (t + 2) + 400
+    t = 100
+    cut = enc.HOP * (t + enc.AHEAD) + enc.WIN
+    y = x.copy()
+    y[cut:] = rng.standard_normal(len(y) - cut).astype(np.float32) * 0.3
+    assert np.abs(enc.posteriors(y)[:t + 1] - whole[:t + 1]).max() < 1e-5
+    assert np.abs(enc.posteriors(y)[t + 6] - whole[t + 6]).max() > 1e-3
+
+
+def test_silence_in_is_silence_out():
+    post = enc.posteriors(np.zeros(16000, np.float32))
+    assert np.mean(post.argmax(axis=1) == 0) > 0.95  # class 0 is "sil"
+    assert enc.decode(post) == []
+
+
+def test_the_shipped_model_hears_phones_of_voices_it_never_heard(held_out):
+    per, frames = score.score_utterances(held_out)
+    rate = per[:, 0].sum() / per[:, 1].sum()
+    assert rate < 0.45, f"PER {rate:.1%} on held-out espeak-ng speakers"
+    acc = frames[:, 0].sum() / frames[:, 1].sum()
+    assert acc > 0.5, f"frame accuracy {acc:.1%}"
+    # the measure can fail: a model of random weights does not hear phones
+    rng = np.random.default_rng(0)
+    w = enc.shipped()
+    noise = enc.Weights(w.mean, w.std, *(rng.standard_normal(a.shape).astype(np.float32) * a.std()
+                                         for a in (w.conv1_w, w.conv1_b, w.conv2_w, w.conv2_b)),
+                        w.gru, rng.standard_normal(w.out_w.shape).astype(np.float32) * w.out_w.std(), w.out_b)
+    bad, _ = score.score_utterances(held_out, noise)
+    assert bad[:, 0].sum() / bad[:, 1].sum() > 0.8
+
+
+def test_edit_distance():
+    assert score.edit_distance([1, 2, 3], [1, 2, 3]) == 0
+    assert score.edit_distance([1, 2, 3], [1, 3]) == 1
+    assert score.edit_distance([], [4, 5]) == 2
+    assert score.edit_distance([1, 2], [2, 1]) == 2
+
+
+def test_recipe_is_deterministic_and_exports_what_the_encoder_runs(tmp_path, held_out):
+    torch = pytest.importorskip("torch")
+    from ravasd.evaluation.phonetic import train
+
+    utts = [u for us in held_out.values() for u in us][:6]
+    outs = []
+    for k in range(2):
+        net, mean, std = train.train(utts, 1, 1, threads=1, log=lambda _: None)
+        train.export(net, mean, std, tmp_path / f"m{k}.npz")
+        outs.append(net)
+    a, b = (np.load(tmp_path / f"m{k}.npz") for k in range(2))
+    assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    w = enc.Weights.load(tmp_path / "m0.npz")
+    net = outs[0]
+    sd = {k: v.half().float() for k, v in net.state_dict().items()}
+    net.load_state_dict(sd)
+    x = utts[0].audio
+    f = (enc.log_mel(enc.frame(x)) - w.mean) / w.std
+    with torch.no_grad():
+        ref = torch.softmax(net(torch.from_numpy(f[None]).float()), -1)[0].numpy()
+    assert np.abs(enc.posteriors(x, w) - ref).max() < 1e-4
+
+
+def test_a_damaged_model_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "phones.npz"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(Exception, match="phone model .* cannot be read"):
+        enc.Weights.load(bad)
+
+
+def test_eval_phones_prints_per_family(tmp_path, ravas_home):
+    cmd = [sys.executable, "-m", "ravasd", "eval", "phones", "--family", "flite", "--data", str(tmp_path), "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    (fl,) = doc["families"]
+    assert fl["family"] == "flite" and fl["split"] == "test" and fl["speakers"] == 2 and fl["utterances"] == 24
+    assert 0 <= fl["per_interval"][0] <= fl["per"] <= fl["per_interval"][1] <= 1.5
+    assert fl["frame_accuracy"] is None
+    bad = subprocess.run([*cmd[:5], "--family", "klingon"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "no family 'klingon'" in bad.stderr and "Traceback" not in bad.stderr
