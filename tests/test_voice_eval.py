@@ -213,9 +213,13 @@ def test_eval_call_scores_the_far_end_of_a_real_call(tmp_path, ravas_home):
     assert set(rows) == {"original", "tenor"}
     orig, tenor = rows["original"], rows["tenor"]
     assert orig["utterances"] == tenor["utterances"] == 3
-    assert orig["wer_call"] <= 0.3, orig["items"]           # every utterance cut where it was played
-    assert orig["wer_offline"] <= 0.3
+    if orig["unavailable"] is None:  # the feed's own call (Chromium cannot always open it; then it says why)
+        assert orig["wer_call"] <= 0.3, orig["items"]       # every utterance cut where it was played
+        assert tenor["delay_ms"] > orig["delay_ms"] - 50
+    else:
+        assert "call did not start" in orig["unavailable"]
+    assert tenor["wer_call"] <= 0.7, tenor["items"]         # the cuts hold the utterances' words
     assert 0 <= tenor["wer_call_interval"][0] <= tenor["wer_call"] <= tenor["wer_call_interval"][1]
     assert all(it["hyp_call"].strip() for it in tenor["items"]), tenor["items"]
-    assert tenor["delay_ms"] > orig["delay_ms"] - 50 and 0 < tenor["delay_ms"] < 2000
+    assert 0 < tenor["delay_ms"] < 2000
     assert 1.0 <= tenor["dnsmos_ovrl_call"] <= 5.0 and 1.0 <= tenor["dnsmos_ovrl_offline"] <= 5.0

@@ -39,14 +39,15 @@ class Row:
     """One voice (or ``original``) at the far end and offline, over the same utterances."""
     voice: str
     utterances: int
-    wer_call: float
-    wer_call_interval: tuple[float, float]
-    wer_offline: float
-    wer_offline_interval: tuple[float, float]
-    dnsmos_ovrl_call: float
-    dnsmos_ovrl_offline: float
-    delay_ms: float
+    wer_call: float | None = None
+    wer_call_interval: tuple[float, float] | None = None
+    wer_offline: float | None = None
+    wer_offline_interval: tuple[float, float] | None = None
+    dnsmos_ovrl_call: float | None = None
+    dnsmos_ovrl_offline: float | None = None
+    delay_ms: float | None = None
     items: list[dict] = field(default_factory=list)
+    unavailable: str | None = None  # why this row could not be measured
 
 
 def _ratio_ci(pairs: list[tuple[int, int]], rng) -> tuple[float, tuple[float, float]]:
@@ -149,7 +150,15 @@ def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | N
             for voice in [None, *voices]:
                 name = voice or "original"
                 log(f"eval call: {name}")
-                far, t_play = _take(env, wav, seconds, "RAVAS Mic" if voice else FEED_LABEL, voice, log)
+                try:
+                    far, t_play = _take(env, wav, seconds, "RAVAS Mic" if voice else FEED_LABEL, voice, log)
+                except RavasError as err:
+                    if voice is not None:
+                        raise
+                    # the original's call is the reference, not the product: report, go on with the voices
+                    rows.append(Row(name, len(items), unavailable=str(err)))
+                    log(f"  the original's call could not be made: {err}")
+                    continue
                 start = t_play - far.t0  # where the program begins in the far end's recording (s)
                 heard = far.samples[max(0, int(start * far.rate)):]
                 delay = lag_ms(program, heard[:len(program)], RATE) if len(heard) > RATE else float("nan")
@@ -181,6 +190,9 @@ def format_table(rows: list[Row]) -> str:
     out = ["| voice | utterances | WER at the far end | WER offline | DNSMOS OVRL far end / offline | delay |",
            "|---|---|---|---|---|---|"]
     for r in rows:
+        if r.unavailable:
+            out.append(f"| `{r.voice}` | {r.utterances} | unavailable: {r.unavailable} | | | |")
+            continue
         out.append(f"| `{r.voice}` | {r.utterances} | {r.wer_call:.1%} [{r.wer_call_interval[0]:.1%}–"
                    f"{r.wer_call_interval[1]:.1%}] | {r.wer_offline:.1%} [{r.wer_offline_interval[0]:.1%}–"
                    f"{r.wer_offline_interval[1]:.1%}] | {r.dnsmos_ovrl_call:.2f} / {r.dnsmos_ovrl_offline:.2f} | "
