@@ -111,7 +111,7 @@ def _die_with_parent() -> None:
         pass
 
 
-class _Server:
+class SoundServer:
     """The user's running server, or a private pulseaudio started for the bench (always, with
     ``private``: the desktop's devices are left alone)."""
 
@@ -183,13 +183,13 @@ def _envelope(x: np.ndarray, rate: int) -> np.ndarray:
     return on - on.mean()
 
 
-def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: _Server | None = None) -> dict:
+def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer | None = None) -> dict:
     """{"latency_ms": from the fake microphone's input to the voice's output on one clock, "blocks":
     published, "dropped": blocks lost (inbox overflow, device buffers), "priority": what the OS gave}."""
 
     rate, block = 48000, block_size(cfg.replace(**{"audio.sample_rate": 48000}))
     own = srv is None
-    srv = srv or _Server()
+    srv = srv or SoundServer()
     try:
         srv.load("module-null-sink", "sink_name=ravas_bench_meter", "rate=48000", "channels=2",
                  "channel_map=front-left,front-right")
@@ -272,7 +272,7 @@ def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True, 
     srv, why = None, ""
     if e2e:  # one server (private if needed) for all voices: PortAudio is re-initialised once
         try:
-            srv = _Server()
+            srv = SoundServer()
         except Exception as err:
             why = str(err)
     names = voices or list(VOICES)
@@ -291,7 +291,7 @@ def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True, 
             srv.close()
 
 
-def _rows(cfg: Config, names: list[str], e2e: bool, srv: _Server | None, why: str, load: int = 0,
+def _rows(cfg: Config, names: list[str], e2e: bool, srv: SoundServer | None, why: str, load: int = 0,
           seconds: float = 3.0, skip: list[str] = ()) -> list[dict]:
     rows = []
     for name in names:

@@ -26,7 +26,7 @@ from ..errors import RavasError
 from ..evaluation import voice as ev
 from ..evaluation.callclient import Call, FarEnd
 from ..media.writer import MediaWriter
-from .bench_audio import _Server, lag_ms
+from .bench_audio import SoundServer, lag_ms
 
 RATE = 48000
 LEAD_S, GAP_S = 1.5, 1.0        # silence before the first utterance and after each
@@ -134,7 +134,7 @@ def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | N
     rec = ev.make_recogniser(recogniser)
     program, spans = _program(audio)
     seconds = len(program) / RATE
-    srv = _Server(private=True)
+    srv = SoundServer(private=True)
     rows = []
     try:
         srv.load("module-null-sink", "sink_name=ravas_eval_feed", f"rate={RATE}", "channels=1")

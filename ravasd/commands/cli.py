@@ -293,11 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and a lazy-informed one (both converted), identification accuracy, speaker similarity "
         "original↔converted (resemblyzer) and word error rates (Whisper tiny, or pocketsphinx), each with a "
         "95 % bootstrap interval; the EER of the originals checks the instrument first.")
-    evv.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders of them")
-    evv.add_argument("--voice", dest="eval_voices", action="append", metavar="NAME",
-                     help="voice to evaluate (repeatable; default: audio.voice)")
-    evv.add_argument("--json", action="store_true")
-    evv.add_argument("--details", action="store_true", help="with --json: per-utterance transcripts")
+    _voice_eval_args(evv, "per-utterance transcripts")
     evv.add_argument("--plot", type=Path, metavar="FILE", help="also save a bar chart (.png/.svg/.pdf)")
     evv.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper",
                      help="speech recogniser for the WER (default: whisper)")
@@ -331,13 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
         "record the far end. Per utterance: WER (Whisper tiny) and DNSMOS there, beside the same utterance "
         "converted offline; the original speech takes the same call path first. Needs the eval extra and "
         "Chromium (Debian: apt install chromium).")
-    evk.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders of them")
-    evk.add_argument("--voice", dest="eval_voices", action="append", metavar="NAME",
-                     help="voice to evaluate (repeatable; default: audio.voice)")
+    _voice_eval_args(evk, "per-utterance transcripts and scores")
     evk.add_argument("--utterances", type=int, metavar="N", help="only the first N utterances (sorted by name)")
     evk.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper")
-    evk.add_argument("--json", action="store_true")
-    evk.add_argument("--details", action="store_true", help="with --json: per-utterance transcripts and scores")
     _config_args(evk)
     evp = ev_sub.add_parser(
         "phones", help="phone error rate and frame accuracy of the phone encoder, per speaker family",
@@ -360,6 +352,25 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("converters", help="list video converters")
     conv.add_argument("--json", action="store_true")
     return p
+
+
+def _voice_eval_args(p: argparse.ArgumentParser, details: str) -> None:
+    """The arguments `eval voice` and `eval call` share: utterances, voices, output format."""
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders of them")
+    p.add_argument("--voice", dest="eval_voices", action="append", metavar="NAME",
+                   help="voice to evaluate (repeatable; default: audio.voice)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--details", action="store_true", help=f"with --json: {details}")
+
+
+def _eval_voices(cfg, args: argparse.Namespace) -> list[str]:
+    """The voices an eval command measures; an unknown one fails before minutes of work."""
+    from ..audio.voices import make_voice
+
+    voices = args.eval_voices or [cfg.audio.voice]
+    for v in voices:
+        make_voice(cfg, cfg.audio.sample_rate, v).close()
+    return voices
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -767,13 +778,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("report: " + ", ".join(str(p) for p in written))
         return 0
     if args.eval_command == "call":
-        from ..audio.voices import make_voice
         from .call_eval import eval_call, format_table, to_json
 
         cfg = _load(args)
-        voices = args.eval_voices or [cfg.audio.voice]
-        for v in voices:  # an unknown voice fails before minutes of work
-            make_voice(cfg, cfg.audio.sample_rate, v).close()
+        voices = _eval_voices(cfg, args)
         rows = eval_call(cfg, args.inputs, voices, args.utterances, args.recogniser,
                          log=lambda line: print(line, file=sys.stderr, flush=True))
         print(to_json(rows, args.details) if args.json else format_table(rows))
@@ -801,13 +809,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             written = write_corpus(args.dest, eval_corpus(args.speakers, args.sentences))
         print(f"{len(written)} utterances written to {args.dest}")
         return 0
-    from ..audio.voices import make_voice
     from ..evaluation import voice as ev
 
     cfg = _load(args)
-    voices = args.eval_voices or [cfg.audio.voice]
-    for v in voices:  # an unknown voice fails before minutes of work
-        make_voice(cfg, cfg.audio.sample_rate, v).close()
+    voices = _eval_voices(cfg, args)
     evaluator = ev.Evaluator(cfg, args.inputs, progress=sys.stderr.isatty(), recogniser=args.recogniser)
     reports = [evaluator.run(v) for v in voices]
     print(ev.to_json(reports, args.details) if args.json else ev.format_table(reports))

@@ -99,7 +99,7 @@ def summarise(rows: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
 
 def soak(minutes: float, every: float = 10.0, load: int = 0, run_args: list[str] | None = None,
          out: Callable[[str], None] = print, listener: bool = True) -> dict[str, Any]:
-    from .bench_audio import _Server
+    from .bench_audio import SoundServer
 
     try:
         request("status", timeout=2)
@@ -107,7 +107,7 @@ def soak(minutes: float, every: float = 10.0, load: int = 0, run_args: list[str]
     except RavasError as err:
         if "already running" in str(err):
             raise
-    srv = _Server()  # the user's sound server, or a private one for the soak
+    srv = SoundServer()  # the user's sound server, or a private one for the soak
     env = dict(os.environ, PULSE_SERVER=srv.env.get("PULSE_SERVER", os.environ.get("PULSE_SERVER", "")))
     if not env["PULSE_SERVER"]:
         env.pop("PULSE_SERVER")
