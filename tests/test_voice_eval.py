@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,6 +69,33 @@ def test_eval_voice_reports_privacy_and_intelligibility(tmp_path, ravas_home):
     assert (tmp_path / "p.png").stat().st_size > 1000
     table = run("eval", "voice", str(tmp_path / "c"), "--voice", "nope")
     assert table.returncode != 0 and "unknown voice 'nope'" in table.stderr and "Traceback" not in table.stderr
+    both = run("eval", "voice", str(tmp_path / "c"), "--split", "test")
+    assert both.returncode != 0 and "either INPUT files or --split" in both.stderr
+
+
+@pytest.mark.slow
+def test_eval_voice_on_a_held_out_family_records_its_run(tmp_path, ravas_home):
+    """`eval voice --split test --family flite`: the held-out flite speakers are made, measured per family,
+    and --save-figures writes one run's document with its facts."""
+    pytest.importorskip("resemblyzer")
+    pytest.importorskip("faster_whisper")
+    out = tmp_path / "figures.json"
+    r = subprocess.run([sys.executable, "-m", "ravasd", "eval", "voice", "--split", "test", "--family", "flite",
+                        "--data", str(tmp_path / "data"), "--voice", "ringmod", "--json", "--save-figures", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    (rep,) = json.loads(r.stdout)
+    assert rep["speakers"] == 2 and rep["utterances"] == 24 and list(rep["families"]) == ["flite"]
+    fam = rep["families"]["flite"]
+    assert fam["utterances"] == 24 and fam["wer_original"] < 0.15 and fam["wer_converted"] < 0.3
+    assert sorted(p.stem for p in (tmp_path / "data").glob("*.npz")) == ["flkal", "flkal16"]
+    doc = json.loads(out.read_text())
+    assert doc["command"].startswith("ravasd eval voice --split test") and len(doc["corpus_digest"]) == 64
+    assert doc["date"] and "flite" in doc["corpus"] and list(doc["voices"]) == ["ringmod"]
+    assert doc["voices"]["ringmod"]["families"]["flite"]["utterances"] == 24
+    again = subprocess.run([sys.executable, "-m", "ravasd", "eval", "voice", "--split", "test", "--family", "nope"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "no family 'nope'" in again.stderr and "Traceback" not in again.stderr
 
 
 def test_realistic_corpus_is_deterministic_distinct_and_understood(tmp_path, ravas_home):
@@ -130,20 +158,62 @@ def _report(voice: str, wer_conv: float, lazy: float) -> dict:
     return r
 
 
-def test_saved_figures_merge_per_voice_and_start_over_for_another_corpus():
+def test_saved_figures_hold_one_run_with_its_facts_and_every_family():
     from ravasd.audio.voices import figures
 
-    doc = figures.merge({"voices": {}}, [_report("tenor", 0.10, 0.40)], "corpus A")
-    doc = figures.merge(doc, [_report("deep", 0.06, 0.20)], "corpus A")
-    assert set(doc["voices"]) == {"tenor", "deep"} and doc["corpus"] == "corpus A"
+    tenor, deep = _report("tenor", 0.10, 0.40), _report("deep", 0.06, 0.20)
+    tenor["families"] = {"espeak": _report("tenor", 0.30, 0.45), "piper": _report("tenor", 0.08, 0.0)}
+    tenor["families"]["piper"]["eer_lazy_informed"] = None  # one speaker: no EER
+    run = {"date": "2026-12-04", "commit": "0123456789abcdef0123+dirty", "command": "ravasd eval voice --split test",
+           "corpus": "corpus A", "corpus_digest": "ab" * 32}
+    doc = figures.document([tenor, deep], run)
+    assert set(doc["voices"]) == {"tenor", "deep"} and doc["corpus"] == "corpus A" and doc["recogniser"] == "whisper"
+    assert {k: doc[k] for k in ("date", "commit", "command", "corpus_digest")} == {
+        k: run[k] for k in ("date", "commit", "command", "corpus_digest")}
     assert figures.summary("tenor", doc) == {"wer_increase_points": 5.0, "eer_ignorant": 40.0,
                                              "eer_lazy_informed": 40.0}
     assert figures.summary("nobody", doc)["eer_lazy_informed"] is None
     table = figures.markdown_table(doc, ["deep", "tenor"])
+    assert "2026-12-04" in table and "`0123456789ab+dirty`" in table and "ravasd eval voice --split test" in table
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert rows[0].startswith("| `deep` | 6.0 % [5.4–6.6] | +1.0 |") and "40.0 % [36.0–44.0]" in rows[1]
-    again = figures.merge(doc, [_report("tenor", 0.2, 0.3)], "corpus B")
+    # the family table: a column per family, – where a voice was not measured on it or a figure has no meaning
+    assert "| voice | espeak | piper |" in table
+    assert rows[2].startswith("| `deep` | – | – |")
+    assert rows[3].startswith("| `tenor` | +25.0 (30.0 % [27.0–33.0]) · 45.0 % [40.5–49.5] · – | +3.0 (8.0 % [7.2–8.8]) · – · – |")
+    # a run with other voices replaces the document: no figures of two runs side by side
+    again = figures.document([_report("tenor", 0.2, 0.3)], {**run, "corpus": "corpus B"})
     assert set(again["voices"]) == {"tenor"} and again["corpus"] == "corpus B"
+
+
+def test_family_measures_score_each_family_on_its_own():
+    from ravasd.evaluation.voice import Item, family_measures, format_table, Report, corpus_digest
+
+    rng = np.random.default_rng(1)
+    centre = {s: rng.standard_normal(8) for s in ("a", "b", "c")}
+    items = []
+    for spk, fam in (("a", "one"), ("b", "one"), ("c", "solo")):
+        for i in range(4):
+            e = centre[spk] + 0.1 * rng.standard_normal(8)
+            items.append(Item(Path(f"{spk}_{i}"), spk, "the cat sat", np.zeros(160, np.float32), emb_orig=e,
+                              emb_conv=e + 0.01, hyp_orig="the cat sat", hyp_conv="the cat" if fam == "solo" else "the cat sat",
+                              mos_orig={"ovrl": 3.0, "sig": 3.0, "p808": 3.5}, mos_conv={"ovrl": 2.5, "sig": 2.6, "p808": 3.1},
+                              family=fam))
+    fams = family_measures(items)
+    assert list(fams) == ["one", "solo"]
+    assert fams["one"]["speakers"] == 2 and fams["one"]["utterances"] == 8 and fams["one"]["chance"] == 0.5
+    assert fams["one"]["wer_converted"] == 0.0 and fams["solo"]["wer_converted"] == pytest.approx(1 / 3)
+    assert fams["one"]["eer_lazy_informed"] == 0.0 and fams["one"]["identification"] == 1.0
+    assert fams["solo"]["eer_lazy_informed"] is None and fams["solo"]["identification"] is None
+    assert fams["solo"]["dnsmos_ovrl_converted"] == 2.5
+    rep = Report("v", 3, 12, 0, 0, 1, 1, 1 / 3, 1, 0, 0.1, families=fams)
+    table = format_table([rep])
+    assert "solo (1 spk): WER converted" in table and "33.3 %" in table
+    # the digest follows the speech: one changed sample, another digest
+    before = corpus_digest(items)
+    items[3].audio = items[3].audio.copy()
+    items[3].audio[5] = 0.5
+    assert corpus_digest(items) != before and len(before) == 64
 
 
 def test_shipped_figures_cover_every_voice_and_the_readme_shows_them():

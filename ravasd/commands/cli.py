@@ -10,8 +10,10 @@ import glob
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -292,14 +294,24 @@ def build_parser() -> argparse.ArgumentParser:
         "optional) with each voice and report: EER for an ignorant attacker (enrol original, test converted) "
         "and a lazy-informed one (both converted), identification accuracy, speaker similarity "
         "original↔converted (resemblyzer) and word error rates (Whisper tiny, or pocketsphinx), each with a "
-        "95 % bootstrap interval; the EER of the originals checks the instrument first.")
-    _voice_eval_args(evv, "per-utterance transcripts")
+        "95 % bootstrap interval; the EER of the originals checks the instrument first. With --split instead of "
+        "files: the held-out speaker families (espeak-ng, Kokoro style, Kokoro mixture, flite, Piper), every "
+        "measure also per family.")
+    _voice_eval_args(evv, "per-utterance transcripts", required=False)
+    evv.add_argument("--split", choices=["test", "dev"],
+                     help="measure on this split of the speaker families (test: speakers no choice ever saw) "
+                     "instead of INPUT files; the speech is made once into --data")
+    evv.add_argument("--family", dest="families", action="append", metavar="NAME",
+                     help="with --split: only this family (repeatable): espeak, kokoro-style, kokoro-mix, flite, piper")
+    evv.add_argument("--data", type=Path, metavar="DIR",
+                     help="with --split: corpus cache (default: the user cache folder, shared with eval phones)")
     evv.add_argument("--plot", type=Path, metavar="FILE", help="also save a bar chart (.png/.svg/.pdf)")
     evv.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper",
                      help="speech recogniser for the WER (default: whisper)")
     evv.add_argument("--save-figures", type=Path, metavar="FILE",
-                     help="merge the figures into FILE (the format of ravasd/audio/voices/figures.json, which "
-                     "`voices list` and the README table show); --corpus names what was measured")
+                     help="write this run's figures to FILE (the format of ravasd/audio/voices/figures.json, "
+                     "which `voices list`, the settings window and the README tables show; it holds one run: "
+                     "measure every voice at once), with the date, commit, command and corpus digest")
     evv.add_argument("--corpus", metavar="TEXT", help="with --save-figures: a description of the corpus")
     _config_args(evv)
     evr = ev_sub.add_parser("report", help="privacy, intelligibility and video checks of an anonymized batch",
@@ -354,9 +366,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _voice_eval_args(p: argparse.ArgumentParser, details: str) -> None:
+def _families(args: argparse.Namespace) -> tuple[str, ...]:
+    """The speaker families ``--family`` names (default: all); an unknown name is an error."""
+    from ..evaluation.phonetic import families as fam
+
+    chosen = tuple(args.families or fam.FAMILIES)
+    unknown = sorted(set(chosen) - set(fam.FAMILIES))
+    if unknown:
+        raise RavasError(f"--family: no family {unknown[0]!r}.", f"choose from: {', '.join(fam.FAMILIES)}.")
+    return chosen
+
+
+def _voice_eval_args(p: argparse.ArgumentParser, details: str, required: bool = True) -> None:
     """The arguments `eval voice` and `eval call` share: utterances, voices, output format."""
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders of them")
+    p.add_argument("inputs", nargs="+" if required else "*", type=Path, metavar="INPUT",
+                   help="audio files or folders of them")
     p.add_argument("--voice", dest="eval_voices", action="append", metavar="NAME",
                    help="voice to evaluate (repeatable; default: audio.voice)")
     p.add_argument("--json", action="store_true")
@@ -787,12 +811,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(to_json(rows, args.details) if args.json else format_table(rows))
         return 0
     if args.eval_command == "phones":
-        from ..evaluation.phonetic import families as fam, score
+        from ..evaluation.phonetic import score
 
-        chosen = tuple(args.families or fam.FAMILIES)
-        unknown = sorted(set(chosen) - set(fam.FAMILIES))
-        if unknown:
-            raise RavasError(f"--family: no family {unknown[0]!r}.", f"choose from: {', '.join(fam.FAMILIES)}.")
+        chosen = _families(args)
         data = args.data or paths.cache_dir() / "phonetic-corpus"
         report = score.evaluate(data, args.split, args.model, chosen, progress=sys.stderr.isatty())
         print(json.dumps(report.to_dict(), indent=1) if args.json else score.format_table(report))
@@ -812,8 +833,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..evaluation import voice as ev
 
     cfg = _load(args)
+    if bool(args.inputs) == bool(args.split):
+        raise RavasError("eval voice: give either INPUT files or --split, not both and not neither.",
+                         "e.g. `ravasd eval voice corpus/` or `ravasd eval voice --split test`.")
     voices = _eval_voices(cfg, args)
-    evaluator = ev.Evaluator(cfg, args.inputs, progress=sys.stderr.isatty(), recogniser=args.recogniser)
+    if args.split:
+        chosen = _families(args)
+        items = ev.family_items(args.data or paths.cache_dir() / "phonetic-corpus", args.split, chosen,
+                                progress=sys.stderr.isatty())
+        corpus = args.corpus or (f"the {args.split} speakers of the speaker families ({', '.join(chosen)}; "
+                                 "ravasd/evaluation/phonetic/families.py) reading the evaluation sentences")
+    else:
+        items = [ev.Item(p, s, t, ev.load(p)) for p, s, t in ev.collect(args.inputs)]
+        corpus = args.corpus or ", ".join(str(p) for p in args.inputs)
+    evaluator = ev.Evaluator(cfg, items, progress=sys.stderr.isatty(), recogniser=args.recogniser)
     reports = [evaluator.run(v) for v in voices]
     print(ev.to_json(reports, args.details) if args.json else ev.format_table(reports))
     if args.plot:
@@ -821,8 +854,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.save_figures:
         from ..audio.voices import figures
 
-        corpus = args.corpus or ", ".join(str(p) for p in args.inputs)
-        doc = figures.merge(figures.load(args.save_figures), [r.summary() for r in reports], corpus)
+        run = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": figures.source_commit(),
+               "command": "ravasd " + shlex.join(args.argv), "corpus": corpus,
+               "corpus_digest": ev.corpus_digest(items)}
+        doc = figures.document([r.summary() for r in reports], run)
         paths.atomic_write_text(args.save_figures, json.dumps(doc, indent=1) + "\n")
         print(f"figures of {len(reports)} voice(s) saved to {args.save_figures}", file=sys.stderr)
     return 0
@@ -855,6 +890,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args([*argv, "run"])
+    args.argv = list(argv)  # what was asked, for records of a run (eval voice --save-figures)
     logs.setup(_level(args))
     if args.command not in ("run", "settings"):  # run stops cleanly by itself; a window just closes
         signal.signal(signal.SIGTERM, _terminated)

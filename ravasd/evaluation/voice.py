@@ -8,7 +8,12 @@ daemon runs (at ``audio.sample_rate``, look-ahead trimmed), then:
   test = converted utterances; lazy-informed attacker: enrolment converted too;
 - identification accuracy: each converted utterance → the closest original enrolment (chance 1/N);
 - mean speaker similarity original ↔ converted (cosine of speaker embeddings);
-- word error rate of the original and of the converted speech, when transcripts exist.
+- word error rate of the original and of the converted speech, when transcripts exist;
+- naturalness: DNSMOS P.835 (overall, signal) and P.808 of the original and the converted speech.
+
+Or input: the held-out speaker families (:func:`family_items`, ``--split``): then every measure is
+also reported per family (:attr:`Report.families`) — a voice tuned on one kind of speaker shows
+what it costs on the others.
 
 Enrolment never includes the test utterance itself. Every figure comes with a 95 % bootstrap
 interval (test utterances resampled :data:`BOOT` times; enrolment fixed). Speaker encoder:
@@ -18,6 +23,7 @@ much weaker: it misses most words of clean originals) — all in the ``eval`` ex
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -52,6 +58,7 @@ class Item:
     hyp_conv: str | None = None
     mos_orig: dict[str, float] | None = None  # DNSMOS (``dnsmos``): ovrl, sig, p808
     mos_conv: dict[str, float] | None = None
+    family: str | None = None                 # the speaker family (``family_items``), if known
 
 
 @dataclass
@@ -77,6 +84,9 @@ class Report:
     dnsmos_p808_original: float | None = None
     dnsmos_p808_converted: float | None = None
     intervals: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # 95 %
+    #: per speaker family (items with a family only): {family: {"speakers", "utterances", measure: value,
+    #: "intervals": {measure: (lo, hi)}}}; EERs and identification need 2 speakers (else None)
+    families: dict[str, dict] = field(default_factory=dict)
     items: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -310,9 +320,9 @@ class Evaluator:
             wer_original=m["wer_original"][0], wer_converted=m["wer_converted"][0],
             recogniser=self.recognise.name, eer_original=m["eer_original"][0],
             **{k: m[k][0] for k in m if k.startswith("dnsmos_")},
-            intervals={k: v[1:] for k, v in m.items()},
-            items=[{"file": str(it.path), "speaker": it.speaker, "text": it.text, "hyp_original": it.hyp_orig,
-                    "hyp_converted": it.hyp_conv} for it in items])
+            intervals={k: v[1:] for k, v in m.items()}, families=family_measures(items),
+            items=[{"file": str(it.path), "speaker": it.speaker, "family": it.family, "text": it.text,
+                    "hyp_original": it.hyp_orig, "hyp_converted": it.hyp_conv} for it in items])
 
 
 class Scorer:
@@ -366,6 +376,49 @@ def measures(items: list[Item], boot: int = BOOT, seed: int = 0) -> dict[str, tu
                             if draws[k] else (None, None))) for k in value}
 
 
+PRIVACY = ("eer_original", "eer_ignorant", "eer_lazy_informed", "identification", "identification_lazy")
+
+
+def family_measures(items: list[Item]) -> dict[str, dict]:
+    """:func:`measures` of each family's items on their own (the attacker chooses among that family's
+    speakers; a family of one speaker has no EER or identification)."""
+    out = {}
+    for fam in dict.fromkeys(it.family for it in items if it.family):
+        sub = [it for it in items if it.family == fam]
+        n_spk = len({it.speaker for it in sub})
+        m = measures(sub)
+        if n_spk < 2:
+            m = {k: ((None, None, None) if k in PRIVACY else v) for k, v in m.items()}
+        out[fam] = {"speakers": n_spk, "utterances": len(sub), **{k: v[0] for k, v in m.items()},
+                    "chance": 1.0 / n_spk, "intervals": {k: v[1:] for k, v in m.items()}}
+    return out
+
+
+def family_items(data: Path, split: str = "test", families: tuple[str, ...] | None = None,
+                 progress: bool = False) -> list[Item]:
+    """The speakers of ``split`` in ``families`` (default all; ``ravasd/evaluation/phonetic/families.py``)
+    reading the evaluation sentences, as items; the speech is made into ``data`` once (minutes: Kokoro
+    runs at about real time) and read from there after."""
+    from .phonetic import corpus as pc, families as fam
+
+    items = []
+    for f in families or fam.FAMILIES:
+        for path in pc.make(data, split, f, progress=progress):
+            for i, u in enumerate(pc.load(path)):
+                items.append(Item(Path(f"{path.stem}_{i + 1:02d}"), path.stem, u.text, u.audio, family=f))
+    return items
+
+
+def corpus_digest(items: list[Item]) -> str:
+    """sha256 over the utterances' names, transcripts and 16-bit samples: two runs with one digest
+    measured the same speech."""
+    h = hashlib.sha256()
+    for it in sorted(items, key=lambda it: str(it.path)):
+        h.update(f"{it.path.name}\0{it.text or ''}\0".encode())
+        h.update(np.clip(np.round(it.audio * 32767), -32768, 32767).astype("<i2").tobytes())
+    return h.hexdigest()
+
+
 ROWS = [("eer_original", "EER of the originals (instrument check)", True),
         ("eer_ignorant", "EER, ignorant attacker", True), ("eer_lazy_informed", "EER, lazy-informed attacker", True),
         ("identification", "identification accuracy", True), ("identification_lazy",
@@ -378,6 +431,13 @@ ROWS = [("eer_original", "EER of the originals (instrument check)", True),
         ("dnsmos_sig_converted", "DNSMOS signal, converted", False),
         ("dnsmos_p808_original", "DNSMOS P.808, original", False),
         ("dnsmos_p808_converted", "DNSMOS P.808, converted", False)]
+
+
+#: What the table shows per family.
+FAMILY_ROWS = [("wer_original", "WER original", True), ("wer_converted", "WER converted", True),
+               ("eer_lazy_informed", "EER lazy-informed", True),
+               ("dnsmos_ovrl_original", "DNSMOS overall, original", False),
+               ("dnsmos_ovrl_converted", "DNSMOS overall, converted", False)]
 
 
 def format_table(reports: list[Report]) -> str:
@@ -393,6 +453,17 @@ def format_table(reports: list[Report]) -> str:
             vals.append(text + (f" [{f(lo)}–{f(hi)}]" if lo is not None and v is not None else ""))
         lines.append([label] + vals)
     lines.insert(0, ["speakers × utterances"] + [f"{r.speakers} × {r.utterances // r.speakers}" for r in reports])
+    for fam in dict.fromkeys(f for r in reports for f in r.families):
+        for key, label, pct in FAMILY_ROWS:
+            vals = []
+            for r in reports:
+                f = r.families.get(fam, {})
+                v, (lo, hi) = f.get(key), f.get("intervals", {}).get(key, (None, None))
+                fmt = (lambda x: f"{100 * x:.1f}") if pct else (lambda x: f"{x:.2f}")
+                vals.append("—" if v is None else fmt(v) + (" %" if pct else "")
+                            + (f" [{fmt(lo)}–{fmt(hi)}]" if lo is not None else ""))
+            n = next((r.families[fam]["speakers"] for r in reports if fam in r.families), 0)
+            lines.append([f"{fam} ({n} spk): {label}"] + vals)
     lines.append(["recogniser"] + [r.recogniser for r in reports])
     w = [max(len(str(row[i])) for row in [head] + lines) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{n}}}" for n in w)
