@@ -153,3 +153,39 @@ def ravasd(env: dict, *args: str, timeout: float = 10):
 
     return subprocess.run([sys.executable, "-m", "ravasd", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+#: Opens the settings window off screen (no daemon needed) and prints what its Voice page shows once
+#: every latency is in, and the settings the window took as effective.
+_WINDOW_PROBE = r"""
+import json, time
+from PySide6 import QtWidgets
+app = QtWidgets.QApplication([])
+from ravasd.gui.settings import SettingsWindow
+win = SettingsWindow(poll_ms=0, ask_to_start=False)
+page = win.pages["Voice"]
+end = time.monotonic() + 300
+while not page.latencies_done.is_set() and time.monotonic() < end:
+    app.processEvents()
+    time.sleep(0.02)
+rows = {page.table.item(r, 0).text(): page.table.item(r, 1).text() for r in range(page.table.rowCount())}
+print(json.dumps({"rows": rows, "block_ms": win.cfg.audio.block_ms, "files_input": win.cfg.files.input,
+                  "done": page.latencies_done.is_set()}))
+win.close()
+"""
+
+
+def settings_window_probe(env: dict | None = None) -> dict:
+    """What the settings window's Voice page lists (voice → latency text) and the effective settings it
+    took (``block_ms``, ``files_input``), from a fresh window process (Qt off screen)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _WINDOW_PROBE], capture_output=True, text=True, timeout=360,
+                       env={**(env or os.environ), "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["done"], "the Voice page's latencies did not come in"
+    return out

@@ -277,6 +277,24 @@ def test_voices_import_build_list_remove_through_the_cli(small_ckpt, tmp_path, r
     assert set(pools.installed()) == {"anna", "mimi-alto", "mimi-tenor"}
 
 
+def test_settings_window_shows_the_effective_config(small_model_dir, ravas_home):
+    """The Voice page lists what the user's settings make usable (a voice under a configured
+    models.mimi) and the latency at the configured block size — not those of built-in defaults."""
+    pytest.importorskip("PySide6")
+    from helpers import settings_window_probe
+
+    from ravasd import paths
+
+    pools.save("zed", toy_pool(CFG.dimension).vectors, {"method": "mimi"})
+    default = settings_window_probe()
+    assert "zed" not in default["rows"] and default["rows"]["tenor"] == "1.3 ms" and default["block_ms"] == 5
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text(f"models:\n  mimi: {small_model_dir}\naudio:\n  block_ms: 7\n")
+    mine = settings_window_probe()
+    assert mine["block_ms"] == 7 and mine["rows"]["tenor"] == "6.3 ms"  # 7 ms blocks hold no whole 5 ms hops
+    assert "zed" in mine["rows"] and mine["rows"]["zed"].endswith(" ms")
+
+
 def test_a_neural_voice_runs_through_make_voice_offline_and_live(small_model_dir, ravas_home):
     from ravasd.audio.voices import make_voice
     from ravasd.config import Config

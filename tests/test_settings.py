@@ -193,6 +193,14 @@ def test_headless_control_verbs(headless_daemon, tmp_path):
     assert st["background"] == "#224466" and st["video_fps"] == 12 and st["video"]["worker_restarts"] == 0
     r = ravasd(env, "ctl", "set", "engine.hang_timeout_ms", "3000")
     assert r.returncode == 0 and "next start" in r.stdout
+    # the settings in force, as the daemon holds them: set live, and given on its command line (not in the file)
+    eff = json.loads(ravasd(env, "ctl", "config", "--json").stdout)
+    assert eff["video"]["fps"] == 12 and eff["files"]["input"] == str(clip) and eff["audio"]["voice"] == "tenor"
+    assert "fps: 12" in ravasd(env, "ctl", "config").stdout
+    from helpers import settings_window_probe
+
+    window = settings_window_probe({**env, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert window["files_input"] == str(clip), "the settings window did not take the daemon's settings"
     for bad, why in ((("video.fps", "500"), "1..60"), (("audio.voice", "robot"), "unknown voice"),
                      (("video.camera", "7"), "cannot be opened"), (("audio.input_device", "nomic"), "not found"),
                      (("video.nothing", "1"), "unknown key")):

@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm = ctl_sub.add_parser("sample", help="record a few seconds of the converted voice (what RAVAS Mic plays)")
     sm.add_argument("file", metavar="FILE.wav")
     sm.add_argument("--seconds", type=float, default=3.0, help="0.5..15 (default 3)")
+    cf = ctl_sub.add_parser("config", help="the settings the daemon runs with (its config file, defaults filled in)")
+    cf.add_argument("--json", action="store_true")
     ctl_sub.add_parser("quit", help="stop the daemon (removes RAVAS Mic)")
 
     so = sub.add_parser("soak", help="run the daemon for minutes: memory, latency drift, drops, restarts over time",
@@ -494,6 +496,9 @@ def cmd_ctl(args: argparse.Namespace) -> int:
                 print(f"  camera {cam['index']}: {cam['name']} ({cam['path']})")
             for src in (dev.get("pulse") or {}).get("sources", []):
                 print(f"  microphone {src['name']}: {src['description']}")
+    elif c == "config":
+        print(json.dumps(reply["config"], indent=2) if args.json
+              else yaml.safe_dump(reply["config"], sort_keys=False, allow_unicode=True), end="\n" if args.json else "")
     elif c == "set":
         how = reply["applied"]
         print(f"{args.key} = {args.value} ({'applied now' if how == 'live' else how}; saved)")

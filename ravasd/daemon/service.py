@@ -339,6 +339,8 @@ class Daemon:
         cmd = req["cmd"]
         if cmd == "status":
             return {"ok": True, "status": self.status()}
+        if cmd == "config":  # the effective settings: the file as the daemon read it, defaults filled in
+            return {"ok": True, "config": config_mod.to_dict(self.cfg)}
         if cmd == "pause":
             self.pause()
         elif cmd == "resume":

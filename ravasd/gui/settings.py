@@ -27,7 +27,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from .. import paths
 from ..audio.voices import VOICES, figures
 from ..audio.voices import neural as neural_voices
-from ..config import Config, block_size, load_config
+from ..config import Config, block_size, from_dict as config_from_dict, load_config
 from ..daemon import autostart
 from ..daemon.tray import open_path
 from ..errors import RavasError
@@ -80,6 +80,7 @@ class SettingsWindow(QtWidgets.QMainWindow):
         self.played: np.ndarray | None = None  # the last thing "Test my voice" / "Play sample" played
         self._tick = 0
         self._devices: tuple[float, dict[str, Any]] | None = None
+        self.cfg = self.effective_config()
 
         central = QtWidgets.QWidget()
         outer = QtWidgets.QVBoxLayout(central)
@@ -121,6 +122,15 @@ class SettingsWindow(QtWidgets.QMainWindow):
         self.refresh(full=True)
 
     # ---------------------------------------------------------------- daemon link
+    def effective_config(self) -> Config:
+        """The settings in force: the running daemon's (what it read, defaults filled in), else the
+        config file's (defaults where it is missing or unreadable — the General page's checks say why).
+        Pages read this, never built-in defaults of their own."""
+        try:
+            return config_from_dict(client.call("config", timeout=2.0)["config"], "the daemon's settings")
+        except (RavasError, KeyError):
+            return _load_or_default()
+
     def request(self, cmd: str, quiet: bool = False, **args: Any) -> dict[str, Any] | None:
         """A control request; a refusal is shown in a dialog (unless ``quiet``) and returns None."""
         try:
@@ -627,6 +637,7 @@ def _rendered_thumbnail(name: str) -> Path | None:
 
             from ..video.avatar.converter import renderer_from_config
 
+            # a gallery tile looks the same whatever the settings: its cache key holds none of them
             r = renderer_from_config(Config(), 640, 360, name)
             try:
                 img = r.render(np.zeros(52, np.float32))
@@ -650,7 +661,7 @@ class VoicePage(Page):
         super().__init__(win)
         # the built-in voices, then the neural voices usable now (`ravasd voices list` shows the others)
         entries = [(v.name, v.description) for v in VOICES.values()] + \
-            [(n, nv.description) for n, nv in neural_voices(Config()).items() if nv.available]
+            [(n, nv.description) for n, nv in neural_voices(win.cfg).items() if nv.available]
         self.table = QtWidgets.QTableWidget(len(entries), len(self.COLUMNS), objectName="voices")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.setAccessibleName("Voices")
@@ -673,7 +684,8 @@ class VoicePage(Page):
         self.table.setColumnWidth(1, 70)
         self.table.setColumnWidth(4, 320)
         self.latencies_done = threading.Event()
-        win.run_async(lambda: {name: _latency_ms(Config(), name) for name, _ in entries}, self._show_latencies)
+        cfg = win.cfg  # the configured rate and block size: the latency the daemon would add
+        win.run_async(lambda: {name: _latency_ms(cfg, name) for name, _ in entries}, self._show_latencies)
         self.layout_.addWidget(self.table, 1)
         note = QtWidgets.QLabel("Words lost: extra word errors of a speech recogniser on the converted voice. "
                                 "Disguise: how often a speaker-recognition attacker who knows the voice "
@@ -723,7 +735,8 @@ class VoicePage(Page):
             self.win.played = x
             _play(x, 48000)
 
-        self.win.run_button(self.sample_button, lambda: voice_sample(name), ok)
+        cfg = self.win.cfg
+        self.win.run_button(self.sample_button, lambda: voice_sample(name, cfg=cfg), ok)
 
 
 def _latency_ms(cfg: Config, name: str) -> float:
@@ -763,12 +776,13 @@ def sample_speech(rate: int = 48000) -> np.ndarray:
     return _SPEECH[rate]
 
 
-def voice_sample(name: str, rate: int = 48000) -> np.ndarray:
-    """The sample sentence through voice ``name``, streamed block by block as the daemon would."""
+def voice_sample(name: str, rate: int = 48000, cfg: Config | None = None) -> np.ndarray:
+    """The sample sentence through voice ``name``, streamed block by block as the daemon would with
+    settings ``cfg`` (its models and block size; default: built-in defaults)."""
     from ..audio.voices import make_voice
     from ..engine.frames import RawAudio
 
-    cfg = Config()
+    cfg = cfg or Config()
     block = block_size(cfg)
     x = sample_speech(rate)
     conv = make_voice(cfg, rate, name, block=block)
