@@ -24,34 +24,45 @@ from . import paths
 from .errors import ConfigError
 
 
-def _f(default: Any, help: str, **meta: Any) -> Any:
-    return field(default=default, metadata={"help": help, **meta})
+#: How the running daemon applies a changed setting (``ravasd ctl set``, the settings window):
+LIVE = "live"             # at once: the converter is rebuilt from the new settings, nothing reopens
+RESTART = "restarted"     # that stream's worker restarts (a device reopens, the stream resizes): ≈ 1 s of placeholder
+NEXT_START = "next start"  # the rest: saved, used when ravasd next starts
+APPLY = (LIVE, RESTART, NEXT_START)
+
+
+def _f(*args: Any, **meta: Any) -> Any:
+    """A setting: ``_f([apply,] default, help, **meta)``; ``apply`` (:data:`APPLY`) defaults to next start."""
+    apply, (default, help) = (args[0], args[1:]) if len(args) == 3 else (NEXT_START, args)
+    if apply not in APPLY:
+        raise ValueError(f"apply policy {apply!r} is none of {APPLY}")
+    return field(default=default, metadata={"help": help, "apply": apply, **meta})
 
 
 @dataclass(frozen=True)
 class VideoConfig:
     enabled: bool = _f(True, "Run the video pipeline (camera → avatar → RAVAS Camera).")
-    source: str = _f("auto", "Where frames come from; auto = camera, else the built-in demo.",
+    source: str = _f(RESTART, "auto", "Where frames come from; auto = camera, else the built-in demo.",
                      choices=("auto", "camera", "demo", "file"))
-    camera: Union[int, str] = _f(0, "Camera index (0, 1, …) or device path (/dev/video0).")
-    width: int = _f(1280, "Output width in pixels.", range=(160, 1920))
-    height: int = _f(720, "Output height in pixels.", range=(120, 1080))
-    fps: int = _f(30, "Output frame rate.", range=(1, 60))
-    converter: str = _f("avatar", "Video anonymizer: avatar, facemask or card (see `ravasd converters`).")
-    avatar: str = _f("sol", "Avatar name (see `ravasd avatars list`) or path to a .glb/.vrm file.")
-    background: str = _f("#8cacc4", "Background colour behind the avatar (#rrggbb).",
+    camera: Union[int, str] = _f(RESTART, 0, "Camera index (0, 1, …) or device path (/dev/video0).")
+    width: int = _f(RESTART, 1280, "Output width in pixels.", range=(160, 1920))
+    height: int = _f(RESTART, 720, "Output height in pixels.", range=(120, 1080))
+    fps: int = _f(RESTART, 30, "Output frame rate.", range=(1, 60))
+    converter: str = _f(LIVE, "avatar", "Video anonymizer: avatar, facemask or card (see `ravasd converters`).")
+    avatar: str = _f(LIVE, "sol", "Avatar name (see `ravasd avatars list`) or path to a .glb/.vrm file.")
+    background: str = _f(LIVE, "#8cacc4", "Background colour behind the avatar (#rrggbb).",
                          pattern=r"^#[0-9a-fA-F]{6}$")
-    background_image: Union[str, None] = _f(None, "Picture behind the avatar (PNG/JPEG; scaled to cover); "
+    background_image: Union[str, None] = _f(LIVE, None, "Picture behind the avatar (PNG/JPEG; scaled to cover); "
                                             "null = the background colour.")
-    framing: str = _f("bust", "How the avatar is framed: close (the face fills the frame), bust (head and "
+    framing: str = _f(LIVE, "bust", "How the avatar is framed: close (the face fills the frame), bust (head and "
                       "shoulders) or wide (down to the chest); the eyes sit a third from the top.",
                       choices=("close", "bust", "wide"))
-    render_scale: Union[float, str] = _f("auto", "Avatar render resolution ÷ output resolution (0.25..1, upscaled "
+    render_scale: Union[float, str] = _f(LIVE, "auto", "Avatar render resolution ÷ output resolution (0.25..1, upscaled "
                                          "after); auto = 0.75 on a software renderer at ≥ 1280 px wide, else 1.",
                                          range=(0.25, 1.0), choices_or=("auto",))
     sink: str = _f("auto", "Where anonymized frames go; auto = the RAVAS Camera when present, else null.",
                    choices=("auto", "virtual", "file", "preview", "null"))
-    deadline_ms: int = _f(250, "Show the placeholder when no anonymized frame is newer than this.",
+    deadline_ms: int = _f(RESTART, 250, "Show the placeholder when no anonymized frame is newer than this.",
                           range=(20, 5000))
     detection_log: Union[str, None] = _f(None, "Write face-tracking results to this JSON file (RAVAS format).")
 
@@ -59,29 +70,29 @@ class VideoConfig:
 @dataclass(frozen=True)
 class AudioConfig:
     enabled: bool = _f(True, "Run the voice pipeline (microphone → voice → RAVAS Mic).")
-    source: str = _f("auto", "Where audio comes from; auto = default microphone, else the demo.",
+    source: str = _f(RESTART, "auto", "Where audio comes from; auto = default microphone, else the demo.",
                      choices=("auto", "mic", "demo", "file"))
-    input_device: Union[int, str, None] = _f(None, "Microphone name or index; null = system default.")
+    input_device: Union[int, str, None] = _f(RESTART, None, "Microphone name or index; null = system default.")
     output_device: Union[int, str, None] = _f(None, "Output device name or index for sink=device.")
     sample_rate: int = _f(48000, "Device sample rate in Hz (voices run at 16/32/48 kHz; other rates are resampled with soxr, +0.3 ms).",
                           choices=(16000, 22050, 24000, 32000, 44100, 48000))
     block_ms: int = _f(5, "Audio block length in milliseconds (smaller = lower latency).", range=(5, 200))
-    voice: str = _f("tenor", "Voice converter (see `ravasd voices list`).")
+    voice: str = _f(LIVE, "tenor", "Voice converter (see `ravasd voices list`).")
     sink: str = _f("auto", "Where converted audio goes; auto = the RAVAS Mic when it can be made, else null.",
                    choices=("auto", "virtual", "device", "file", "null"))
-    deadline_ms: int = _f(60, "Play silence when no converted audio arrived for this long.", range=(10, 1000))
-    max_latency_ms: int = _f(200, "Buffered audio beyond this is dropped so latency cannot creep.",
+    deadline_ms: int = _f(RESTART, 60, "Play silence when no converted audio arrived for this long.", range=(10, 1000))
+    max_latency_ms: int = _f(RESTART, 200, "Buffered audio beyond this is dropped so latency cannot creep.",
                              range=(20, 2000))
-    device: str = _f("cpu", "Where the neural voices (Mimi-VC, kNN-VC) run: cpu, auto (the best accelerator "
+    device: str = _f(LIVE, "cpu", "Where the neural voices (Mimi-VC, kNN-VC) run: cpu, auto (the best accelerator "
                      "onnxruntime has), cuda, coreml or directml.",
                      choices=("cpu", "auto", "cuda", "coreml", "directml"))
-    knn_k: int = _f(4, "Neural voices: each source frame becomes the mean of its k nearest target frames "
+    knn_k: int = _f(LIVE, 4, "Neural voices: each source frame becomes the mean of its k nearest target frames "
                     "(higher = smoother, less like the target's articulation).", range=(1, 32))
-    pool_seconds: Union[int, None] = _f(None, "Neural voices: use at most this many seconds of the target's "
+    pool_seconds: Union[int, None] = _f(LIVE, None, "Neural voices: use at most this many seconds of the target's "
                                         "recordings (less = less CPU); null = all.", range=(5, 36000))
-    knnvc_chunk: int = _f(4800, "kNN-VC: samples at 16 kHz per WavLM/HiFi-GAN call, previous context included "
+    knnvc_chunk: int = _f(LIVE, 4800, "kNN-VC: samples at 16 kHz per WavLM/HiFi-GAN call, previous context included "
                           "(RAVAS's graphs exist for 3200, 4800, 9600).", choices=(3200, 3520, 4800, 5120, 9600, 9920))
-    knnvc_context: int = _f(3200, "kNN-VC: samples of earlier audio (16 kHz) in each chunk, at least the 320 HiFi-GAN's "
+    knnvc_context: int = _f(LIVE, 3200, "kNN-VC: samples of earlier audio (16 kHz) in each chunk, at least the 320 HiFi-GAN's "
                             "output stops short of a chunk; the rest is new audio, so chunk − context is the hop "
                             "and the look-ahead (3200 of 4800: 100 ms).", choices=(320, 1600, 3200, 4800, 8000))
 
@@ -368,9 +379,22 @@ def save_user_setting(key: str, value: Any, check: Callable[[Config], None] | No
     return path
 
 
+def apply_policy(key: str) -> str:
+    """How the running daemon applies a change of setting ``key`` ("section.name"): one of :data:`APPLY`.
+    Raises ConfigError for an unknown key."""
+    section, _, name = key.partition(".")
+    sections = _section_fields(Config)
+    if section not in sections:
+        raise _unknown(key, section, list(sections), "setting")
+    fields = _section_fields(sections[section].default_factory)  # type: ignore[arg-type]
+    if name not in fields:
+        raise _unknown(key, name, list(fields), "setting")
+    return fields[name].metadata["apply"]
+
+
 def reference() -> str:
     """The config reference as Markdown, generated from the field metadata."""
-    lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    lines = ["| key | default | allowed | applies when changed | meaning |", "|---|---|---|---|---|"]
     for sname, sfield in _section_fields(Config).items():
         for name, f in _section_fields(sfield.default_factory).items():  # type: ignore[arg-type]
             meta = f.metadata
@@ -383,5 +407,6 @@ def reference() -> str:
             else:
                 allowed = _type_name(f.type)
             default = yaml.safe_dump(f.default).strip().removesuffix("\n...").removesuffix("...").strip()
-            lines.append(f"| `{sname}.{name}` | `{default}` | {allowed} | {meta['help']} |")
+            when = {LIVE: "at once", RESTART: "its stream restarts (≈ 1 s)", NEXT_START: "next start"}[meta["apply"]]
+            lines.append(f"| `{sname}.{name}` | `{default}` | {allowed} | {when} | {meta['help']} |")
     return "\n".join(lines) + "\n"

@@ -98,3 +98,21 @@ def test_config_set_and_run_refuse_unknown_voice_and_avatar_names(ravas_home):
     assert r.returncode == 0, r.stderr
     r = cli("run", "--avatar", "nobody", "--duration", "2", "--no-tray")
     assert r.returncode == 2 and "unknown avatar 'nobody'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_each_setting_says_how_a_running_daemon_applies_it():
+    """The apply policy is the field's own (one place): the daemon's `set`, the settings window and the
+    config reference all read it."""
+    from ravasd.config import APPLY, LIVE, NEXT_START, RESTART, apply_policy
+    from ravasd.daemon.service import settings_effect
+
+    assert apply_policy("audio.voice") == LIVE and apply_policy("video.framing") == LIVE
+    assert apply_policy("video.camera") == RESTART and apply_policy("audio.input_device") == RESTART
+    assert apply_policy("engine.hang_timeout_ms") == NEXT_START and apply_policy("audio.sample_rate") == NEXT_START
+    assert settings_effect("video.fps") == RESTART
+    for bad, hint in (("audio.vioce", "Did you mean 'voice'"), ("vidoe.fps", "Did you mean 'video'")):
+        with pytest.raises(ConfigError, match=hint):
+            apply_policy(bad)
+    rows = [line for line in config.reference().splitlines() if line.startswith("| `")]
+    assert all(any(w in row for w in ("at once", "restarts", "next start")) for row in rows)
+    assert "| `video.camera` |" in next(r for r in rows if "video.camera" in r) and set(APPLY) == {LIVE, RESTART, NEXT_START}

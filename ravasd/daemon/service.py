@@ -282,14 +282,14 @@ class Daemon:
         for key, value in changes.items():
             how = settings_effect(key)
             effects.add(how)
-            if how == "next start":
+            if how == config_mod.NEXT_START:
                 continue
             new = new.replace(**{key: value})
             if key in SOURCE_KEYS:  # probing a device the worker holds would fail: only when it changes
                 new = resolve_source(key, requested, new)  # DeviceError for a camera/mic that is not there
             kinds.add((key.split(".")[0], how))
         for kind, how in kinds:
-            if how == "live":
+            if how == config_mod.LIVE:
                 converter_factory(kind, new)  # a bad avatar/background file is refused here
         path = paths.config_file()
         before = path.read_bytes() if path.exists() else None
@@ -301,14 +301,14 @@ class Daemon:
                 paths.atomic_write_bytes(path, before)  # all or nothing
             raise
         self.requested, self.cfg = requested, new
-        restart = {k for k, how in kinds if how == "restarted"}
+        restart = {k for k, how in kinds if how == config_mod.RESTART}
         if self.sup:
             for kind in sorted({k for k, _ in kinds} - restart):
                 self.sup.swap(kind, new)
             for kind in sorted(restart):
                 self.sup.restart(kind, new)
         self._notify()
-        return "restarted" if "restarted" in effects else ("live" if "live" in effects else "next start")
+        return next(how for how in (config_mod.RESTART, config_mod.LIVE, config_mod.NEXT_START) if how in effects)
 
     def record_sample(self, seconds: float) -> Path:
         """Record ``seconds`` of the converted voice (what RAVAS Mic plays) into an owner-only WAV in
@@ -417,18 +417,12 @@ def _arg(req: dict[str, Any], name: str, kind: type, default: Any = None) -> Any
 
 
 def settings_effect(key: str) -> str:
-    """How the running daemon applies a changed setting: live, by restarting that stream, or next start."""
-    if key in LIVE_KEYS:
-        return "live"
-    if key in RESTART_KEYS:
-        return "restarted"
-    return "next start"
+    """How the running daemon applies a changed setting: live, by restarting that stream, or next start
+    (the field's ``apply`` in :mod:`ravasd.config`)."""
+    return config_mod.apply_policy(key)
 
 
-#: Settings a converter swap applies (the converter is rebuilt from the new config, nothing reopens).
-LIVE_KEYS = {"audio.voice", "video.avatar", "video.converter", "video.background", "video.background_image",
-             "video.render_scale", "video.framing", "audio.knn_k", "audio.pool_seconds", "audio.device",
-             "audio.knnvc_chunk", "audio.knnvc_context"}
+#: Settings naming a device: checked before saving only when they change (the worker holds the device).
 SOURCE_KEYS = {"video.source", "video.camera", "audio.source", "audio.input_device"}
 #: Settings that reopen a device or resize the stream: that stream's worker restarts (≈ 1 s of placeholder).
 RESTART_KEYS = {"video.source", "video.camera", "video.width", "video.height", "video.fps", "video.deadline_ms",

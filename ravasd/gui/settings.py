@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .. import paths
+from .. import config as config_mod, paths
 from ..audio.voices import VOICES, figures
 from ..audio.voices import neural as neural_voices
 from ..config import Config, block_size, from_dict as config_from_dict, load_config
@@ -149,8 +149,8 @@ class SettingsWindow(QtWidgets.QMainWindow):
         self._devices = None  # the current camera/microphone may have changed
         if reply is not None:
             self.statusBar().showMessage(
-                {"live": "Applied.", "restarted": "Applied (the stream restarted).",
-                 "next start": "Saved; applies when RAVAS starts next."}.get(reply["applied"], "Saved."), 4000)
+                {config_mod.LIVE: "Applied.", config_mod.RESTART: "Applied (the stream restarted).",
+                 config_mod.NEXT_START: "Saved; applies when RAVAS starts next."}.get(reply["applied"], "Saved."), 4000)
             self.refresh(full=True)
         return reply is not None
 
