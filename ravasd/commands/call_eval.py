@@ -48,6 +48,9 @@ class Row:
     delay_ms: float | None = None
     items: list[dict] = field(default_factory=list)
     unavailable: str | None = None  # why this row could not be measured
+    #: per speaker family (when the utterances' families are known): {family: {"utterances",
+    #: "wer_call", "wer_offline", "dnsmos_ovrl_call"}}
+    families: dict[str, dict] = field(default_factory=dict)
 
 
 def _ratio_ci(pairs: list[tuple[int, int]], rng) -> tuple[float, tuple[float, float]]:
@@ -124,9 +127,26 @@ def _take(env: dict, wav: Path, seconds: float, label: str, voice: str | None, l
                 daemon.kill()
 
 
+def _per_family(row_items: list[dict], call_pairs, off_pairs, mos_call, family_of: dict[str, str]) -> dict:
+    out: dict[str, dict] = {}
+    for it, c, o, m in zip(row_items, call_pairs, off_pairs, mos_call):
+        fam = family_of.get(it["speaker"])
+        if fam is None:
+            continue
+        f = out.setdefault(fam, {"utterances": 0, "call": [0, 0], "off": [0, 0], "mos": []})
+        f["utterances"] += 1
+        f["call"] = [f["call"][0] + c[0], f["call"][1] + c[1]]
+        f["off"] = [f["off"][0] + o[0], f["off"][1] + o[1]]
+        f["mos"].append(m)
+    return {fam: {"utterances": f["utterances"], "wer_call": f["call"][0] / max(1, f["call"][1]),
+                  "wer_offline": f["off"][0] / max(1, f["off"][1]), "dnsmos_ovrl_call": float(np.mean(f["mos"]))}
+            for fam, f in out.items()}
+
+
 def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | None = None,
-              recogniser: str = "whisper", log=print) -> list[Row]:
-    """Rows for the original and each voice over the first ``limit`` utterances of ``inputs``."""
+              recogniser: str = "whisper", log=print, family_of: dict[str, str] | None = None) -> list[Row]:
+    """Rows for the original and each voice over the first ``limit`` utterances of ``inputs``;
+    ``family_of`` (speaker → family) adds the per-family figures."""
     items = [it for it in ev.collect(inputs) if it[2]][:limit]
     if not items:
         raise RavasError("eval call: no utterance has a transcript.", "put <same name>.txt beside each .wav.")
@@ -179,7 +199,8 @@ def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | N
                 wc, wci = _ratio_ci(call_pairs, rng)
                 wo, woi = _ratio_ci(off_pairs, rng)
                 rows.append(Row(name, len(items), wc, wci, wo, woi, float(np.mean(mos_call)), float(np.mean(mos_off)),
-                                round(delay, 1), row_items))
+                                round(delay, 1), row_items,
+                                families=_per_family(row_items, call_pairs, off_pairs, mos_call, family_of or {})))
                 log(f"  WER at the far end {wc:.1%}, offline {wo:.1%}")
     finally:
         srv.close()
@@ -197,6 +218,14 @@ def format_table(rows: list[Row]) -> str:
                    f"{r.wer_call_interval[1]:.1%}] | {r.wer_offline:.1%} [{r.wer_offline_interval[0]:.1%}–"
                    f"{r.wer_offline_interval[1]:.1%}] | {r.dnsmos_ovrl_call:.2f} / {r.dnsmos_ovrl_offline:.2f} | "
                    f"{r.delay_ms:.0f} ms |")
+    fams = list(dict.fromkeys(f for r in rows for f in r.families))
+    if fams:
+        out += ["", "| voice | " + " | ".join(f"{f}: far end / offline WER, DNSMOS far end" for f in fams) + " |",
+                "|---|" + "---|" * len(fams)]
+        for r in rows:
+            cells = [(f"{r.families[f]['wer_call']:.1%} / {r.families[f]['wer_offline']:.1%}, "
+                      f"{r.families[f]['dnsmos_ovrl_call']:.2f}") if f in r.families else "–" for f in fams]
+            out.append(f"| `{r.voice}` | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 

@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -300,13 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         "files: the held-out speaker families (espeak-ng, Kokoro style, Kokoro mixture, flite, Piper), every "
         "measure also per family.")
     _voice_eval_args(evv, "per-utterance transcripts", required=False)
-    evv.add_argument("--split", choices=["test", "dev"],
-                     help="measure on this split of the speaker families (test: speakers no choice ever saw) "
-                     "instead of INPUT files; the speech is made once into --data")
-    evv.add_argument("--family", dest="families", action="append", metavar="NAME",
-                     help="with --split: only this family (repeatable): espeak, kokoro-style, kokoro-mix, flite, piper")
-    evv.add_argument("--data", type=Path, metavar="DIR",
-                     help="with --split: corpus cache (default: the user cache folder, shared with eval phones)")
+    _family_args(evv)
     evv.add_argument("--plot", type=Path, metavar="FILE", help="also save a bar chart (.png/.svg/.pdf)")
     evv.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper",
                      help="speech recogniser for the WER (default: whisper)")
@@ -341,8 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
         "record the far end. Per utterance: WER (Whisper tiny) and DNSMOS there, beside the same utterance "
         "converted offline; the original speech takes the same call path first. Needs the eval extra and "
         "Chromium (Debian: apt install chromium).")
-    _voice_eval_args(evk, "per-utterance transcripts and scores")
+    _voice_eval_args(evk, "per-utterance transcripts and scores", required=False)
     evk.add_argument("--utterances", type=int, metavar="N", help="only the first N utterances (sorted by name)")
+    _family_args(evk)
+    evk.add_argument("--per-speaker", type=int, metavar="N",
+                     help="with --split: the first N sentences of each speaker (default: all 12)")
     evk.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper")
     _config_args(evk)
     evp = ev_sub.add_parser(
@@ -377,6 +375,31 @@ def _families(args: argparse.Namespace) -> tuple[str, ...]:
     if unknown:
         raise RavasError(f"--family: no family {unknown[0]!r}.", f"choose from: {', '.join(fam.FAMILIES)}.")
     return chosen
+
+
+def _family_args(p: argparse.ArgumentParser) -> None:
+    """--split / --family / --data: the held-out speaker families as the utterances (eval voice, eval call)."""
+    p.add_argument("--split", choices=["test", "dev"],
+                   help="measure on this split of the speaker families (test: speakers no choice ever saw) "
+                   "instead of INPUT files; the speech is made once into --data")
+    p.add_argument("--family", dest="families", action="append", metavar="NAME",
+                   help="with --split: only this family (repeatable): espeak, kokoro-style, kokoro-mix, flite, piper")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="with --split: corpus cache (default: the user cache folder, shared with eval phones)")
+
+
+def _split_items(args: argparse.Namespace, per_speaker: int | None = None) -> list:
+    """The evaluation items of --split (and --family), or None when INPUT files were given; both or
+    neither is an error."""
+    from ..evaluation import voice as ev
+
+    if bool(args.inputs) == bool(args.split):
+        raise RavasError(f"eval {args.eval_command}: give either INPUT files or --split, not both and not neither.",
+                         f"e.g. `ravasd eval {args.eval_command} corpus/` or `ravasd eval {args.eval_command} --split test`.")
+    if not args.split:
+        return None
+    return ev.family_items(args.data or paths.cache_dir() / "phonetic-corpus", args.split, _families(args),
+                           progress=sys.stderr.isatty(), per_speaker=per_speaker)
 
 
 def _voice_eval_args(p: argparse.ArgumentParser, details: str, required: bool = True) -> None:
@@ -810,9 +833,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .call_eval import eval_call, format_table, to_json
 
         cfg = _load(args)
+        items = _split_items(args, args.per_speaker)
         voices = _eval_voices(cfg, args)
-        rows = eval_call(cfg, args.inputs, voices, args.utterances, args.recogniser,
-                         log=lambda line: print(line, file=sys.stderr, flush=True))
+        with tempfile.TemporaryDirectory(prefix="ravas-eval-utts-") as tmp:
+            inputs, family_of = args.inputs, None
+            if items is not None:  # the family speakers as <speaker>_<nn>.wav + .txt, as the call plays files
+                from ..media.writer import MediaWriter
+
+                for it in items:
+                    w = MediaWriter(Path(tmp) / f"{it.path.name}.wav", audio_rate=16000)
+                    w.write_samples(it.audio)
+                    w.commit()
+                    (Path(tmp) / f"{it.path.name}.txt").write_text(it.text)
+                inputs, family_of = [Path(tmp)], {it.speaker: it.family for it in items}
+            rows = eval_call(cfg, inputs, voices, args.utterances, args.recogniser,
+                             log=lambda line: print(line, file=sys.stderr, flush=True), family_of=family_of)
         print(to_json(rows, args.details) if args.json else format_table(rows))
         return 0
     if args.eval_command == "phones":
@@ -838,15 +873,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..evaluation import voice as ev
 
     cfg = _load(args)
-    if bool(args.inputs) == bool(args.split):
-        raise RavasError("eval voice: give either INPUT files or --split, not both and not neither.",
-                         "e.g. `ravasd eval voice corpus/` or `ravasd eval voice --split test`.")
+    items = _split_items(args)
     voices = _eval_voices(cfg, args)
-    if args.split:
-        chosen = _families(args)
-        items = ev.family_items(args.data or paths.cache_dir() / "phonetic-corpus", args.split, chosen,
-                                progress=sys.stderr.isatty())
-        corpus = args.corpus or (f"the {args.split} speakers of the speaker families ({', '.join(chosen)}; "
+    from ..audio.voices import figures
+
+    commit = figures.source_commit()  # the code that runs now, not what the checkout holds when it ends
+    if items is not None:
+        corpus = args.corpus or (f"the {args.split} speakers of the speaker families ({', '.join(_families(args))}; "
                                  "ravasd/evaluation/phonetic/families.py) reading the evaluation sentences")
     else:
         items = [ev.Item(p, s, t, ev.load(p)) for p, s, t in ev.collect(args.inputs)]
@@ -857,9 +890,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         ev.plot(reports, args.plot)
     if args.save_figures:
-        from ..audio.voices import figures
-
-        run = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": figures.source_commit(),
+        run = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": commit,
                "command": "ravasd " + shlex.join(args.argv), "corpus": corpus,
                "corpus_digest": ev.corpus_digest(items)}
         doc = figures.document([r.summary() for r in reports], run)

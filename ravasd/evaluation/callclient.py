@@ -13,6 +13,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import av
@@ -112,6 +113,7 @@ class Call:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.profile = tempfile.mkdtemp(prefix="call-chromium-")
+        self._log = open(Path(self.profile).with_name(Path(self.profile).name + ".log"), "w+b")  # Chromium's stderr
         self.browser: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> float:
@@ -125,18 +127,30 @@ class Call:
             [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
              "--autoplay-policy=no-user-gesture-required", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--disable-quic", f"--user-data-dir={self.profile}",
-             url], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             url], env=self.env, stdout=subprocess.DEVNULL, stderr=self._log)
         if not self.started.wait(timeout) or self.error:
+            why = self.browser_errors()
             self.close()
-            raise RavasError(f"the call did not start: {self.error or 'no answer from the page'}.",
+            raise RavasError(f"the call did not start: {self.error or 'no answer from the page'}"
+                             + (f" (Chromium said: {why})" if why else "") + ".",
                              "run `ravasd doctor`; a far end needs the sound server and Chromium.")
         return self.t0
+
+    def browser_errors(self, lines: int = 6) -> str:
+        """The last error lines Chromium logged (audio and media first): why a microphone did not open."""
+        self._log.flush()
+        text = Path(self._log.name).read_text(errors="replace").splitlines()
+        errs = [ln.strip() for ln in text if ":ERROR:" in ln or ":WARNING:" in ln]
+        media = [ln for ln in errs if any(w in ln.lower() for w in ("audio", "pulse", "alsa", "media", "device"))]
+        return " | ".join((media or errs)[-lines:])[:1500]
 
     def finish(self, timeout: float = 60) -> FarEnd:
 
         try:
             if not self.done.wait(self.seconds + timeout) or self.error:
-                raise RavasError(f"the call did not finish: {self.error or 'no recording came back'}.")
+                why = self.browser_errors()
+                raise RavasError(f"the call did not finish: {self.error or 'no recording came back'}"
+                                 + (f" (Chromium said: {why})" if why else "") + ".")
             with av.open(io.BytesIO(self.blob)) as c:
                 res = av.AudioResampler(format="flt", layout="mono", rate=48000)
                 x = [o.to_ndarray().reshape(-1) for f in c.decode(audio=0) for o in res.resample(f)]
@@ -154,3 +168,6 @@ class Call:
         self.server.shutdown()
         self.server.server_close()
         shutil.rmtree(self.profile, ignore_errors=True)
+        if not self._log.closed:
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)

@@ -395,16 +395,16 @@ def family_measures(items: list[Item]) -> dict[str, dict]:
 
 
 def family_items(data: Path, split: str = "test", families: tuple[str, ...] | None = None,
-                 progress: bool = False) -> list[Item]:
+                 progress: bool = False, per_speaker: int | None = None) -> list[Item]:
     """The speakers of ``split`` in ``families`` (default all; ``ravasd/evaluation/phonetic/families.py``)
-    reading the evaluation sentences, as items; the speech is made into ``data`` once (minutes: Kokoro
-    runs at about real time) and read from there after."""
+    reading the evaluation sentences (the first ``per_speaker`` of them, default all), as items; the
+    speech is made into ``data`` once (minutes: Kokoro runs at about real time) and read from there after."""
     from .phonetic import corpus as pc, families as fam
 
     items = []
     for f in families or fam.FAMILIES:
         for path in pc.make(data, split, f, progress=progress):
-            for i, u in enumerate(pc.load(path)):
+            for i, u in enumerate(pc.load(path)[:per_speaker]):
                 items.append(Item(Path(f"{path.stem}_{i + 1:02d}"), path.stem, u.text, u.audio, family=f))
     return items
 
