@@ -410,3 +410,14 @@ def test_jitter_buffer_does_not_repeat_a_give_back_that_caused_an_underrun(monke
         assert sink.preroll == floor
     finally:
         sink.close()
+
+
+def test_what_counts_as_a_microphone():
+    """One rule (the doctor, the auto source and the settings window's list use it): monitors of outputs
+    and RAVAS Mic itself are never a microphone."""
+    from ravasd.devices.virtual import PulseVirtualMic, is_microphone
+
+    assert is_microphone("alsa_input.usb-Blue_Yeti-00.analog-stereo")
+    assert not is_microphone("alsa_output.pci-0000_00_1f.3.analog-stereo.monitor")
+    assert not is_microphone(PulseVirtualMic.SOURCE) and not is_microphone(PulseVirtualMic.SINK + ".monitor")
+    assert not is_microphone("")

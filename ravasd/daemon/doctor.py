@@ -15,7 +15,7 @@ from .control import request
 from ..devices.display import display_available
 from ..devices import pulse
 from ..devices.listing import camera_available, cameras, input_exists
-from ..devices.virtual import PulseVirtualMic, open_virtual_mic
+from ..devices.virtual import PulseVirtualMic, is_microphone, open_virtual_mic
 from ..errors import DeviceError, ModelError, RavasError
 from ..models import FACE_LANDMARKER, cache_path, find
 from ..video.avatar.renderer import create_context
@@ -49,7 +49,7 @@ def _microphone(cfg: Config) -> Check:
                      "set audio.input_device to a name from `ravasd devices`.")
     if info:
         src = str(info.get("default_source_name") or "")
-        if src and not src.endswith(".monitor") and not src.startswith("ravas_mic"):
+        if is_microphone(src):
             return Check("microphone", "ok", f"default source {src}")
     elif input_exists(None):
         return Check("microphone", "ok", "default input device")

@@ -131,7 +131,7 @@ def _audio_source(cfg: Config, pulse_info: dict | None, notes: list[str]) -> dic
     changes: dict[str, object] = {}
     if cfg.audio.source in ("auto", "mic") and cfg.audio.input_device is None and pulse_info:
         default = str(pulse_info.get("default_source_name") or "")
-        if default and not default.endswith(".monitor") and not default.startswith(virtual.PulseVirtualMic.SOURCE):
+        if virtual.is_microphone(default):
             changes["audio.input_device"] = default
         elif cfg.audio.source == "auto":
             notes.append("microphone: the sound server has no microphone (only monitors); using the built-in "

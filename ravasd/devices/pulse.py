@@ -35,10 +35,6 @@ def server_info() -> dict[str, Any] | None:
         return None
 
 
-def is_pipewire(info: dict[str, Any]) -> bool:
-    return "pipewire" in str(info.get("server_name", "")).lower()
-
-
 def list_objects(kind: str) -> list[dict[str, Any]]:
     """``pactl list sources|sinks|modules`` as dicts (empty when no server)."""
     try:
@@ -83,13 +79,6 @@ def find_source(name: str) -> str | None:
     """The Pulse source whose name or description is ``name`` (monitors excluded)."""
     for s in list_objects("sources"):
         if name == s.get("name") or (name == s.get("description") and not s["name"].endswith(".monitor")):
-            return s["name"]
-    return None
-
-
-def find_sink(name: str) -> str | None:
-    for s in list_objects("sinks"):
-        if name in (s.get("name"), s.get("description")):
             return s["name"]
     return None
 

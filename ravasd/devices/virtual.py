@@ -185,6 +185,12 @@ class PulseVirtualMic:
             pass
 
 
+def is_microphone(source: str) -> bool:
+    """Whether sound-server source ``source`` is something a person speaks into: not the monitor of an
+    output, and not RAVAS Mic itself (converting our own output would feed it back)."""
+    return bool(source) and not source.endswith(".monitor") and not source.startswith(PulseVirtualMic.SOURCE)
+
+
 class NamedOutputMic:
     """macOS/Windows: a virtual cable installed once; RAVAS plays into its output side by name."""
 

@@ -30,6 +30,7 @@ from ..audio.voices import neural as neural_voices
 from ..config import Config, block_size, from_dict as config_from_dict, load_config
 from ..daemon import autostart
 from ..daemon.tray import open_path
+from ..devices.virtual import is_microphone
 from ..errors import RavasError
 from ..video.avatar import library
 from ..video.converters import VIDEO_CONVERTERS
@@ -409,8 +410,8 @@ class MicrophonePage(Page):
             self.device.addItem("System default", ("default", None))
             for src in (reply["devices"].get("pulse") or {}).get("sources", []):
                 name = src["name"]
-                if name.endswith(".monitor") or name.startswith("ravas_mic"):
-                    continue  # monitors and RAVAS Mic itself are never a microphone
+                if not is_microphone(name):
+                    continue
                 self.device.addItem(src["description"] or name, ("mic", name))
             self.device.addItem("Built-in demo voice (no microphone)", ("demo", None))
             want = (("demo", None) if cur["audio_source"] == "demo" else

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -214,7 +213,3 @@ def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: boo
                                  "re-export it as MP4 (H.264/AAC) or WAV.") from None
             report.stopped = _reason(err)
             logging.getLogger(__name__).warning("%s: decoding stopped early: %s", path, _reason(err))
-
-
-def rate_fraction(fps: float) -> Fraction:
-    return Fraction(fps).limit_denominator(1001)
