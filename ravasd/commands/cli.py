@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from .. import __version__, config, logs, models, paths
-from ..config import block_size, load_config, parse_value
+from ..config import load_config, parse_value
 from ..daemon import autostart
 from ..daemon.control import format_status, request
 from ..errors import MediaError, RavasError
@@ -676,7 +676,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    from ..audio.voices import VOICES, figures, make_voice, neural as neural_voices
+    from ..audio.neural.registry import nominal_latency_ms
+    from ..audio.voices import VOICES, figures, latency_ms, neural as neural_voices
     from . import neural
 
     if args.voices_command == "remove":
@@ -692,31 +693,19 @@ def cmd_voices(args: argparse.Namespace) -> int:
     measured = figures.load()
     rows = []
     for v in VOICES.values():  # the latency the daemon adds at the configured rate and block size
-        conv = make_voice(cfg, cfg.audio.sample_rate, v.name, block=block_size(cfg))
         f = figures.summary(v.name, measured)
         rows.append({"name": v.name, "method": v.method,
-                     "latency_ms": round(getattr(conv, "latency", 0) / cfg.audio.sample_rate * 1000, 1),
+                     "latency_ms": round(latency_ms(cfg, v.name), 1),
                      "wer_plus": f["wer_increase_points"], "lazy_eer_%": f["eer_lazy_informed"],
                      "description": v.description})
-        conv.close()
     for v in neural_voices(cfg).values():  # latency from the architecture: loading a model here is too slow
         rows.append({"name": v.name, "method": v.method + ("" if v.available else " (unavailable)"),
-                     "latency_ms": _neural_latency_ms(cfg, v.method), "wer_plus": None, "lazy_eer_%": None,
+                     "latency_ms": nominal_latency_ms(cfg, v.method), "wer_plus": None, "lazy_eer_%": None,
                      "description": v.description + (". Live, the daemon adds the compute margin it measures when "
                                                      "the voice loads (see `ravasd bench audio`)" if v.available
                                                      else f". To use it: {v.fix}")})
     _table(rows, args.json)
     return 0
-
-
-def _neural_latency_ms(cfg, method: str) -> float:
-    """The algorithmic latency of a neural voice at the configured rate: its look-ahead (one 80 ms
-    Mimi frame, or one kNN-VC hop + the 20 ms HiFi-GAN does not reach), + the resampling FIRs."""
-    if method == "mimi":
-        ms = 80.0
-    else:
-        ms = (cfg.audio.knnvc_chunk - cfg.audio.knnvc_context + 320) / 16.0  # hop + HiFi-GAN's shortfall
-    return round(ms + 62 / 48.0, 1)
 
 
 def cmd_converters(args: argparse.Namespace) -> int:

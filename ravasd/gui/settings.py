@@ -25,7 +25,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import config as config_mod, paths
-from ..audio.voices import VOICES, figures
+from ..audio.voices import VOICES, figures, latency_ms
 from ..audio.voices import neural as neural_voices
 from ..config import Config, block_size, from_dict as config_from_dict, load_config
 from ..daemon import autostart
@@ -686,7 +686,8 @@ class VoicePage(Page):
         self.table.setColumnWidth(4, 320)
         self.latencies_done = threading.Event()
         cfg = win.cfg  # the configured rate and block size: the latency the daemon would add
-        win.run_async(lambda: {name: _latency_ms(cfg, name) for name, _ in entries}, self._show_latencies)
+        # live: a neural voice's latency includes its compute margin, as the daemon runs it
+        win.run_async(lambda: {name: latency_ms(cfg, name, live=True) for name, _ in entries}, self._show_latencies)
         self.layout_.addWidget(self.table, 1)
         note = QtWidgets.QLabel("Words lost: extra word errors of a speech recogniser on the converted voice. "
                                 "Disguise: how often a speaker-recognition attacker who knows the voice "
@@ -738,20 +739,6 @@ class VoicePage(Page):
 
         cfg = self.win.cfg
         self.win.run_button(self.sample_button, lambda: voice_sample(name, cfg=cfg), ok)
-
-
-def _latency_ms(cfg: Config, name: str) -> float:
-    from ..audio.voices import make_voice
-
-    try:
-        # live: a neural voice's latency includes its compute margin, as the daemon runs it
-        conv = make_voice(cfg, cfg.audio.sample_rate, name, block=block_size(cfg), live=True)
-    except RavasError:
-        return float("nan")
-    try:
-        return getattr(conv, "latency", 0) / cfg.audio.sample_rate * 1000
-    finally:
-        conv.close()
 
 
 _SPEECH: dict[int, np.ndarray] = {}

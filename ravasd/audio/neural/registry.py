@@ -114,3 +114,18 @@ def _make(cfg: Config, rate: int, name: str):
 
     model = KnnVCModel(knnvc_folder(cfg), cfg.audio.knnvc_chunk, cfg.audio.device)
     return KnnVC(rate, model, pool, cfg.audio.knn_k, cfg.audio.knnvc_context)
+
+
+def nominal_latency_ms(cfg: Config, method: str) -> float:
+    """A neural voice's algorithmic latency at ``cfg``'s settings without loading its model: the look-ahead
+    (one Mimi frame, or one kNN-VC hop plus the feature hop HiFi-GAN does not reach) and the 48 kHz
+    resampling FIRs (``InnerRateVoice.taps``). The daemon adds the compute margin it measures on load."""
+    from ..voices.base import InnerRateVoice
+    from .knnvc import FEATURE_HOP
+    from .mimi_arch import FULL
+
+    if method == "mimi":
+        ms = FULL.frame / FULL.sample_rate * 1000
+    else:
+        ms = (cfg.audio.knnvc_chunk - cfg.audio.knnvc_context + FEATURE_HOP) / 16.0
+    return round(ms + (InnerRateVoice.taps - 1) / 48.0, 1)

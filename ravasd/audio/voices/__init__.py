@@ -116,3 +116,20 @@ def at_rate(factory: Callable[[Config, int], object], cfg: Config, rate: int, bl
     if block and hasattr(voice, "fit_blocks"):
         voice.fit_blocks(block)
     return voice
+
+
+def latency_ms(cfg: Config, name: str, live: bool = False) -> float:
+    """The latency voice ``name`` adds at ``cfg``'s rate and block size, in ms (``live``: a neural
+    voice's includes the compute margin it measures as the daemon runs it — it loads the model); NaN
+    when the voice cannot be built now."""
+    from ...config import block_size
+    from ...errors import RavasError
+
+    try:
+        conv = make_voice(cfg, cfg.audio.sample_rate, name, block=block_size(cfg), live=live)
+    except RavasError:
+        return float("nan")
+    try:
+        return getattr(conv, "latency", 0) / cfg.audio.sample_rate * 1000
+    finally:
+        conv.close()
