@@ -33,9 +33,8 @@ import numpy as np
 import soxr
 from tqdm import tqdm
 
-from ..audio.voices import make_voice
+from ..audio.voices import make_voice, stream
 from ..config import Config, block_size
-from ..engine.frames import RawAudio
 from ..errors import RavasError
 from ..media.reader import iter_media
 
@@ -207,17 +206,13 @@ def load(path: Path) -> np.ndarray:
 
 
 def convert(cfg: Config, voice: str, x: np.ndarray) -> np.ndarray:
-    """Run ``voice`` over a whole 16 kHz utterance exactly as the daemon would stream it."""
-
-
+    """Run ``voice`` over a whole 16 kHz utterance exactly as the daemon would stream it (its latency
+    trimmed off)."""
     rate, block = cfg.audio.sample_rate, block_size(cfg)
     conv = make_voice(cfg, rate, voice, block=block)
     y = soxr.resample(x, RATE, rate).astype(np.float32) if rate != RATE else x
     lat = int(getattr(conv, "latency", 0))
-    n = -(-(len(y) + lat) // block) * block  # whole blocks, as the daemon sends them
-    src = np.concatenate([y, np.zeros(n - len(y), np.float32)])
-    out = [conv.process(RawAudio(src[i:i + block], rate, 0.0)).samples for i in range(0, len(src), block)]
-    z = np.concatenate(out)[lat: lat + len(y)]
+    z = stream(conv, y, rate, block, tail=lat)[lat: lat + len(y)]
     conv.close()
     return soxr.resample(z, rate, RATE).astype(np.float32) if rate != RATE else z
 

@@ -767,18 +767,13 @@ def sample_speech(rate: int = 48000) -> np.ndarray:
 def voice_sample(name: str, rate: int = 48000, cfg: Config | None = None) -> np.ndarray:
     """The sample sentence through voice ``name``, streamed block by block as the daemon would with
     settings ``cfg`` (its models and block size; default: built-in defaults)."""
-    from ..audio.voices import make_voice
-    from ..engine.frames import RawAudio
+    from ..audio.voices import make_voice, stream
 
     cfg = cfg or Config()
     block = block_size(cfg)
-    x = sample_speech(rate)
     conv = make_voice(cfg, rate, name, block=block)
     try:
-        n = -(-len(x) // block) * block
-        src = np.concatenate([x, np.zeros(n - len(x), np.float32)])
-        return np.concatenate([conv.process(RawAudio(src[i:i + block], rate, 0.0)).samples
-                               for i in range(0, n, block)]).astype(np.float32)
+        return stream(conv, sample_speech(rate), rate, block).astype(np.float32)
     finally:
         conv.close()
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from ...config import Config
+from ...engine.frames import RawAudio
 from ...errors import ConfigError
 from .mcadams import McAdams
 from .normalise import NormalisedVoice
@@ -133,3 +136,11 @@ def latency_ms(cfg: Config, name: str, live: bool = False) -> float:
         return getattr(conv, "latency", 0) / cfg.audio.sample_rate * 1000
     finally:
         conv.close()
+
+
+def stream(conv, x: np.ndarray, rate: int, block: int, tail: int = 0) -> np.ndarray:
+    """``x`` (float32 at ``rate``) and ``tail`` zeros after it through voice ``conv`` in whole blocks of
+    ``block`` samples, as the daemon sends them (the last block zero-padded); every output sample."""
+    n = -(-(len(x) + tail) // block) * block
+    src = np.concatenate([np.asarray(x, np.float32), np.zeros(n - len(x), np.float32)])
+    return np.concatenate([conv.process(RawAudio(src[i:i + block], rate, 0.0)).samples for i in range(0, n, block)])
