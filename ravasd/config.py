@@ -374,8 +374,20 @@ def save_user_setting(key: str, value: Any, check: Callable[[Config], None] | No
     cfg = from_dict(data, origin=key)  # raises before anything is written
     if check:
         check(cfg)
-    paths.atomic_write_text(path, "# ravasd user configuration (see `ravasd config reference`)\n"
-                            + yaml.safe_dump(data, sort_keys=False))
+    paths.atomic_write_text(path, FILE_HEADER + yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+#: The first line of the user's config file.
+FILE_HEADER = "# ravasd user configuration (see `ravasd config reference`)\n"
+
+
+def ensure_file() -> Path:
+    """The user's config file, created (holding only :data:`FILE_HEADER`) when there is none — for
+    "open the config file" in the tray and the settings window."""
+    path = paths.config_file()
+    if not path.exists():
+        paths.atomic_write_text(path, FILE_HEADER)
     return path
 
 

@@ -30,12 +30,11 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import Config, to_dict
 from ..errors import MediaError, RavasError
+from ..media.formats import AUDIO_IN, VIDEO_IN, VIDEO_OUT
 from ..media.manifest import Manifest, read_manifest
 from ..media.reader import probe
 from ..models import sha256
 
-VIDEO_IN = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
-AUDIO_IN = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus"}
 LOCK = ".ravasd-batch.lock"
 
 
@@ -121,7 +120,7 @@ def output_suffix(input_path: str, has_video: bool) -> str:
     becomes .flac when it was FLAC, else .wav (lossless either way)."""
     ext = Path(input_path).suffix.lower()
     if has_video:
-        return ext if ext in (".mp4", ".mkv", ".mov") else ".mp4"
+        return ext if ext in VIDEO_OUT else ".mp4"
     return ".flac" if ext == ".flac" else ".wav"
 
 

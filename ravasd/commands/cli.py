@@ -446,8 +446,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "record", None):
         rec = Path(args.record)
         o["files.output"] = str(rec)
-        o["video.sink" if rec.suffix.lower() in (".mp4", ".mkv", ".mov") else "audio.sink"] = "file"
-        if rec.suffix.lower() in (".mp4", ".mkv", ".mov"):
+        from ..media.formats import VIDEO_OUT
+
+        o["video.sink" if rec.suffix.lower() in VIDEO_OUT else "audio.sink"] = "file"
+        if rec.suffix.lower() in VIDEO_OUT:
             o["audio.sink"] = "file"
     if getattr(args, "no_video", False):
         o["video.enabled"] = False
@@ -614,9 +616,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def _is_media_file(path: Path) -> bool:
     """An output named like one media file (what ``MediaWriter`` writes), not a folder."""
-    from ..media.writer import AUDIO_EXTS, VIDEO_EXTS
+    from ..media.formats import AUDIO_OUT, VIDEO_OUT
 
-    return path.suffix.lower() in VIDEO_EXTS.keys() | AUDIO_EXTS.keys() and not path.is_dir()
+    return path.suffix.lower() in VIDEO_OUT.keys() | AUDIO_OUT.keys() and not path.is_dir()
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:

@@ -13,8 +13,8 @@ from tqdm import tqdm
 from .. import models
 from ..config import Config
 from ..errors import ConfigError, MediaError, ModelError
+from ..media.formats import AUDIO_IN
 
-AUDIO_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a"}
 
 
 def fetch_mimi(cfg: Config, precision: str = "float32") -> Path:
@@ -81,12 +81,12 @@ def _recordings(src: Path) -> list[Path]:
     if src.is_file():
         files = [src]
     elif src.is_dir():
-        files = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_EXTS and p.is_file())
+        files = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_IN and p.is_file())
     else:
         raise MediaError(f"--from {src}: no such file or folder.", "pass the folder with the target speaker's "
                          "recordings (wav, flac, mp3).")
     if not files:
-        raise MediaError(f"--from {src}: no recordings found (looked for {', '.join(sorted(AUDIO_EXTS))}).",
+        raise MediaError(f"--from {src}: no recordings found (looked for {', '.join(sorted(AUDIO_IN))}).",
                          "pass the folder with the target speaker's recordings.")
     return files
 

@@ -9,6 +9,7 @@ import numpy as np
 from ..config import Config
 from ..engine.frames import AnonFrame
 from ..errors import MediaError
+from ..media.formats import PICTURE_OUT, VIDEO_OUT
 from ..media.writer import MediaWriter
 from ..video.avatar.converter import renderer_from_config
 from ..video.detection_log import read_log
@@ -21,7 +22,7 @@ def render(cfg: Config, output: Path, avatar: str | None = None, log: Path | Non
 
     w, h = width or cfg.video.width, height or cfg.video.height
     ext = output.suffix.lower()
-    if ext not in (".png", ".jpg", ".mp4", ".mkv", ".mov"):
+    if ext not in (*PICTURE_OUT, *VIDEO_OUT):
         raise MediaError(f"Output {output}: use .png/.jpg for a picture or .mp4/.mkv/.mov for a video.")
     r = renderer_from_config(cfg, w, h, avatar)
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from .. import paths
+from .. import config as config_mod, paths
 from ..audio.voices import VOICES, voice_names
 from ..devices.display import display_available
 from ..errors import DeviceError, RavasError
@@ -113,11 +113,7 @@ class Tray:
         def radio(key_get, setter, name):
             return item(str(name), lambda icon, it: setter(name), checked=lambda it: key_get() == name, radio=True)
 
-        def ensure_config():
-            path = paths.config_file()
-            if not path.exists():
-                paths.atomic_write_text(path, "# ravasd user configuration (see `ravasd config reference`)\n")
-            return path
+        ensure_config = config_mod.ensure_file
 
         def set_k(k):
             try:

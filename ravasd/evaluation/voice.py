@@ -36,12 +36,12 @@ from tqdm import tqdm
 from ..audio.voices import make_voice, stream
 from ..config import Config, block_size
 from ..errors import RavasError
+from ..media.formats import AUDIO_IN
 from ..media.reader import iter_media
 
 RATE = 16000
 BOOT = 1000  # bootstrap resamples per interval
 RECOGNISERS = ("whisper", "pocketsphinx")
-AUDIO_EXT = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus"}
 
 
 @dataclass
@@ -175,7 +175,7 @@ def collect(inputs: list[Path]) -> list[tuple[Path, str, str | None]]:
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            files += [f for f in sorted(p.iterdir()) if f.suffix.lower() in AUDIO_EXT]
+            files += [f for f in sorted(p.iterdir()) if f.suffix.lower() in AUDIO_IN]
         elif p.is_file():
             files.append(p)
         else:

@@ -848,8 +848,8 @@ class GeneralPage(Page):
     def _open(self, path: Path, folder: bool) -> None:
         if folder:
             path.mkdir(parents=True, exist_ok=True)
-        elif not path.exists():
-            paths.atomic_write_text(path, "# ravasd user configuration (see `ravasd config reference`)\n")
+        elif path == paths.config_file():
+            config_mod.ensure_file()
         self.win.opened = [*getattr(self.win, "opened", []), str(path)]
         if not getattr(self.win, "no_open", False):
             open_path(path)

@@ -15,18 +15,17 @@ import numpy as np
 
 from ..engine.frames import AnonAudio, AnonFrame, require_anon
 from ..errors import MediaError
+from .formats import AUDIO_OUT, VIDEO_OUT
 
-VIDEO_EXTS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
-AUDIO_EXTS = {".wav": "wav", ".flac": "flac"}
 TIME_BASE = Fraction(1, 90000)
 
 
 def output_kind(path: Path) -> str:
     """'video' or 'audio' from the extension; raises :class:`MediaError` otherwise."""
     ext = path.suffix.lower()
-    if ext in VIDEO_EXTS:
+    if ext in VIDEO_OUT:
         return "video"
-    if ext in AUDIO_EXTS:
+    if ext in AUDIO_OUT:
         return "audio"
     raise MediaError(f"Output {path}: unsupported extension '{ext or '(none)'}'.",
                      "use .mp4, .mkv or .mov for video (H.264 + AAC) or .wav / .flac for audio.")
@@ -45,7 +44,7 @@ class MediaWriter:
         if not self.path.parent.is_dir():
             raise MediaError(f"Output folder {self.path.parent} does not exist.", "create it first.")
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
-        fmt = (VIDEO_EXTS | AUDIO_EXTS)[self.path.suffix.lower()]
+        fmt = (VIDEO_OUT | AUDIO_OUT)[self.path.suffix.lower()]
         try:
             # bitexact: no random segment IDs, dates or version strings — the same input and settings
             # give the same bytes (a batch job equals a one-file run, on any machine)
@@ -191,7 +190,7 @@ def mux(video_path: Path, audio_path: Path, out: Path) -> Path:
     tmp = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
     try:
         with av.open(str(video_path)) as vin, av.open(str(audio_path)) as ain, \
-                av.open(str(tmp), "w", format=VIDEO_EXTS.get(out.suffix.lower(), "mp4")) as dst:
+                av.open(str(tmp), "w", format=VIDEO_OUT.get(out.suffix.lower(), "mp4")) as dst:
             vin_s = vin.streams.video[0]
             vout = dst.add_stream_from_template(vin_s)
             ain_s = ain.streams.audio[0]
