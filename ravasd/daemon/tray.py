@@ -21,8 +21,7 @@ from .. import config as config_mod, paths
 from ..audio.voices import VOICES, voice_names
 from ..devices.display import display_available
 from ..errors import DeviceError, RavasError
-from ..video.avatar.library import available
-from ..video.converters import VIDEO_CONVERTERS
+from ..video.converters import video_choices
 from . import autostart
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ class Tray:
         item, Menu = pystray.MenuItem, pystray.Menu
 
         def looks() -> list[str]:
-            return [*available(), *(n for n in VIDEO_CONVERTERS if n != "avatar")]
+            return video_choices()
 
         def current_look() -> str:
             return d.cfg.video.avatar if d.cfg.video.converter == "avatar" else d.cfg.video.converter

@@ -33,7 +33,7 @@ from ..daemon.tray import open_path
 from ..devices.virtual import is_microphone
 from ..errors import RavasError
 from ..video.avatar import library
-from ..video.converters import VIDEO_CONVERTERS
+from ..video.converters import VIDEO_CONVERTERS, video_choices
 from . import client
 
 PAGES = ("Camera", "Microphone", "Avatar", "Voice", "General")
@@ -514,7 +514,7 @@ class AvatarPage(Page):
 
     def update_status(self, st: dict[str, Any], full: bool) -> None:
         current = st.get("avatar") if st.get("video_converter") == "avatar" else st.get("video_converter")
-        names = [*library.available(), *(n for n in VIDEO_CONVERTERS if n != "avatar")]
+        names = video_choices()
         if names != self._names:
             self._names = names
             self.gallery.clear()

@@ -97,3 +97,11 @@ def make_video_converter(cfg: Config, width: int, height: int, level=None, live:
     return VIDEO_CONVERTERS[name][0](cfg, width, height)
 
 
+
+
+def video_choices() -> list[str]:
+    """What the tray and the settings window offer for the camera picture: every avatar the library
+    has (each is the avatar converter wearing it), then the other converters."""
+    from .avatar.library import available
+
+    return [*available(), *(n for n in VIDEO_CONVERTERS if n != "avatar")]
