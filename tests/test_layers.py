@@ -109,6 +109,61 @@ def test_the_checker_sees_a_wrong_door(tmp_path, monkeypatch):
     assert any("ravasd.engine._layer_probe imports ravasd.video.sinks" in b for b in bad)
 
 
+def cycles() -> list[list[str]]:
+    """Groups of ravasd modules that import each other round (top-level or nested imports; a module's
+    own parent packages, imported before it anyway, do not count)."""
+    graph = {}
+    for path in sorted(PKG.rglob("*.py")):
+        mod = _module(path)
+        graph[mod] = {t for t in imports(path) if t != mod and not mod.startswith(t + ".")}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in graph:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    assert cycles() == []
+
+
+def test_the_cycle_check_sees_a_cycle():
+    a, b = PKG / "commands" / "_cycle_a.py", PKG / "commands" / "_cycle_b.py"
+    a.write_text("def f():\n    from . import _cycle_b\n")
+    b.write_text("from ._cycle_a import f\n")
+    try:
+        found = cycles()
+    finally:
+        a.unlink()
+        b.unlink()
+    assert ["ravasd.commands._cycle_a", "ravasd.commands._cycle_b"] in found
+
+
 def test_no_module_reads_the_checkout():
     """Run-time files come through importlib.resources (ravasd.assets), never paths above the package."""
     for path in sorted(PKG.rglob("*.py")):

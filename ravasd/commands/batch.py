@@ -1,6 +1,6 @@
 """``ravasd anonymize IN... -o OUTDIR``: whole corpora, on every core or a Ray cluster, resumable.
 
-Each file is one job, run by :func:`run_job` — the same :func:`~ravasd.commands.offline.anonymize`
+Each file is one job, run by :func:`~ravasd.commands.jobs.run_job` — the same :func:`~ravasd.commands.offline.anonymize`
 as a one-file run, single-threaded (one x264 thread, one BLAS thread, one llvmpipe thread), so a
 file's output is byte for byte what ``ravasd anonymize FILE -o OUT`` writes. Jobs run in a pool of
 ``--jobs`` worker processes (``engine="local"``) or as Ray tasks (:mod:`.cluster`); either way the
@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
-import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,38 +24,16 @@ from typing import Any, Callable, Iterable
 
 from tqdm import tqdm
 
-from .. import __version__
-from ..config import Config, to_dict
+from ..config import Config
 from ..errors import MediaError, RavasError
-from ..media.formats import AUDIO_IN, VIDEO_IN, VIDEO_OUT
+from ..media.formats import AUDIO_IN, VIDEO_IN
 from ..media.manifest import Manifest, read_manifest
+from .jobs import Job, config_digest, is_done, lost_record, run_job, single_threaded
 from ..media.reader import probe
-from ..models import sha256
 
 LOCK = ".ravasd-batch.lock"
 
 
-@dataclass(frozen=True)
-class Job:
-    """One input file and where its output goes. ``rel``: the output path below OUTDIR without its
-    extension (the input tree mirrored); the job picks the extension from what the file holds."""
-
-    input: str  # absolute path
-    rel: str
-    size: int
-    mtime_ns: int
-    duration: float  # media seconds (the container's estimate; 0 when unreadable)
-    allow_truncated: bool = False  # anonymize what decodes of a truncated/damaged input (recorded)
-
-
-def config_digest(cfg: Config) -> str:
-    """sha256 of the settings that shape an anonymized file (the video and audio sections)."""
-    d = to_dict(cfg)
-    blob = json.dumps({"video": d["video"], "audio": d["audio"]}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-# ------------------------------------------------------------------------------ planning
 def _media(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_IN | AUDIO_IN and not path.name.startswith(".")
 
@@ -115,61 +90,7 @@ def plan(inputs: Iterable[str | Path], allow_truncated: bool = False) -> list[Jo
     return jobs
 
 
-def output_suffix(input_path: str, has_video: bool) -> str:
-    """Video stays in its container when it is one we write (.mp4/.mkv/.mov), else .mp4; audio
-    becomes .flac when it was FLAC, else .wav (lossless either way)."""
-    ext = Path(input_path).suffix.lower()
-    if has_video:
-        return ext if ext in VIDEO_OUT else ".mp4"
-    return ".flac" if ext == ".flac" else ".wav"
-
-
-# ------------------------------------------------------------------------------ one job
-def single_threaded() -> None:
-    """Make this (worker) process use one thread per library, before any of them starts its pool."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "LP_NUM_THREADS"):
-        os.environ[var] = "1"
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
-    """Anonymize one file exactly as a one-file run would; returns its manifest record. Never
-    raises for a bad file (the record says ``failed`` and why); runs in a worker process or task."""
-    # imported here: a worker process pays for the converters, the coordinator never does
-    from .offline import anonymize
-
-    t0 = time.monotonic()
-    rec = _record(job, cfg)
-    try:
-        rec["input_sha256"] = sha256(job.input)
-        info = probe(job.input)
-        out = Path(outdir) / (job.rel + output_suffix(job.input, info.has_video))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        res = anonymize(job.input, out, cfg, progress=False, allow_truncated=job.allow_truncated)
-        rec.update(status="done", output=str(out.relative_to(outdir)), output_sha256=sha256(out),
-                   kind="video" if info.has_video else "audio", duration_s=round(res.duration, 3),
-                   frames=res.frames, audio_s=round(res.audio_seconds, 3), has_audio=info.has_audio,
-                   placeholders=res.placeholders, converter_errors=res.converter_errors,
-                   truncated=res.truncated, error="")
-    except Exception as err:  # a bad file (RavasError), or a library failure on it: recorded, the batch goes on
-        rec.update(status="failed", error=f"{type(err).__name__}: {err}")
-    rec["wall_s"] = round(time.monotonic() - t0, 3)
-    rec["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    return rec
-
-
 # ------------------------------------------------------------------------------ resuming
-def is_done(job: Job, rec: dict[str, Any] | None, digest: str, outdir: Path) -> bool:
-    """Whether ``rec`` is a finished run of this very job (a truncated input accepted by an
-    ``--allow-truncated`` run counts only while it is allowed)."""
-    return bool(rec and rec.get("status") == "done" and rec.get("config_digest") == digest
-                and (job.allow_truncated or not rec.get("truncated"))
-                and rec.get("input_size") == job.size and rec.get("input_mtime_ns") == job.mtime_ns
-                and rec.get("input") == job.input and (outdir / str(rec.get("output", ""))).is_file())
-
-
 def _lock(outdir: Path) -> Any:
     import fcntl  # POSIX; the batch runs on Linux/macOS machines and clusters
 
@@ -261,7 +182,7 @@ def run_local(jobs: list[Job], cfg: Config, outdir: Path, workers: int,
                     if lost[job.rel] <= retries:
                         start(job)
                     else:
-                        on_result(_lost(job, cfg, f"the worker process died on this file "
+                        on_result(lost_record(job, cfg, f"the worker process died on this file "
                                                   f"{lost[job.rel]} times (exit code {proc.exitcode})"))
                         if queue:
                             start(queue.pop())
@@ -279,19 +200,6 @@ def run_local(jobs: list[Job], cfg: Config, outdir: Path, workers: int,
         for conn, (proc, _) in busy.items():  # interrupted: no worker outlives the coordinator
             proc.terminate()
             proc.join(2)
-
-
-def _record(job: Job, cfg: Config) -> dict[str, Any]:
-    """What every manifest record of ``job`` says, done or failed."""
-    return {"input": job.input, "rel": job.rel, "input_size": job.size, "input_mtime_ns": job.mtime_ns,
-            "voice": cfg.audio.voice, "video_converter": cfg.video.converter, "avatar": cfg.video.avatar,
-            "config_digest": config_digest(cfg), "ravasd_version": __version__, "host": socket.gethostname(),
-            "pid": os.getpid(), "allow_truncated": job.allow_truncated}
-
-
-def _lost(job: Job, cfg: Config, why: str) -> dict[str, Any]:
-    """The record of a job whose worker was lost (it could not write one itself)."""
-    return dict(_record(job, cfg), status="failed", error=why, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def run_batch(inputs: Iterable[str | Path], outdir: str | Path, cfg: Config, jobs: int | None = None,

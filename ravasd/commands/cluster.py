@@ -1,6 +1,6 @@
 """The Ray engine of ``ravasd anonymize --engine ray``: each file one Ray task.
 
-A task runs :func:`~ravasd.commands.batch.run_job` (the same code as a local job, single-threaded)
+A task runs :func:`~ravasd.commands.jobs.run_job` (the same code as a local job, single-threaded)
 with ``num_cpus=1``; Ray re-runs a task whose worker process or node was lost (``max_retries``),
 and the coordinator writes every result into the same manifest as a local batch. Inputs and the
 output folder must be on storage every node sees under the same path (NFS, a cluster file system,
@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ..config import Config
 from ..errors import RavasError
-from .batch import Job, _lost, run_job, single_threaded
+from .jobs import Job, lost_record, run_job, single_threaded
 
 
 def _task(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def run_ray(jobs: list[Job], cfg: Config, outdir: Path, cpus: int | None,
                 try:
                     rec = ray.get(ref)
                 except ray.exceptions.RayError as err:  # the worker/node was lost more often than retried
-                    rec = _lost(job, cfg, f"lost on the cluster after {max_retries} retries "
+                    rec = lost_record(job, cfg, f"lost on the cluster after {max_retries} retries "
                                           f"({type(err).__name__})")
                 rec["engine"] = "ray"
                 on_result(rec)
