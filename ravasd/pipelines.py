@@ -15,6 +15,7 @@ from .audio.level import LevelTap, MeteredSource
 from .audio.voices import make_voice
 from .choices import check_names
 from .config import Config, block_size
+from .engine.messages import Routes
 from .engine.runner import AudioPublisher, StreamRunner, VideoPublisher
 from .engine.snapshot import FrameTap
 from .engine.supervisor import Wiring
@@ -33,7 +34,7 @@ def output_parts(cfg: Config) -> dict[str, Path]:
     return {"video": out.with_name(f".{out.stem}.video.mp4"), "audio": out.with_name(f".{out.stem}.audio.wav")}
 
 
-def build(kind: str, cfg: Config, routes: dict[str, Any], on_eof: Callable[[], None] | None = None) -> StreamRunner:
+def build(kind: str, cfg: Config, routes: Routes, on_eof: Callable[[], None] | None = None) -> StreamRunner:
     """Create the runner for ``kind`` ('video'/'audio') in the calling (worker) process.
 
     ``routes`` carries what the main process opened for this worker (the virtual mic endpoint, the
@@ -42,12 +43,12 @@ def build(kind: str, cfg: Config, routes: dict[str, Any], on_eof: Callable[[], N
     return (_build_video if kind == "video" else _build_audio)(cfg, routes, on_eof)
 
 
-def _level_reader(routes: dict[str, Any]) -> Callable[[], tuple[float, ...]] | None:
-    shared = routes.get("audio_level")
+def _level_reader(routes: Routes) -> Callable[[], tuple[float, ...]] | None:
+    shared = routes.audio_level
     return (lambda: tuple(shared[:])) if shared is not None else None
 
 
-def _build_video(cfg: Config, routes: dict[str, Any], on_eof: Callable[[], None] | None) -> StreamRunner:
+def _build_video(cfg: Config, routes: Routes, on_eof: Callable[[], None] | None) -> StreamRunner:
     v = cfg.video
     w, h, fps = v.width, v.height, v.fps
     source = {
@@ -64,10 +65,10 @@ def _build_video(cfg: Config, routes: dict[str, Any], on_eof: Callable[[], None]
     return StreamRunner(source=source, converter=converter_factory("video", cfg, routes), sink=sink,
                         publisher=VideoPublisher(1.0 / fps, w, h), deadline=v.deadline_ms / 1000,
                         hang_timeout=cfg.engine.hang_timeout_ms / 1000, on_eof=on_eof,
-                        tap=FrameTap(routes["video_frame"]) if "video_frame" in routes else None)
+                        tap=FrameTap(routes.video_frame) if routes.video_frame is not None else None)
 
 
-def _build_audio(cfg: Config, routes: dict[str, Any], on_eof: Callable[[], None] | None) -> StreamRunner:
+def _build_audio(cfg: Config, routes: Routes, on_eof: Callable[[], None] | None) -> StreamRunner:
     a = cfg.audio
     rate, block = a.sample_rate, block_size(cfg)
     source = {
@@ -75,17 +76,17 @@ def _build_audio(cfg: Config, routes: dict[str, Any], on_eof: Callable[[], None]
         "demo": lambda: audio_sources.DemoAudioSource(rate, block),
         "file": lambda: audio_sources.FileAudioSource(cfg.files.input, rate, block, cfg.files.loop),
     }[_concrete(a.source, "audio.source")]
-    meter = routes.get("mic_level")
+    meter = routes.mic_level
     if meter is not None:
         raw_source = source
         source = lambda: MeteredSource(raw_source(), meter)  # noqa: E731
     sink = {
-        "virtual": lambda: audio_sinks.open_virtual_out(routes.get("audio_out"), rate, block, a.max_latency_ms / 1000),
+        "virtual": lambda: audio_sinks.open_virtual_out(routes.audio_out, rate, block, a.max_latency_ms / 1000),
         "device": lambda: audio_sinks.DeviceAudioSink(a.output_device, rate, block, a.max_latency_ms / 1000),
         "file": lambda: audio_sinks.FileAudioSink(output_parts(cfg)["audio"], rate),
         "null": audio_sinks.NullAudioSink,
     }[_concrete(a.sink, "audio.sink")]
-    shared = routes.get("audio_level")
+    shared = routes.audio_level
     return StreamRunner(source=source, converter=converter_factory("audio", cfg, routes), sink=sink,
                         publisher=AudioPublisher(block / rate, rate, block), deadline=a.deadline_ms / 1000,
                         hang_timeout=cfg.engine.hang_timeout_ms / 1000,
@@ -99,12 +100,12 @@ def _concrete(value: str, key: str) -> str:
     return value
 
 
-def converter_factory(kind: str, cfg: Config, routes: dict[str, Any] | None = None) -> Callable[[], Any]:
+def converter_factory(kind: str, cfg: Config, routes: Routes | None = None) -> Callable[[], Any]:
     """A factory for the converter that ``cfg`` selects (at start and for live swaps); checks the
     names now, builds nothing."""
     check_names(cfg)
     if kind == "video":
-        level = _level_reader(routes or {})
+        level = _level_reader(routes or Routes())
         return lambda: make_video_converter(cfg, cfg.video.width, cfg.video.height, level, live=True)
     return lambda: make_voice(cfg, cfg.audio.sample_rate, block=block_size(cfg), live=True)
 

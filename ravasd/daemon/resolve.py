@@ -17,6 +17,7 @@ from ..config import Config
 from ..devices import pulse, virtual
 from ..devices.display import NO_DISPLAY_FIX, display_available
 from ..devices.listing import camera_available, input_exists
+from ..engine.messages import Routes
 from ..errors import ConfigError, DeviceError
 from ..video.sinks import open_virtual_camera
 
@@ -28,8 +29,8 @@ class Resources:
     mic_backend: Any = None
     mic: virtual.MicEndpoint | None = None  # passed to the audio worker
 
-    def routes(self) -> dict[str, Any]:
-        return {"audio_out": self.mic}
+    def routes(self) -> Routes:
+        return Routes(audio_out=self.mic)
 
     def close(self) -> None:
         if self.mic_backend is not None:

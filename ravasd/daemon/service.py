@@ -22,6 +22,7 @@ from .. import logs, paths
 from ..choices import check_names
 from ..config import Config
 from ..devices import pulse
+from ..engine import messages
 from ..engine.supervisor import Supervisor
 from ..devices.display import NO_DISPLAY_FIX, display_available
 from ..errors import ConfigError, DeviceError, RavasError
@@ -245,7 +246,7 @@ class Daemon:
         self._notify()
 
     def calibrate(self) -> bool:
-        return bool(self.sup and self.sup.send("video", "call", "calibrate"))
+        return bool(self.sup and self.sup.send("video", messages.CallConverter("calibrate")))
 
     def set_preview(self, on: bool) -> None:
         if on and not display_available():
@@ -253,7 +254,7 @@ class Daemon:
             raise DeviceError("There is no display to show the preview window on.", NO_DISPLAY_FIX + ".")
         self.preview = on
         if self.sup:
-            self.sup.send("video", "preview", on)
+            self.sup.send("video", messages.Preview(bool(on)))
         self._notify()
 
     # ------------------------------------------------------------------ settings window API
@@ -317,7 +318,7 @@ class Daemon:
             raise ConfigError(f"seconds: must be 0.5..15, got {seconds}.")
         path = paths.runtime_dir() / "voice-sample.wav"
         path.unlink(missing_ok=True)
-        if not (self.sup and self.sup.send("audio", "record", str(path), seconds)):
+        if not (self.sup and self.sup.send("audio", messages.Record(str(path), float(seconds)))):
             raise RavasError("The audio stream is not running.", "enable it (audio.enabled: true) and restart ravasd.")
         deadline = time.monotonic() + seconds + 3.0
         while time.monotonic() < deadline:
@@ -376,7 +377,7 @@ class Daemon:
             return {"ok": True, "applied": self.set_settings({str(k): v for k, v in changes.items()})}
         elif cmd == "level":
             return {"ok": True, "mic_db": self.sup.mic_level_db() if self.sup else -120.0,
-                    "voice_level": float(self.sup.routes["audio_level"][0]) if self.sup else 0.0}
+                    "voice_level": float(self.sup.routes.audio_level[0]) if self.sup else 0.0}
         elif cmd == "sample":
             return {"ok": True, "path": str(self.record_sample(_arg(req, "seconds", float, 3.0)))}
         elif cmd == "quit":

@@ -37,12 +37,18 @@ from .stage import (
     AudioSink,
     AudioSource,
     ClockedSink,
+    Delaying,
     DeviceCounters,
     FaceAware,
+    FailingSink,
+    LoadShedding,
+    OffloadedVoice,
     SlowClosingSink,
+    StallCounter,
     VideoConverter,
     VideoSink,
     VideoSource,
+    find_trait,
 )
 
 log = logging.getLogger(__name__)
@@ -248,7 +254,7 @@ class StreamRunner:
     @property
     def converter_latency(self) -> int | None:
         """The current converter's reported latency (stream samples), None before it is built."""
-        return getattr(self._converter, "latency", None)
+        return self._converter.latency if isinstance(self._converter, Delaying) else None
 
     def snapshot(self) -> dict[str, Any]:
         """Status as a plain dict, with device xrun counters folded in (any thread)."""
@@ -259,21 +265,19 @@ class StreamRunner:
         # what the devices' own bounded buffers dropped (latency bound) counts as dropped too
         d["device_dropped"] = {"source": src.dropped if src else 0, "sink": sink.dropped if sink else 0}
         d["dropped"] += sum(d["device_dropped"].values())
-        if hasattr(sink, "stalls"):  # an output device that stopped asking for data
-            d["device_stalls"] = {"count": sink.stalls, "longest_ms": round(sink.longest_stall_ms, 1)}
-        if isinstance(self._converter, FaceAware):
-            d["face"] = bool(self._converter.face_visible)  # the tray shows "no face"
-        scale = getattr(self._converter, "render_scale", None)
-        if scale is not None:  # below video.render_scale = giving way to audio (load shedding)
-            d["render_scale"] = round(float(scale), 2)
-            d["top_scale"] = round(float(getattr(self._converter, "top_scale", scale)), 2)
-        live = self._converter
-        while live is not None and not hasattr(live, "late_samples"):  # through a resampler to the voice
-            live = getattr(live, "inner", None)
+        if isinstance(self._sink, StallCounter):  # an output device that stopped asking for data
+            d["device_stalls"] = {"count": self._sink.stalls, "longest_ms": round(self._sink.longest_stall_ms, 1)}
+        conv = self._converter
+        if isinstance(conv, FaceAware):
+            d["face"] = bool(conv.face_visible)  # the tray shows "no face"
+        if isinstance(conv, LoadShedding):  # below video.render_scale = giving way to audio
+            d["render_scale"] = round(float(conv.render_scale), 2)
+            d["top_scale"] = round(float(conv.top_scale), 2)
+        live = find_trait(conv, OffloadedVoice)  # through a resampler to the voice
         if live is not None:  # a neural voice on its own thread: how much it was late (played as silence)
             d["voice_late_ms"] = round(live.late_samples / live.rate * 1000, 1)
             d["voice_margin_ms"] = round(live.margin / live.rate * 1000, 1)
-        d["recording_error"] = str(getattr(self._sink, "failed", "") or "")  # a file sink that stopped
+        d["recording_error"] = str(self._sink.failed or "") if isinstance(self._sink, FailingSink) else ""
         return d
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -342,9 +346,8 @@ class StreamRunner:
         self.status.published += 1
         self.status.state = "running"
         algorithmic = 0.0
-        rate = getattr(item, "rate", None)
-        if rate and not getattr(item, "placeholder", False):
-            algorithmic = getattr(self._converter, "latency", 0) / rate
+        if isinstance(item, AnonAudio) and not item.placeholder and isinstance(self._converter, Delaying):
+            algorithmic = self._converter.latency / item.rate
         self._smooth("latency_ms", (now - item.ts + sink_latency + algorithmic) * 1000)
         # average the interval, not its inverse: bursty delivery must not inflate the rate
         if self._last_out_t is not None:

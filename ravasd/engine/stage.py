@@ -117,3 +117,58 @@ class FaceAware(Protocol):
     """A video converter that knows whether it currently sees a face (the tray says "no face")."""
 
     face_visible: bool
+
+
+@runtime_checkable
+class Delaying(Protocol):
+    """A converter whose output lags its input by ``latency`` samples (every voice): audio's latency
+    figure, and so the video's sync delay, includes it."""
+
+    latency: int
+
+
+@runtime_checkable
+class StallCounter(Protocol):
+    """An output device that can stop asking for data: how often, and the longest gap (ms)."""
+
+    stalls: int
+    longest_stall_ms: float
+
+
+@runtime_checkable
+class LoadShedding(Protocol):
+    """A converter that lowers its own cost under load: ``render_scale`` now, ``top_scale`` the most
+    it goes back up to (below it = giving way to audio)."""
+
+    render_scale: float
+    top_scale: float
+
+
+@runtime_checkable
+class OffloadedVoice(Protocol):
+    """A voice computed on its own thread behind a margin: output it was late for plays as silence."""
+
+    rate: int
+    margin: int          # samples
+    late_samples: int    # samples played as silence because the computation was late
+
+
+@runtime_checkable
+class Wrapper(Protocol):
+    """A stage around another (a resampler around a voice): traits are looked for through it."""
+
+    inner: object
+
+
+@runtime_checkable
+class FailingSink(Protocol):
+    """A sink that can stop on its own (a file on a full disk): ``failed`` says why ('' while fine)."""
+
+    failed: str
+
+
+def find_trait(stage: object, trait: type) -> object | None:
+    """``stage`` or the first stage it wraps (:class:`Wrapper`) that has ``trait``, else None."""
+    while stage is not None and not isinstance(stage, trait):
+        stage = stage.inner if isinstance(stage, Wrapper) else None
+    return stage

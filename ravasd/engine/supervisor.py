@@ -17,11 +17,12 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from .. import logs
 from ..config import Config
+from . import messages as msg
 from .runner import StreamRunner
 from .snapshot import SharedFrame
 
@@ -38,12 +39,12 @@ class Wiring:
     ``preview()`` → a factory for the preview sink.
     """
 
-    build: Callable[[str, Config, dict[str, Any], Callable[[], None] | None], StreamRunner]
-    converter: Callable[[str, Config, dict[str, Any]], Callable[[], Any]]
+    build: Callable[[str, Config, msg.Routes, Callable[[], None] | None], StreamRunner]
+    converter: Callable[[str, Config, msg.Routes], Callable[[], Any]]
     preview: Callable[[], Callable[[], Any]]
 
 
-def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict[str, Any],
+def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: msg.Routes,
                  wiring: Wiring) -> None:
     """Entry point of a stream worker process (spawned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
@@ -61,45 +62,44 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: dict
     try:
         runner = wiring.build(kind, cfg, routes, eof.set)
     except Exception as err:
-        conn.send(("fatal", f"{type(err).__name__}: {err}"))
+        conn.send(msg.Fatal(f"{type(err).__name__}: {err}"))
         return
     runner.start()
     interval = cfg.engine.status_interval_ms / 1000
     try:
         while True:
             if conn.poll(interval):
-                msg = conn.recv()
-                op = msg[0]
-                if op == "stop":
-                    break
-                if op == "pause":
-                    runner.pause()
-                elif op == "resume":
-                    runner.resume()
-                elif op == "delay":
-                    runner.set_delay(float(msg[1]))
-                elif op == "swap":
-                    try:
-                        runner.swap_converter(wiring.converter(kind, msg[1], routes))
-                    except Exception as err:  # validated by the supervisor; keep the old one
-                        runner.status.last_error = f"swap failed: {err}"
-                elif op == "call":  # a converter feature, e.g. ("call", "calibrate")
-                    runner.call_converter(msg[1])
-                elif op == "preview":
-                    runner.set_preview(wiring.preview() if msg[1] else None)
-                elif op == "record":  # ("record", path, seconds): a sample of the converted voice
-                    runner.record_output(str(msg[1]), float(msg[2]))
-            conn.send(("status", dict(runner.snapshot(), priority=priority)))
+                match conn.recv():
+                    case msg.Stop():
+                        break
+                    case msg.Pause():
+                        runner.pause()
+                    case msg.Resume():
+                        runner.resume()
+                    case msg.Delay(seconds):
+                        runner.set_delay(seconds)
+                    case msg.Swap(new_cfg):
+                        try:
+                            runner.swap_converter(wiring.converter(kind, new_cfg, routes))
+                        except Exception as err:  # validated by the supervisor; keep the old one
+                            runner.status.last_error = f"swap failed: {err}"
+                    case msg.CallConverter(name):
+                        runner.call_converter(name)
+                    case msg.Preview(on):
+                        runner.set_preview(wiring.preview() if on else None)
+                    case msg.Record(path, seconds):
+                        runner.record_output(path, seconds)
+            conn.send(msg.Status(dict(runner.snapshot(), priority=priority)))
             if eof.is_set():
-                conn.send(("eof", None))
+                conn.send(msg.EndOfFile())
                 break
     except (EOFError, BrokenPipeError, OSError):
         pass  # supervisor went away: stop fail-closed
     finally:
         runner.stop(timeout=1.0)  # inside the supervisor's 1.4 s: the sink gets its card, then the process exits
         try:
-            conn.send(("status", runner.snapshot()))
-            conn.send(("stopped", None))
+            conn.send(msg.Status(runner.snapshot()))
+            conn.send(msg.Stopped())
         except Exception:
             pass
 
@@ -126,7 +126,7 @@ class Supervisor:
     STARTUP_S = 60.0  # a worker may take this long to publish its first item (model loads, a busy box)
 
     def __init__(self, cfg: Config, wiring: Wiring, log_level: int = logging.INFO,
-                 routes: dict[str, Any] | None = None) -> None:
+                 routes: msg.Routes | None = None) -> None:
         self.cfg = cfg
         #: no sink progress for this long → the worker is stalled and replaced
         self.stall_s = max(5.0, 6 * cfg.engine.status_interval_ms / 1000)
@@ -136,9 +136,9 @@ class Supervisor:
         # by the avatar's mouth when no face is seen: four floats, no audio crosses processes
         # the published frame (anonymized only) for snapshots and the settings preview, and the
         # microphone's input level (one float, dBFS) for the settings meter
-        self.routes = dict(routes or {}, audio_level=self._ctx.Array("f", 4, lock=False),
-                           video_frame=SharedFrame(self._ctx), mic_level=self._ctx.Array("f", 1, lock=False))
-        self.routes["mic_level"][0] = -120.0
+        self.routes = replace(routes or msg.Routes(), audio_level=self._ctx.Array("f", 4, lock=False),
+                              video_frame=SharedFrame(self._ctx), mic_level=self._ctx.Array("f", 1, lock=False))
+        self.routes.mic_level[0] = -120.0
         self.log_level = log_level
         self.workers = {k: _Worker(k) for k in ("video", "audio") if getattr(cfg, k).enabled}
         self.paused = False
@@ -159,40 +159,40 @@ class Supervisor:
         w.started = w.progress_t = time.monotonic()
         w.progress = -1
         if self.paused:
-            self._send(w, ("pause",))
+            self._send(w, msg.Pause())
 
-    def _send(self, w: _Worker, msg: tuple) -> None:
+    def _send(self, w: _Worker, command: msg.Command) -> None:
         try:
-            w.conn.send(msg)
+            w.conn.send(command)
         except (OSError, BrokenPipeError, AttributeError):
             pass
 
-    def broadcast(self, *msg: Any) -> None:
+    def broadcast(self, command: msg.Command) -> None:
         with self._lock:
             for w in self.workers.values():
-                self._send(w, msg)
+                self._send(w, command)
 
     def pause(self) -> None:
         self.paused = True
-        self.broadcast("pause")
+        self.broadcast(msg.Pause())
 
     def resume(self) -> None:
         self.paused = False
-        self.broadcast("resume")
+        self.broadcast(msg.Resume())
 
     def swap(self, kind: str, cfg: Config) -> None:
         """Switch the converter of ``kind`` live (voice/avatar changed)."""
         self.cfg = cfg
         w = self.workers.get(kind)
         if w:
-            self._send(w, ("swap", cfg))
+            self._send(w, msg.Swap(cfg))
 
-    def send(self, kind: str, *msg: Any) -> bool:
-        """Send a control message to one stream's worker; False when that stream is not running."""
+    def send(self, kind: str, command: msg.Command) -> bool:
+        """Send a command to one stream's worker; False when that stream is not running."""
         w = self.workers.get(kind)
         if w is None or w.conn is None:
             return False
-        self._send(w, msg)
+        self._send(w, command)
         return True
 
     def restart(self, kind: str, cfg: Config, timeout: float = 1.8) -> bool:
@@ -205,7 +205,7 @@ class Supervisor:
             self.cfg = cfg
             w.replacing = True
             try:
-                self._send(w, ("stop",))
+                self._send(w, msg.Stop())
                 if w.proc is not None:
                     w.proc.join(timeout)
                     if w.proc.is_alive():
@@ -220,11 +220,11 @@ class Supervisor:
 
     def frame(self):
         """(image, placeholder, wall time) of the latest published frame, or None."""
-        return self.routes["video_frame"].read()
+        return self.routes.video_frame.read()
 
     def mic_level_db(self) -> float:
         """The microphone's recent input level in dBFS (−120 when silent or not running)."""
-        return float(self.routes["mic_level"][0])
+        return float(self.routes.mic_level[0])
 
     def poll(self, timeout: float = 0.2) -> None:
         """Drain worker messages, forward A/V delay, restart dead workers."""
@@ -235,23 +235,25 @@ class Supervisor:
                 continue  # a restart replaced this worker since the wait began
             try:
                 while conn.poll():
-                    op, payload = conn.recv()
-                    if op == "status":
-                        w.status = payload
-                        done = int(payload.get("published", 0)) + int(payload.get("placeholders", 0))
-                        if done != w.progress:
-                            w.progress, w.progress_t = done, time.monotonic()
-                    elif op == "fatal":
-                        w.fatal = payload
-                        log.error("%s stream cannot start: %s", w.kind, payload)
-                    elif op in ("eof", "stopped"):
-                        w.finished = w.finished or op == "eof"
+                    match conn.recv():
+                        case msg.Status(status):
+                            w.status = status
+                            done = int(status.get("published", 0)) + int(status.get("placeholders", 0))
+                            if done != w.progress:
+                                w.progress, w.progress_t = done, time.monotonic()
+                        case msg.Fatal(reason):
+                            w.fatal = reason
+                            log.error("%s stream cannot start: %s", w.kind, reason)
+                        case msg.EndOfFile():
+                            w.finished = True
+                        case msg.Stopped():
+                            pass
             except (EOFError, OSError):
                 if w.conn is conn:
                     w.conn = None
         if self.cfg.engine.sync and "video" in self.workers and "audio" in self.workers:
             lat = self.workers["audio"].status.get("latency_ms", 0.0) / 1000
-            self._send(self.workers["video"], ("delay", lat))
+            self._send(self.workers["video"], msg.Delay(float(lat)))
         if not self._stopping:
             with self._lock:
                 self._restart_dead()
@@ -296,7 +298,7 @@ class Supervisor:
             recording = any(getattr(self.cfg, k).sink == "file" for k in self.workers)
             timeout = 25.0 if recording else 1.4
         self._stopping = True
-        self.broadcast("stop")
+        self.broadcast(msg.Stop())
         t_end = time.monotonic() + timeout
         for w in self.workers.values():
             if w.proc is not None:
