@@ -67,7 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
                          help="more log output (-vv for debug)")
     _add = sub.add_parser
     sub.add_parser = lambda *a, **k: _add(*a, parents=[verbose], **k)  # type: ignore[method-assign]
+    _parser_run(sub)
+    _parser_anonymize(sub)
+    _parser_config(sub)
+    _parser_voices(sub)
+    _parser_ctl(sub)
+    _parser_soak(sub)
+    _parser_settings(sub)
+    _parser_doctor(sub)
+    _parser_autostart(sub)
+    _parser_desktop(sub)
+    _parser_models(sub)
+    _parser_avatars(sub)
+    _parser_render(sub)
+    _parser_bench(sub)
+    _parser_eval(sub)
+    _parser_devices(sub)
+    _parser_converters(sub)
+    return p
 
+
+def _parser_run(sub) -> None:
+    """``ravasd run``: its arguments (and sub-commands)."""
     run = sub.add_parser("run", help="start the daemon (the default command)",
                          description="Start the daemon: camera/mic (or the demo source) → anonymizers → "
                          "virtual camera/mic (or the sinks that exist).")
@@ -89,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="no tray icon (headless; control with `ravasd ctl`)")
     tray.add_argument("--tray", dest="tray", action="store_true", help="require the tray icon")
 
+
+def _parser_anonymize(sub) -> None:
+    """``ravasd anonymize``: its arguments (and sub-commands)."""
     an = sub.add_parser("anonymize", help="anonymize recorded video/audio files (one, or whole corpora)",
                         description="Run recorded files through the live converters on a simulated clock. "
                         "One file: INPUT -o OUTPUT (video in (avi/mp4/mkv/mov…) → .mp4/.mkv/.mov; audio in "
@@ -115,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "shorter than its header states) instead of failing it; a batch's manifest records it")
     _common_config_args(an)
 
+
+def _parser_config(sub) -> None:
+    """``ravasd config``: its arguments (and sub-commands)."""
     cfgp = sub.add_parser("config", help="show or change the configuration")
     csub = cfgp.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     csub.add_parser("path", help="print the user config file's path")
@@ -125,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     cset.add_argument("value", metavar="VALUE", help="YAML value, e.g. 10, true, null, name")
     csub.add_parser("reference", help="print the reference of all settings (Markdown)")
 
+
+def _parser_voices(sub) -> None:
+    """``ravasd voices``: its arguments (and sub-commands)."""
     voices = sub.add_parser("voices", help="list voice converters")
     vsub = voices.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
     vl = vsub.add_parser("list", help="list the voices (neural ones too, with what they need)")
@@ -147,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     vr = vsub.add_parser("remove", help="delete a neural voice you built or imported")
     vr.add_argument("name", metavar="NAME")
 
+
+def _parser_ctl(sub) -> None:
+    """``ravasd ctl``: its arguments (and sub-commands)."""
     ctl = sub.add_parser("ctl", help="control the running daemon",
                          description="Talk to the running daemon over its owner-only control socket.")
     ctl_sub = ctl.add_subparsers(dest="ctl_command", metavar="ACTION", required=True)
@@ -176,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--json", action="store_true")
     ctl_sub.add_parser("quit", help="stop the daemon (removes RAVAS Mic)")
 
+
+def _parser_soak(sub) -> None:
+    """``ravasd soak``: its arguments (and sub-commands)."""
     so = sub.add_parser("soak", help="run the daemon for minutes: memory, latency drift, drops, restarts over time",
                         description="Runs `ravasd run --no-tray` (demo sources unless RUN_ARGS are given) on the sound "
                                     "server (a private one when none answers) and samples status and memory per "
@@ -191,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
                     help="arguments for `ravasd run` after --, e.g. -- --voice baritone")
 
+
+def _parser_settings(sub) -> None:
+    """``ravasd settings``: its arguments (and sub-commands)."""
     stg = sub.add_parser("settings", help="open the settings window (camera, microphone, avatar, voice, general)",
                          description="A window to pick camera, microphone, avatar and voice, hear your converted "
                                      "voice and see what the call sees. It talks to the running daemon and offers "
@@ -198,10 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     stg.add_argument("--page", choices=["Camera", "Microphone", "Avatar", "Voice", "General"],
                      help="the page to open on")
 
+
+def _parser_doctor(sub) -> None:
+    """``ravasd doctor``: its arguments (and sub-commands)."""
     doc = sub.add_parser("doctor", help="check camera, mic, virtual devices, models, OpenGL, tray, autostart")
     doc.add_argument("--json", action="store_true")
     _config_args(doc)
 
+
+def _parser_autostart(sub) -> None:
+    """``ravasd autostart``: its arguments (and sub-commands)."""
     auto = sub.add_parser("autostart", help="start RAVAS at login")
     auto_sub = auto.add_subparsers(dest="autostart_command", metavar="ACTION", required=True)
     en = auto_sub.add_parser("enable", help="install the login item for this user")
@@ -209,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     auto_sub.add_parser("disable", help="remove it")
     auto_sub.add_parser("status", help="show whether it is installed")
 
+
+def _parser_desktop(sub) -> None:
+    """``ravasd desktop``: its arguments (and sub-commands)."""
     dsk = sub.add_parser("desktop", help="put RAVAS in the applications menu and ravasd on PATH (Linux)",
                          description="Install, for this user, an applications-menu entry (with Pause/Resume/Quit "
                          "actions), the app icon, and a ~/.local/bin/ravasd link to this installation.")
@@ -218,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsk_sub.add_parser("remove", help="remove them again")
     dsk_sub.add_parser("status", help="show what is installed")
 
+
+def _parser_models(sub) -> None:
+    """``ravasd models``: its arguments (and sub-commands)."""
     mod = sub.add_parser("models", help="model files (face tracking, neural voices)")
     mod_sub = mod.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     mf = mod_sub.add_parser("fetch", help="download missing models from their official source (sha256-checked); "
@@ -238,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(ma)
     _config_args(mod_sub.add_parser("list", help="where each model is found"))
 
+
+def _parser_avatars(sub) -> None:
+    """``ravasd avatars``: its arguments (and sub-commands)."""
     av = sub.add_parser("avatars", help="list or add avatars")
     av_sub = av.add_subparsers(dest="avatars_command", metavar="ACTION", required=True)
     al = av_sub.add_parser("list", help="name, file, format, ARKit coverage, licence")
@@ -246,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     aa.add_argument("file", type=Path, metavar="FILE")
     aa.add_argument("--force", action="store_true", help="replace an avatar of the same name")
 
+
+def _parser_render(sub) -> None:
+    """``ravasd render``: its arguments (and sub-commands)."""
     rd = sub.add_parser("render", help="render an avatar (rest pose or a tracking log) without a camera",
                         description="Render the rest pose to a .png, or replay a detection log (RAVAS JSON) "
                         "to an .mp4 or .png (last frame).")
@@ -256,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--height", type=int, help="default: video.height")
     _config_args(rd)
 
+
+def _parser_bench(sub) -> None:
+    """``ravasd bench``: its arguments (and sub-commands)."""
     be = sub.add_parser("bench", help="benchmarks that print figures (speed, CPU)")
     be_sub = be.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
     bv = be_sub.add_parser("video", help="capture→track→filter→render→sink on a generated face clip")
@@ -289,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--json", action="store_true")
     _config_args(ba)
 
+
+def _parser_eval(sub) -> None:
+    """``ravasd eval``: its arguments (and sub-commands)."""
     ev = sub.add_parser("eval", help="measure privacy and intelligibility of voices (needs the eval extra)")
     ev_sub = ev.add_subparsers(dest="eval_command", metavar="WHAT", required=True)
     evv = ev_sub.add_parser(
@@ -358,12 +421,18 @@ def build_parser() -> argparse.ArgumentParser:
     evp.add_argument("--model", type=Path, metavar="FILE", help="a phones.npz to score instead of the shipped one")
     evp.add_argument("--json", action="store_true")
 
+
+def _parser_devices(sub) -> None:
+    """``ravasd devices``: its arguments (and sub-commands)."""
     dev = sub.add_parser("devices", help="list cameras, microphones, outputs and virtual devices")
     dev.add_argument("--json", action="store_true")
 
+
+def _parser_converters(sub) -> None:
+    """``ravasd converters``: its arguments (and sub-commands)."""
     conv = sub.add_parser("converters", help="list video converters")
     conv.add_argument("--json", action="store_true")
-    return p
+
 
 
 def _families(args: argparse.Namespace) -> tuple[str, ...]:
