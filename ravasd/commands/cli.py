@@ -178,36 +178,37 @@ def _parser_voices(sub) -> None:
     vr.add_argument("name", metavar="NAME")
 
 
+#: What ``ravasd ctl`` adds to a verb of the control protocol: its command-line arguments. The verbs,
+#: their help and their request arguments are ravasd.daemon.protocol's; "frame" and "converter" are
+#: for the settings window (the picture in its preview; ``ctl avatar`` takes converter names too).
+CTL_ARGS: dict[str, list[tuple[tuple, dict]]] = {
+    "status": [(("--json",), {"action": "store_true"})],
+    "voice": [(("name",), {"metavar": "NAME"})],
+    "avatar": [(("name",), {"metavar": "NAME"})],
+    "preview": [(("state",), {"choices": ["on", "off"]})],
+    "snapshot": [(("file",), {"metavar": "FILE.png"})],
+    "devices": [(("--json",), {"action": "store_true"})],
+    "set": [(("key",), {"metavar": "KEY"}), (("value",), {"metavar": "VALUE", "help": "parsed like YAML: 10, null, true, '#88aacc'"})],
+    "level": [(("--json",), {"action": "store_true"})],
+    "sample": [(("file",), {"metavar": "FILE.wav"}), (("--seconds",), {"type": float, "default": 3.0, "help": "0.5..15 (default 3)"})],
+    "config": [(("--json",), {"action": "store_true"})],
+}
+CTL_HIDDEN = ("frame", "converter")
+
+
 def _parser_ctl(sub) -> None:
-    """``ravasd ctl``: its arguments (and sub-commands)."""
+    """``ravasd ctl``: one action per verb of the control protocol."""
+    from ..daemon.protocol import VERBS
+
     ctl = sub.add_parser("ctl", help="control the running daemon",
                          description="Talk to the running daemon over its owner-only control socket.")
     ctl_sub = ctl.add_subparsers(dest="ctl_command", metavar="ACTION", required=True)
-    st = ctl_sub.add_parser("status", help="per-stream fps, latency, drops, xruns, restarts")
-    st.add_argument("--json", action="store_true")
-    ctl_sub.add_parser("pause", help="close the privacy curtain (placeholder + silence)")
-    ctl_sub.add_parser("resume", help="open the privacy curtain")
-    for name, what in (("avatar", "video converter / avatar"), ("voice", "voice")):
-        cp = ctl_sub.add_parser(name, help=f"switch the {what} live (and remember it)")
-        cp.add_argument("name", metavar="NAME")
-    ctl_sub.add_parser("calibrate", help="record the neutral face (avatar converter)")
-    pv = ctl_sub.add_parser("preview", help="show or hide the preview window")
-    pv.add_argument("state", choices=["on", "off"])
-    sn = ctl_sub.add_parser("snapshot", help="save the frame the call sees now as a PNG (works headless)")
-    sn.add_argument("file", metavar="FILE.png")
-    dv = ctl_sub.add_parser("devices", help="cameras and microphones the daemon can use, and the current ones")
-    dv.add_argument("--json", action="store_true")
-    se = ctl_sub.add_parser("set", help="change a setting live (validated, remembered): e.g. set video.camera 1")
-    se.add_argument("key", metavar="KEY")
-    se.add_argument("value", metavar="VALUE", help="parsed like YAML: 10, null, true, '#88aacc'")
-    lv = ctl_sub.add_parser("level", help="the microphone's input level (dBFS) and the converted voice's level")
-    lv.add_argument("--json", action="store_true")
-    sm = ctl_sub.add_parser("sample", help="record a few seconds of the converted voice (what RAVAS Mic plays)")
-    sm.add_argument("file", metavar="FILE.wav")
-    sm.add_argument("--seconds", type=float, default=3.0, help="0.5..15 (default 3)")
-    cf = ctl_sub.add_parser("config", help="the settings the daemon runs with (its config file, defaults filled in)")
-    cf.add_argument("--json", action="store_true")
-    ctl_sub.add_parser("quit", help="stop the daemon (removes RAVAS Mic)")
+    for verb in VERBS.values():
+        if verb.name in CTL_HIDDEN:
+            continue
+        action = ctl_sub.add_parser(verb.name, help=verb.help)
+        for flags, kw in CTL_ARGS.get(verb.name, []):
+            action.add_argument(*flags, **kw)
 
 
 def _parser_soak(sub) -> None:
@@ -555,7 +556,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         raise RavasError(f"{out_file}: the folder {out_file.parent} does not exist.", "create it or pick another path.")
     if c == "snapshot" and out_file.suffix.lower() != ".png":
         raise RavasError(f"{out_file}: snapshots are PNG files.", "name the file *.png.")
-    reply = request(c, timeout=20.0 if c == "sample" else 5.0, **extra)
+    reply = request(c, **extra)  # the verb's own timeout (protocol.VERBS)
     if not reply.get("ok"):
         raise RavasError(f"ravasd refused '{c}': {reply.get('error', 'unknown error')}")
     if c == "status":

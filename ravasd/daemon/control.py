@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .. import paths
 from ..errors import RavasError
+from . import protocol
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +206,12 @@ class ControlServer:
                 pass
 
 
-def request(cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
-    """Send one command to the running daemon; raises :class:`RavasError` when none runs."""
+def request(cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
+    """Send one command (a verb of :mod:`.protocol`, checked here first: ConfigError) to the running
+    daemon and wait ``timeout`` s (default: the verb's) for the reply; raises :class:`RavasError` when
+    none runs."""
+    verb, _ = protocol.check({"cmd": cmd, **args})
+    timeout = verb.timeout if timeout is None else timeout
     msg = json.dumps({"cmd": cmd, **args}).encode() + b"\n"
     if sys.platform == "win32":  # pragma: no cover
         try:

@@ -9,7 +9,6 @@ the virtual mic and releases the lock.
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import sys
 import threading
@@ -31,6 +30,7 @@ from ..pipelines import WIRING, converter_factory, output_parts
 from ..video.avatar.library import available as avatars_available
 from ..video.avatar.library import find as find_avatar
 from ..video.converters import VIDEO_CONVERTERS
+from . import protocol
 from .control import ControlServer, InstanceLock, format_status
 from .resolve import Resources, resolve, resolve_source
 from .tray import start_tray
@@ -336,58 +336,58 @@ class Daemon:
                 log.debug("listener failed", exc_info=True)
 
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Control-socket dispatcher (JSON in, JSON out)."""
-        cmd = req["cmd"]
-        if cmd == "status":
-            return {"ok": True, "status": self.status()}
-        if cmd == "config":  # the effective settings: the file as the daemon read it, defaults filled in
-            return {"ok": True, "config": config_mod.to_dict(self.cfg)}
-        if cmd == "pause":
-            self.pause()
-        elif cmd == "resume":
-            self.resume()
-        elif cmd == "voice":
-            self.set_voice(_arg(req, "name", str))
-        elif cmd == "avatar":
-            self.set_avatar(_arg(req, "name", str))
-        elif cmd == "converter":
-            self.set_video_converter(_arg(req, "name", str))
-        elif cmd == "calibrate":
-            if not self.calibrate():
-                return {"ok": False, "error": "the video stream is not running"}
-        elif cmd == "preview":
-            self.set_preview(_arg(req, "on", bool, True))
-        elif cmd in ("snapshot", "frame"):
-            return {"ok": True, **self._encoded_frame(req, png=cmd == "snapshot")}
-        elif cmd == "devices":
-            from ..devices.listing import list_all
+        """Control-socket dispatcher (JSON in, JSON out): the verbs of :mod:`.protocol`, checked there."""
+        verb, a = protocol.check(req)
+        match verb.name:
+            case "status":
+                return {"ok": True, "status": self.status()}
+            case "config":  # the effective settings: the file as the daemon read it, defaults filled in
+                return {"ok": True, "config": config_mod.to_dict(self.cfg)}
+            case "pause":
+                self.pause()
+            case "resume":
+                self.resume()
+            case "voice":
+                self.set_voice(a["name"])
+            case "avatar":
+                self.set_avatar(a["name"])
+            case "converter":
+                self.set_video_converter(a["name"])
+            case "calibrate":
+                if not self.calibrate():
+                    return {"ok": False, "error": "the video stream is not running"}
+            case "preview":
+                self.set_preview(a["on"])
+            case "snapshot" | "frame":
+                return {"ok": True, **self._encoded_frame(int(a["max_width"]), png=verb.name == "snapshot")}
+            case "devices":
+                from ..devices.listing import list_all
 
-            return {"ok": True, "devices": list_all(), "current": {
-                "camera": self.cfg.video.camera, "video_source": self.cfg.video.source,
-                "input_device": self.cfg.audio.input_device, "audio_source": self.cfg.audio.source}}
-        elif cmd == "set":
-            changes = req.get("changes")
-            if changes is None:
-                value = req.get("value")
-                if isinstance(value, str) and req.get("parse", True) is not False:
-                    value = config_mod.parse_value(value)
-                changes = {_arg(req, "key", str): value}
-            if not isinstance(changes, dict) or len(changes) > 64:
-                raise ConfigError("set: 'changes' must be an object of at most 64 settings.")
-            return {"ok": True, "applied": self.set_settings({str(k): v for k, v in changes.items()})}
-        elif cmd == "level":
-            return {"ok": True, "mic_db": self.sup.mic_level_db() if self.sup else -120.0,
-                    "voice_level": float(self.sup.routes.audio_level[0]) if self.sup else 0.0}
-        elif cmd == "sample":
-            return {"ok": True, "path": str(self.record_sample(_arg(req, "seconds", float, 3.0)))}
-        elif cmd == "quit":
-            self.stop_event.set()  # the loop (and the tray, which watches the event) ends
-        else:
-            return {"ok": False, "error": f"unknown command {cmd!r}"}
+                return {"ok": True, "devices": list_all(), "current": {
+                    "camera": self.cfg.video.camera, "video_source": self.cfg.video.source,
+                    "input_device": self.cfg.audio.input_device, "audio_source": self.cfg.audio.source}}
+            case "set":
+                changes = a["changes"]
+                if changes is None:
+                    if a["key"] is None:
+                        raise ConfigError("set: give 'changes', or 'key' and 'value'.")
+                    value = a["value"]
+                    if isinstance(value, str) and a["parse"]:
+                        value = config_mod.parse_value(value)
+                    changes = {a["key"]: value}
+                if len(changes) > 64:
+                    raise ConfigError("set: 'changes' must be an object of at most 64 settings.")
+                return {"ok": True, "applied": self.set_settings({str(k): v for k, v in changes.items()})}
+            case "level":
+                return {"ok": True, "mic_db": self.sup.mic_level_db() if self.sup else -120.0,
+                        "voice_level": float(self.sup.routes.audio_level[0]) if self.sup else 0.0}
+            case "sample":
+                return {"ok": True, "path": str(self.record_sample(a["seconds"]))}
+            case "quit":
+                self.stop_event.set()  # the loop (and the tray, which watches the event) ends
         return {"ok": True}
 
-
-    def _encoded_frame(self, req: dict[str, Any], png: bool) -> dict[str, Any]:
+    def _encoded_frame(self, max_w: int, png: bool) -> dict[str, Any]:
         """The latest frame as base64 PNG (full size) or JPEG (scaled to ``max_width``)."""
         import base64
         import io
@@ -396,7 +396,6 @@ class Daemon:
 
         img, placeholder, t = self.frame()
         pic = Image.fromarray(img)
-        max_w = int(_arg(req, "max_width", float, 0.0))
         if max_w and pic.width > max_w:
             pic = pic.resize((max_w, max(1, round(pic.height * max_w / pic.width))), Image.BILINEAR)
         buf = io.BytesIO()
@@ -404,17 +403,6 @@ class Daemon:
         return {"image": base64.b64encode(buf.getvalue()).decode("ascii"), "format": "png" if png else "jpeg",
                 "width": pic.width, "height": pic.height, "placeholder": placeholder,
                 "age_s": round(max(0.0, time.time() - t), 3)}
-
-
-def _arg(req: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
-    """Argument ``name`` of a control request, of type ``kind`` (an int passes as a float); a missing
-    one without default, or one of another type, is a :class:`ConfigError` naming it."""
-    value = req.get(name, default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is float and not math.isfinite(value)):
-        raise ConfigError(f"{req.get('cmd')}: '{name}' must be {kind.__name__}, got {str(value)[:60]!r}.")
-    return value
 
 
 def settings_effect(key: str) -> str:

@@ -19,7 +19,7 @@ class DaemonError(RavasError):
     """The daemon refused a request (its one-paragraph reason is the message)."""
 
 
-def call(cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
+def call(cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
     """One control request; raises :class:`RavasError` when no daemon runs, :class:`DaemonError`
     when it refuses."""
     reply = request(cmd, timeout=timeout, **args)
