@@ -5,6 +5,7 @@ Run: ``python avatars/contact_sheet.py`` (writes ``avatars/sheets/<name>.png`` a
 avatar pickers show, ``avatars/previews/<name>.png``; needs the renderer's EGL, like the tests). The
 README shows these sheets; re-run after changing ``generate.py``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -29,8 +30,11 @@ def weights(**kw: float) -> np.ndarray:
 POSES = [
     ("neutral", weights(), 0.0),
     ("smile", weights(mouthSmileLeft=1, mouthSmileRight=1, cheekSquintLeft=0.4, cheekSquintRight=0.4), 0.0),
-    ("surprise", weights(jawOpen=0.5, browInnerUp=1, browOuterUpLeft=1, browOuterUpRight=1, eyeWideLeft=1,
-                         eyeWideRight=1), 0.0),
+    (
+        "surprise",
+        weights(jawOpen=0.5, browInnerUp=1, browOuterUpLeft=1, browOuterUpRight=1, eyeWideLeft=1, eyeWideRight=1),
+        0.0,
+    ),
     ("sad", weights(mouthFrownLeft=1, mouthFrownRight=1, browInnerUp=0.8, browDownLeft=0.2, browDownRight=0.2), 0.0),
     ("talking", weights(jawOpen=0.45, mouthFunnel=0.3), 0.0),
     ("blink", weights(eyeBlinkLeft=1, eyeBlinkRight=1), 0.0),

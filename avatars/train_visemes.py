@@ -13,6 +13,7 @@ run as one stream through every built-in RAVAS voice (and kept as spoken): the m
 1 kHz). Held out of training: six Kokoro speakers, Piper's joe (a TTS never trained on) and two espeak
 variants; the script prints what the model gets right on them, per voice — the instrument check.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,20 @@ WORDS = {
 }
 KOKORO = 20  # seeded speakers; the last HELD_KOKORO are held out
 HELD_KOKORO = 6
-ESPEAK = ["en-us", "en-gb+m3", "en-us+f3", "en-gb-x-rp+f4", "en-us+f2", "en-gb+m1", "en-029+m7", "en-us+f5",
-          "en-gb-x-gbclan+m2", "en-us+m3", "en-us+m6", "en-gb-scotland+f1"]
+ESPEAK = [
+    "en-us",
+    "en-gb+m3",
+    "en-us+f3",
+    "en-gb-x-rp+f4",
+    "en-us+f2",
+    "en-gb+m1",
+    "en-029+m7",
+    "en-us+f5",
+    "en-gb-x-gbclan+m2",
+    "en-us+m3",
+    "en-us+m6",
+    "en-gb-scotland+f1",
+]
 HELD_ESPEAK = {"en-us+m6", "en-gb-scotland+f1"}
 SEED = 41
 OUT = Path(__file__).resolve().parents[1] / "ravasd" / "audio" / "viseme.json"
@@ -81,12 +94,23 @@ def speakers_words() -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
             words.append((vis, soxr.resample(np.asarray(a, np.float32), r, RATE).astype(np.float32)))
         out.append((name, words))
     say = _piper()
-    out.append(("piper-joe", [(v, soxr.resample(say(w.capitalize() + "."), PIPER_RATE, RATE).astype(np.float32))
-                              for v, w in (items[i] for i in rng.permutation(len(items)))]))
+    out.append(
+        (
+            "piper-joe",
+            [
+                (v, soxr.resample(say(w.capitalize() + "."), PIPER_RATE, RATE).astype(np.float32))
+                for v, w in (items[i] for i in rng.permutation(len(items)))
+            ],
+        )
+    )
     for voice in ESPEAK:
         pitch, speed = int(rng.integers(25, 76)), int(rng.integers(130, 180))
-        out.append((f"espeak-{voice}", [(v, _espeak(w, voice, pitch, speed))
-                                        for v, w in (items[i] for i in rng.permutation(len(items)))]))
+        out.append(
+            (
+                f"espeak-{voice}",
+                [(v, _espeak(w, voice, pitch, speed)) for v, w in (items[i] for i in rng.permutation(len(items)))],
+            )
+        )
     return out
 
 
@@ -107,7 +131,7 @@ def _nucleus(x: np.ndarray) -> tuple[int, int]:
 
     low = sosfilt(butter(4, [100, 1000], "bandpass", fs=RATE, output="sos"), x)
     hop = int(0.01 * RATE)
-    e = np.array([np.mean(low[i:i + hop] ** 2) for i in range(0, len(low) - hop, hop)])
+    e = np.array([np.mean(low[i : i + hop] ** 2) for i in range(0, len(low) - hop, hop)])
     loud = np.flatnonzero(e >= 0.25 * e.max())
     a, b = loud[0], loud[-1] + 1
     q = (b - a) // 4
@@ -128,8 +152,9 @@ def convert_and_featurise(job: tuple[str, str | None, list]) -> tuple[str, str, 
     if voice:
         block = 960
         v = make_voice(load_config(), RATE, voice, block=block)
-        x = np.concatenate([v.process(RawAudio(x[i:i + block], RATE, i / RATE)).samples
-                            for i in range(0, len(x) - block + 1, block)])
+        x = np.concatenate(
+            [v.process(RawAudio(x[i : i + block], RATE, i / RATE)).samples for i in range(0, len(x) - block + 1, block)]
+        )
         delay = int(getattr(v, "latency", 0))  # samples
     feats = VisemeFeatures(RATE, PRIOR_SD)
     f, _ = feats.push(x)
@@ -149,8 +174,12 @@ PRIOR_SD = np.full(BANDS, PRIOR_SD_DB)
 def train(X: np.ndarray, y: np.ndarray, hidden: int = 32, epochs: int = 40, seed: int = 0) -> list:
     """A tanh MLP by Adam on class-balanced cross-entropy; returns [(w1, b1), (w2, b2)]."""
     rng = np.random.default_rng(seed)
-    params = [rng.standard_normal((X.shape[1], hidden)) / np.sqrt(X.shape[1]), np.zeros(hidden),
-              rng.standard_normal((hidden, len(VISEMES))) / np.sqrt(hidden), np.zeros(len(VISEMES))]
+    params = [
+        rng.standard_normal((X.shape[1], hidden)) / np.sqrt(X.shape[1]),
+        np.zeros(hidden),
+        rng.standard_normal((hidden, len(VISEMES))) / np.sqrt(hidden),
+        np.zeros(len(VISEMES)),
+    ]
     onehot = np.eye(len(VISEMES))[y]
     weight = 1 / np.bincount(y, minlength=len(VISEMES))[y]
     weight /= weight.mean()
@@ -161,7 +190,7 @@ def train(X: np.ndarray, y: np.ndarray, hidden: int = 32, epochs: int = 40, seed
     for _ in range(epochs):
         rng.shuffle(order)
         for s in range(0, len(order), 256):
-            bi = order[s:s + 256]
+            bi = order[s : s + 256]
             w1, b1, w2, b2 = params
             h = np.tanh(X[bi] @ w1 + b1)
             z = h @ w2 + b2
@@ -174,7 +203,7 @@ def train(X: np.ndarray, y: np.ndarray, hidden: int = 32, epochs: int = 40, seed
             for k, g in enumerate(grads):
                 m[k] = 0.9 * m[k] + 0.1 * g
                 v[k] = 0.999 * v[k] + 0.001 * g * g
-                params[k] -= 0.003 * (m[k] / (1 - 0.9 ** step)) / (np.sqrt(v[k] / (1 - 0.999 ** step)) + 1e-8)
+                params[k] -= 0.003 * (m[k] / (1 - 0.9**step)) / (np.sqrt(v[k] / (1 - 0.999**step)) + 1e-8)
     return [(params[0], params[1]), (params[2], params[3])]
 
 
@@ -198,18 +227,28 @@ def main() -> None:
     jobs = [(s, v, w) for s, w in data for v in [None, *VOICES]]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(convert_and_featurise, jobs))
-    held = {f"kokoro{i:02d}" for i in range(KOKORO - HELD_KOKORO + 1, KOKORO + 1)} | {"piper-joe"} | {
-        f"espeak-{v}" for v in HELD_ESPEAK}
+    held = (
+        {f"kokoro{i:02d}" for i in range(KOKORO - HELD_KOKORO + 1, KOKORO + 1)}
+        | {"piper-joe"}
+        | {f"espeak-{v}" for v in HELD_ESPEAK}
+    )
     X = np.concatenate([f[lab >= 0] for s, v, f, lab in results if s not in held])
     y = np.concatenate([lab[lab >= 0] for s, v, f, lab in results if s not in held])
     layers = train(X, y)
     r = lambda a: np.round(np.asarray(a), 5).tolist()  # noqa: E731
-    OUT.write_text(json.dumps({"classes": list(VISEMES), "prior_sd": r(PRIOR_SD),
-                               "layers": [[r(w), r(b)] for w, b in layers]}, separators=(",", ":")) + "\n")
+    OUT.write_text(
+        json.dumps(
+            {"classes": list(VISEMES), "prior_sd": r(PRIOR_SD), "layers": [[r(w), r(b)] for w, b in layers]},
+            separators=(",", ":"),
+        )
+        + "\n"
+    )
     model = VisemeModel(str(OUT))
-    print(f"wrote {OUT} ({OUT.stat().st_size // 1024} KiB) from {len(X)} frames. Held-out speakers, per word "
-          "(its vowel's frames averaged, as the mouth shows them): the lips' shape right (neutral = open or mid, "
-          "spread, round; 95 % interval), and open words read as round (the visible error):")
+    print(
+        f"wrote {OUT} ({OUT.stat().st_size // 1024} KiB) from {len(X)} frames. Held-out speakers, per word "
+        "(its vowel's frames averaged, as the mouth shows them): the lips' shape right (neutral = open or mid, "
+        "spread, round; 95 % interval), and open words read as round (the visible error):"
+    )
     for group in ("kokoro", "piper", "espeak"):
         for voice in ["original", *VOICES]:
             right, pursed = [], []
@@ -224,8 +263,10 @@ def main() -> None:
                     if lab[run[0]] == 0:
                         pursed.append(guess == 2)
             lo, hi = wilson(sum(right), len(right))
-            print(f"  {group:6s} {voice:12s} right {np.mean(right):.2f} [{lo:.2f}, {hi:.2f}] of {len(right):3d}"
-                  f"   open read round {np.mean(pursed):.2f}")
+            print(
+                f"  {group:6s} {voice:12s} right {np.mean(right):.2f} [{lo:.2f}, {hi:.2f}] of {len(right):3d}"
+                f"   open read round {np.mean(pursed):.2f}"
+            )
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -1,4 +1,5 @@
 """RAVAS: real-time, local audiovisual anonymization (virtual camera + virtual microphone)."""
+
 import os as _os
 
 # OpenCV reads these when cv2 is first imported: probing for a missing camera stays quiet.

@@ -6,6 +6,7 @@ found through :mod:`importlib.resources`, never through the checkout. In a check
 ``ravasd/bundled/{avatars,service,drivers}`` are links to the top-level folders of the same name,
 which stay the source (a build copies their files into the package).
 """
+
 from __future__ import annotations
 
 from importlib import resources
@@ -21,6 +22,8 @@ def path(*parts: str) -> Path:
     """
     ref = resources.files(__package__).joinpath("bundled", *parts)
     if not isinstance(ref, Path):
-        raise RavasError(f"ravasd is installed as a zip archive ({ref}), so its bundled files cannot be read.",
-                         "install it unpacked: `pipx install ravasd` or `pip install ravasd`.")
+        raise RavasError(
+            f"ravasd is installed as a zip archive ({ref}), so its bundled files cannot be read.",
+            "install it unpacked: `pipx install ravasd` or `pip install ravasd`.",
+        )
     return ref

@@ -7,6 +7,7 @@ CLI works with that object only (it pickles, so worker processes receive it whol
 Each field's ``metadata`` holds its help text and its allowed values (``range`` or ``choices``);
 ``docs/config.md``-style reference text is generated from it by ``ravasd config reference``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,19 +15,19 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 import yaml
 
 from . import paths
 from .errors import ConfigError
 
-
 #: How the running daemon applies a changed setting (``ravasd ctl set``, the settings window):
-LIVE = "live"             # at once: the converter is rebuilt from the new settings, nothing reopens
-RESTART = "restarted"     # that stream's worker restarts (a device reopens, the stream resizes): ≈ 1 s of placeholder
+LIVE = "live"  # at once: the converter is rebuilt from the new settings, nothing reopens
+RESTART = "restarted"  # that stream's worker restarts (a device reopens, the stream resizes): ≈ 1 s of placeholder
 NEXT_START = "next start"  # the rest: saved, used when ravasd next starts
 APPLY = (LIVE, RESTART, NEXT_START)
 
@@ -42,89 +43,148 @@ def _f(*args: Any, **meta: Any) -> Any:
 @dataclass(frozen=True)
 class VideoConfig:
     enabled: bool = _f(True, "Run the video pipeline (camera → avatar → RAVAS Camera).")
-    source: str = _f(RESTART, "auto", "Where frames come from; auto = camera, else the built-in demo.",
-                     choices=("auto", "camera", "demo", "file"))
-    camera: Union[int, str] = _f(RESTART, 0, "Camera index (0, 1, …) or device path (/dev/video0).")
+    source: str = _f(
+        RESTART,
+        "auto",
+        "Where frames come from; auto = camera, else the built-in demo.",
+        choices=("auto", "camera", "demo", "file"),
+    )
+    camera: int | str = _f(RESTART, 0, "Camera index (0, 1, …) or device path (/dev/video0).")
     width: int = _f(RESTART, 1280, "Output width in pixels.", range=(160, 1920))
     height: int = _f(RESTART, 720, "Output height in pixels.", range=(120, 1080))
     fps: int = _f(RESTART, 30, "Output frame rate.", range=(1, 60))
     converter: str = _f(LIVE, "avatar", "Video anonymizer: avatar, facemask or card (see `ravasd converters`).")
     avatar: str = _f(LIVE, "sol", "Avatar name (see `ravasd avatars list`) or path to a .glb/.vrm file.")
-    background: str = _f(LIVE, "#8cacc4", "Background colour behind the avatar (#rrggbb).",
-                         pattern=r"^#[0-9a-fA-F]{6}$")
-    background_image: Union[str, None] = _f(LIVE, None, "Picture behind the avatar (PNG/JPEG; scaled to cover); "
-                                            "null = the background colour.")
-    framing: str = _f(LIVE, "bust", "How the avatar is framed: close (the face fills the frame), bust (head and "
-                      "shoulders) or wide (down to the chest); the eyes sit a third from the top.",
-                      choices=("close", "bust", "wide"))
-    render_scale: Union[float, str] = _f(LIVE, "auto", "Avatar render resolution ÷ output resolution (0.25..1, upscaled "
-                                         "after); auto = 0.75 on a software renderer at ≥ 1280 px wide, else 1.",
-                                         range=(0.25, 1.0), choices_or=("auto",))
-    sink: str = _f("auto", "Where anonymized frames go; auto = the RAVAS Camera when present, else null.",
-                   choices=("auto", "virtual", "file", "preview", "null"))
-    deadline_ms: int = _f(RESTART, 250, "Show the placeholder when no anonymized frame is newer than this.",
-                          range=(20, 5000))
-    detection_log: Union[str, None] = _f(None, "Write face-tracking results to this JSON file (RAVAS format).")
+    background: str = _f(
+        LIVE, "#8cacc4", "Background colour behind the avatar (#rrggbb).", pattern=r"^#[0-9a-fA-F]{6}$"
+    )
+    background_image: str | None = _f(
+        LIVE, None, "Picture behind the avatar (PNG/JPEG; scaled to cover); null = the background colour."
+    )
+    framing: str = _f(
+        LIVE,
+        "bust",
+        "How the avatar is framed: close (the face fills the frame), bust (head and "
+        "shoulders) or wide (down to the chest); the eyes sit a third from the top.",
+        choices=("close", "bust", "wide"),
+    )
+    render_scale: float | str = _f(
+        LIVE,
+        "auto",
+        "Avatar render resolution ÷ output resolution (0.25..1, upscaled "
+        "after); auto = 0.75 on a software renderer at ≥ 1280 px wide, else 1.",
+        range=(0.25, 1.0),
+        choices_or=("auto",),
+    )
+    sink: str = _f(
+        "auto",
+        "Where anonymized frames go; auto = the RAVAS Camera when present, else null.",
+        choices=("auto", "virtual", "file", "preview", "null"),
+    )
+    deadline_ms: int = _f(
+        RESTART, 250, "Show the placeholder when no anonymized frame is newer than this.", range=(20, 5000)
+    )
+    detection_log: str | None = _f(None, "Write face-tracking results to this JSON file (RAVAS format).")
 
 
 @dataclass(frozen=True)
 class AudioConfig:
     enabled: bool = _f(True, "Run the voice pipeline (microphone → voice → RAVAS Mic).")
-    source: str = _f(RESTART, "auto", "Where audio comes from; auto = default microphone, else the demo.",
-                     choices=("auto", "mic", "demo", "file"))
-    input_device: Union[int, str, None] = _f(RESTART, None, "Microphone name or index; null = system default.")
-    output_device: Union[int, str, None] = _f(None, "Output device name or index for sink=device.")
-    sample_rate: int = _f(48000, "Device sample rate in Hz (voices run at 16/32/48 kHz; other rates are resampled with soxr, +0.3 ms).",
-                          choices=(16000, 22050, 24000, 32000, 44100, 48000))
+    source: str = _f(
+        RESTART,
+        "auto",
+        "Where audio comes from; auto = default microphone, else the demo.",
+        choices=("auto", "mic", "demo", "file"),
+    )
+    input_device: int | str | None = _f(RESTART, None, "Microphone name or index; null = system default.")
+    output_device: int | str | None = _f(None, "Output device name or index for sink=device.")
+    sample_rate: int = _f(
+        48000,
+        "Device sample rate in Hz (voices run at 16/32/48 kHz; other rates are resampled with soxr, +0.3 ms).",
+        choices=(16000, 22050, 24000, 32000, 44100, 48000),
+    )
     block_ms: int = _f(5, "Audio block length in milliseconds (smaller = lower latency).", range=(5, 200))
     voice: str = _f(LIVE, "tenor", "Voice converter (see `ravasd voices list`).")
-    sink: str = _f("auto", "Where converted audio goes; auto = the RAVAS Mic when it can be made, else null.",
-                   choices=("auto", "virtual", "device", "file", "null"))
+    sink: str = _f(
+        "auto",
+        "Where converted audio goes; auto = the RAVAS Mic when it can be made, else null.",
+        choices=("auto", "virtual", "device", "file", "null"),
+    )
     deadline_ms: int = _f(RESTART, 60, "Play silence when no converted audio arrived for this long.", range=(10, 1000))
-    max_latency_ms: int = _f(RESTART, 200, "Buffered audio beyond this is dropped so latency cannot creep.",
-                             range=(20, 2000))
-    device: str = _f(LIVE, "cpu", "Where the neural voices (Mimi-VC, kNN-VC) run: cpu, auto (the best accelerator "
-                     "onnxruntime has), cuda, coreml or directml.",
-                     choices=("cpu", "auto", "cuda", "coreml", "directml"))
-    knn_k: int = _f(LIVE, 4, "Neural voices: each source frame becomes the mean of its k nearest target frames "
-                    "(higher = smoother, less like the target's articulation).", range=(1, 32))
-    pool_seconds: Union[int, None] = _f(LIVE, None, "Neural voices: use at most this many seconds of the target's "
-                                        "recordings (less = less CPU); null = all.", range=(5, 36000))
-    knnvc_chunk: int = _f(LIVE, 4800, "kNN-VC: samples at 16 kHz per WavLM/HiFi-GAN call, previous context included "
-                          "(RAVAS's graphs exist for 3200, 4800, 9600).", choices=(3200, 3520, 4800, 5120, 9600, 9920))
-    knnvc_context: int = _f(LIVE, 3200, "kNN-VC: samples of earlier audio (16 kHz) in each chunk, at least the 320 HiFi-GAN's "
-                            "output stops short of a chunk; the rest is new audio, so chunk − context is the hop "
-                            "and the look-ahead (3200 of 4800: 100 ms).", choices=(320, 1600, 3200, 4800, 8000))
+    max_latency_ms: int = _f(
+        RESTART, 200, "Buffered audio beyond this is dropped so latency cannot creep.", range=(20, 2000)
+    )
+    device: str = _f(
+        LIVE,
+        "cpu",
+        "Where the neural voices (Mimi-VC, kNN-VC) run: cpu, auto (the best accelerator "
+        "onnxruntime has), cuda, coreml or directml.",
+        choices=("cpu", "auto", "cuda", "coreml", "directml"),
+    )
+    knn_k: int = _f(
+        LIVE,
+        4,
+        "Neural voices: each source frame becomes the mean of its k nearest target frames "
+        "(higher = smoother, less like the target's articulation).",
+        range=(1, 32),
+    )
+    pool_seconds: int | None = _f(
+        LIVE,
+        None,
+        "Neural voices: use at most this many seconds of the target's recordings (less = less CPU); null = all.",
+        range=(5, 36000),
+    )
+    knnvc_chunk: int = _f(
+        LIVE,
+        4800,
+        "kNN-VC: samples at 16 kHz per WavLM/HiFi-GAN call, previous context included "
+        "(RAVAS's graphs exist for 3200, 4800, 9600).",
+        choices=(3200, 3520, 4800, 5120, 9600, 9920),
+    )
+    knnvc_context: int = _f(
+        LIVE,
+        3200,
+        "kNN-VC: samples of earlier audio (16 kHz) in each chunk, at least the 320 HiFi-GAN's "
+        "output stops short of a chunk; the rest is new audio, so chunk − context is the hop "
+        "and the look-ahead (3200 of 4800: 100 ms).",
+        choices=(320, 1600, 3200, 4800, 8000),
+    )
 
 
 @dataclass(frozen=True)
 class FilesConfig:
-    input: Union[str, None] = _f(None, "Media file played as source when video/audio source = file.")
-    output: Union[str, None] = _f(None, "Recording written when video/audio sink = file (.mp4 / .wav).")
+    input: str | None = _f(None, "Media file played as source when video/audio source = file.")
+    output: str | None = _f(None, "Recording written when video/audio sink = file (.mp4 / .wav).")
     loop: bool = _f(True, "Restart the input file at its end (live mode).")
 
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    face_landmarker: Union[str, None] = _f(None, "Path to face_landmarker.task; null = env/cache lookup.")
+    face_landmarker: str | None = _f(None, "Path to face_landmarker.task; null = env/cache lookup.")
     allow_download: bool = _f(True, "Fetch a missing model from its official URL (sha256-checked).")
-    mimi: Union[str, None] = _f(None, "Folder with the installed Mimi graphs (`ravasd models fetch mimi` makes it); "
-                                "null = the user cache.")
-    knnvc: Union[str, None] = _f(None, "Folder with RAVAS's kNN-VC ONNX files (wavlm_<S>.onnx, hifigan_<S>.onnx); "
-                                 "null = the copy `ravasd models add knnvc DIR` made in the user cache.")
+    mimi: str | None = _f(
+        None, "Folder with the installed Mimi graphs (`ravasd models fetch mimi` makes it); null = the user cache."
+    )
+    knnvc: str | None = _f(
+        None,
+        "Folder with RAVAS's kNN-VC ONNX files (wavlm_<S>.onnx, hifigan_<S>.onnx); "
+        "null = the copy `ravasd models add knnvc DIR` made in the user cache.",
+    )
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    hang_timeout_ms: int = _f(2000, "A converter busy longer than this is replaced by a fresh one.",
-                              range=(100, 60000))
+    hang_timeout_ms: int = _f(2000, "A converter busy longer than this is replaced by a fresh one.", range=(100, 60000))
     sync: bool = _f(True, "Delay video by the audio path's latency so lips and voice match.")
     status_interval_ms: int = _f(500, "How often workers report status.", range=(50, 10000))
-    audio_realtime: bool = _f(False, "Ask the OS for real-time scheduling (SCHED_RR) of the audio worker instead "
-                              "of nice −10. Off by default: under load it measured no better than nice −10, and "
-                              "real-time threads that share Python's GIL risk convoys. The audio worker gets nice "
-                              "−10 where allowed; the video worker always runs at nice +10, so video gives way "
-                              "first under load.")
+    audio_realtime: bool = _f(
+        False,
+        "Ask the OS for real-time scheduling (SCHED_RR) of the audio worker instead "
+        "of nice −10. Off by default: under load it measured no better than nice −10, and "
+        "real-time threads that share Python's GIL risk convoys. The audio worker gets nice "
+        "−10 where allowed; the video worker always runs at nice +10, so video gives way "
+        "first under load.",
+    )
 
 
 @dataclass(frozen=True)
@@ -135,7 +195,7 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
 
-    def replace(self, **dotted: Any) -> "Config":
+    def replace(self, **dotted: Any) -> Config:
         """Return a copy with ``{"audio.voice": "x"}``-style overrides, validated."""
         data = to_dict(self)
         for key, value in dotted.items():
@@ -145,6 +205,7 @@ class Config:
 
 # ---------------------------------------------------------------- validation
 
+
 def block_size(cfg: Config) -> int:
     """Samples per audio block at the device rate (``audio.block_ms`` rounded to whole samples)."""
     return max(1, int(round(cfg.audio.sample_rate * cfg.audio.block_ms / 1000)))
@@ -153,8 +214,11 @@ def block_size(cfg: Config) -> int:
 def _type_name(tp: Any) -> str:
     names = []
     for t in typing.get_args(tp) or (tp,):
-        names.append("null" if t is type(None) else {int: "integer", str: "string", bool: "true/false",
-                                                     float: "number"}.get(t, str(t)))
+        names.append(
+            "null"
+            if t is type(None)
+            else {int: "integer", str: "string", bool: "true/false", float: "number"}.get(t, str(t))
+        )
     return " or ".join(names)
 
 
@@ -196,8 +260,6 @@ def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
     return value
 
 
-
-
 def _section_fields(cls: type) -> dict[str, dataclasses.Field]:
     hints = typing.get_type_hints(cls)
     out = {}
@@ -218,8 +280,9 @@ def from_dict(data: Any, origin: str = "config") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: the top level must be a mapping of sections "
-                          f"(video:, audio:, …), got {type(data).__name__}.")
+        raise ConfigError(
+            f"{origin}: the top level must be a mapping of sections (video:, audio:, …), got {type(data).__name__}."
+        )
     sections = _section_fields(Config)
     built = {}
     for sname, sdata in data.items():
@@ -279,13 +342,13 @@ class _ConfigLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
             ev = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a config",
-                                              ev.start_mark)
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a config", ev.start_mark)
         self._depth = getattr(self, "_depth", 0) + 1
         try:
             if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
-                                                  self.peek_event().start_mark)
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -305,27 +368,35 @@ def read_yaml(path: Path) -> dict:
     :class:`ConfigError` naming the file and, for syntax, the line."""
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"Config file {path} is {path.stat().st_size // 1024} KB; a config is a few lines.",
-                              "check that this is the right file (`ravasd config show` prints a valid example).")
+            raise ConfigError(
+                f"Config file {path} is {path.stat().st_size // 1024} KB; a config is a few lines.",
+                "check that this is the right file (`ravasd config show` prints a valid example).",
+            )
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"Config file {path} does not exist.",
-                          "check the path, or run `ravasd config path` to see where the default lives.") from None
+        raise ConfigError(
+            f"Config file {path} does not exist.",
+            "check the path, or run `ravasd config path` to see where the default lives.",
+        ) from None
     except OSError as err:
         raise ConfigError(f"Config file {path} cannot be read: {err.strerror}.") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"Config file {path} is not UTF-8 text (byte {err.start} is {raw[err.start]:#04x}).",
-                          "save it as UTF-8 in a text editor.") from None
+        raise ConfigError(
+            f"Config file {path} is not UTF-8 text (byte {err.start} is {raw[err.start]:#04x}).",
+            "save it as UTF-8 in a text editor.",
+        ) from None
     try:
         data = load_yaml_text(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"Config file {path}{where}: not valid YAML ({problem}).",
-                          "fix the indentation/quoting there; `ravasd config show` prints a valid example.") from None
+        raise ConfigError(
+            f"Config file {path}{where}: not valid YAML ({problem}).",
+            "fix the indentation/quoting there; `ravasd config show` prints a valid example.",
+        ) from None
     except RecursionError:
         raise ConfigError(f"Config file {path}: nested too deeply to be a config.") from None
     if data is None:
@@ -347,8 +418,9 @@ def parse_value(text: str) -> Any:
     return value
 
 
-def load_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None,
-                use_user_file: bool = True) -> Config:
+def load_config(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None, use_user_file: bool = True
+) -> Config:
     """Defaults ← user config file ← ``config_file`` ← ``overrides`` (dotted keys)."""
     data: dict = {}
     if use_user_file and paths.config_file().exists():

@@ -4,6 +4,7 @@ Every error a user can cause (bad config, missing file, unusable device) is rais
 :class:`RavasError` whose text is one paragraph naming the file/field and the fix. The CLI
 prints it without a traceback and exits with ``exit_code``.
 """
+
 from __future__ import annotations
 
 

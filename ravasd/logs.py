@@ -3,6 +3,7 @@
 Logs carry no personal data: no audio/video content is ever logged, and the user's home
 directory is written as ``~`` (user names often appear in paths).
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """Model files: lookup (config path → ``RAVAS_MODELS_DIR`` → user cache) and the one allowed
 network access, an announced, sha256-checked download from the official source."""
+
 from __future__ import annotations
 
 import hashlib
@@ -63,8 +64,10 @@ def find(spec: ModelSpec, configured: str | None = None) -> Path | None:
     if configured:
         path = Path(configured).expanduser()
         if not path.is_file():
-            raise ModelError(f"{spec.config_key}: {path} does not exist.",
-                             f"fix the path, or remove the setting to use {cache_path(spec)}.")
+            raise ModelError(
+                f"{spec.config_key}: {path} does not exist.",
+                f"fix the path, or remove the setting to use {cache_path(spec)}.",
+            )
         return path
     env = os.environ.get("RAVAS_MODELS_DIR")
     for cand in ([Path(env) / spec.name] if env else []) + [cache_path(spec)]:
@@ -72,8 +75,10 @@ def find(spec: ModelSpec, configured: str | None = None) -> Path | None:
             recorded = cand.with_name(f"{cand.name}.sha256")
             want = spec.sha256 or (recorded.read_text().strip() if recorded.is_file() else "")
             if want and sha256(cand) != want:
-                raise ModelError(f"{cand} is corrupt or a different version (sha256 mismatch).",
-                                 f"delete it and run `ravasd models fetch`, or download {spec.url}.")
+                raise ModelError(
+                    f"{cand} is corrupt or a different version (sha256 mismatch).",
+                    f"delete it and run `ravasd models fetch`, or download {spec.url}.",
+                )
             return cand
     return None
 
@@ -122,9 +127,10 @@ def fetch(spec: ModelSpec, progress: bool = True, dest: Path | None = None) -> P
             stated = _stated_sha256(resp.headers)
             length = int(resp.headers.get("Content-Length") or 0)
             total = (have + length) if length else None
-            with open(tmp, "ab" if resumed else "wb") as out, \
-                    tqdm(total=total, initial=have, unit="B", unit_scale=True, disable=not progress,
-                         leave=False) as bar:
+            with (
+                open(tmp, "ab" if resumed else "wb") as out,
+                tqdm(total=total, initial=have, unit="B", unit_scale=True, disable=not progress, leave=False) as bar,
+            ):
                 received = 0
                 for chunk in iter(lambda: resp.read(1 << 16), b""):
                     out.write(chunk)
@@ -136,23 +142,32 @@ def fetch(spec: ModelSpec, progress: bool = True, dest: Path | None = None) -> P
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         reason = getattr(err, "reason", err)
         kept = tmp.is_file() and tmp.stat().st_size > 0
-        raise ModelError(f"Could not download {spec.name} ({reason})"
-                         + (f"; the {tmp.stat().st_size / 1e6:.1f} MB received are kept and the next try "
-                            "continues from there." if kept else "."),
-                         f"try again (`ravasd models fetch`), or download {spec.url} by hand and put it at "
-                         f"{dest} (or point {spec.config_key} or RAVAS_MODELS_DIR at a folder that has it).") from None
+        raise ModelError(
+            f"Could not download {spec.name} ({reason})"
+            + (
+                f"; the {tmp.stat().st_size / 1e6:.1f} MB received are kept and the next try continues from there."
+                if kept
+                else "."
+            ),
+            f"try again (`ravasd models fetch`), or download {spec.url} by hand and put it at "
+            f"{dest} (or point {spec.config_key} or RAVAS_MODELS_DIR at a folder that has it).",
+        ) from None
     got = h.hexdigest()
     want = want or stated or ""
     if want and got != want:
         tmp.unlink(missing_ok=True)
-        raise ModelError(f"Downloaded {spec.name} failed its sha256 check (got {got[:12]}…, expected {want[:12]}…).",
-                         "try again later; do not use the file.")
+        raise ModelError(
+            f"Downloaded {spec.name} failed its sha256 check (got {got[:12]}…, expected {want[:12]}…).",
+            "try again later; do not use the file.",
+        )
     if not spec.sha256 and not recorded.is_file():
         recorded.write_text(got + "\n")
-        print(f"  no public source states {spec.name}'s sha256"
-              + (" beyond the server's own" if stated else "")
-              + f"; recorded {got} at first download ({recorded}); later copies must match it.",
-              file=sys.stderr)
+        print(
+            f"  no public source states {spec.name}'s sha256"
+            + (" beyond the server's own" if stated else "")
+            + f"; recorded {got} at first download ({recorded}); later copies must match it.",
+            file=sys.stderr,
+        )
     os.replace(tmp, dest)
     return dest
 
@@ -163,6 +178,8 @@ def resolve(spec: ModelSpec, configured: str | None, allow_download: bool, progr
     if path is not None:
         return path
     if not allow_download:
-        raise ModelError(f"{spec.name} is missing and downloads are switched off (models.allow_download).",
-                         f"put it at {cache_path(spec)}, or set {spec.config_key} / RAVAS_MODELS_DIR.")
+        raise ModelError(
+            f"{spec.name} is missing and downloads are switched off (models.allow_download).",
+            f"put it at {cache_path(spec)}, or set {spec.config_key} / RAVAS_MODELS_DIR.",
+        )
     return fetch(spec, progress)

@@ -3,6 +3,7 @@
 ``RAVAS_HOME`` (if set) puts config, cache, data, log and runtime dirs under one folder, so
 tests and portable installs never touch the real user profile.
 """
+
 from __future__ import annotations
 
 import os

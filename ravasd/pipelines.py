@@ -4,10 +4,12 @@ Runs inside a stream's worker process (called by the supervisor through :data:`W
 the daemon resolved every ``auto`` choice (:mod:`ravasd.daemon.resolve`). Nothing here decides
 policy or measures anything: it only connects the stages the config names.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .audio import sinks as audio_sinks
 from .audio import sources as audio_sources
@@ -62,10 +64,16 @@ def _build_video(cfg: Config, routes: Routes, on_eof: Callable[[], None] | None)
         "file": lambda: video_sinks.FileVideoSink(output_parts(cfg)["video"], w, h, fps),
         "null": video_sinks.NullVideoSink,
     }[_concrete(v.sink, "video.sink")]
-    return StreamRunner(source=source, converter=converter_factory("video", cfg, routes), sink=sink,
-                        publisher=VideoPublisher(1.0 / fps, w, h), deadline=v.deadline_ms / 1000,
-                        hang_timeout=cfg.engine.hang_timeout_ms / 1000, on_eof=on_eof,
-                        tap=FrameTap(routes.video_frame) if routes.video_frame is not None else None)
+    return StreamRunner(
+        source=source,
+        converter=converter_factory("video", cfg, routes),
+        sink=sink,
+        publisher=VideoPublisher(1.0 / fps, w, h),
+        deadline=v.deadline_ms / 1000,
+        hang_timeout=cfg.engine.hang_timeout_ms / 1000,
+        on_eof=on_eof,
+        tap=FrameTap(routes.video_frame) if routes.video_frame is not None else None,
+    )
 
 
 def _build_audio(cfg: Config, routes: Routes, on_eof: Callable[[], None] | None) -> StreamRunner:
@@ -87,11 +95,17 @@ def _build_audio(cfg: Config, routes: Routes, on_eof: Callable[[], None] | None)
         "null": audio_sinks.NullAudioSink,
     }[_concrete(a.sink, "audio.sink")]
     shared = routes.audio_level
-    return StreamRunner(source=source, converter=converter_factory("audio", cfg, routes), sink=sink,
-                        publisher=AudioPublisher(block / rate, rate, block), deadline=a.deadline_ms / 1000,
-                        hang_timeout=cfg.engine.hang_timeout_ms / 1000,
-                        max_backlog=max(2, int(a.max_latency_ms / a.block_ms)), on_eof=on_eof,
-                        tap=LevelTap(shared) if shared is not None else None)
+    return StreamRunner(
+        source=source,
+        converter=converter_factory("audio", cfg, routes),
+        sink=sink,
+        publisher=AudioPublisher(block / rate, rate, block),
+        deadline=a.deadline_ms / 1000,
+        hang_timeout=cfg.engine.hang_timeout_ms / 1000,
+        max_backlog=max(2, int(a.max_latency_ms / a.block_ms)),
+        on_eof=on_eof,
+        tap=LevelTap(shared) if shared is not None else None,
+    )
 
 
 def _concrete(value: str, key: str) -> str:

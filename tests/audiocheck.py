@@ -1,5 +1,6 @@
 """Signal checks for the audio device tests: where a known signal sits in a recording and how well
 a known conversion of it explains each stretch (R²), robust to the odd glitch of a loaded VM."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -36,13 +37,14 @@ def align(y: np.ndarray, x: np.ndarray) -> int:
     c = fftconvolve(ey, ex[::-1], mode="valid")
     coarse = int(np.argmax(c)) * 48
     seg = slice(RATE // 2, RATE // 2 + RATE // 2)
-    best = max(range(max(0, coarse - 96), coarse + 96),
-               key=lambda lag: ringmod_fit(y[lag + seg.start:lag + seg.stop], x[seg]))
+    best = max(
+        range(max(0, coarse - 96), coarse + 96),
+        key=lambda lag: ringmod_fit(y[lag + seg.start : lag + seg.stop], x[seg]),
+    )
     return best
 
 
-def window_fit(y: np.ndarray, xw: np.ndarray, guess: int, span: int = 2400,
-               ringmod: bool = True) -> tuple[float, int]:
+def window_fit(y: np.ndarray, xw: np.ndarray, guess: int, span: int = 2400, ringmod: bool = True) -> tuple[float, int]:
     """Best fit (as ``ringmod_fit``, or ``plain_fit`` when not ``ringmod``) of window ``xw`` at any lag
     of ``y`` within ``guess ± span`` samples, and that lag: every lag at once, exactly, by correlating
     ``y`` with the basis signals (R² = ‖P·y_j‖² / ‖y_j‖², P the projection onto them)."""
@@ -53,9 +55,12 @@ def window_fit(y: np.ndarray, xw: np.ndarray, guess: int, span: int = 2400,
     if hi < lo:
         return -1.0, guess
     t = np.arange(n) / RATE
-    A = (np.stack([xw * np.sin(2 * np.pi * 30 * t), xw * np.cos(2 * np.pi * 30 * t)], axis=1) if ringmod
-         else xw[:, None].astype(np.float64))
-    seg = y[lo:hi + n].astype(np.float64)
+    A = (
+        np.stack([xw * np.sin(2 * np.pi * 30 * t), xw * np.cos(2 * np.pi * 30 * t)], axis=1)
+        if ringmod
+        else xw[:, None].astype(np.float64)
+    )
+    seg = y[lo : hi + n].astype(np.float64)
     aty = np.stack([fftconvolve(seg, A[::-1, k], mode="valid") for k in range(A.shape[1])], axis=1)  # (lags, 2)
     energy = np.convolve(seg * seg, np.ones(n), mode="valid")
     explained = np.einsum("li,ij,lj->l", aty, np.linalg.inv(A.T @ A), aty)
@@ -79,8 +84,8 @@ def window_fits(y: np.ndarray, x: np.ndarray, lag: int, ringmod: bool = True) ->
     so one glitch costs the window it falls in, not every window after it."""
     win, cur, rows = RATE // 4, lag, []
     for i in range(0, len(x) - win, win):
-        if np.abs(x[i:i + win]).max() > 0.1:
-            fit, at = window_fit(y, x[i:i + win], cur + i, ringmod=ringmod)
+        if np.abs(x[i : i + win]).max() > 0.1:
+            fit, at = window_fit(y, x[i : i + win], cur + i, ringmod=ringmod)
             rows.append((i, fit, at))
             cur = at - i if fit > 0.9 else cur
     start, fit, at = (np.array(c) for c in zip(*rows)) if rows else (np.zeros(0, int),) * 3

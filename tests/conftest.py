@@ -1,4 +1,5 @@
 """Shared fixtures. Every test runs with RAVAS_HOME in a temp dir, so no user profile is touched."""
+
 from __future__ import annotations
 
 import os
@@ -76,8 +77,12 @@ def desktop(tmp_path_factory):
         raise RuntimeError("Xvfb is not installed (./bootstrap.sh test installs it)")
     root = tmp_path_factory.mktemp("desktop")
     r, w = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(w), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+        pass_fds=(w,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(w)
     display = b""
     while not display.endswith(b"\n"):
@@ -87,8 +92,11 @@ def desktop(tmp_path_factory):
         display += chunk
     os.close(r)
     bus = root / "bus"
-    dbus = subprocess.Popen(["dbus-daemon", "--session", f"--address=unix:path={bus}", "--nofork", "--nopidfile"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dbus = subprocess.Popen(
+        ["dbus-daemon", "--session", f"--address=unix:path={bus}", "--nofork", "--nopidfile"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(100):
         if bus.exists():
             break

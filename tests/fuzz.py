@@ -5,12 +5,14 @@ hostile values — wrong types, huge and non-finite numbers, long strings, deep 
 mutations flip, cut, repeat and splice a valid file. Everything comes from ``random.Random(seed)``,
 so a failing case is reproduced by its seed and index.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import random
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 def _deep(depth: int, kind: str = "list") -> Any:
@@ -21,12 +23,40 @@ def _deep(depth: int, kind: str = "list") -> Any:
 
 
 def hostile_value(rng: random.Random) -> Any:
-    return rng.choice([
-        None, True, False, 0, -1, 1, 2 ** 31, -(2 ** 63), 2 ** 200, 1e308, -1e308, 0.5, float("nan"),
-        float("inf"), "", "x", "é\u202e\x00", "a" * 5000, [], {}, [1, 2, 3], [[1], [2]], {"a": 1},
-        [None] * 20, {"": None}, _deep(rng.choice([50, 400])), _deep(rng.choice([50, 400]), "dict"),
-        list(range(100)), {"index": -5}, "../../etc/passwd",
-    ])
+    return rng.choice(
+        [
+            None,
+            True,
+            False,
+            0,
+            -1,
+            1,
+            2**31,
+            -(2**63),
+            2**200,
+            1e308,
+            -1e308,
+            0.5,
+            float("nan"),
+            float("inf"),
+            "",
+            "x",
+            "é\u202e\x00",
+            "a" * 5000,
+            [],
+            {},
+            [1, 2, 3],
+            [[1], [2]],
+            {"a": 1},
+            [None] * 20,
+            {"": None},
+            _deep(rng.choice([50, 400])),
+            _deep(rng.choice([50, 400]), "dict"),
+            list(range(100)),
+            {"index": -5},
+            "../../etc/passwd",
+        ]
+    )
 
 
 def _paths(tree: Any, prefix: tuple = ()) -> Iterator[tuple]:
@@ -80,17 +110,19 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
             for _ in range(rng.randint(1, 16)):
                 b[rng.randrange(len(b))] = rng.randrange(256)
         elif op < 0.5:
-            del b[rng.randrange(len(b)):]
+            del b[rng.randrange(len(b)) :]
         elif op < 0.65:
             j = min(len(b), i + rng.randint(1, 256))
             b[i:i] = b[i:j] * rng.randint(1, 8)
         elif op < 0.8:
             b[i:i] = rng.randbytes(rng.randint(1, 128))
         elif op < 0.9:
-            b[i:i + 4] = rng.choice([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\xff\xff\xff\x7f", b"\x01\x00\x00\x80"])
+            b[i : i + 4] = rng.choice(
+                [b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\xff\xff\xff\x7f", b"\x01\x00\x00\x80"]
+            )
         else:
             j = rng.randrange(len(b))
-            b[i:i] = b[j:j + rng.randint(1, 512)]
+            b[i:i] = b[j : j + rng.randint(1, 512)]
     return bytes(b)
 
 

@@ -1,4 +1,5 @@
 """Test stages: sources with recognisable raw data, converters with known output, recording sinks."""
+
 from __future__ import annotations
 
 import threading
@@ -56,8 +57,15 @@ class TestVideoConverter:
 
     __test__ = False
 
-    def __init__(self, value: int = CONVERTED, fail_every: int = 0, hang_on: int = 0,
-                 hang_event: threading.Event | None = None, leak: bool = False, returns_raw: bool = False):
+    def __init__(
+        self,
+        value: int = CONVERTED,
+        fail_every: int = 0,
+        hang_on: int = 0,
+        hang_event: threading.Event | None = None,
+        leak: bool = False,
+        returns_raw: bool = False,
+    ):
         self.value, self.fail_every, self.hang_on = value, fail_every, hang_on
         self.hang_event = hang_event
         self.leak, self.returns_raw = leak, returns_raw
@@ -87,8 +95,9 @@ class TestAudioConverter:
     rate = 8000
     latency = 0
 
-    def __init__(self, value: float = TONE, fail_every: int = 0, hang_on: int = 0,
-                 hang_event: threading.Event | None = None):
+    def __init__(
+        self, value: float = TONE, fail_every: int = 0, hang_on: int = 0, hang_event: threading.Event | None = None
+    ):
         self.value, self.fail_every, self.hang_on, self.hang_event = value, fail_every, hang_on, hang_event
         self.n = 0
 
@@ -151,8 +160,9 @@ def ravasd(env: dict, *args: str, timeout: float = 10):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "ravasd", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ravasd", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 #: Opens the settings window off screen (no daemon needed) and prints what its Voice page shows once
@@ -183,8 +193,13 @@ def settings_window_probe(env: dict | None = None) -> dict:
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-c", _WINDOW_PROBE], capture_output=True, text=True, timeout=360,
-                       env={**(env or os.environ), "QT_QPA_PLATFORM": "offscreen"})
+    r = subprocess.run(
+        [sys.executable, "-c", _WINDOW_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=360,
+        env={**(env or os.environ), "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["done"], "the Voice page's latencies did not come in"

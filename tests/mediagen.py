@@ -1,4 +1,5 @@
 """Generate real media files for tests (PyAV encoders; nothing downloaded)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,9 +16,9 @@ def textured_frame(i: int, width: int, height: int, seed: int = 3) -> np.ndarray
     """A high-detail moving image: seeded noise texture scrolled by ``i`` plus a bright square."""
     rng = np.random.default_rng(seed)
     tex = rng.integers(0, 255, (height, width * 2, 3), dtype=np.uint8)
-    img = np.ascontiguousarray(tex[:, i % width:i % width + width])
+    img = np.ascontiguousarray(tex[:, i % width : i % width + width])
     x = (i * 7) % max(1, width - 40)
-    img[10:50, x:x + 40] = 250
+    img[10:50, x : x + 40] = 250
     return img
 
 
@@ -27,9 +28,19 @@ def tone(seconds: float, rate: int, freq: float = 220.0) -> np.ndarray:
     return (0.4 * env * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def make_video(path: Path, *, seconds: float = 2.0, width: int = 320, height: int = 240,
-               fps: float = 25, vcodec: str = "libx264", acodec: str | None = "aac",
-               audio_rate: int = 48000, pix_fmt: str = "yuv420p", channels: int = 2) -> Path:
+def make_video(
+    path: Path,
+    *,
+    seconds: float = 2.0,
+    width: int = 320,
+    height: int = 240,
+    fps: float = 25,
+    vcodec: str = "libx264",
+    acodec: str | None = "aac",
+    audio_rate: int = 48000,
+    pix_fmt: str = "yuv420p",
+    channels: int = 2,
+) -> Path:
     """Write a video (optionally with audio) in the container given by ``path``'s extension."""
     with av.open(str(path), "w") as c:
         vs = c.add_stream(vcodec, rate=Fraction(fps).limit_denominator(1001))
@@ -48,8 +59,8 @@ def make_video(path: Path, *, seconds: float = 2.0, width: int = 320, height: in
             data = np.stack([mono] * channels) if channels == 2 else mono[None]
             fmt = a_s.codec_context.format.name if a_s.codec_context.format else "fltp"
             step = 1024
-            for k, s in enumerate(range(0, data.shape[1], step)):
-                chunk = np.ascontiguousarray(data[:, s:s + step])
+            for _k, s in enumerate(range(0, data.shape[1], step)):
+                chunk = np.ascontiguousarray(data[:, s : s + step])
                 if fmt in ("s16", "s16p"):
                     chunk = (chunk * 32767).astype(np.int16)
                     if fmt == "s16":
@@ -64,8 +75,9 @@ def make_video(path: Path, *, seconds: float = 2.0, width: int = 320, height: in
     return path
 
 
-def make_audio(path: Path, *, seconds: float = 1.5, rate: int = 16000, signal: np.ndarray | None = None,
-               codec: str | None = None) -> Path:
+def make_audio(
+    path: Path, *, seconds: float = 1.5, rate: int = 16000, signal: np.ndarray | None = None, codec: str | None = None
+) -> Path:
     """Write mono audio (.wav pcm_s16le, .flac, .mp3) with ``signal`` or a test tone."""
     data = tone(seconds, rate) if signal is None else signal.astype(np.float32)
     codec = codec or {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame"}[path.suffix]
@@ -91,13 +103,19 @@ MARKER = Marker()
 def marked_speech(tmp: Path) -> Path:
     """~9 s of espeak-ng speech at 48 kHz with the marker under it (−18 dB), as a WAV file."""
     parts = []
-    for k, text in enumerate(("Please call Stella and ask her to bring these things with her from the store.",
-                              "Six spoons of fresh snow peas, five thick slabs of blue cheese, and maybe a snack.")):
+    for k, text in enumerate(
+        (
+            "Please call Stella and ask her to bring these things with her from the store.",
+            "Six spoons of fresh snow peas, five thick slabs of blue cheese, and maybe a snack.",
+        )
+    ):
         raw = tmp / f"s{k}.wav"
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
         with av.open(str(raw)) as c:
             res = av.AudioResampler(format="flt", layout="mono", rate=48000)
-            parts.append(np.concatenate([o.to_ndarray().reshape(-1) for f in c.decode(audio=0) for o in res.resample(f)]))
+            parts.append(
+                np.concatenate([o.to_ndarray().reshape(-1) for f in c.decode(audio=0) for o in res.resample(f)])
+            )
     x = np.concatenate(parts)
     # a whole number of markers: played in a loop, the marker runs on unbroken across the restarts
     period = int(round(MARKER.seconds * 48000))

@@ -1,4 +1,5 @@
 """A private PulseAudio server for tests (real server, fake microphone as a null sink + remap source)."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,7 @@ class PulseServer:
         home.mkdir(parents=True, exist_ok=True)
         xdg.mkdir(parents=True, exist_ok=True, mode=0o700)
         (root / "ci.pa").write_text(CI_PA)
-        self.env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(xdg),
-                        PULSE_SERVER=f"unix:{xdg}/pulse/native")
+        self.env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(xdg), PULSE_SERVER=f"unix:{xdg}/pulse/native")
         self._start()
 
     def restart(self) -> None:
@@ -40,9 +40,19 @@ class PulseServer:
     def _start(self) -> None:
         root = self.root
         self.proc = subprocess.Popen(
-            ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F", str(root / "ci.pa"),
-             f"--log-target=file:{root / 'pa.log'}"], env=self.env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                "pulseaudio",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "-n",
+                "-F",
+                str(root / "ci.pa"),
+                f"--log-target=file:{root / 'pa.log'}",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(200):
             if subprocess.run(["pactl", "info"], env=self.env, capture_output=True).returncode == 0:
                 return
@@ -51,8 +61,7 @@ class PulseServer:
         raise RuntimeError(f"pulseaudio did not start; see {root / 'pa.log'}")
 
     def pactl(self, *args: str) -> str:
-        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, check=True).stdout
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -76,9 +85,14 @@ class PipeWireServer:
         bus = xdg / "bus"
         self.env = {k: v for k, v in os.environ.items() if k not in ("PULSE_SERVER", "DISPLAY")}
         self.env.update(HOME=str(home), XDG_RUNTIME_DIR=str(xdg), DBUS_SESSION_BUS_ADDRESS=f"unix:path={bus}")
-        self.procs = [subprocess.Popen(["dbus-daemon", "--session", f"--address=unix:path={bus}", "--nofork",
-                                        "--nopidfile"], env=self.env, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)]
+        self.procs = [
+            subprocess.Popen(
+                ["dbus-daemon", "--session", f"--address=unix:path={bus}", "--nofork", "--nopidfile"],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        ]
         for _ in range(100):
             if bus.exists():
                 break
@@ -101,8 +115,10 @@ class PipeWireServer:
         # quantum, which a VM's timer hiccups (up to ~12 ms measured here) overrun, so the server itself
         # drops and repeats blocks. A desktop runs 1024 (21 ms) by default; the tests use that floor.
         conf = Path(self.env["HOME"]) / ".config"
-        for sub, body in (("pipewire/pipewire.conf.d", "context.properties = { default.clock.min-quantum = 1024 }"),
-                          ("pipewire/pipewire-pulse.conf.d", "pulse.properties = { pulse.min.quantum = 1024/48000 }")):
+        for sub, body in (
+            ("pipewire/pipewire.conf.d", "context.properties = { default.clock.min-quantum = 1024 }"),
+            ("pipewire/pipewire-pulse.conf.d", "pulse.properties = { pulse.min.quantum = 1024/48000 }"),
+        ):
             (conf / sub).mkdir(parents=True, exist_ok=True)
             (conf / sub / "ravas-tests.conf").write_text(body + "\n")
         log = open(root / "pipewire.log", "a")
@@ -124,8 +140,7 @@ class PipeWireServer:
             self.pactl("load-module", name, *shlex.split(rest))
 
     def pactl(self, *args: str) -> str:
-        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, check=True).stdout
 
     def stop(self) -> None:
         for p in reversed(self.procs):

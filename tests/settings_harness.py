@@ -5,6 +5,7 @@ page's controls and checks each change in the daemon's status and the config fil
 result and one screenshot per page with the rectangles of its live widgets (masked by the test).
 Usage: settings_harness.py OUT_DIR FAKE_MIC_WAV
 """
+
 from __future__ import annotations
 
 import json
@@ -115,8 +116,11 @@ def main() -> None:
     win.nav.setCurrentRow(PAGES.index("Microphone"))
     win.refresh(full=True)
     res["mic_items"] = [mic.device.itemText(i) for i in range(mic.device.count())]
-    player = subprocess.Popen(["sh", "-c", f"while true; do paplay --device=fake_cam_mic '{speech}'; done"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    player = subprocess.Popen(
+        ["sh", "-c", f"while true; do paplay --device=fake_cam_mic '{speech}'; done"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         idx = next(i for i in range(mic.device.count()) if mic.device.itemData(i) == ("mic", "fake_mic"))
         mic.device.setCurrentIndex(idx)
@@ -131,7 +135,7 @@ def main() -> None:
         if win.played is not None:
             import numpy as np
 
-            res["voice_test_rms"] = float(np.sqrt(np.mean(win.played ** 2)))
+            res["voice_test_rms"] = float(np.sqrt(np.mean(win.played**2)))
             res["voice_test_seconds"] = len(win.played) / 48000
         mic.meter.setValue(0)
         shot(win, "Microphone")
@@ -161,7 +165,8 @@ def main() -> None:
     n_dialogs = len(res["dialogs"])
     av.add_avatar(str(broken))
     res["broken_refused"] = len(res["dialogs"]) == n_dialogs + 1 and "broken" not in [
-        av.gallery.item(i).data(QtCore.Qt.UserRole) for i in range(av.gallery.count())]
+        av.gallery.item(i).data(QtCore.Qt.UserRole) for i in range(av.gallery.count())
+    ]
     res["broken_message"] = res["dialogs"][-1] if len(res["dialogs"]) > n_dialogs else ""
     QtWidgets.QColorDialog.getColor = staticmethod(lambda *a, **k: QtGui.QColor("#336699"))
     av.pick_colour()
@@ -201,7 +206,7 @@ def main() -> None:
     if win.played is not None:
         import numpy as np
 
-        res["sample_rms"] = float(np.sqrt(np.mean(win.played ** 2)))
+        res["sample_rms"] = float(np.sqrt(np.mean(win.played**2)))
     vp.table.selectRow(rows["baritone"])
     shot(win, "Voice")
 

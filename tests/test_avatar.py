@@ -1,5 +1,6 @@
 """Avatars: the bundled GLBs and their generator, loading (GLB, VRM 0.x/1.0, broken files), the
 renderer's response to expressions and head pose, golden images, and the avatar converter."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ def test_generator_reproduces_the_committed_avatars(tmp_path):
     import generate
 
     for path in generate.main(tmp_path):
-        assert path.read_bytes() == (REPO / "avatars" / path.name).read_bytes(), \
+        assert path.read_bytes() == (REPO / "avatars" / path.name).read_bytes(), (
             f"{path.name} differs: run `python avatars/generate.py` and commit the result"
+        )
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -142,9 +144,13 @@ def write_glb(path: Path, gltf: dict, binary: bytes) -> Path:
     js = json.dumps(gltf).encode()
     js += b" " * (-len(js) % 4)
     binary += b"\0" * (-len(binary) % 4)
-    path.write_bytes(struct.pack("<III", 0x46546C67, 2, 28 + len(js) + len(binary))
-                     + struct.pack("<II", len(js), 0x4E4F534A) + js
-                     + struct.pack("<II", len(binary), 0x004E4942) + binary)
+    path.write_bytes(
+        struct.pack("<III", 0x46546C67, 2, 28 + len(js) + len(binary))
+        + struct.pack("<II", len(js), 0x4E4F534A)
+        + js
+        + struct.pack("<II", len(binary), 0x004E4942)
+        + binary
+    )
     return path
 
 
@@ -161,31 +167,59 @@ def make_vrm(tmp_path: Path, version: int) -> Path:
     mesh, node, jaw = _mouth_target(gltf, "jawOpen")
     _, _, smile = _mouth_target(gltf, "mouthSmileLeft")
     # the blink preset moves every part the ARKit blink moves (lids, lashes too), as an exporter binds it
-    blinks = [(i, next(j for j, n in enumerate(gltf["nodes"]) if n.get("mesh") == i),
-               m["extras"]["targetNames"].index("eyeBlinkLeft"))
-              for i, m in enumerate(gltf["meshes"]) if "eyeBlinkLeft" in m.get("extras", {}).get("targetNames", [])]
+    blinks = [
+        (
+            i,
+            next(j for j, n in enumerate(gltf["nodes"]) if n.get("mesh") == i),
+            m["extras"]["targetNames"].index("eyeBlinkLeft"),
+        )
+        for i, m in enumerate(gltf["meshes"])
+        if "eyeBlinkLeft" in m.get("extras", {}).get("targetNames", [])
+    ]
     for m in gltf["meshes"]:
         m.pop("extras", None)  # no ARKit names: the avatar must be driven through the presets
     if version == 0:
         gltf["nodes"][0]["rotation"] = [0, 1, 0, 0]  # VRM 0.x faces −Z
-        gltf["extensions"] = {"VRM": {
-            "meta": {"title": "Sol VRM0", "author": "tests", "licenseName": "CC_BY", "version": "1"},
-            "humanoid": {"humanBones": [{"bone": "head", "node": 3}, {"bone": "neck", "node": 2},
-                                        {"bone": "spine", "node": 1}]},
-            "blendShapeMaster": {"blendShapeGroups": [
-                {"name": "A", "presetName": "a", "binds": [{"mesh": mesh, "index": jaw, "weight": 100}]},
-                {"name": "Joy", "presetName": "joy", "binds": [{"mesh": mesh, "index": smile, "weight": 100}]},
-                {"name": "Blink_L", "presetName": "blink_l",
-                 "binds": [{"mesh": i, "index": b, "weight": 100} for i, _, b in blinks]}]}}}
+        gltf["extensions"] = {
+            "VRM": {
+                "meta": {"title": "Sol VRM0", "author": "tests", "licenseName": "CC_BY", "version": "1"},
+                "humanoid": {
+                    "humanBones": [
+                        {"bone": "head", "node": 3},
+                        {"bone": "neck", "node": 2},
+                        {"bone": "spine", "node": 1},
+                    ]
+                },
+                "blendShapeMaster": {
+                    "blendShapeGroups": [
+                        {"name": "A", "presetName": "a", "binds": [{"mesh": mesh, "index": jaw, "weight": 100}]},
+                        {"name": "Joy", "presetName": "joy", "binds": [{"mesh": mesh, "index": smile, "weight": 100}]},
+                        {
+                            "name": "Blink_L",
+                            "presetName": "blink_l",
+                            "binds": [{"mesh": i, "index": b, "weight": 100} for i, _, b in blinks],
+                        },
+                    ]
+                },
+            }
+        }
     else:
-        gltf["extensions"] = {"VRMC_vrm": {
-            "specVersion": "1.0",
-            "meta": {"name": "Sol VRM1", "authors": ["tests"], "licenseUrl": "https://vrm.dev/licenses/1.0/"},
-            "humanoid": {"humanBones": {"head": {"node": 3}, "neck": {"node": 2}, "spine": {"node": 1}}},
-            "expressions": {"preset": {"aa": {"morphTargetBinds": [{"node": node, "index": jaw, "weight": 1.0}]},
-                                       "happy": {"morphTargetBinds": [{"node": node, "index": smile, "weight": 1.0}]},
-                                       "blinkLeft": {"morphTargetBinds": [{"node": n, "index": b, "weight": 1.0}
-                                                                          for _, n, b in blinks]}}}}}
+        gltf["extensions"] = {
+            "VRMC_vrm": {
+                "specVersion": "1.0",
+                "meta": {"name": "Sol VRM1", "authors": ["tests"], "licenseUrl": "https://vrm.dev/licenses/1.0/"},
+                "humanoid": {"humanBones": {"head": {"node": 3}, "neck": {"node": 2}, "spine": {"node": 1}}},
+                "expressions": {
+                    "preset": {
+                        "aa": {"morphTargetBinds": [{"node": node, "index": jaw, "weight": 1.0}]},
+                        "happy": {"morphTargetBinds": [{"node": node, "index": smile, "weight": 1.0}]},
+                        "blinkLeft": {
+                            "morphTargetBinds": [{"node": n, "index": b, "weight": 1.0} for _, n, b in blinks]
+                        },
+                    }
+                },
+            }
+        }
     gltf.setdefault("extensionsUsed", []).append("VRM" if version == 0 else "VRMC_vrm")
     return write_glb(tmp_path / f"sol{version}.vrm", gltf, binary)
 
@@ -212,11 +246,17 @@ def test_vrm_presets_licence_and_facing(tmp_path, version, renderers):
         r.release()
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("truncated", "truncated"), ("not_gltf", "not a glTF"), ("version1", "glTF 1"),
-    ("bad_accessor", "damaged or not valid glTF"), ("no_meshes", "no triangle meshes"),
-    ("index_overflow", "indexes past its vertices"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncated", "truncated"),
+        ("not_gltf", "not a glTF"),
+        ("version1", "glTF 1"),
+        ("bad_accessor", "damaged or not valid glTF"),
+        ("no_meshes", "no triangle meshes"),
+        ("index_overflow", "indexes past its vertices"),
+    ],
+)
 def test_broken_avatar_files_give_clear_errors(tmp_path, damage, message):
     from ravasd.video.avatar.library import add
 
@@ -270,8 +310,9 @@ def test_avatar_converter_holds_then_eases_to_idle_and_follows_the_voice(rendere
     from ravasd.video.avatar.converter import AvatarConverter
 
     level = {"v": 0.0}
-    conv = AvatarConverter(ScriptedTracker([_pose(i / 30, jawOpen=1.0) for i in range(10)]), renderers["sol"],
-                           level=lambda: level["v"])
+    conv = AvatarConverter(
+        ScriptedTracker([_pose(i / 30, jawOpen=1.0) for i in range(10)]), renderers["sol"], level=lambda: level["v"]
+    )
     conv.filter.filter.min_cutoff = 100  # no smoothing: exact poses in this test
     frames = [conv.process(RawFrame(np.zeros((48, 64, 3), np.uint8), i / 30, i)).image for i in range(10)]
     assert conv.face_visible
@@ -306,7 +347,7 @@ def test_avatar_output_contains_no_camera_pixels(renderers):
     placed = []
     for im in inputs:
         canvas = np.zeros((H, W, 3), np.uint8)
-        canvas[:, (W - H) // 2:(W + H) // 2] = im
+        canvas[:, (W - H) // 2 : (W + H) // 2] = im
         placed.append(canvas)
     assert max(leaks(o.image, placed) for o in outs) < CAMERA_LIMIT
 
@@ -325,8 +366,9 @@ def make_skinned(tmp_path: Path) -> Path:
             binary.append(0)
         gltf["bufferViews"].append({"buffer": 0, "byteOffset": len(binary), "byteLength": arr.nbytes})
         binary.extend(arr.tobytes())
-        gltf["accessors"].append({"bufferView": len(gltf["bufferViews"]) - 1, "componentType": ctype,
-                                  "count": len(arr), "type": kind})
+        gltf["accessors"].append(
+            {"bufferView": len(gltf["bufferViews"]) - 1, "componentType": ctype, "count": len(arr), "type": kind}
+        )
         return len(gltf["accessors"]) - 1
 
     joints = np.tile(np.array([2, 0, 0, 0], np.uint16), (count, 1))
@@ -337,8 +379,9 @@ def make_skinned(tmp_path: Path) -> Path:
     # skinned vertices live in bind (world) space, as exporters write them
     pos_acc = gltf["accessors"][attrs["POSITION"]]
     view = gltf["bufferViews"][pos_acc["bufferView"]]
-    pos = np.frombuffer(bytes(binary[view["byteOffset"]:view["byteOffset"] + view["byteLength"]]),
-                        np.float32).reshape(-1, 3) + (0, ys["Head"], 0)
+    pos = np.frombuffer(
+        bytes(binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]), np.float32
+    ).reshape(-1, 3) + (0, ys["Head"], 0)
     attrs["POSITION"] = add(pos.astype(np.float32), 5126, "VEC3")
     gltf["accessors"][attrs["POSITION"]].update(min=pos.min(0).tolist(), max=pos.max(0).tolist())
     inv = []
@@ -377,12 +420,42 @@ def test_bench_video_prints_the_figures(ravas_home):
     import subprocess
 
     env = {"PATH": "/usr/bin:/bin", "RAVAS_HOME": str(ravas_home), "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"]}
-    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "video", "--width", "320", "--height", "180",
-                        "--seconds", "1.5", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ravasd",
+            "bench",
+            "video",
+            "--width",
+            "320",
+            "--height",
+            "180",
+            "--seconds",
+            "1.5",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout)
-    for key in ("width", "height", "fps_target", "fps_achieved", "cpu_cores", "track_p50_ms", "track_p95_ms",
-                "filter_p95_ms", "render_p50_ms", "sink_p95_ms", "total_p50_ms", "total_p95_ms"):
+    for key in (
+        "width",
+        "height",
+        "fps_target",
+        "fps_achieved",
+        "cpu_cores",
+        "track_p50_ms",
+        "track_p95_ms",
+        "filter_p95_ms",
+        "render_p50_ms",
+        "sink_p95_ms",
+        "total_p50_ms",
+        "total_p95_ms",
+    ):
         assert key in res
     assert res["frames"] > 5 and res["face_tracked"] > 0.5  # the generated clip is tracked as a face
     model = load_avatar(REPO / "avatars" / "sol.glb")  # the cost drivers, counted from the file
@@ -390,9 +463,26 @@ def test_bench_video_prints_the_figures(ravas_home):
     assert 0 < res["draw_calls"] < len(model.primitives)  # parts on one bone are batched
     # llvmpipe gets twice the cores in rasteriser threads (at least 4) unless the user chose a number
     assert res["rasteriser_threads"] == min(16, max(4, 2 * (os.cpu_count() or 1)))
-    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "video", "--width", "160", "--height", "90",
-                        "--seconds", "0.5", "--json"], env={**env, "LP_NUM_THREADS": "3"},
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ravasd",
+            "bench",
+            "video",
+            "--width",
+            "160",
+            "--height",
+            "90",
+            "--seconds",
+            "0.5",
+            "--json",
+        ],
+        env={**env, "LP_NUM_THREADS": "3"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and json.loads(r.stdout)["rasteriser_threads"] == 3, r.stderr[-2000:]
 
 
@@ -403,8 +493,9 @@ def test_per_avatar_response_curves(renderers):
     gain, gamma = m.response()
     i = ARKIT_NAMES.index("eyeBlinkLeft")
     assert gain[i] > 1 and gamma[i] < 1 and gain[ARKIT_NAMES.index("cheekPuff")] == 1
-    conv = AvatarConverter(ScriptedTracker([_pose(0.0, eyeBlinkLeft=0.6, eyeBlinkRight=0.6, cheekPuff=0.5)]),
-                           renderers["sol"])
+    conv = AvatarConverter(
+        ScriptedTracker([_pose(0.0, eyeBlinkLeft=0.6, eyeBlinkRight=0.6, cheekPuff=0.5)]), renderers["sol"]
+    )
     conv.filter.lr_noise = 0
     conv.process(RawFrame(np.zeros((48, 64, 3), np.uint8), 0.0, 0))
     w = conv._last[0]
@@ -465,8 +556,12 @@ def test_viseme_probabilities_shape_the_idle_mouth(renderers):
     conv = AvatarConverter(ScriptedTracker([]), renderers["sol"], level=lambda: shape["v"])
     idx = {k: ARKIT_NAMES.index(k) for k in ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretchLeft")}
     pose = {}
-    for name, v in {"round": (0.3, 0.0, 0.0, 1.0), "spread": (0.3, 0.0, 1.0, 0.0), "open": (0.3, 1.0, 0.0, 0.0),
-                    "quiet": (0.0, 0.0, 0.0, 1.0)}.items():
+    for name, v in {
+        "round": (0.3, 0.0, 0.0, 1.0),
+        "spread": (0.3, 0.0, 1.0, 0.0),
+        "open": (0.3, 1.0, 0.0, 0.0),
+        "quiet": (0.0, 0.0, 0.0, 1.0),
+    }.items():
         shape["v"] = v
         w, *_ = conv.idle_pose(6.0, 6.0)
         pose[name] = {k: float(w[i]) for k, i in idx.items()}
@@ -554,7 +649,7 @@ def test_framing_puts_the_eyes_a_third_from_the_top_and_sizes_the_head(name):
 
     model = load_avatar(REPO / "avatars" / f"{name}.glb")
     heights = {}
-    for framing, (fill, eye_line) in FRAMING.items():
+    for framing, (_fill, eye_line) in FRAMING.items():
         r = AvatarRenderer(model, W, H, framing=framing)
         try:
             world = r._world_matrices(0, 0, 0, 0)
@@ -618,8 +713,9 @@ def test_idle_life_blinks_at_natural_irregular_intervals_and_moves_the_eyes():
         idx = np.nonzero((ts >= s - 0.05) & (ts < s + 0.25))[0]
         durations.append((closed[idx] > 0.5).sum() / 60)
     assert max(durations) < 0.2
-    gaze = np.array([p[0][ARKIT_NAMES.index("eyeLookOutLeft")] + p[0][ARKIT_NAMES.index("eyeLookInLeft")]
-                     for p in poses])
+    gaze = np.array(
+        [p[0][ARKIT_NAMES.index("eyeLookOutLeft")] + p[0][ARKIT_NAMES.index("eyeLookInLeft")] for p in poses]
+    )
     assert (gaze > 0.05).mean() > 0.2 and gaze.max() <= 0.3  # the eyes wander, a little
     yaws = np.array([p[1] for p in poses])
     assert 0.5 < np.abs(yaws).max() < 3.0  # the head drifts about a degree
@@ -686,11 +782,12 @@ def test_contact_sheet_poses_match_their_golden_images(name):
     w = contact_sheet.W
 
     def cut(a, k):
-        return a[:, k * w:(k + 1) * w]
+        return a[:, k * w : (k + 1) * w]
 
     for k, (pose, _, _) in enumerate(contact_sheet.POSES):
         assert golden_matches(cut(img, k), cut(ref, k)), (
-            f"{name}, {pose}: {golden_difference(cut(img, k), cut(ref, k))} from its golden image")
+            f"{name}, {pose}: {golden_difference(cut(img, k), cut(ref, k))} from its golden image"
+        )
         # the comparison can fail: a neutral face does not pass for any other pose's golden
         if k:
             assert not golden_matches(cut(img, 0), cut(ref, k)), f"{name}: neutral passes as {pose}"

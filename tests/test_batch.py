@@ -1,5 +1,6 @@
 """`ravasd anonymize IN... -o OUTDIR`: whole folders, --jobs at once or as Ray tasks, resumable, and
 each output byte for byte what a one-file run writes."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def corpus(tmp_path_factory):
     for i in range(N_VIDEO):
         ext = [".mp4", ".mkv", ".mov"][i % 3]
         (root / f"p{i % 4}").mkdir(parents=True, exist_ok=True)
-        make_video(root / f"p{i % 4}" / f"spk{i % 4}_video{i}{ext}", seconds=0.6 + 0.1 * (i % 3), width=160,
-                   height=120, fps=15)
+        make_video(
+            root / f"p{i % 4}" / f"spk{i % 4}_video{i}{ext}", seconds=0.6 + 0.1 * (i % 3), width=160, height=120, fps=15
+        )
     (root / "audio").mkdir(parents=True, exist_ok=True)
     for i in range(N_AUDIO):
         ext = [".wav", ".flac", ".mp3"][i % 3]
@@ -83,8 +85,9 @@ def test_a_folder_in_one_command_resumes_after_a_kill_and_matches_one_file_runs(
     out = tmp_path / "out"
     env = _env(tmp_path / "home")
     cmd = [sys.executable, "-m", "ravasd", "anonymize", str(corpus), "-o", str(out), "--jobs", "2", "--no-progress"]
-    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+    )
     try:
         assert wait_until(lambda: (out / "manifest.jsonl").exists() and len(_manifest(out)) >= 6, 240, 0.05)
     finally:
@@ -106,11 +109,14 @@ def test_a_folder_in_one_command_resumes_after_a_kill_and_matches_one_file_runs(
     assert len(last) == 22
     assert {rel for rel, x in last.items() if x["status"] == "failed"} == {"sessions/p1/broken"}
     assert not list(out.rglob(".*.partial-*"))  # no partial file survives the kill and the resume
-    for rel, x in last.items():
+    for x in last.values():
         if x["status"] == "done":
             assert (out / x["output"]).is_file() and sha256(out / x["output"]) == x["output_sha256"]
             assert x["input_sha256"] == sha256(x["input"]) and x["config_digest"] and x["ravasd_version"]
-    assert last["sessions/p0/silent_video"]["output"].endswith(".mp4") and not last["sessions/p0/silent_video"]["has_audio"]
+    assert (
+        last["sessions/p0/silent_video"]["output"].endswith(".mp4")
+        and not last["sessions/p0/silent_video"]["has_audio"]
+    )
     assert last["sessions/audio/spk0_utt0"]["output"] == "sessions/audio/spk0_utt0.wav"
     assert last["sessions/audio/spk1_utt1"]["output"] == "sessions/audio/spk1_utt1.flac"
 
@@ -118,8 +124,13 @@ def test_a_folder_in_one_command_resumes_after_a_kill_and_matches_one_file_runs(
     for rel in ("sessions/p1/spk1_video1", "sessions/p0/silent_video", "sessions/audio/spk2_utt2"):
         x = last[rel]
         single = tmp_path / ("single" + Path(x["output"]).suffix)
-        s = subprocess.run([sys.executable, "-m", "ravasd", "anonymize", x["input"], "-o", str(single), "--force",
-                            "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+        s = subprocess.run(
+            [sys.executable, "-m", "ravasd", "anonymize", x["input"], "-o", str(single), "--force", "--no-progress"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert s.returncode == 0, s.stderr[-2000:]
         assert single.read_bytes() == (out / x["output"]).read_bytes(), rel
 
@@ -161,8 +172,14 @@ def test_ray_engine_gives_the_same_manifest_and_outputs_and_survives_a_killed_wo
     local, remote = tmp_path / "local", tmp_path / "ray"
     base = [sys.executable, "-m", "ravasd", "anonymize", str(corpus), "--jobs", "2", "--no-progress"]
     subprocess.run([*base, "-o", str(local)], env=env, capture_output=True, text=True, timeout=600)
-    proc = subprocess.Popen([*base, "-o", str(remote), "--engine", "ray"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*base, "-o", str(remote), "--engine", "ray"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     killed = None
     try:
         t_end = time.monotonic() + 240
@@ -181,15 +198,37 @@ def test_ray_engine_gives_the_same_manifest_and_outputs_and_survives_a_killed_wo
     assert proc.returncode == 1, stdout[-2000:] + stderr[-2000:]  # the corrupt file
     a, b = _last(local), _last(remote)
     keys = ("status", "output", "output_sha256", "input_sha256", "config_digest", "kind", "frames")
-    assert {rel: tuple(r.get(k) for k in keys) for rel, r in a.items()} == \
-           {rel: tuple(r.get(k) for k in keys) for rel, r in b.items()}
+    assert {rel: tuple(r.get(k) for k in keys) for rel, r in a.items()} == {
+        rel: tuple(r.get(k) for k in keys) for rel, r in b.items()
+    }
     assert all(r.get("engine") == "ray" for r in b.values()) and len(b) == 22
 
 
 def test_bench_batch_prints_throughput_per_job_count(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "batch", "--files", "2", "--seconds", "1",
-                        "--width", "320", "--height", "240", "--jobs", "1", "--json"], env=_env(tmp_path / "home"),
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ravasd",
+            "bench",
+            "batch",
+            "--files",
+            "2",
+            "--seconds",
+            "1",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--jobs",
+            "1",
+            "--json",
+        ],
+        env=_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads(r.stdout)
     assert [row["jobs"] for row in rows] == [1] and rows[0]["failed"] == 0
@@ -199,7 +238,7 @@ def test_bench_batch_prints_throughput_per_job_count(tmp_path):
 def _truncated(src: Path, dst: Path, keep: float, garbage: int = 0) -> Path:
     """``src`` cut after ``keep`` of its bytes, with ``garbage`` random bytes appended (a broken copy)."""
     data = src.read_bytes()
-    dst.write_bytes(data[:int(len(data) * keep)] + os.urandom(garbage))
+    dst.write_bytes(data[: int(len(data) * keep)] + os.urandom(garbage))
     return dst
 
 
@@ -218,8 +257,9 @@ def test_a_truncated_input_fails_with_its_reason_unless_allowed_and_the_manifest
     env.update(RAVAS_HOME=str(tmp_path / "home"), RAVAS_MODELS_DIR=str(SHARED_MODELS), PULSE_SERVER="unix:/nonexistent")
 
     def ravasd(*args):
-        return subprocess.run([sys.executable, "-m", "ravasd", *args], env=env, capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "ravasd", *args], env=env, capture_output=True, text=True, timeout=300
+        )
 
     r = ravasd("anonymize", str(src / "cut.wav"), "-o", str(tmp_path / "cut-out.wav"))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]

@@ -15,16 +15,19 @@ def test_defaults_are_valid_and_typed():
     assert config.from_dict(config.to_dict(cfg)) == cfg
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"audio": {"block_ms": 0}}, "audio.block_ms: must be 5..200, got 0"),
-    ({"audio": {"block_ms": "ten"}}, "audio.block_ms: must be integer, got 'ten'"),
-    ({"audio": {"blok_ms": 5}}, "unknown key 'audio.blok_ms'. Did you mean 'block_ms'?"),
-    ({"vidoe": {}}, "unknown key 'vidoe'. Did you mean 'video'?"),
-    ({"video": {"sink": "zoom"}}, "video.sink: must be one of auto, virtual, file, preview, null, got 'zoom'"),
-    ({"audio": {"sample_rate": 44000}}, "audio.sample_rate: must be one of 16000"),
-    ({"video": {"enabled": "yes"}}, "video.enabled: must be true/false, got 'yes'"),
-    ([1, 2], "the top level must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"audio": {"block_ms": 0}}, "audio.block_ms: must be 5..200, got 0"),
+        ({"audio": {"block_ms": "ten"}}, "audio.block_ms: must be integer, got 'ten'"),
+        ({"audio": {"blok_ms": 5}}, "unknown key 'audio.blok_ms'. Did you mean 'block_ms'?"),
+        ({"vidoe": {}}, "unknown key 'vidoe'. Did you mean 'video'?"),
+        ({"video": {"sink": "zoom"}}, "video.sink: must be one of auto, virtual, file, preview, null, got 'zoom'"),
+        ({"audio": {"sample_rate": 44000}}, "audio.sample_rate: must be one of 16000"),
+        ({"video": {"enabled": "yes"}}, "video.enabled: must be true/false, got 'yes'"),
+        ([1, 2], "the top level must be a mapping"),
+    ],
+)
 def test_errors_name_key_value_and_allowed(data, message):
     with pytest.raises(ConfigError) as err:
         config.from_dict(data, origin="my.yaml")
@@ -71,26 +74,40 @@ def test_reference_lists_every_key():
 
 def test_cli_config_errors_have_no_traceback(ravas_home):
     env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"]}
-    r = subprocess.run([sys.executable, "-m", "ravasd", "config", "set", "audio.block_ms", "0"],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "config", "set", "audio.block_ms", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 2
     assert "audio.block_ms: must be 5..200, got 0" in r.stderr
     assert "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "ravasd", "config", "set", "audio.voice", "ringmod"],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "config", "set", "audio.voice", "ringmod"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "ravasd", "config", "show"], capture_output=True, text=True,
-                       env=env)
+    r = subprocess.run([sys.executable, "-m", "ravasd", "config", "show"], capture_output=True, text=True, env=env)
     assert yaml.safe_load(r.stdout)["audio"]["voice"] == "ringmod"
 
 
 def test_config_set_and_run_refuse_unknown_voice_and_avatar_names(ravas_home):
     """An unknown name is refused where it enters, before anything is saved or started."""
     env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"]}
-    cli = lambda *a: subprocess.run([sys.executable, "-m", "ravasd", *a], capture_output=True, text=True,  # noqa: E731
-                                    env=env, timeout=120)
-    for key, value, msg in (("audio.voice", "robot", "unknown voice 'robot'"),
-                            ("video.avatar", "nobody", "unknown avatar 'nobody'")):
+    cli = lambda *a: subprocess.run(
+        [sys.executable, "-m", "ravasd", *a],
+        capture_output=True,
+        text=True,  # noqa: E731
+        env=env,
+        timeout=120,
+    )
+    for key, value, msg in (
+        ("audio.voice", "robot", "unknown voice 'robot'"),
+        ("video.avatar", "nobody", "unknown avatar 'nobody'"),
+    ):
         r = cli("config", "set", key, value)
         assert r.returncode == 2 and msg in r.stderr and "choose one of" in r.stderr and "Traceback" not in r.stderr
     assert not config.paths.config_file().exists()  # nothing written
@@ -115,4 +132,8 @@ def test_each_setting_says_how_a_running_daemon_applies_it():
             apply_policy(bad)
     rows = [line for line in config.reference().splitlines() if line.startswith("| `")]
     assert all(any(w in row for w in ("at once", "restarts", "next start")) for row in rows)
-    assert "| `video.camera` |" in next(r for r in rows if "video.camera" in r) and set(APPLY) == {LIVE, RESTART, NEXT_START}
+    assert "| `video.camera` |" in next(r for r in rows if "video.camera" in r) and set(APPLY) == {
+        LIVE,
+        RESTART,
+        NEXT_START,
+    }

@@ -1,4 +1,5 @@
 """`ravasd run` on a machine without camera, mic, display or virtual devices."""
+
 from __future__ import annotations
 
 import os
@@ -17,12 +18,22 @@ from ravasd.pipelines import WIRING
 
 
 def _env(home):
-    return {"RAVAS_HOME": str(home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"], "PULSE_SERVER": "unix:/nonexistent"}
+    return {
+        "RAVAS_HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+        "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
+        "PULSE_SERVER": "unix:/nonexistent",
+    }
 
 
 def _start(home, *args):
-    return subprocess.Popen([sys.executable, "-m", "ravasd", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=_env(home))
+    return subprocess.Popen(
+        [sys.executable, "-m", "ravasd", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(home),
+    )
 
 
 def _wait_line(proc, needle, timeout=60):
@@ -56,8 +67,13 @@ def test_run_falls_back_to_demo_and_stops_within_2s(sig, ravas_home):
 
 def test_run_records_anonymized_output(ravas_home, tmp_path):
     out = tmp_path / "rec.mp4"
-    r = subprocess.run([sys.executable, "-m", "ravasd", "run", "--duration", "4", "--record", str(out)],
-                       capture_output=True, text=True, env=_env(ravas_home), timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "run", "--duration", "4", "--record", str(out)],
+        capture_output=True,
+        text=True,
+        env=_env(ravas_home),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     with av.open(str(out)) as c:
         assert c.streams.video and c.streams.audio
@@ -69,27 +85,50 @@ def test_run_records_anonymized_output(ravas_home, tmp_path):
 def test_bad_config_is_one_clear_line(ravas_home, tmp_path):
     bad = tmp_path / "c.yaml"
     bad.write_text("audio:\n  block_ms: 0\n")
-    r = subprocess.run([sys.executable, "-m", "ravasd", "run", "--config", str(bad)], capture_output=True,
-                       text=True, env=_env(ravas_home), timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "run", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        env=_env(ravas_home),
+        timeout=30,
+    )
     assert r.returncode == 2
     assert f"{bad}: audio.block_ms: must be 5..200, got 0" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_supervisor_restarts_a_crashed_worker(monkeypatch):
     monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent")
-    cfg = load_config(overrides={"video.source": "demo", "video.sink": "null", "audio.source": "demo",
-                                 "audio.sink": "null", "video.width": 320, "video.height": 240})
+    cfg = load_config(
+        overrides={
+            "video.source": "demo",
+            "video.sink": "null",
+            "audio.source": "demo",
+            "audio.sink": "null",
+            "video.width": 320,
+            "video.height": 240,
+        }
+    )
     sup = Supervisor(cfg, WIRING)
     sup.start()
     try:
         assert wait_until(lambda: (sup.poll(0.05), sup.status()["video"].get("published", 0) > 3)[1], 30)
         os.kill(sup.workers["video"].proc.pid, signal.SIGKILL)
         assert wait_until(lambda: (sup.poll(0.05), sup.workers["video"].restarts == 1)[1], 10)
-        assert wait_until(lambda: (sup.poll(0.05), sup.status()["video"].get("alive")
-                                   and sup.status()["video"].get("published", 0) > 3)[1], 30)
+        assert wait_until(
+            lambda: (
+                sup.poll(0.05),
+                sup.status()["video"].get("alive") and sup.status()["video"].get("published", 0) > 3,
+            )[1],
+            30,
+        )
         sup.pause()
-        assert wait_until(lambda: (sup.poll(0.05), sup.status()["video"].get("state") == "paused"
-                                   and sup.status()["audio"].get("state") == "paused")[1], 10)
+        assert wait_until(
+            lambda: (
+                sup.poll(0.05),
+                sup.status()["video"].get("state") == "paused" and sup.status()["audio"].get("state") == "paused",
+            )[1],
+            10,
+        )
         lat = sup.status()["audio"]["latency_ms"]
         assert lat >= 0
     finally:

@@ -1,6 +1,7 @@
 """Desktop integration: virtual-device registries at the OS boundary, control socket, autostart,
 doctor, models, logs. (The tray runs under Xvfb in test_tray.py; RAVAS Mic end to end in
 test_virtual_mic_e2e.py.)"""
+
 from __future__ import annotations
 
 import json
@@ -59,23 +60,30 @@ def test_camera_registry_passes_found_device_and_lists_failures(monkeypatch):
 
     monkeypatch.setattr(pyvirtualcam, "Camera", FakeCam)
     monkeypatch.setattr(virtual, "find_v4l2_device", lambda: "/dev/video10")
-    monkeypatch.setattr(virtual, "CAMERA_BACKENDS", [
-        virtual.CameraBackend("v4l2loopback", ("linux",), True, "fix", lambda: virtual.find_v4l2_device())])
+    monkeypatch.setattr(
+        virtual,
+        "CAMERA_BACKENDS",
+        [virtual.CameraBackend("v4l2loopback", ("linux",), True, "fix", lambda: virtual.find_v4l2_device())],
+    )
     calls.clear()
     open_virtual_camera(640, 480, 30, platform="linux")
     assert calls[0]["device"] == "/dev/video10" and calls[0]["backend"] == "v4l2loopback"
 
 
 # ------------------------------------------------------------------ virtual mic registry (OS boundary)
-@pytest.mark.parametrize("platform, name, shown", [("darwin", "BlackHole 2ch", "BlackHole 2ch"),
-                                                   ("win32", "CABLE Input (VB-Audio Virtual Cable)", "CABLE Output")])
+@pytest.mark.parametrize(
+    "platform, name, shown",
+    [("darwin", "BlackHole 2ch", "BlackHole 2ch"), ("win32", "CABLE Input (VB-Audio Virtual Cable)", "CABLE Output")],
+)
 def test_named_virtual_cable_is_found_by_name(monkeypatch, platform, name, shown):
     import sounddevice as sd
 
     from ravasd.devices.virtual import open_virtual_mic
 
-    devs = [{"index": 0, "name": "Built-in Output", "max_output_channels": 2},
-            {"index": 3, "name": name, "max_output_channels": 2}]
+    devs = [
+        {"index": 0, "name": "Built-in Output", "max_output_channels": 2},
+        {"index": 3, "name": name, "max_output_channels": 2},
+    ]
     monkeypatch.setattr(sd, "query_devices", lambda *a, **k: devs)
     backend, ep = open_virtual_mic(platform)
     assert ep.device == 3 and ep.shown_as == shown and ep.pulse_sink is None
@@ -122,16 +130,27 @@ def test_control_socket_is_owner_only_and_speaks_json_lines():
 
 
 def test_no_tcp_port_is_opened_by_the_daemon(ravas_home):
-    env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"], "PULSE_SERVER": "unix:/nonexistent"}
-    proc = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        "RAVAS_HOME": str(ravas_home),
+        "PATH": "/usr/bin:/bin",
+        "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
+        "PULSE_SERVER": "unix:/nonexistent",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", "run", "--no-tray"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         for line in proc.stdout:
             if "ravasd running" in line:
                 break
         time.sleep(1.0)
-        pids = {str(proc.pid)} | set(subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                                    text=True).stdout.split())
+        pids = {str(proc.pid)} | set(
+            subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        )
         inodes = set()
         for pid in pids:
             for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -280,8 +299,13 @@ def test_autostart_windows_run_key(monkeypatch):
 def test_doctor_on_this_machine_names_v4l2loopback_and_passes_the_rest(pulse, ravas_home):
     env = dict(pulse.env, RAVAS_HOME=str(ravas_home), RAVAS_MODELS_DIR=str(SHARED_MODELS))
     env.pop("DISPLAY", None)
-    r = subprocess.run([sys.executable, "-m", "ravasd", "doctor", "--json", "--set", "audio.input_device=fake_mic"],
-                       env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "doctor", "--json", "--set", "audio.input_device=fake_mic"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1, r.stderr
     checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert [n for n, c in checks.items() if c["status"] == "fail"] == ["virtual camera"]
@@ -290,8 +314,9 @@ def test_doctor_on_this_machine_names_v4l2loopback_and_passes_the_rest(pulse, ra
     assert checks["virtual mic"]["status"] == "ok" and checks["model files"]["status"] == "ok"
     assert checks["OpenGL"]["status"] == "ok" and checks["microphone"]["status"] == "ok"
     assert not [m for m in pulse.pactl("list", "short", "modules").splitlines() if "ravas" in m]
-    text = subprocess.run([sys.executable, "-m", "ravasd", "doctor"], env=env, capture_output=True, text=True,
-                          timeout=60).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "ravasd", "doctor"], env=env, capture_output=True, text=True, timeout=60
+    ).stdout
     script = assets.path("drivers", "linux", "setup-v4l2loopback.sh")  # the installed copy, named in full
     assert script.is_file() and "FAIL  virtual camera" in text and f"fix: run `sudo sh {script}` once" in text
 
@@ -321,8 +346,9 @@ def test_model_lookup_checksum_and_fetch(tmp_path, monkeypatch):
     wrong = models.ModelSpec(spec.name, local.url, "0" * 64, spec.config_key, "x")
     with pytest.raises(ModelError, match="sha256"):
         models.fetch(wrong, progress=False)
-    unreachable = models.ModelSpec(spec.name, "http://127.0.0.1:9/face_landmarker.task", spec.sha256,
-                                   spec.config_key, "x")
+    unreachable = models.ModelSpec(
+        spec.name, "http://127.0.0.1:9/face_landmarker.task", spec.sha256, spec.config_key, "x"
+    )
     with pytest.raises(ModelError) as err:
         models.resolve(unreachable, None, allow_download=True, progress=False)
     assert "RAVAS_MODELS_DIR" in err.value.fix and not models.cache_path(spec).exists()

@@ -1,5 +1,6 @@
 """Real device I/O: microphone and output through a real PulseAudio server; the virtual camera sink
 up to pyvirtualcam's call (no kernel module here)."""
+
 from __future__ import annotations
 
 import os
@@ -54,19 +55,40 @@ def _take(pulse, tmp_path, wav, x, k) -> str:
     """Speech through a mic → NegHalf → output runner once, recorded at the output; returns what is
     wrong ("" when nothing)."""
     rec_wav = tmp_path / f"rec{k}.wav"
-    rec = subprocess.Popen(["parecord", "--device=test_out.monitor", "--latency-msec=20", "--channels=1",
-                            "--rate=48000", "--file-format=wav", str(rec_wav)], env=pulse.env)
-    runner = StreamRunner(source=lambda: MicSource("pulse", 48000, 240),
-                          converter=NegHalf, sink=lambda: DeviceAudioSink("pulse", 48000, 240, 0.2),
-                          publisher=AudioPublisher(240 / 48000, 48000, 240), deadline=0.06, max_backlog=20).start()
+    rec = subprocess.Popen(
+        [
+            "parecord",
+            "--device=test_out.monitor",
+            "--latency-msec=20",
+            "--channels=1",
+            "--rate=48000",
+            "--file-format=wav",
+            str(rec_wav),
+        ],
+        env=pulse.env,
+    )
+    runner = StreamRunner(
+        source=lambda: MicSource("pulse", 48000, 240),
+        converter=NegHalf,
+        sink=lambda: DeviceAudioSink("pulse", 48000, 240, 0.2),
+        publisher=AudioPublisher(240 / 48000, 48000, 240),
+        deadline=0.06,
+        max_backlog=20,
+    ).start()
     try:
-        assert wait_until(lambda: runner.status.state in ("running", "starting") and runner.status.published
-                          + runner.status.placeholders > 10, 10)
+        assert wait_until(
+            lambda: (
+                runner.status.state in ("running", "starting")
+                and runner.status.published + runner.status.placeholders > 10
+            ),
+            10,
+        )
         # the recorder really records (it can take a second to connect on a loaded box; a take that
         # started playing before it did would miss the start of the speech)
         assert wait_until(lambda: rec_wav.exists() and rec_wav.stat().st_size > RATE, 10)
-        subprocess.run(["paplay", "--device=fake_cam_mic", "--latency-msec=20", str(wav)], env=pulse.env,
-                       check=True, timeout=30)
+        subprocess.run(
+            ["paplay", "--device=fake_cam_mic", "--latency-msec=20", str(wav)], env=pulse.env, check=True, timeout=30
+        )
         time.sleep(0.5)
     finally:
         runner.stop()
@@ -85,8 +107,10 @@ def _take(pulse, tmp_path, wav, x, k) -> str:
     if good.mean() < 0.8:
         return f"recorded audio is not the speech scaled: window fits {np.round(w.fit, 2)}"
     win = RATE // 4
-    gains = [float(x[i:i + win] @ y[at:at + win]) / float(x[i:i + win] @ x[i:i + win])
-             for i, at in zip(w.start[good], w.at[good])]
+    gains = [
+        float(x[i : i + win] @ y[at : at + win]) / float(x[i : i + win] @ x[i : i + win])
+        for i, at in zip(w.start[good], w.at[good])
+    ]
     assert np.median(gains) == pytest.approx(-0.5, abs=0.1), f"take {k}: gain {np.median(gains):.2f}, not −0.5"
     return ""
 
@@ -154,8 +178,9 @@ def test_devices_lists_pulse_sources(pulse, ravas_home):
     import sys
 
     env = dict(pulse.env, RAVAS_HOME=str(ravas_home), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"])
-    r = subprocess.run([sys.executable, "-m", "ravasd", "devices", "--json"], capture_output=True, text=True,
-                       env=env, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "devices", "--json"], capture_output=True, text=True, env=env, timeout=30
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert any(s["name"] == "fake_mic" and s["description"] == "Fake Mic" for s in info["pulse"]["sources"])
@@ -171,8 +196,13 @@ def test_microphone_that_vanishes_gives_silence_and_recovers(pulse, monkeypatch)
 
     from ravasd.devices import pulse as pulsectl
 
-    idx = pulsectl.load_module("module-remap-source", "source_name=vanishing_mic", "master=fake_cam_mic.monitor",
-                               "channels=1", "channel_map=mono")
+    idx = pulsectl.load_module(
+        "module-remap-source",
+        "source_name=vanishing_mic",
+        "master=fake_cam_mic.monitor",
+        "channels=1",
+        "channel_map=mono",
+    )
     sink = RecordingSink(AnonAudio)
 
     from ravasd.audio.sources import open_mic as _open_mic
@@ -182,10 +212,22 @@ def test_microphone_that_vanishes_gives_silence_and_recovers(pulse, monkeypatch)
         mic.timeout = 0.3
         return mic
 
-    paplay = subprocess.Popen(["bash", "-c", "while true; do paplay --device=fake_cam_mic --latency-msec=20 "
-                               f"{_tone_wav()} || sleep 0.2; done"], env=pulse.env)
-    runner = StreamRunner(source=open_mic, converter=Lifted, sink=lambda: sink,
-                          publisher=AudioPublisher(0.01, 48000, 480), deadline=0.05, max_backlog=20).start()
+    paplay = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f"while true; do paplay --device=fake_cam_mic --latency-msec=20 {_tone_wav()} || sleep 0.2; done",
+        ],
+        env=pulse.env,
+    )
+    runner = StreamRunner(
+        source=open_mic,
+        converter=Lifted,
+        sink=lambda: sink,
+        publisher=AudioPublisher(0.01, 48000, 480),
+        deadline=0.05,
+        max_backlog=20,
+    ).start()
     try:
         assert wait_until(lambda: runner.status.published > 50, 10)
         pulsectl.unload_module(idx)  # the device disappears
@@ -193,13 +235,19 @@ def test_microphone_that_vanishes_gives_silence_and_recovers(pulse, monkeypatch)
         n_silence = runner.status.placeholders
         assert wait_until(lambda: runner.status.placeholders > n_silence + 20, 5), runner.status  # silence
         published = runner.status.published
-        idx = pulsectl.load_module("module-remap-source", "source_name=vanishing_mic",
-                                   "master=fake_cam_mic.monitor", "channels=1", "channel_map=mono")
+        idx = pulsectl.load_module(
+            "module-remap-source",
+            "source_name=vanishing_mic",
+            "master=fake_cam_mic.monitor",
+            "channels=1",
+            "channel_map=mono",
+        )
         assert wait_until(lambda: runner.status.published > published + 50, 15)  # and it came back
     finally:
         runner.stop()
         paplay.kill()
         pulsectl.unload_module(idx)
+
     # everything written was converted (all samples lifted into 0.05…0.45) or silence: never the raw
     # input, whose every 10 ms block swings through zero (checked on the tone itself)
     def converted_or_silent(x):
@@ -208,7 +256,7 @@ def test_microphone_that_vanishes_gives_silence_and_recovers(pulse, monkeypatch)
     from audiocheck import read_audio
 
     raw = read_audio(_tone_wav())
-    assert not any(converted_or_silent(raw[i:i + 480]) for i in range(0, len(raw) - 480, 480))
+    assert not any(converted_or_silent(raw[i : i + 480]) for i in range(0, len(raw) - 480, 480))
     blocks = [b.samples for _, b in sink.snapshot()]
     assert blocks and all(converted_or_silent(b) for b in blocks)
 
@@ -235,8 +283,13 @@ def test_microphone_close_from_two_threads_runs_once(pulse):
     from ravasd.audio.sources import open_mic as _open_mic
     from ravasd.devices import pulse as pulsectl
 
-    idx = pulsectl.load_module("module-remap-source", "source_name=close_twice_mic", "master=fake_cam_mic.monitor",
-                               "channels=1", "channel_map=mono")
+    idx = pulsectl.load_module(
+        "module-remap-source",
+        "source_name=close_twice_mic",
+        "master=fake_cam_mic.monitor",
+        "channels=1",
+        "channel_map=mono",
+    )
     try:
         src = _open_mic("close_twice_mic", 48000, 240)
     finally:
@@ -290,7 +343,6 @@ def test_output_starts_at_the_preroll_after_a_start_up_burst(pulse, monkeypatch)
             assert sink.dropped == 1 and len(sink._buf) == (keep - 1 - k) * 240
     finally:
         sink.close()
-
 
 
 def test_output_device_stalls_are_counted_and_logged(pulse, monkeypatch, caplog):

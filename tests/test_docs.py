@@ -1,4 +1,5 @@
 """README, --help and the config reference must say what the code does."""
+
 import re
 import subprocess
 import sys

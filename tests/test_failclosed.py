@@ -1,4 +1,5 @@
 """Fail-closed guarantees of the stream runner: no raw pixel/sample ever reaches a sink."""
+
 from __future__ import annotations
 
 import statistics
@@ -8,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from helpers import (
+    CAMERA_LIMIT,
     CONVERTED,
     TONE,
     H,
@@ -17,7 +19,6 @@ from helpers import (
     TestAudioConverter,
     TestVideoConverter,
     W,
-    CAMERA_LIMIT,
     leaks,
     wait_until,
 )
@@ -32,17 +33,29 @@ CARDS = {s: placeholder._card(W, H, s) for s in placeholder.STATES}
 def video_runner(converter, source=None, sink=None, deadline=0.1, hang=0.3, period=0.02):
     src = source or NoiseVideoSource()
     sink = sink or RecordingSink(AnonFrame)
-    r = StreamRunner(source=lambda: src, converter=converter, sink=lambda: sink,
-                     publisher=VideoPublisher(period, W, H), deadline=deadline, hang_timeout=hang)
+    r = StreamRunner(
+        source=lambda: src,
+        converter=converter,
+        sink=lambda: sink,
+        publisher=VideoPublisher(period, W, H),
+        deadline=deadline,
+        hang_timeout=hang,
+    )
     return r, src, sink
 
 
 def audio_runner(converter, sink=None, deadline=0.05, hang=0.3):
     src = NoiseAudioSource()
     sink = sink or RecordingSink(AnonAudio)
-    r = StreamRunner(source=lambda: src, converter=converter, sink=lambda: sink,
-                     publisher=AudioPublisher(src.block / src.rate, src.rate, src.block), deadline=deadline,
-                     hang_timeout=hang, max_backlog=4)
+    r = StreamRunner(
+        source=lambda: src,
+        converter=converter,
+        sink=lambda: sink,
+        publisher=AudioPublisher(src.block / src.rate, src.rate, src.block),
+        deadline=deadline,
+        hang_timeout=hang,
+        max_backlog=4,
+    )
     return r, src, sink
 
 
@@ -192,8 +205,13 @@ def test_source_failure_keeps_output_alive_and_reopens():
         return s
 
     sink = RecordingSink(AnonFrame)
-    r = StreamRunner(source=factory, converter=TestVideoConverter, sink=lambda: sink,
-                     publisher=VideoPublisher(0.02, W, H), deadline=0.1).start()
+    r = StreamRunner(
+        source=factory,
+        converter=TestVideoConverter,
+        sink=lambda: sink,
+        publisher=VideoPublisher(0.02, W, H),
+        deadline=0.1,
+    ).start()
     assert wait_until(lambda: len(attempts) >= 3 and r.status.published > 20, 5.0)
     r.stop()
     kinds = [classify(f) for _, f in sink.snapshot()]
@@ -223,9 +241,15 @@ def test_a_reopened_source_resets_the_converters_streaming_state():
 
     sink = RecordingSink(AnonAudio)
     src = NoiseAudioSource()
-    r = StreamRunner(source=factory, converter=Stateful, sink=lambda: sink,
-                     publisher=AudioPublisher(src.block / src.rate, src.rate, src.block), deadline=0.05,
-                     hang_timeout=0.3, max_backlog=4).start()
+    r = StreamRunner(
+        source=factory,
+        converter=Stateful,
+        sink=lambda: sink,
+        publisher=AudioPublisher(src.block / src.rate, src.rate, src.block),
+        deadline=0.05,
+        hang_timeout=0.3,
+        max_backlog=4,
+    ).start()
     assert wait_until(lambda: len(opened) >= 2 and r.status.published > 60, 5.0)
     r.stop()
     assert len(resets) == 1  # once, after the reopen; not for every block
@@ -244,6 +268,7 @@ def test_video_is_delayed_by_the_audio_latency_for_sync():
 
 
 # ---------------------------------------------------------------------------------------- audio
+
 
 def test_audio_exception_gives_silence_never_input():
     r, src, sink = _started(audio_runner(lambda: TestAudioConverter(fail_every=4)))
@@ -296,7 +321,8 @@ def test_every_sink_rejects_raw_items(make, tmp_path):
     raw_v = RawFrame(np.zeros((H, W, 3), np.uint8), 0.0)
     raw_a = RawAudio(np.zeros(80, np.float32), 8000, 0.0)
     sink, raw = {
-        "null_video": (NullVideoSink, raw_v), "null_audio": (NullAudioSink, raw_a),
+        "null_video": (NullVideoSink, raw_v),
+        "null_audio": (NullAudioSink, raw_a),
         "file_video": (lambda: FileVideoSink(tmp_path / "v.mp4", W, H, 25), raw_v),
         "file_audio": (lambda: FileAudioSink(tmp_path / "a.wav", 8000), raw_a),
     }[make]
@@ -308,6 +334,7 @@ def test_every_sink_rejects_raw_items(make, tmp_path):
 def test_audio_latency_includes_the_voices_own_latency_so_video_waits_for_it():
     """A voice that answers 150 ms late (an 80 ms-frame neural voice and its compute margin): the
     audio latency the supervisor delays video by must include those 150 ms."""
+
     class Late(TestAudioConverter):
         def __init__(self):
             super().__init__()
@@ -317,4 +344,3 @@ def test_audio_latency_includes_the_voices_own_latency_so_video_waits_for_it():
     assert wait_until(lambda: r.status.published > 40, 5.0)
     r.stop()
     assert 150 <= r.status.latency_ms < 400, r.status.latency_ms
-

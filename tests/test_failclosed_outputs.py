@@ -4,6 +4,7 @@ microphone plays speech that carries the leak marker, a fake camera shows known 
 virtual camera is recorded. Then each fault in turn; for each phase the test asserts what each output
 shows and plays, and over the whole run the detectors find no raw content — except in the two
 phases where a leak is planted on purpose, where they must find it."""
+
 from __future__ import annotations
 
 import json
@@ -53,12 +54,26 @@ class MicReader:
     def where(self) -> str | None:
         """The name of the source this reader's stream is recording, or None when not connected."""
         p = self.proc
-        names = {ln.split("\t")[0]: ln.split("\t")[1] for ln in subprocess.run(
-            ["pactl", "list", "short", "sources"], env=self.env, capture_output=True, text=True).stdout.splitlines()}
-        outs = json.loads(subprocess.run(["pactl", "--format=json", "list", "source-outputs"], env=self.env,
-                                         capture_output=True, text=True).stdout or "[]")
-        return next((names.get(str(o["source"])) for o in outs if p is not None
-                     and str((o.get("properties") or {}).get("application.process.id")) == str(p.pid)), None)
+        names = {
+            ln.split("\t")[0]: ln.split("\t")[1]
+            for ln in subprocess.run(
+                ["pactl", "list", "short", "sources"], env=self.env, capture_output=True, text=True
+            ).stdout.splitlines()
+        }
+        outs = json.loads(
+            subprocess.run(
+                ["pactl", "--format=json", "list", "source-outputs"], env=self.env, capture_output=True, text=True
+            ).stdout
+            or "[]"
+        )
+        return next(
+            (
+                names.get(str(o["source"]))
+                for o in outs
+                if p is not None and str((o.get("properties") or {}).get("application.process.id")) == str(p.pid)
+            ),
+            None,
+        )
 
     def reconnect(self) -> None:
         if self.proc is not None:
@@ -66,9 +81,20 @@ class MicReader:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            p = self.proc = subprocess.Popen(["parecord", "--device=ravas_mic", "--raw", "--format=s16le",
-                                              f"--rate={RATE}", "--channels=1", "--latency-msec=20"],
-                                             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            p = self.proc = subprocess.Popen(
+                [
+                    "parecord",
+                    "--device=ravas_mic",
+                    "--raw",
+                    "--format=s16le",
+                    f"--rate={RATE}",
+                    "--channels=1",
+                    "--latency-msec=20",
+                ],
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
             self.connects += 1
             rest = b""
             while not self.stop.is_set():
@@ -99,8 +125,13 @@ def camera_frames(kit: Path) -> tuple[np.ndarray, np.ndarray]:
     data = (kit / "camera.bin").read_bytes() if (kit / "camera.bin").exists() else b""
     n = len(data) // size
     times = np.array([struct.unpack_from("<d", data, i * size)[0] for i in range(n)])
-    frames = np.stack([np.frombuffer(data, np.uint8, REC_W * REC_H * 3, i * size + 8).reshape(REC_H, REC_W, 3)
-                       for i in range(n)]) if n else np.zeros((0, REC_H, REC_W, 3), np.uint8)
+    frames = (
+        np.stack(
+            [np.frombuffer(data, np.uint8, REC_W * REC_H * 3, i * size + 8).reshape(REC_H, REC_W, 3) for i in range(n)]
+        )
+        if n
+        else np.zeros((0, REC_H, REC_W, 3), np.uint8)
+    )
     return times, frames
 
 
@@ -126,14 +157,16 @@ class Phase:
 
 
 def _status(env) -> dict:
-    r = subprocess.run([sys.executable, "-m", "ravasd", "ctl", "status", "--json"], env=env, capture_output=True,
-                       text=True, timeout=20)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "ctl", "status", "--json"], env=env, capture_output=True, text=True, timeout=20
+    )
     return json.loads(r.stdout) if r.returncode == 0 else {}
 
 
 def _ctl(env, *args) -> None:
-    r = subprocess.run([sys.executable, "-m", "ravasd", "ctl", *args], env=env, capture_output=True, text=True,
-                       timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "ctl", *args], env=env, capture_output=True, text=True, timeout=30
+    )
     assert r.returncode == 0, (args, r.stderr[-1000:])
 
 
@@ -144,12 +177,22 @@ def _rig(pulse, tmp_path: Path) -> tuple[Path, dict, dict, subprocess.Popen]:
     kit = tmp_path / "kit"
     kit.mkdir()
     wav = marked_speech(tmp_path)
-    base = dict(pulse.env, RAVAS_HOME=str(tmp_path / "home"), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"],
-                OPENBLAS_NUM_THREADS="1")
-    env = dict(base, RAVAS_FAULTKIT=str(kit), PYTHONPATH=os.pathsep.join(
-        [str(KIT_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    player = subprocess.Popen(["bash", "-c", f"while true; do paplay --device=fake_cam_mic --latency-msec=20 {wav}"
-                               " || sleep 0.2; done"], env=base, start_new_session=True)
+    base = dict(
+        pulse.env,
+        RAVAS_HOME=str(tmp_path / "home"),
+        RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"],
+        OPENBLAS_NUM_THREADS="1",
+    )
+    env = dict(
+        base,
+        RAVAS_FAULTKIT=str(kit),
+        PYTHONPATH=os.pathsep.join([str(KIT_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
+    player = subprocess.Popen(
+        ["bash", "-c", f"while true; do paplay --device=fake_cam_mic --latency-msec=20 {wav} || sleep 0.2; done"],
+        env=base,
+        start_new_session=True,
+    )
     return kit, base, env, player
 
 
@@ -160,13 +203,37 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
     mic = MicReader(base)
     phases: list[Phase] = []
     log: list[str] = []
-    fake_mic = next(ln.split("\t") for ln in pulse.pactl("list", "short", "modules").splitlines()
-                    if "source_name=fake_mic" in ln)  # its module: index, name, arguments
+    fake_mic = next(
+        ln.split("\t") for ln in pulse.pactl("list", "short", "modules").splitlines() if "source_name=fake_mic" in ln
+    )  # its module: index, name, arguments
     t_launch = time.monotonic()
-    daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--mic", "fake_mic", "--voice",
-                               "tenor", "--set", "video.camera=faultkit", "--set", "video.source=camera",
-                               "--set", "video.fps=15", "--set", "video.width=640", "--set", "video.height=480"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ravasd",
+            "run",
+            "--no-tray",
+            "--mic",
+            "fake_mic",
+            "--voice",
+            "tenor",
+            "--set",
+            "video.camera=faultkit",
+            "--set",
+            "video.source=camera",
+            "--set",
+            "video.fps=15",
+            "--set",
+            "video.width=640",
+            "--set",
+            "video.height=480",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.extend(daemon.stdout), daemon=True)
     reader.start()
@@ -176,7 +243,9 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
 
     def steady(timeout=60):
         assert wait_until(lambda: running("video") and running("audio"), timeout, 0.3), (
-            _status(base), "".join(out)[-3000:])
+            _status(base),
+            "".join(out)[-3000:],
+        )
         time.sleep(1.0)
 
     def phase(name, seconds, audio, video, settle=0.6):
@@ -218,14 +287,25 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
         elif kind == "audio":
             phases.append(Phase(f"audio worker {sig_name}", t0, time.monotonic(), "silence or converted", "avatar"))
         else:
-            phases.append(Phase(f"video worker {sig_name}", t0, time.monotonic(), "converted", "none or card or avatar"))
+            phases.append(
+                Phase(f"video worker {sig_name}", t0, time.monotonic(), "converted", "none or card or avatar")
+            )
         log.append(f"{'paused, ' if paused else ''}{kind} worker {sig_name}: running again after {recovered:.1f} s")
 
     try:
         # start-up: until both streams run, the camera shows the card and RAVAS Mic is silent
         steady(90)
-        phases.append(Phase("start-up", t_launch, time.monotonic() - 1.0, "silence or converted",
-                            "none or card or avatar", 0.0, gaps_ok=True))
+        phases.append(
+            Phase(
+                "start-up",
+                t_launch,
+                time.monotonic() - 1.0,
+                "silence or converted",
+                "none or card or avatar",
+                0.0,
+                gaps_ok=True,
+            )
+        )
         phase("running", 5, "converted", "avatar")
         # planted leaks: the detectors must fire here, at the real outputs
         during("planted audio leak", *kit_file("audio_leak"), 8, "leak", "avatar")
@@ -242,11 +322,25 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
         steady()
         during("video converter hangs", *kit_file("video_hang"), 5, "converted", "card", settle=1.0)
         steady()
-        during("voice switched live", lambda: _ctl(base, "voice", "alto"), lambda: _ctl(base, "voice", "tenor"), 5,
-               "converted", "avatar", settle=1.0)
+        during(
+            "voice switched live",
+            lambda: _ctl(base, "voice", "alto"),
+            lambda: _ctl(base, "voice", "tenor"),
+            5,
+            "converted",
+            "avatar",
+            settle=1.0,
+        )
         steady()
-        during("avatar switched live", lambda: _ctl(base, "avatar", "mira"), lambda: _ctl(base, "avatar", "sol"), 4,
-               "converted", "card or avatar", settle=0.2)
+        during(
+            "avatar switched live",
+            lambda: _ctl(base, "avatar", "mira"),
+            lambda: _ctl(base, "avatar", "sol"),
+            4,
+            "converted",
+            "card or avatar",
+            settle=0.2,
+        )
         steady()
         kill_worker("audio", signal.SIGKILL)
         steady()
@@ -264,9 +358,15 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
         steady()
         # the microphone vanishes while RAVAS Mic is the default source: the capture must not feed on it
         pulse.pactl("set-default-source", "ravas_mic")
-        during("microphone vanishes (RAVAS Mic default)", lambda: pulse.pactl("unload-module", fake_mic[0]),
-               lambda: pulse.pactl("load-module", "module-remap-source", *fake_mic[2].split(" ", 4)), 4,
-               "silence", "avatar", settle=0.5)
+        during(
+            "microphone vanishes (RAVAS Mic default)",
+            lambda: pulse.pactl("unload-module", fake_mic[0]),
+            lambda: pulse.pactl("load-module", "module-remap-source", *fake_mic[2].split(" ", 4)),
+            4,
+            "silence",
+            "avatar",
+            settle=0.5,
+        )
         pulse.pactl("set-default-source", "fake_mic")
         t_moved = time.monotonic()
         mic.reconnect()  # the server moved the reader along with the default source (see MicReader)
@@ -278,14 +378,24 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
         pulse.restart()
         assert wait_until(lambda: _status(base).get("virtual_mic") == "RAVAS Mic" and mic.connects > connects, 30, 0.2)
         steady()
-        phases.append(Phase("sound server restarted", t0, time.monotonic(), "silence or converted", "avatar",
-                            gaps_ok=True))
+        phases.append(
+            Phase("sound server restarted", t0, time.monotonic(), "silence or converted", "avatar", gaps_ok=True)
+        )
         phase("running again", 5, "converted", "avatar")
         t_quit = time.monotonic()
         _ctl(base, "quit")
         assert daemon.wait(30) == 0
-        phases.append(Phase("shutdown", t_quit, time.monotonic(), "silence or converted", "none or card or avatar",
-                            0.0, gaps_ok=True))
+        phases.append(
+            Phase(
+                "shutdown",
+                t_quit,
+                time.monotonic(),
+                "silence or converted",
+                "none or card or avatar",
+                0.0,
+                gaps_ok=True,
+            )
+        )
     finally:
         if daemon.poll() is None:
             daemon.kill()
@@ -296,8 +406,12 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
             pulse.pactl("load-module", "module-remap-source", *fake_mic[2].split(" ", 4))
     text = "".join(out)
     # kept for a look at a failure: what RAVAS Mic played (arrival time of each chunk) and the phases
-    np.savez_compressed(tmp_path / "ravas-mic.npz", t=np.array([t for t, _ in mic.chunks]),
-                        n=np.array([len(c) for _, c in mic.chunks]), samples=np.concatenate([c for _, c in mic.chunks]))
+    np.savez_compressed(
+        tmp_path / "ravas-mic.npz",
+        t=np.array([t for t, _ in mic.chunks]),
+        n=np.array([len(c) for _, c in mic.chunks]),
+        samples=np.concatenate([c for _, c in mic.chunks]),
+    )
     (tmp_path / "phases.json").write_text(json.dumps([p.__dict__ for p in phases] + [{"launch": t_launch}]))
     (tmp_path / "daemon.log").write_text(text)
     assert "Traceback" not in text, text[-3000:]
@@ -312,15 +426,17 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
         y = mic.window(lo, p.t1)
         sel = (times >= lo) & (times < p.t1)
         seen = dict(zip(*np.unique(kinds[sel], return_counts=True)))
-        rms = float(np.sqrt(np.mean(y ** 2))) if len(y) else 0.0
+        rms = float(np.sqrt(np.mean(y**2))) if len(y) else 0.0
         peak = float(np.abs(y).max()) if len(y) else 0.0
         if p.audio == "leak":  # looked for as in the whole-run check: amid the converted speech before it
             marker = MARKER.find(mic.window(p.t0 - 4, p.t1), RATE)
         else:
             marker = MARKER.find(y, RATE) if len(y) > (MARKER.seconds + 0.5) * RATE else None
         cam = max((camera_likeness(f, CAMERAS) for f in frames[sel][::2]), default=-1.0)
-        report.append(f"{p.name:42s} audio rms {rms:.4f} peak {peak:.3f} marker {marker if marker is None else round(marker, 1)}"
-                      f" | video {seen} camera {cam:.2f}")
+        report.append(
+            f"{p.name:42s} audio rms {rms:.4f} peak {peak:.3f} marker {marker if marker is None else round(marker, 1)}"
+            f" | video {seen} camera {cam:.2f}"
+        )
         if not p.gaps_ok and len(y) < (p.t1 - lo) * RATE * 0.7:
             problems.append(f"{p.name}: RAVAS Mic recorded only {len(y) / RATE:.2f} s of {p.t1 - lo:.2f} s")
         if p.audio == "silence" and peak > 1e-3:
@@ -330,9 +446,14 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
         if p.audio == "leak" and not (marker and marker > FOUND):
             problems.append(f"{p.name}: the planted audio leak was not found at RAVAS Mic ({marker})")
         # the card is what a late frame gives way to (a busy machine): allowed beside the avatar
-        allowed = {"avatar": {"avatar", "card"}, "card": {"card"}, "card or avatar": {"card", "avatar"},
-                   "none or card": {"card"}, "none or card or avatar": {"card", "avatar"},
-                   "leak": {"other", "avatar"}}[p.video]
+        allowed = {
+            "avatar": {"avatar", "card"},
+            "card": {"card"},
+            "card or avatar": {"card", "avatar"},
+            "none or card": {"card"},
+            "none or card or avatar": {"card", "avatar"},
+            "leak": {"other", "avatar"},
+        }[p.video]
         if p.video == "leak":
             if cam <= CAMERA_LIMIT:
                 problems.append(f"{p.name}: the planted camera leak was not found ({cam:.2f})")
@@ -342,6 +463,7 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
             problems.append(f"{p.name}: the camera showed the avatar in too few frames: {seen}")
         if not p.video.startswith("none") and sel.sum() < (p.t1 - lo) * 15 * 0.5:
             problems.append(f"{p.name}: the virtual camera got only {sel.sum()} frames in {p.t1 - lo:.1f} s")
+
     # over the whole run, outside its planted leak: no marker at RAVAS Mic, no camera image at RAVAS Camera
     def outside(name):
         p = next(p for p in phases if p.name == name)
@@ -351,15 +473,21 @@ def test_every_fault_at_ravas_mic_and_ravas_camera(pulse, tmp_path):
         score = MARKER.find(mic.window(a, b), RATE)
         report.append(f"whole run {a - t_launch:6.1f}–{b - t_launch:6.1f} s: marker {score:.1f}")
         if score > FOUND:
-            problems.append(f"raw microphone audio reached RAVAS Mic between {a - t_launch:.1f} and {b - t_launch:.1f} s"
-                            f" (marker {score:.1f})")
+            problems.append(
+                f"raw microphone audio reached RAVAS Mic between {a - t_launch:.1f} and {b - t_launch:.1f} s"
+                f" (marker {score:.1f})"
+            )
     for a, b in outside("planted video leak"):
         sel = (times >= a) & (times < b)
         worst = max((camera_likeness(f, CAMERAS) for f in frames[sel][::2]), default=-1.0)
-        report.append(f"whole run {a - t_launch:6.1f}–{b - t_launch:6.1f} s: camera {worst:.2f} over {sel.sum()} frames")
+        report.append(
+            f"whole run {a - t_launch:6.1f}–{b - t_launch:6.1f} s: camera {worst:.2f} over {sel.sum()} frames"
+        )
         if worst > CAMERA_LIMIT:
-            problems.append(f"the camera image reached RAVAS Camera between {a - t_launch:.1f} and {b - t_launch:.1f} s"
-                            f" ({worst:.2f})")
+            problems.append(
+                f"the camera image reached RAVAS Camera between {a - t_launch:.1f} and {b - t_launch:.1f} s"
+                f" ({worst:.2f})"
+            )
     print("\n".join(report + log))
     assert not problems, "\n".join(problems + report + log + [f"recordings: {tmp_path}"])
     # the first frame the virtual camera got is the "starting" card, the last the "off" card
@@ -376,8 +504,12 @@ def test_the_far_end_of_a_call_hears_no_raw_voice(pulse, tmp_path):
     from ravasd.evaluation.callclient import Call
 
     kit, base, env, player = _rig(pulse, tmp_path)
-    daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--mic", "fake_mic",
-                               "--voice", "tenor"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--mic", "fake_mic", "--voice", "tenor"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     phases: list[tuple[str, float, float, str]] = []  # name, epoch start, end, what the far end may hear
 
     def running():
@@ -405,7 +537,9 @@ def test_the_far_end_of_a_call_hears_no_raw_voice(pulse, tmp_path):
         pid = _status(base)["audio"]["pid"]
         t0 = time.time()
         os.kill(pid, signal.SIGKILL)
-        assert wait_until(lambda: (_status(base).get("audio") or {}).get("pid") not in (None, pid) and running(), 30, 0.2)
+        assert wait_until(
+            lambda: (_status(base).get("audio") or {}).get("pid") not in (None, pid) and running(), 30, 0.2
+        )
         time.sleep(max(0.0, t0 + 4 - time.time()))
         phases.append(("audio worker killed", t0, time.time(), "silence or converted"))
         span("after the kill", 5, "converted")
@@ -424,10 +558,12 @@ def test_the_far_end_of_a_call_hears_no_raw_voice(pulse, tmp_path):
     for name, a, b, hears in phases:
         settle = 1.5  # the call path's own delay (jitter buffer, processing) and the pause's flush
         y = far.window(a + settle, b)
-        rms = float(np.sqrt(np.mean(y ** 2))) if len(y) else 0.0
+        rms = float(np.sqrt(np.mean(y**2))) if len(y) else 0.0
         marker = MARKER.find(far.window(a - 4, b + 0.5), far.rate) if hears == "leak" else None
-        report.append(f"{name:22s} rms {rms:.4f} peak {float(np.abs(y).max()) if len(y) else 0:.3f} "
-                      f"marker {marker if marker is None else round(marker, 1)}")
+        report.append(
+            f"{name:22s} rms {rms:.4f} peak {float(np.abs(y).max()) if len(y) else 0:.3f} "
+            f"marker {marker if marker is None else round(marker, 1)}"
+        )
         if hears == "leak" and not marker > FOUND:
             problems.append(f"{name}: the planted leak was not found at the far end ({marker:.1f})")
         if hears == "converted" and rms < 0.005:

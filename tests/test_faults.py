@@ -1,5 +1,6 @@
 """The daemon under faults: recordings tell the truth (disk full, bad names, durations), inputs are
 checked at start, and every file RAVAS writes is private to the user."""
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,17 @@ import wave
 from pathlib import Path
 
 import pytest
-
 from helpers import ravasd, wait_until
 
 
 def _env(home: Path) -> dict:
-    return {"RAVAS_HOME": str(home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
-            "PULSE_SERVER": "unix:/nonexistent", "OPENBLAS_NUM_THREADS": "1"}
+    return {
+        "RAVAS_HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+        "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
+        "PULSE_SERVER": "unix:/nonexistent",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
 
 
 DEMO = ["run", "--no-tray", "--video-source", "demo", "--audio-source", "demo"]
@@ -32,13 +37,19 @@ def tiny_disk(tmp_path):
     file-size limit (RLIMIT_FSIZE) on the daemon, which fails writes the same way (EFBIG)."""
     folder = tmp_path / "tiny"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(folder)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+    )
     limit = None
     if not mounted:
+
         def limit():  # preexec_fn: only the daemon and its workers are limited
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
     yield folder, limit
     if mounted:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
@@ -48,9 +59,16 @@ def test_disk_full_stops_the_recording_once_keeps_the_daemon_and_says_what_was_k
     folder, limit = tiny_disk
     env = _env(ravas_home)
     out = folder / "session.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO, "--record", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", *DEMO, "--record", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=limit,
+    )
     try:
+
         def failed():
             r = ravasd(env, "ctl", "status", "--json")
             if r.returncode:
@@ -78,10 +96,12 @@ def test_disk_full_stops_the_recording_once_keeps_the_daemon_and_says_what_was_k
 
 def test_recordings_are_refused_at_start_when_they_cannot_work(ravas_home, tmp_path):
     env = _env(ravas_home)
-    for args, why in (((["--record", str(tmp_path / "r.avi")]), "unsupported extension '.avi'"),
-                      ((["--record", str(tmp_path / "nowhere" / "r.mp4")]), "does not exist"),
-                      ((["--duration", "-1"]), "more than 0 seconds"),
-                      ((["--duration", "soon"]), "not a number")):
+    for args, why in (
+        ((["--record", str(tmp_path / "r.avi")]), "unsupported extension '.avi'"),
+        ((["--record", str(tmp_path / "nowhere" / "r.mp4")]), "does not exist"),
+        ((["--duration", "-1"]), "more than 0 seconds"),
+        ((["--duration", "soon"]), "not a number"),
+    ):
         r = ravasd(env, *DEMO, *args, timeout=60)
         assert r.returncode == 2 and why in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-800:])
         assert "ravasd running" not in r.stderr + r.stdout
@@ -105,9 +125,11 @@ def test_input_file_is_checked_at_start(ravas_home, tmp_path, media_dir):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
     silent = make_video(tmp_path / "silent.mp4", seconds=1.0, acodec=None)
-    for args, why in ((["--input", str(tmp_path / "nothere.mp4")], "does not exist"),
-                      (["--input", str(corrupt)], "not a readable media file"),
-                      (["--input", str(silent)], "has no audio stream")):
+    for args, why in (
+        (["--input", str(tmp_path / "nothere.mp4")], "does not exist"),
+        (["--input", str(corrupt)], "not a readable media file"),
+        (["--input", str(silent)], "has no audio stream"),
+    ):
         r = ravasd(env, "run", "--no-tray", *args, timeout=60)
         assert r.returncode == 2 and why in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-800:])
 
@@ -119,9 +141,14 @@ def test_files_ravas_writes_are_private(ravas_home, tmp_path):
     os.chmod(cfg, 0o644)  # as an older version left it
     assert ravasd(env, "config", "set", "audio.voice", "tenor").returncode == 0
     rec = tmp_path / "r.wav"
-    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO, "--record", str(rec)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", *DEMO, "--record", str(rec)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+
         def recording():
             r = ravasd(env, "ctl", "status", "--json")
             return r.returncode == 0 and json.loads(r.stdout)["audio"].get("published", 0) > 0
@@ -153,11 +180,13 @@ def _status(env) -> dict:
 
 def test_a_stopped_worker_is_found_stalled_and_replaced_and_a_short_stop_is_no_hang(ravas_home):
     env = _env(ravas_home)
-    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", *DEMO], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
-        assert wait_until(lambda: all((_status(env).get(k) or {}).get("state") == "running"
-                                      for k in ("video", "audio")), 90, 0.5)
+        assert wait_until(
+            lambda: all((_status(env).get(k) or {}).get("state") == "running" for k in ("video", "audio")), 90, 0.5
+        )
         # a short stop (3 s) of the audio worker: it resumes; neither a hang nor a stall is reported
         audio_pid = _status(env)["audio"]["pid"]
         os.kill(audio_pid, signal.SIGSTOP)
@@ -198,11 +227,20 @@ def test_ravas_mic_is_owned_survives_other_instances_and_a_sound_server_restart(
     (nor while it is stopped); after the server restarts RAVAS Mic comes back, status tells the truth,
     and quitting unloads only our own modules. On PulseAudio and on PipeWire."""
     pulse = sound_server
-    env_a = dict(pulse.env, RAVAS_HOME=str(tmp_path / "a"), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"],
-                 OPENBLAS_NUM_THREADS="1")
+    env_a = dict(
+        pulse.env,
+        RAVAS_HOME=str(tmp_path / "a"),
+        RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"],
+        OPENBLAS_NUM_THREADS="1",
+    )
     env_b = dict(env_a, RAVAS_HOME=str(tmp_path / "b"))
-    a = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--audio-source", "demo"],
-                         env=env_a, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    a = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--audio-source", "demo"],
+        env=env_a,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert wait_until(lambda: _status(env_a).get("virtual_mic") == "RAVAS Mic", 60, 0.3)
         mine = _ravas_modules(pulse)
@@ -256,8 +294,9 @@ def test_ravas_mic_is_owned_survives_other_instances_and_a_sound_server_restart(
 
 def test_audio_worker_gets_priority_and_video_gives_way_and_status_says_so(ravas_home):
     env = _env(ravas_home)
-    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", *DEMO], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         assert wait_until(lambda: all((_status(env).get(k) or {}).get("priority") for k in ("video", "audio")), 90, 0.5)
         st = _status(env)
@@ -283,10 +322,22 @@ def test_soak_summary_compares_the_first_and_last_fifth_after_warm_up():
     rows = []
     for i in range(50):
         t = i * 10.0
-        rows.append({"t_s": t, "rss_daemon_mb": 100.0, "rss_video_mb": 200 + (20 if t > 400 else 0),
-                     "rss_audio_mb": 150.0, "video_latency_ms": 60.0, "audio_latency_ms": 30 + (12 if t > 400 else 0),
-                     "video_dropped": i, "audio_dropped": 0, "video_restarts": 0, "audio_restarts": 1 if t > 300 else 0,
-                     "video_priority": "nice +10", "audio_priority": "normal"})
+        rows.append(
+            {
+                "t_s": t,
+                "rss_daemon_mb": 100.0,
+                "rss_video_mb": 200 + (20 if t > 400 else 0),
+                "rss_audio_mb": 150.0,
+                "video_latency_ms": 60.0,
+                "audio_latency_ms": 30 + (12 if t > 400 else 0),
+                "video_dropped": i,
+                "audio_dropped": 0,
+                "video_restarts": 0,
+                "audio_restarts": 1 if t > 300 else 0,
+                "video_priority": "nice +10",
+                "audio_priority": "normal",
+            }
+        )
     s = summarise(rows, warmup_s=100)
     assert s["rss_daemon_growth_pct"] == 0.0 and s["rss_video_growth_pct"] == 10.0
     assert s["audio_latency_drift_ms"] == 12.0 and s["video_latency_drift_ms"] == 0.0
@@ -316,8 +367,12 @@ def test_a_corrupt_face_model_leaves_the_avatar_idling_and_doctor_says_so(ravas_
     env = _env(ravas_home)
     d = ravasd(env, "doctor", "--set", f"models.face_landmarker={corrupt}", timeout=120)
     assert "FAIL  model files" in d.stdout and "cannot be loaded" in d.stdout, d.stdout
-    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *DEMO, "--set", f"models.face_landmarker={corrupt}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", *DEMO, "--set", f"models.face_landmarker={corrupt}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         # the avatar is rendered (anonymized frames published), not the "starting" card for good
         assert wait_until(lambda: (_status(env).get("video") or {}).get("published", 0) > 30, 90, 0.5)
@@ -338,8 +393,13 @@ def test_anonymize_cleans_up_on_sigterm_and_refuses_an_unwritable_output(ravas_h
     src = make_video(tmp_path / "in.mp4", seconds=20.0, width=320, height=240)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "ravasd", "anonymize", str(src), "-o", str(out_dir / "o.mp4")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", "anonymize", str(src), "-o", str(out_dir / "o.mp4")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert wait_until(lambda: any(out_dir.iterdir()), 60, 0.1), "anonymize never started writing"
     proc.send_signal(signal.SIGTERM)
     text = proc.communicate(timeout=30)[0]
@@ -359,20 +419,32 @@ def test_a_vanishing_microphone_is_never_replaced_by_ravas_mic_and_is_used_again
     import threading
 
     pulse = sound_server
-    env = dict(pulse.env, RAVAS_HOME=str(tmp_path / "h"), RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"],
-               OPENBLAS_NUM_THREADS="1")
-    fake_mic_args = next(ln.split("\t")[2] for ln in pulse.pactl("list", "short", "modules").splitlines()
-                         if "source_name=fake_mic" in ln)
-    d = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--mic", "fake_mic",
-                          "--voice", "ringmod"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(
+        pulse.env,
+        RAVAS_HOME=str(tmp_path / "h"),
+        RAVAS_MODELS_DIR=os.environ["RAVAS_MODELS_DIR"],
+        OPENBLAS_NUM_THREADS="1",
+    )
+    fake_mic_args = next(
+        ln.split("\t")[2] for ln in pulse.pactl("list", "short", "modules").splitlines() if "source_name=fake_mic" in ln
+    )
+    d = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--mic", "fake_mic", "--voice", "ringmod"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def our_inputs() -> list[str]:
         """The sources the daemon's audio worker records from now."""
         names = {ln.split("\t")[0]: ln.split("\t")[1] for ln in pulse.pactl("list", "short", "sources").splitlines()}
         out = json.loads(pulse.pactl("--format=json", "list", "source-outputs") or "[]")
         pid = str((_status(env).get("audio") or {}).get("pid"))
-        return [names.get(str(o.get("source")), "?") for o in out
-                if str((o.get("properties") or {}).get("application.process.id")) == pid]
+        return [
+            names.get(str(o.get("source")), "?")
+            for o in out
+            if str((o.get("properties") or {}).get("application.process.id")) == pid
+        ]
 
     try:
         assert wait_until(lambda: our_inputs() == ["fake_mic"], 60, 0.3), our_inputs()
@@ -385,23 +457,35 @@ def test_a_vanishing_microphone_is_never_replaced_by_ravas_mic_and_is_used_again
             while not stop.is_set():
                 out = json.loads(pulse.pactl("--format=json", "list", "source-outputs") or "[]")
                 if not names or any(str(o.get("source")) not in names for o in out):
-                    names = {ln.split("\t")[0]: ln.split("\t")[1]
-                             for ln in pulse.pactl("list", "short", "sources").splitlines()}
-                on_ravas.append(any(names.get(str(o.get("source"))) == "ravas_mic" for o in out
-                                    if str((o.get("properties") or {}).get("application.process.id")) == pid))
+                    names = {
+                        ln.split("\t")[0]: ln.split("\t")[1]
+                        for ln in pulse.pactl("list", "short", "sources").splitlines()
+                    }
+                on_ravas.append(
+                    any(
+                        names.get(str(o.get("source"))) == "ravas_mic"
+                        for o in out
+                        if str((o.get("properties") or {}).get("application.process.id")) == pid
+                    )
+                )
 
         t = threading.Thread(target=sample)
         t.start()
         time.sleep(0.3)
-        idx = next(ln.split("\t")[0] for ln in pulse.pactl("list", "short", "modules").splitlines()
-                   if "source_name=fake_mic" in ln)
+        idx = next(
+            ln.split("\t")[0]
+            for ln in pulse.pactl("list", "short", "modules").splitlines()
+            if "source_name=fake_mic" in ln
+        )
         pulse.pactl("unload-module", idx)
         time.sleep(2.5)
         stop.set()
         t.join()
         window = sum(on_ravas) / max(1, len(on_ravas)) * 2.8  # seconds the stream sat on RAVAS Mic
         print(f"capture sat on RAVAS Mic for ~{window:.3f} s")
-        assert window < 0.25, f"captured from RAVAS Mic for ~{window:.2f} s ({sum(on_ravas)} of {len(on_ravas)} samples)"
+        assert window < 0.25, (
+            f"captured from RAVAS Mic for ~{window:.2f} s ({sum(on_ravas)} of {len(on_ravas)} samples)"
+        )
         assert "ravas_mic" not in our_inputs()
         # the microphone comes back: it is recorded again (and only it)
         pulse.pactl("load-module", "module-remap-source", *fake_mic_args.split(" ", 4))

@@ -4,6 +4,7 @@ never a traceback) in bounded time and memory. A seeded mutation fuzzer (tests/f
 requests — plus the crashers found while building it (alias bomb, deep nesting, invalid UTF-8,
 wrong-typed glTF, unknown codec, oversized and flooding control clients).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,13 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from fuzz import dumps, mutate_bytes, mutate_tree
+
 from ravasd.errors import RavasError
 
 CASES = 1000
-BOMB = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-                 + [f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")])
+BOMB = "\n".join(
+    ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    + [f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+)
 
 
 def _only_ours(fn, *args):
@@ -39,9 +42,13 @@ def _only_ours(fn, *args):
 def test_yaml_alias_bomb_deep_nesting_and_bad_utf8_are_refused_in_bounded_memory(tmp_path):
     from ravasd.config import ConfigError, read_yaml
 
-    cases = {"bomb": BOMB.encode(), "deep_list": b"a: " + b"[" * 100_000 + b"]" * 100_000,
-             "deep_map": ("a:\n" + "".join(" " * i + "b:\n" for i in range(1, 300))).encode(),
-             "utf8": b"video:\n  fps: \xff\xfe\n", "huge": b"# " + b"x" * 300_000 + b"\n"}
+    cases = {
+        "bomb": BOMB.encode(),
+        "deep_list": b"a: " + b"[" * 100_000 + b"]" * 100_000,
+        "deep_map": ("a:\n" + "".join(" " * i + "b:\n" for i in range(1, 300))).encode(),
+        "utf8": b"video:\n  fps: \xff\xfe\n",
+        "huge": b"# " + b"x" * 300_000 + b"\n",
+    }
     for name, data in cases.items():
         f = tmp_path / f"{name}.yaml"
         f.write_bytes(data)
@@ -51,7 +58,7 @@ def test_yaml_alias_bomb_deep_nesting_and_bad_utf8_are_refused_in_bounded_memory
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert str(f) in str(err.value)
-        assert peak < 20 * 2 ** 20, f"{name}: {peak / 2 ** 20:.0f} MB while refusing it"
+        assert peak < 20 * 2**20, f"{name}: {peak / 2**20:.0f} MB while refusing it"
     from ravasd.config import parse_value
 
     assert parse_value("#336699") == "#336699" and parse_value("null") is None and parse_value("12") == 12
@@ -94,8 +101,17 @@ def _log_text(tmp_path: Path) -> str:
     p = tmp_path / "log.json"
     w = DetectionLogWriter(p)
     for k in range(3):
-        w.write(FacePose(np.full(52, 0.1 * k, np.float32), 0, 0, 0, np.eye(4, dtype=np.float32),
-                         np.zeros((478, 3), np.float32), k / 30))
+        w.write(
+            FacePose(
+                np.full(52, 0.1 * k, np.float32),
+                0,
+                0,
+                0,
+                np.eye(4, dtype=np.float32),
+                np.zeros((478, 3), np.float32),
+                k / 30,
+            )
+        )
     w.close()
     return p.read_text()
 
@@ -107,9 +123,14 @@ def test_detection_log_fuzz(tmp_path):
     text = _log_text(tmp_path)
     doc = json.loads(text)
     f = tmp_path / "fuzzed.json"
-    crashers = [b"[" * 100_000, b"\xff\xfe[{}]", b'[{"blendshapes": 5, "transformation_matrix": [], "ts": 1}]',
-                b'[{"blendshapes": [[]], "transformation_matrix": [0], "ts": "x"}]', b"[1, 2, 3]",
-                b'[{"blendshapes": [], "transformation_matrix": [1e999], "ts": 0}]']
+    crashers = [
+        b"[" * 100_000,
+        b"\xff\xfe[{}]",
+        b'[{"blendshapes": 5, "transformation_matrix": [], "ts": 1}]',
+        b'[{"blendshapes": [[]], "transformation_matrix": [0], "ts": "x"}]',
+        b"[1, 2, 3]",
+        b'[{"blendshapes": [], "transformation_matrix": [1e999], "ts": 0}]',
+    ]
     for i in range(CASES + len(crashers)):
         if i < len(crashers):
             data = crashers[i]
@@ -143,8 +164,16 @@ def _tiny_glb() -> tuple[dict, bytes]:
     png = cv2.imencode(".png", np.full((2, 2, 3), 200, np.uint8))[1].tobytes()
     blobs = [pos, nrm, uv, idx, delta, joints, weights, ibm]
     views, accessors, binary = [], [], b""
-    kinds = [("VEC3", 5126), ("VEC3", 5126), ("VEC2", 5126), ("SCALAR", 5123), ("VEC3", 5126), ("VEC4", 5121),
-             ("VEC4", 5126), ("MAT4", 5126)]
+    kinds = [
+        ("VEC3", 5126),
+        ("VEC3", 5126),
+        ("VEC2", 5126),
+        ("SCALAR", 5123),
+        ("VEC3", 5126),
+        ("VEC4", 5121),
+        ("VEC4", 5126),
+        ("MAT4", 5126),
+    ]
     for arr, (typ, comp) in zip(blobs, kinds):
         data = arr.tobytes()
         views.append({"buffer": 0, "byteOffset": len(binary), "byteLength": len(data)})
@@ -153,16 +182,36 @@ def _tiny_glb() -> tuple[dict, bytes]:
     views.append({"buffer": 0, "byteOffset": len(binary), "byteLength": len(png)})
     binary += png + b"\0" * (-len(png) % 4)
     gltf = {
-        "asset": {"version": "2.0", "copyright": "test"}, "scene": 0, "scenes": [{"nodes": [0]}],
+        "asset": {"version": "2.0", "copyright": "test"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
         "nodes": [{"name": "root", "children": [1, 2]}, {"name": "Head", "mesh": 0, "skin": 0}, {"name": "joint"}],
-        "meshes": [{"name": "face", "primitives": [{
-            "attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2, "JOINTS_0": 5, "WEIGHTS_0": 6},
-            "indices": 3, "material": 0, "targets": [{"POSITION": 4}]}], "extras": {"targetNames": ["jawOpen"]}}],
-        "materials": [{"pbrMetallicRoughness": {"baseColorFactor": [1, 0.8, 0.7, 1],
-                                                "baseColorTexture": {"index": 0}}, "alphaMode": "OPAQUE"}],
-        "textures": [{"source": 0}], "images": [{"bufferView": len(views) - 1, "mimeType": "image/png"}],
+        "meshes": [
+            {
+                "name": "face",
+                "primitives": [
+                    {
+                        "attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2, "JOINTS_0": 5, "WEIGHTS_0": 6},
+                        "indices": 3,
+                        "material": 0,
+                        "targets": [{"POSITION": 4}],
+                    }
+                ],
+                "extras": {"targetNames": ["jawOpen"]},
+            }
+        ],
+        "materials": [
+            {
+                "pbrMetallicRoughness": {"baseColorFactor": [1, 0.8, 0.7, 1], "baseColorTexture": {"index": 0}},
+                "alphaMode": "OPAQUE",
+            }
+        ],
+        "textures": [{"source": 0}],
+        "images": [{"bufferView": len(views) - 1, "mimeType": "image/png"}],
         "skins": [{"joints": [2], "inverseBindMatrices": 7}],
-        "accessors": accessors, "bufferViews": views, "buffers": [{"byteLength": len(binary)}],
+        "accessors": accessors,
+        "bufferViews": views,
+        "buffers": [{"byteLength": len(binary)}],
     }
     return gltf, binary
 
@@ -188,7 +237,7 @@ def test_gltf_loader_fuzz_and_what_is_accepted_renders(tmp_path):
         dict(gltf, nodes=[[1], {"mesh": 0}]),
         dict(gltf, materials=[{"pbrMetallicRoughness": {"baseColorFactor": [1]}}]),
         dict(gltf, nodes=[{"children": [1]}, {"children": [0], "mesh": 0}]),
-        dict(gltf, accessors=[dict(gltf["accessors"][0], count=2 ** 40)] + gltf["accessors"][1:]),
+        dict(gltf, accessors=[dict(gltf["accessors"][0], count=2**40)] + gltf["accessors"][1:]),
         dict(gltf, buffers=[{"uri": "../../../../etc/passwd", "byteLength": 10}]),
         [1, 2, 3],
     ]
@@ -239,9 +288,11 @@ def test_media_reader_fuzz_and_unknown_codec(tmp_path):
 
     from ravasd.media.reader import iter_media, probe
 
-    seeds = [make_video(tmp_path / "v.mp4", seconds=0.4, width=64, height=48).read_bytes(),
-             make_audio(tmp_path / "a.wav", seconds=0.3).read_bytes(),
-             make_video(tmp_path / "v.mkv", seconds=0.4, width=64, height=48).read_bytes()]
+    seeds = [
+        make_video(tmp_path / "v.mp4", seconds=0.4, width=64, height=48).read_bytes(),
+        make_audio(tmp_path / "a.wav", seconds=0.3).read_bytes(),
+        make_video(tmp_path / "v.mkv", seconds=0.4, width=64, height=48).read_bytes(),
+    ]
     rng = random.Random(4)
     for i in range(CASES):
         seed = seeds[i % len(seeds)]
@@ -281,10 +332,19 @@ def test_control_requests_fuzz_never_hit_an_internal_error(tmp_path):
 
     daemon = Daemon(Config())  # not started: every handler must still answer sensibly
     server = ControlServer(daemon.handle, path=tmp_path / "unused.sock")
-    seeds = [{"cmd": "status"}, {"cmd": "voice", "name": "tenor"}, {"cmd": "avatar", "name": "sol"},
-             {"cmd": "set", "key": "video.fps", "value": "15"}, {"cmd": "set", "changes": {"video.background": "#112233"}},
-             {"cmd": "frame", "max_width": 160}, {"cmd": "sample", "seconds": 1}, {"cmd": "preview", "on": False},
-             {"cmd": "level"}, {"cmd": "calibrate"}, {"cmd": "pause"}]
+    seeds = [
+        {"cmd": "status"},
+        {"cmd": "voice", "name": "tenor"},
+        {"cmd": "avatar", "name": "sol"},
+        {"cmd": "set", "key": "video.fps", "value": "15"},
+        {"cmd": "set", "changes": {"video.background": "#112233"}},
+        {"cmd": "frame", "max_width": 160},
+        {"cmd": "sample", "seconds": 1},
+        {"cmd": "preview", "on": False},
+        {"cmd": "level"},
+        {"cmd": "calibrate"},
+        {"cmd": "pause"},
+    ]
     rng = random.Random(5)
     for i in range(CASES):
         seed = seeds[i % len(seeds)]

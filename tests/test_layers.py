@@ -4,6 +4,7 @@ Lowest first; a module may import its own layer's modules and any lower layer. `
 ``video`` are one layer but never import each other (each stream stands alone), and nothing inside
 the package reads the checkout: bundled files go through ``ravasd.assets``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -58,7 +59,7 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""

@@ -1,5 +1,6 @@
 """The leak detectors can see a leak: each fires on the forms a leak takes and stays quiet on what
 RAVAS really publishes (every built-in voice; bundled avatars; the placeholder cards)."""
+
 from __future__ import annotations
 
 import io
@@ -63,9 +64,12 @@ def test_audio_marker_is_found_in_every_form_raw_audio_takes(marked):
     }
     scores = {k: MARKER.find(y, rate) for k, (y, rate) in forms.items()}
     assert all(s > 1.8 * FOUND for s in scores.values()), scores
-    quiet = {"speech without the marker": MARKER.find(x, R), "silence": MARKER.find(np.zeros(8 * R, np.float32), R),
-             "noise": MARKER.find(np.random.default_rng(0).normal(0, 0.1, 8 * R).astype(np.float32), R),
-             "another marker": Marker(seed=7).find(xm, R)}
+    quiet = {
+        "speech without the marker": MARKER.find(x, R),
+        "silence": MARKER.find(np.zeros(8 * R, np.float32), R),
+        "noise": MARKER.find(np.random.default_rng(0).normal(0, 0.1, 8 * R).astype(np.float32), R),
+        "another marker": Marker(seed=7).find(xm, R),
+    }
     assert all(s < FOUND for s in quiet.values()), quiet
 
 
@@ -96,16 +100,19 @@ def _leak_forms(cam: np.ndarray) -> dict[str, np.ndarray]:
     inset[150:330, 200:520] = cv2.resize(cam, (320, 180))
     letterbox = np.zeros((480, 640, 3), np.uint8)
     letterbox[60:420] = cam
-    jpeg = cv2.imdecode(cv2.imencode(".jpg", (_fill(cam) * 0.3).astype(np.uint8),
-                                     [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR)
+    jpeg = cv2.imdecode(
+        cv2.imencode(".jpg", (_fill(cam) * 0.3).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR
+    )
     return {
         "stretched to 4:3": _fill(cam),
         "blurred σ=3": _fill(cv2.GaussianBlur(cam, (0, 0), 3)),
         "blurred σ=6": _fill(cv2.GaussianBlur(cam, (0, 0), 6)),
         "half size": cv2.resize(cam, (w // 2, h // 2)),
-        "cropped to 60 % and zoomed": _fill(cam[int(h * .2):int(h * .8), int(w * .2):int(w * .8)]),
-        "cropped to 75 % off-centre": _fill(cam[0:int(h * .75), int(w * .25):]),
-        "colours swapped, dimmed, lifted": np.clip(_fill(cam).astype(int)[..., ::-1] * 0.6 + 60, 0, 255).astype(np.uint8),
+        "cropped to 60 % and zoomed": _fill(cam[int(h * 0.2) : int(h * 0.8), int(w * 0.2) : int(w * 0.8)]),
+        "cropped to 75 % off-centre": _fill(cam[0 : int(h * 0.75), int(w * 0.25) :]),
+        "colours swapped, dimmed, lifted": np.clip(_fill(cam).astype(int)[..., ::-1] * 0.6 + 60, 0, 255).astype(
+            np.uint8
+        ),
         "inset in a grey frame": inset,
         "letterboxed": letterbox,
         "dark, JPEG q30": jpeg,
@@ -122,7 +129,9 @@ def test_camera_detector_is_quiet_on_avatars_and_cards():
     from PIL import Image
 
     cams = [textured_frame(i, 640, 360) for i in range(0, 100, 10)]
-    outputs = {p.stem: np.asarray(Image.open(p).convert("RGB")) for p in sorted((REPO / "tests" / "golden").glob("*.png"))}
+    outputs = {
+        p.stem: np.asarray(Image.open(p).convert("RGB")) for p in sorted((REPO / "tests" / "golden").glob("*.png"))
+    }
     outputs.update({f"card {s}": placeholder.card(640, 480, s, 0.0).image for s in placeholder.STATES})
     scores = {k: camera_likeness(img, cams) for k, img in outputs.items()}
     assert len(scores) >= 8 and all(s < CAMERA_LIMIT - 0.05 for s in scores.values()), scores

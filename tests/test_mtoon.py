@@ -1,5 +1,6 @@
 """MToon (VRM's toon shading) on llvmpipe: VRM 0.x and 1.0 files generated here with known material
 parameters render with their shade colour, rim, outline and alpha mode."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,14 @@ def _sphere(n: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     return pos, (pos / 0.1).astype(np.float32), uv.astype(np.float32), np.array(idx, np.uint32)
 
 
-def make_sphere_vrm(path: Path, version: int, mtoon: dict | None, alpha: str = "OPAQUE",
-                    texture_alpha: float | None = None, clockwise: bool = False) -> Path:
+def make_sphere_vrm(
+    path: Path,
+    version: int,
+    mtoon: dict | None,
+    alpha: str = "OPAQUE",
+    texture_alpha: float | None = None,
+    clockwise: bool = False,
+) -> Path:
     """A one-sphere VRM (the sphere is the head) whose one material has ``mtoon`` parameters:
     VRM 1.0's extension names for version 1, 0.x ``materialProperties`` for version 0."""
     pos, nrm, uv, idx = _sphere()
@@ -61,30 +68,57 @@ def make_sphere_vrm(path: Path, version: int, mtoon: dict | None, alpha: str = "
         mat["alphaCutoff"] = 0.5
     n = len(pos)
     gltf = {
-        "asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}],
+        "asset": {"version": "2.0"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
         "nodes": [{"name": "Head", "mesh": 0, "translation": [0, 1.5, 0]}],
-        "meshes": [{"name": "head", "primitives": [{"attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2},
-                                                    "indices": 3, "material": 0}]}],
+        "meshes": [
+            {
+                "name": "head",
+                "primitives": [
+                    {"attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}, "indices": 3, "material": 0}
+                ],
+            }
+        ],
         "accessors": [
-            {"bufferView": 0, "componentType": 5126, "count": n, "type": "VEC3",
-             "min": pos.min(0).tolist(), "max": pos.max(0).tolist()},
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": n,
+                "type": "VEC3",
+                "min": pos.min(0).tolist(),
+                "max": pos.max(0).tolist(),
+            },
             {"bufferView": 1, "componentType": 5126, "count": n, "type": "VEC3"},
             {"bufferView": 2, "componentType": 5126, "count": n, "type": "VEC2"},
-            {"bufferView": 3, "componentType": 5125, "count": len(idx), "type": "SCALAR"}],
-        "bufferViews": views, "buffers": [{"byteLength": len(binary)}], "materials": [mat],
+            {"bufferView": 3, "componentType": 5125, "count": len(idx), "type": "SCALAR"},
+        ],
+        "bufferViews": views,
+        "buffers": [{"byteLength": len(binary)}],
+        "materials": [mat],
     }
     if images:
         gltf["images"], gltf["textures"] = images, textures
     if version == 1:
         if mtoon is not None:
             mat["extensions"] = {"VRMC_materials_mtoon": {"specVersion": "1.0", **mtoon}}
-        gltf["extensions"] = {"VRMC_vrm": {"specVersion": "1.0", "meta": {"name": "ball", "authors": ["tests"]},
-                                           "humanoid": {"humanBones": {"head": {"node": 0}}}}}
+        gltf["extensions"] = {
+            "VRMC_vrm": {
+                "specVersion": "1.0",
+                "meta": {"name": "ball", "authors": ["tests"]},
+                "humanoid": {"humanBones": {"head": {"node": 0}}},
+            }
+        }
         gltf["extensionsUsed"] = ["VRMC_vrm", "VRMC_materials_mtoon"]
     else:
         props = [{"name": "skin", "shader": "VRM/MToon", **mtoon}] if mtoon is not None else []
-        gltf["extensions"] = {"VRM": {"meta": {"title": "ball"}, "materialProperties": props,
-                                      "humanoid": {"humanBones": [{"bone": "head", "node": 0}]}}}
+        gltf["extensions"] = {
+            "VRM": {
+                "meta": {"title": "ball"},
+                "materialProperties": props,
+                "humanoid": {"humanBones": [{"bone": "head", "node": 0}]},
+            }
+        }
         gltf["extensionsUsed"] = ["VRM"]
         gltf["nodes"][0]["rotation"] = [0, 1, 0, 0]
     js = json.dumps(gltf).encode()
@@ -118,10 +152,19 @@ TOON = {"shadeColorFactor": list(SHADE), "shadingShiftFactor": 0.0, "shadingToon
 
 
 def test_vrm1_mtoon_parameters_are_read():
-    ext = {"shadeColorFactor": [0.1, 0.2, 0.3], "shadingShiftFactor": -0.2, "shadingToonyFactor": 0.7,
-           "parametricRimColorFactor": [1, 0, 0], "parametricRimFresnelPowerFactor": 3.0,
-           "parametricRimLiftFactor": 0.1, "outlineWidthMode": "screenCoordinates", "outlineWidthFactor": 0.01,
-           "outlineColorFactor": [0, 1, 0], "matcapFactor": [0.5, 0.5, 0.5], "shadeMultiplyTexture": {"index": 2}}
+    ext = {
+        "shadeColorFactor": [0.1, 0.2, 0.3],
+        "shadingShiftFactor": -0.2,
+        "shadingToonyFactor": 0.7,
+        "parametricRimColorFactor": [1, 0, 0],
+        "parametricRimFresnelPowerFactor": 3.0,
+        "parametricRimLiftFactor": 0.1,
+        "outlineWidthMode": "screenCoordinates",
+        "outlineWidthFactor": 0.01,
+        "outlineColorFactor": [0, 1, 0],
+        "matcapFactor": [0.5, 0.5, 0.5],
+        "shadeMultiplyTexture": {"index": 2},
+    }
     m = from_gltf({"alphaMode": "MASK", "alphaCutoff": 0.3, "extensions": {"VRMC_materials_mtoon": ext}})
     assert m.mtoon and m.alpha_mode == "MASK" and m.alpha_cutoff == pytest.approx(0.3)
     assert np.allclose(m.shade, (0.1, 0.2, 0.3)) and m.shift == pytest.approx(-0.2) and m.toony == pytest.approx(0.7)
@@ -129,9 +172,19 @@ def test_vrm1_mtoon_parameters_are_read():
     assert m.outline == "screen" and m.outline_width == pytest.approx(0.01) and np.allclose(m.outline_color, (0, 1, 0))
     assert m.shade_texture == 2 and m.matcap_texture is None
     # hostile values fall back or are clamped, never raise
-    bad = from_gltf({"alphaMode": "WEIRD", "extensions": {"VRMC_materials_mtoon": {
-        "shadingToonyFactor": "x", "shadeColorFactor": [float("nan")] * 3, "outlineWidthFactor": 1e9,
-        "outlineWidthMode": "worldCoordinates"}}})
+    bad = from_gltf(
+        {
+            "alphaMode": "WEIRD",
+            "extensions": {
+                "VRMC_materials_mtoon": {
+                    "shadingToonyFactor": "x",
+                    "shadeColorFactor": [float("nan")] * 3,
+                    "outlineWidthFactor": 1e9,
+                    "outlineWidthMode": "worldCoordinates",
+                }
+            },
+        }
+    )
     assert bad.alpha_mode == "OPAQUE" and bad.toony == 0.9 and bad.outline_width == 1.0
     assert np.isfinite(bad.shade).all()
 
@@ -139,13 +192,30 @@ def test_vrm1_mtoon_parameters_are_read():
 def test_vrm0_mtoon_is_migrated_like_vrm_1_0():
     """0.x defaults (toony 0.9, shift 0) are 1.0's toony 0.95, shift −0.05; Lambert (0, 0) is 0.5, −0.5;
     0.x colours are sRGB and become linear."""
-    m = from_gltf({}, {"shader": "VRM/MToon", "floatProperties": {"_ShadeToony": 0.9, "_ShadeShift": 0.0},
-                       "vectorProperties": {"_ShadeColor": [0.5, 0.5, 0.5, 1]}})
+    m = from_gltf(
+        {},
+        {
+            "shader": "VRM/MToon",
+            "floatProperties": {"_ShadeToony": 0.9, "_ShadeShift": 0.0},
+            "vectorProperties": {"_ShadeColor": [0.5, 0.5, 0.5, 1]},
+        },
+    )
     assert m.mtoon and m.toony == pytest.approx(0.95) and m.shift == pytest.approx(-0.05)
-    assert m.shade[0] == pytest.approx(0.5 ** 2.2, rel=1e-3)
-    lam = from_gltf({}, {"shader": "VRM/MToon", "floatProperties": {"_ShadeToony": 0.0, "_ShadeShift": 0.0,
-                                                                      "_OutlineWidthMode": 1, "_OutlineWidth": 0.5,
-                                                                      "_BlendMode": 1, "_Cutoff": 0.4}})
+    assert m.shade[0] == pytest.approx(0.5**2.2, rel=1e-3)
+    lam = from_gltf(
+        {},
+        {
+            "shader": "VRM/MToon",
+            "floatProperties": {
+                "_ShadeToony": 0.0,
+                "_ShadeShift": 0.0,
+                "_OutlineWidthMode": 1,
+                "_OutlineWidth": 0.5,
+                "_BlendMode": 1,
+                "_Cutoff": 0.4,
+            },
+        },
+    )
     assert lam.toony == pytest.approx(0.5) and lam.shift == pytest.approx(-0.5)
     assert lam.outline == "world" and lam.outline_width == pytest.approx(0.005)
     assert lam.alpha_mode == "MASK" and lam.alpha_cutoff == pytest.approx(0.4)
@@ -156,8 +226,14 @@ def test_vrm0_mtoon_is_migrated_like_vrm_1_0():
 def test_shade_colour_fills_the_unlit_side(tmp_path, version):
     """Lit from the upper left: the lower right of the ball is the shade colour, the upper left the
     base colour, with a hard terminator (toony 0.95); plain shading (no MToon) has neither."""
-    mt = TOON if version == 1 else {"floatProperties": {"_ShadeToony": 0.9, "_ShadeShift": 0.0},
-                                     "vectorProperties": {"_ShadeColor": [*(np.array(SHADE) ** (1 / 2.2)), 1]}}
+    mt = (
+        TOON
+        if version == 1
+        else {
+            "floatProperties": {"_ShadeToony": 0.9, "_ShadeShift": 0.0},
+            "vectorProperties": {"_ShadeColor": [*(np.array(SHADE) ** (1 / 2.2)), 1]},
+        }
+    )
     img = _render(make_sphere_vrm(tmp_path / "toon.vrm", version, mt))
     plain = _render(make_sphere_vrm(tmp_path / "plain.vrm", version, None))
     ys, xs = np.nonzero(_mask(img))
@@ -180,9 +256,18 @@ def test_shade_colour_fills_the_unlit_side(tmp_path, version):
 
 def test_rim_light_brightens_the_silhouette(tmp_path):
     img = _render(make_sphere_vrm(tmp_path / "a.vrm", 1, TOON))
-    rim = _render(make_sphere_vrm(tmp_path / "b.vrm", 1, {**TOON, "parametricRimColorFactor": [0, 0.8, 0],
-                                                          "parametricRimFresnelPowerFactor": 2.0,
-                                                          "rimLightingMixFactor": 0.0}))
+    rim = _render(
+        make_sphere_vrm(
+            tmp_path / "b.vrm",
+            1,
+            {
+                **TOON,
+                "parametricRimColorFactor": [0, 0.8, 0],
+                "parametricRimFresnelPowerFactor": 2.0,
+                "rimLightingMixFactor": 0.0,
+            },
+        )
+    )
     m = _mask(img)
     ys, xs = np.nonzero(m)
     cy, cx = int(ys.mean()), int(xs.mean())
@@ -192,15 +277,20 @@ def test_rim_light_brightens_the_silhouette(tmp_path):
     assert gain_edge > 0.15 and gain_centre < 0.03, (gain_edge, gain_centre)
 
 
-@pytest.mark.parametrize("mode, width, clockwise", [("screenCoordinates", 0.02, False),
-                                                     ("worldCoordinates", 0.01, False),
-                                                     ("screenCoordinates", 0.02, True)])
+@pytest.mark.parametrize(
+    "mode, width, clockwise",
+    [("screenCoordinates", 0.02, False), ("worldCoordinates", 0.01, False), ("screenCoordinates", 0.02, True)],
+)
 def test_outline_draws_around_the_silhouette_in_its_colour(tmp_path, mode, width, clockwise):
     base = _render(make_sphere_vrm(tmp_path / "a.vrm", 1, TOON))
-    out = _render(make_sphere_vrm(tmp_path / "b.vrm", 1, {**TOON, "outlineWidthMode": mode,
-                                                          "outlineWidthFactor": width,
-                                                          "outlineColorFactor": [0.0, 1.0, 0.0]},
-                                  clockwise=clockwise))
+    out = _render(
+        make_sphere_vrm(
+            tmp_path / "b.vrm",
+            1,
+            {**TOON, "outlineWidthMode": mode, "outlineWidthFactor": width, "outlineColorFactor": [0.0, 1.0, 0.0]},
+            clockwise=clockwise,
+        )
+    )
     inside, grown = _mask(base), _mask(out)
     ring = grown & ~inside
     assert ring.sum() > 200, ring.sum()  # the outline adds a ring outside the ball…
@@ -250,8 +340,15 @@ def test_mtoon_outline_follows_morph_targets_on_the_gpu_path_as_on_the_cpu_path(
             p.indices = p.indices.reshape(-1, 3)[:, ::-1].reshape(-1).copy()
     for p in model.primitives:
         base = p.color[:3]
-        p.material = Material(mtoon=True, shade=(base * 0.6).astype(np.float32), toony=0.6, shift=-0.1,
-                              outline="screen", outline_width=0.02, outline_color=np.array([0.0, 0.0, 0.3], np.float32))
+        p.material = Material(
+            mtoon=True,
+            shade=(base * 0.6).astype(np.float32),
+            toony=0.6,
+            shift=-0.1,
+            outline="screen",
+            outline_width=0.02,
+            outline_color=np.array([0.0, 0.0, 0.3], np.float32),
+        )
     w = np.zeros(52, np.float32)
     from ravasd.video.tracking import ARKIT_NAMES
 

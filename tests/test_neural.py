@@ -6,6 +6,7 @@ offloading that keeps an 80 ms-frame voice fail-closed and free of creep.
 Weights: random, of the published architecture (Kyutai's are not reachable here); a small
 configuration (same strides and frame, fewer channels and layers) for speed, the full one in the
 benchmark test."""
+
 from __future__ import annotations
 
 import http.server
@@ -22,7 +23,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from ravasd.audio.neural import checkpoint, knnvc, mimi_arch as arch, pools  # noqa: E402
+from ravasd.audio.neural import checkpoint, knnvc, pools  # noqa: E402
+from ravasd.audio.neural import mimi_arch as arch
 from ravasd.audio.neural.install import check_streaming, install_mimi  # noqa: E402
 from ravasd.audio.neural.mimi import MimiModel, MimiVC  # noqa: E402
 from ravasd.audio.neural.offload import Offloaded  # noqa: E402
@@ -58,6 +60,7 @@ def toy_pool(dim: int, n: int = 200, seed: int = 1) -> pools.Pool:
 
 # --- the architecture and its export ----------------------------------------------------------------
 
+
 def test_the_published_configuration_has_mimis_shapes_and_frame():
     shapes = arch.param_shapes(arch.FULL)
     assert arch.FULL.frame == 1920 and arch.FULL.hop == 960  # 80 ms latents, 25 Hz encoder at 24 kHz
@@ -92,11 +95,11 @@ def test_torch_steps_stream_exactly_and_carry_their_state():
         whole, *_ = arch.encode_step(p, CFG, x, *init)
         parts, st = [], init
         for a, b in ((0, 1), (1, 4), (4, 5), (5, 23), (23, 60)):  # in 960-sample steps
-            z, *st = arch.encode_step(p, CFG, x[..., a * CFG.hop:b * CFG.hop], *st)
+            z, *st = arch.encode_step(p, CFG, x[..., a * CFG.hop : b * CFG.hop], *st)
             parts.append(z)
         assert torch.allclose(torch.cat(parts, -1), whole, atol=1e-4)
         # the state matters: the second half from a fresh state is something else
-        fresh, *_ = arch.encode_step(p, CFG, x[..., 30 * CFG.hop:], *init)
+        fresh, *_ = arch.encode_step(p, CFG, x[..., 30 * CFG.hop :], *init)
         assert (fresh - whole[..., 30:]).abs().max() > 1e-2
 
 
@@ -105,8 +108,12 @@ def test_onnx_graphs_match_torch(small_ckpt, small_model_dir):
     m = MimiModel(small_model_dir)
     x = speechy(CFG.frame * 8)
     with torch.no_grad():
-        emb, *_ = arch.encode_step(p, CFG, torch.from_numpy(x).reshape(1, 1, -1),
-                                   *[torch.from_numpy(a) for a in arch.initial(arch.encoder_states(CFG))])
+        emb, *_ = arch.encode_step(
+            p,
+            CFG,
+            torch.from_numpy(x).reshape(1, 1, -1),
+            *[torch.from_numpy(a) for a in arch.initial(arch.encoder_states(CFG))],
+        )
         lat = arch.downsample_reference(p, CFG, emb)
         y, *_ = arch.decode_step(p, CFG, lat, *[torch.from_numpy(a) for a in arch.initial(arch.decoder_states(CFG))])
     assert np.allclose(m.embed(x), emb[0].numpy().T, atol=1e-4)
@@ -130,6 +137,7 @@ def test_checkpoint_reads_bf16_and_aliases(tmp_path):
 
 # --- the streaming voice --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("rate", [48000, 24000])
 def test_mimivc_streams_exactly_for_any_block_size(small_model_dir, rate):
     pool = toy_pool(CFG.dimension)
@@ -141,7 +149,7 @@ def test_mimivc_streams_exactly_for_any_block_size(small_model_dir, rate):
         out, i = [], 0
         while i < len(x):
             n = int(rng.integers(1, 3000))
-            out.append(v.process_samples(x[i:i + n]))
+            out.append(v.process_samples(x[i : i + n]))
             i += n
         got = np.concatenate(out)
         assert len(got) == len(x) and np.allclose(got, ref, atol=1e-5)
@@ -156,19 +164,21 @@ def test_mimivc_gate_keeps_silence_silent_and_opens_where_sound_starts(small_mod
     x[24000:] = speechy(24000, seed=4)  # sound from 1.0 s
     y = v.process_samples(x)
     onset = 24000 + v.latency
-    assert np.abs(y[:onset - 10]).max() == 0
-    assert np.abs(y[onset:onset + 480]).max() > 1e-3
+    assert np.abs(y[: onset - 10]).max() == 0
+    assert np.abs(y[onset : onset + 480]).max() > 1e-3
 
 
 def test_the_run_time_voice_never_imports_torch(small_model_dir):
     """torch is for exporting; a daemon running a Mimi-VC voice must not pay its import (seconds) and memory."""
-    code = ("import sys, numpy as np\n"
-            "from ravasd.audio.neural.mimi import MimiModel, MimiVC\n"
-            "from ravasd.audio.neural import pools, registry, knnvc, offload\n"
-            f"m = MimiModel({str(small_model_dir)!r})\n"
-            "v = MimiVC(48000, m, pools.Pool('t', 'mimi', np.ones((4, m.cfg.dimension), np.float32), {}))\n"
-            "v.process_samples(np.zeros(9600, np.float32))\n"
-            "print('torch' in sys.modules)\n")
+    code = (
+        "import sys, numpy as np\n"
+        "from ravasd.audio.neural.mimi import MimiModel, MimiVC\n"
+        "from ravasd.audio.neural import pools, registry, knnvc, offload\n"
+        f"m = MimiModel({str(small_model_dir)!r})\n"
+        "v = MimiVC(48000, m, pools.Pool('t', 'mimi', np.ones((4, m.cfg.dimension), np.float32), {}))\n"
+        "v.process_samples(np.zeros(9600, np.float32))\n"
+        "print('torch' in sys.modules)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "False", r.stdout + r.stderr[-2000:]
 
@@ -188,6 +198,7 @@ def test_knn_on_a_toy_pool():
 
 
 # --- RAVAS files --------------------------------------------------------------------------------------
+
 
 def test_ravas_pt_target_files_import_without_torch_at_run_time(tmp_path):
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
@@ -216,8 +227,9 @@ def test_a_pt_file_with_anything_but_tensors_is_refused(tmp_path):
 
 
 def ravasd(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "ravasd", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ravasd", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_voices_import_build_list_remove_through_the_cli(small_ckpt, tmp_path, ravas_home):
@@ -247,8 +259,9 @@ def test_voices_import_build_list_remove_through_the_cli(small_ckpt, tmp_path, r
         w = MediaWriter((rec if ext == "wav" else tmp_path) / f"take{i}.{ext}", audio_rate=24000)
         w.write_samples(speechy(24000 * 4, seed=i))
         w.commit()
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(tmp_path / "take1.flac"), str(rec / "take1.mp3")],
-                   check=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(tmp_path / "take1.flac"), str(rec / "take1.mp3")], check=True
+    )
     (rec / "notes.txt").write_text("not audio")
     r = ravasd("voices", "build", "anna", "--from", str(rec))
     assert r.returncode == 0, r.stderr
@@ -315,21 +328,30 @@ def test_a_neural_voice_runs_through_make_voice_offline_and_live(small_model_dir
     assert (np.isclose(g, exp, atol=1e-5) | (g == 0)).all() and live.late_samples < len(x) // 2
     assert np.isclose(g, exp, atol=1e-5)[exp != 0].mean() > 0.5
     r44 = make_voice(cfg, 44100, "zed", block=441)  # a 44.1 kHz device: resampled, still works
-    assert len(r44.process(__import__("ravasd.engine.frames", fromlist=["RawAudio"]).RawAudio(
-        np.zeros(441, np.float32), 44100, 0.0)).samples) == 441
+    assert (
+        len(
+            r44.process(
+                __import__("ravasd.engine.frames", fromlist=["RawAudio"]).RawAudio(
+                    np.zeros(441, np.float32), 44100, 0.0
+                )
+            ).samples
+        )
+        == 441
+    )
 
 
 def feed(voice, x: np.ndarray, block: int, pause: float) -> np.ndarray:
     """Blocks of ``x`` into a live voice, ``pause`` s apart; closes it; the output joined."""
     out = []
     for i in range(0, len(x), block):
-        out.append(voice.process_samples(x[i:i + block]))
+        out.append(voice.process_samples(x[i : i + block]))
         time.sleep(pause)
     voice.close()
     return np.concatenate(out)
 
 
 # --- offloading: fail closed, no creep, hangs surface --------------------------------------------------
+
 
 class SlowVoice:
     """Delays by ``latency`` samples; each ``every``-th call takes ``cost`` seconds (a frame's burst)."""
@@ -361,7 +383,7 @@ def test_offloaded_late_output_is_silence_and_the_timeline_never_shifts():
     # every sample played is the input's sample exactly `margin` earlier: never shifted, never raw early
     idx = np.nonzero(played)[0]
     assert np.array_equal(y[idx], x[idx - v.margin])
-    assert (~played[v.margin:]).sum() == v.late_samples  # the gaps are exactly the late spans
+    assert (~played[v.margin :]).sum() == v.late_samples  # the gaps are exactly the late spans
 
 
 def test_status_says_when_a_live_voice_was_late():
@@ -387,6 +409,7 @@ def test_offloaded_errors_reach_the_runner_and_stalls_raise():
 
 
 # --- installing: errors, nothing half-installed ----------------------------------------------------------
+
 
 def test_bad_checkpoints_give_clear_errors(tmp_path, small_ckpt):
     data = small_ckpt.read_bytes()
@@ -423,8 +446,11 @@ def test_a_failed_install_leaves_the_previous_one_untouched(small_ckpt, tmp_path
     dest = tmp_path / "mimi"
     install_mimi(small_ckpt, dest, default_voices=False)
     before = {p.name: p.stat().st_mtime_ns for p in dest.iterdir()}
-    monkeypatch.setattr(install, "check_streaming", lambda *a, **k: (_ for _ in ()).throw(
-        ModelError("streams differently", "report it")))
+    monkeypatch.setattr(
+        install,
+        "check_streaming",
+        lambda *a, **k: (_ for _ in ()).throw(ModelError("streams differently", "report it")),
+    )
     with pytest.raises(ModelError, match="streams differently"):
         install_mimi(small_ckpt, dest, default_voices=False)
     assert {p.name: p.stat().st_mtime_ns for p in dest.iterdir()} == before
@@ -502,19 +528,22 @@ def test_fetch_mimi_without_torch_or_with_downloads_off_says_what_to_do(tmp_path
     env = dict(__import__("os").environ, RAVAS_HOME=str(tmp_path / "h"))
     r = ravasd("models", "fetch", "mimi", "--set", "models.allow_download=false", env=env)
     assert r.returncode == 2 and "Downloads are switched off" in r.stderr and "models add mimi" in r.stderr
-    code = ("import sys\n"
-            "class NoTorch:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'torch':\n"
-            "            raise ImportError('no torch here')\n"
-            "sys.meta_path.insert(0, NoTorch())\n"
-            "from ravasd.commands.cli import main\n"
-            "sys.exit(main(['models', 'fetch', 'mimi']))\n")
+    code = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('no torch here')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from ravasd.commands.cli import main\n"
+        "sys.exit(main(['models', 'fetch', 'mimi']))\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "pip install torch==2.13.0" in r.stderr and "Traceback" not in r.stderr
 
 
 # --- kNN-VC on small graphs with RAVAS's names and shapes ------------------------------------------------
+
 
 def _knnvc_graphs(folder: Path, chunk: int) -> None:
     """wavlm_{chunk}: (1, S) → (1, S//320 − 1, 1024), frame t = samples [320 t, 320 t + 320) in its first
@@ -524,21 +553,46 @@ def _knnvc_graphs(folder: Path, chunk: int) -> None:
     from onnx import TensorProto, helper
 
     t = chunk // 320 - 1
-    c = lambda name, vals: helper.make_node("Constant", [], [name], value=helper.make_tensor(  # noqa: E731
-        name, TensorProto.INT64, [len(vals)], vals))
+    c = lambda name, vals: helper.make_node(
+        "Constant",
+        [],
+        [name],
+        value=helper.make_tensor(  # noqa: E731
+            name, TensorProto.INT64, [len(vals)], vals
+        ),
+    )
     wav = helper.make_graph(
-        [c("shape", [1, chunk // 320, 320]), helper.make_node("Reshape", ["input", "shape"], ["frames"]),
-         c("s0", [0]), c("s1", [t]), c("ax", [1]), helper.make_node("Slice", ["frames", "s0", "s1", "ax"], ["f"]),
-         c("pads", [0, 0, 0, 0, 0, 1024 - 320]), helper.make_node("Pad", ["f", "pads"], ["output"])],
-        "wavlm", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, chunk])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, t, 1024])])
+        [
+            c("shape", [1, chunk // 320, 320]),
+            helper.make_node("Reshape", ["input", "shape"], ["frames"]),
+            c("s0", [0]),
+            c("s1", [t]),
+            c("ax", [1]),
+            helper.make_node("Slice", ["frames", "s0", "s1", "ax"], ["f"]),
+            c("pads", [0, 0, 0, 0, 0, 1024 - 320]),
+            helper.make_node("Pad", ["f", "pads"], ["output"]),
+        ],
+        "wavlm",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, chunk])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, t, 1024])],
+    )
     hifi = helper.make_graph(
-        [c("a0", [0]), c("a1", [320]), c("ax", [2]), helper.make_node("Slice", ["input", "a0", "a1", "ax"], ["h"]),
-         c("shape", [1, -1]), helper.make_node("Reshape", ["h", "shape"], ["output"])],
-        "hifigan", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, t, 1024])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, t * 320])])
+        [
+            c("a0", [0]),
+            c("a1", [320]),
+            c("ax", [2]),
+            helper.make_node("Slice", ["input", "a0", "a1", "ax"], ["h"]),
+            c("shape", [1, -1]),
+            helper.make_node("Reshape", ["h", "shape"], ["output"]),
+        ],
+        "hifigan",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, t, 1024])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, t * 320])],
+    )
     for name, g in (("wavlm", wav), ("hifigan", hifi)):
-        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(folder / f"{name}_{chunk}.onnx"))
+        onnx.save(
+            helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(folder / f"{name}_{chunk}.onnx")
+        )
 
 
 @pytest.fixture
@@ -561,13 +615,13 @@ def test_knnvc_chunks_with_previous_context_and_streams_exactly(knn_dir):
     y = v.process_samples(x)
     lat = v.latency
     tail = slice(4800 + lat, len(x) - 1000)  # after the first window held real samples, before pool's end
-    assert np.allclose(y[tail], x[tail.start - lat:tail.stop - lat], atol=1e-6)
+    assert np.allclose(y[tail], x[tail.start - lat : tail.stop - lat], atol=1e-6)
     # any block size: the same samples
     v2 = knnvc.KnnVC(16000, model, pool, k=1, context=1600, crossfade=False)  # same settings, other blocks
     rng, out, i = np.random.default_rng(1), [], 0
     while i < len(x):
         n = int(rng.integers(1, 5000))
-        out.append(v2.process_samples(x[i:i + n]))
+        out.append(v2.process_samples(x[i : i + n]))
         i += n
     assert np.array_equal(np.concatenate(out), y)
 
@@ -586,10 +640,11 @@ def test_knnvc_crossfade_is_ravas_triangular_blend(knn_dir):
     # hop 2 (of the inner stream) starts at 2·hop + prefill: its first 450 samples are blended with the
     # previous hop's (already blended) last 450, the rest are untouched
     start = 2 * hop + hop  # the look-ahead prefill is one hop; +320 lag sits inside the output itself
-    prev_tail = faded[start - 450:start]
-    assert np.allclose(faded[start:start + 450], plain[start:start + 450] + w * (prev_tail - plain[start:start + 450]),
-                       atol=1e-6)
-    assert np.array_equal(faded[start + 450:start + hop], plain[start + 450:start + hop])
+    prev_tail = faded[start - 450 : start]
+    assert np.allclose(
+        faded[start : start + 450], plain[start : start + 450] + w * (prev_tail - plain[start : start + 450]), atol=1e-6
+    )
+    assert np.array_equal(faded[start + 450 : start + hop], plain[start + 450 : start + hop])
 
 
 def test_models_add_knnvc_and_a_knnvc_voice(knn_dir, tmp_path, ravas_home):
@@ -620,6 +675,7 @@ def test_models_add_knnvc_and_a_knnvc_voice(knn_dir, tmp_path, ravas_home):
 
 # --- the full architecture, once -----------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_bench_runs_the_full_architecture_with_random_weights_flagged(ravas_home):
     r = ravasd("bench", "audio", "--voice", "mimi-alto", "--random-weights", "--no-e2e", "--json", timeout=600)
@@ -645,9 +701,25 @@ def test_the_daemon_runs_a_neural_voice_and_records_it(small_model_dir, ravas_ho
     speech = marked_speech(tmp_path)
     out = tmp_path / "rec.wav"
     env = dict(__import__("os").environ, RAVAS_HOME=str(ravas_home), PULSE_SERVER="unix:/nonexistent")
-    r = ravasd("run", "--duration", "8", "--no-video", "--audio-source", "file", "--voice", "anna", "--no-tray",
-               "--record", str(out), "--set", f"files.input={speech}", "--set", f"models.mimi={small_model_dir}",
-               env=env, timeout=90)
+    r = ravasd(
+        "run",
+        "--duration",
+        "8",
+        "--no-video",
+        "--audio-source",
+        "file",
+        "--voice",
+        "anna",
+        "--no-tray",
+        "--record",
+        str(out),
+        "--set",
+        f"files.input={speech}",
+        "--set",
+        f"models.mimi={small_model_dir}",
+        env=env,
+        timeout=90,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
 
@@ -675,7 +747,9 @@ def test_the_shipped_target_speech_is_what_the_generator_makes():
     assert abs(len(shipped) - len(fresh)) < 24000 * 0.05  # Opus adds at most a frame or two
     n = min(len(fresh), len(shipped)) - 2000
     a, b = fresh[1000:n], shipped[1000:n]
-    best = max(float(np.dot(a[:len(a) - d], b[d:]) / np.linalg.norm(a[:len(a) - d]) / np.linalg.norm(b[d:]))
-               for d in range(0, 400, 4))
+    best = max(
+        float(np.dot(a[: len(a) - d], b[d:]) / np.linalg.norm(a[: len(a) - d]) / np.linalg.norm(b[d:]))
+        for d in range(0, 400, 4)
+    )
     assert best > 0.9, best  # the same speech, through a 32 kbit/s codec
     assert len(speech.sha256("tenor")) == 64 and 150 < len(speech.load("tenor")) / 24000 < 165

@@ -1,4 +1,5 @@
 """`ravasd anonymize` on real, generated media files of many kinds."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,9 @@ from ravasd.errors import MediaError
 VIDEO_CASES = {
     "avi_mpeg4_ac3_odd_size": dict(ext=".avi", vcodec="mpeg4", acodec="ac3", width=321, height=239, fps=15),
     "mp4_h264_aac": dict(ext=".mp4", vcodec="libx264", acodec="aac", width=320, height=240, fps=30),
-    "mkv_h264_pcm_ntsc_rate": dict(ext=".mkv", vcodec="libx264", acodec="pcm_s16le", width=256, height=144,
-                                   fps=30000 / 1001),
+    "mkv_h264_pcm_ntsc_rate": dict(
+        ext=".mkv", vcodec="libx264", acodec="pcm_s16le", width=256, height=144, fps=30000 / 1001
+    ),
     "mov_mpeg4_no_audio": dict(ext=".mov", vcodec="mpeg4", acodec=None, width=320, height=240, fps=25),
 }
 
@@ -51,7 +53,7 @@ def test_anonymize_real_video_keeps_duration_and_no_input_pixels(case, media_dir
     else:
         assert samples == 0
     inputs = [textured_frame(i, spec["width"], spec["height"]) for i in range(0, n_in, 3)]
-    score = max(leaks(f[:spec["height"], :spec["width"]], inputs) for f in frames[::4])
+    score = max(leaks(f[: spec["height"], : spec["width"]], inputs) for f in frames[::4])
     assert score < CAMERA_LIMIT, f"output correlates with input pixels ({score:.2f})"
     assert res.converter_errors == 0
 
@@ -144,15 +146,25 @@ def test_cli_anonymize_end_to_end(media_dir, tmp_path, ravas_home):
     src = make_video(media_dir / "cli.avi", vcodec="mpeg4", acodec="ac3", seconds=1.0, fps=25)
     out = tmp_path / "anon.mp4"
     env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"]}
-    r = subprocess.run([sys.executable, "-m", "ravasd", "anonymize", str(src), "-o", str(out)],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "anonymize", str(src), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout and out.exists()
-    r = subprocess.run([sys.executable, "-m", "ravasd", "anonymize", str(src), "-o", str(out)],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "anonymize", str(src), "-o", str(out)], capture_output=True, text=True, env=env
+    )
     assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "ravasd", "anonymize", str(tmp_path / "nope.avi"), "-o",
-                        str(tmp_path / "x.mp4")], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "anonymize", str(tmp_path / "nope.avi"), "-o", str(tmp_path / "x.mp4")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 

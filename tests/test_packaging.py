@@ -1,5 +1,6 @@
 """What a user installs is the wheel (or pipx), not the checkout: build it, install it into a fresh
 venv outside the checkout and run every kind of command there, with the checkout's files watched."""
+
 from __future__ import annotations
 
 import os
@@ -13,14 +14,23 @@ import numpy as np
 import pytest
 from conftest import REPO, SHARED_MODELS
 
-BUNDLED = ["ravasd/bundled/avatars/sol.glb", "ravasd/bundled/avatars/previews/sol.png",
-           "ravasd/bundled/service/ravasd.desktop.in", "ravasd/bundled/service/org.ravas.ravasd.desktop.in",
-           "ravasd/bundled/service/ravasd.service.in", "ravasd/bundled/service/org.ravas.ravasd.plist.in",
-           "ravasd/bundled/service/ravasd.svg", "ravasd/bundled/drivers/linux/setup-v4l2loopback.sh",
-           "ravasd/bundled/drivers/README.md", "ravasd/video/avatar/shaders/avatar.frag",
-           "ravasd/audio/voices/targets/baritone.npz", "ravasd/audio/voices/figures.json",
-           "ravasd/audio/neural/speech/alto.opus", "ravasd/audio/neural/speech/tenor.opus",
-           "ravasd/audio/viseme.json"]
+BUNDLED = [
+    "ravasd/bundled/avatars/sol.glb",
+    "ravasd/bundled/avatars/previews/sol.png",
+    "ravasd/bundled/service/ravasd.desktop.in",
+    "ravasd/bundled/service/org.ravas.ravasd.desktop.in",
+    "ravasd/bundled/service/ravasd.service.in",
+    "ravasd/bundled/service/org.ravas.ravasd.plist.in",
+    "ravasd/bundled/service/ravasd.svg",
+    "ravasd/bundled/drivers/linux/setup-v4l2loopback.sh",
+    "ravasd/bundled/drivers/README.md",
+    "ravasd/video/avatar/shaders/avatar.frag",
+    "ravasd/audio/voices/targets/baritone.npz",
+    "ravasd/audio/voices/figures.json",
+    "ravasd/audio/neural/speech/alto.opus",
+    "ravasd/audio/neural/speech/tenor.opus",
+    "ravasd/audio/viseme.json",
+]
 
 # Loaded into the installed venv's interpreter: every file opened under the checkout (other than the
 # dependencies' venv, which lives there too) is written down; the test fails on any.
@@ -42,13 +52,16 @@ sys.addaudithook(_hook)
 def dist(tmp_path_factory):
     """The sdist, and the wheel built from that sdist (as a release would), in a temp folder."""
     out = tmp_path_factory.mktemp("dist")
-    code = ("import sys; from setuptools import build_meta as b; "
-            f"print(b.build_sdist({str(out)!r}))")
+    code = f"import sys; from setuptools import build_meta as b; print(b.build_sdist({str(out)!r}))"
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     sdist = out / r.stdout.strip().splitlines()[-1]
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                        str(out), str(sdist)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(sdist)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return sdist, next(out.glob("ravasd-*.whl"))
 
@@ -74,14 +87,24 @@ def installed(dist, tmp_path_factory):
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     deps = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]  # this venv's and the system's
     (site / "zz_ravas_deps.pth").write_text("\n".join(deps) + "\n")
     (site / "ravas_watch.py").write_text(WATCH)  # a .pth import line loads it at start-up
     (site / "aa_ravas_watch.pth").write_text("import ravas_watch\n")
-    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
-                        str(wheel)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return venv
 
@@ -90,10 +113,16 @@ def _run(venv: Path, cwd: Path, *args: str, timeout: float = 180) -> subprocess.
     home = cwd / "home"
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAVAS_", "XDG_", "PYTHON"))}
-    env.update(HOME=str(home), RAVAS_MODELS_DIR=str(SHARED_MODELS), RAVAS_TEST_REPO=str(REPO),
-               RAVAS_TEST_OPENED=str(cwd / "opened.txt"), OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([str(venv / "bin" / "ravasd"), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    env.update(
+        HOME=str(home),
+        RAVAS_MODELS_DIR=str(SHARED_MODELS),
+        RAVAS_TEST_REPO=str(REPO),
+        RAVAS_TEST_OPENED=str(cwd / "opened.txt"),
+        OPENBLAS_NUM_THREADS="1",
+    )
+    return subprocess.run(
+        [str(venv / "bin" / "ravasd"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_the_installed_wheel_runs_every_command_outside_the_checkout(installed, tmp_path):
@@ -101,8 +130,13 @@ def test_the_installed_wheel_runs_every_command_outside_the_checkout(installed, 
 
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = subprocess.run([str(installed / "bin" / "python"), "-c", "import ravasd; print(ravasd.__file__)"],
-                           cwd=work, capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [str(installed / "bin" / "python"), "-c", "import ravasd; print(ravasd.__file__)"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert where.startswith(str(installed)), where  # the wheel's copy, not the checkout's
 
     r = _run(installed, work, "--version")
@@ -135,8 +169,12 @@ def test_the_installed_wheel_runs_every_command_outside_the_checkout(installed, 
 def test_the_checker_of_checkout_reads_can_fail(installed, tmp_path):
     """The audit hook sees a read of the checkout (the instrument, checked on a known read)."""
     env = dict(os.environ, RAVAS_TEST_REPO=str(REPO), RAVAS_TEST_OPENED=str(tmp_path / "opened.txt"))
-    subprocess.run([str(installed / "bin" / "python"), "-c", f"open({str(REPO / 'README.md')!r}).read()"],
-                   env=env, check=True, timeout=60)
+    subprocess.run(
+        [str(installed / "bin" / "python"), "-c", f"open({str(REPO / 'README.md')!r}).read()"],
+        env=env,
+        check=True,
+        timeout=60,
+    )
     assert (tmp_path / "opened.txt").read_text().split() == [str(REPO / "README.md")]
 
 
@@ -148,17 +186,27 @@ def test_pipx_install_gives_a_working_ravasd(tmp_path):
     if not pipx.exists():
         pytest.skip("pipx is in the test extra; run ./bootstrap.sh test")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAVAS_", "PIPX_", "PYTHON", "VIRTUAL_ENV"))}
-    env.update(PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"),
-               PIPX_MAN_DIR=str(tmp_path / "man"), HOME=str(tmp_path / "home"),
-               PIPX_DEFAULT_PYTHON="/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable)
+    env.update(
+        PIPX_HOME=str(tmp_path / "pipx"),
+        PIPX_BIN_DIR=str(tmp_path / "bin"),
+        PIPX_MAN_DIR=str(tmp_path / "man"),
+        HOME=str(tmp_path / "home"),
+        PIPX_DEFAULT_PYTHON="/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable,
+    )
     r = subprocess.run([str(pipx), "install", str(REPO)], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     exe = tmp_path / "bin" / "ravasd"
     env.update(RAVAS_MODELS_DIR=str(SHARED_MODELS))
     r = subprocess.run([str(exe), "--version"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("ravasd "), r.stderr
-    r = subprocess.run([str(exe), "render", "--width", "160", "--height", "120", "-o", str(tmp_path / "r.png")],
-                       env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [str(exe), "render", "--width", "160", "--height", "120", "-o", str(tmp_path / "r.png")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr
     from PIL import Image
 

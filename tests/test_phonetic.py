@@ -1,4 +1,5 @@
 """The phonetic content encoder: its corpus and splits, the shipped model, the recipe that makes it."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,8 @@ def test_espeak_reports_the_phones_it_spoke_where_it_spoke_them():
     assert starts == sorted(starts) and starts[-1] < len(spoken.audio)
     x = spoken.audio
     # the /ʃ/ span is noise (high zero-crossing rate), the /iː/ span voiced (low)
-    sh = x[starts[0]:starts[1]]
-    ee = x[starts[1]:starts[2]]
+    sh = x[starts[0] : starts[1]]
+    ee = x[starts[1] : starts[2]]
     zcr = [np.mean(np.abs(np.diff(np.sign(seg))) > 0) for seg in (sh, ee)]
     assert zcr[0] > 2 * zcr[1]
     with pytest.raises(Exception, match="no voice"):
@@ -56,7 +57,12 @@ def test_espeak_reports_the_phones_it_spoke_where_it_spoke_them():
 
 def test_fold_keeps_the_inventory_closed():
     assert corpus.PHONES == enc.PHONES
-    assert corpus.fold(["ɔːɹ", "ɾ", "t"]) == [corpus.INDEX["ɔː"], corpus.INDEX["ɹ"], corpus.INDEX["t"], corpus.INDEX["t"]]
+    assert corpus.fold(["ɔːɹ", "ɾ", "t"]) == [
+        corpus.INDEX["ɔː"],
+        corpus.INDEX["ɹ"],
+        corpus.INDEX["t"],
+        corpus.INDEX["t"],
+    ]
     with pytest.raises(Exception, match="inventory lacks"):
         corpus.fold(["ǃ"])
 
@@ -89,7 +95,7 @@ def test_shipped_model_streams_exactly_and_looks_ahead_at_most_40_ms(held_out):
         s, out, i, k = enc.PhoneStream(), [], 0, 0
         while i < len(x):
             n = int(sizes[k % len(sizes)])
-            out.append(s.push(x[i:i + n]))
+            out.append(s.push(x[i : i + n]))
             i, k = i + n, k + 1
         out.append(s.flush())
         assert np.abs(np.concatenate(out) - whole).max() < 1e-5
@@ -98,7 +104,7 @@ def test_shipped_model_streams_exactly_and_looks_ahead_at_most_40_ms(held_out):
     cut = enc.HOP * (t + enc.AHEAD) + enc.WIN
     y = x.copy()
     y[cut:] = rng.standard_normal(len(y) - cut).astype(np.float32) * 0.3
-    assert np.abs(enc.posteriors(y)[:t + 1] - whole[:t + 1]).max() < 1e-5
+    assert np.abs(enc.posteriors(y)[: t + 1] - whole[: t + 1]).max() < 1e-5
     assert np.abs(enc.posteriors(y)[t + 6] - whole[t + 6]).max() > 1e-3
 
 
@@ -117,9 +123,17 @@ def test_the_shipped_model_hears_phones_of_voices_it_never_heard(held_out):
     # the measure can fail: a model of random weights does not hear phones
     rng = np.random.default_rng(0)
     w = enc.shipped()
-    noise = enc.Weights(w.mean, w.std, *(rng.standard_normal(a.shape).astype(np.float32) * a.std()
-                                         for a in (w.conv1_w, w.conv1_b, w.conv2_w, w.conv2_b)),
-                        w.gru, rng.standard_normal(w.out_w.shape).astype(np.float32) * w.out_w.std(), w.out_b)
+    noise = enc.Weights(
+        w.mean,
+        w.std,
+        *(
+            rng.standard_normal(a.shape).astype(np.float32) * a.std()
+            for a in (w.conv1_w, w.conv1_b, w.conv2_w, w.conv2_b)
+        ),
+        w.gru,
+        rng.standard_normal(w.out_w.shape).astype(np.float32) * w.out_w.std(),
+        w.out_b,
+    )
     bad, _ = score.score_utterances(held_out, noise)
     assert bad[:, 0].sum() / bad[:, 1].sum() > 0.8
 

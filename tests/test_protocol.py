@@ -1,5 +1,6 @@
 """The control protocol is written once (ravasd/daemon/protocol.py): the server checks requests with
 it, clients check before sending, and `ravasd ctl` offers its verbs with their help."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,12 +14,17 @@ def test_requests_are_checked_against_the_verbs_arguments():
     assert verb.timeout == 20.0 and args == {"seconds": 2.0} and isinstance(args["seconds"], float)
     assert protocol.check({"cmd": "preview"})[1] == {"on": True}
     assert protocol.check({"cmd": "set", "key": "video.fps", "value": 12})[1]["value"] == 12
-    for req, why in (({"cmd": "voice"}, "'name' is missing"), ({"cmd": "voice", "name": 3}, "'name' must be str"),
-                     ({"cmd": "preview", "on": "yes"}, "'on' must be bool"),
-                     ({"cmd": "sample", "seconds": float("nan")}, "'seconds' must be float"),
-                     ({"cmd": "sample", "seconds": True}, "'seconds' must be float"),
-                     ({"cmd": "pause", "now": 1}, r"unknown argument 'now' \(it takes none\)"),
-                     ({"cmd": "lounge"}, "unknown command 'lounge'"), ({"cmd": 1}, "'cmd' string"), ([], "'cmd' string")):
+    for req, why in (
+        ({"cmd": "voice"}, "'name' is missing"),
+        ({"cmd": "voice", "name": 3}, "'name' must be str"),
+        ({"cmd": "preview", "on": "yes"}, "'on' must be bool"),
+        ({"cmd": "sample", "seconds": float("nan")}, "'seconds' must be float"),
+        ({"cmd": "sample", "seconds": True}, "'seconds' must be float"),
+        ({"cmd": "pause", "now": 1}, r"unknown argument 'now' \(it takes none\)"),
+        ({"cmd": "lounge"}, "unknown command 'lounge'"),
+        ({"cmd": 1}, "'cmd' string"),
+        ([], "'cmd' string"),
+    ):
         with pytest.raises(ConfigError, match=why):
             protocol.check(req)
 
@@ -37,8 +43,11 @@ def test_ctl_offers_every_verb_with_its_help():
     from ravasd.commands.cli import CTL_HIDDEN, build_parser
 
     p = build_parser()
-    ctl = next(a for a in p._subparsers._group_actions[0].choices["ctl"]._actions
-               if a.__class__.__name__ == "_SubParsersAction")
+    ctl = next(
+        a
+        for a in p._subparsers._group_actions[0].choices["ctl"]._actions
+        if a.__class__.__name__ == "_SubParsersAction"
+    )
     assert set(ctl.choices) == set(protocol.VERBS) - set(CTL_HIDDEN)
     helps = {a.dest: a.help for a in ctl._choices_actions}
     assert all(helps[name] == protocol.VERBS[name].help for name in ctl.choices)

@@ -1,5 +1,6 @@
 """`ravasd eval report OUTDIR` on a real batch: voice measures with intervals, per speaker, video
 leak checks that can fail, durations; Markdown, HTML and plots."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,25 @@ def test_report_on_a_batch_measures_voice_and_video_and_flags_a_leak(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAVAS_")}
     env.update(RAVAS_HOME=str(tmp_path / "home"), RAVAS_MODELS_DIR=str(SHARED_MODELS), PULSE_SERVER="unix:/nonexistent")
-    r = subprocess.run([sys.executable, "-m", "ravasd", "anonymize", str(src), "-o", str(out), "--jobs", "2",
-                        "--no-progress", "--eval"], env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ravasd",
+            "anonymize",
+            str(src),
+            "-o",
+            str(out),
+            "--jobs",
+            "2",
+            "--no-progress",
+            "--eval",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     md = (out / "report.md").read_text()
     assert "3 speakers, 9 files" in md and "EER, lazy-informed attacker" in md and "95 % interval" in md
@@ -49,8 +67,13 @@ def test_report_on_a_batch_measures_voice_and_video_and_flags_a_leak(tmp_path):
     # …and one whose output is its input blurred, cropped, zoomed and darkened
     other = next(m for m in man if m["rel"].endswith("clip-b"))
     _disguised_copy(Path(other["input"]), out / other["output"])
-    r = subprocess.run([sys.executable, "-m", "ravasd", "eval", "report", str(out)], env=env, capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "eval", "report", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     md = (out / "report.md").read_text()
     assert "**2 above the limit**" in md and md.count("⚠") >= 2, md
@@ -67,7 +90,7 @@ def _disguised_copy(src: Path, dst: Path) -> None:
         s = c.add_stream("libx264", rate=15)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         for f in frames:
-            crop = cv2.GaussianBlur(f, (0, 0), 1.5)[h // 8:h - h // 8, w // 8:w - w // 8]
+            crop = cv2.GaussianBlur(f, (0, 0), 1.5)[h // 8 : h - h // 8, w // 8 : w - w // 8]
             img = (cv2.resize(crop, (w, h)) * 0.7).astype(np.uint8)
             c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         c.mux(s.encode(None))

@@ -6,6 +6,7 @@ verbs the window uses: ``ctl snapshot`` (no camera pixel in it), ``devices``, ``
 
 Golden images: tests/golden/settings/<page>.png; ``RAVAS_UPDATE_GOLDEN=1`` rewrites them.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import CAMERA_LIMIT, leaks, ravasd, wait_until
+from PIL import Image
 
 GOLDEN = Path(__file__).parent / "golden" / "settings"
 PAGES = ("Camera", "Microphone", "Avatar", "Voice", "General")
@@ -27,8 +27,19 @@ pytest.importorskip("PySide6", reason="the gui extra (PySide6) is part of ./boot
 
 
 def _speech(path: Path) -> Path:
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path),
-                    "The quick brown fox jumps over the lazy dog, and then it rests a while."], check=True)
+    subprocess.run(
+        [
+            "espeak-ng",
+            "-v",
+            "en-us",
+            "-s",
+            "150",
+            "-w",
+            str(path),
+            "The quick brown fox jumps over the lazy dog, and then it rests a while.",
+        ],
+        check=True,
+    )
     return path
 
 
@@ -42,7 +53,7 @@ def _different(shot: np.ndarray, golden: np.ndarray, live: list[list[int]]) -> f
     """Share of compared pixels that differ clearly (> 40 levels in a channel); live widgets masked."""
     mask = np.ones(shot.shape[:2], bool)
     for x, y, w, h in live:
-        mask[max(0, y):y + h, max(0, x):x + w] = False
+        mask[max(0, y) : y + h, max(0, x) : x + w] = False
     diff = np.abs(shot.astype(np.int16) - golden.astype(np.int16)).max(axis=2) > 40
     return float(diff[mask].mean())
 
@@ -51,14 +62,32 @@ def _different(shot: np.ndarray, golden: np.ndarray, live: list[list[int]]) -> f
 @pytest.mark.timeout(420)
 def test_every_page_and_control_against_a_real_daemon(desktop, pulse, tmp_path, ravas_home):
     out = tmp_path / "out"
-    env = {"PATH": "/usr/bin:/bin", "RAVAS_HOME": str(ravas_home), "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
-           "HOME": str(tmp_path / "home"), "PULSE_SERVER": pulse.env["PULSE_SERVER"], "QT_QPA_PLATFORM": "xcb",
-           "QT_STYLE_OVERRIDE": "Fusion", "QT_SCALE_FACTOR": "1", "OPENBLAS_NUM_THREADS": "1", "LANG": "C.UTF-8",
-           **desktop}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RAVAS_HOME": str(ravas_home),
+        "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
+        "HOME": str(tmp_path / "home"),
+        "PULSE_SERVER": pulse.env["PULSE_SERVER"],
+        "QT_QPA_PLATFORM": "xcb",
+        "QT_STYLE_OVERRIDE": "Fusion",
+        "QT_SCALE_FACTOR": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "LANG": "C.UTF-8",
+        **desktop,
+    }
     try:
-        r = subprocess.run([sys.executable, str(Path(__file__).with_name("settings_harness.py")), str(out),
-                            str(_speech(tmp_path / "speech.wav"))], env=env, capture_output=True, text=True,
-                           timeout=400)
+        r = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("settings_harness.py")),
+                str(out),
+                str(_speech(tmp_path / "speech.wav")),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
     finally:
         ravasd(env, "ctl", "quit")  # never leave a daemon behind, whatever happened
     res = json.loads((out / "result.json").read_text())
@@ -140,11 +169,18 @@ def headless_daemon(tmp_path, ravas_home, media_dir):
     clip = media_dir / "camera-settings.mp4"
     if not clip.exists():
         make_video(clip, seconds=3.0, width=640, height=360, acodec=None)
-    env = {"PATH": "/usr/bin:/bin", "RAVAS_HOME": str(ravas_home), "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
-           "HOME": str(tmp_path / "home"), "PULSE_SERVER": "unix:/nonexistent", "OPENBLAS_NUM_THREADS": "1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RAVAS_HOME": str(ravas_home),
+        "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
+        "HOME": str(tmp_path / "home"),
+        "PULSE_SERVER": "unix:/nonexistent",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
     args = ["run", "--no-tray", "--audio-source", "demo", "--video-source", "file", "--set", f"files.input={clip}"]
-    proc = subprocess.Popen([sys.executable, "-m", "ravasd", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         assert wait_until(lambda: ravasd(env, "ctl", "status").returncode == 0, 60, 0.5), "daemon did not start"
         yield env, clip, proc
@@ -201,9 +237,13 @@ def test_headless_control_verbs(headless_daemon, tmp_path):
 
     window = settings_window_probe({**env, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert window["files_input"] == str(clip), "the settings window did not take the daemon's settings"
-    for bad, why in ((("video.fps", "500"), "1..60"), (("audio.voice", "robot"), "unknown voice"),
-                     (("video.camera", "7"), "cannot be opened"), (("audio.input_device", "nomic"), "not found"),
-                     (("video.nothing", "1"), "unknown key")):
+    for bad, why in (
+        (("video.fps", "500"), "1..60"),
+        (("audio.voice", "robot"), "unknown voice"),
+        (("video.camera", "7"), "cannot be opened"),
+        (("audio.input_device", "nomic"), "not found"),
+        (("video.nothing", "1"), "unknown key"),
+    ):
         r = ravasd(env, "ctl", "set", *bad)
         assert r.returncode != 0 and why in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
     import yaml
@@ -218,7 +258,7 @@ def test_headless_control_verbs(headless_daemon, tmp_path):
     with wave.open(str(wav)) as w:
         x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
         assert w.getframerate() == 48000 and len(x) >= 1.5 * 48000
-    assert np.sqrt(np.mean(x ** 2)) > 0.005  # the converted demo voice, not silence
+    assert np.sqrt(np.mean(x**2)) > 0.005  # the converted demo voice, not silence
     assert not list((Path(env["RAVAS_HOME"]) / "run").glob("voice-sample*")), "the sample was left behind"
 
 

@@ -1,4 +1,5 @@
 """Face tracking (real MediaPipe model), pose filtering, FaceMask converter, detection logs."""
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,9 @@ def test_pose_filter_calibration_and_left_right_noise():
     from ravasd.video.tracking import FacePose
 
     def pose(w, t, yaw=10.0):
-        return FacePose(np.asarray(w, np.float32), yaw, 0.0, 0.0, np.eye(4, dtype=np.float32),
-                        np.zeros((478, 3), np.float32), t)
+        return FacePose(
+            np.asarray(w, np.float32), yaw, 0.0, 0.0, np.eye(4, dtype=np.float32), np.zeros((478, 3), np.float32), t
+        )
 
     pf = PoseFilter(min_cutoff=50, beta=0)
     rest = np.zeros(52)

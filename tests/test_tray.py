@@ -1,4 +1,5 @@
 """The tray under a real X server (Xvfb) with the GTK backend: every menu item, on a real daemon."""
+
 from __future__ import annotations
 
 import json
@@ -12,20 +13,53 @@ from ravasd.daemon.tray import tray_state
 
 def test_tray_menu_items_work_on_a_real_daemon(desktop, tmp_path, ravas_home):
     out = tmp_path / "tray.json"
-    env = {"PATH": "/usr/bin:/bin", "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"], "RAVAS_HOME": str(ravas_home), "HOME": str(tmp_path / "home"),
-           "PULSE_SERVER": "unix:/nonexistent", **desktop}
-    r = subprocess.run([sys.executable, str(Path(__file__).with_name("tray_harness.py")), str(out)], env=env,
-                       capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RAVAS_MODELS_DIR": os.environ["RAVAS_MODELS_DIR"],
+        "RAVAS_HOME": str(ravas_home),
+        "HOME": str(tmp_path / "home"),
+        "PULSE_SERVER": "unix:/nonexistent",
+        **desktop,
+    }
+    r = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("tray_harness.py")), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())
     assert "error" not in res, res
     assert res["backend"].endswith("_gtk") and res["has_menu"]
     items = [t for t in res["top"][1:] if not t.startswith("- -")]
-    assert items == ["Avatar", "Voice", "Pause (privacy curtain)", "Calibrate face", "Show preview",
-                     "Settings…", "Start at login", "Open settings file", "Open log folder", "Quit"]
+    assert items == [
+        "Avatar",
+        "Voice",
+        "Pause (privacy curtain)",
+        "Calibrate face",
+        "Show preview",
+        "Settings…",
+        "Start at login",
+        "Open settings file",
+        "Open log folder",
+        "Quit",
+    ]
     assert res["top"][0].startswith("RAVAS — ")
-    for key in ("k_menu_hidden", "running", "voice_radio", "voice_saved", "avatar_checked", "paused", "paused_icon", "resumed",
-                "autostart_on", "autostart_off", "preview_on", "settings_window_running"):
+    for key in (
+        "k_menu_hidden",
+        "running",
+        "voice_radio",
+        "voice_saved",
+        "avatar_checked",
+        "paused",
+        "paused_icon",
+        "resumed",
+        "autostart_on",
+        "autostart_off",
+        "preview_on",
+        "settings_window_running",
+    ):
         assert res[key] is True, key
     assert res["opened"] == [str(ravas_home / "config" / "config.yaml"), str(ravas_home / "log")]
     assert res["returned_after_quit"] < 3

@@ -1,5 +1,6 @@
 """End to end against a real PulseAudio server: speech into a fake microphone → `ravasd run` →
 "RAVAS Mic" → recorded; checked converted, on time, without dropouts; then `ravasd ctl quit`."""
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,19 @@ def speech(tmp_path) -> np.ndarray:
         import av
 
         raw = tmp_path / "espeak.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw),
-                        "Please call Stella and ask her to bring these things with her from the store."],
-                       check=True)
+        subprocess.run(
+            [
+                "espeak-ng",
+                "-v",
+                "en-us",
+                "-s",
+                "150",
+                "-w",
+                str(raw),
+                "Please call Stella and ask her to bring these things with her from the store.",
+            ],
+            check=True,
+        )
         with av.open(str(raw)) as c:
             res = av.AudioResampler(format="flt", layout="mono", rate=RATE)
             x = np.concatenate([o.to_ndarray().reshape(-1) for f in c.decode(audio=0) for o in res.resample(f)])
@@ -44,7 +55,7 @@ def _locate(ref: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, str]:
     fits = window_fits(ref, x, lag, ringmod=False).fit
     if np.median(fits) <= 0.99:
         return x, f"the fake microphone did not deliver the speech: window fits {np.round(fits, 2)}"
-    return ref[lag:lag + len(x)], ""
+    return ref[lag : lag + len(x)], ""
 
 
 def _status(env) -> dict:
@@ -72,18 +83,36 @@ def _modules(env):
     return r.stdout
 
 
-
-
 def _take(env, tmp_path, wav, x, k) -> tuple[str, dict]:
     """Play the speech once into the fake microphone while recording RAVAS Mic; returns what is
     wrong with this take ("" when nothing) and the audio status after it. Raises at once (no second
     take) when unconverted speech reached RAVAS Mic: a leak is never the sound server's fault."""
     rec_wav, ref_wav = tmp_path / f"rec{k}.wav", tmp_path / f"ref{k}.wav"
-    rec = subprocess.Popen(["parecord", "--device=ravas_mic", "--latency-msec=20", "--channels=1",
-                            f"--rate={RATE}", "--file-format=wav", str(rec_wav)], env=env)
+    rec = subprocess.Popen(
+        [
+            "parecord",
+            "--device=ravas_mic",
+            "--latency-msec=20",
+            "--channels=1",
+            f"--rate={RATE}",
+            "--file-format=wav",
+            str(rec_wav),
+        ],
+        env=env,
+    )
     # what the daemon really received (servers may ramp/resample a starting stream): the reference
-    ref = subprocess.Popen(["parecord", "--device=fake_mic", "--latency-msec=20", "--channels=1",
-                            f"--rate={RATE}", "--file-format=wav", str(ref_wav)], env=env)
+    ref = subprocess.Popen(
+        [
+            "parecord",
+            "--device=fake_mic",
+            "--latency-msec=20",
+            "--channels=1",
+            f"--rate={RATE}",
+            "--file-format=wav",
+            str(ref_wav),
+        ],
+        env=env,
+    )
     try:
         # wait until the recorder really receives data (the daemon keeps RAVAS Mic fed with silence)
         assert _wait_size(rec_wav, RATE) and _wait_size(ref_wav, RATE)  # 0.5 s
@@ -98,8 +127,9 @@ def _take(env, tmp_path, wav, x, k) -> tuple[str, dict]:
             now = _status(env)["audio"]
             if (now["xruns"], now["dropped"]) != (before["xruns"], before["dropped"]):
                 before, calm = now, time.monotonic()
-        subprocess.run(["paplay", "--device=fake_cam_mic", "--latency-msec=20", str(wav)], env=env, check=True,
-                       timeout=60)
+        subprocess.run(
+            ["paplay", "--device=fake_cam_mic", "--latency-msec=20", str(wav)], env=env, check=True, timeout=60
+        )
         time.sleep(1.5)
     finally:
         for p in (rec, ref):
@@ -111,7 +141,7 @@ def _take(env, tmp_path, wav, x, k) -> tuple[str, dict]:
     if problem:
         return problem, a
     lag = align(y, xs)
-    seg = y[lag:lag + len(xs)]
+    seg = y[lag : lag + len(xs)]
     if len(seg) < len(xs):
         return "the recording ended before the speech did", a
     # converted: ring-modulated speech explains the recording; the raw speech does not
@@ -142,11 +172,37 @@ def test_daemon_creates_ravas_mic_converts_speech_and_cleans_up(sound_server, tm
 
     gone = subprocess.Popen(["true"])
     gone.wait()
-    subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=ravas_mic_sink",
-                    f"sink_properties=ravas.owner={owner_token(gone.pid)}"], env=env, check=True)
-    daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video",
-                               "--voice", "ringmod", "--mic", "fake_mic", "--set", "audio.block_ms=5"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    subprocess.run(
+        [
+            "pactl",
+            "load-module",
+            "module-null-sink",
+            "sink_name=ravas_mic_sink",
+            f"sink_properties=ravas.owner={owner_token(gone.pid)}",
+        ],
+        env=env,
+        check=True,
+    )
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ravasd",
+            "run",
+            "--no-tray",
+            "--no-video",
+            "--voice",
+            "ringmod",
+            "--mic",
+            "fake_mic",
+            "--set",
+            "audio.block_ms=5",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     problems = []
     try:
         out = []

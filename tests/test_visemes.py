@@ -1,4 +1,5 @@
 """The voice-driven mouth: visemes read from the converted voice (``ravasd.audio.viseme``)."""
+
 from __future__ import annotations
 
 import shutil
@@ -20,8 +21,17 @@ RATE = 48000
 # (The other held-out variant, Scottish, says "who'd" with a fronted [ʉ] that reads as spread: the
 # spectrum shows the tongue, not the lips — the recipe's report counts such misses.)
 SPEAKER = "en-us+m6"
-WORDS = [("round", "who'd"), ("open", "hot"), ("spread", "heed"), ("round", "boat"), ("open", "had"),
-         ("spread", "hid"), ("round", "hood"), ("open", "top"), ("spread", "beat")] * 2
+WORDS = [
+    ("round", "who'd"),
+    ("open", "hot"),
+    ("spread", "heed"),
+    ("round", "boat"),
+    ("open", "had"),
+    ("spread", "hid"),
+    ("round", "hood"),
+    ("open", "top"),
+    ("spread", "beat"),
+] * 2
 
 needs_espeak = pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
 
@@ -69,7 +79,7 @@ def _mouth_at_vowels(stream: np.ndarray, spans, voice: str | None) -> dict[str, 
     tap = LevelTap(shared)
     trace = []
     for i in range(0, len(stream) - block + 1, block):
-        x = stream[i:i + block]
+        x = stream[i : i + block]
         y = conv.process(RawAudio(x, RATE, i / RATE)).samples if conv else x
         tap.write(AnonAudio(y.astype(np.float32), RATE, i / RATE))
         trace.append(list(shared[1:]))

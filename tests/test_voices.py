@@ -1,5 +1,6 @@
 """Voice converters: the streaming contract (streamed == offline for any block size, declared
 latency exact), robustness (silence, NaN, clipping, empty blocks), and what each voice does."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ SPEECH = synth_speech(RATE, seconds=2.0)
 
 
 def stream(conv, x, block):
-    return np.concatenate([conv.process(RawAudio(x[i:i + block], RATE, i / RATE)).samples
-                           for i in range(0, len(x), block)])
+    return np.concatenate(
+        [conv.process(RawAudio(x[i : i + block], RATE, i / RATE)).samples for i in range(0, len(x), block)]
+    )
 
 
 @pytest.mark.parametrize("name", list(VOICES))
@@ -46,16 +48,17 @@ def test_daemon_blocks_of_whole_hops_drop_the_look_ahead(name, rate):
     anyb, fitted = make_voice(cfg, rate, name), make_voice(cfg, rate, name, block=block)
 
     def run(conv):
-        return np.concatenate([conv.process(RawAudio(x[i:i + block], rate, 0.0)).samples
-                               for i in range(0, len(x), block)])
+        return np.concatenate(
+            [conv.process(RawAudio(x[i : i + block], rate, 0.0)).samples for i in range(0, len(x), block)]
+        )
 
     a, b = run(anyb), run(fitted)
     gain = anyb.latency - fitted.latency
     assert gain == (rate // 200 if name in ("tenor", "deep") else 0)
-    assert np.array_equal(a[gain:], b[:len(b) - gain])
+    assert np.array_equal(a[gain:], b[: len(b) - gain])
     if gain:
         with pytest.raises(ValueError, match="whole"):
-            fitted.process(RawAudio(x[:block // 2], rate, 0.0))
+            fitted.process(RawAudio(x[: block // 2], rate, 0.0))
 
 
 @pytest.mark.parametrize("name", list(VOICES))
@@ -79,7 +82,7 @@ def test_mcadams_declared_latency_is_exact():
 
     def corr_at(shift):
         n = len(SPEECH) - shift - 2
-        return np.corrcoef(SPEECH[:n], y[shift:shift + n])[0, 1]
+        return np.corrcoef(SPEECH[:n], y[shift : shift + n])[0, 1]
 
     assert corr_at(lag) > 0.9999
     assert corr_at(lag - 1) < corr_at(lag) and corr_at(lag + 1) < corr_at(lag)  # exactly that lag
@@ -98,16 +101,21 @@ def test_mcadams_raises_the_formants():
 
 
 def test_voices_list_shows_latency(ravas_home):
-    r = subprocess.run([sys.executable, "-m", "ravasd", "voices", "list", "--json"], capture_output=True,
-                       text=True, env={"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "voices", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env={"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin"},
+    )
     rows = {v["name"]: v for v in json.loads(r.stdout)}
     assert rows["ringmod"]["latency_ms"] == 0 and 20 < rows["mcadams"]["latency_ms"] < 40
     # the daemon's default 5 ms blocks hold whole vocoder hops: only the resampling filters delay
     assert all(rows[n]["latency_ms"] == 1.3 for n in ("tenor", "alto", "deep"))
     env = {"RAVAS_HOME": str(ravas_home), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-m", "ravasd", "config", "set", "audio.block_ms", "7"], env=env, check=True)
-    r = subprocess.run([sys.executable, "-m", "ravasd", "voices", "list", "--json"], capture_output=True,
-                       text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "voices", "list", "--json"], capture_output=True, text=True, env=env
+    )
     rows = {v["name"]: v for v in json.loads(r.stdout)}
     assert rows["tenor"]["latency_ms"] == 6.3  # 7 ms blocks split hops: the look-ahead hop is back
     assert {"name", "method", "latency_ms", "description"} <= set(rows["mcadams"])
@@ -131,16 +139,37 @@ def test_bench_audio_measures_end_to_end_through_a_sound_server(pulse, ravas_hom
     import os
 
     env = dict(pulse.env, RAVAS_HOME=str(ravas_home))
-    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "audio", "--voice", "ringmod", "--json",
-                        "--set", "audio.block_ms=5"], env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "bench", "audio", "--voice", "ringmod", "--json", "--set", "audio.block_ms=5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     (row,) = json.loads(r.stdout)
     assert row["voice"] == "ringmod" and row["block_ms"] == 5 and row["sample_rate"] == 48000
     assert row["e2e_latency_ms"] is not None and row["e2e_latency_ms"] > 0, row
     assert 0 < row["rtf"] < 1 and row["algorithmic_latency_ms"] == 0
     # the default voice (a target voice) through the same path: its envelope is found in the output
-    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "audio", "--voice", load_config().audio.voice,
-                        "--json", "--set", "audio.block_ms=5"], env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ravasd",
+            "bench",
+            "audio",
+            "--voice",
+            load_config().audio.voice,
+            "--json",
+            "--set",
+            "audio.block_ms=5",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     (row,) = json.loads(r.stdout)
     # 5 ms daemon blocks hold whole vocoder hops: only the resampling filters delay (1.3 ms)
@@ -150,8 +179,13 @@ def test_bench_audio_measures_end_to_end_through_a_sound_server(pulse, ravas_hom
     assert "ravas_bench" not in pulse.pactl("list", "short", "modules")
     # no server and no way to start one: null, with the reason
     bare = {"RAVAS_HOME": str(ravas_home), "PATH": "/nonexistent", "PULSE_SERVER": "unix:/nonexistent"}
-    r = subprocess.run([sys.executable, "-m", "ravasd", "bench", "audio", "--voice", "ringmod", "--json"],
-                       env=bare, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ravasd", "bench", "audio", "--voice", "ringmod", "--json"],
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     (row,) = json.loads(r.stdout)
     assert row["e2e_latency_ms"] is None and "no PulseAudio/PipeWire server" in row["e2e_note"]
     assert os.environ.get("PULSE_SERVER")  # the fixture's server is still in place
@@ -168,8 +202,9 @@ def test_a_voice_at_44k1_runs_behind_soxr_and_still_streams_exactly(name):
     assert len(offline) == len(x) and np.abs(offline).max() > 0.01
     for block in (37, 441, 1000):
         conv = make_voice(load_config(), rate, name)
-        out = np.concatenate([conv.process(RawAudio(x[i:i + block], rate, 0.0)).samples
-                              for i in range(0, len(x), block)])
+        out = np.concatenate(
+            [conv.process(RawAudio(x[i : i + block], rate, 0.0)).samples for i in range(0, len(x), block)]
+        )
         assert np.array_equal(out, offline), block
     assert abs(conv.latency - make_voice(load_config(), RATE, name).latency * rate / RATE) < 20
 
@@ -178,8 +213,11 @@ def test_target_voice_at_44k1_keeps_the_targets_pitch():
     import soxr
 
     target_hz = float(np.exp(load_pool("tenor").lf0_mean))
-    y = make_voice(load_config(), 44100, "tenor-knn").process(
-        RawAudio(soxr.resample(tone_speech(210.0, 3.0), RATE, 44100).astype(np.float32), 44100, 0.0)).samples
+    y = (
+        make_voice(load_config(), 44100, "tenor-knn")
+        .process(RawAudio(soxr.resample(tone_speech(210.0, 3.0), RATE, 44100).astype(np.float32), 44100, 0.0))
+        .samples
+    )
     assert abs(np.log(median_f0(y, 44100) / target_hz)) < np.log(1.2)
 
 
@@ -207,8 +245,7 @@ def median_f0(y: np.ndarray, rate: int = RATE) -> float:
     import soxr
 
     x = soxr.resample(y, rate, vocoder.RATE) if rate != vocoder.RATE else y
-    f0s = [vocoder.yin(x[i - vocoder.HIST:i].astype(np.float64))[0]
-           for i in range(vocoder.HIST + 4000, len(x), 800)]
+    f0s = [vocoder.yin(x[i - vocoder.HIST : i].astype(np.float64))[0] for i in range(vocoder.HIST + 4000, len(x), 800)]
     voiced = [f for f in f0s if f > 0]
     assert len(voiced) > len(f0s) / 2, "output should be voiced"
     return float(np.median(voiced))
@@ -227,7 +264,7 @@ def test_pitch_formant_voice_moves_f0_and_formants(pitch):
     assert abs(median_f0(y) / 140.0 - pitch) < 0.05
 
     def centroid(v):
-        spec = np.abs(np.fft.rfft(v[RATE // 2:] * np.hanning(len(v) - RATE // 2)))
+        spec = np.abs(np.fft.rfft(v[RATE // 2 :] * np.hanning(len(v) - RATE // 2)))
         f = np.fft.rfftfreq(len(v) - RATE // 2, 1 / RATE)
         band = (f > 300) & (f < 3000)
         return (spec[band] * f[band]).sum() / spec[band].sum()
@@ -248,7 +285,7 @@ def test_vocoder_output_is_synthesised_not_the_input():
     conv = make_voice(load_config(), RATE, "tenor")
     y = conv.process_samples(SPEECH)
     lat = conv.latency
-    best = max(abs(np.corrcoef(SPEECH[:len(SPEECH) - s], y[s:])[0, 1]) for s in range(lat - 240, lat + 240, 3))
+    best = max(abs(np.corrcoef(SPEECH[: len(SPEECH) - s], y[s:])[0, 1]) for s in range(lat - 240, lat + 240, 3))
     assert best < 0.3
 
 
@@ -317,8 +354,8 @@ def test_sound_projection_weighs_sounds_not_speakers():
     env = np.zeros((n, 4))
     env[:, 1] = sound  # the aligned target envelope tells the sound
     keys = rng.normal(0, 0.2, (n, target.KEY_DIMS))
-    keys[:, 0] += sound * 0.3                      # carries the sound
-    keys[:, 1] += rng.choice([-3.0, 3.0], n)       # the speaker: large, and no help
+    keys[:, 0] += sound * 0.3  # carries the sound
+    keys[:, 1] += rng.choice([-3.0, 3.0], n)  # the speaker: large, and no help
     proj = pools.sound_projection(keys, env)
     assert proj.shape == (target.KEY_DIMS, target.SOUND_DIMS)
     weight = np.abs(proj).sum(axis=1)
@@ -344,7 +381,7 @@ def _analyse(y: np.ndarray) -> list:
     """The vocoder analyser's features of every hop of ``y`` (16 kHz)."""
     an = vocoder.Analyzer()
     x = y.astype(np.float64)
-    return [an.step(x[i:i + vocoder.HOP]) for i in range(0, len(x) - vocoder.HOP, vocoder.HOP)]
+    return [an.step(x[i : i + vocoder.HOP]) for i in range(0, len(x) - vocoder.HOP, vocoder.HOP)]
 
 
 def _ceps_stats(y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -355,7 +392,7 @@ def _ceps_stats(y: np.ndarray) -> tuple[np.ndarray, float]:
     feats = _analyse(y)
     c = np.array([TO_CEPS @ f.logspec for f in feats if f.logspec is not None])
     f0 = np.median([f.f0 for f in feats if f.f0 > 0])
-    return c[len(c) // 3:, 1:].mean(axis=0), float(f0)  # after the first third: the statistics have settled
+    return c[len(c) // 3 :, 1:].mean(axis=0), float(f0)  # after the first third: the statistics have settled
 
 
 @pytest.mark.parametrize("name", list(TARGETS))
@@ -375,9 +412,9 @@ def test_normalised_voice_gives_different_speakers_the_targets_statistics(name, 
     ins = [_ceps_stats(x) for x in (a, b)]
     outs = [_ceps_stats(NormalisedVoice(16000, name).process_samples(x)) for x in (a, b)]
     gap = lambda u, v: float(np.linalg.norm(u - v))  # noqa: E731
-    assert gap(outs[0][0], outs[1][0]) < 0.5 * gap(ins[0][0], ins[1][0])          # speakers moved together
+    assert gap(outs[0][0], outs[1][0]) < 0.5 * gap(ins[0][0], ins[1][0])  # speakers moved together
     for (ci, _), (co, f0) in zip(ins, outs):
-        assert gap(co, t.mean[1:]) < 0.5 * gap(ci, t.mean[1:])                    # … onto the target
+        assert gap(co, t.mean[1:]) < 0.5 * gap(ci, t.mean[1:])  # … onto the target
         assert abs(np.log(f0) - t.lf0_mean) < np.log(1.2)
 
 
@@ -398,10 +435,13 @@ def test_normalised_voice_keeps_each_hops_spectral_movement():
 
     x = synth_speech(16000, seconds=3.0)
     conv = NormalisedVoice(16000, "baritone")
-    y = conv.process_samples(x)[conv.latency:]
+    y = conv.process_samples(x)[conv.latency :]
     fi, fo = _analyse(x), _analyse(y)
-    both = [(TO_CEPS @ a.logspec, TO_CEPS @ b.logspec) for a, b in zip(fi, fo)
-            if a.logspec is not None and b.logspec is not None]
+    both = [
+        (TO_CEPS @ a.logspec, TO_CEPS @ b.logspec)
+        for a, b in zip(fi, fo)
+        if a.logspec is not None and b.logspec is not None
+    ]
     ci, co = (np.array(v)[:, 1:6] for v in zip(*both))
     corr = [np.corrcoef(np.diff(ci[:, k]), np.diff(co[:, k]))[0, 1] for k in range(5)]
     assert np.mean(corr) > 0.5, corr

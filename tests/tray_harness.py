@@ -2,6 +2,7 @@
 
 Usage: python tray_harness.py RESULT.json — exits 0 after Quit; the JSON says what happened.
 """
+
 import json
 import os
 import sys
@@ -19,8 +20,16 @@ from ravasd.daemon.tray import Tray, open_settings_window, tray_state  # noqa: E
 def main():
     global res, daemon, tray, opened, T0
     out = sys.argv[1]
-    cfg = load_config(overrides={"video.source": "demo", "audio.source": "demo", "video.sink": "null",
-                                 "audio.sink": "null", "video.width": 320, "video.height": 240})
+    cfg = load_config(
+        overrides={
+            "video.source": "demo",
+            "audio.source": "demo",
+            "video.sink": "null",
+            "audio.sink": "null",
+            "video.width": 320,
+            "video.height": 240,
+        }
+    )
     daemon = Daemon(cfg)
     daemon.start()
     opened = []
@@ -28,13 +37,11 @@ def main():
     tray = Tray(daemon, opener=opened.append, settings_opener=lambda: windows.append(open_settings_window()))
     res = {"backend": type(tray.icon).__module__, "steps": []}
 
-
     def item(menu, text):
         for it in menu.items:
             if it.text == text:
                 return it
         raise KeyError(f"{text!r} not in {[i.text for i in menu.items]}")
-
 
     def wait(pred, timeout=20.0):
         end = time.monotonic() + timeout
@@ -44,13 +51,10 @@ def main():
                 return True
         return False
 
-
     T0 = time.monotonic()
-
 
     def mark(name):
         res["steps"].append((name, round(time.monotonic() - T0, 2)))
-
 
     def setup(t):
         icon = t.icon
@@ -72,8 +76,15 @@ def main():
             res["avatar_checked"] = avatar.checked
             pause = item(icon.menu, "Pause (privacy curtain)")
             pause(icon)
-            res["paused"] = wait(lambda: daemon.status()["video"].get("state") == "paused"
-                                 and daemon.status()["audio"].get("state") == "paused") and pause.checked
+            res["paused"] = (
+                wait(
+                    lambda: (
+                        daemon.status()["video"].get("state") == "paused"
+                        and daemon.status()["audio"].get("state") == "paused"
+                    )
+                )
+                and pause.checked
+            )
             tray.refresh()
             mark("paused_icon")
             res["paused_icon"] = tray._state == "paused" and "paused" in icon.title
@@ -106,7 +117,6 @@ def main():
         except Exception as err:  # report instead of hanging the GUI loop
             res["error"] = f"{type(err).__name__}: {err}"
             daemon.stop_event.set()
-
 
     tray.run_until(daemon.stop_event, setup=setup)
     res["returned_after_quit"] = round(time.monotonic() - res.get("quit_at", time.monotonic()), 2)

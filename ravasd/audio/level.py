@@ -3,6 +3,7 @@
 :class:`LevelTap` watches what the audio worker's sink gets; what it measures (four floats, from the
 anonymized audio only) goes into a shared array that the video worker reads. No audio crosses processes.
 """
+
 from __future__ import annotations
 
 from typing import Any

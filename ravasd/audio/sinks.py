@@ -1,4 +1,5 @@
 """Audio sinks. Each accepts only :class:`AnonAudio` and is called from the publish thread."""
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,15 @@ class DeviceAudioSink:
     clocked = True
     SHRINK_AFTER_S = 10.0
 
-    def __init__(self, device: int | str | None, rate: int, block: int, max_latency: float = 0.2,
-                 preroll: int = 3, pulse_sink: str | None = None) -> None:
+    def __init__(
+        self,
+        device: int | str | None,
+        rate: int,
+        block: int,
+        max_latency: float = 0.2,
+        preroll: int = 3,
+        pulse_sink: str | None = None,
+    ) -> None:
         self.rate, self.block = rate, block
         self.max_samples = max(int(max_latency * rate), 2 * block)
         self.preroll = preroll * block
@@ -69,13 +77,21 @@ class DeviceAudioSink:
         if pulse_sink:
             device = pulse.route("output", pulse_sink)
         try:
-            self.stream = sd.OutputStream(device=device, samplerate=rate, blocksize=block, channels=1,
-                                          dtype="float32", latency="low", callback=self._callback)
+            self.stream = sd.OutputStream(
+                device=device,
+                samplerate=rate,
+                blocksize=block,
+                channels=1,
+                dtype="float32",
+                latency="low",
+                callback=self._callback,
+            )
             self.stream.start()
         except (sd.PortAudioError, ValueError) as err:
-            raise DeviceError(f"Audio output {'(default)' if device is None else repr(device)} cannot be "
-                              f"opened: {err}.", "pick another with audio.output_device (see "
-                              "`ravasd devices`), or set audio.sink: null.") from None
+            raise DeviceError(
+                f"Audio output {'(default)' if device is None else repr(device)} cannot be opened: {err}.",
+                "pick another with audio.output_device (see `ravasd devices`), or set audio.sink: null.",
+            ) from None
 
     def _callback(self, outdata, frames, time_info, status) -> None:  # PortAudio thread
         now = time.monotonic()
@@ -143,8 +159,11 @@ class DeviceAudioSink:
             if self._full_since and now - self._full_logged >= 1.0:
                 full, self._full_since, self._full_logged = self._full_since, 0, now
         for excess, fill in trims:
-            log.info("audio out: trimmed %.1f ms of surplus buffer (fill was %.1f ms)",
-                     excess / self.rate * 1000, fill / self.rate * 1000)
+            log.info(
+                "audio out: trimmed %.1f ms of surplus buffer (fill was %.1f ms)",
+                excess / self.rate * 1000,
+                fill / self.rate * 1000,
+            )
         for gap in stalls:
             log.warning("audio out: the output device took no data for %.0f ms", gap)
         if full:

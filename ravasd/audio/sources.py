@@ -1,5 +1,6 @@
 """Audio sources. Each returns :class:`RawAudio` blocks of ``block`` mono float32 samples at
 ``rate`` Hz, timestamped on the monotonic clock; ``read()`` blocks until the next block."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,16 @@ class MicSource:
     beyond the copy, no locks held long). Overflows and dropped blocks are counted.
     """
 
-    def __init__(self, device: int | str | None, rate: int, block: int, timeout: float = 1.0,
-                 label: str | None = None, guard=None, events=None) -> None:
+    def __init__(
+        self,
+        device: int | str | None,
+        rate: int,
+        block: int,
+        timeout: float = 1.0,
+        label: str | None = None,
+        guard=None,
+        events=None,
+    ) -> None:
         import sounddevice as sd  # PortAudio is a system library: only live devices need it
 
         self.rate, self.block, self.timeout = rate, block, timeout
@@ -56,23 +65,32 @@ class MicSource:
                     except Exception:
                         pass
                     self._closed.wait(0.05)  # a burst of events costs one check per 50 ms at most
+
             threading.Thread(target=watch, name="mic-guard", daemon=True).start()
         self.device = label if label is not None else device
         self.overflows = 0
         self.dropped = 0
         self._q: queue.Queue = queue.Queue(maxsize=max(4, int(0.5 * rate / block)))
         try:
-            self.stream = sd.InputStream(device=device, samplerate=rate, blocksize=block, channels=1,
-                                         dtype="float32", latency="low", callback=self._callback)
+            self.stream = sd.InputStream(
+                device=device,
+                samplerate=rate,
+                blocksize=block,
+                channels=1,
+                dtype="float32",
+                latency="low",
+                callback=self._callback,
+            )
             self.stream.start()
         except (sd.PortAudioError, ValueError) as err:
             self._closed.set()
             if events is not None:
                 events.poke.set()
                 events.close()
-            raise DeviceError(f"Microphone {'(default)' if self.device is None else repr(self.device)} cannot be "
-                              f"opened: {err}.", "pick another with audio.input_device (see `ravasd "
-                              "devices`), or set audio.source: demo.") from None
+            raise DeviceError(
+                f"Microphone {'(default)' if self.device is None else repr(self.device)} cannot be opened: {err}.",
+                "pick another with audio.input_device (see `ravasd devices`), or set audio.source: demo.",
+            ) from None
 
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio thread
         if self._moved.is_set():
@@ -97,8 +115,10 @@ class MicSource:
         for _ in range(5):
             if self._moved.is_set():
                 self._drain()
-                raise DeviceError(f"Microphone {self.device!r} is gone; the sound server moved the stream "
-                                  "to another input, which RAVAS does not record.")
+                raise DeviceError(
+                    f"Microphone {self.device!r} is gone; the sound server moved the stream "
+                    "to another input, which RAVAS does not record."
+                )
             try:
                 item = self._q.get(timeout=self.timeout)
                 if item is not None:
@@ -142,13 +162,21 @@ def open_mic(device: int | str | None, rate: int, block: int) -> MicSource:
         name = pulse.find_source(device)
         if name is not None:
             pid = os.getpid()
-            return MicSource(pulse.route("input", name), rate, block, label=device,
-                             guard=lambda: pulse.capture_moved(pid, name), events=pulse.ServerEvents(("source", "source-output")))
+            return MicSource(
+                pulse.route("input", name),
+                rate,
+                block,
+                label=device,
+                guard=lambda: pulse.capture_moved(pid, name),
+                events=pulse.ServerEvents(("source", "source-output")),
+            )
         if device not in ("pulse", "default") and not input_exists(device):
             # never let the sound server fall back to another input (a monitor of the speakers, say):
             # a missing microphone means silence until it is back
-            raise DeviceError(f"Microphone {device!r} is not there (unplugged?).",
-                              "plug it in again, or pick another with audio.input_device.")
+            raise DeviceError(
+                f"Microphone {device!r} is not there (unplugged?).",
+                "plug it in again, or pick another with audio.input_device.",
+            )
     return MicSource(device, rate, block)
 
 
@@ -166,7 +194,7 @@ def synth_speech(rate: int, seconds: float = 6.0, seed: int = 7) -> np.ndarray:
     out = np.zeros(n)
     syl = int(0.22 * rate)
     for k, start in enumerate(range(0, n, syl)):
-        seg = glottal[start:start + syl]
+        seg = glottal[start : start + syl]
         y = np.zeros_like(seg)
         for f, bw in zip(vowels[k % len(vowels)], (80, 100, 120)):
             r = np.exp(-np.pi * bw / rate)
@@ -174,7 +202,7 @@ def synth_speech(rate: int, seconds: float = 6.0, seed: int = 7) -> np.ndarray:
         env = np.sin(np.linspace(0, np.pi, len(seg))) ** 2
         if k % 7 == 6:  # a pause every few syllables
             env *= 0
-        out[start:start + syl] = y * env
+        out[start : start + syl] = y * env
     out /= np.max(np.abs(out)) + 1e-9
     return (0.5 * out).astype(np.float32)
 
@@ -206,8 +234,10 @@ class FileAudioSource:
     def __init__(self, path: str | Path, rate: int, block: int, loop: bool = True) -> None:
         self.path = Path(path)
         if not probe(self.path).has_audio:
-            raise DeviceError(f"Input file {self.path} has no audio stream.",
-                              "use a file with sound for files.input, or set audio.source: demo.")
+            raise DeviceError(
+                f"Input file {self.path} has no audio stream.",
+                "use a file with sound for files.input, or set audio.source: demo.",
+            )
         self.rate, self.block, self.loop = rate, block, loop
         self._pacer = Pacer(block / rate)
         self._n = 0
@@ -229,7 +259,7 @@ class FileAudioSource:
                     return None
                 chunk = np.zeros(self.block - len(self._buf), np.float32)
             self._buf = np.concatenate([self._buf, chunk])
-        samples, self._buf = self._buf[:self.block], self._buf[self.block:]
+        samples, self._buf = self._buf[: self.block], self._buf[self.block :]
         ts = self._pacer.wait(self._n + 1) - self.block / self.rate
         self._n += 1
         return RawAudio(samples, self.rate, ts)

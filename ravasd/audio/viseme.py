@@ -11,6 +11,7 @@ normalisation is why one model reads every voice: a converter's fixed colouring 
 spectrum, a vocoder's tilt) is a per-band offset and scale, and it divides out; what is left is how
 this frame differs from this voice's average — the vowel.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,7 @@ def mel_bank(rate: int, n_fft: int) -> np.ndarray:
     edges = 700.0 * (10 ** (np.linspace(_mel(np.array(FMIN)), _mel(np.array(top)), BANDS + 2) / 2595.0) - 1.0)
     bank = np.zeros((BANDS, len(f)))
     for i in range(BANDS):
-        lo, mid, hi = edges[i:i + 3]
+        lo, mid, hi = edges[i : i + 3]
         bank[i] = np.clip(np.minimum((f - lo) / (mid - lo), (hi - f) / (hi - mid)), 0, None)
     return bank / np.maximum(bank.sum(1, keepdims=True), 1e-12)
 
@@ -58,7 +59,7 @@ class VisemeFeatures:
         self._buf = np.zeros(0, np.float32)
         self.mean: np.ndarray | None = None  # set by the first frame of speech
         sd = np.full(BANDS, PRIOR_SD_DB) if prior_sd is None else np.asarray(prior_sd, float)
-        self.var = sd ** 2
+        self.var = sd**2
         self.peak = -120.0
         self._alpha = 1.0 - np.exp(-HOP_S / TAU_S)
 
@@ -66,8 +67,8 @@ class VisemeFeatures:
         self._buf = np.concatenate([self._buf, np.asarray(samples, np.float32)])
         frames, voiced = [], []
         while len(self._buf) >= self.win:
-            x = self._buf[:self.win].astype(np.float64)
-            self._buf = self._buf[self.hop:]
+            x = self._buf[: self.win].astype(np.float64)
+            self._buf = self._buf[self.hop :]
             rms = float(np.sqrt(np.mean(x * x)))
             spec = np.abs(np.fft.rfft(x * self.window, self.n_fft)) ** 2
             band = 10.0 * np.log10(self.bank @ spec / self.n_fft + 1e-10)

@@ -10,6 +10,7 @@ done files are skipped (same input size and mtime, same config digest, output pr
 ones are retried, changed inputs redone. Outputs are written atomically (``MediaWriter``); partial
 files a killed run left are removed at the next start. One bad file never stops the batch.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,9 +19,10 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from tqdm import tqdm
 
@@ -28,8 +30,8 @@ from ..config import Config
 from ..errors import MediaError, RavasError
 from ..media.formats import AUDIO_IN, VIDEO_IN
 from ..media.manifest import Manifest, read_manifest
-from .jobs import Job, config_digest, is_done, lost_record, run_job, single_threaded
 from ..media.reader import probe
+from .jobs import Job, config_digest, is_done, lost_record, run_job, single_threaded
 
 LOCK = ".ravasd-batch.lock"
 
@@ -49,21 +51,22 @@ def expand(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
         text = str(raw)
         if glob.has_magic(text):
             parts = Path(text).parts
-            base = Path(*parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))] or ["."])
+            base = Path(*parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))] or ["."])
             hits = sorted(Path(p) for p in glob.glob(text, recursive=True))
             files = [(p, p.relative_to(base)) for p in hits if p.is_file() and _media(p)]
         elif Path(text).is_dir():
             base = Path(text)
-            files = [(p, Path(base.resolve().name) / p.relative_to(base))
-                     for p in sorted(base.rglob("*")) if p.is_file() and _media(p)
-                     and not any(q.startswith(".") for q in p.relative_to(base).parts)]
+            files = [
+                (p, Path(base.resolve().name) / p.relative_to(base))
+                for p in sorted(base.rglob("*"))
+                if p.is_file() and _media(p) and not any(q.startswith(".") for q in p.relative_to(base).parts)
+            ]
         elif Path(text).is_file():
             files = [(Path(text), Path(Path(text).name))]
         else:
             raise RavasError(f"Input {text} does not exist.", "check the path; folders and globs ('*.mp4') work too.")
         if not files:
-            raise RavasError(f"Input {text} holds no video or audio files "
-                             f"({', '.join(sorted(VIDEO_IN | AUDIO_IN))}).")
+            raise RavasError(f"Input {text} holds no video or audio files ({', '.join(sorted(VIDEO_IN | AUDIO_IN))}).")
         found += [(p, str(rel.with_suffix(""))) for p, rel in files]
     seen: dict[str, Path] = {}
     out = []
@@ -71,8 +74,10 @@ def expand(inputs: Iterable[str | Path]) -> list[tuple[Path, str]]:
         if rel in seen:
             if seen[rel].resolve() == path.resolve():
                 continue  # the same file named twice
-            raise RavasError(f"{seen[rel]} and {path} would both be written to {rel}.*",
-                             "rename one of them, or anonymize them into different output folders.")
+            raise RavasError(
+                f"{seen[rel]} and {path} would both be written to {rel}.*",
+                "rename one of them, or anonymize them into different output folders.",
+            )
         seen[rel] = path
         out.append((path, rel))
     return out
@@ -99,8 +104,9 @@ def _lock(outdir: Path) -> Any:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fh.close()
-        raise RavasError(f"Another ravasd batch is writing into {outdir}.",
-                         "wait for it to finish, or choose another output folder.") from None
+        raise RavasError(
+            f"Another ravasd batch is writing into {outdir}.", "wait for it to finish, or choose another output folder."
+        ) from None
     return fh
 
 
@@ -129,8 +135,10 @@ class BatchResult:
 
     def summary(self) -> str:
         total = self.done + self.skipped + len(self.failed)
-        text = (f"{total} files: {self.done + self.skipped} done ({self.skipped} already done before), "
-                f"{len(self.failed)} failed; {self.media_s / 3600:.3f} h of media in {self.wall_s:.1f} s")
+        text = (
+            f"{total} files: {self.done + self.skipped} done ({self.skipped} already done before), "
+            f"{len(self.failed)} failed; {self.media_s / 3600:.3f} h of media in {self.wall_s:.1f} s"
+        )
         for rec in self.failed:
             text += f"\n  FAILED {rec['input']}: {rec['error']}"
         return text
@@ -149,8 +157,14 @@ def _worker(conn: Any, cfg: Config, outdir: str) -> None:
         conn.send(run_job(job, cfg, outdir))
 
 
-def run_local(jobs: list[Job], cfg: Config, outdir: Path, workers: int,
-              on_result: Callable[[dict[str, Any]], None], retries: int = 1) -> None:
+def run_local(
+    jobs: list[Job],
+    cfg: Config,
+    outdir: Path,
+    workers: int,
+    on_result: Callable[[dict[str, Any]], None],
+    retries: int = 1,
+) -> None:
     """Run ``jobs`` on ``workers`` spawned processes, one job each at a time. A worker that dies
     (a crash in a native library, the OOM killer) loses only its own job, which is retried
     ``retries`` times on a fresh worker and then recorded as failed."""
@@ -182,8 +196,14 @@ def run_local(jobs: list[Job], cfg: Config, outdir: Path, workers: int,
                     if lost[job.rel] <= retries:
                         start(job)
                     else:
-                        on_result(lost_record(job, cfg, f"the worker process died on this file "
-                                                  f"{lost[job.rel]} times (exit code {proc.exitcode})"))
+                        on_result(
+                            lost_record(
+                                job,
+                                cfg,
+                                f"the worker process died on this file "
+                                f"{lost[job.rel]} times (exit code {proc.exitcode})",
+                            )
+                        )
                         if queue:
                             start(queue.pop())
                     continue
@@ -197,14 +217,22 @@ def run_local(jobs: list[Job], cfg: Config, outdir: Path, workers: int,
                     proc.join(5)
                     conn.close()
     finally:
-        for conn, (proc, _) in busy.items():  # interrupted: no worker outlives the coordinator
+        for proc, _ in busy.values():  # interrupted: no worker outlives the coordinator
             proc.terminate()
             proc.join(2)
 
 
-def run_batch(inputs: Iterable[str | Path], outdir: str | Path, cfg: Config, jobs: int | None = None,
-              engine: str = "local", address: str | None = None, progress: bool = True,
-              allow_truncated: bool = False, log: Callable[[str], None] = print) -> BatchResult:
+def run_batch(
+    inputs: Iterable[str | Path],
+    outdir: str | Path,
+    cfg: Config,
+    jobs: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    progress: bool = True,
+    allow_truncated: bool = False,
+    log: Callable[[str], None] = print,
+) -> BatchResult:
     """Anonymize every input into ``outdir`` (see the module docstring); returns what happened."""
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -216,7 +244,7 @@ def run_batch(inputs: Iterable[str | Path], outdir: str | Path, cfg: Config, job
     res = BatchResult()
     manifest = Manifest(outdir)
     try:
-        if (n := _clean_partials(outdir)):
+        if n := _clean_partials(outdir):
             log(f"removed {n} partial file(s) left by an interrupted run")
         digest, prev = config_digest(cfg), read_manifest(outdir)
         todo = []
@@ -228,12 +256,20 @@ def run_batch(inputs: Iterable[str | Path], outdir: str | Path, cfg: Config, job
             else:
                 todo.append(job)
         workers = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        log(f"{len(planned)} files ({sum(j.duration for j in planned) / 3600:.3f} h of media): {len(todo)} to do, "
+        log(
+            f"{len(planned)} files ({sum(j.duration for j in planned) / 3600:.3f} h of media): {len(todo)} to do, "
             f"{res.skipped} already done; {engine} engine, {workers if engine == 'local' else 'cluster'} "
-            f"{'jobs' if engine == 'local' else 'CPUs'}")
-        bar = tqdm(total=round(sum(j.duration for j in todo), 1), unit="s", disable=not progress, leave=False,
-                   desc="anonymize", bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of media "
-                   "[{elapsed}<{remaining}]{postfix}")
+            f"{'jobs' if engine == 'local' else 'CPUs'}"
+        )
+        bar = tqdm(
+            total=round(sum(j.duration for j in todo), 1),
+            unit="s",
+            disable=not progress,
+            leave=False,
+            desc="anonymize",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of media "
+            "[{elapsed}<{remaining}]{postfix}",
+        )
         durations = {j.rel: j.duration for j in todo}
 
         def on_result(rec: dict[str, Any]) -> None:
@@ -242,9 +278,11 @@ def run_batch(inputs: Iterable[str | Path], outdir: str | Path, cfg: Config, job
             if rec["status"] == "done":
                 res.done += 1
                 res.media_s += float(rec.get("duration_s") or 0.0)
-                line = (f"done    {rec['input']} → {outdir / rec['output']} "
-                        f"({rec.get('duration_s', 0):.1f} s of media in {rec.get('wall_s', 0):.1f} s)"
-                        + (f"; truncated input ({rec['truncated']}), allowed" if rec.get("truncated") else ""))
+                line = (
+                    f"done    {rec['input']} → {outdir / rec['output']} "
+                    f"({rec.get('duration_s', 0):.1f} s of media in {rec.get('wall_s', 0):.1f} s)"
+                    + (f"; truncated input ({rec['truncated']}), allowed" if rec.get("truncated") else "")
+                )
             else:
                 res.failed.append(rec)
                 line = f"FAILED  {rec['input']}: {rec['error']}"

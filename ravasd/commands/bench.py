@@ -4,6 +4,7 @@ The clip is rendered from a bundled avatar (MediaPipe tracks it like a face), so
 needs no camera and no downloaded media. It runs paced at the target frame rate on this machine
 and prints per-stage p50/p95 and how much CPU the process used (process CPU time / wall time).
 """
+
 from __future__ import annotations
 
 import json
@@ -80,11 +81,22 @@ def bench_video(cfg: Config, width: int, height: int, seconds: float = 10.0, fps
         cpu = time.process_time() - cpu_start
         tracker.close()
         renderer.release()
-    res = {"width": width, "height": height, "fps_target": fps, "fps_achieved": round(n / wall, 1),
-           "cpu_cores": round(cpu / wall, 2), "frames": n, "face_tracked": round(tracked / max(n, 1), 2),
-           "antialias_samples": renderer.samples, "render_scale": renderer.scale, "cpu_count": os.cpu_count(),
-           "avatar": renderer.model.name, "triangles": renderer.triangles, "draw_calls": renderer.draw_calls,
-           "rasteriser_threads": (int(os.environ.get("LP_NUM_THREADS", "0")) or None) if renderer.software else None}
+    res = {
+        "width": width,
+        "height": height,
+        "fps_target": fps,
+        "fps_achieved": round(n / wall, 1),
+        "cpu_cores": round(cpu / wall, 2),
+        "frames": n,
+        "face_tracked": round(tracked / max(n, 1), 2),
+        "antialias_samples": renderer.samples,
+        "render_scale": renderer.scale,
+        "cpu_count": os.cpu_count(),
+        "avatar": renderer.model.name,
+        "triangles": renderer.triangles,
+        "draw_calls": renderer.draw_calls,
+        "rasteriser_threads": (int(os.environ.get("LP_NUM_THREADS", "0")) or None) if renderer.software else None,
+    }
     for k, v in stages.items():
         res[f"{k}_p50_ms"] = round(float(np.percentile(v, 50)), 2)
         res[f"{k}_p95_ms"] = round(float(np.percentile(v, 95)), 2)
@@ -92,11 +104,13 @@ def bench_video(cfg: Config, width: int, height: int, seconds: float = 10.0, fps
 
 
 def format_table(res: dict) -> str:
-    head = (f"video bench {res['width']}×{res['height']} @ {res['fps_target']} fps, avatar {res['avatar']} "
-            f"({res['triangles']} triangles, {res['draw_calls']} draws): achieved {res['fps_achieved']} fps, "
-            f"cpu_cores {res['cpu_cores']}, face tracked in {res['face_tracked'] * 100:.0f} % of frames, "
-            f"MSAA {res['antialias_samples']}×, render scale {res['render_scale']}"
-            + (f", {res['rasteriser_threads']} llvmpipe threads" if res.get("rasteriser_threads") else ""))
+    head = (
+        f"video bench {res['width']}×{res['height']} @ {res['fps_target']} fps, avatar {res['avatar']} "
+        f"({res['triangles']} triangles, {res['draw_calls']} draws): achieved {res['fps_achieved']} fps, "
+        f"cpu_cores {res['cpu_cores']}, face tracked in {res['face_tracked'] * 100:.0f} % of frames, "
+        f"MSAA {res['antialias_samples']}×, render scale {res['render_scale']}"
+        + (f", {res['rasteriser_threads']} llvmpipe threads" if res.get("rasteriser_threads") else "")
+    )
     rows = ["stage     p50 ms   p95 ms"]
     for k in ("capture", "track", "filter", "render", "sink", "total"):
         rows.append(f"{k:<8} {res[f'{k}_p50_ms']:>7.2f}  {res[f'{k}_p95_ms']:>7.2f}")

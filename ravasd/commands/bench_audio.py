@@ -10,6 +10,7 @@ into ``ravas_bench_out``; one recording of the meter's monitor holds input (left
 modules are removed afterwards. With no server reachable (and none startable) ``e2e_latency_ms``
 is null with the reason.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -35,7 +36,6 @@ from ..devices import pulse
 from ..engine.frames import RawAudio
 from ..engine.runner import AudioPublisher, StreamRunner
 from ..media.writer import MediaWriter
-
 
 #: voice name → factory(cfg, rate, block) used instead of the registry (``--random-weights``)
 _OVERRIDES: dict = {}
@@ -96,7 +96,7 @@ def rtf(cfg: Config, name: str, seconds: float = 4.0) -> tuple[float, int, int]:
     conv = _make(cfg, rate, name, block)
     t0 = time.thread_time()
     for i in range(0, len(x) - block + 1, block):
-        conv.process(RawAudio(x[i:i + block], rate, i / rate))
+        conv.process(RawAudio(x[i : i + block], rate, i / rate))
     used = time.thread_time() - t0
     lat = int(getattr(conv, "latency", 0))
     conv.close()
@@ -126,13 +126,25 @@ class SoundServer:
             self.tmp = tempfile.TemporaryDirectory(prefix="ravas-bench-")
             root = Path(self.tmp.name)
             (root / "xdg").mkdir(mode=0o700)
-            self.env.update(HOME=str(root), XDG_RUNTIME_DIR=str(root / "xdg"),
-                            PULSE_SERVER=f"unix:{root}/xdg/pulse/native")
+            self.env.update(
+                HOME=str(root), XDG_RUNTIME_DIR=str(root / "xdg"), PULSE_SERVER=f"unix:{root}/xdg/pulse/native"
+            )
             (root / "bench.pa").write_text("load-module module-native-protocol-unix auth-anonymous=1\n")
-            self.proc = subprocess.Popen(["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "-F",
-                                          str(root / "bench.pa"), "--log-target=stderr"], env=self.env,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                         preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(
+                [
+                    "pulseaudio",
+                    "--daemonize=no",
+                    "--exit-idle-time=-1",
+                    "-n",
+                    "-F",
+                    str(root / "bench.pa"),
+                    "--log-target=stderr",
+                ],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
             os.environ["PULSE_SERVER"] = self.env["PULSE_SERVER"]
             for _ in range(200):
                 if pulse.server_info() is not None:
@@ -191,14 +203,40 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer |
     own = srv is None
     srv = srv or SoundServer()
     try:
-        srv.load("module-null-sink", "sink_name=ravas_bench_meter", "rate=48000", "channels=2",
-                 "channel_map=front-left,front-right")
-        srv.load("module-remap-sink", "sink_name=ravas_bench_in", "master=ravas_bench_meter", "channels=1",
-                 "master_channel_map=front-left", "channel_map=mono", "remix=no")
-        srv.load("module-remap-sink", "sink_name=ravas_bench_out", "master=ravas_bench_meter", "channels=1",
-                 "master_channel_map=front-right", "channel_map=mono", "remix=no")
-        srv.load("module-remap-source", "source_name=ravas_bench_mic", "master=ravas_bench_meter.monitor",
-                 "channels=1", "master_channel_map=front-left", "channel_map=mono", "remix=no")
+        srv.load(
+            "module-null-sink",
+            "sink_name=ravas_bench_meter",
+            "rate=48000",
+            "channels=2",
+            "channel_map=front-left,front-right",
+        )
+        srv.load(
+            "module-remap-sink",
+            "sink_name=ravas_bench_in",
+            "master=ravas_bench_meter",
+            "channels=1",
+            "master_channel_map=front-left",
+            "channel_map=mono",
+            "remix=no",
+        )
+        srv.load(
+            "module-remap-sink",
+            "sink_name=ravas_bench_out",
+            "master=ravas_bench_meter",
+            "channels=1",
+            "master_channel_map=front-right",
+            "channel_map=mono",
+            "remix=no",
+        )
+        srv.load(
+            "module-remap-source",
+            "source_name=ravas_bench_mic",
+            "master=ravas_bench_meter.monitor",
+            "channels=1",
+            "master_channel_map=front-left",
+            "channel_map=mono",
+            "remix=no",
+        )
         with tempfile.TemporaryDirectory(prefix="ravas-bench-") as tmp:
             sig = synth_speech(rate, seconds)
             wav = Path(tmp) / "signal.wav"
@@ -206,27 +244,43 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer |
             w.write_samples(np.concatenate([np.zeros(rate // 2, np.float32), sig]))
             w.commit()
             rec_path = Path(tmp) / "meter.wav"
-            rec = subprocess.Popen(["parecord", "--device=ravas_bench_meter.monitor", "--latency-msec=10",
-                                    "--channels=2", f"--rate={rate}", "--file-format=wav", str(rec_path)],
-                                   env=srv.env)
+            rec = subprocess.Popen(
+                [
+                    "parecord",
+                    "--device=ravas_bench_meter.monitor",
+                    "--latency-msec=10",
+                    "--channels=2",
+                    f"--rate={rate}",
+                    "--file-format=wav",
+                    str(rec_path),
+                ],
+                env=srv.env,
+            )
             from ..engine.priority import raise_audio_priority
 
             priority = raise_audio_priority(cfg.engine.audio_realtime)  # as the audio worker does; threads inherit
             runner = StreamRunner(
                 source=lambda: MicSource(pulse.route("input", "ravas_bench_mic"), rate, block),
                 converter=lambda: _make(cfg, rate, name, block, live=True),
-                sink=lambda: DeviceAudioSink(None, rate, block, cfg.audio.max_latency_ms / 1000,
-                                             pulse_sink="ravas_bench_out"),
-                publisher=AudioPublisher(block / rate, rate, block), deadline=cfg.audio.deadline_ms / 1000,
-                max_backlog=max(2, int(cfg.audio.max_latency_ms / cfg.audio.block_ms))).start()
+                sink=lambda: DeviceAudioSink(
+                    None, rate, block, cfg.audio.max_latency_ms / 1000, pulse_sink="ravas_bench_out"
+                ),
+                publisher=AudioPublisher(block / rate, rate, block),
+                deadline=cfg.audio.deadline_ms / 1000,
+                max_backlog=max(2, int(cfg.audio.max_latency_ms / cfg.audio.block_ms)),
+            ).start()
             ready_by = time.monotonic() + 60
             while not runner.converter_ready and time.monotonic() < ready_by:  # a neural voice loads
                 time.sleep(0.05)
             time.sleep(0.8)
             before = runner.snapshot()  # drops while the voice loaded are start-up, not the stream's
             live_latency = runner.converter_latency
-            subprocess.run(["paplay", "--device=ravas_bench_in", "--latency-msec=10", str(wav)], env=srv.env,
-                           check=True, timeout=60)
+            subprocess.run(
+                ["paplay", "--device=ravas_bench_in", "--latency-msec=10", str(wav)],
+                env=srv.env,
+                check=True,
+                timeout=60,
+            )
             time.sleep(0.6)
             snap = runner.snapshot()
             runner.stop()
@@ -244,9 +298,13 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer |
             srv.unload_all()
     if np.abs(data[:, 1]).max() < 1e-4:
         raise RuntimeError("no output arrived from the voice")
-    return {"latency_ms": lag_ms(data[:, 0], data[:, 1], rate), "blocks": snap["published"] - before["published"],
-            "dropped": snap["dropped"] - before["dropped"], "priority": priority,
-            "live_latency_ms": None if live_latency is None else round(live_latency / rate * 1000, 1)}
+    return {
+        "latency_ms": lag_ms(data[:, 0], data[:, 1], rate),
+        "blocks": snap["published"] - before["published"],
+        "dropped": snap["dropped"] - before["dropped"],
+        "priority": priority,
+        "live_latency_ms": None if live_latency is None else round(live_latency / rate * 1000, 1),
+    }
 
 
 def _normal_priority() -> None:
@@ -265,8 +323,15 @@ def lag_ms(x: np.ndarray, y: np.ndarray, rate: int) -> float:
     return float(int(np.argmax(c)) - (len(a) - 1))  # envelopes at 1 ms resolution
 
 
-def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True, load: int = 0,
-                seconds: float = 3.0, random: bool = False, precision: str = "float32") -> list[dict]:
+def bench_audio(
+    cfg: Config,
+    voices: list[str] | None = None,
+    e2e: bool = True,
+    load: int = 0,
+    seconds: float = 3.0,
+    random: bool = False,
+    precision: str = "float32",
+) -> list[dict]:
     """One row per voice. ``load``: that many busy processes saturate the CPU while each voice is
     measured (audio must keep its latency and not drop); ``seconds``: the e2e signal's length."""
     srv, why = None, ""
@@ -291,21 +356,49 @@ def bench_audio(cfg: Config, voices: list[str] | None = None, e2e: bool = True, 
             srv.close()
 
 
-def _rows(cfg: Config, names: list[str], e2e: bool, srv: SoundServer | None, why: str, load: int = 0,
-          seconds: float = 3.0, skip: list[str] = ()) -> list[dict]:
+def _rows(
+    cfg: Config,
+    names: list[str],
+    e2e: bool,
+    srv: SoundServer | None,
+    why: str,
+    load: int = 0,
+    seconds: float = 3.0,
+    skip: list[str] = (),
+) -> list[dict]:
     rows = []
     for name in names:
         if name in skip:
-            rows.append({"voice": name, "sample_rate": cfg.audio.sample_rate, "block_ms": cfg.audio.block_ms,
-                         "algorithmic_latency_ms": None, "rtf": None, "live_latency_ms": None, "load": load,
-                         "e2e_latency_ms": None,
-                         "e2e_dropped_pct": None, "priority": None, "e2e_note": "not run"})
+            rows.append(
+                {
+                    "voice": name,
+                    "sample_rate": cfg.audio.sample_rate,
+                    "block_ms": cfg.audio.block_ms,
+                    "algorithmic_latency_ms": None,
+                    "rtf": None,
+                    "live_latency_ms": None,
+                    "load": load,
+                    "e2e_latency_ms": None,
+                    "e2e_dropped_pct": None,
+                    "priority": None,
+                    "e2e_note": "not run",
+                }
+            )
             continue
         ratio, lat, block = rtf(cfg, name)
-        row = {"voice": name, "sample_rate": cfg.audio.sample_rate, "block_ms": cfg.audio.block_ms,
-               "algorithmic_latency_ms": round(lat / cfg.audio.sample_rate * 1000, 1), "rtf": round(ratio, 3),
-               "live_latency_ms": None, "load": load, "e2e_latency_ms": None, "e2e_dropped_pct": None,
-               "priority": None, "e2e_note": ""}
+        row = {
+            "voice": name,
+            "sample_rate": cfg.audio.sample_rate,
+            "block_ms": cfg.audio.block_ms,
+            "algorithmic_latency_ms": round(lat / cfg.audio.sample_rate * 1000, 1),
+            "rtf": round(ratio, 3),
+            "live_latency_ms": None,
+            "load": load,
+            "e2e_latency_ms": None,
+            "e2e_dropped_pct": None,
+            "priority": None,
+            "e2e_note": "",
+        }
         if e2e and srv is None:
             row["e2e_note"] = why
         elif e2e:

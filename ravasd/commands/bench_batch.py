@@ -6,6 +6,7 @@ avatar do all their work on it. Each job count runs the same corpus into a fresh
 figure is media-hours anonymized per wall-hour, and per job (≈ per core: each job is
 single-threaded).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,9 @@ def make_corpus(folder: Path, files: int, seconds: float, width: int, height: in
                 img = DemoVideoSource.render(i + 37 * n, width, height, FPS)
                 c.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
             for i in range(0, len(speech), 1024):
-                af = av.AudioFrame.from_ndarray(speech[None, i:i + 1024].astype(np.float32), format="flt",
-                                                layout="mono")
+                af = av.AudioFrame.from_ndarray(
+                    speech[None, i : i + 1024].astype(np.float32), format="flt", layout="mono"
+                )
                 af.sample_rate, af.pts, af.time_base = RATE, i, Fraction(1, RATE)
                 c.mux(aus.encode(af))
             c.mux(vs.encode(None))
@@ -51,21 +53,33 @@ def make_corpus(folder: Path, files: int, seconds: float, width: int, height: in
     return out
 
 
-def bench_batch(cfg: Config, jobs: list[int], files: int = 8, seconds: float = 10.0, width: int = 640,
-                height: int = 480) -> list[dict[str, Any]]:
+def bench_batch(
+    cfg: Config, jobs: list[int], files: int = 8, seconds: float = 10.0, width: int = 640, height: int = 480
+) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ravas-bench-batch-") as tmp:
         corpus = make_corpus(Path(tmp) / "corpus", files, seconds, width, height)
         for n in jobs:
             t0 = time.monotonic()
-            res = run_batch([str(p) for p in corpus], Path(tmp) / f"out-{n}", cfg, jobs=n, progress=False,
-                            log=lambda line: None)
+            res = run_batch(
+                [str(p) for p in corpus], Path(tmp) / f"out-{n}", cfg, jobs=n, progress=False, log=lambda line: None
+            )
             wall = time.monotonic() - t0
             per_hour = res.media_s / wall
-            rows.append({"jobs": n, "files": files, "media_s": round(res.media_s, 1), "wall_s": round(wall, 1),
-                         "media_h_per_wall_h": round(per_hour, 3), "media_h_per_wall_h_per_job": round(per_hour / n, 3),
-                         "failed": len(res.failed), "size": f"{width}x{height}",
-                         "voice": cfg.audio.voice, "avatar": cfg.video.avatar})
+            rows.append(
+                {
+                    "jobs": n,
+                    "files": files,
+                    "media_s": round(res.media_s, 1),
+                    "wall_s": round(wall, 1),
+                    "media_h_per_wall_h": round(per_hour, 3),
+                    "media_h_per_wall_h_per_job": round(per_hour / n, 3),
+                    "failed": len(res.failed),
+                    "size": f"{width}x{height}",
+                    "voice": cfg.audio.voice,
+                    "avatar": cfg.video.avatar,
+                }
+            )
     return rows
 
 

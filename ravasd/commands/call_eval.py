@@ -8,6 +8,7 @@ end. The original speech takes the same call path from the fake microphone itsel
 its played time plus the measured delay, then transcribed (Whisper tiny) and scored for naturalness
 (DNSMOS), beside the same utterance converted offline exactly as the daemon streams it.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ from ..media.writer import MediaWriter
 from .bench_audio import SoundServer, lag_ms
 
 RATE = 48000
-LEAD_S, GAP_S = 1.5, 1.0        # silence before the first utterance and after each
+LEAD_S, GAP_S = 1.5, 1.0  # silence before the first utterance and after each
 FEED_LABEL = "RAVAS eval feed"  # the fake microphone's description: the original's call
 BOOT = 1000
 
@@ -37,6 +38,7 @@ BOOT = 1000
 @dataclass
 class Row:
     """One voice (or ``original``) at the far end and offline, over the same utterances."""
+
     voice: str
     utterances: int
     wer_call: float | None = None
@@ -75,8 +77,9 @@ def _program(utts: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[float, floa
 
 
 def _ctl(env: dict, *args: str, timeout: float = 20) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ravasd", "ctl", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ravasd", "ctl", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _audio_running(env: dict) -> bool:
@@ -90,15 +93,32 @@ def _take(env: dict, wav: Path, seconds: float, label: str, voice: str | None, l
     daemon = None
     try:
         if voice is not None:
-            daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", "--no-video", "--mic",
-                                       "ravas_eval_mic", "--voice", voice], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            daemon = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ravasd",
+                    "run",
+                    "--no-tray",
+                    "--no-video",
+                    "--mic",
+                    "ravas_eval_mic",
+                    "--voice",
+                    voice,
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             ready_by = time.monotonic() + 120
             while not _audio_running(env):
                 if daemon.poll() is not None or time.monotonic() > ready_by:
-                    raise RavasError(f"eval call: the daemon did not start with voice {voice!r}: "
-                                     f"{(daemon.stderr.read() if daemon.poll() is not None else 'timed out')[-600:]}",
-                                     "run `ravasd doctor`, or try the voice with `ravasd run --voice NAME`.")
+                    raise RavasError(
+                        f"eval call: the daemon did not start with voice {voice!r}: "
+                        f"{(daemon.stderr.read() if daemon.poll() is not None else 'timed out')[-600:]}",
+                        "run `ravasd doctor`, or try the voice with `ravasd run --voice NAME`.",
+                    )
                 time.sleep(0.3)
             time.sleep(1.0)
         for attempt in range(3):
@@ -114,8 +134,12 @@ def _take(env: dict, wav: Path, seconds: float, label: str, voice: str | None, l
                 time.sleep(2.0)
         log(f"  call up ({voice or 'original'}), playing {seconds:.0f} s")
         t_play = time.time()
-        subprocess.run(["paplay", "--device=ravas_eval_feed", "--latency-msec=20", str(wav)], env=env, check=True,
-                       timeout=seconds + 60)
+        subprocess.run(
+            ["paplay", "--device=ravas_eval_feed", "--latency-msec=20", str(wav)],
+            env=env,
+            check=True,
+            timeout=seconds + 60,
+        )
         far = call.finish()
         return far, t_play
     finally:
@@ -138,13 +162,26 @@ def _per_family(row_items: list[dict], call_pairs, off_pairs, mos_call, family_o
         f["call"] = [f["call"][0] + c[0], f["call"][1] + c[1]]
         f["off"] = [f["off"][0] + o[0], f["off"][1] + o[1]]
         f["mos"].append(m)
-    return {fam: {"utterances": f["utterances"], "wer_call": f["call"][0] / max(1, f["call"][1]),
-                  "wer_offline": f["off"][0] / max(1, f["off"][1]), "dnsmos_ovrl_call": float(np.mean(f["mos"]))}
-            for fam, f in out.items()}
+    return {
+        fam: {
+            "utterances": f["utterances"],
+            "wer_call": f["call"][0] / max(1, f["call"][1]),
+            "wer_offline": f["off"][0] / max(1, f["off"][1]),
+            "dnsmos_ovrl_call": float(np.mean(f["mos"])),
+        }
+        for fam, f in out.items()
+    }
 
 
-def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | None = None,
-              recogniser: str = "whisper", log=print, family_of: dict[str, str] | None = None) -> list[Row]:
+def eval_call(
+    cfg: Config,
+    inputs: list[Path],
+    voices: list[str],
+    limit: int | None = None,
+    recogniser: str = "whisper",
+    log=print,
+    family_of: dict[str, str] | None = None,
+) -> list[Row]:
     """Rows for the original and each voice over the first ``limit`` utterances of ``inputs``;
     ``family_of`` (speaker → family) adds the per-family figures."""
     items = [it for it in ev.collect(inputs) if it[2]][:limit]
@@ -158,8 +195,13 @@ def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | N
     rows = []
     try:
         srv.load("module-null-sink", "sink_name=ravas_eval_feed", f"rate={RATE}", "channels=1")
-        srv.load("module-remap-source", "source_name=ravas_eval_mic", "master=ravas_eval_feed.monitor",
-                 "channels=1", f"source_properties=\"device.description='{FEED_LABEL}'\"")
+        srv.load(
+            "module-remap-source",
+            "source_name=ravas_eval_mic",
+            "master=ravas_eval_feed.monitor",
+            "channels=1",
+            f"source_properties=\"device.description='{FEED_LABEL}'\"",
+        )
         with tempfile.TemporaryDirectory(prefix="ravas-eval-call-") as tmp:
             wav = Path(tmp) / "program.wav"
             w = MediaWriter(wav, audio_rate=RATE)
@@ -180,13 +222,17 @@ def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | N
                     log(f"  the original's call could not be made: {err}")
                     continue
                 start = t_play - far.t0  # where the program begins in the far end's recording (s)
-                heard = far.samples[max(0, int(start * far.rate)):]
-                delay = lag_ms(program, heard[:len(program)], RATE) if len(heard) > RATE else float("nan")
+                heard = far.samples[max(0, int(start * far.rate)) :]
+                delay = lag_ms(program, heard[: len(program)], RATE) if len(heard) > RATE else float("nan")
                 offs = start + max(0.0, delay) / 1000
                 row_items, call_pairs, off_pairs, mos_call, mos_off = [], [], [], [], []
                 for (path, spk, text), x, (a, b) in zip(items, audio, spans):
-                    seg = far.samples[max(0, int((offs + a - 0.1) * far.rate)): int((offs + b + 0.3) * far.rate)]
-                    seg16 = soxr.resample(seg, far.rate, ev.RATE).astype(np.float32) if len(seg) else np.zeros(1600, np.float32)
+                    seg = far.samples[max(0, int((offs + a - 0.1) * far.rate)) : int((offs + b + 0.3) * far.rate)]
+                    seg16 = (
+                        soxr.resample(seg, far.rate, ev.RATE).astype(np.float32)
+                        if len(seg)
+                        else np.zeros(1600, np.float32)
+                    )
                     off = x if voice is None else ev.convert(cfg, voice, x)
                     hyp_call, hyp_off = rec(seg16), rec(off)
                     call_pairs.append(ev.wer(text, hyp_call))
@@ -194,13 +240,34 @@ def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | N
                     m_call, m_off = ev.dnsmos(seg16)["ovrl"], ev.dnsmos(off)["ovrl"]
                     mos_call.append(m_call)
                     mos_off.append(m_off)
-                    row_items.append({"file": str(path), "speaker": spk, "text": text, "hyp_call": hyp_call,
-                                      "hyp_offline": hyp_off, "dnsmos_ovrl_call": m_call, "dnsmos_ovrl_offline": m_off})
+                    row_items.append(
+                        {
+                            "file": str(path),
+                            "speaker": spk,
+                            "text": text,
+                            "hyp_call": hyp_call,
+                            "hyp_offline": hyp_off,
+                            "dnsmos_ovrl_call": m_call,
+                            "dnsmos_ovrl_offline": m_off,
+                        }
+                    )
                 wc, wci = _ratio_ci(call_pairs, rng)
                 wo, woi = _ratio_ci(off_pairs, rng)
-                rows.append(Row(name, len(items), wc, wci, wo, woi, float(np.mean(mos_call)), float(np.mean(mos_off)),
-                                round(delay, 1), row_items,
-                                families=_per_family(row_items, call_pairs, off_pairs, mos_call, family_of or {})))
+                rows.append(
+                    Row(
+                        name,
+                        len(items),
+                        wc,
+                        wci,
+                        wo,
+                        woi,
+                        float(np.mean(mos_call)),
+                        float(np.mean(mos_off)),
+                        round(delay, 1),
+                        row_items,
+                        families=_per_family(row_items, call_pairs, off_pairs, mos_call, family_of or {}),
+                    )
+                )
                 log(f"  WER at the far end {wc:.1%}, offline {wo:.1%}")
     finally:
         srv.close()
@@ -208,27 +275,40 @@ def eval_call(cfg: Config, inputs: list[Path], voices: list[str], limit: int | N
 
 
 def format_table(rows: list[Row]) -> str:
-    out = ["| voice | utterances | WER at the far end | WER offline | DNSMOS OVRL far end / offline | delay |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| voice | utterances | WER at the far end | WER offline | DNSMOS OVRL far end / offline | delay |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r.unavailable:
             out.append(f"| `{r.voice}` | {r.utterances} | unavailable: {r.unavailable} | | | |")
             continue
-        out.append(f"| `{r.voice}` | {r.utterances} | {r.wer_call:.1%} [{r.wer_call_interval[0]:.1%}–"
-                   f"{r.wer_call_interval[1]:.1%}] | {r.wer_offline:.1%} [{r.wer_offline_interval[0]:.1%}–"
-                   f"{r.wer_offline_interval[1]:.1%}] | {r.dnsmos_ovrl_call:.2f} / {r.dnsmos_ovrl_offline:.2f} | "
-                   f"{r.delay_ms:.0f} ms |")
+        out.append(
+            f"| `{r.voice}` | {r.utterances} | {r.wer_call:.1%} [{r.wer_call_interval[0]:.1%}–"
+            f"{r.wer_call_interval[1]:.1%}] | {r.wer_offline:.1%} [{r.wer_offline_interval[0]:.1%}–"
+            f"{r.wer_offline_interval[1]:.1%}] | {r.dnsmos_ovrl_call:.2f} / {r.dnsmos_ovrl_offline:.2f} | "
+            f"{r.delay_ms:.0f} ms |"
+        )
     fams = list(dict.fromkeys(f for r in rows for f in r.families))
     if fams:
-        out += ["", "| voice | " + " | ".join(f"{f}: far end / offline WER, DNSMOS far end" for f in fams) + " |",
-                "|---|" + "---|" * len(fams)]
+        out += [
+            "",
+            "| voice | " + " | ".join(f"{f}: far end / offline WER, DNSMOS far end" for f in fams) + " |",
+            "|---|" + "---|" * len(fams),
+        ]
         for r in rows:
-            cells = [(f"{r.families[f]['wer_call']:.1%} / {r.families[f]['wer_offline']:.1%}, "
-                      f"{r.families[f]['dnsmos_ovrl_call']:.2f}") if f in r.families else "–" for f in fams]
+            cells = [
+                (
+                    f"{r.families[f]['wer_call']:.1%} / {r.families[f]['wer_offline']:.1%}, "
+                    f"{r.families[f]['dnsmos_ovrl_call']:.2f}"
+                )
+                if f in r.families
+                else "–"
+                for f in fams
+            ]
             out.append(f"| `{r.voice}` | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
 def to_json(rows: list[Row], details: bool = False) -> str:
     return json.dumps([{k: v for k, v in asdict(r).items() if details or k != "items"} for r in rows], indent=1)
-

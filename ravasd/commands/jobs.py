@@ -1,6 +1,7 @@
 """One job of ``ravasd anonymize``: a file, the record the manifest keeps of it, and the run that
 anonymizes it — shared by the local engine (:mod:`.batch`) and the Ray engine (:mod:`.cluster`),
 which both only plan and collect."""
+
 from __future__ import annotations
 
 import hashlib
@@ -72,11 +73,20 @@ def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
         out = Path(outdir) / (job.rel + output_suffix(job.input, info.has_video))
         out.parent.mkdir(parents=True, exist_ok=True)
         res = anonymize(job.input, out, cfg, progress=False, allow_truncated=job.allow_truncated)
-        rec.update(status="done", output=str(out.relative_to(outdir)), output_sha256=sha256(out),
-                   kind="video" if info.has_video else "audio", duration_s=round(res.duration, 3),
-                   frames=res.frames, audio_s=round(res.audio_seconds, 3), has_audio=info.has_audio,
-                   placeholders=res.placeholders, converter_errors=res.converter_errors,
-                   truncated=res.truncated, error="")
+        rec.update(
+            status="done",
+            output=str(out.relative_to(outdir)),
+            output_sha256=sha256(out),
+            kind="video" if info.has_video else "audio",
+            duration_s=round(res.duration, 3),
+            frames=res.frames,
+            audio_s=round(res.audio_seconds, 3),
+            has_audio=info.has_audio,
+            placeholders=res.placeholders,
+            converter_errors=res.converter_errors,
+            truncated=res.truncated,
+            error="",
+        )
     except Exception as err:  # a bad file (RavasError), or a library failure on it: recorded, the batch goes on
         rec.update(status="failed", error=f"{type(err).__name__}: {err}")
     rec["wall_s"] = round(time.monotonic() - t0, 3)
@@ -88,18 +98,34 @@ def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
 def is_done(job: Job, rec: dict[str, Any] | None, digest: str, outdir: Path) -> bool:
     """Whether ``rec`` is a finished run of this very job (a truncated input accepted by an
     ``--allow-truncated`` run counts only while it is allowed)."""
-    return bool(rec and rec.get("status") == "done" and rec.get("config_digest") == digest
-                and (job.allow_truncated or not rec.get("truncated"))
-                and rec.get("input_size") == job.size and rec.get("input_mtime_ns") == job.mtime_ns
-                and rec.get("input") == job.input and (outdir / str(rec.get("output", ""))).is_file())
+    return bool(
+        rec
+        and rec.get("status") == "done"
+        and rec.get("config_digest") == digest
+        and (job.allow_truncated or not rec.get("truncated"))
+        and rec.get("input_size") == job.size
+        and rec.get("input_mtime_ns") == job.mtime_ns
+        and rec.get("input") == job.input
+        and (outdir / str(rec.get("output", ""))).is_file()
+    )
 
 
 def record(job: Job, cfg: Config) -> dict[str, Any]:
     """What every manifest record of ``job`` says, done or failed."""
-    return {"input": job.input, "rel": job.rel, "input_size": job.size, "input_mtime_ns": job.mtime_ns,
-            "voice": cfg.audio.voice, "video_converter": cfg.video.converter, "avatar": cfg.video.avatar,
-            "config_digest": config_digest(cfg), "ravasd_version": __version__, "host": socket.gethostname(),
-            "pid": os.getpid(), "allow_truncated": job.allow_truncated}
+    return {
+        "input": job.input,
+        "rel": job.rel,
+        "input_size": job.size,
+        "input_mtime_ns": job.mtime_ns,
+        "voice": cfg.audio.voice,
+        "video_converter": cfg.video.converter,
+        "avatar": cfg.video.avatar,
+        "config_digest": config_digest(cfg),
+        "ravasd_version": __version__,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "allow_truncated": job.allow_truncated,
+    }
 
 
 def lost_record(job: Job, cfg: Config, why: str) -> dict[str, Any]:

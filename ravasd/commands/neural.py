@@ -1,5 +1,6 @@
 """``ravasd models fetch/add mimi|knnvc`` and ``ravasd voices build/import/remove``: the neural voices'
 weights and target pools. Progress and announcements go to stderr; results to stdout."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,19 +17,21 @@ from ..errors import ConfigError, MediaError, ModelError
 from ..media.formats import AUDIO_IN
 
 
-
 def fetch_mimi(cfg: Config, precision: str = "float32") -> Path:
     from ..audio.neural.export import need_tools
     from ..audio.neural.install import install_mimi, mimi_dir
 
     need_tools()  # before a 385 MB download that could not be used
     if not cfg.models.allow_download:
-        raise ModelError("Downloads are switched off (models.allow_download).",
-                         f"download {models.MIMI.url} yourself and run `ravasd models add mimi FILE`, or set "
-                         "models.allow_download true.")
+        raise ModelError(
+            "Downloads are switched off (models.allow_download).",
+            f"download {models.MIMI.url} yourself and run `ravasd models add mimi FILE`, or set "
+            "models.allow_download true.",
+        )
     ckpt = models.find(models.MIMI) or models.fetch(models.MIMI, progress=sys.stderr.isatty())
-    return install_mimi(ckpt, mimi_dir(cfg.models.mimi), source_note=f"fetched from {models.MIMI.url}",
-                        precision=precision)
+    return install_mimi(
+        ckpt, mimi_dir(cfg.models.mimi), source_note=f"fetched from {models.MIMI.url}", precision=precision
+    )
 
 
 def add_mimi(cfg: Config, file: Path, precision: str = "float32") -> Path:
@@ -40,11 +43,13 @@ def add_mimi(cfg: Config, file: Path, precision: str = "float32") -> Path:
     checkpoint.read_mimi(file, checkpoint.config_of(file))  # a clear error before torch is even asked for
     recorded = models.cache_path(models.MIMI).with_name(models.MIMI.name + ".sha256")
     if recorded.is_file() and models.sha256(file) != recorded.read_text().strip():
-        print(f"Note: {file} differs from the copy fetched earlier (sha256 recorded in {recorded}); "
-              "installing it anyway, as you asked.", file=sys.stderr)
+        print(
+            f"Note: {file} differs from the copy fetched earlier (sha256 recorded in {recorded}); "
+            "installing it anyway, as you asked.",
+            file=sys.stderr,
+        )
     need_tools()
-    return install_mimi(file, mimi_dir(cfg.models.mimi), source_note=f"added by hand from {file}",
-                        precision=precision)
+    return install_mimi(file, mimi_dir(cfg.models.mimi), source_note=f"added by hand from {file}", precision=precision)
 
 
 def add_knnvc(cfg: Config, folder: Path) -> str:
@@ -69,12 +74,16 @@ def model_rows(cfg: Config) -> list[str]:
         out.append("mimi: not installed (`ravasd models fetch mimi`, or `ravasd models add mimi FILE`)")
     kf = knnvc.knnvc_dir(cfg.models.knnvc)
     sizes = sorted(int(p.stem.split("_")[1]) for p in kf.glob("wavlm_*.onnx")) if kf.is_dir() else []
-    out.append(f"knnvc: {kf} (chunks {', '.join(map(str, sizes))})" if sizes
-               else "knnvc: not installed (`ravasd models add knnvc DIR` with RAVAS's ONNX files)")
+    out.append(
+        f"knnvc: {kf} (chunks {', '.join(map(str, sizes))})"
+        if sizes
+        else "knnvc: not installed (`ravasd models add knnvc DIR` with RAVAS's ONNX files)"
+    )
     return out
 
 
 # --- voices ----------------------------------------------------------------------------------------
+
 
 def _recordings(src: Path) -> list[Path]:
     src = Path(src).expanduser()
@@ -83,11 +92,15 @@ def _recordings(src: Path) -> list[Path]:
     elif src.is_dir():
         files = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_IN and p.is_file())
     else:
-        raise MediaError(f"--from {src}: no such file or folder.", "pass the folder with the target speaker's "
-                         "recordings (wav, flac, mp3).")
+        raise MediaError(
+            f"--from {src}: no such file or folder.",
+            "pass the folder with the target speaker's recordings (wav, flac, mp3).",
+        )
     if not files:
-        raise MediaError(f"--from {src}: no recordings found (looked for {', '.join(sorted(AUDIO_IN))}).",
-                         "pass the folder with the target speaker's recordings.")
+        raise MediaError(
+            f"--from {src}: no recordings found (looked for {', '.join(sorted(AUDIO_IN))}).",
+            "pass the folder with the target speaker's recordings.",
+        )
     return files
 
 
@@ -144,15 +157,30 @@ def build(cfg: Config, name: str, src: Path, method: str, force: bool) -> str:
         inputs.append({"file": str(f), "sha256": models.sha256(f), "seconds": round(len(x) / rate, 2)})
     total = sum(i["seconds"] for i in inputs)
     if not feats or total < 3:
-        raise MediaError(f"--from {src}: only {total:.1f} s of audio; a voice needs at least a few seconds "
-                         "(a few minutes sound best).", "add more recordings of the target speaker.")
+        raise MediaError(
+            f"--from {src}: only {total:.1f} s of audio; a voice needs at least a few seconds "
+            "(a few minutes sound best).",
+            "add more recordings of the target speaker.",
+        )
     pool = np.concatenate(feats)
-    pools.save(name, pool, {"method": method, "description": f"{'Mimi-VC' if method == 'mimi' else 'kNN-VC'} "
-                            f"towards {name} ({total / 60:.1f} min of target speech)",
-                            "inputs": inputs, "seconds": round(total, 2), "model_sha256": digest,
-                            "made": time.strftime("%Y-%m-%d %H:%M:%S")}, force=force)
-    return (f"voice {name}: {len(pool)} {dim}-d frames ({fps:g}/s) from {len(files)} file(s), {total / 60:.1f} min, "
-            f"built in {time.monotonic() - t0:.0f} s; use it with `ravasd config set audio.voice {name}`")
+    pools.save(
+        name,
+        pool,
+        {
+            "method": method,
+            "description": f"{'Mimi-VC' if method == 'mimi' else 'kNN-VC'} "
+            f"towards {name} ({total / 60:.1f} min of target speech)",
+            "inputs": inputs,
+            "seconds": round(total, 2),
+            "model_sha256": digest,
+            "made": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+        force=force,
+    )
+    return (
+        f"voice {name}: {len(pool)} {dim}-d frames ({fps:g}/s) from {len(files)} file(s), {total / 60:.1f} min, "
+        f"built in {time.monotonic() - t0:.0f} s; use it with `ravasd config set audio.voice {name}`"
+    )
 
 
 def import_pt(cfg: Config, file: Path, name: str | None, method: str | None, force: bool) -> str:
@@ -163,16 +191,26 @@ def import_pt(cfg: Config, file: Path, name: str | None, method: str | None, for
     by_dim = {d: m for m, d in pools.METHODS.items()}
     method = method or by_dim.get(vec.shape[1])
     if method is None or pools.METHODS[method] != vec.shape[1]:
-        raise ModelError(f"{file} holds {vec.shape[1]}-d vectors; Mimi-VC pools are 512-d, kNN-VC pools 1024-d.",
-                         "pass a RAVAS target file (target_feats/mimivc/<name>.pt or target_feats/<name>.pt).")
+        raise ModelError(
+            f"{file} holds {vec.shape[1]}-d vectors; Mimi-VC pools are 512-d, kNN-VC pools 1024-d.",
+            "pass a RAVAS target file (target_feats/mimivc/<name>.pt or target_feats/<name>.pt).",
+        )
     name = name or file.stem.lower()
     pools.check_name(name)
     if (pools.voices_dir() / name).exists() and not force:
         raise ConfigError(f"a voice named {name!r} exists already.", "pass --name NEW, or --force to replace it.")
-    pools.save(name, vec, {"method": method, "description": f"{'Mimi-VC' if method == 'mimi' else 'kNN-VC'} "
-                           f"towards {name} (imported from RAVAS)",
-                           "inputs": [{"file": str(file), "sha256": models.sha256(file)}],
-                           "imported": True, "made": time.strftime("%Y-%m-%d %H:%M:%S")}, force=force)
+    pools.save(
+        name,
+        vec,
+        {
+            "method": method,
+            "description": f"{'Mimi-VC' if method == 'mimi' else 'kNN-VC'} towards {name} (imported from RAVAS)",
+            "inputs": [{"file": str(file), "sha256": models.sha256(file)}],
+            "imported": True,
+            "made": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+        force=force,
+    )
     return f"voice {name}: {len(vec)} {vec.shape[1]}-d frames ({method}) imported from {file}"
 
 

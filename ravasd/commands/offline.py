@@ -5,12 +5,14 @@ The converters are the ones the daemon uses, fed with the same chunking (audio i
 the input's duration: the voice's look-ahead is trimmed at the start and flushed at the end, and
 every input frame yields exactly one output frame (the placeholder card where a converter fails).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import av
 import numpy as np
@@ -67,8 +69,9 @@ class _Guarded:
         self.guard.close()
 
 
-def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
-              progress: bool = True, allow_truncated: bool = False) -> AnonymizeResult:
+def anonymize(
+    input_path: str | Path, output_path: str | Path, cfg: Config, progress: bool = True, allow_truncated: bool = False
+) -> AnonymizeResult:
     """Anonymize ``input_path`` into ``output_path`` (.mp4/.mkv/.mov or .wav/.flac).
 
     An input that is not whole — decoding errors, decoding stopped early, or less media than its
@@ -80,8 +83,10 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
     if out.exists() and out.resolve() == inp.resolve():
         raise MediaError(f"Output {out} is the input file.", "choose a different output name.")
     if kind == "video" and not info.has_video:
-        raise MediaError(f"Input {inp} has no video stream, so there is nothing for {out.suffix}.",
-                         f"write audio instead: -o {out.with_suffix('.wav').name}")
+        raise MediaError(
+            f"Input {inp} has no video stream, so there is nothing for {out.suffix}.",
+            f"write audio instead: -o {out.with_suffix('.wav').name}",
+        )
     if kind == "audio" and not info.has_audio:
         raise MediaError(f"Input {inp} has no audio stream.", "use a .mp4 output for a silent video.")
     want_video = kind == "video"
@@ -91,15 +96,32 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
 
     video = audio = None
     if want_video:
-        video = _Guarded(lambda: make_video_converter(cfg, width, height), AnonFrame,
-                         lambda f: placeholder.card(width, height, "no-signal", f.ts))
+        video = _Guarded(
+            lambda: make_video_converter(cfg, width, height),
+            AnonFrame,
+            lambda f: placeholder.card(width, height, "no-signal", f.ts),
+        )
     if info.has_audio:
-        audio = _Guarded(lambda: make_voice(cfg, rate, block=block), AnonAudio,
-                         lambda b: placeholder.silence(len(b.samples), rate, b.ts))
-    writer = MediaWriter(out, width=width if want_video else 0, height=height if want_video else 0, fps=fps,
-                         audio_rate=rate if info.has_audio else 0)
-    bar = tqdm(total=round(info.duration, 2) or None, unit="s", desc=f"anonymize {inp.name}",
-               disable=not progress, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s")
+        audio = _Guarded(
+            lambda: make_voice(cfg, rate, block=block),
+            AnonAudio,
+            lambda b: placeholder.silence(len(b.samples), rate, b.ts),
+        )
+    writer = MediaWriter(
+        out,
+        width=width if want_video else 0,
+        height=height if want_video else 0,
+        fps=fps,
+        audio_rate=rate if info.has_audio else 0,
+    )
+    bar = tqdm(
+        total=round(info.duration, 2) or None,
+        unit="s",
+        desc=f"anonymize {inp.name}",
+        disable=not progress,
+        leave=False,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s",
+    )
     frames = 0
     pending = np.zeros(0, np.float32)
     consumed = 0  # input samples handed to the converter
@@ -116,7 +138,7 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
             cut = min(skip, len(samples))
             samples, skip = samples[cut:], skip - cut
         if limit is not None:
-            samples = samples[:max(0, limit - produced)]
+            samples = samples[: max(0, limit - produced)]
         writer.write_samples(samples)
         produced += len(samples)
 
@@ -154,21 +176,23 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
             while produced < limit:  # flush the look-ahead by feeding silence
                 run_block(np.zeros(block, np.float32))
         if frames == 0 and want_video:
-            raise MediaError(f"Input {inp}: the video stream has no decodable frames.",
-                             "re-export it as MP4 (H.264).")
+            raise MediaError(f"Input {inp}: the video stream has no decodable frames.", "re-export it as MP4 (H.264).")
         truncated = incomplete(info, decoded, rate) if (want_video or info.has_audio) else ""
         if truncated and not allow_truncated:
-            raise MediaError(f"Input {inp} is truncated or damaged: {truncated}.",
-                             "re-export or re-copy it; --allow-truncated anonymizes what decodes "
-                             "(a batch's manifest records it).")
+            raise MediaError(
+                f"Input {inp} is truncated or damaged: {truncated}.",
+                "re-export or re-copy it; --allow-truncated anonymizes what decodes (a batch's manifest records it).",
+            )
         if truncated:
             log.warning("%s is truncated or damaged (%s); anonymized what decodes (--allow-truncated)", inp, truncated)
         path = writer.commit()
     except (OSError, av.error.FFmpegError) as err:  # the output cannot be written (disk full, /proc…)
         writer.abort()
         bar.close()
-        raise MediaError(f"Output {writer.path} cannot be written ({getattr(err, 'strerror', None) or err}).",
-                         "pick a folder on a writable disk with free space.") from None
+        raise MediaError(
+            f"Output {writer.path} cannot be written ({getattr(err, 'strerror', None) or err}).",
+            "pick a folder on a writable disk with free space.",
+        ) from None
     except BaseException:
         writer.abort()
         bar.close()
@@ -178,6 +202,12 @@ def anonymize(input_path: str | Path, output_path: str | Path, cfg: Config,
             if g is not None:
                 g.close()
     bar.close()
-    return AnonymizeResult(path, frames, writer.samples / rate if info.has_audio else 0.0, info.duration,
-                           (video.placeholders if video else 0) + (audio.placeholders if audio else 0),
-                           (video.errors if video else 0) + (audio.errors if audio else 0), truncated)
+    return AnonymizeResult(
+        path,
+        frames,
+        writer.samples / rate if info.has_audio else 0.0,
+        info.duration,
+        (video.placeholders if video else 0) + (audio.placeholders if audio else 0),
+        (video.errors if video else 0) + (audio.errors if audio else 0),
+        truncated,
+    )

@@ -1,4 +1,5 @@
 """``ravasd render``: an avatar's rest pose to PNG, or a detection log replayed to MP4/PNG."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,9 +17,14 @@ from ..video.detection_log import read_log
 from ..video.filters import PoseFilter
 
 
-def render(cfg: Config, output: Path, avatar: str | None = None, log: Path | None = None,
-           width: int | None = None, height: int | None = None) -> Path:
-
+def render(
+    cfg: Config,
+    output: Path,
+    avatar: str | None = None,
+    log: Path | None = None,
+    width: int | None = None,
+    height: int | None = None,
+) -> Path:
 
     w, h = width or cfg.video.width, height or cfg.video.height
     ext = output.suffix.lower()

@@ -8,6 +8,7 @@ and each process's resident memory (/proc) are sampled. The summary compares the
 fifth of the run after a warm-up: RSS growth, audio/video latency drift, dropped items per second,
 restarts (each one unexplained in a soak: nothing is meant to fail).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..daemon.control import request
 from ..errors import RavasError
@@ -50,7 +52,10 @@ def _sample(t: float, daemon_pid: int) -> dict[str, Any]:
         dd = s.get("device_dropped") or {}
         row[f"{k}_dropped_source"], row[f"{k}_dropped_sink"] = dd.get("source", 0), dd.get("sink", 0)
         stalls = s.get("device_stalls") or {}
-        row[f"{k}_sink_stalls"], row[f"{k}_sink_longest_stall_ms"] = stalls.get("count", 0), stalls.get("longest_ms", 0.0)
+        row[f"{k}_sink_stalls"], row[f"{k}_sink_longest_stall_ms"] = (
+            stalls.get("count", 0),
+            stalls.get("longest_ms", 0.0),
+        )
     row["virtual_mic"] = st.get("virtual_mic")
     return row
 
@@ -97,8 +102,14 @@ def summarise(rows: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
     return out
 
 
-def soak(minutes: float, every: float = 10.0, load: int = 0, run_args: list[str] | None = None,
-         out: Callable[[str], None] = print, listener: bool = True) -> dict[str, Any]:
+def soak(
+    minutes: float,
+    every: float = 10.0,
+    load: int = 0,
+    run_args: list[str] | None = None,
+    out: Callable[[str], None] = print,
+    listener: bool = True,
+) -> dict[str, Any]:
     from .bench_audio import SoundServer
 
     try:
@@ -112,8 +123,12 @@ def soak(minutes: float, every: float = 10.0, load: int = 0, run_args: list[str]
     if not env["PULSE_SERVER"]:
         env.pop("PULSE_SERVER")
     args = run_args or ["--video-source", "demo", "--audio-source", "demo"]
-    daemon = subprocess.Popen([sys.executable, "-m", "ravasd", "run", "--no-tray", *args], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "ravasd", "run", "--no-tray", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     busy: list[subprocess.Popen] = []
     rows: list[dict[str, Any]] = []
     old_server = os.environ.get("PULSE_SERVER")
@@ -137,10 +152,12 @@ def soak(minutes: float, every: float = 10.0, load: int = 0, run_args: list[str]
         while time.monotonic() < end and daemon.poll() is None:
             r = _sample(time.monotonic() - t0, daemon.pid)
             rows.append(r)
-            out(f"{r['t_s']:6.0f}  {r['rss_daemon_mb'] or 0:4.0f}/{r['rss_video_mb'] or 0:4.0f}/"
+            out(
+                f"{r['t_s']:6.0f}  {r['rss_daemon_mb'] or 0:4.0f}/{r['rss_video_mb'] or 0:4.0f}/"
                 f"{r['rss_audio_mb'] or 0:4.0f}   {r['audio_latency_ms']:7.1f} {r['audio_dropped']:5d} "
                 f"{r['audio_restarts']:4d} | {r['video_latency_ms']:7.1f} {r['video_rate']:4.0f} "
-                f"{r['video_dropped']:5d} {r['video_restarts']:4d}")
+                f"{r['video_dropped']:5d} {r['video_restarts']:4d}"
+            )
             time.sleep(max(0.0, min(every, end - time.monotonic())))
     finally:
         for p in busy:

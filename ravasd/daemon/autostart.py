@@ -1,6 +1,7 @@
 """Start ``ravasd`` at login: XDG autostart / systemd --user (Linux), LaunchAgent (macOS),
 HKCU Run key (Windows). Templates ship in the package (``bundled/service``); files are written
 atomically."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,10 @@ RUN_VALUE = "RAVAS"
 def _template(name: str) -> str:
     path = assets.path("service", name)
     if not path.exists():
-        raise RavasError(f"autostart template {path} is missing from the installed package.",
-                         "reinstall ravasd (`pipx reinstall ravasd` or `pip install --force-reinstall ravasd`).")
+        raise RavasError(
+            f"autostart template {path} is missing from the installed package.",
+            "reinstall ravasd (`pipx reinstall ravasd` or `pip install --force-reinstall ravasd`).",
+        )
     return path.read_text()
 
 
@@ -40,8 +43,11 @@ def command(*args: str) -> list[str]:
 def spawn_detached(*args: str, log_path: Path | None = None) -> subprocess.Popen:
     """Start ``ravasd ARGS`` in its own session (closing the caller never stops it), stdin closed,
     output appended to ``log_path`` (0600; created) or inherited. Called by the tray and the window."""
-    kwargs: dict = {"start_new_session": True} if os.name == "posix" else {
-        "creationflags": getattr(subprocess, "DETACHED_PROCESS", 0)}
+    kwargs: dict = (
+        {"start_new_session": True}
+        if os.name == "posix"
+        else {"creationflags": getattr(subprocess, "DETACHED_PROCESS", 0)}
+    )
     if log_path is None:
         return subprocess.Popen(command(*args), stdin=subprocess.DEVNULL, **kwargs)
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

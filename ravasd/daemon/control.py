@@ -4,6 +4,7 @@ One request per line, ``{"cmd": "status"}`` / ``{"cmd": "voice", "name": "…"}`
 line, ``{"ok": true, …}`` or ``{"ok": false, "error": "…"}``. No TCP port is ever opened.
 The single-instance lock lives beside the socket.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,10 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import paths
 from ..errors import RavasError
@@ -39,14 +41,18 @@ def format_status(st: dict) -> str:
         unit = "fps" if kind == "video" else "blk/s"
         shed = ""
         if s.get("shedding"):
-            scale = f", rendering at {s['render_scale']:.2f}×" if s.get("render_scale", 1) < s.get("top_scale", 1) else ""
+            scale = (
+                f", rendering at {s['render_scale']:.2f}×" if s.get("render_scale", 1) < s.get("top_scale", 1) else ""
+            )
             shed = f" (giving way to audio: CPU busy{scale})"
         if s.get("voice_late_ms"):
             shed += f" (voice late for {s['voice_late_ms']:.0f} ms in all: CPU busy, those spans were silence)"
         state = s.get("state", "?") + shed
-        parts.append(f"{kind}: {state} {s.get('rate', 0):.0f} {unit}, "
-                     f"{s.get('latency_ms', 0):.0f} ms, dropped {s.get('dropped', 0)}, "
-                     f"restarts {s.get('restarts', 0) + s.get('worker_restarts', 0)}")
+        parts.append(
+            f"{kind}: {state} {s.get('rate', 0):.0f} {unit}, "
+            f"{s.get('latency_ms', 0):.0f} ms, dropped {s.get('dropped', 0)}, "
+            f"restarts {s.get('restarts', 0) + s.get('worker_restarts', 0)}"
+        )
     return " | ".join(parts)
 
 
@@ -64,8 +70,9 @@ def socket_path() -> Path:
     short.mkdir(mode=0o700, exist_ok=True)
     st = short.stat()
     if (hasattr(os, "getuid") and st.st_uid != uid) or st.st_mode & 0o077:
-        raise RavasError(f"{short} (for the control socket) is not private to this user.",
-                         "remove it, or use a shorter RAVAS_HOME.")
+        raise RavasError(
+            f"{short} (for the control socket) is not private to this user.", "remove it, or use a shorter RAVAS_HOME."
+        )
     return short / "ravasd.sock"
 
 
@@ -96,8 +103,10 @@ class InstanceLock:
             pid = self.fh.read().strip() or "?"
             self.fh.close()
             self.fh = None
-            raise RavasError(f"ravasd is already running for this user (pid {pid}).",
-                             "use `ravasd ctl status`, or stop it with `ravasd ctl quit`.") from None
+            raise RavasError(
+                f"ravasd is already running for this user (pid {pid}).",
+                "use `ravasd ctl status`, or stop it with `ravasd ctl quit`.",
+            ) from None
         self.fh.seek(0)
         self.fh.truncate()
         self.fh.write(str(os.getpid()))
@@ -158,8 +167,9 @@ class ControlServer:
                     if not line:
                         break
                     if len(line) > MAX_LINE and not line.endswith(b"\n"):
-                        f.write(json.dumps({"ok": False, "error": f"request longer than {MAX_LINE} bytes"}).encode()
-                                + b"\n")
+                        f.write(
+                            json.dumps({"ok": False, "error": f"request longer than {MAX_LINE} bytes"}).encode() + b"\n"
+                        )
                         f.flush()
                         break
                     f.write(json.dumps(self.dispatch(line)).encode() + b"\n")
@@ -180,8 +190,11 @@ class ControlServer:
             return {"ok": False, "error": str(err)}
         except Exception as err:  # a bug must not kill the control thread; it is logged and flagged
             log.exception("control command %s failed", req.get("cmd"))
-            return {"ok": False, "error": f"internal error ({type(err).__name__}: {str(err)[:200]}); see the log",
-                    "internal": True}
+            return {
+                "ok": False,
+                "error": f"internal error ({type(err).__name__}: {str(err)[:200]}); see the log",
+                "internal": True,
+            }
 
     def _serve_pipe(self) -> None:  # pragma: no cover - Windows only
         with Listener(pipe_name(), family="AF_PIPE") as listener:
@@ -235,11 +248,13 @@ def request(cmd: str, timeout: float | None = None, **args: Any) -> dict[str, An
             buf = b"".join(parts)
     except (FileNotFoundError, ConnectionRefusedError):
         raise RavasError("ravasd is not running (no control socket).", "start it with `ravasd run`.") from None
-    except socket.timeout:
-        raise RavasError("ravasd did not answer within %.0f s." % timeout) from None
+    except TimeoutError:
+        raise RavasError(f"ravasd did not answer within {timeout:.0f} s.") from None
     except OSError as err:  # e.g. EAGAIN: the daemon's backlog is full
-        raise RavasError(f"ravasd's control socket cannot be reached ({err.strerror or err}).",
-                         "try again in a moment; `ravasd doctor` checks the daemon.") from None
+        raise RavasError(
+            f"ravasd's control socket cannot be reached ({err.strerror or err}).",
+            "try again in a moment; `ravasd doctor` checks the daemon.",
+        ) from None
     try:
         reply = json.loads(buf or b'{"ok": false, "error": "no reply"}')
     except ValueError:

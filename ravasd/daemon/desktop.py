@@ -11,6 +11,7 @@ expects after installing one, for this user only:
 Linux/BSD desktops only (freedesktop.org); a macOS or Windows build (PyInstaller, ``BUILD.md``)
 brings its own app bundle / shortcut. Files are written atomically; ``remove`` undoes it all.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,10 @@ def launcher() -> Path | None:
 
 def _supported(platform: str) -> None:
     if platform == "darwin" or platform == "win32":
-        raise RavasError(f"`ravasd desktop` makes freedesktop.org menu entries, which {platform} does not use.",
-                         "use the app built by PyInstaller (BUILD.md), which brings its own entry.")
+        raise RavasError(
+            f"`ravasd desktop` makes freedesktop.org menu entries, which {platform} does not use.",
+            "use the app built by PyInstaller (BUILD.md), which brings its own entry.",
+        )
 
 
 def install_icon() -> list[Path]:
@@ -89,8 +92,10 @@ def _link_on_path() -> str:
         return f"PATH: {link} exists and is not a link to this installation; left as it is."
     folders = [Path(p).expanduser() for p in os.environ.get("PATH", "").split(os.pathsep) if p]
     if link.parent not in folders:
-        where += (f". Note: {link.parent} is not on your PATH yet; most desktops add it at the next login, "
-                  f"or add `export PATH=\"$HOME/.local/bin:$PATH\"` to ~/.profile.")
+        where += (
+            f". Note: {link.parent} is not on your PATH yet; most desktops add it at the next login, "
+            f'or add `export PATH="$HOME/.local/bin:$PATH"` to ~/.profile.'
+        )
     return where
 
 
@@ -101,10 +106,14 @@ def install(link: bool = True, platform: str | None = None) -> list[str]:
     run = [str(exe), "run"] if exe else command("run")
     ctl = [str(exe), "ctl"] if exe else command("ctl")
     settings = [str(exe), "settings"] if exe else command("settings")
-    text = (assets.path("service", f"{APP_ID}.desktop.in").read_text()
-            .replace("{exec}", desktop_exec(run)).replace("{ctl}", desktop_exec(ctl))
-            .replace("{settings}", desktop_exec(settings))
-            .replace("{tryexec}", desktop_exec(run[:1])))
+    text = (
+        assets.path("service", f"{APP_ID}.desktop.in")
+        .read_text()
+        .replace("{exec}", desktop_exec(run))
+        .replace("{ctl}", desktop_exec(ctl))
+        .replace("{settings}", desktop_exec(settings))
+        .replace("{tryexec}", desktop_exec(run[:1]))
+    )
     atomic_write_text(menu_entry(), text)
     lines = [f"menu entry: {menu_entry()}", "icon: " + ", ".join(str(p) for p in install_icon())]
     if shutil.which("update-desktop-database"):
@@ -129,6 +138,8 @@ def remove(platform: str | None = None) -> list[str]:
 
 def status() -> dict[str, object]:
     link = bin_dir() / "ravasd"
-    return {"menu_entry": str(menu_entry()) if menu_entry().exists() else None,
-            "icon": [str(p) for p in icon_files() if p.exists()],
-            "on_path": str(link) if link.exists() else shutil.which("ravasd")}
+    return {
+        "menu_entry": str(menu_entry()) if menu_entry().exists() else None,
+        "icon": [str(p) for p in icon_files() if p.exists()],
+        "on_path": str(link) if link.exists() else shutil.which("ravasd"),
+    }

@@ -3,6 +3,7 @@
 Each check returns a :class:`Check`. ``required`` failures make the command exit non-zero;
 missing camera/mic/display are warnings because the daemon has fallbacks for them.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,16 +11,16 @@ import sys
 from dataclasses import asdict, dataclass
 
 from ..config import Config
-from . import autostart
-from .control import request
-from ..devices.display import display_available
 from ..devices import pulse
+from ..devices.display import display_available
 from ..devices.listing import camera_available, cameras, input_exists
 from ..devices.virtual import PulseVirtualMic, is_microphone, open_virtual_mic
 from ..errors import DeviceError, ModelError, RavasError
 from ..models import FACE_LANDMARKER, cache_path, find
 from ..video.avatar.renderer import create_context
 from ..video.sinks import open_virtual_camera
+from . import autostart
+from .control import request
 
 
 @dataclass
@@ -35,8 +36,12 @@ def _camera(cfg: Config) -> Check:
     if camera_available(cfg.video.camera):
         return Check("camera", "ok", f"camera {cfg.video.camera!r} opens")
     hint = f"; found: {', '.join(c['path'] for c in real)}" if real else ""
-    return Check("camera", "warn", f"no camera at {cfg.video.camera!r}{hint}; the demo source will be used",
-                 "connect a camera or set video.camera (`ravasd devices` lists them).")
+    return Check(
+        "camera",
+        "warn",
+        f"no camera at {cfg.video.camera!r}{hint}; the demo source will be used",
+        "connect a camera or set video.camera (`ravasd devices` lists them).",
+    )
 
 
 def _microphone(cfg: Config) -> Check:
@@ -45,16 +50,24 @@ def _microphone(cfg: Config) -> Check:
         name = cfg.audio.input_device
         if (isinstance(name, str) and info and pulse.find_source(name)) or input_exists(name):
             return Check("microphone", "ok", f"{name!r} found")
-        return Check("microphone", "warn", f"{name!r} not found; the demo voice will be used",
-                     "set audio.input_device to a name from `ravasd devices`.")
+        return Check(
+            "microphone",
+            "warn",
+            f"{name!r} not found; the demo voice will be used",
+            "set audio.input_device to a name from `ravasd devices`.",
+        )
     if info:
         src = str(info.get("default_source_name") or "")
         if is_microphone(src):
             return Check("microphone", "ok", f"default source {src}")
     elif input_exists(None):
         return Check("microphone", "ok", "default input device")
-    return Check("microphone", "warn", "no microphone; the demo voice will be used",
-                 "connect a microphone or set audio.input_device.")
+    return Check(
+        "microphone",
+        "warn",
+        "no microphone; the demo voice will be used",
+        "connect a microphone or set audio.input_device.",
+    )
 
 
 def _virtual_camera(cfg: Config) -> Check:
@@ -96,15 +109,23 @@ def _models(cfg: Config) -> Check:
         return Check("model files", "fail", err.message, err.fix or "")
     if path is None:
         how = "it will be downloaded at first use" if cfg.models.allow_download else "downloads are off"
-        return Check("model files", "fail", f"{FACE_LANDMARKER.name} not found ({how})",
-                     f"run `ravasd models fetch`, or put it at {cache_path(FACE_LANDMARKER)} or in $RAVAS_MODELS_DIR.")
+        return Check(
+            "model files",
+            "fail",
+            f"{FACE_LANDMARKER.name} not found ({how})",
+            f"run `ravasd models fetch`, or put it at {cache_path(FACE_LANDMARKER)} or in $RAVAS_MODELS_DIR.",
+        )
     try:  # the file must load, not just exist: a configured path is not sha256-pinned
         from ..video.tracking import FaceTracker
 
         FaceTracker(path).close()
     except Exception as err:
-        return Check("model files", "fail", f"{path} cannot be loaded as a face model ({type(err).__name__}: "
-                     f"{str(err)[:160]})", f"delete it and run `ravasd models fetch`, or download {FACE_LANDMARKER.url}.")
+        return Check(
+            "model files",
+            "fail",
+            f"{path} cannot be loaded as a face model ({type(err).__name__}: {str(err)[:160]})",
+            f"delete it and run `ravasd models fetch`, or download {FACE_LANDMARKER.url}.",
+        )
     return Check("model files", "ok", f"{FACE_LANDMARKER.name} at {path}")
 
 
@@ -115,20 +136,31 @@ def _opengl() -> Check:
         ctx.release()
         return Check("OpenGL", "ok", f"{renderer}")
     except Exception as err:
-        fix = "sudo apt install libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri" if sys.platform.startswith("linux") \
+        fix = (
+            "sudo apt install libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri"
+            if sys.platform.startswith("linux")
             else "update your graphics driver."
+        )
         return Check("OpenGL", "fail", f"no OpenGL context ({err})", fix)
 
 
 def _tray() -> Check:
     if not display_available():
-        return Check("tray/display", "warn", "no display: the daemon runs headless (control with `ravasd ctl`)",
-                     "run inside a desktop session for the tray icon.")
+        return Check(
+            "tray/display",
+            "warn",
+            "no display: the daemon runs headless (control with `ravasd ctl`)",
+            "run inside a desktop session for the tray icon.",
+        )
     try:
         import pystray  # noqa: F401  (the check itself: does it load here?)
     except Exception as err:
-        return Check("tray/display", "warn", f"pystray cannot load ({err})",
-                     "sudo apt install python3-gi gir1.2-ayatanaappindicator3-0.1 gir1.2-gtk-3.0")
+        return Check(
+            "tray/display",
+            "warn",
+            f"pystray cannot load ({err})",
+            "sudo apt install python3-gi gir1.2-ayatanaappindicator3-0.1 gir1.2-gtk-3.0",
+        )
     return Check("tray/display", "ok", "display available")
 
 
@@ -148,14 +180,24 @@ def _neural_voices(cfg: Config) -> Check:
     usable = [n for n, v in voices.items() if v.available]
     waiting = {v.fix for v in voices.values() if not v.available}
     status = "fail" if cfg.audio.voice in voices and cfg.audio.voice not in usable else ("ok" if usable else "info")
-    detail = (f"usable: {', '.join(usable)}" if usable else "none usable") + \
-        (f"; unavailable: {', '.join(n for n in voices if n not in usable)}" if waiting else "")
+    detail = (f"usable: {', '.join(usable)}" if usable else "none usable") + (
+        f"; unavailable: {', '.join(n for n in voices if n not in usable)}" if waiting else ""
+    )
     return Check("neural voices", status, detail, "; ".join(sorted(waiting)) if waiting else "")
 
 
 def run_checks(cfg: Config) -> list[Check]:
-    return [_camera(cfg), _microphone(cfg), _virtual_camera(cfg), _virtual_mic(), _models(cfg), _neural_voices(cfg),
-            _opengl(), _tray(), _autostart()]
+    return [
+        _camera(cfg),
+        _microphone(cfg),
+        _virtual_camera(cfg),
+        _virtual_mic(),
+        _models(cfg),
+        _neural_voices(cfg),
+        _opengl(),
+        _tray(),
+        _autostart(),
+    ]
 
 
 def report(checks: list[Check], as_json: bool = False) -> tuple[str, int]:
@@ -168,6 +210,9 @@ def report(checks: list[Check], as_json: bool = False) -> tuple[str, int]:
         lines.append(f"{label[c.status]}  {c.name:<15} {c.detail}")
         if c.fix and c.status != "ok":
             lines.append(f"      {'':<15} fix: {c.fix}")
-    lines.append("All required parts are present." if code == 0 else
-                 "Some required parts are missing (FAIL above); RAVAS runs, but those outputs are discarded.")
+    lines.append(
+        "All required parts are present."
+        if code == 0
+        else "Some required parts are missing (FAIL above); RAVAS runs, but those outputs are discarded."
+    )
     return "\n".join(lines), code

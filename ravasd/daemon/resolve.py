@@ -5,6 +5,7 @@ one plain line per missing part (what is missing and how to fix it) and the reso
 (the virtual mic), which the daemon closes at stop. An explicit choice that cannot work raises
 :class:`DeviceError`/:class:`ConfigError` instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,15 +51,21 @@ def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], 
         section = getattr(cfg, kind)
         if section.enabled and "file" in (section.source, section.sink):
             if section.source == "file" and not cfg.files.input:
-                raise ConfigError(f"{kind}.source is 'file' but files.input is not set.",
-                                  "set files.input to a media file, or choose another source.")
+                raise ConfigError(
+                    f"{kind}.source is 'file' but files.input is not set.",
+                    "set files.input to a media file, or choose another source.",
+                )
             if section.sink == "file" and not cfg.files.output:
-                raise ConfigError(f"{kind}.sink is 'file' but files.output is not set.",
-                                  "set files.output (e.g. recording.mp4), or choose another sink.")
+                raise ConfigError(
+                    f"{kind}.sink is 'file' but files.output is not set.",
+                    "set files.output (e.g. recording.mp4), or choose another sink.",
+                )
     _check_files(cfg)
     if cfg.video.enabled and cfg.video.sink == "preview" and not display_available():
-        raise DeviceError("video.sink is 'preview', but there is no display to show the window on.",
-                          NO_DISPLAY_FIX + ", or choose another sink.")
+        raise DeviceError(
+            "video.sink is 'preview', but there is no display to show the window on.",
+            NO_DISPLAY_FIX + ", or choose another sink.",
+        )
     if cfg.video.enabled:
         changes.update(_video_source(cfg, notes))
     pulse_info = pulse.server_info() if sys.platform.startswith("linux") else None
@@ -99,15 +106,19 @@ def _check_files(cfg: Config) -> None:
         for k in readers:
             if not getattr(info, f"has_{k}"):
                 other = "--video-source demo" if k == "video" else "--audio-source demo (or mic)"
-                raise ConfigError(f"Input file {cfg.files.input} has no {k} stream, but {k}.source is 'file'.",
-                                  f"pass {other}, or --no-{k}.")
+                raise ConfigError(
+                    f"Input file {cfg.files.input} has no {k} stream, but {k}.source is 'file'.",
+                    f"pass {other}, or --no-{k}.",
+                )
     writers = [k for k in ("video", "audio") if getattr(cfg, k).enabled and getattr(cfg, k).sink == "file"]
     if writers and cfg.files.output:
         out = Path(cfg.files.output)
         kind = output_kind(out)  # MediaError naming the supported extensions
         if "video" in writers and kind != "video":
-            raise ConfigError(f"Recording {out}: video is recorded, so the file must be .mp4, .mkv or .mov.",
-                              "name a video file, or record audio only (--no-video).")
+            raise ConfigError(
+                f"Recording {out}: video is recorded, so the file must be .mp4, .mkv or .mov.",
+                "name a video file, or record audio only (--no-video).",
+            )
         folder = out.parent if str(out.parent) else Path(".")
         if not folder.is_dir():
             raise ConfigError(f"Recording {out}: the folder {folder} does not exist.", "create it first.")
@@ -121,8 +132,10 @@ def _video_source(cfg: Config, notes: list[str]) -> dict[str, object]:
         return {}
     if camera_available(cfg.video.camera):
         return {"video.source": "camera"}
-    notes.append(f"camera: no camera at {cfg.video.camera!r}; using the built-in demo source. "
-                 "Fix: connect a camera or set video.camera (see `ravasd devices`).")
+    notes.append(
+        f"camera: no camera at {cfg.video.camera!r}; using the built-in demo source. "
+        "Fix: connect a camera or set video.camera (see `ravasd devices`)."
+    )
     return {"video.source": "demo"}
 
 
@@ -135,19 +148,26 @@ def _audio_source(cfg: Config, pulse_info: dict | None, notes: list[str]) -> dic
         if virtual.is_microphone(default):
             changes["audio.input_device"] = default
         elif cfg.audio.source == "auto":
-            notes.append("microphone: the sound server has no microphone (only monitors); using the built-in "
-                         "demo voice. Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
+            notes.append(
+                "microphone: the sound server has no microphone (only monitors); using the built-in "
+                "demo voice. Fix: connect a microphone or set audio.input_device (see `ravasd devices`)."
+            )
             return {"audio.source": "demo"}
     if cfg.audio.source == "auto":
         wanted = cfg.audio.input_device
-        if ("audio.input_device" in changes or input_exists(wanted)
-                or (isinstance(wanted, str) and pulse_info and pulse.find_source(wanted))):
+        if (
+            "audio.input_device" in changes
+            or input_exists(wanted)
+            or (isinstance(wanted, str) and pulse_info and pulse.find_source(wanted))
+        ):
             changes["audio.source"] = "mic"
         else:
             changes["audio.source"] = "demo"
             what = "none found" if wanted is None else f"{wanted!r} not found"
-            notes.append(f"microphone: {what}; using the built-in demo voice. "
-                         "Fix: connect a microphone or set audio.input_device (see `ravasd devices`).")
+            notes.append(
+                f"microphone: {what}; using the built-in demo voice. "
+                "Fix: connect a microphone or set audio.input_device (see `ravasd devices`)."
+            )
     return changes
 
 
@@ -159,20 +179,29 @@ def resolve_source(key: str, requested: Config, current: Config) -> Config:
     if kind == "video":
         v = requested.video
         if (v.source == "camera" or key == "video.camera") and not camera_available(v.camera):
-            raise DeviceError(f"video.camera: camera {v.camera!r} cannot be opened.",
-                              "pick one that `ravasd devices` lists, or the demo source (video.source demo).")
+            raise DeviceError(
+                f"video.camera: camera {v.camera!r} cannot be opened.",
+                "pick one that `ravasd devices` lists, or the demo source (video.source demo).",
+            )
         changes = {"video.source": v.source, "video.camera": v.camera, **_video_source(requested, [])}
         return current.replace(**changes)
     if kind == "audio":
         a = requested.audio
         pulse_info = pulse.server_info() if sys.platform.startswith("linux") else None
         if a.input_device is not None and (a.source in ("auto", "mic") or key == "audio.input_device"):
-            if not (input_exists(a.input_device)
-                    or (isinstance(a.input_device, str) and pulse_info and pulse.find_source(a.input_device))):
-                raise DeviceError(f"audio.input_device: microphone {a.input_device!r} not found.",
-                                  "pick one that `ravasd devices` lists, or null for the system default.")
-        changes = {"audio.source": a.source, "audio.input_device": a.input_device,
-                   **_audio_source(requested, pulse_info, [])}
+            if not (
+                input_exists(a.input_device)
+                or (isinstance(a.input_device, str) and pulse_info and pulse.find_source(a.input_device))
+            ):
+                raise DeviceError(
+                    f"audio.input_device: microphone {a.input_device!r} not found.",
+                    "pick one that `ravasd devices` lists, or null for the system default.",
+                )
+        changes = {
+            "audio.source": a.source,
+            "audio.input_device": a.input_device,
+            **_audio_source(requested, pulse_info, []),
+        }
         return current.replace(**changes)
     return current
 

@@ -6,6 +6,7 @@ Every way out — Ctrl-C, SIGTERM, ``ravasd ctl quit``, tray Quit, a fatal error
 :meth:`Daemon.stop`, which stops the workers (their sinks end on a placeholder/silence), removes
 the virtual mic and releases the lock.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,9 @@ from .. import logs, paths
 from ..choices import check_names
 from ..config import Config
 from ..devices import pulse
+from ..devices.display import NO_DISPLAY_FIX, display_available
 from ..engine import messages
 from ..engine.supervisor import Supervisor
-from ..devices.display import NO_DISPLAY_FIX, display_available
 from ..errors import ConfigError, DeviceError, RavasError
 from ..media.writer import mux
 from ..pipelines import WIRING, converter_factory, output_parts
@@ -65,18 +66,23 @@ class Daemon:
             self.cfg, self.notes, self.resources = resolve(self.requested)
             for note in self.notes:
                 print(note, file=self.out)
-            self.sup = Supervisor(self.cfg, WIRING, log_level=logs.stderr_level(),
-                                  routes=self.resources.routes())
+            self.sup = Supervisor(self.cfg, WIRING, log_level=logs.stderr_level(), routes=self.resources.routes())
             self.sup.start()
             self.control = ControlServer(self.handle)
             self.control.start()
         except BaseException:
             self._cleanup()
             raise
-        streams = ", ".join(f"{k} {getattr(self.cfg, k).source}→{getattr(self.cfg, k).sink}"
-                            for k in ("video", "audio") if getattr(self.cfg, k).enabled)
-        print(f"ravasd running ({streams or 'no streams enabled'}); Ctrl-C or `ravasd ctl quit` stops.",
-              file=self.out, flush=True)
+        streams = ", ".join(
+            f"{k} {getattr(self.cfg, k).source}→{getattr(self.cfg, k).sink}"
+            for k in ("video", "audio")
+            if getattr(self.cfg, k).enabled
+        )
+        print(
+            f"ravasd running ({streams or 'no streams enabled'}); Ctrl-C or `ravasd ctl quit` stops.",
+            file=self.out,
+            flush=True,
+        )
 
     def loop(self, duration: float | None = None, status_every: float = 10.0) -> int:
         """Poll the supervisor until stopped; returns the exit code."""
@@ -158,8 +164,9 @@ class Daemon:
     def _streams_flowing(self) -> bool:
         st = self.sup.status() if self.sup else {}
         streams = [st[k] for k in ("video", "audio") if isinstance(st.get(k), dict)]
-        return bool(streams) and all(s.get("published", 0) + s.get("placeholders", 0) > 0 or s.get("fatal")
-                                     for s in streams)
+        return bool(streams) and all(
+            s.get("published", 0) + s.get("placeholders", 0) > 0 or s.get("fatal") for s in streams
+        )
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -196,16 +203,28 @@ class Daemon:
             low_rate = v.get("rate", 0) < 0.8 * self.cfg.video.fps
             lower_scale = v.get("render_scale", 1.0) < v.get("top_scale", 1.0) - 0.01
             v["shedding"] = bool(low_rate or lower_scale)
-        st.update({"paused": self.paused, "voice": self.cfg.audio.voice, "video_converter": self.cfg.video.converter,
-                   "avatar": self.cfg.video.avatar, "framing": self.cfg.video.framing,
-                   "preview": self.preview, "uptime_s": round(time.time() - self.started, 1),
-                   "virtual_mic": getattr(self.resources.mic, "shown_as", None) if self.mic_ok else None,
-                   "virtual_mic_state": ("none" if self.resources.mic is None else
-                                         "ready" if self.mic_ok else "re-creating"),
-                   "video_sink": self.cfg.video.sink, "audio_sink": self.cfg.audio.sink,
-                   "video_size": [self.cfg.video.width, self.cfg.video.height], "video_fps": self.cfg.video.fps,
-                   "background": self.cfg.video.background, "background_image": self.cfg.video.background_image,
-                   "notes": self.notes})
+        st.update(
+            {
+                "paused": self.paused,
+                "voice": self.cfg.audio.voice,
+                "video_converter": self.cfg.video.converter,
+                "avatar": self.cfg.video.avatar,
+                "framing": self.cfg.video.framing,
+                "preview": self.preview,
+                "uptime_s": round(time.time() - self.started, 1),
+                "virtual_mic": getattr(self.resources.mic, "shown_as", None) if self.mic_ok else None,
+                "virtual_mic_state": (
+                    "none" if self.resources.mic is None else "ready" if self.mic_ok else "re-creating"
+                ),
+                "video_sink": self.cfg.video.sink,
+                "audio_sink": self.cfg.audio.sink,
+                "video_size": [self.cfg.video.width, self.cfg.video.height],
+                "video_fps": self.cfg.video.fps,
+                "background": self.cfg.video.background,
+                "background_image": self.cfg.video.background_image,
+                "notes": self.notes,
+            }
+        )
         return st
 
     def pause(self) -> None:
@@ -262,8 +281,10 @@ class Daemon:
         """The latest frame the virtual camera got (anonymized or a placeholder card)."""
         got = self.sup.frame() if self.sup else None
         if got is None:
-            raise RavasError("No frame has been published yet (the video stream is off or starting).",
-                             "wait a moment, or check `ravasd ctl status`.")
+            raise RavasError(
+                "No frame has been published yet (the video stream is off or starting).",
+                "wait a moment, or check `ravasd ctl status`.",
+            )
         return got
 
     def set_settings(self, changes: dict[str, Any]) -> str:
@@ -325,8 +346,10 @@ class Daemon:
             if path.exists():
                 return path
             time.sleep(0.05)
-        raise RavasError("The voice sample was not recorded in time (the audio stream is stalled).",
-                         "see `ravasd ctl status` and the audio log.")
+        raise RavasError(
+            "The voice sample was not recorded in time (the audio stream is stalled).",
+            "see `ravasd ctl status` and the audio log.",
+        )
 
     def _notify(self) -> None:
         for fn in list(self.listeners):
@@ -363,9 +386,16 @@ class Daemon:
             case "devices":
                 from ..devices.listing import list_all
 
-                return {"ok": True, "devices": list_all(), "current": {
-                    "camera": self.cfg.video.camera, "video_source": self.cfg.video.source,
-                    "input_device": self.cfg.audio.input_device, "audio_source": self.cfg.audio.source}}
+                return {
+                    "ok": True,
+                    "devices": list_all(),
+                    "current": {
+                        "camera": self.cfg.video.camera,
+                        "video_source": self.cfg.video.source,
+                        "input_device": self.cfg.audio.input_device,
+                        "audio_source": self.cfg.audio.source,
+                    },
+                }
             case "set":
                 changes = a["changes"]
                 if changes is None:
@@ -379,8 +409,11 @@ class Daemon:
                     raise ConfigError("set: 'changes' must be an object of at most 64 settings.")
                 return {"ok": True, "applied": self.set_settings({str(k): v for k, v in changes.items()})}
             case "level":
-                return {"ok": True, "mic_db": self.sup.mic_level_db() if self.sup else -120.0,
-                        "voice_level": float(self.sup.routes.audio_level[0]) if self.sup else 0.0}
+                return {
+                    "ok": True,
+                    "mic_db": self.sup.mic_level_db() if self.sup else -120.0,
+                    "voice_level": float(self.sup.routes.audio_level[0]) if self.sup else 0.0,
+                }
             case "sample":
                 return {"ok": True, "path": str(self.record_sample(a["seconds"]))}
             case "quit":
@@ -400,9 +433,14 @@ class Daemon:
             pic = pic.resize((max_w, max(1, round(pic.height * max_w / pic.width))), Image.BILINEAR)
         buf = io.BytesIO()
         pic.save(buf, "PNG" if png else "JPEG", **({} if png else {"quality": 82}))
-        return {"image": base64.b64encode(buf.getvalue()).decode("ascii"), "format": "png" if png else "jpeg",
-                "width": pic.width, "height": pic.height, "placeholder": placeholder,
-                "age_s": round(max(0.0, time.time() - t), 3)}
+        return {
+            "image": base64.b64encode(buf.getvalue()).decode("ascii"),
+            "format": "png" if png else "jpeg",
+            "width": pic.width,
+            "height": pic.height,
+            "placeholder": placeholder,
+            "age_s": round(max(0.0, time.time() - t), 3),
+        }
 
 
 def settings_effect(key: str) -> str:
@@ -414,12 +452,23 @@ def settings_effect(key: str) -> str:
 #: Settings naming a device: checked before saving only when they change (the worker holds the device).
 SOURCE_KEYS = {"video.source", "video.camera", "audio.source", "audio.input_device"}
 #: Settings that reopen a device or resize the stream: that stream's worker restarts (≈ 1 s of placeholder).
-RESTART_KEYS = {"video.source", "video.camera", "video.width", "video.height", "video.fps", "video.deadline_ms",
-                "audio.source", "audio.input_device", "audio.deadline_ms", "audio.max_latency_ms"}
+RESTART_KEYS = {
+    "video.source",
+    "video.camera",
+    "video.width",
+    "video.height",
+    "video.fps",
+    "video.deadline_ms",
+    "audio.source",
+    "audio.input_device",
+    "audio.deadline_ms",
+    "audio.max_latency_ms",
+}
 
 
-def run(cfg: Config, duration: float | None = None, status_every: float = 10.0, tray: bool | None = None,
-        out=sys.stderr) -> int:
+def run(
+    cfg: Config, duration: float | None = None, status_every: float = 10.0, tray: bool | None = None, out=sys.stderr
+) -> int:
     """Run until a signal, ``ctl quit``, tray Quit, ``duration`` s, or the end of a non-looping file."""
     daemon = Daemon(cfg, out=out)
 
@@ -436,8 +485,9 @@ def run(cfg: Config, duration: float | None = None, status_every: float = 10.0, 
                 print("tray: no display; running headless (control with `ravasd ctl`).", file=out)
         if icon is not None:
             code = [0]
-            worker = threading.Thread(target=lambda: code.__setitem__(0, daemon.loop(duration, status_every)),
-                                      name="daemon-loop", daemon=True)
+            worker = threading.Thread(
+                target=lambda: code.__setitem__(0, daemon.loop(duration, status_every)), name="daemon-loop", daemon=True
+            )
             worker.start()
             icon.run_until(daemon.stop_event)  # GTK wants the main thread
             daemon.stop_event.set()
@@ -460,8 +510,11 @@ def _finish_recording(cfg: Config, statuses: dict[str, Any], out=sys.stderr) -> 
         return True
     parts = output_parts(cfg)
     final = Path(cfg.files.output)
-    errors = {k: (statuses.get(k) or {}).get("recording_error") for k in ("video", "audio")
-              if getattr(cfg, k).enabled and getattr(cfg, k).sink == "file"}
+    errors = {
+        k: (statuses.get(k) or {}).get("recording_error")
+        for k in ("video", "audio")
+        if getattr(cfg, k).enabled and getattr(cfg, k).sink == "file"
+    }
     failed = {k: e for k, e in errors.items() if e}
     missing = [k for k in errors if not parts[k].exists()]
     if failed or missing:
@@ -469,7 +522,11 @@ def _finish_recording(cfg: Config, statuses: dict[str, Any], out=sys.stderr) -> 
         for p in {parts[k] for k in errors}:
             if p != final:
                 p.unlink(missing_ok=True)  # hidden parts of a broken two-stream recording
-        kept = "nothing was kept" if not final.exists() or final in (parts[k] for k in failed) else f"{final} is incomplete"
+        kept = (
+            "nothing was kept"
+            if not final.exists() or final in (parts[k] for k in failed)
+            else f"{final} is incomplete"
+        )
         log.error("recording %s failed: %s", final, why)
         print(f"ravasd: error: the recording {final} failed ({why}); {kept}.", file=out)
         return False
@@ -477,12 +534,12 @@ def _finish_recording(cfg: Config, statuses: dict[str, Any], out=sys.stderr) -> 
         try:
             mux(parts["video"], parts["audio"], final)
         except Exception as err:  # FFmpeg, disk: reported, never a traceback
-            print(f"ravasd: error: the recording {final} could not be put together ({err}); nothing was kept.",
-                  file=out)
+            print(
+                f"ravasd: error: the recording {final} could not be put together ({err}); nothing was kept.", file=out
+            )
             return False
         finally:
             for k in ("video", "audio"):
                 parts[k].unlink(missing_ok=True)
     print(f"recording written to {final}", file=out)
     return True
-

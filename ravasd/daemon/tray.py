@@ -6,6 +6,7 @@ headless. Menu actions call :class:`~ravasd.daemon.service.Daemon` methods, whic
 persist the selection. The icon's colour shows the state: green running, grey paused, amber
 waiting (starting / no face / stalled), red error.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from .. import config as config_mod, paths
+from .. import config as config_mod
+from .. import paths
 from ..audio.voices import VOICES, voice_names
 from ..devices.display import display_available
 from ..errors import DeviceError, RavasError
@@ -68,8 +70,11 @@ def tray_state(status: dict[str, Any]) -> str:
         return "error"
     if any(s.get("state") in ("error",) for s in streams):
         return "error"
-    if streams and all(s.get("state") == "running" for s in streams) and not any(
-            s.get("face") is False for s in streams):
+    if (
+        streams
+        and all(s.get("state") == "running" for s in streams)
+        and not any(s.get("face") is False for s in streams)
+    ):
         return "running"
     return "waiting"
 
@@ -79,8 +84,11 @@ def open_path(path) -> None:
     if sys.platform == "win32":  # pragma: no cover
         os.startfile(str(path))  # type: ignore[attr-defined]
     else:
-        subprocess.Popen(["open" if sys.platform == "darwin" else "xdg-open", str(path)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            ["open" if sys.platform == "darwin" else "xdg-open", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def open_settings_window() -> subprocess.Popen:
@@ -94,7 +102,6 @@ class Tray:
 
     def __init__(self, daemon: Any, opener=open_path, settings_opener=None) -> None:
         import pystray  # needs a display at import time: loaded only when a tray is shown
-
 
         self.daemon = daemon
         self.opener = opener
@@ -135,10 +142,19 @@ class Tray:
             Menu.SEPARATOR,
             item("Avatar", Menu(*(radio(current_look, d.set_avatar, n) for n in looks()))),
             # built when opened: a neural voice made with `voices build` while running appears at once
-            item("Voice", Menu(lambda: tuple(radio(lambda: d.cfg.audio.voice, d.set_voice, n)
-                                             for n in voice_names(d.cfg, usable_only=True)))),
-            item("Voice neighbours (k)", Menu(*(radio(lambda: d.cfg.audio.knn_k, set_k, k) for k in K_CHOICES)),
-                 visible=lambda it: d.cfg.audio.voice not in VOICES),
+            item(
+                "Voice",
+                Menu(
+                    lambda: tuple(
+                        radio(lambda: d.cfg.audio.voice, d.set_voice, n) for n in voice_names(d.cfg, usable_only=True)
+                    )
+                ),
+            ),
+            item(
+                "Voice neighbours (k)",
+                Menu(*(radio(lambda: d.cfg.audio.knn_k, set_k, k) for k in K_CHOICES)),
+                visible=lambda it: d.cfg.audio.voice not in VOICES,
+            ),
             item("Pause (privacy curtain)", toggle_pause, checked=lambda it: bool(d.status().get("paused"))),
             item("Calibrate face", lambda icon, it: d.calibrate()),
             item("Show preview", lambda icon, it: d.set_preview(not d.preview), checked=lambda it: d.preview),
@@ -154,8 +170,12 @@ class Tray:
         daemon.listeners.append(self.refresh)
 
     def _state_text(self) -> str:
-        return {"running": "running", "paused": "paused (curtain closed)", "waiting": "waiting for input",
-                "error": "error — see log"}[self._state]
+        return {
+            "running": "running",
+            "paused": "paused (curtain closed)",
+            "waiting": "waiting for input",
+            "error": "error — see log",
+        }[self._state]
 
     def refresh(self) -> None:
         state = tray_state(self.daemon.status())

@@ -1,4 +1,5 @@
 """Whether a desktop display exists (the tray, the preview window and the settings window need one)."""
+
 from __future__ import annotations
 
 import os
@@ -12,5 +13,7 @@ def display_available() -> bool:
     return True
 
 
-NO_DISPLAY_FIX = ("run it in a desktop session (DISPLAY/WAYLAND_DISPLAY set); without one, "
-                  "`ravasd ctl snapshot FILE.png` saves what the call sees")
+NO_DISPLAY_FIX = (
+    "run it in a desktop session (DISPLAY/WAYLAND_DISPLAY set); without one, "
+    "`ravasd ctl snapshot FILE.png` saves what the call sees"
+)

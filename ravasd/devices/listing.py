@@ -2,6 +2,7 @@
 
 Pure discovery: nothing is opened for longer than a probe, nothing is changed.
 """
+
 from __future__ import annotations
 
 import glob
@@ -45,8 +46,14 @@ def cameras() -> list[dict[str, Any]]:
         for name_file in sorted(glob.glob("/sys/class/video4linux/video*/name")):
             node = Path(name_file).parent.name
             name = Path(name_file).read_text().strip()
-            out.append({"index": int(node[5:]), "path": f"/dev/{node}", "name": name,
-                        "virtual": name == CAMERA_LABEL or "loopback" in name.lower()})
+            out.append(
+                {
+                    "index": int(node[5:]),
+                    "path": f"/dev/{node}",
+                    "name": name,
+                    "virtual": name == CAMERA_LABEL or "loopback" in name.lower(),
+                }
+            )
         return out
     for i in range(4):
         if camera_available(i):
@@ -65,8 +72,12 @@ def audio_devices() -> dict[str, list[dict[str, Any]]]:
         return {"inputs": [], "outputs": [], "error": str(err)}  # type: ignore[dict-item]
     ins, outs = [], []
     for d in devs:
-        row = {"index": d["index"], "name": d["name"], "rate": int(d["default_samplerate"]),
-               "hostapi": apis[d["hostapi"]]["name"]}
+        row = {
+            "index": d["index"],
+            "name": d["name"],
+            "rate": int(d["default_samplerate"]),
+            "hostapi": apis[d["hostapi"]]["name"],
+        }
         if d["max_input_channels"] > 0:
             ins.append(dict(row, channels=d["max_input_channels"]))
         if d["max_output_channels"] > 0:
@@ -81,8 +92,7 @@ def pulse_devices() -> dict[str, list[dict[str, str]]] | None:
     result: dict[str, list[dict[str, str]]] = {}
     for kind in ("sources", "sinks"):
         try:
-            r = subprocess.run(["pactl", "--format=json", "list", kind], capture_output=True, text=True,
-                               timeout=3)
+            r = subprocess.run(["pactl", "--format=json", "list", kind], capture_output=True, text=True, timeout=3)
         except (OSError, subprocess.TimeoutExpired):
             return None
         if r.returncode != 0:
@@ -104,7 +114,6 @@ def list_all() -> dict[str, Any]:
         "pulse": pulse,
         "virtual": {
             "camera": next((c["path"] for c in cams if c["name"] == CAMERA_LABEL), None),
-            "mic": next((s["name"] for s in (pulse or {}).get("sources", [])
-                         if s["description"] == MIC_NAME), None),
+            "mic": next((s["name"] for s in (pulse or {}).get("sources", []) if s["description"] == MIC_NAME), None),
         },
     }

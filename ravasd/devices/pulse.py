@@ -4,6 +4,7 @@ Debian's PortAudio has no PulseAudio host API, so a process reaches a given Puls
 through PortAudio's ALSA ``pulse`` device plus ``PULSE_SOURCE``/``PULSE_SINK`` in its environment
 (read when the stream opens). :func:`route` returns that pair.
 """
+
 from __future__ import annotations
 
 import json
@@ -102,7 +103,8 @@ class ServerEvents:
         self.poke = threading.Event()
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                ["pactl", "subscribe"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                ["pactl", "subscribe"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
         except OSError:
             self.proc = None
             return

@@ -11,6 +11,7 @@ Backend obligations:
 * Capability flags: ``creates_device`` (the app makes the device itself, no driver to install)
   and ``needs_driver`` (a one-time install, see ``drivers/``).
 """
+
 from __future__ import annotations
 
 import glob
@@ -18,9 +19,9 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .. import assets
 from ..errors import DeviceError
@@ -119,39 +120,55 @@ class PulseVirtualMic:
     def open(self) -> MicEndpoint:
         info = pulse.server_info()
         if info is None:
-            raise DeviceError("no PulseAudio or PipeWire server answers (pactl info failed)",
-                              "start your desktop's sound server (pipewire-pulse or pulseaudio); "
-                              "`sudo apt install pulseaudio-utils` provides pactl.")
+            raise DeviceError(
+                "no PulseAudio or PipeWire server answers (pactl info failed)",
+                "start your desktop's sound server (pipewire-pulse or pulseaudio); "
+                "`sudo apt install pulseaudio-utils` provides pactl.",
+            )
         self.remove_stale()
         other = self.existing_owner()
         if other is not None:
             pid = other.split(":")[2] if other.count(":") == 3 else "?"
             indices = " ".join(str(i) for i, o, _ in self._ours() if o == (other if other != "unknown" else ""))
-            raise DeviceError(f"RAVAS Mic already exists on this sound server, made by another ravasd (pid {pid})",
-                              "use that one, or stop it (`ravasd ctl quit` with its RAVAS_HOME); modules left "
-                              f"by an older version go with `pactl unload-module {indices or 'N'}`.")
+            raise DeviceError(
+                f"RAVAS Mic already exists on this sound server, made by another ravasd (pid {pid})",
+                "use that one, or stop it (`ravasd ctl quit` with its RAVAS_HOME); modules left "
+                f"by an older version go with `pactl unload-module {indices or 'N'}`.",
+            )
         self._load()
         log.info("created %s on %s", MIC_NAME, info.get("server_name", "pulse"))
         return MicEndpoint(self.name, "pulse", self.SINK, MIC_NAME)
 
     def _load(self) -> None:
-        sink_props = (f"sink_properties=\"device.description='RAVAS Mic (feed)' device.class=abstract "
-                      f"ravas.owner={self.token}\"")
-        pulse.load_module("module-null-sink", f"sink_name={self.SINK}", "rate=48000", "channels=1",
-                          "channel_map=mono", sink_props)
-        src_props = (f"source_properties=\"device.description='{MIC_NAME}' device.icon_name=audio-input-microphone "
-                     f"ravas.owner={self.token}\"")
+        sink_props = (
+            f"sink_properties=\"device.description='RAVAS Mic (feed)' device.class=abstract ravas.owner={self.token}\""
+        )
+        pulse.load_module(
+            "module-null-sink", f"sink_name={self.SINK}", "rate=48000", "channels=1", "channel_map=mono", sink_props
+        )
+        src_props = (
+            f"source_properties=\"device.description='{MIC_NAME}' device.icon_name=audio-input-microphone "
+            f'ravas.owner={self.token}"'
+        )
         errors = []
         for module in ("module-remap-source", "module-virtual-source"):
             try:
-                pulse.load_module(module, f"source_name={self.SOURCE}", f"master={self.SINK}.monitor", "channels=1",
-                                  "channel_map=mono", src_props)
+                pulse.load_module(
+                    module,
+                    f"source_name={self.SOURCE}",
+                    f"master={self.SINK}.monitor",
+                    "channels=1",
+                    "channel_map=mono",
+                    src_props,
+                )
                 return
             except DeviceError as err:
                 errors.append(err.message)
         self.close()
-        raise DeviceError("cannot create the RAVAS Mic source: " + "; ".join(errors),
-                          "update PulseAudio/PipeWire (module-remap-source or module-virtual-source needed).")
+        raise DeviceError(
+            "cannot create the RAVAS Mic source: " + "; ".join(errors),
+            "update PulseAudio/PipeWire (module-remap-source or module-virtual-source needed).",
+        )
 
     def healthy(self) -> bool:
         """Whether this daemon's sink and source are loaded on the server that answers now."""
@@ -199,7 +216,12 @@ class NamedOutputMic:
 
     def __init__(self, name: str, platforms: tuple[str, ...], output_name: str, shown_as: str, fix: str) -> None:
         self.name, self.platforms, self.output_name, self.shown_as, self.fix = (
-            name, platforms, output_name, shown_as, fix)
+            name,
+            platforms,
+            output_name,
+            shown_as,
+            fix,
+        )
 
     def open(self) -> MicEndpoint:
         import sounddevice as sd  # PortAudio is a system library: loaded only where a cable is looked up
@@ -215,10 +237,20 @@ class NamedOutputMic:
 
 MIC_BACKENDS: list[Callable[[], object]] = [
     PulseVirtualMic,
-    lambda: NamedOutputMic("blackhole", ("darwin",), "BlackHole 2ch", "BlackHole 2ch",
-                           "install BlackHole 2ch (`brew install blackhole-2ch`), see drivers/macos/README.md."),
-    lambda: NamedOutputMic("vb-cable", ("win32",), "CABLE Input", "CABLE Output",
-                           "install VB-CABLE from vb-audio.com, see drivers/windows/README.md."),
+    lambda: NamedOutputMic(
+        "blackhole",
+        ("darwin",),
+        "BlackHole 2ch",
+        "BlackHole 2ch",
+        "install BlackHole 2ch (`brew install blackhole-2ch`), see drivers/macos/README.md.",
+    ),
+    lambda: NamedOutputMic(
+        "vb-cable",
+        ("win32",),
+        "CABLE Input",
+        "CABLE Output",
+        "install VB-CABLE from vb-audio.com, see drivers/windows/README.md.",
+    ),
 ]
 
 
@@ -271,18 +303,27 @@ def find_v4l2_device(label: str = CAMERA_LABEL, sysfs: str = "/sys/class/video4l
 def _v4l2_find() -> str:
     dev = find_v4l2_device()
     if dev is None:
-        raise DeviceError(f"no v4l2loopback device labelled \"{CAMERA_LABEL}\"",
-                          f"run `sudo sh {setup_script()}` once (loads v4l2loopback with "
-                          f"card_label=\"{CAMERA_LABEL}\").")
+        raise DeviceError(
+            f'no v4l2loopback device labelled "{CAMERA_LABEL}"',
+            f'run `sudo sh {setup_script()}` once (loads v4l2loopback with card_label="{CAMERA_LABEL}").',
+        )
     return dev
 
 
 CAMERA_BACKENDS: list[CameraBackend] = [
-    CameraBackend("v4l2loopback", ("linux",), True,
-                  f"run `sudo sh {setup_script()}` once (loads v4l2loopback as /dev/video10 labelled "
-                  f"\"{CAMERA_LABEL}\").", _v4l2_find),
-    CameraBackend("obs", ("darwin", "win32"), True,
-                  "install OBS Studio and start its Virtual Camera once (drivers/macos or drivers/windows)."),
+    CameraBackend(
+        "v4l2loopback",
+        ("linux",),
+        True,
+        f'run `sudo sh {setup_script()}` once (loads v4l2loopback as /dev/video10 labelled "{CAMERA_LABEL}").',
+        _v4l2_find,
+    ),
+    CameraBackend(
+        "obs",
+        ("darwin", "win32"),
+        True,
+        "install OBS Studio and start its Virtual Camera once (drivers/macos or drivers/windows).",
+    ),
     CameraBackend("unitycapture", ("win32",), True, "install Unity Capture (drivers/windows/README.md)."),
 ]
 

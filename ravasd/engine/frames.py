@@ -8,6 +8,7 @@ Placeholders (the idle/paused card, silence) are anonymized items too, built by 
 All ``ts`` values are seconds on one clock, :func:`now` (``time.monotonic``) in live mode and the
 media timeline in offline mode.
 """
+
 from __future__ import annotations
 
 import time
@@ -62,5 +63,6 @@ class AnonAudio:
 def require_anon(item: object, kind: type) -> None:
     """Raise ``TypeError`` unless ``item`` is the anonymized ``kind``. Every sink calls this first."""
     if type(item) is not kind:
-        raise TypeError(f"sink accepts only {kind.__name__}, got {type(item).__name__}: "
-                        "raw data must never reach a sink")
+        raise TypeError(
+            f"sink accepts only {kind.__name__}, got {type(item).__name__}: raw data must never reach a sink"
+        )

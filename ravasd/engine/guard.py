@@ -6,10 +6,12 @@ returns anything but the stream's anonymized type, the instance is closed and dr
 :class:`ConverterFailed` says why, and the next call builds a fresh one. The caller publishes a
 placeholder instead. Not thread-safe: one guard per convert thread.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 

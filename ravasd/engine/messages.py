@@ -5,10 +5,11 @@ its runner between status reports. Worker → supervisor (:data:`Report`): a sta
 ``engine.status_interval_ms``, and one of end-of-file, stopped or fatal. Every message is a frozen
 dataclass, pickled by ``multiprocessing``; nothing else travels on the pipe.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from ..config import Config
 
@@ -32,41 +33,47 @@ class Resume:
 @dataclass(frozen=True)
 class Delay:
     """Hold the video back by ``seconds`` (the audio path's latency: A/V stay in sync)."""
+
     seconds: float
 
 
 @dataclass(frozen=True)
 class Swap:
     """Rebuild the converter from ``cfg`` (voice/avatar/background changed) and swap it in live."""
+
     cfg: Config
 
 
 @dataclass(frozen=True)
 class CallConverter:
     """Ask the converter for a feature it has, e.g. ``"calibrate"`` (the avatar's neutral face)."""
+
     name: str
 
 
 @dataclass(frozen=True)
 class Preview:
     """Show (``on``) or hide the preview window."""
+
     on: bool
 
 
 @dataclass(frozen=True)
 class Record:
     """Write ``seconds`` of the converted output to ``path`` (the settings window's voice sample)."""
+
     path: str
     seconds: float
 
 
-Command = Union[Stop, Pause, Resume, Delay, Swap, CallConverter, Preview, Record]
+Command = Stop | Pause | Resume | Delay | Swap | CallConverter | Preview | Record
 
 
 # ------------------------------------------------------------------ worker → supervisor
 @dataclass(frozen=True)
 class Status:
     """The runner's snapshot (``StreamRunner.snapshot``), plus the worker's scheduling ``priority``."""
+
     status: dict[str, Any]
 
 
@@ -83,10 +90,11 @@ class Stopped:
 @dataclass(frozen=True)
 class Fatal:
     """The stream cannot start (a missing device, a bad file): restarting would not help."""
+
     reason: str
 
 
-Report = Union[Status, EndOfFile, Stopped, Fatal]
+Report = Status | EndOfFile | Stopped | Fatal
 
 
 # ------------------------------------------------------------------ shared between the processes
@@ -95,7 +103,8 @@ class Routes:
     """What a worker shares with the main process besides its pipe. The daemon opens ``audio_out``;
     the supervisor makes the shared memory (``multiprocessing`` arrays and a :class:`SharedFrame`),
     which the workers write and the main process reads. None where that stream or feature is off."""
-    audio_out: Any = None    # the virtual mic endpoint the audio worker's sink writes into
+
+    audio_out: Any = None  # the virtual mic endpoint the audio worker's sink writes into
     audio_level: Any = None  # float[4]: the converted voice's level, open, spread, round (the avatar's mouth)
     video_frame: Any = None  # SharedFrame: the latest published (anonymized) frame, for snapshots and the preview
-    mic_level: Any = None    # float[1]: the microphone's input level in dBFS, for the settings meter
+    mic_level: Any = None  # float[1]: the microphone's input level in dBFS, for the settings meter

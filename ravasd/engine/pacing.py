@@ -1,4 +1,5 @@
 """Real-time pacing for sources that are not devices (demo, files)."""
+
 from __future__ import annotations
 
 import time

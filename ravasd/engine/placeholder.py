@@ -3,6 +3,7 @@
 The card never contains camera pixels: it is drawn from scratch (gradient, a neutral head
 silhouette, a status word). Cards are cached per (size, state) since they are drawn at fps rate.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -24,15 +25,22 @@ def _card(width: int, height: int, state: str) -> np.ndarray:
     s = min(width, height)
     cx, cy = width // 2, int(height * 0.46)
     grey = (96, 106, 128)
-    cv2.ellipse(img, (cx, cy + int(s * 0.42)), (int(s * 0.30), int(s * 0.20)), 0, 180, 360, grey, -1,
-                cv2.LINE_AA)
+    cv2.ellipse(img, (cx, cy + int(s * 0.42)), (int(s * 0.30), int(s * 0.20)), 0, 180, 360, grey, -1, cv2.LINE_AA)
     cv2.circle(img, (cx, cy), int(s * 0.16), grey, -1, cv2.LINE_AA)
     text = f"RAVAS - {STATES.get(state, state)}"
     scale = max(0.4, s / 720 * 1.0)
     thick = max(1, int(round(scale * 2)))
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    cv2.putText(img, text, ((width - tw) // 2, height - int(s * 0.06)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (220, 224, 232), thick, cv2.LINE_AA)
+    cv2.putText(
+        img,
+        text,
+        ((width - tw) // 2, height - int(s * 0.06)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (220, 224, 232),
+        thick,
+        cv2.LINE_AA,
+    )
     img.setflags(write=False)
     return img
 

@@ -9,6 +9,7 @@ and with it video is what gives way when another program saturates the CPU. A re
 spins (a hung converter) is stopped by ``RLIMIT_RTTIME`` (SIGXCPU; the supervisor restarts the
 worker), so it can never freeze the desktop.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,7 @@ def raise_audio_priority(realtime: bool = True) -> str:
             cap = RT_CPU_LIMIT_US if hard == resource.RLIM_INFINITY else min(RT_CPU_LIMIT_US, hard)
             resource.setrlimit(resource.RLIMIT_RTTIME, (cap, hard))
             # RESET_ON_FORK: processes this one starts (pactl, a bench's load) are not real-time
-            os.sched_setscheduler(0, os.SCHED_RR | getattr(os, "SCHED_RESET_ON_FORK", 0),
-                                  os.sched_param(RT_PRIORITY))
+            os.sched_setscheduler(0, os.SCHED_RR | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(RT_PRIORITY))
             return f"realtime (SCHED_RR {RT_PRIORITY})"
         except (OSError, ValueError, AttributeError):
             pass

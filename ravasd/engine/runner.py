@@ -19,6 +19,7 @@ The sink therefore never sees a raw item (types are checked) and never stops: er
 pause, start-up and shutdown all publish placeholders. The runner is the one owner of "paused"
 inside a worker; the status only reports it.
 """
+
 from __future__ import annotations
 
 import collections
@@ -26,8 +27,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from . import placeholder
 from .frames import AnonAudio, AnonFrame
@@ -103,10 +105,10 @@ class Publisher(Protocol):
 
     def outbox_limit(self, deadline: float) -> int | None: ...
 
-    def run(self, core: "StreamRunner", sink: Any) -> None:
+    def run(self, core: StreamRunner, sink: Any) -> None:
         """Publish until the core stops; every write goes through ``core.write``."""
 
-    def finish(self, core: "StreamRunner", sink: Any) -> None:
+    def finish(self, core: StreamRunner, sink: Any) -> None:
         """The last thing the sink gets before it closes (never a converted or raw item)."""
 
 
@@ -120,11 +122,20 @@ class StreamRunner:
     ``on_eof``: called once when a finite source is exhausted and its output published.
     """
 
-    def __init__(self, *, source: Callable[[], VideoSource | AudioSource],
-                 converter: Callable[[], VideoConverter | AudioConverter],
-                 sink: Callable[[], VideoSink | AudioSink], publisher: Publisher, deadline: float, hang_timeout: float = 2.0,
-                 max_backlog: int = 2, clock: Callable[[], float] = time.monotonic,
-                 on_eof: Callable[[], None] | None = None, tap: Tap | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        source: Callable[[], VideoSource | AudioSource],
+        converter: Callable[[], VideoConverter | AudioConverter],
+        sink: Callable[[], VideoSink | AudioSink],
+        publisher: Publisher,
+        deadline: float,
+        hang_timeout: float = 2.0,
+        max_backlog: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+        on_eof: Callable[[], None] | None = None,
+        tap: Tap | None = None,
+    ) -> None:
         self.publisher = publisher
         self.kind = publisher.kind
         self.period = publisher.period
@@ -173,7 +184,7 @@ class StreamRunner:
     def closing(self) -> bool:
         return self._closing
 
-    def start(self) -> "StreamRunner":
+    def start(self) -> StreamRunner:
         self._spawn(self._publish_loop, "publish")
         self._spawn(self._capture_loop, "capture")
         self._spawn(self._convert_loop, "convert", self._gen)
@@ -567,8 +578,11 @@ class VideoPublisher:
                 break
             if core.paused:
                 frame, st.state = placeholder.card(self.width, self.height, "paused", now), "paused"
-            elif (current is not None and core.current_epoch(current[1])
-                  and now - current[0].ts - self.delay <= core.deadline):
+            elif (
+                current is not None
+                and core.current_epoch(current[1])
+                and now - current[0].ts - self.delay <= core.deadline
+            ):
                 frame = current[0]
             else:
                 state = "starting" if st.published == 0 else "no-signal"

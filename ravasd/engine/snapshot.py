@@ -6,6 +6,7 @@ it with :meth:`SharedFrame.read`. A sequence counter (odd while a copy is being 
 reader retry instead of locking the publish thread. No raw item can reach it: the tap sits behind
 the sink's type check.
 """
+
 from __future__ import annotations
 
 import time

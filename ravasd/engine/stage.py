@@ -8,6 +8,7 @@ from the thread that stops the runner, and must not raise.
 Traits are checked with ``isinstance`` (the Protocols are runtime-checkable): a stage declares one
 by having its attributes, and the runner uses it only then.
 """
+
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
@@ -149,8 +150,8 @@ class OffloadedVoice(Protocol):
     """A voice computed on its own thread behind a margin: output it was late for plays as silence."""
 
     rate: int
-    margin: int          # samples
-    late_samples: int    # samples played as silence because the computation was late
+    margin: int  # samples
+    late_samples: int  # samples played as silence because the computation was late
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ process (a restarted worker is paused again at once).
 The engine knows no stages: what a worker runs comes from the :class:`Wiring` the daemon passes
 in (``ravasd.pipelines.WIRING``), whose functions pickle by reference into the spawned worker.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from .. import logs
 from ..config import Config
@@ -44,8 +46,7 @@ class Wiring:
     preview: Callable[[], Callable[[], Any]]
 
 
-def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: msg.Routes,
-                 wiring: Wiring) -> None:
+def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: msg.Routes, wiring: Wiring) -> None:
     """Entry point of a stream worker process (spawned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
     # the default 5 ms GIL switch interval is a whole audio block: hand the GIL over sooner so the
@@ -125,8 +126,9 @@ class Supervisor:
 
     STARTUP_S = 60.0  # a worker may take this long to publish its first item (model loads, a busy box)
 
-    def __init__(self, cfg: Config, wiring: Wiring, log_level: int = logging.INFO,
-                 routes: msg.Routes | None = None) -> None:
+    def __init__(
+        self, cfg: Config, wiring: Wiring, log_level: int = logging.INFO, routes: msg.Routes | None = None
+    ) -> None:
         self.cfg = cfg
         #: no sink progress for this long → the worker is stalled and replaced
         self.stall_s = max(5.0, 6 * cfg.engine.status_interval_ms / 1000)
@@ -136,8 +138,12 @@ class Supervisor:
         # by the avatar's mouth when no face is seen: four floats, no audio crosses processes
         # the published frame (anonymized only) for snapshots and the settings preview, and the
         # microphone's input level (one float, dBFS) for the settings meter
-        self.routes = replace(routes or msg.Routes(), audio_level=self._ctx.Array("f", 4, lock=False),
-                              video_frame=SharedFrame(self._ctx), mic_level=self._ctx.Array("f", 1, lock=False))
+        self.routes = replace(
+            routes or msg.Routes(),
+            audio_level=self._ctx.Array("f", 4, lock=False),
+            video_frame=SharedFrame(self._ctx),
+            mic_level=self._ctx.Array("f", 1, lock=False),
+        )
         self.routes.mic_level[0] = -120.0
         self.log_level = log_level
         self.workers = {k: _Worker(k) for k in ("video", "audio") if getattr(cfg, k).enabled}
@@ -151,8 +157,12 @@ class Supervisor:
 
     def _spawn(self, w: _Worker) -> None:
         parent, child = self._ctx.Pipe()
-        w.proc = self._ctx.Process(target=_worker_main, args=(w.kind, self.cfg, child, self.log_level, self.routes, self.wiring),
-                                   name=f"ravasd-{w.kind}", daemon=True)
+        w.proc = self._ctx.Process(
+            target=_worker_main,
+            args=(w.kind, self.cfg, child, self.log_level, self.routes, self.wiring),
+            name=f"ravasd-{w.kind}",
+            daemon=True,
+        )
         w.proc.start()
         child.close()
         w.conn = parent
@@ -274,8 +284,7 @@ class Supervisor:
                     w.proc.join(1.0)
                     self._spawn(w)
                     continue
-            if (w.proc is not None and not w.replacing and not w.proc.is_alive() and not w.fatal
-                    and not w.finished):
+            if w.proc is not None and not w.replacing and not w.proc.is_alive() and not w.fatal and not w.finished:
                 w.restarts += 1
                 log.warning("%s worker exited (code %s); restarting", w.kind, w.proc.exitcode)
                 self._spawn(w)
@@ -288,8 +297,14 @@ class Supervisor:
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"paused": self.paused}
         for k, w in self.workers.items():
-            out[k] = dict(w.status, worker_restarts=w.restarts, alive=bool(w.proc and w.proc.is_alive()),
-                          fatal=w.fatal, stalls=w.stalls, pid=w.proc.pid if w.proc else None)
+            out[k] = dict(
+                w.status,
+                worker_restarts=w.restarts,
+                alive=bool(w.proc and w.proc.is_alive()),
+                fatal=w.fatal,
+                stalls=w.stalls,
+                pid=w.proc.pid if w.proc else None,
+            )
         return out
 
     def stop(self, timeout: float | None = None) -> None:

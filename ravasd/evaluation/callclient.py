@@ -4,6 +4,7 @@ default processing: echo cancellation, noise suppression, AGC) and records the f
 MediaRecorder. The page and its results travel over an HTTP server on 127.0.0.1 (a port the OS
 picks) that lives only as long as the call; nothing leaves the machine. Used by ``ravasd eval
 call`` and the fail-closed tests."""
+
 from __future__ import annotations
 
 import io
@@ -119,21 +120,42 @@ class Call:
     def start(self, timeout: float = 60) -> float:
         exe = shutil.which("chromium") or shutil.which("chromium-browser")
         if exe is None:
-            raise RavasError("the call client needs Chromium, which is not installed.",
-                             "install it (Debian: apt install chromium; ./bootstrap.sh test does).")
-        url = (f"http://127.0.0.1:{self.server.server_address[1]}/?"
-               + urlencode({"seconds": self.seconds, "label": self.label}))
+            raise RavasError(
+                "the call client needs Chromium, which is not installed.",
+                "install it (Debian: apt install chromium; ./bootstrap.sh test does).",
+            )
+        url = f"http://127.0.0.1:{self.server.server_address[1]}/?" + urlencode(
+            {"seconds": self.seconds, "label": self.label}
+        )
         self.browser = subprocess.Popen(
-            [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-             "--autoplay-policy=no-user-gesture-required", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--disable-quic", f"--user-data-dir={self.profile}",
-             url], env=self.env, stdout=subprocess.DEVNULL, stderr=self._log)
+            [
+                exe,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--use-fake-ui-for-media-stream",
+                "--autoplay-policy=no-user-gesture-required",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+                f"--user-data-dir={self.profile}",
+                url,
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
         if not self.started.wait(timeout) or self.error:
             why = self.browser_errors()
             self.close()
-            raise RavasError(f"the call did not start: {self.error or 'no answer from the page'}"
-                             + (f" (Chromium said: {why})" if why else "") + ".",
-                             "run `ravasd doctor`; a far end needs the sound server and Chromium.")
+            raise RavasError(
+                f"the call did not start: {self.error or 'no answer from the page'}"
+                + (f" (Chromium said: {why})" if why else "")
+                + ".",
+                "run `ravasd doctor`; a far end needs the sound server and Chromium.",
+            )
         return self.t0
 
     def browser_errors(self, lines: int = 6) -> str:
@@ -149,8 +171,11 @@ class Call:
         try:
             if not self.done.wait(self.seconds + timeout) or self.error:
                 why = self.browser_errors()
-                raise RavasError(f"the call did not finish: {self.error or 'no recording came back'}"
-                                 + (f" (Chromium said: {why})" if why else "") + ".")
+                raise RavasError(
+                    f"the call did not finish: {self.error or 'no recording came back'}"
+                    + (f" (Chromium said: {why})" if why else "")
+                    + "."
+                )
             with av.open(io.BytesIO(self.blob)) as c:
                 res = av.AudioResampler(format="flt", layout="mono", rate=48000)
                 x = [o.to_ndarray().reshape(-1) for f in c.decode(audio=0) for o in res.resample(f)]

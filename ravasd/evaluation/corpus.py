@@ -6,6 +6,7 @@ reading :data:`POOL_SENTENCES`). All sentences below were written for this proje
 synthesizers' output is free to redistribute: flite and its CMU voices are under a BSD-style
 licence; espeak-ng is GPL-3, which covers the program, not the audio it speaks.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -108,13 +109,13 @@ class Utterance:
 
 def _need(tool: str) -> None:
     if shutil.which(tool) is None:
-        raise RavasError(f"{tool} is not installed; it speaks the synthetic corpus.",
-                         f"install it (Debian: apt install {tool}).")
+        raise RavasError(
+            f"{tool} is not installed; it speaks the synthetic corpus.", f"install it (Debian: apt install {tool})."
+        )
 
 
 def synthesize(text: str, synth: str, voice: str, extra: list[str] | None = None) -> np.ndarray:
     """Speak ``text`` with espeak-ng or flite; float32 mono at :data:`RATE`."""
-
 
     _need(synth)
     with tempfile.TemporaryDirectory() as tmp:

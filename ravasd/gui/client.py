@@ -4,6 +4,7 @@ The window is only a client: everything it changes goes through the daemon's con
 (``set``, ``avatar``, ``voice``, ``pause``…), which validate, apply live and persist. Called from
 the GUI thread (short requests) and from worker threads (``sample``, which takes seconds).
 """
+
 from __future__ import annotations
 
 import time
@@ -46,8 +47,9 @@ def start_daemon(wait: float = 30.0) -> None:
         if running():
             return
         if proc.poll() is not None:
-            raise RavasError(f"ravasd exited at start (code {proc.returncode}).",
-                             f"see {log_dir / 'ravasd-start.log'}, or run `ravasd run` in a terminal.")
+            raise RavasError(
+                f"ravasd exited at start (code {proc.returncode}).",
+                f"see {log_dir / 'ravasd-start.log'}, or run `ravasd run` in a terminal.",
+            )
         time.sleep(0.2)
-    raise RavasError(f"ravasd did not answer within {wait:.0f} s of starting.",
-                     f"see {log_dir / 'ravasd-start.log'}.")
+    raise RavasError(f"ravasd did not answer within {wait:.0f} s of starting.", f"see {log_dir / 'ravasd-start.log'}.")

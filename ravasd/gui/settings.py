@@ -12,22 +12,26 @@ pause, where files live, the doctor's checks with their fixes). Everything runs 
 except requests that take seconds (voice test, samples, checks), which run in worker threads and
 report back through :class:`_Bridge` signals.
 """
+
 from __future__ import annotations
 
 import base64
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .. import config as config_mod, paths
+from .. import config as config_mod
+from .. import paths
 from ..audio.voices import VOICES, figures, latency_ms
 from ..audio.voices import neural as neural_voices
-from ..config import Config, block_size, from_dict as config_from_dict, load_config
+from ..config import Config, block_size, load_config
+from ..config import from_dict as config_from_dict
 from ..daemon import autostart
 from ..daemon.tray import open_path
 from ..devices.virtual import is_microphone
@@ -101,8 +105,13 @@ class SettingsWindow(QtWidgets.QMainWindow):
         self.nav.addItems(PAGES)
         self.nav.setFixedWidth(140)
         self.stack = QtWidgets.QStackedWidget()
-        self.pages = {"Camera": CameraPage(self), "Microphone": MicrophonePage(self), "Avatar": AvatarPage(self),
-                      "Voice": VoicePage(self), "General": GeneralPage(self)}
+        self.pages = {
+            "Camera": CameraPage(self),
+            "Microphone": MicrophonePage(self),
+            "Avatar": AvatarPage(self),
+            "Voice": VoicePage(self),
+            "General": GeneralPage(self),
+        }
         for name in PAGES:
             self.stack.addWidget(self.pages[name])
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
@@ -150,8 +159,13 @@ class SettingsWindow(QtWidgets.QMainWindow):
         self._devices = None  # the current camera/microphone may have changed
         if reply is not None:
             self.statusBar().showMessage(
-                {config_mod.LIVE: "Applied.", config_mod.RESTART: "Applied (the stream restarted).",
-                 config_mod.NEXT_START: "Saved; applies when RAVAS starts next."}.get(reply["applied"], "Saved."), 4000)
+                {
+                    config_mod.LIVE: "Applied.",
+                    config_mod.RESTART: "Applied (the stream restarted).",
+                    config_mod.NEXT_START: "Saved; applies when RAVAS starts next.",
+                }.get(reply["applied"], "Saved."),
+                4000,
+            )
             self.refresh(full=True)
         return reply is not None
 
@@ -170,8 +184,13 @@ class SettingsWindow(QtWidgets.QMainWindow):
     def _finish_async(self, then, result, error) -> None:
         then(result, error)
 
-    def run_button(self, button: QtWidgets.QAbstractButton, fn: Callable[[], Any],
-                   ok: Callable[[Any], None], failed: Callable[[], None] | None = None) -> None:
+    def run_button(
+        self,
+        button: QtWidgets.QAbstractButton,
+        fn: Callable[[], Any],
+        ok: Callable[[Any], None],
+        failed: Callable[[], None] | None = None,
+    ) -> None:
         """A button's long job: disabled while ``fn`` runs off the GUI thread, then ``ok(result)``, or
         ``failed()`` and the error in a message box."""
         button.setEnabled(False)
@@ -356,8 +375,11 @@ class CameraPage(Page):
             self.preview.setText("No picture yet")
             return
         img = QtGui.QImage.fromData(base64.b64decode(reply["image"]), "JPEG")
-        self.preview.setPixmap(QtGui.QPixmap.fromImage(img).scaled(
-            PREVIEW_W, PREVIEW_H, QtCore.Qt.KeepAspectRatio, QtCore.Qt.SmoothTransformation))
+        self.preview.setPixmap(
+            QtGui.QPixmap.fromImage(img).scaled(
+                PREVIEW_W, PREVIEW_H, QtCore.Qt.KeepAspectRatio, QtCore.Qt.SmoothTransformation
+            )
+        )
         self.frames_shown += 1
 
 
@@ -414,8 +436,13 @@ class MicrophonePage(Page):
                     continue
                 self.device.addItem(src["description"] or name, ("mic", name))
             self.device.addItem("Built-in demo voice (no microphone)", ("demo", None))
-            want = (("demo", None) if cur["audio_source"] == "demo" else
-                    ("mic", cur["input_device"]) if cur["input_device"] is not None else ("default", None))
+            want = (
+                ("demo", None)
+                if cur["audio_source"] == "demo"
+                else ("mic", cur["input_device"])
+                if cur["input_device"] is not None
+                else ("default", None)
+            )
             for i in range(self.device.count()):
                 if self.device.itemData(i) == want:
                     self.device.setCurrentIndex(i)
@@ -438,8 +465,12 @@ class MicrophonePage(Page):
             self.win.played = _play_wav(Path(path))
             Path(path).unlink(missing_ok=True)
 
-        self.win.run_button(self.test_button, lambda: client.call("sample", timeout=20.0, seconds=3.0)["path"],
-                            ok, lambda: self.test_state.setText("The test did not work."))
+        self.win.run_button(
+            self.test_button,
+            lambda: client.call("sample", timeout=20.0, seconds=3.0)["path"],
+            ok,
+            lambda: self.test_state.setText("The test did not work."),
+        )
 
 
 def _play_wav(path: Path) -> np.ndarray:
@@ -492,8 +523,13 @@ class AvatarPage(Page):
         self.calibrate_button = QtWidgets.QPushButton("Ca&librate face")
         self.calibrate_button.setToolTip("Look at the camera with a relaxed face, then press")
         self.calibrate_button.clicked.connect(self.calibrate)
-        for b in (self.add_button, self.colour_button, self.picture_button, self.no_picture_button,
-                  self.calibrate_button):
+        for b in (
+            self.add_button,
+            self.colour_button,
+            self.picture_button,
+            self.no_picture_button,
+            self.calibrate_button,
+        ):
             row.addWidget(b)
         row.addStretch(1)
         self.layout_.addLayout(row)
@@ -507,8 +543,7 @@ class AvatarPage(Page):
         row.addWidget(label)
         row.addWidget(self.framing)
         row.addStretch(1)
-        self.framing.activated.connect(
-            lambda i: self.win.set({"video.framing": self.framing.itemData(i)}))
+        self.framing.activated.connect(lambda i: self.win.set({"video.framing": self.framing.itemData(i)}))
         self.layout_.addLayout(row)
         self._names: list[str] = []
 
@@ -543,8 +578,9 @@ class AvatarPage(Page):
 
     def add_avatar(self, path: str | None = None) -> None:
         if not path:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Add an avatar", str(Path.home()),
-                                                            "Avatars (*.glb *.vrm)")
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self, "Add an avatar", str(Path.home()), "Avatars (*.glb *.vrm)"
+            )
         if not path:
             return
         try:
@@ -552,14 +588,21 @@ class AvatarPage(Page):
 
             m = load_avatar(Path(path))
             meta = m.meta
-            text = (f"<b>{meta.get('title') or Path(path).stem}</b> by {meta.get('author') or 'unknown'}<br>"
-                    f"Licence: {meta.get('licence') or 'not stated — make sure you may use it'}<br>"
-                    f"Face expressions: {len(m.arkit_coverage())} of 52 ARKit shapes")
+            text = (
+                f"<b>{meta.get('title') or Path(path).stem}</b> by {meta.get('author') or 'unknown'}<br>"
+                f"Licence: {meta.get('licence') or 'not stated — make sure you may use it'}<br>"
+                f"Face expressions: {len(m.arkit_coverage())} of 52 ARKit shapes"
+            )
         except RavasError as err:
             QtWidgets.QMessageBox.warning(self, "RAVAS — this avatar cannot be used", str(err))
             return
-        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Question, "Add this avatar?", text,
-                                    QtWidgets.QMessageBox.Ok | QtWidgets.QMessageBox.Cancel, self)
+        box = QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Question,
+            "Add this avatar?",
+            text,
+            QtWidgets.QMessageBox.Ok | QtWidgets.QMessageBox.Cancel,
+            self,
+        )
         box.setObjectName("confirm-add")
         if getattr(self.win, "auto_confirm", False):
             box.setStandardButtons(QtWidgets.QMessageBox.Ok)
@@ -582,8 +625,9 @@ class AvatarPage(Page):
 
     def pick_picture(self, path: str | None = None) -> None:
         if not path:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Background picture", str(Path.home()),
-                                                            "Pictures (*.png *.jpg *.jpeg)")
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self, "Background picture", str(Path.home()), "Pictures (*.png *.jpg *.jpeg)"
+            )
         if path:
             self.win.set({"video.background_image": str(path)})
 
@@ -594,8 +638,10 @@ class AvatarPage(Page):
 
 def _avatar_info(name: str) -> str:
     if name in VIDEO_CONVERTERS:
-        return {"facemask": "Face mask: your head shape is kept, your face is replaced by a mask.",
-                "card": "Card: a still card instead of any picture of you."}.get(name, name)
+        return {
+            "facemask": "Face mask: your head shape is kept, your face is replaced by a mask.",
+            "card": "Card: a still card instead of any picture of you.",
+        }.get(name, name)
     try:
         info = library.describe(name, library.find(name))
     except RavasError as err:
@@ -661,8 +707,9 @@ class VoicePage(Page):
     def __init__(self, win: SettingsWindow) -> None:
         super().__init__(win)
         # the built-in voices, then the neural voices usable now (`ravasd voices list` shows the others)
-        entries = [(v.name, v.description) for v in VOICES.values()] + \
-            [(n, nv.description) for n, nv in neural_voices(win.cfg).items() if nv.available]
+        entries = [(v.name, v.description) for v in VOICES.values()] + [
+            (n, nv.description) for n, nv in neural_voices(win.cfg).items() if nv.available
+        ]
         self.table = QtWidgets.QTableWidget(len(entries), len(self.COLUMNS), objectName="voices")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.setAccessibleName("Voices")
@@ -689,10 +736,12 @@ class VoicePage(Page):
         # live: a neural voice's latency includes its compute margin, as the daemon runs it
         win.run_async(lambda: {name: latency_ms(cfg, name, live=True) for name, _ in entries}, self._show_latencies)
         self.layout_.addWidget(self.table, 1)
-        note = QtWidgets.QLabel("Words lost: extra word errors of a speech recogniser on the converted voice. "
-                                "Disguise: how often a speaker-recognition attacker who knows the voice "
-                                "confuses speakers (50 % = pure chance). Measured by `ravasd eval voice`.",
-                                wordWrap=True)
+        note = QtWidgets.QLabel(
+            "Words lost: extra word errors of a speech recogniser on the converted voice. "
+            "Disguise: how often a speaker-recognition attacker who knows the voice "
+            "confuses speakers (50 % = pure chance). Measured by `ravasd eval voice`.",
+            wordWrap=True,
+        )
         self.layout_.addWidget(note)
         row = QtWidgets.QHBoxLayout()
         self.sample_button = QtWidgets.QPushButton("&Play sample")
@@ -791,8 +840,9 @@ class GeneralPage(Page):
         self.layout_.addWidget(self.autostart)
         self.layout_.addWidget(self.pause)
         grid = QtWidgets.QGridLayout()
-        for r, (what, where, folder) in enumerate((
-                ("Settings file", paths.config_file(), False), ("Log folder", paths.log_dir(), True))):
+        for r, (what, where, folder) in enumerate(
+            (("Settings file", paths.config_file(), False), ("Log folder", paths.log_dir(), True))
+        ):
             grid.addWidget(QtWidgets.QLabel(f"{what}:"), r, 0)
             label = _live(QtWidgets.QLabel(_home(where)))  # per-user paths
             label.setToolTip(str(where))
@@ -868,8 +918,9 @@ class GeneralPage(Page):
             for c in checks or []:
                 text = c.detail + (f"\nFix: {c.fix}" if c.fix and c.status != "ok" else "")
                 item = QtWidgets.QTreeWidgetItem((c.name, c.status.upper(), text))
-                item.setForeground(1, QtGui.QColor({"ok": "#2e7d32", "warn": "#b26a00", "fail": "#c62828"}.get(
-                    c.status, "#555555")))
+                item.setForeground(
+                    1, QtGui.QColor({"ok": "#2e7d32", "warn": "#b26a00", "fail": "#c62828"}.get(c.status, "#555555"))
+                )
                 self.checks.addTopLevelItem(item)
             self.checks.resizeColumnToContents(0)
             self.checks.resizeColumnToContents(1)
@@ -918,8 +969,11 @@ def main(page: str | None = None) -> int:
     win.show()
     if not win.connected and win.ask_to_start:
         answer = QtWidgets.QMessageBox.question(
-            win, "RAVAS is not running", "RAVAS is not running. Start it now?\n\n"
-            "It keeps running in the background (tray icon) after this window is closed.")
+            win,
+            "RAVAS is not running",
+            "RAVAS is not running. Start it now?\n\n"
+            "It keeps running in the background (tray icon) after this window is closed.",
+        )
         if answer == QtWidgets.QMessageBox.Yes:
             win.start_daemon()
     return app.exec()

@@ -1,4 +1,5 @@
 """File kinds by extension, in one place: the recordings RAVAS reads and the files it writes."""
+
 from __future__ import annotations
 
 #: Containers RAVAS writes: extension → FFmpeg's format name.

@@ -2,6 +2,7 @@
 finished file (written by ``ravasd anonymize IN... -o OUTDIR``, read by it to resume and by
 ``ravasd eval report``). Append-only; the last record of an output path (``rel``) counts.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,13 +3,14 @@
 Used by ``ravasd anonymize`` and by the live file sources. All errors are :class:`MediaError`
 naming the file and what to do.
 """
+
 from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
@@ -53,8 +54,10 @@ SHORT_SLACK_S, SHORT_SLACK = 0.5, 0.02
 def incomplete(info: MediaInfo, report: DecodeReport, audio_rate: int) -> str:
     """Why a decoded file is not whole (one phrase), or "" when it is: decoding errors, decoding
     stopped early, or less media than its header states (beyond the slack)."""
-    decoded = max(report.frames / (info.fps or 25.0) if info.has_video else 0.0,
-                  report.samples / audio_rate if info.has_audio and audio_rate else 0.0)
+    decoded = max(
+        report.frames / (info.fps or 25.0) if info.has_video else 0.0,
+        report.samples / audio_rate if info.has_audio and audio_rate else 0.0,
+    )
     why = []
     if report.stopped:
         why.append(f"decoding stopped after {decoded:.2f} s ({report.stopped})")
@@ -103,9 +106,10 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
-        raise MediaError(f"Input file {path} is not a readable media file ({_reason(err)}).",
-                         "check that it plays in a media player; re-export it as MP4 (H.264/AAC) "
-                         "or WAV if it is damaged.") from None
+        raise MediaError(
+            f"Input file {path} is not a readable media file ({_reason(err)}).",
+            "check that it plays in a media player; re-export it as MP4 (H.264/AAC) or WAV if it is damaged.",
+        ) from None
 
 
 def _reason(err: Exception) -> str:
@@ -129,10 +133,13 @@ def probe(path: str | Path) -> MediaInfo:
         as_ = _first_decodable(c.streams.audio, path)
         if vs is None and as_ is None:
             if c.streams.video or c.streams.audio:
-                raise MediaError(f"Input file {path}: no decoder for its streams' codecs.",
-                                 "re-export it as MP4 (H.264/AAC) or WAV.")
-            raise MediaError(f"Input file {path} has neither a video nor an audio stream.",
-                             "give a video (mp4, avi, mkv, mov) or audio (wav, flac, mp3) file.")
+                raise MediaError(
+                    f"Input file {path}: no decoder for its streams' codecs.", "re-export it as MP4 (H.264/AAC) or WAV."
+                )
+            raise MediaError(
+                f"Input file {path} has neither a video nor an audio stream.",
+                "give a video (mp4, avi, mkv, mov) or audio (wav, flac, mp3) file.",
+            )
         dur = float(c.duration / av.time_base) if c.duration else 0.0
         fps = 0.0
         if vs is not None:
@@ -141,14 +148,24 @@ def probe(path: str | Path) -> MediaInfo:
             if vs.duration and vs.time_base:
                 dur = max(dur, float(vs.duration * vs.time_base))
         stated = max(dur, _wav_data_seconds(path) if c.format.name == "wav" else 0.0)
-        return MediaInfo(path, vs is not None, as_ is not None,
-                         vs.codec_context.width if vs else 0, vs.codec_context.height if vs else 0, fps, dur,
-                         as_.codec_context.sample_rate if as_ else 0,
-                         vs.codec_context.name if vs else "", as_.codec_context.name if as_ else "", stated)
+        return MediaInfo(
+            path,
+            vs is not None,
+            as_ is not None,
+            vs.codec_context.width if vs else 0,
+            vs.codec_context.height if vs else 0,
+            fps,
+            dur,
+            as_.codec_context.sample_rate if as_ else 0,
+            vs.codec_context.name if vs else "",
+            as_.codec_context.name if as_ else "",
+            stated,
+        )
 
 
-def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: bool = True,
-               report: DecodeReport | None = None) -> Iterator[RawFrame | RawAudio]:
+def iter_media(
+    path: str | Path, audio_rate: int, video: bool = True, audio: bool = True, report: DecodeReport | None = None
+) -> Iterator[RawFrame | RawAudio]:
     """Yield raw video frames (RGB) and mono float32 audio chunks at ``audio_rate`` in file order.
 
     Timestamps are seconds from the first packet of the file (so a stream that starts late
@@ -209,7 +226,9 @@ def iter_media(path: str | Path, audio_rate: int, video: bool = True, audio: boo
                 report.samples += len(samples)
         except (av.error.FFmpegError, ValueError) as err:  # ValueError: a frame PyAV cannot convert
             if produced == 0:
-                raise MediaError(f"Input file {path} could not be decoded ({_reason(err)}).",
-                                 "re-export it as MP4 (H.264/AAC) or WAV.") from None
+                raise MediaError(
+                    f"Input file {path} could not be decoded ({_reason(err)}).",
+                    "re-export it as MP4 (H.264/AAC) or WAV.",
+                ) from None
             report.stopped = _reason(err)
             logging.getLogger(__name__).warning("%s: decoding stopped early: %s", path, _reason(err))

@@ -1,4 +1,5 @@
 """Plain PCM WAV read/write (stdlib ``wave``) for short clips: corpora, tests, evaluation."""
+
 from __future__ import annotations
 
 import wave

@@ -4,6 +4,7 @@ Output goes to a hidden temporary file beside the target; :meth:`MediaWriter.com
 into place, :meth:`MediaWriter.abort` deletes it. A failed run never leaves a partial file under
 the final name (and never overwrites an existing one).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,10 @@ def output_kind(path: Path) -> str:
         return "video"
     if ext in AUDIO_OUT:
         return "audio"
-    raise MediaError(f"Output {path}: unsupported extension '{ext or '(none)'}'.",
-                     "use .mp4, .mkv or .mov for video (H.264 + AAC) or .wav / .flac for audio.")
+    raise MediaError(
+        f"Output {path}: unsupported extension '{ext or '(none)'}'.",
+        "use .mp4, .mkv or .mov for video (H.264 + AAC) or .wav / .flac for audio.",
+    )
 
 
 class MediaWriter:
@@ -37,8 +40,9 @@ class MediaWriter:
     ``width``/``height`` must be even for H.264 (odd sizes are padded by one pixel).
     """
 
-    def __init__(self, path: str | Path, *, width: int = 0, height: int = 0, fps: float = 30.0,
-                 audio_rate: int = 0) -> None:
+    def __init__(
+        self, path: str | Path, *, width: int = 0, height: int = 0, fps: float = 30.0, audio_rate: int = 0
+    ) -> None:
         self.path = Path(path)
         kind = output_kind(self.path)
         if not self.path.parent.is_dir():
@@ -50,8 +54,9 @@ class MediaWriter:
             # give the same bytes (a batch job equals a one-file run, on any machine)
             self.container = av.open(str(self.tmp), mode="w", format=fmt, options={"fflags": "+bitexact"})
         except av.error.FFmpegError as err:
-            raise MediaError(f"Output {self.path} cannot be written ({err}).",
-                             "check that the folder is writable.") from None
+            raise MediaError(
+                f"Output {self.path} cannot be written ({err}).", "check that the folder is writable."
+            ) from None
         self.vstream = None
         self.astream = None
         self.width, self.height = width + width % 2, height + height % 2
@@ -169,8 +174,9 @@ class LiveRecording:
         w = self.writer
         secs = w.samples / w.audio_rate if w.samples else w.frames / (w.fps or 30.0)
         self.failed = f"{reason}, after {secs:.1f} s"
-        logging.getLogger(__name__).error("recording %s stopped: %s; its partial file was removed",
-                                          self.writer.path, self.failed)
+        logging.getLogger(__name__).error(
+            "recording %s stopped: %s; its partial file was removed", self.writer.path, self.failed
+        )
         self.writer.abort()
 
 
@@ -189,8 +195,11 @@ def mux(video_path: Path, audio_path: Path, out: Path) -> Path:
     """
     tmp = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
     try:
-        with av.open(str(video_path)) as vin, av.open(str(audio_path)) as ain, \
-                av.open(str(tmp), "w", format=VIDEO_OUT.get(out.suffix.lower(), "mp4")) as dst:
+        with (
+            av.open(str(video_path)) as vin,
+            av.open(str(audio_path)) as ain,
+            av.open(str(tmp), "w", format=VIDEO_OUT.get(out.suffix.lower(), "mp4")) as dst,
+        ):
             vin_s = vin.streams.video[0]
             vout = dst.add_stream_from_template(vin_s)
             ain_s = ain.streams.audio[0]

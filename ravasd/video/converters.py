@@ -3,9 +3,10 @@
 A converter receives :class:`RawFrame` and returns an :class:`AnonFrame` of the output size that
 it draws from scratch: no input pixel is ever copied. Factories take ``(cfg, width, height)``.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -43,8 +44,17 @@ class CardConverter:
         s = min(self.width, self.height)
         cx = int(self.width * (0.35 + 0.3 * self._pos[0]))
         cy = int(self.height * (0.38 + 0.16 * self._pos[1]))
-        cv2.ellipse(img, (self.width // 2, self.height + int(s * 0.05)), (int(s * 0.36), int(s * 0.34)),
-                    0, 180, 360, (40, 70, 110), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            img,
+            (self.width // 2, self.height + int(s * 0.05)),
+            (int(s * 0.36), int(s * 0.34)),
+            0,
+            180,
+            360,
+            (40, 70, 110),
+            -1,
+            cv2.LINE_AA,
+        )
         cv2.circle(img, (cx, cy), int(s * 0.17), (245, 205, 160), -1, cv2.LINE_AA)
         blink = (frame.index % 90) < 4
         for dx in (-1, 1):
@@ -54,8 +64,7 @@ class CardConverter:
             else:
                 cv2.circle(img, eye, max(2, int(s * 0.015)), (40, 40, 40), -1, cv2.LINE_AA)
         smile = int(s * 0.05)
-        cv2.ellipse(img, (cx, cy + int(s * 0.05)), (smile, smile // 2), 0, 10, 170, (60, 40, 40), 3,
-                    cv2.LINE_AA)
+        cv2.ellipse(img, (cx, cy + int(s * 0.05)), (smile, smile // 2), 0, 10, 170, (60, 40, 40), 3, cv2.LINE_AA)
         return AnonFrame(img, frame.ts)
 
     def reset(self) -> None:
@@ -66,6 +75,8 @@ class CardConverter:
 
 
 VideoFactory = Callable[[Config, int, int], object]
+
+
 def _facemask(cfg: Config, w: int, h: int) -> object:
     return FaceMaskConverter(open_tracker(cfg), w, h, log_path=cfg.video.detection_log)
 
@@ -76,8 +87,10 @@ def _avatar(cfg: Config, w: int, h: int, level=None, live: bool = False) -> obje
 
 VIDEO_CONVERTERS: dict[str, tuple[VideoFactory, str]] = {
     "avatar": (_avatar, "a 3D avatar (video.avatar) wearing your expressions and head movements"),
-    "card": (lambda cfg, w, h: CardConverter(w, h),
-             "abstract figure on a neutral card; follows overall brightness, no face data"),
+    "card": (
+        lambda cfg, w, h: CardConverter(w, h),
+        "abstract figure on a neutral card; follows overall brightness, no face data",
+    ),
     "facemask": (_facemask, "the tracked face mesh (MediaPipe, 478 points) drawn on a blank background"),
 }
 
@@ -90,13 +103,12 @@ def make_video_converter(cfg: Config, width: int, height: int, level=None, live:
     may lower its render scale when the CPU is busy; offline runs render every frame as configured."""
     name = cfg.video.converter
     if name not in VIDEO_CONVERTERS:
-        raise ConfigError(f"video.converter: unknown converter {name!r}.",
-                          f"choose one of: {', '.join(sorted(VIDEO_CONVERTERS))}.")
+        raise ConfigError(
+            f"video.converter: unknown converter {name!r}.", f"choose one of: {', '.join(sorted(VIDEO_CONVERTERS))}."
+        )
     if name == "avatar":
         return _avatar(cfg, width, height, level, live)
     return VIDEO_CONVERTERS[name][0](cfg, width, height)
-
-
 
 
 def video_choices() -> list[str]:

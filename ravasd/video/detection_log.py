@@ -4,11 +4,12 @@ A log is a JSON array of entries ``{"blendshapes": [{"index", "score", "category
 "transformation_matrix": [16 floats, column-major], "ts": ms}``, ending with ``{}``. The writer
 streams entries (so a crash loses at most the closing bracket, which the reader tolerates).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -24,10 +25,13 @@ class DetectionLogWriter:
 
     def write(self, pose: FacePose) -> None:
         cats = pose.categories or [(i, float(w), n) for i, (n, w) in enumerate(zip(ARKIT_NAMES, pose.weights))]
-        entry = {"blendshapes": [{"index": i, "score": round(s, 6), "categoryName": n, "displayName": ""}
-                                 for i, s, n in cats],
-                 "transformation_matrix": [round(float(v), 6) for v in pose.matrix.T.reshape(-1)],
-                 "ts": int(round(pose.ts * 1000))}
+        entry = {
+            "blendshapes": [
+                {"index": i, "score": round(s, 6), "categoryName": n, "displayName": ""} for i, s, n in cats
+            ],
+            "transformation_matrix": [round(float(v), 6) for v in pose.matrix.T.reshape(-1)],
+            "ts": int(round(pose.ts * 1000)),
+        }
         self.fh.write(json.dumps(entry) + ",\n")
 
     def close(self) -> None:
@@ -43,15 +47,19 @@ def read_log(path: str | Path) -> Iterator[FacePose]:
     except OSError as err:
         raise MediaError(f"Detection log {path} cannot be read ({err.strerror}).") from None
     except UnicodeDecodeError as err:
-        raise MediaError(f"Detection log {path} is not UTF-8 JSON text (byte {err.start}).",
-                         "pass a file written by video.converter.detection_log or by RAVAS.") from None
+        raise MediaError(
+            f"Detection log {path} is not UTF-8 JSON text (byte {err.start}).",
+            "pass a file written by video.converter.detection_log or by RAVAS.",
+        ) from None
     if text.endswith(",") or (text.startswith("[") and not text.endswith("]")):
         text = text.rstrip(",\n ") + "]"  # a log cut off by a crash
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise MediaError(f"Detection log {path} is not valid JSON (line {err.lineno}: {err.msg}).",
-                         "pass a file written by video.converter.detection_log or by RAVAS.") from None
+        raise MediaError(
+            f"Detection log {path} is not valid JSON (line {err.lineno}: {err.msg}).",
+            "pass a file written by video.converter.detection_log or by RAVAS.",
+        ) from None
     except RecursionError:
         raise MediaError(f"Detection log {path} is nested too deeply to be a detection log.") from None
     if not isinstance(data, list):

@@ -4,6 +4,7 @@ Nothing of the camera image is used but the 478 landmark positions, auto-framed 
 the picture (its place in the camera image is not shown). When the face is lost the
 last mesh is held for ``hold_s`` and then fades out to an empty stage (never a raw frame).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -17,8 +18,9 @@ LINE = (120, 200, 255)
 
 
 class FaceMaskConverter:
-    def __init__(self, tracker, width: int, height: int, hold_s: float = 0.5, fade_s: float = 0.5,
-                 log_path: str | None = None) -> None:
+    def __init__(
+        self, tracker, width: int, height: int, hold_s: float = 0.5, fade_s: float = 0.5, log_path: str | None = None
+    ) -> None:
         from mediapipe.tasks.python.vision import (
             FaceLandmarksConnections as C,  # start-up: MediaPipe loads slowly
         )

@@ -3,6 +3,7 @@
 All operate on vectors: the 52 ARKit weights plus (yaw, pitch, roll). Called from the video
 convert thread once per tracked frame.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,7 @@ class OneEuroFilter:
         self._x = self._dx = self._t = None
 
 
-_PAIRS = [(i, ARKIT_NAMES.index(n.replace("Left", "Right"))) for i, n in enumerate(ARKIT_NAMES)
-          if n.endswith("Left")]
+_PAIRS = [(i, ARKIT_NAMES.index(n.replace("Left", "Right"))) for i, n in enumerate(ARKIT_NAMES) if n.endswith("Left")]
 
 
 class PoseFilter:
@@ -61,8 +61,7 @@ class PoseFilter:
       of the pair, so a symmetric smile does not look lopsided.
     """
 
-    def __init__(self, min_cutoff: float = 1.5, beta: float = 0.3, lr_noise: float = 0.1,
-                 calib_s: float = 1.0) -> None:
+    def __init__(self, min_cutoff: float = 1.5, beta: float = 0.3, lr_noise: float = 0.1, calib_s: float = 1.0) -> None:
         self.filter = OneEuroFilter(min_cutoff, beta)
         self.lr_noise = lr_noise
         self.calib_s = calib_s

@@ -1,5 +1,6 @@
 """Video sinks. Each accepts only :class:`AnonFrame` (``require_anon``) and is called from the
 runner's publish thread at the output cadence."""
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,7 @@ from ..errors import DeviceError
 from ..media.writer import LiveRecording, MediaWriter
 
 
-def open_virtual_camera(width: int, height: int, fps: float, platform: str | None = None) -> "VirtualCameraSink":
+def open_virtual_camera(width: int, height: int, fps: float, platform: str | None = None) -> VirtualCameraSink:
     """A :class:`VirtualCameraSink` on the first of this OS's backends (``devices.virtual``) that opens;
     else one :class:`DeviceError` listing each backend's failure and the fixes."""
     errors = []
@@ -34,8 +35,16 @@ class VirtualCameraSink:
     ``device``/``backend`` pass through to ``pyvirtualcam.Camera``; frames are RGB.
     """
 
-    def __init__(self, width: int, height: int, fps: float, device: str | None = None,
-                 backend: str | None = None, i420: bool | None = None, fix: str | None = None) -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: float,
+        device: str | None = None,
+        backend: str | None = None,
+        i420: bool | None = None,
+        fix: str | None = None,
+    ) -> None:
         # v4l2loopback: we hand over I420 ourselves, the format every call app accepts; the other
         # backends take RGB. Odd sizes cannot be I420, so they are rounded up to even.
         self.i420 = (backend == "v4l2loopback") if i420 is None else i420
@@ -43,8 +52,7 @@ class VirtualCameraSink:
             width, height = width + width % 2, height + height % 2
         fmt = pyvirtualcam.PixelFormat.I420 if self.i420 else pyvirtualcam.PixelFormat.RGB
         try:
-            self.cam = pyvirtualcam.Camera(width, height, fps, fmt=fmt, device=device, backend=backend,
-                                           print_fps=False)
+            self.cam = pyvirtualcam.Camera(width, height, fps, fmt=fmt, device=device, backend=backend, print_fps=False)
         except (RuntimeError, KeyError, ValueError) as err:
             raise DeviceError(f"not available ({err})", fix or virtual.camera_fix()) from None
         self.size = (width, height)
@@ -75,8 +83,10 @@ class PreviewSink:
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
         except cv2.error as err:
-            raise DeviceError(f"Preview window cannot open: {err.msg.strip()}",
-                              "run on a desktop session (DISPLAY/WAYLAND_DISPLAY set) or use video.sink: null.") from None
+            raise DeviceError(
+                f"Preview window cannot open: {err.msg.strip()}",
+                "run on a desktop session (DISPLAY/WAYLAND_DISPLAY set) or use video.sink: null.",
+            ) from None
 
     def write(self, frame: AnonFrame) -> None:
         require_anon(frame, AnonFrame)

@@ -1,5 +1,6 @@
 """Video sources. Each returns :class:`RawFrame` (RGB uint8) with capture timestamps on the
 monotonic clock; ``read()`` blocks until the next frame."""
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,11 @@ class CameraSource:
         self.cap = cv2.VideoCapture(camera)
         if not self.cap.isOpened():
             self.cap.release()
-            raise DeviceError(f"Camera {camera!r} cannot be opened.",
-                              "check that it is connected and not used by another app, or set "
-                              "video.camera (see `ravasd devices`); video.source: demo runs without one.")
+            raise DeviceError(
+                f"Camera {camera!r} cannot be opened.",
+                "check that it is connected and not used by another app, or set "
+                "video.camera (see `ravasd devices`); video.source: demo runs without one.",
+            )
         self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         self.cap.set(cv2.CAP_PROP_FPS, fps)
@@ -69,11 +72,19 @@ class DemoVideoSource:
         cv2.ellipse(img, (cx, cy), (int(s * 0.2), int(s * 0.27)), 0, 0, 360, (224, 172, 140), -1, cv2.LINE_AA)
         eye_h = 1 if (index % int(fps * 3)) < 3 else max(2, int(s * 0.025))
         for dx in (-1, 1):
-            cv2.ellipse(img, (cx + dx * int(s * 0.08), cy - int(s * 0.06)), (int(s * 0.03), eye_h), 0, 0, 360,
-                        (40, 30, 30), -1, cv2.LINE_AA)
+            cv2.ellipse(
+                img,
+                (cx + dx * int(s * 0.08), cy - int(s * 0.06)),
+                (int(s * 0.03), eye_h),
+                0,
+                0,
+                360,
+                (40, 30, 30),
+                -1,
+                cv2.LINE_AA,
+            )
         mouth = max(1, int(s * 0.04 * (0.5 + 0.5 * math.sin(t * 9.0))))
-        cv2.ellipse(img, (cx, cy + int(s * 0.13)), (int(s * 0.07), mouth), 0, 0, 360, (120, 40, 50), -1,
-                    cv2.LINE_AA)
+        cv2.ellipse(img, (cx, cy + int(s * 0.13)), (int(s * 0.07), mouth), 0, 0, 360, (120, 40, 50), -1, cv2.LINE_AA)
         return img
 
     def read(self) -> RawFrame:
@@ -93,8 +104,10 @@ class FileVideoSource:
         self.path = Path(path)
         info = probe(self.path)
         if not info.has_video:
-            raise DeviceError(f"Input file {self.path} has no video stream.",
-                              "use a video file for files.input, or set video.source: demo.")
+            raise DeviceError(
+                f"Input file {self.path} has no video stream.",
+                "use a video file for files.input, or set video.source: demo.",
+            )
         self.fps = info.fps or 25.0
         self.size = (info.width, info.height)
         self.loop = loop

@@ -14,6 +14,7 @@ It fakes only what this machine lacks, at the edge of the product:
   planted leaks ``audio_leak`` / ``video_leak`` (the converter returns its raw input as anonymized —
   the video frame blurred and rescaled — so a test can show its detectors fire at the real outputs).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ def camera_image(k: int):
 
     rng = np.random.default_rng(100 + k)
     img = rng.integers(0, 255, (CAM_H, CAM_W, 3), dtype=np.uint8)
-    img[40:120, 60 + 120 * k:200 + 120 * k] = 250
+    img[40:120, 60 + 120 * k : 200 + 120 * k] = 250
     return img
 
 
@@ -66,7 +67,9 @@ class _FakeCapture:
 
     def get(self, prop: int) -> float:
         cv2 = self._cv2
-        return {cv2.CAP_PROP_FRAME_WIDTH: CAM_W, cv2.CAP_PROP_FRAME_HEIGHT: CAM_H, cv2.CAP_PROP_FPS: CAM_FPS}.get(prop, 0.0)
+        return {cv2.CAP_PROP_FRAME_WIDTH: CAM_W, cv2.CAP_PROP_FRAME_HEIGHT: CAM_H, cv2.CAP_PROP_FPS: CAM_FPS}.get(
+            prop, 0.0
+        )
 
     def set(self, prop: int, value: float) -> bool:
         return True

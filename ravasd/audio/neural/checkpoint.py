@@ -5,6 +5,7 @@ and the raw tensors; reading it by hand keeps ``models add`` able to say what is
 (truncated, another model, wrong shapes) without torch. BF16 becomes float32 by shifting its bits
 into the high half of a float32.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,10 @@ def _header(path: Path) -> tuple[dict, int]:
     return header, 8 + n
 
 
-_FIX = ("download Kyutai's tokenizer-e351c8d8-checkpoint125.safetensors again (`ravasd models fetch mimi`), "
-        "or pass that file to `ravasd models add mimi FILE`.")
+_FIX = (
+    "download Kyutai's tokenizer-e351c8d8-checkpoint125.safetensors again (`ravasd models fetch mimi`), "
+    "or pass that file to `ravasd models add mimi FILE`."
+)
 
 
 def read_mimi(path: Path, cfg: arch.MimiConfig = arch.FULL) -> dict[str, np.ndarray]:
@@ -56,13 +59,19 @@ def read_mimi(path: Path, cfg: arch.MimiConfig = arch.FULL) -> dict[str, np.ndar
     want = arch.param_shapes(cfg)
     missing = [k for k in want if k not in found]
     if missing:
-        raise ModelError(f"{path} is not a Mimi checkpoint: {len(missing)} of its {len(want)} tensors are "
-                         f"missing (e.g. {missing[0]}).", _FIX)
+        raise ModelError(
+            f"{path} is not a Mimi checkpoint: {len(missing)} of its {len(want)} tensors are "
+            f"missing (e.g. {missing[0]}).",
+            _FIX,
+        )
     wrong = [k for k, s in want.items() if tuple(found[k].get("shape", ())) != s]
     if wrong:
         k = wrong[0]
-        raise ModelError(f"{path}: {k} has shape {tuple(found[k]['shape'])}, the published Mimi has {want[k]} "
-                         "(another model or configuration).", _FIX)
+        raise ModelError(
+            f"{path}: {k} has shape {tuple(found[k]['shape'])}, the published Mimi has {want[k]} "
+            "(another model or configuration).",
+            _FIX,
+        )
     end = max(int(v["data_offsets"][1]) for v in found.values())
     if base + end > size:
         raise ModelError(f"{path} is truncated ({size} of {base + end} bytes).", _FIX)
@@ -102,8 +111,9 @@ def config_of(path: Path) -> arch.MimiConfig:
         raise ModelError(f"{path}: its {META_KEY} metadata is not a Mimi configuration.", _FIX) from None
 
 
-def write_safetensors(path: Path, params: dict[str, np.ndarray], dtype: str = "BF16",
-                      cfg: arch.MimiConfig | None = None) -> None:
+def write_safetensors(
+    path: Path, params: dict[str, np.ndarray], dtype: str = "BF16", cfg: arch.MimiConfig | None = None
+) -> None:
     """Write ``params`` as safetensors (tests and benchmarks: a checkpoint laid out like Kyutai's,
     random weights; ``cfg`` other than the published one is declared in the metadata)."""
     header, blobs, off = {}, [], 0

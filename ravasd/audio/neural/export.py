@@ -5,6 +5,7 @@
 inputs are named ``state.<i>``, outputs ``state.<i>.out`` (order and shapes in the manifest), the
 time axis is dynamic: a step of one frame and a pool build over ten seconds run the same graph.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,14 +20,16 @@ from . import mimi_arch as arch
 def need_tools() -> None:
     """Raise a :class:`ModelError` with the install line unless the export tools import."""
     try:
-        import torch  # noqa: F401
         import onnx  # noqa: F401  (torch's exporter writes through it)
         import onnx_ir  # noqa: F401  (onnxruntime's quantiser needs it)
+        import torch  # noqa: F401
     except ImportError:
-        raise ModelError("Installing Mimi exports it to ONNX, which needs PyTorch, onnx and onnx-ir (only for this "
-                         "step; the voice itself runs on onnxruntime).",
-                         "install them once (CPU build): `pip install torch==2.13.0 onnx onnx-ir` (or the `torch` "
-                         "extra), then run the command again.") from None
+        raise ModelError(
+            "Installing Mimi exports it to ONNX, which needs PyTorch, onnx and onnx-ir (only for this "
+            "step; the voice itself runs on onnxruntime).",
+            "install them once (CPU build): `pip install torch==2.13.0 onnx onnx-ir` (or the `torch` "
+            "extra), then run the command again.",
+        ) from None
 
 
 PRECISIONS = ("float32", "int8")
@@ -48,13 +51,16 @@ def quantize(path: Path) -> None:
     onnx.save(quantizer.model.model, str(path))
 
 
-def export(params: dict[str, np.ndarray], cfg: arch.MimiConfig, out: Path, source: dict,
-           precision: str = "float32") -> dict:
+def export(
+    params: dict[str, np.ndarray], cfg: arch.MimiConfig, out: Path, source: dict, precision: str = "float32"
+) -> dict:
     """Write encoder.onnx, decoder.onnx, downsample.npy and manifest.json into ``out`` (created);
     returns the manifest. ``source`` describes the weights (file, sha256, licence) and goes into the
     manifest; ``precision`` int8 quantises the transformers' weights (:func:`quantize`)."""
     if precision not in PRECISIONS:
-        raise ModelError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}.", "pass --precision float32.")
+        raise ModelError(
+            f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}.", "pass --precision float32."
+        )
     need_tools()
     import torch
 
@@ -65,7 +71,7 @@ def export(params: dict[str, np.ndarray], cfg: arch.MimiConfig, out: Path, sourc
         def __init__(self, fn):
             super().__init__()
             self.fn = fn
-            for i, (k, v) in enumerate(p.items()):  # registered, so the export keeps them as initializers
+            for i, (_k, v) in enumerate(p.items()):  # registered, so the export keeps them as initializers
                 self.register_buffer(f"w{i}", v)
             self.keys = list(p)
 
@@ -83,15 +89,30 @@ def export(params: dict[str, np.ndarray], cfg: arch.MimiConfig, out: Path, sourc
         outs = [yname] + [f"state.{i}.out" for i in range(len(specs))]
         path = out / f"{name}.onnx"
         with torch.no_grad():
-            torch.onnx.export(Step(fn), (torch.zeros(xin), *state), str(path), dynamo=False,
-                              input_names=ins, output_names=outs, opset_version=17,
-                              dynamic_axes={xname: {axis: "t"}, yname: {axis: "t"}})
+            torch.onnx.export(
+                Step(fn),
+                (torch.zeros(xin), *state),
+                str(path),
+                dynamo=False,
+                input_names=ins,
+                output_names=outs,
+                opset_version=17,
+                dynamic_axes={xname: {axis: "t"}, yname: {axis: "t"}},
+            )
         if precision == "int8":
             quantize(path)
-        graphs[name] = {"file": path.name, "states": [{"name": s.name, "shape": list(s.shape), "init": s.init}
-                                                      for s in specs]}
+        graphs[name] = {
+            "file": path.name,
+            "states": [{"name": s.name, "shape": list(s.shape), "init": s.init} for s in specs],
+        }
     np.save(out / "downsample.npy", params[f"{arch.downsample_conv(cfg).key}.weight"].astype(np.float32))
-    manifest = {"format": 2, "model": "mimi", "config": cfg.to_dict(), "precision": precision, "graphs": graphs,
-                "source": source}
+    manifest = {
+        "format": 2,
+        "model": "mimi",
+        "config": cfg.to_dict(),
+        "precision": precision,
+        "graphs": graphs,
+        "source": source,
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest

@@ -4,6 +4,7 @@ default voices → the model folder, renamed into place only when all of that wo
 Who calls: ``ravasd models fetch mimi`` / ``models add mimi FILE`` (the CLI), ``bench audio
 --random-weights``. Needs torch (the ``torch`` extra) for the export step only.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,8 @@ import numpy as np
 
 from ... import models, paths
 from ...errors import ModelError
-from . import checkpoint, mimi_arch as arch, pools, speech
+from . import checkpoint, pools, speech
+from . import mimi_arch as arch
 from .mimi import MimiModel
 from .runtime import all_cores
 
@@ -58,20 +60,31 @@ def check_streaming(folder: Path, tolerance: float = 1e-3) -> float:
     y_off = m.decode(z_off)
     m.reset()
     cuts = [0, 1, 4, 7, 2 * n]  # in hops: half a frame, then odd pieces
-    zs = np.concatenate([m.encode(x[a * m.hop:b * m.hop]) for a, b in zip(cuts, cuts[1:])])
+    zs = np.concatenate([m.encode(x[a * m.hop : b * m.hop]) for a, b in zip(cuts, cuts[1:])])
     cuts = [0, 1, 3, n]
     ys = np.concatenate([m.decode(zs[a:b]) for a, b in zip(cuts, cuts[1:])])
-    worst = max(float(np.abs(zs - z_off).max() / (np.abs(z_off).max() + 1e-6)),
-                float(np.abs(ys - y_off).max() / (np.abs(y_off).max() + 1e-6)))
+    worst = max(
+        float(np.abs(zs - z_off).max() / (np.abs(z_off).max() + 1e-6)),
+        float(np.abs(ys - y_off).max() / (np.abs(y_off).max() + 1e-6)),
+    )
     if not np.isfinite(worst) or worst > tolerance:
-        raise ModelError(f"The exported Mimi graphs in {folder} stream differently from their offline run "
-                         f"(relative difference {worst:.2g}).",
-                         "report this as a bug with `ravasd doctor` output; the voice is not enabled.")
+        raise ModelError(
+            f"The exported Mimi graphs in {folder} stream differently from their offline run "
+            f"(relative difference {worst:.2g}).",
+            "report this as a bug with `ravasd doctor` output; the voice is not enabled.",
+        )
     return worst
 
 
-def install_mimi(ckpt: Path, dest: Path | None = None, *, default_voices: bool = True,
-                 source_note: str = "", random: bool = False, precision: str = "float32") -> Path:
+def install_mimi(
+    ckpt: Path,
+    dest: Path | None = None,
+    *,
+    default_voices: bool = True,
+    source_note: str = "",
+    random: bool = False,
+    precision: str = "float32",
+) -> Path:
     """Validate ``ckpt``, export, check, build the default voices; return the installed folder.
 
     Everything is made in ``.mimi.staging`` next to ``dest`` and renamed into place at the end, so
@@ -87,16 +100,27 @@ def install_mimi(ckpt: Path, dest: Path | None = None, *, default_voices: bool =
         _say(f"Exporting the Mimi graphs ({sum(v.size for v in params.values()) / 1e6:.1f} M parameters) …")
         from .export import export
 
-        export(params, cfg, stage, {"file": ckpt.name, "sha256": digest, "licence": models.MIMI.licence,
-                                    "note": source_note, "random": random,
-                                    "made": time.strftime("%Y-%m-%d %H:%M:%S")}, precision)
+        export(
+            params,
+            cfg,
+            stage,
+            {
+                "file": ckpt.name,
+                "sha256": digest,
+                "licence": models.MIMI.licence,
+                "note": source_note,
+                "random": random,
+                "made": time.strftime("%Y-%m-%d %H:%M:%S"),
+            },
+            precision,
+        )
         del params
         worst = check_streaming(stage, 1e-3 if precision == "float32" else 5e-2)
         _say(f"Streamed output matches the offline run (worst relative difference {worst:.1e}).")
         built = []
         if default_voices:
             model = MimiModel(stage, threads=all_cores())
-            for name, (spk, desc) in speech.SPEAKERS.items():
+            for name, (_spk, desc) in speech.SPEAKERS.items():
                 _say(f"Building the voice mimi-{name} from the shipped {desc} …")
                 audio = speech.load(name, model.cfg.sample_rate)
                 built.append((f"mimi-{name}", model.latents(audio), name, desc))
@@ -105,17 +129,31 @@ def install_mimi(ckpt: Path, dest: Path | None = None, *, default_voices: bool =
         raise
     paths.replace_dir(stage, dest)
     for name, latents, spk, desc in built:
-        pools.save(name, latents, {
-            "method": "mimi", "description": f"Mimi-VC towards {desc} (shipped target speech)",
-            "inputs": [{"file": f"ravasd:{speech.file_name(spk)}", "sha256": speech.sha256(spk),
-                        "seconds": round(len(latents) * cfg.frame / cfg.sample_rate, 2)}],
-            "model_sha256": digest, "built_in": True}, force=True)
+        pools.save(
+            name,
+            latents,
+            {
+                "method": "mimi",
+                "description": f"Mimi-VC towards {desc} (shipped target speech)",
+                "inputs": [
+                    {
+                        "file": f"ravasd:{speech.file_name(spk)}",
+                        "sha256": speech.sha256(spk),
+                        "seconds": round(len(latents) * cfg.frame / cfg.sample_rate, 2),
+                    }
+                ],
+                "model_sha256": digest,
+                "built_in": True,
+            },
+            force=True,
+        )
     _say(f"Mimi installed in {dest}" + (f"; voices: {', '.join(b[0] for b in built)}" if built else ""))
     return dest
 
 
-def make_random(dest: Path | None = None, cfg: arch.MimiConfig = arch.FULL, seed: int = 0,
-                precision: str = "float32") -> Path:
+def make_random(
+    dest: Path | None = None, cfg: arch.MimiConfig = arch.FULL, seed: int = 0, precision: str = "float32"
+) -> Path:
     """A Mimi of the published architecture with random weights (benchmarks), made once and reused."""
     dest = dest or random_dir(precision)
     man = dest / "manifest.json"
@@ -127,8 +165,9 @@ def make_random(dest: Path | None = None, cfg: arch.MimiConfig = arch.FULL, seed
     tmp.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.write_safetensors(tmp, arch.random_params(cfg, seed), "F32", cfg)
     try:
-        return install_mimi(tmp, dest, default_voices=False, source_note="random weights", random=True,
-                            precision=precision)
+        return install_mimi(
+            tmp, dest, default_voices=False, source_note="random weights", random=True, precision=precision
+        )
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -11,6 +11,7 @@ back: :func:`crossfade_weights`), which hides the seam between chunks.
 Latency (16 kHz samples): one hop of look-ahead, plus the 320 samples at the window's end that
 HiFi-GAN's output does not reach, plus the 48↔16 kHz FIR pair.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -53,20 +54,27 @@ class KnnVCModel:
         folder = Path(folder)
         miss = missing_files(folder, chunk)
         if miss:
-            raise ModelError(f"{folder} lacks {', '.join(miss)} (kNN-VC with chunks of {chunk} samples).",
-                             "run `ravasd models add knnvc DIR` with RAVAS's ONNX folder, or set audio.knnvc_chunk "
-                             "to a size whose files you have.")
+            raise ModelError(
+                f"{folder} lacks {', '.join(miss)} (kNN-VC with chunks of {chunk} samples).",
+                "run `ravasd models add knnvc DIR` with RAVAS's ONNX folder, or set audio.knnvc_chunk "
+                "to a size whose files you have.",
+            )
         self.chunk, self.frames = chunk, chunk // FEATURE_HOP - 1
         self.wavlm = session(folder / f"wavlm_{chunk}.onnx", device, threads)
         self.hifigan = session(folder / f"hifigan_{chunk}.onnx", device, threads)
         feats = self.features(np.zeros(chunk, np.float32))
         if feats.shape != (self.frames, DIM):
-            raise ModelError(f"{folder}/wavlm_{chunk}.onnx gives features of shape {feats.shape}, RAVAS's give "
-                             f"({self.frames}, {DIM}).", "use RAVAS's wavlm_<S>.onnx files.")
+            raise ModelError(
+                f"{folder}/wavlm_{chunk}.onnx gives features of shape {feats.shape}, RAVAS's give "
+                f"({self.frames}, {DIM}).",
+                "use RAVAS's wavlm_<S>.onnx files.",
+            )
         self.out_len = len(self.synthesize(feats))
         if not 0 < self.out_len <= chunk:
-            raise ModelError(f"{folder}/hifigan_{chunk}.onnx makes {self.out_len} samples from one chunk of {chunk}.",
-                             "use RAVAS's hifigan_<S>.onnx files.")
+            raise ModelError(
+                f"{folder}/hifigan_{chunk}.onnx makes {self.out_len} samples from one chunk of {chunk}.",
+                "use RAVAS's hifigan_<S>.onnx files.",
+            )
 
     def features(self, x: np.ndarray) -> np.ndarray:
         """(chunk,) samples → (frames, 1024)."""
@@ -82,7 +90,7 @@ class KnnVCModel:
         step = self.frames * FEATURE_HOP
         if len(audio) < self.chunk:
             audio = np.pad(audio, (0, self.chunk - len(audio)))
-        out = [self.features(audio[i:i + self.chunk]) for i in range(0, len(audio) - self.chunk + 1, step)]
+        out = [self.features(audio[i : i + self.chunk]) for i in range(0, len(audio) - self.chunk + 1, step)]
         return np.concatenate(out)
 
 
@@ -91,14 +99,17 @@ class KnnVC(InnerRateVoice):
 
     inner_rate = 16000
 
-    def __init__(self, rate: int, model: KnnVCModel, pool: Pool, k: int = 4, context: int = 3200,
-                 crossfade: bool = True) -> None:
+    def __init__(
+        self, rate: int, model: KnnVCModel, pool: Pool, k: int = 4, context: int = 3200, crossfade: bool = True
+    ) -> None:
         lag = model.chunk - model.out_len  # input samples at the window's end HiFi-GAN's output does not reach
         if not lag <= context < model.chunk or (model.chunk - context) % FEATURE_HOP:
-            raise ConfigError(f"audio.knnvc_context: {context} samples of earlier audio do not fit chunks of "
-                              f"{model.chunk} (HiFi-GAN's output ends {lag} samples before a chunk does, so the "
-                              f"context must be at least that, and the rest whole 320-sample steps).",
-                              f"choose a context from {lag} to {model.chunk - FEATURE_HOP} in steps of 320.")
+            raise ConfigError(
+                f"audio.knnvc_context: {context} samples of earlier audio do not fit chunks of "
+                f"{model.chunk} (HiFi-GAN's output ends {lag} samples before a chunk does, so the "
+                f"context must be at least that, and the rest whole 320-sample steps).",
+                f"choose a context from {lag} to {model.chunk - FEATURE_HOP} in steps of 320.",
+            )
         self.model, self.pool, self.k = model, pool, k
         self.hop = model.chunk - context
         self.hop_lookahead = self.hop
@@ -115,7 +126,7 @@ class KnnVC(InnerRateVoice):
 
     def _convert(self, window: np.ndarray) -> np.ndarray:
         feats = self.pool.convert(self.model.features(window), self.k)
-        y = self.model.synthesize(feats)[-self.hop:].copy()
+        y = self.model.synthesize(feats)[-self.hop :].copy()
         if self.crossfade:
             n = len(self._w)
             y[:n] = y[:n] + self._w * (self._tail - y[:n])
@@ -126,8 +137,8 @@ class KnnVC(InnerRateVoice):
         self._pending = np.concatenate([self._pending, x])
         out = []
         while len(self._pending) >= self.hop:
-            new, self._pending = self._pending[: self.hop], self._pending[self.hop:]
-            self._in = np.concatenate([self._in[self.hop:], new])
+            new, self._pending = self._pending[: self.hop], self._pending[self.hop :]
+            self._in = np.concatenate([self._in[self.hop :], new])
             out.append(self._convert(self._in))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -139,11 +150,18 @@ def add(src: Path, dest: Path | None = None) -> tuple[Path, list[int]]:
     src, dest = Path(src).expanduser(), dest or knnvc_dir()
     if not src.is_dir():
         raise ModelError(f"{src} is not a folder.", "pass the folder with RAVAS's wavlm_<S>.onnx and hifigan_<S>.onnx.")
-    sizes = sorted({int(p.stem.split("_")[1]) for p in src.glob("wavlm_*.onnx") if p.stem.split("_")[1].isdigit()
-                    and (src / f"hifigan_{p.stem.split('_')[1]}.onnx").is_file()})
+    sizes = sorted(
+        {
+            int(p.stem.split("_")[1])
+            for p in src.glob("wavlm_*.onnx")
+            if p.stem.split("_")[1].isdigit() and (src / f"hifigan_{p.stem.split('_')[1]}.onnx").is_file()
+        }
+    )
     if not sizes:
-        raise ModelError(f"{src} holds no pair of wavlm_<S>.onnx and hifigan_<S>.onnx.",
-                         "pass the folder RAVAS's compile step wrote them to (its onnx/ folder).")
+        raise ModelError(
+            f"{src} holds no pair of wavlm_<S>.onnx and hifigan_<S>.onnx.",
+            "pass the folder RAVAS's compile step wrote them to (its onnx/ folder).",
+        )
     for s in sizes:
         KnnVCModel(src, s)  # raises with the file named when a graph is broken or of another shape
     stage = dest.with_name(f".{dest.name}.staging")

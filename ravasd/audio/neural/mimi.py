@@ -5,18 +5,18 @@ the 48↔24 kHz FIR pair; with blocks of whole frames (``fit_blocks``) the look-
 block size streams exactly too (frames are cut from the sample count, never from block edges), so
 streamed output equals the offline run of the same graphs sample for sample.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
+from ...errors import ModelError
 from ..voices.base import InnerRateVoice
 from . import mimi_arch as arch
 from .pools import Pool
-from ...errors import ModelError
 from .runtime import StatefulGraph, load_manifest
-
 
 FORMAT = 2  # the manifest format this code reads (2: encoder at 25 Hz + numpy downsample)
 
@@ -42,8 +42,8 @@ class Downsample:
         if not m:
             return np.zeros((0, self.w.shape[0]), np.float32)
         seq = np.concatenate([self.prev, self.pending[: 2 * m]])
-        self.prev, self.pending = seq[-2:], self.pending[2 * m:]
-        win = np.stack([seq[2 * j: 2 * j + 4] for j in range(m)])  # (m, 4, D)
+        self.prev, self.pending = seq[-2:], self.pending[2 * m :]
+        win = np.stack([seq[2 * j : 2 * j + 4] for j in range(m)])  # (m, 4, D)
         return np.einsum("oit,mti->mo", self.w, win, optimize=True).astype(np.float32)
 
 
@@ -54,9 +54,11 @@ class MimiModel:
         self.folder = Path(folder)
         self.manifest = load_manifest(self.folder)
         if self.manifest.get("format") != FORMAT:
-            raise ModelError(f"{self.folder} was made by another RAVAS version (format "
-                             f"{self.manifest.get('format')}, this one reads {FORMAT}).",
-                             "install the model again (`ravasd models fetch mimi`, or `ravasd models add mimi FILE`).")
+            raise ModelError(
+                f"{self.folder} was made by another RAVAS version (format "
+                f"{self.manifest.get('format')}, this one reads {FORMAT}).",
+                "install the model again (`ravasd models fetch mimi`, or `ravasd models add mimi FILE`).",
+            )
         self.cfg = arch.MimiConfig.from_dict(self.manifest["config"])
         g = self.manifest["graphs"]
         self.encoder = StatefulGraph(self.folder / g["encoder"]["file"], g["encoder"]["states"], device, threads)
@@ -64,8 +66,9 @@ class MimiModel:
         try:
             self.down = Downsample(np.load(self.folder / "downsample.npy", allow_pickle=False))
         except (OSError, ValueError) as err:
-            raise ModelError(f"{self.folder}/downsample.npy cannot be read ({err}).",
-                             "install the model again.") from None
+            raise ModelError(
+                f"{self.folder}/downsample.npy cannot be read ({err}).", "install the model again."
+            ) from None
 
     @property
     def frame(self) -> int:
@@ -99,7 +102,7 @@ class MimiModel:
         self.down.reset()
         step = max(1, int(chunk_s * self.cfg.sample_rate) // self.frame) * self.frame
         n = len(audio) // self.frame * self.frame
-        out = [self.encode(audio[i:i + step]) for i in range(0, n, step)]
+        out = [self.encode(audio[i : i + step]) for i in range(0, n, step)]
         self.encoder.reset()
         self.down.reset()
         return np.concatenate(out) if out else np.zeros((0, self.cfg.dimension), np.float32)
@@ -131,7 +134,7 @@ class MimiVC(InnerRateVoice):
         n = len(self._in) // self.model.frame
         if not n:
             return np.zeros(0, np.float32)
-        frames, self._in = self._in[: n * self.model.frame], self._in[n * self.model.frame:]
+        frames, self._in = self._in[: n * self.model.frame], self._in[n * self.model.frame :]
         y = self.model.decode(self.pool.convert(self.model.encode(frames), self.k))
         return self._gate(frames, y)
 
@@ -146,5 +149,5 @@ class MimiVC(InnerRateVoice):
         for i, quiet in enumerate(rms < 10 ** (self.GATE_DB / 20)):
             self._quiet = self._quiet + 1 if quiet else 0
             if self._quiet > self.GATE_HOLD:
-                y[i * w:(i + 1) * w] = 0.0
+                y[i * w : (i + 1) * w] = 0.0
         return y

@@ -15,6 +15,7 @@ ONNX graphs inherit (:mod:`.install` exports them; :mod:`.mimi` runs them withou
 Shapes: audio (B, 1, T·1920) float32 in [-1, 1] at 24 kHz; encoder embeddings (B, dimension, 2T) at
 25 Hz; latents (B, dimension, T) at 12.5 Hz.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,7 @@ class MimiConfig:
         return {**asdict(self), "ratios": list(self.ratios)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MimiConfig":
+    def from_dict(cls, d: dict) -> MimiConfig:
         return cls(**{**d, "ratios": tuple(d["ratios"])})
 
 
@@ -80,6 +81,7 @@ SMALL = MimiConfig(n_filters=4, dimension=32, layers=2, heads=2, ffn=64, context
 
 
 # --- the layer plans (shared by parameter shapes, state shapes and the forward) -------------------
+
 
 @dataclass(frozen=True)
 class Conv:
@@ -107,8 +109,12 @@ class Conv:
 
 def _res(prefix: str, dim: int, cfg: MimiConfig) -> list:
     hidden = dim // cfg.compress
-    return [("res", [Conv(f"{prefix}.block.1", dim, hidden, cfg.residual_kernel),
-                     Conv(f"{prefix}.block.3", hidden, dim, 1)])]
+    return [
+        (
+            "res",
+            [Conv(f"{prefix}.block.1", dim, hidden, cfg.residual_kernel), Conv(f"{prefix}.block.3", hidden, dim, 1)],
+        )
+    ]
 
 
 def encoder_plan(cfg: MimiConfig) -> list:
@@ -129,8 +135,10 @@ def decoder_plan(cfg: MimiConfig) -> list:
     plan: list = [("conv", Conv("decoder.model.0", cfg.dimension, mult * nf, cfg.kernel))]
     for i, r in enumerate(cfg.ratios):
         idx = 1 + 3 * i
-        plan += [("elu",), ("conv", Conv(f"decoder.model.{idx + 1}", mult * nf, mult * nf // 2, 2 * r, stride=r,
-                                         transposed=True))]
+        plan += [
+            ("elu",),
+            ("conv", Conv(f"decoder.model.{idx + 1}", mult * nf, mult * nf // 2, 2 * r, stride=r, transposed=True)),
+        ]
         plan += _res(f"decoder.model.{idx + 2}", mult * nf // 2, cfg)
         mult //= 2
     idx = 1 + 3 * len(cfg.ratios)
@@ -192,8 +200,10 @@ def param_shapes(cfg: MimiConfig) -> dict[str, tuple[int, ...]]:
 
 
 #: Other names the same tensors carry in some moshi checkpoints / versions.
-ALIASES = {".self_attn.in_projs.0.weight": ".self_attn.in_proj_weight",
-           ".self_attn.out_projs.0.weight": ".self_attn.out_proj.weight"}
+ALIASES = {
+    ".self_attn.in_projs.0.weight": ".self_attn.in_proj_weight",
+    ".self_attn.out_projs.0.weight": ".self_attn.out_proj.weight",
+}
 
 
 def canonical(key: str) -> str:
@@ -237,6 +247,7 @@ def projection(params: dict, cfg: MimiConfig) -> np.ndarray:
 
 # --- streaming state ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class StateSpec:
     name: str
@@ -248,8 +259,11 @@ def _kv_spec(side: str, cfg: MimiConfig) -> list[StateSpec]:
     """Keys and values of the last ``context`` steps, one tensor each per layer (one stacked tensor
     measured 15 % slower on onnxruntime: it is split and re-stacked at every step)."""
     hd = cfg.dimension // cfg.heads
-    kv = [StateSpec(f"{side}.{kind}{i}", (1, cfg.heads, cfg.context, hd))
-          for i in range(cfg.layers) for kind in ("k", "v")]
+    kv = [
+        StateSpec(f"{side}.{kind}{i}", (1, cfg.heads, cfg.context, hd))
+        for i in range(cfg.layers)
+        for kind in ("k", "v")
+    ]
     return kv + [StateSpec(f"{side}.pos", (1,))]
 
 
@@ -272,6 +286,7 @@ def decoder_states(cfg: MimiConfig) -> list[StateSpec]:
 
 
 # --- the forward (torch) -----------------------------------------------------------------------
+
 
 class _States:
     """Reads the state tensors in plan order and collects the new ones in the same order."""

@@ -14,6 +14,7 @@ fixed ``margin`` (the compute budget, measured when the voice is built). So:
 
 Offline runs (``anonymize``, eval) use the inner voice directly: exact and deterministic.
 """
+
 from __future__ import annotations
 
 import collections

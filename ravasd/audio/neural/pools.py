@@ -6,6 +6,7 @@ sha256 and duration, the model digest it was built with). RAVAS's own target fil
 of an (N, D) tensor) import without torch: a ``.pt`` file is a zip with a pickle whose tensors
 point at raw storages, which :func:`read_torch_tensor` rebuilds with numpy.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,10 @@ class Pool:
     def __post_init__(self) -> None:
         v = np.asarray(self.vectors, np.float32)
         if v.ndim != 2 or len(v) == 0 or not np.isfinite(v).all():
-            raise ModelError(f"voice {self.name}: its pool is not a non-empty (N, D) array of finite numbers.",
-                             f"build it again (`ravasd voices build {self.name} --from DIR`).")
+            raise ModelError(
+                f"voice {self.name}: its pool is not a non-empty (N, D) array of finite numbers.",
+                f"build it again (`ravasd voices build {self.name} --from DIR`).",
+            )
         self.vectors = v
         self._unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-8)
 
@@ -64,12 +67,15 @@ def load(name: str, folder: Path | None = None) -> Pool:
         meta = json.loads((folder / "voice.json").read_text())
         vectors = np.load(folder / "pool.npy", allow_pickle=False)
     except FileNotFoundError:
-        raise ConfigError(f"audio.voice: no voice {name!r} in {voices_dir()}.",
-                          f"build it (`ravasd voices build {name} --from DIR`) or pick another "
-                          "(`ravasd voices list`).") from None
+        raise ConfigError(
+            f"audio.voice: no voice {name!r} in {voices_dir()}.",
+            f"build it (`ravasd voices build {name} --from DIR`) or pick another (`ravasd voices list`).",
+        ) from None
     except (OSError, ValueError) as err:
-        raise ModelError(f"voice {name}: {folder} cannot be read ({err}).",
-                         f"build it again (`ravasd voices build {name} --from DIR --force`).") from None
+        raise ModelError(
+            f"voice {name}: {folder} cannot be read ({err}).",
+            f"build it again (`ravasd voices build {name} --from DIR --force`).",
+        ) from None
     return Pool(name, meta.get("method", "mimi"), vectors, meta)
 
 
@@ -87,8 +93,9 @@ def installed() -> dict[str, dict]:
 
 def check_name(name: str) -> None:
     if not NAME.match(name):
-        raise ConfigError(f"voice name {name!r}: use 1–40 lower-case letters, digits, - or _.",
-                          "pick a name like `anna` or `anna-2`.")
+        raise ConfigError(
+            f"voice name {name!r}: use 1–40 lower-case letters, digits, - or _.", "pick a name like `anna` or `anna-2`."
+        )
 
 
 def save(name: str, vectors: np.ndarray, meta: dict, force: bool = False) -> Path:
@@ -97,22 +104,30 @@ def save(name: str, vectors: np.ndarray, meta: dict, force: bool = False) -> Pat
     root = voices_dir()
     dest = root / name
     if dest.exists() and not force:
-        raise ConfigError(f"a voice named {name!r} exists already ({dest}).",
-                          "choose another name, or pass --force to replace it.")
+        raise ConfigError(
+            f"a voice named {name!r} exists already ({dest}).", "choose another name, or pass --force to replace it."
+        )
     stage = root / f".{name}.staging"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True, mode=0o700)
     np.save(stage / "pool.npy", np.asarray(vectors, np.float32))
-    (stage / "voice.json").write_text(json.dumps({**meta, "name": name, "frames": int(len(vectors)),
-                                                  "dimension": int(np.shape(vectors)[1])}, indent=1))
+    (stage / "voice.json").write_text(
+        json.dumps(
+            {**meta, "name": name, "frames": int(len(vectors)), "dimension": int(np.shape(vectors)[1])}, indent=1
+        )
+    )
     paths.replace_dir(stage, dest)
     return dest
 
 
 # --- RAVAS .pt files without torch ---------------------------------------------------------------
 
-_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16, "DoubleStorage": np.float64,
-           "BFloat16Storage": "bfloat16"}
+_DTYPES = {
+    "FloatStorage": np.float32,
+    "HalfStorage": np.float16,
+    "DoubleStorage": np.float64,
+    "BFloat16Storage": "bfloat16",
+}
 
 
 def read_torch_tensor(path: Path) -> np.ndarray:
@@ -121,9 +136,11 @@ def read_torch_tensor(path: Path) -> np.ndarray:
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile):
-        raise ModelError(f"{path} is not a torch.save file (not a zip archive).",
-                         "pass the .pt file RAVAS wrote (target_feats/…/<name>.pt), or build the voice "
-                         "from recordings with `ravasd voices build`.") from None
+        raise ModelError(
+            f"{path} is not a torch.save file (not a zip archive).",
+            "pass the .pt file RAVAS wrote (target_feats/…/<name>.pt), or build the voice "
+            "from recordings with `ravasd voices build`.",
+        ) from None
     with zf:
         pkl = next((n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
         if pkl is None:
@@ -149,6 +166,7 @@ def read_torch_tensor(path: Path) -> np.ndarray:
                     return name
                 if module == "collections" and name == "OrderedDict":
                     import collections
+
                     return collections.OrderedDict
                 raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a target file")
 
@@ -159,9 +177,13 @@ def read_torch_tensor(path: Path) -> np.ndarray:
         try:
             obj = Unpickler(zf.open(pkl)).load()
         except (pickle.UnpicklingError, KeyError, ValueError, TypeError, EOFError) as err:
-            raise ModelError(f"{path} cannot be read as a target file ({err}).",
-                             "pass the (N, D) tensor file RAVAS wrote with torch.save.") from None
+            raise ModelError(
+                f"{path} cannot be read as a target file ({err}).",
+                "pass the (N, D) tensor file RAVAS wrote with torch.save.",
+            ) from None
     if not isinstance(obj, np.ndarray) or obj.ndim != 2:
-        raise ModelError(f"{path} holds {type(obj).__name__}, not an (N, D) tensor.",
-                         "pass RAVAS's target features file (one tensor per target speaker).")
+        raise ModelError(
+            f"{path} holds {type(obj).__name__}, not an (N, D) tensor.",
+            "pass RAVAS's target features file (one tensor per target speaker).",
+        )
     return obj.astype(np.float32)

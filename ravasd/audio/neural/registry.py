@@ -3,6 +3,7 @@
 Read by the voice registry (``make_voice``, name checks), ``voices list``, ``doctor``, the tray and the
 settings window. Cheap: reads ``voice.json`` files and manifests, loads no model.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,15 +13,21 @@ from ...config import Config
 from ...errors import ConfigError
 from . import pools
 
-FETCH_FIX = ("run `ravasd models fetch mimi` (downloads Kyutai's Mimi, ~385 MB, CC-BY-4.0; needs PyTorch once "
-             "to export it: `pip install torch==2.13.0 onnx onnx-ir`), or `ravasd models add mimi FILE` with a copy of "
-             "tokenizer-e351c8d8-checkpoint125.safetensors")
+FETCH_FIX = (
+    "run `ravasd models fetch mimi` (downloads Kyutai's Mimi, ~385 MB, CC-BY-4.0; needs PyTorch once "
+    "to export it: `pip install torch==2.13.0 onnx onnx-ir`), or `ravasd models add mimi FILE` with a copy of "
+    "tokenizer-e351c8d8-checkpoint125.safetensors"
+)
 KNNVC_FIX = "run `ravasd models add knnvc DIR` with the folder holding RAVAS's wavlm_<S>.onnx and hifigan_<S>.onnx"
 #: Shown (unavailable) before Mimi is installed; installing builds them.
-PLACEHOLDERS = {"mimi-alto": "Mimi-VC towards an alto voice (flite's slt), built when Mimi is installed",
-                "mimi-tenor": "Mimi-VC towards a tenor voice (flite's awb), built when Mimi is installed"}
-METHOD_TEXT = {"mimi": "Mimi-VC: kNN over Kyutai Mimi latents (neural)",
-               "knnvc": "kNN-VC: WavLM features + HiFi-GAN (neural)"}
+PLACEHOLDERS = {
+    "mimi-alto": "Mimi-VC towards an alto voice (flite's slt), built when Mimi is installed",
+    "mimi-tenor": "Mimi-VC towards a tenor voice (flite's awb), built when Mimi is installed",
+}
+METHOD_TEXT = {
+    "mimi": "Mimi-VC: kNN over Kyutai Mimi latents (neural)",
+    "knnvc": "kNN-VC: WavLM features + HiFi-GAN (neural)",
+}
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,9 @@ def neural_voices(cfg: Config) -> dict[str, NeuralVoice]:
         desc = meta.get("description") or f"{METHOD_TEXT.get(method, method)} towards {name}"
         out[name] = NeuralVoice(name, method, desc, _model_fix(cfg, method))
     for name, desc in PLACEHOLDERS.items():
-        out.setdefault(name, NeuralVoice(name, "mimi", desc, _model_fix(cfg, "mimi") or
-                                         f"the voice was not built: {FETCH_FIX}"))
+        out.setdefault(
+            name, NeuralVoice(name, "mimi", desc, _model_fix(cfg, "mimi") or f"the voice was not built: {FETCH_FIX}")
+        )
     return out
 
 
@@ -99,16 +107,18 @@ def _make(cfg: Config, rate: int, name: str):
     pool = pools.load(name)
     if cfg.audio.pool_seconds:
         rate_hz = 12.5 if voice.method == "mimi" else 50.0
-        pool = pools.Pool(pool.name, pool.method, pool.vectors[: max(1, int(cfg.audio.pool_seconds * rate_hz))],
-                          pool.meta)
+        pool = pools.Pool(
+            pool.name, pool.method, pool.vectors[: max(1, int(cfg.audio.pool_seconds * rate_hz))], pool.meta
+        )
     if voice.method == "mimi":
         from .mimi import MimiModel, MimiVC
 
         model = MimiModel(mimi_folder(cfg), cfg.audio.device)
         if pool.vectors.shape[1] != model.cfg.dimension:
-            raise ConfigError(f"audio.voice: {name}'s pool has {pool.vectors.shape[1]}-d vectors, Mimi "
-                              f"{model.cfg.dimension}-d.", f"build it again (`ravasd voices build {name} --from DIR "
-                              "--force`).")
+            raise ConfigError(
+                f"audio.voice: {name}'s pool has {pool.vectors.shape[1]}-d vectors, Mimi {model.cfg.dimension}-d.",
+                f"build it again (`ravasd voices build {name} --from DIR --force`).",
+            )
         return MimiVC(rate, model, pool, cfg.audio.knn_k)
     from .knnvc import KnnVC, KnnVCModel
 

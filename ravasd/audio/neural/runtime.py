@@ -3,6 +3,7 @@
 Who calls: the voice objects in the audio worker's thread (:mod:`.mimi`, :mod:`.knnvc`), and the
 installer's streamed-vs-offline check.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,10 +33,11 @@ def providers(device: str) -> list[str]:
         return wanted[:1] + ["CPUExecutionProvider"]
     missing = [p for p in PROVIDERS[device] if p not in have]
     if missing:
-        raise ModelError(f"audio.device: {device} was asked for, but this onnxruntime has only "
-                         f"{', '.join(have)}.",
-                         "set audio.device to cpu or auto, or install the onnxruntime build for that "
-                         "accelerator (onnxruntime-gpu, onnxruntime-directml).")
+        raise ModelError(
+            f"audio.device: {device} was asked for, but this onnxruntime has only {', '.join(have)}.",
+            "set audio.device to cpu or auto, or install the onnxruntime build for that "
+            "accelerator (onnxruntime-gpu, onnxruntime-directml).",
+        )
     return PROVIDERS[device] + ["CPUExecutionProvider"]
 
 
@@ -59,9 +61,10 @@ def session(path: Path, device: str = "cpu", threads: int = 1):
     except ModelError:
         raise
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ModelError(f"{path} is not a usable ONNX graph ({str(err).splitlines()[0][:200]}).",
-                         "delete it and install the model again (`ravasd models fetch mimi` or "
-                         "`ravasd models add …`).") from None
+        raise ModelError(
+            f"{path} is not a usable ONNX graph ({str(err).splitlines()[0][:200]}).",
+            "delete it and install the model again (`ravasd models fetch mimi` or `ravasd models add …`).",
+        ) from None
 
 
 class StatefulGraph:
@@ -74,8 +77,10 @@ class StatefulGraph:
         self.input = self.sess.get_inputs()[0].name
         self.outputs = [o.name for o in self.sess.get_outputs()]
         if len(self.outputs) != len(states) + 1:
-            raise ModelError(f"{path} has {len(self.outputs) - 1} state outputs, its manifest {len(states)}.",
-                             "delete the folder and install the model again.")
+            raise ModelError(
+                f"{path} has {len(self.outputs) - 1} state outputs, its manifest {len(states)}.",
+                "delete the folder and install the model again.",
+            )
         self.reset()
 
     def reset(self) -> None:
@@ -93,8 +98,9 @@ def load_manifest(folder: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ModelError(f"{folder} has no manifest.json: the model is not installed (or half-installed).",
-                         "run `ravasd models fetch mimi` or `ravasd models add …` again.") from None
+        raise ModelError(
+            f"{folder} has no manifest.json: the model is not installed (or half-installed).",
+            "run `ravasd models fetch mimi` or `ravasd models add …` again.",
+        ) from None
     except (OSError, ValueError) as err:
-        raise ModelError(f"{path} cannot be read ({err}).",
-                         "delete the folder and install the model again.") from None
+        raise ModelError(f"{path} cannot be read ({err}).", "delete the folder and install the model again.") from None

@@ -5,6 +5,7 @@ project's own pool sentences (MIT), joined by short pauses, Ogg/Opus at 32 kbit/
 ``python -m ravasd.evaluation.target_speech`` rebuilds them (needs flite; a test checks a rebuild sounds
 the same). ``models fetch mimi`` turns them into pools.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,8 +63,9 @@ def encode(x: np.ndarray, rate: int) -> bytes:
         st = box.add_stream("libopus", rate=48000, layout="mono")
         st.bit_rate = BITRATE
         res = av.AudioResampler(format="s16", layout="mono", rate=48000)
-        frame = av.AudioFrame.from_ndarray((np.clip(x, -1, 1) * 32767).astype(np.int16)[None], format="s16",
-                                           layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            (np.clip(x, -1, 1) * 32767).astype(np.int16)[None], format="s16", layout="mono"
+        )
         frame.sample_rate = rate
         for f in res.resample(frame) + res.resample(None):
             for pkt in st.encode(f):

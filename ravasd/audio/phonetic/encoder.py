@@ -8,6 +8,7 @@ mean and deviation. The model: a convolution seeing frames ``t-2 … t+2``, a ca
 Runs on numpy; streamed and whole-signal outputs are equal (one code path). The weights
 (``phones.npz``, float16, ~2 MB) come from :mod:`ravasd.evaluation.phonetic.train`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,9 +29,49 @@ N_MELS = 40
 AHEAD = 2  # feature frames the first convolution looks ahead
 LOOKAHEAD_S = (AHEAD * HOP + WIN - HOP) / RATE
 #: Output classes: IPA as espeak-ng's en-us voice speaks it, folded; ``sil`` is non-speech.
-PHONES = ["sil", "t", "n", "ɪ", "s", "d", "ə", "ð", "l", "k", "z", "æ", "ɹ", "ɛ", "w", "aɪ", "m", "ʌ", "iː", "ɚ",
-          "b", "f", "v", "p", "oʊ", "eɪ", "ŋ", "uː", "ɡ", "h", "aʊ", "ʃ", "ʊ", "ɔː", "dʒ", "j", "θ", "tʃ", "ɑː",
-          "ʒ", "ɔɪ"]
+PHONES = [
+    "sil",
+    "t",
+    "n",
+    "ɪ",
+    "s",
+    "d",
+    "ə",
+    "ð",
+    "l",
+    "k",
+    "z",
+    "æ",
+    "ɹ",
+    "ɛ",
+    "w",
+    "aɪ",
+    "m",
+    "ʌ",
+    "iː",
+    "ɚ",
+    "b",
+    "f",
+    "v",
+    "p",
+    "oʊ",
+    "eɪ",
+    "ŋ",
+    "uː",
+    "ɡ",
+    "h",
+    "aʊ",
+    "ʃ",
+    "ʊ",
+    "ɔː",
+    "dʒ",
+    "j",
+    "θ",
+    "tʃ",
+    "ɑː",
+    "ʒ",
+    "ɔɪ",
+]
 CLASSES = len(PHONES)
 
 
@@ -38,11 +79,13 @@ CLASSES = len(PHONES)
 def mel_filters(warp: float = 1.0) -> np.ndarray:
     """(N_MELS, N_FFT//2+1) triangular HTK-mel filters over 20–7600 Hz; ``warp`` scales the
     frequency axis (a vocal-tract-length perturbation for training; 1.0 at run time)."""
+
     def mel(f):
         return 2595.0 * np.log10(1.0 + f / 700.0)
 
     def hz(m):
         return 700.0 * (10 ** (m / 2595.0) - 1.0)
+
     edges = hz(np.linspace(mel(20.0), mel(7600.0), N_MELS + 2))
     freqs = np.linspace(0, RATE / 2, N_FFT // 2 + 1) * warp
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
@@ -63,21 +106,22 @@ def frame(x: np.ndarray) -> np.ndarray:
     """(ceil(len/HOP), WIN) frames of ``x``, zero-padded at the end."""
     n = -(-len(x) // HOP)
     padded = np.zeros(n * HOP + WIN, np.float32)
-    padded[:len(x)] = x
+    padded[: len(x)] = x
     return np.lib.stride_tricks.sliding_window_view(padded, WIN)[::HOP][:n]
 
 
 @dataclass(frozen=True)
 class Weights:
     """The model's parameters (float32) and the feature normalisation."""
+
     mean: np.ndarray
     std: np.ndarray
     conv1_w: np.ndarray  # (C, N_MELS, 5)
     conv1_b: np.ndarray
     conv2_w: np.ndarray  # (C, C, 3)
     conv2_b: np.ndarray
-    gru: tuple           # per layer: (w_ih (3H, in), w_hh (3H, H), b_ih, b_hh), gates r, z, n (torch order)
-    out_w: np.ndarray    # (CLASSES, H)
+    gru: tuple  # per layer: (w_ih (3H, in), w_hh (3H, H), b_ih, b_hh), gates r, z, n (torch order)
+    out_w: np.ndarray  # (CLASSES, H)
     out_b: np.ndarray
 
     @classmethod
@@ -86,13 +130,17 @@ class Weights:
             with np.load(path) as z:
                 a = {k: z[k].astype(np.float32) for k in z.files}
             layers = int(a["layers"])
-            gru = tuple((a[f"gru{i}_w_ih"], a[f"gru{i}_w_hh"], a[f"gru{i}_b_ih"], a[f"gru{i}_b_hh"])
-                        for i in range(layers))
-            return cls(a["mean"], a["std"], a["conv1_w"], a["conv1_b"], a["conv2_w"], a["conv2_b"], gru,
-                       a["out_w"], a["out_b"])
+            gru = tuple(
+                (a[f"gru{i}_w_ih"], a[f"gru{i}_w_hh"], a[f"gru{i}_b_ih"], a[f"gru{i}_b_hh"]) for i in range(layers)
+            )
+            return cls(
+                a["mean"], a["std"], a["conv1_w"], a["conv1_b"], a["conv2_w"], a["conv2_b"], gru, a["out_w"], a["out_b"]
+            )
         except (OSError, KeyError, ValueError) as err:
-            raise RavasError(f"the phone model {path} cannot be read ({err}).",
-                             "reinstall ravasd, or rebuild it: python -m ravasd.evaluation.phonetic.train") from None
+            raise RavasError(
+                f"the phone model {path} cannot be read ({err}).",
+                "reinstall ravasd, or rebuild it: python -m ravasd.evaluation.phonetic.train",
+            ) from None
 
 
 @lru_cache(maxsize=1)
@@ -111,9 +159,9 @@ class PhoneStream:
 
     def __init__(self, weights: Weights | None = None) -> None:
         self.w = weights or shipped()
-        self._audio = np.zeros(0, np.float32)   # samples from the next feature frame's start on
-        self._total = 0                          # samples pushed
-        self._frames = 0                         # feature frames made
+        self._audio = np.zeros(0, np.float32)  # samples from the next feature frame's start on
+        self._total = 0  # samples pushed
+        self._frames = 0  # feature frames made
         c = self.w.conv1_b.shape[0]
         # normalised features from (next output frame - AHEAD) on; zeros before the signal's start
         self._buf = np.zeros((AHEAD, N_MELS), np.float32)
@@ -128,13 +176,15 @@ class PhoneStream:
 
     def flush(self) -> np.ndarray:
         n = -(-self._total // HOP) - self._frames
-        self._audio = np.concatenate([self._audio, np.zeros(max(0, (n - 1) * HOP + WIN - len(self._audio)), np.float32)])
+        self._audio = np.concatenate(
+            [self._audio, np.zeros(max(0, (n - 1) * HOP + WIN - len(self._audio)), np.float32)]
+        )
         return self._advance(n, final=True)
 
     def _advance(self, n: int, final: bool) -> np.ndarray:
         if n > 0:
-            frames = np.lib.stride_tricks.sliding_window_view(self._audio[:(n - 1) * HOP + WIN], WIN)[::HOP]
-            self._audio = self._audio[n * HOP:]
+            frames = np.lib.stride_tricks.sliding_window_view(self._audio[: (n - 1) * HOP + WIN], WIN)[::HOP]
+            self._audio = self._audio[n * HOP :]
             self._frames += n
             feats = (log_mel(frames) - self.w.mean) / self.w.std
             self._buf = np.concatenate([self._buf, feats])
@@ -158,8 +208,8 @@ class PhoneStream:
             for t in range(len(x)):
                 gh = w_hh @ h + b_hh
                 r = _sigmoid(gi[t, :hsize] + gh[:hsize])
-                z = _sigmoid(gi[t, hsize:2 * hsize] + gh[hsize:2 * hsize])
-                cand = np.tanh(gi[t, 2 * hsize:] + r * gh[2 * hsize:])
+                z = _sigmoid(gi[t, hsize : 2 * hsize] + gh[hsize : 2 * hsize])
+                cand = np.tanh(gi[t, 2 * hsize :] + r * gh[2 * hsize :])
                 h = (1.0 - z) * cand + z * h
                 out[t] = h
             self._h[i] = h

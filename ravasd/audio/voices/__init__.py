@@ -5,10 +5,11 @@ stream's sample rate; a converter that needs another rate resamples inside (its 
 then includes the resampler's delay). :func:`make_voice` runs a voice that cannot work at the
 stream rate (the vocoder and LPC voices need a multiple of 16 kHz) at 48 kHz behind soxr.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -21,7 +22,6 @@ from .resample import Resampled
 from .ringmod import RingModulator
 from .shift import PRESETS, PitchFormant
 from .target import TARGETS, TargetVoice
-
 
 #: Normalised voices: name → the voice every speaker gets (flite's voice, moved: see ``normalise.FORMANT``).
 NORMALISED = {
@@ -54,21 +54,41 @@ def _shift(pitch: float, formant: float) -> Callable[[Config, int], object]:
 VOICES: dict[str, Voice] = {
     v.name: v
     for v in (
-        *(Voice(name, "speaker statistics → the target's (vocoder)",
-                f"every speaker takes the spectral and pitch statistics of {desc}; words, rhythm and "
-                "intonation kept", _normalised(name))
-          for name, desc in NORMALISED.items()),
-        *(Voice(f"{name}-knn", "target frames: kNN via reference speakers (vocoder)",
+        *(
+            Voice(
+                name,
+                "speaker statistics → the target's (vocoder)",
+                f"every speaker takes the spectral and pitch statistics of {desc}; words, rhythm and intonation kept",
+                _normalised(name),
+            )
+            for name, desc in NORMALISED.items()
+        ),
+        *(
+            Voice(
+                f"{name}-knn",
+                "target frames: kNN via reference speakers (vocoder)",
                 f"every spectrum is one of {desc}: the strongest disguise, but many words are lost",
-                _target(name))
-          for name, (_, desc) in TARGETS.items()),
-        *(Voice(name, f"pitch ×{p:g} + formants ×{f:g} (vocoder)", desc, _shift(p, f))
-          for name, (p, f, desc) in PRESETS.items()),
-        Voice("ringmod", "ring modulation", "robot-like voice (30 Hz carrier); weak anonymization, "
-              "zero latency; the engine's reference voice", lambda cfg, rate: RingModulator(rate)),
-        Voice("mcadams", "McAdams coefficient (VPC B2)", "LPC pole angles warped (α = 0.8): formants move, "
-              "words and pitch stay; weak against an informed attacker — the research baseline",
-              lambda cfg, rate: McAdams(rate, 0.8)),
+                _target(name),
+            )
+            for name, (_, desc) in TARGETS.items()
+        ),
+        *(
+            Voice(name, f"pitch ×{p:g} + formants ×{f:g} (vocoder)", desc, _shift(p, f))
+            for name, (p, f, desc) in PRESETS.items()
+        ),
+        Voice(
+            "ringmod",
+            "ring modulation",
+            "robot-like voice (30 Hz carrier); weak anonymization, zero latency; the engine's reference voice",
+            lambda cfg, rate: RingModulator(rate),
+        ),
+        Voice(
+            "mcadams",
+            "McAdams coefficient (VPC B2)",
+            "LPC pole angles warped (α = 0.8): formants move, "
+            "words and pitch stay; weak against an informed attacker — the research baseline",
+            lambda cfg, rate: McAdams(rate, 0.8),
+        ),
     )
 }
 
@@ -85,8 +105,7 @@ def voice_names(cfg: Config, usable_only: bool = False) -> list[str]:
     return list(VOICES) + [n for n, v in neural(cfg).items() if v.available or not usable_only]
 
 
-def make_voice(cfg: Config, rate: int, name: str | None = None, block: int | None = None,
-               live: bool = False) -> object:
+def make_voice(cfg: Config, rate: int, name: str | None = None, block: int | None = None, live: bool = False) -> object:
     """Build the voice ``name`` (default ``cfg.audio.voice``) for a stream at ``rate`` Hz.
 
     ``block``: every call will bring exactly this many samples (the daemon's audio blocks); a
@@ -103,8 +122,10 @@ def make_voice(cfg: Config, rate: int, name: str | None = None, block: int | Non
         def factory(cfg: Config, rate: int) -> object:
             return make(cfg, rate, name, live)
     else:
-        raise ConfigError(f"audio.voice: unknown voice {name!r}.",
-                          f"choose one of: {', '.join(voice_names(cfg))} (`ravasd voices list`).")
+        raise ConfigError(
+            f"audio.voice: unknown voice {name!r}.",
+            f"choose one of: {', '.join(voice_names(cfg))} (`ravasd voices list`).",
+        )
     return at_rate(factory, cfg, rate, block)
 
 
@@ -143,4 +164,4 @@ def stream(conv, x: np.ndarray, rate: int, block: int, tail: int = 0) -> np.ndar
     ``block`` samples, as the daemon sends them (the last block zero-padded); every output sample."""
     n = -(-(len(x) + tail) // block) * block
     src = np.concatenate([np.asarray(x, np.float32), np.zeros(n - len(x), np.float32)])
-    return np.concatenate([conv.process(RawAudio(src[i:i + block], rate, 0.0)).samples for i in range(0, n, block)])
+    return np.concatenate([conv.process(RawAudio(src[i : i + block], rate, 0.0)).samples for i in range(0, n, block)])

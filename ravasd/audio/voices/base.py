@@ -5,6 +5,7 @@ inner rate, with stateful FIR resampling from/to the stream rate. Everything dep
 sample count, never on block boundaries, so a streamed run over any block size equals the offline
 run: output = the transformed input delayed by exactly :attr:`latency` stream samples.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -33,7 +34,7 @@ class _Decimator:
         if self.factor == 1 or len(x) == 0:
             return x
         y, self.zi = signal.lfilter(self.taps, [1.0], x, zi=self.zi)
-        out = y[self.phase::self.factor]
+        out = y[self.phase :: self.factor]
         self.phase = (self.phase - len(x)) % self.factor
         return out.astype(np.float32)
 
@@ -90,8 +91,9 @@ class InnerRateVoice:
         self.rate = rate
         self.factor = rate // self.inner_rate if rate % self.inner_rate == 0 else 0
         if not self.factor:
-            raise ValueError(f"{type(self).__name__} needs a stream rate that is a multiple of "
-                             f"{self.inner_rate} Hz, got {rate}")
+            raise ValueError(
+                f"{type(self).__name__} needs a stream rate that is a multiple of {self.inner_rate} Hz, got {rate}"
+            )
         cutoff = 0.45 * self.inner_rate
         self._fir = signal.firwin(self.taps, cutoff, fs=rate) if self.factor > 1 else np.ones(1)
         delay = (self.taps - 1) if self.factor > 1 else 0  # decimator + interpolator group delays
@@ -130,8 +132,10 @@ class InnerRateVoice:
         if self._unit and len(x) % self._unit:
             # built for whole hops per block (no look-ahead): a partial hop cannot be answered
             # now. Raising lets the runner fail closed (silence, rebuild) instead of drifting.
-            raise ValueError(f"{type(self).__name__} was set up for blocks of whole {self._unit}-sample "
-                             f"hops and got {len(x)} samples")
+            raise ValueError(
+                f"{type(self).__name__} was set up for blocks of whole {self._unit}-sample "
+                f"hops and got {len(x)} samples"
+            )
         x = sanitize(x)
         self._out.push(np.asarray(self._up(self._inner(self._down(x))), np.float32))
         return np.clip(self._out.pop(len(x)), -1.0, 1.0)
@@ -172,6 +176,6 @@ class FrameVoice(InnerRateVoice):
             y = self.transform(self._in[: self.frame] * self.window)
             self._ola += y.astype(np.float32)
             done.append(self._ola[: self.hop].copy())
-            self._ola = np.concatenate([self._ola[self.hop:], np.zeros(self.hop, np.float32)])
-            self._in = self._in[self.hop:]
+            self._ola = np.concatenate([self._ola[self.hop :], np.zeros(self.hop, np.float32)])
+            self._in = self._in[self.hop :]
         return np.concatenate(done) if done else np.zeros(0, np.float32)

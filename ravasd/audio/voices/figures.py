@@ -8,6 +8,7 @@ speakers and per speaker family; and the run's date, source commit, command, cor
 corpus' digest. ``ravasd voices list`` and the settings window show them, and the README's voice
 tables are :func:`markdown_table` of this file (a test keeps them equal).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,27 @@ from pathlib import Path
 
 FILE = "figures.json"
 #: Report fields kept per voice (each with its interval under "intervals").
-FIELDS = ("wer_original", "wer_converted", "eer_original", "eer_ignorant", "eer_lazy_informed",
-          "identification", "identification_lazy", "chance", "dnsmos_ovrl_original", "dnsmos_ovrl_converted",
-          "dnsmos_sig_original", "dnsmos_sig_converted", "dnsmos_p808_original", "dnsmos_p808_converted")
+FIELDS = (
+    "wer_original",
+    "wer_converted",
+    "eer_original",
+    "eer_ignorant",
+    "eer_lazy_informed",
+    "identification",
+    "identification_lazy",
+    "chance",
+    "dnsmos_ovrl_original",
+    "dnsmos_ovrl_converted",
+    "dnsmos_sig_original",
+    "dnsmos_sig_converted",
+    "dnsmos_p808_original",
+    "dnsmos_p808_converted",
+)
 #: Run facts a figures document records.
 RUN = ("date", "commit", "command", "corpus", "corpus_digest", "recogniser")
-README_BEGIN = "<!-- voice figures: generated from ravasd/audio/voices/figures.json (python -m ravasd.audio.voices.figures) -->"
+README_BEGIN = (
+    "<!-- voice figures: generated from ravasd/audio/voices/figures.json (python -m ravasd.audio.voices.figures) -->"
+)
 README_END = "<!-- end of voice figures -->"
 
 
@@ -38,18 +54,23 @@ def load(path: Path | None = None) -> dict:
 
 
 def _fields(r: dict) -> dict:
-    return {**{k: r.get(k) for k in FIELDS}, "speakers": r["speakers"], "utterances": r["utterances"],
-            "intervals": {k: list(v) for k, v in r["intervals"].items() if k in FIELDS}}
+    return {
+        **{k: r.get(k) for k in FIELDS},
+        "speakers": r["speakers"],
+        "utterances": r["utterances"],
+        "intervals": {k: list(v) for k, v in r["intervals"].items() if k in FIELDS},
+    }
 
 
 def document(reports: list[dict], run: dict) -> dict:
     """The figures document of one run: ``reports`` (``Report.summary()`` dicts, every voice of the
     run) and ``run`` (the :data:`RUN` facts except the recogniser, which the reports give)."""
-    doc = {**{k: run.get(k) for k in RUN if k != "recogniser"}, "recogniser": reports[0]["recogniser"],
-           "voices": {}}
+    doc = {**{k: run.get(k) for k in RUN if k != "recogniser"}, "recogniser": reports[0]["recogniser"], "voices": {}}
     for r in reports:
-        doc["voices"][r["voice"]] = {**_fields(r),
-                                     "families": {f: _fields(v) for f, v in r.get("families", {}).items()}}
+        doc["voices"][r["voice"]] = {
+            **_fields(r),
+            "families": {f: _fields(v) for f, v in r.get("families", {}).items()},
+        }
     return doc
 
 
@@ -59,14 +80,21 @@ def source_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         # this very file tracked: a wheel installed inside some checkout is not that checkout's code
-        tracked = subprocess.run(["git", "-C", str(here), "ls-files", "--error-unmatch", Path(__file__).name],
-                                 capture_output=True, text=True, timeout=10)
-        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
+        tracked = subprocess.run(
+            ["git", "-C", str(here), "ls-files", "--error-unmatch", Path(__file__).name],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if tracked.returncode != 0 or head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty else "")
@@ -79,8 +107,11 @@ def summary(name: str, doc: dict | None = None) -> dict:
     if not f:
         return {"wer_increase_points": None, "eer_ignorant": None, "eer_lazy_informed": None}
     pct = lambda x: round(100 * x, 1)  # noqa: E731
-    return {"wer_increase_points": pct(f["wer_converted"] - f["wer_original"]),
-            "eer_ignorant": pct(f["eer_ignorant"]), "eer_lazy_informed": pct(f["eer_lazy_informed"])}
+    return {
+        "wer_increase_points": pct(f["wer_converted"] - f["wer_original"]),
+        "eer_ignorant": pct(f["eer_ignorant"]),
+        "eer_lazy_informed": pct(f["eer_lazy_informed"]),
+    }
 
 
 def _cell(f: dict, key: str, pct: bool = True) -> str:
@@ -107,38 +138,55 @@ def markdown_table(doc: dict | None = None, order: list[str] | None = None) -> s
         return f"{README_BEGIN}\n(no figures measured yet)\n{README_END}"
     first = voices[names[0]]
     commit = (doc.get("commit") or "unknown")[:12] + ("+dirty" if str(doc.get("commit")).endswith("+dirty") else "")
-    lines = [README_BEGIN,
-             f"Measured on {doc['corpus']} ({first['speakers']} speakers, {first['utterances']} utterances; "
-             f"recogniser: {doc['recogniser']}) on {doc.get('date') or 'an unrecorded date'}, commit `{commit}`, "
-             f"corpus sha256 `{(doc.get('corpus_digest') or 'unrecorded')[:16]}…`, by `{doc.get('command') or '?'}`. "
-             f"Originals: WER {_cell(first, 'wer_original')}, speaker EER {_cell(first, 'eer_original')}, "
-             f"DNSMOS overall {_cell(first, 'dnsmos_ovrl_original', False)}; identification chance "
-             f"{100 * first['chance']:.1f} %.",
-             "",
-             "| voice | WER | WER increase | EER ignorant | EER lazy-informed | identification "
-             "| identification, lazy-informed | DNSMOS overall |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        README_BEGIN,
+        f"Measured on {doc['corpus']} ({first['speakers']} speakers, {first['utterances']} utterances; "
+        f"recogniser: {doc['recogniser']}) on {doc.get('date') or 'an unrecorded date'}, commit `{commit}`, "
+        f"corpus sha256 `{(doc.get('corpus_digest') or 'unrecorded')[:16]}…`, by `{doc.get('command') or '?'}`. "
+        f"Originals: WER {_cell(first, 'wer_original')}, speaker EER {_cell(first, 'eer_original')}, "
+        f"DNSMOS overall {_cell(first, 'dnsmos_ovrl_original', False)}; identification chance "
+        f"{100 * first['chance']:.1f} %.",
+        "",
+        "| voice | WER | WER increase | EER ignorant | EER lazy-informed | identification "
+        "| identification, lazy-informed | DNSMOS overall |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for n in names:
         f = voices[n]
-        lines.append(f"| `{n}` | {_cell(f, 'wer_converted')} | {_wer_plus(f)} "
-                     f"| {_cell(f, 'eer_ignorant')} | {_cell(f, 'eer_lazy_informed')} | {_cell(f, 'identification')} "
-                     f"| {_cell(f, 'identification_lazy')} | {_cell(f, 'dnsmos_ovrl_converted', False)} |")
+        lines.append(
+            f"| `{n}` | {_cell(f, 'wer_converted')} | {_wer_plus(f)} "
+            f"| {_cell(f, 'eer_ignorant')} | {_cell(f, 'eer_lazy_informed')} | {_cell(f, 'identification')} "
+            f"| {_cell(f, 'identification_lazy')} | {_cell(f, 'dnsmos_ovrl_converted', False)} |"
+        )
     fams = list(dict.fromkeys(k for n in names for k in voices[n].get("families", {})))
     if fams:
-        per = {fam: next(voices[n]["families"][fam] for n in names if fam in voices[n].get("families", {}))
-               for fam in fams}
-        lines += ["", "Per speaker family: WER increase in points (converted WER) · lazy-informed EER (within the "
-                  "family; – for one speaker) · DNSMOS overall. Originals: "
-                  + "; ".join(f"{fam} ({per[fam]['speakers']} spk) WER {_cell(per[fam], 'wer_original')}, "
-                              f"DNSMOS {_cell(per[fam], 'dnsmos_ovrl_original', False)}" for fam in fams) + ".", "",
-                  "| voice | " + " | ".join(fams) + " |", "|---|" + "---|" * len(fams)]
+        per = {
+            fam: next(voices[n]["families"][fam] for n in names if fam in voices[n].get("families", {})) for fam in fams
+        }
+        lines += [
+            "",
+            "Per speaker family: WER increase in points (converted WER) · lazy-informed EER (within the "
+            "family; – for one speaker) · DNSMOS overall. Originals: "
+            + "; ".join(
+                f"{fam} ({per[fam]['speakers']} spk) WER {_cell(per[fam], 'wer_original')}, "
+                f"DNSMOS {_cell(per[fam], 'dnsmos_ovrl_original', False)}"
+                for fam in fams
+            )
+            + ".",
+            "",
+            "| voice | " + " | ".join(fams) + " |",
+            "|---|" + "---|" * len(fams),
+        ]
         for n in names:
             cells = []
             for fam in fams:
                 f = voices[n].get("families", {}).get(fam)
-                cells.append("–" if not f else
-                             f"{_wer_plus(f)} ({_cell(f, 'wer_converted')}) · {_cell(f, 'eer_lazy_informed')} · "
-                             f"{_cell(f, 'dnsmos_ovrl_converted', False)}")
+                cells.append(
+                    "–"
+                    if not f
+                    else f"{_wer_plus(f)} ({_cell(f, 'wer_converted')}) · {_cell(f, 'eer_lazy_informed')} · "
+                    f"{_cell(f, 'dnsmos_ovrl_converted', False)}"
+                )
             lines.append(f"| `{n}` | " + " | ".join(cells) + " |")
     lines.append(README_END)
     return "\n".join(lines)

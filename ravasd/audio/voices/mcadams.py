@@ -5,6 +5,7 @@ kept; each complex pole's angle φ (rad) becomes φ^α, which moves the formants
 resynthesised through the warped all-pole filter and overlap-added. α < 1 raises, α > 1 lowers
 the formants. Weak by design (a lazy-informed attacker links speakers again): the reference.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ from .vocoder import levinson
 
 def lpc(frame: np.ndarray, order: int) -> np.ndarray | None:
     """LPC polynomial a (a[0] = 1) by autocorrelation + Levinson (Toeplitz solve); None if silent."""
-    r = np.correlate(frame, frame, mode="full")[len(frame) - 1: len(frame) + order]
+    r = np.correlate(frame, frame, mode="full")[len(frame) - 1 : len(frame) + order]
     return levinson(r, order, correction=1e-6, floor=1e-9)
 
 

@@ -28,6 +28,7 @@ WER within a few points of the original's) and an attacker who converts their en
 links speakers far less than with the fixed pitch/formant voices — the per-speaker statistics were the
 leak those keep.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,18 +39,18 @@ from scipy import fft
 from .target import PRIOR_LF0, load_pool, mel_grid
 from .vocoder import BINS, Features, SourceFilterVoice, ceps_to_env
 
-MEL_POINTS = 64     # mel grid the envelope is sampled on (60 Hz … 7.6 kHz)
-DIMS = 30           # mel-cepstra normalised (the 0th — a level offset — has no effect: loudness is set apart)
-STATS_HOPS = 600    # time constant of the speaker's statistics (3 s)
-WARMUP = 0.25       # weight of the prior mean at the first hop (decays like a running mean's)
-REFRESH = 10        # hops between recomputations of the transport map (50 ms)
-PROSODY = 0.6       # fraction of the speaker's log-F0 excursions kept
+MEL_POINTS = 64  # mel grid the envelope is sampled on (60 Hz … 7.6 kHz)
+DIMS = 30  # mel-cepstra normalised (the 0th — a level offset — has no effect: loudness is set apart)
+STATS_HOPS = 600  # time constant of the speaker's statistics (3 s)
+WARMUP = 0.25  # weight of the prior mean at the first hop (decays like a running mean's)
+REFRESH = 10  # hops between recomputations of the transport map (50 ms)
+PROSODY = 0.6  # fraction of the speaker's log-F0 excursions kept
 #: The target itself is moved beyond the flite voice it comes from: a 12 % longer vocal tract and 15 %
 #: lower pitch. Measured on the realistic corpus (README): without it an attacker comparing with original
 #: recordings still linked speakers (ignorant EER 40 %); with it 47 %, at no cost in words (0.80 / 0.70:
 #: 52 %, but +3 points WER and a lower lazy-informed EER).
 FORMANT, PITCH = 0.88, 0.85
-RIDGE = 1e-4        # added to the speaker covariance's diagonal before its inverse square root
+RIDGE = 1e-4  # added to the speaker covariance's diagonal before its inverse square root
 
 
 def _back(pos: np.ndarray) -> np.ndarray:
@@ -69,8 +70,8 @@ def _back(pos: np.ndarray) -> np.ndarray:
 
 _W, _POS = mel_grid(MEL_POINTS)
 _DCT = fft.dct(np.eye(MEL_POINTS), norm="ortho", axis=0)[:DIMS]
-TO_CEPS = _DCT @ _W                 # (DIMS, BINS): log envelope → mel-cepstra
-FROM_CEPS = _back(_POS) @ _DCT.T    # (BINS, DIMS): a change of mel-cepstra → a change of the log envelope
+TO_CEPS = _DCT @ _W  # (DIMS, BINS): log envelope → mel-cepstra
+FROM_CEPS = _back(_POS) @ _DCT.T  # (BINS, DIMS): a change of mel-cepstra → a change of the log envelope
 _SHIFT = np.clip(np.arange(BINS) / FORMANT, 0, BINS - 1)  # output bin k reads bin k / FORMANT
 
 
@@ -91,6 +92,7 @@ def transport(cov: np.ndarray, cov_t: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class TargetStats:
     """A target's statistics: mel-cepstral mean (DIMS,) and covariance (DIMS, DIMS), log-F0 mean and deviation."""
+
     mean: np.ndarray
     cov: np.ndarray
     lf0_mean: float
@@ -123,7 +125,7 @@ class NormalisedVoice(SourceFilterVoice):
     def reset_mapping(self) -> None:
         t = self.target
         self._mean, self._cov, self._n = t.mean.copy(), t.cov.copy(), 0
-        self._colour = np.eye(DIMS)   # transport(speaker cov, target cov), refreshed every REFRESH hops
+        self._colour = np.eye(DIMS)  # transport(speaker cov, target cov), refreshed every REFRESH hops
         self._lmu, self._lvar, self._nv = PRIOR_LF0[0], PRIOR_LF0[1] ** 2, 0
 
     def map(self, feat: Features) -> tuple[np.ndarray, float, float]:

@@ -5,6 +5,7 @@ streams exactly. Its "quick" (cubic) quality has ~1 sample of delay and never ho
 its band-limited qualities hold back up to 20 ms per direction. Cubic is clean here because the
 voices' content ends at 7.2 kHz, far below either Nyquist frequency.
 """
+
 from __future__ import annotations
 
 import numpy as np

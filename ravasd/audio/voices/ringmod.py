@@ -1,4 +1,5 @@
 """Ring modulation: multiply the voice by a low-frequency sine (the classic "robot" voice)."""
+
 from __future__ import annotations
 
 import numpy as np

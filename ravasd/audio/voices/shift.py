@@ -4,6 +4,7 @@ F0 is multiplied by ``pitch``; the spectral envelope is stretched along frequenc
 (> 1 = shorter vocal tract, brighter; < 1 = longer, darker), i.e. a VTL change. The excitation is
 synthesised, so the speaker's glottal source is gone too. Presets in :data:`PRESETS`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ PRESETS = {
 class PitchFormant(SourceFilterVoice):
     def __init__(self, rate: int, pitch: float = 1.0, formant: float = 1.0) -> None:
         self.pitch, self.formant = pitch, formant
-        src = np.arange(BINS) / formant            # output bin k reads input bin k / formant
+        src = np.arange(BINS) / formant  # output bin k reads input bin k / formant
         self._src = np.clip(src, 0, BINS - 1)
         super().__init__(rate)
 

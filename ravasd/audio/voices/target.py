@@ -30,6 +30,7 @@ Pools ship in the package (``targets/<name>.npz`` beside this module); they are 
 :mod:`ravasd.evaluation.pools` (``python -m ravasd.evaluation.pools``), which this run-time module
 never imports.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,19 +59,19 @@ TARGETS = {
     "baritone": ("rms", "a low baritone (≈100 Hz), from flite's `rms` voice"),
 }
 
-K = 8                   # target hops averaged per output hop
-PROSODY = 0.5           # fraction of the speaker's log-F0 excursions kept
-STATS_HOPS = 600        # time constant of the speaker statistics (hops: 3 s)
-WARMUP = 0.25           # weight of the prior at the first hop (decays like a running mean)
+K = 8  # target hops averaged per output hop
+PROSODY = 0.5  # fraction of the speaker's log-F0 excursions kept
+STATS_HOPS = 600  # time constant of the speaker statistics (hops: 3 s)
+WARMUP = 0.25  # weight of the prior at the first hop (decays like a running mean)
 PRIOR_LF0 = (np.log(140.0), 0.2)
-MEL_CEPS = 20           # mel-cepstral coefficients of the key (the 0th, overall tilt, is left out)
-CONTEXT = 3             # the key also holds the hop this many hops back (15 ms)
-W_VOICED, W_LEVEL, W_CONTEXT = 2.0, 0.5, 0.7   # key weights (the cepstra weigh 1)
-SUBSAMPLE = 4           # pool keeps every 4th reference hop (20 ms apart; measured: every 8th links more)
-KEY_STEP = 0.04         # projected keys are stored as int8 multiples of this (±5: 0.3 % of values lie beyond)
-LISTS, PROBE = 512, 8   # inverted file: k-means cells, and how many of the closest are searched
+MEL_CEPS = 20  # mel-cepstral coefficients of the key (the 0th, overall tilt, is left out)
+CONTEXT = 3  # the key also holds the hop this many hops back (15 ms)
+W_VOICED, W_LEVEL, W_CONTEXT = 2.0, 0.5, 0.7  # key weights (the cepstra weigh 1)
+SUBSAMPLE = 4  # pool keeps every 4th reference hop (20 ms apart; measured: every 8th links more)
+KEY_STEP = 0.04  # projected keys are stored as int8 multiples of this (±5: 0.3 % of values lie beyond)
+LISTS, PROBE = 512, 8  # inverted file: k-means cells, and how many of the closest are searched
 SOUNDS, SOUND_DIMS = 256, 16  # the search space: the 16 directions that best tell 256 target sounds apart
-ALIGN_CEPS = 20         # pool building: envelope cepstra 1…19 (formants, not finer detail) drive the DTW
+ALIGN_CEPS = 20  # pool building: envelope cepstra 1…19 (formants, not finer detail) drive the DTW
 
 
 def mel_grid(n: int, lo: float = 60.0, hi: float = 7600.0) -> tuple[np.ndarray, np.ndarray]:
@@ -103,8 +104,9 @@ def raw_key(feat: Features) -> np.ndarray:
 def match_key(z: np.ndarray, voiced: bool, earlier: np.ndarray) -> np.ndarray:
     """(KEY_DIMS,) float32 key from the standardised raw key ``z`` of this hop and of the hop
     CONTEXT hops earlier (or the oldest one the stream has)."""
-    return np.concatenate([z[1:MEL_CEPS], [W_VOICED * voiced, W_LEVEL * z[MEL_CEPS]],
-                           W_CONTEXT * earlier[1:MEL_CEPS]]).astype(np.float32)
+    return np.concatenate(
+        [z[1:MEL_CEPS], [W_VOICED * voiced, W_LEVEL * z[MEL_CEPS]], W_CONTEXT * earlier[1:MEL_CEPS]]
+    ).astype(np.float32)
 
 
 def _running(mean, var, x, n: int):
@@ -135,18 +137,19 @@ class Standardiser:
 @dataclass(frozen=True)
 class Pool:
     """A target's pool (see the module doc). Keys are stored grouped by k-means cell."""
+
     name: str
-    env: np.ndarray       # (M, ENV_CEPS) envelope cepstra of every hop of the target's sentences
-    level: np.ndarray     # (M,) their log RMS, standardised over the target's speech hops
-    lf0_mean: float       # log-F0 statistics of the target's voiced hops
+    env: np.ndarray  # (M, ENV_CEPS) envelope cepstra of every hop of the target's sentences
+    level: np.ndarray  # (M,) their log RMS, standardised over the target's speech hops
+    lf0_mean: float  # log-F0 statistics of the target's voiced hops
     lf0_std: float
     key_mean: np.ndarray  # (MEL_CEPS + 1,) prior of the speaker statistics: the reference speakers'
     key_var: np.ndarray
-    proj: np.ndarray      # (KEY_DIMS, SOUND_DIMS) the search space (:func:`sound_projection`)
-    keys: np.ndarray      # (N, SOUND_DIMS) reference hops' projected keys (float32), grouped by cell
-    rows: np.ndarray      # (N,) the target hop (row of env) each is aligned to
-    cent: np.ndarray      # (LISTS, SOUND_DIMS) cell centroids
-    bounds: np.ndarray    # (LISTS + 1,) keys[bounds[c]:bounds[c+1]] are cell c's
+    proj: np.ndarray  # (KEY_DIMS, SOUND_DIMS) the search space (:func:`sound_projection`)
+    keys: np.ndarray  # (N, SOUND_DIMS) reference hops' projected keys (float32), grouped by cell
+    rows: np.ndarray  # (N,) the target hop (row of env) each is aligned to
+    cent: np.ndarray  # (LISTS, SOUND_DIMS) cell centroids
+    bounds: np.ndarray  # (LISTS + 1,) keys[bounds[c]:bounds[c+1]] are cell c's
 
     def nearest(self, q: np.ndarray, k: int) -> np.ndarray:
         """Target rows of the ``k`` reference hops nearest to projected key ``q`` (searched in the PROBE
@@ -158,8 +161,8 @@ class Pool:
         return self.rows[best]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_kn2", np.sum(self.keys ** 2, axis=1))
-        object.__setattr__(self, "_cn2", np.sum(self.cent ** 2, axis=1))
+        object.__setattr__(self, "_kn2", np.sum(self.keys**2, axis=1))
+        object.__setattr__(self, "_cn2", np.sum(self.cent**2, axis=1))
         object.__setattr__(self, "_members", [np.arange(a, b) for a, b in zip(self.bounds[:-1], self.bounds[1:])])
 
 
@@ -173,18 +176,36 @@ def load_pool(name: str) -> Pool:
     path = POOL_DIR / f"{name}.npz"
     try:
         with np.load(path) as z:
-            f = {k: z[k] for k in ("env", "level", "lf0", "key_mean", "key_var", "proj", "keys", "rows", "cent",
-                                   "bounds")}
-        pool = Pool(name, f["env"].astype(np.float64), f["level"].astype(np.float64), float(f["lf0"][0]),
-                    float(f["lf0"][1]), f["key_mean"].astype(np.float64), f["key_var"].astype(np.float64),
-                    f["proj"].astype(np.float32), f["keys"].astype(np.float32) * np.float32(KEY_STEP), f["rows"].astype(np.int64), f["cent"].astype(np.float32),
-                    f["bounds"].astype(np.int64))
-        if (pool.proj.shape != (KEY_DIMS, SOUND_DIMS) or pool.keys.shape[1] != SOUND_DIMS
-                or len(pool.bounds) != LISTS + 1 or pool.rows.max() >= len(pool.env)):
+            f = {
+                k: z[k]
+                for k in ("env", "level", "lf0", "key_mean", "key_var", "proj", "keys", "rows", "cent", "bounds")
+            }
+        pool = Pool(
+            name,
+            f["env"].astype(np.float64),
+            f["level"].astype(np.float64),
+            float(f["lf0"][0]),
+            float(f["lf0"][1]),
+            f["key_mean"].astype(np.float64),
+            f["key_var"].astype(np.float64),
+            f["proj"].astype(np.float32),
+            f["keys"].astype(np.float32) * np.float32(KEY_STEP),
+            f["rows"].astype(np.int64),
+            f["cent"].astype(np.float32),
+            f["bounds"].astype(np.int64),
+        )
+        if (
+            pool.proj.shape != (KEY_DIMS, SOUND_DIMS)
+            or pool.keys.shape[1] != SOUND_DIMS
+            or len(pool.bounds) != LISTS + 1
+            or pool.rows.max() >= len(pool.env)
+        ):
             raise ValueError("its arrays do not fit this version of ravasd")
     except (OSError, KeyError, ValueError, IndexError) as err:
-        raise RavasError(f"target voice {name!r}: its pool {path} cannot be read ({err}).",
-                         "reinstall ravasd, or rebuild the pools: python -m ravasd.evaluation.pools") from None
+        raise RavasError(
+            f"target voice {name!r}: its pool {path} cannot be read ({err}).",
+            "reinstall ravasd, or rebuild the pools: python -m ravasd.evaluation.pools",
+        ) from None
     _CACHE[key] = pool
     return pool
 

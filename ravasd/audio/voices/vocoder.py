@@ -14,6 +14,7 @@ Streaming state is explicit and depends only on the sample count (block boundari
 matter), so a streamed run equals the offline run for any block size. Noise comes from a seeded
 generator that :meth:`reset` rewinds.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,17 +25,17 @@ from scipy import fft, linalg, signal
 from .base import InnerRateVoice
 
 RATE = 16000
-HOP = 80            # 5 ms
-WIN = 400           # 25 ms LPC analysis window
-HIST = 640          # 40 ms of history (YIN needs two periods of 60 Hz)
+HOP = 80  # 5 ms
+WIN = 400  # 25 ms LPC analysis window
+HIST = 640  # 40 ms of history (YIN needs two periods of 60 Hz)
 ORDER = 18
 NFFT = 512
 BINS = NFFT // 2 + 1
 PREEMPH = 0.97
 F0_MIN, F0_MAX = 60.0, 400.0
-GATE_DB = -52.0     # hop RMS below this (dBFS) is silence: output fades to exact zero
+GATE_DB = -52.0  # hop RMS below this (dBFS) is silence: output fades to exact zero
 GATE = 10 ** (GATE_DB / 20)
-ENV_CEPS = 40       # envelope coefficients kept (DCT of the log spectrum)
+ENV_CEPS = 40  # envelope coefficients kept (DCT of the log spectrum)
 
 
 def _asym_window() -> np.ndarray:
@@ -45,14 +46,15 @@ def _asym_window() -> np.ndarray:
 
 
 WINDOW = _asym_window()
-VOICED_LEVEL = 2 * HOP    # voiced loudness: whole pitch periods covering at least 10 ms
-LEVEL_WINDOW = np.concatenate([np.hanning(480)[:240], np.ones(HOP)])  # unvoiced: rises over 15 ms, flat on the newest hop
+VOICED_LEVEL = 2 * HOP  # voiced loudness: whole pitch periods covering at least 10 ms
+LEVEL_WINDOW = np.concatenate(
+    [np.hanning(480)[:240], np.ones(HOP)]
+)  # unvoiced: rises over 15 ms, flat on the newest hop
 _DEEMPH_POWER = 1.0 / np.abs(1 - PREEMPH * np.exp(-1j * np.pi * np.arange(BINS) / (BINS - 1))) ** 2
-_DCT_ENV = fft.dct(np.eye(BINS), norm="ortho", axis=0)[:ENV_CEPS]                    # (40, 257)
+_DCT_ENV = fft.dct(np.eye(BINS), norm="ortho", axis=0)[:ENV_CEPS]  # (40, 257)
 
 
-def levinson(r: np.ndarray, order: int = ORDER, correction: float = 1e-4,
-             floor: float = 1e-10) -> np.ndarray | None:
+def levinson(r: np.ndarray, order: int = ORDER, correction: float = 1e-4, floor: float = 1e-10) -> np.ndarray | None:
     """Autocorrelation r[0..order] → LPC polynomial a (a[0] = 1), or None when silent (r[0] ≤
     ``floor``) or singular. ``correction``: white noise added (× r[0]) — it keeps the solve well
     conditioned and the filter tame."""
@@ -61,7 +63,7 @@ def levinson(r: np.ndarray, order: int = ORDER, correction: float = 1e-4,
     r = np.array(r, dtype=np.float64)
     r[0] *= 1.0 + correction
     try:
-        a = linalg.solve_toeplitz(r[:order], -r[1: order + 1])
+        a = linalg.solve_toeplitz(r[:order], -r[1 : order + 1])
     except (linalg.LinAlgError, ValueError):
         return None
     return np.concatenate([[1.0], a]) if np.all(np.isfinite(a)) else None
@@ -89,10 +91,11 @@ def ceps_to_env(ceps: np.ndarray) -> np.ndarray:
 @dataclass
 class Features:
     """One hop's analysis. ``logspec`` is None in silence; ``f0`` is 0 when unvoiced."""
-    rms: float            # input RMS over the analysis window (linear)
+
+    rms: float  # input RMS over the analysis window (linear)
     logspec: np.ndarray | None
-    f0: float             # Hz
-    aperiodicity: float   # YIN's normalised dip, 0 (periodic) … 1 (noise)
+    f0: float  # Hz
+    aperiodicity: float  # YIN's normalised dip, 0 (periodic) … 1 (noise)
 
 
 def yin(x: np.ndarray, rate: int = RATE) -> tuple[float, float]:
@@ -100,10 +103,10 @@ def yin(x: np.ndarray, rate: int = RATE) -> tuple[float, float]:
     tmax = int(rate / F0_MIN)
     tmin = int(rate / F0_MAX)
     w = len(x) - tmax
-    seg = x[len(x) - w - tmax:]
+    seg = x[len(x) - w - tmax :]
     # d(τ) = Σ_j (ref_j − seg_{tmax−τ+j})² over the newest w samples
     ref = seg[tmax:]
-    sq = np.concatenate([[0.0], np.cumsum(seg ** 2)])
+    sq = np.concatenate([[0.0], np.cumsum(seg**2)])
     taus = np.arange(tmax + 1)
     e_ref = sq[tmax + w] - sq[tmax]
     e_lag = sq[tmax - taus + w] - sq[tmax - taus]
@@ -147,9 +150,11 @@ class Analyzer:
         its window's energy."""
         longest = VOICED_LEVEL + int(np.ceil(RATE / F0_MIN))
         voiced2 = float(np.sum(self.hist[-longest:] ** 2)) / VOICED_LEVEL
-        unvoiced2 = max(float(np.dot(LEVEL_WINDOW, self.hist[-len(LEVEL_WINDOW):] ** 2) / LEVEL_WINDOW.sum()),
-                        0.25 * float(np.mean(hop.astype(np.float64) ** 2)))
-        return max(voiced2, unvoiced2) < GATE ** 2
+        unvoiced2 = max(
+            float(np.dot(LEVEL_WINDOW, self.hist[-len(LEVEL_WINDOW) :] ** 2) / LEVEL_WINDOW.sum()),
+            0.25 * float(np.mean(hop.astype(np.float64) ** 2)),
+        )
+        return max(voiced2, unvoiced2) < GATE**2
 
     def step(self, hop: np.ndarray) -> Features:
         self.hist = np.concatenate([self.hist[HOP:], hop])
@@ -167,11 +172,11 @@ class Analyzer:
         else:
             # Unvoiced: 20 ms, newest hop at full weight; the hop alone counts at half weight so
             # that a consonant after silence is not delayed.
-            level = float(np.sqrt(np.dot(LEVEL_WINDOW, self.hist[-len(LEVEL_WINDOW):] ** 2) / LEVEL_WINDOW.sum()))
+            level = float(np.sqrt(np.dot(LEVEL_WINDOW, self.hist[-len(LEVEL_WINDOW) :] ** 2) / LEVEL_WINDOW.sum()))
             rms = max(level, 0.5 * float(np.sqrt(np.mean(hop.astype(np.float64) ** 2))))
         if rms < GATE:
             return Features(rms, None, 0.0, 1.0)
-        frame = (self.hist[-WIN:] - PREEMPH * self.hist[-WIN - 1: -1]) * WINDOW
+        frame = (self.hist[-WIN:] - PREEMPH * self.hist[-WIN - 1 : -1]) * WINDOW
         r = np.fft.irfft(np.abs(np.fft.rfft(frame, 1024)) ** 2, 1024)[: ORDER + 1]
         a = levinson(r)
         if a is None:

@@ -7,6 +7,7 @@ phoneme events). Deterministic: seeded speakers and sentences, one-thread Kokoro
 without its noise terms. ``make(dest, split)`` writes one ``<speaker>.npz`` per speaker (audio as
 int16 at 16 kHz, phone indices, alignments) and skips speakers already written.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,23 +18,74 @@ import soxr
 
 from ...audio.phonetic import encoder as enc
 from ...errors import RavasError
-from ..corpus import EVAL_SENTENCES, RATE, synthesize as say_cli
+from ..corpus import EVAL_SENTENCES, RATE
+from ..corpus import synthesize as say_cli
 from .espeak import Espeak
 from .families import KOKORO_STYLES, Speaker, speakers, training_sentences
 
 #: The phone inventory: the encoder's output classes (``sil`` marks non-speech).
 PHONES = enc.PHONES
 #: espeak-ng phones folded into :data:`PHONES`: allophones to their phoneme, r- and l-compounds split.
-FOLD = {"ᵻ": ["ɪ"], "ɐ": ["ə"], "i": ["iː"], "ɜː": ["ɚ"], "ɾ": ["t"], "ɔ": ["ɔː"], "ɑ": ["ɑː"], "a": ["æ"],
-        "e": ["ɛ"], "o": ["oʊ"], "u": ["uː"], "r": ["ɹ"], "x": ["k"], "ʔ": ["t"], "n̩": ["ə", "n"], "ɬ": ["l"],
-        "əl": ["ə", "l"], "ɔːɹ": ["ɔː", "ɹ"], "oːɹ": ["oʊ", "ɹ"], "ɑːɹ": ["ɑː", "ɹ"], "aɪɚ": ["aɪ", "ɚ"],
-        "aɪə": ["aɪ", "ə"], "iə": ["iː", "ə"], "ɪɹ": ["ɪ", "ɹ"], "ɛɹ": ["ɛ", "ɹ"], "ʊɹ": ["ʊ", "ɹ"], "oː": ["oʊ"],
-        "eə": ["ɛ", "ə"], "ʊə": ["ʊ", "ə"], "əʊ": ["oʊ"], "ɒ": ["ɑː"], "ɑːɪ": ["aɪ"], "ɜ": ["ɚ"], "ɪə": ["ɪ", "ə"],
-        # the other English accents' vowels, to the nearest American phoneme
-        "ei": ["eɪ"], "eː": ["eɪ"], "ʌʊ": ["oʊ"], "əu": ["oʊ"], "ʌʉ": ["aʊ"], "æʊ": ["aʊ"], "ʉː": ["uː"],
-        "ʉ": ["uː"], "ʉɹ": ["uː", "ɹ"], "a:": ["ɑː"], "aː": ["ɑː"], "aa": ["ɑː"], "ɑə": ["ɑː"], "ɔə": ["ɔː"],
-        "oə": ["ɔː"], "ɛə": ["æ"], "əɪ": ["aɪ"], "oɪ": ["ɔɪ"], "ʌɹ": ["ɚ"], "əɹ": ["ɚ"], "t̪": ["t"], "ʍ": ["w"],
-        "ʲ": ["j"]}
+FOLD = {
+    "ᵻ": ["ɪ"],
+    "ɐ": ["ə"],
+    "i": ["iː"],
+    "ɜː": ["ɚ"],
+    "ɾ": ["t"],
+    "ɔ": ["ɔː"],
+    "ɑ": ["ɑː"],
+    "a": ["æ"],
+    "e": ["ɛ"],
+    "o": ["oʊ"],
+    "u": ["uː"],
+    "r": ["ɹ"],
+    "x": ["k"],
+    "ʔ": ["t"],
+    "n̩": ["ə", "n"],
+    "ɬ": ["l"],
+    "əl": ["ə", "l"],
+    "ɔːɹ": ["ɔː", "ɹ"],
+    "oːɹ": ["oʊ", "ɹ"],
+    "ɑːɹ": ["ɑː", "ɹ"],
+    "aɪɚ": ["aɪ", "ɚ"],
+    "aɪə": ["aɪ", "ə"],
+    "iə": ["iː", "ə"],
+    "ɪɹ": ["ɪ", "ɹ"],
+    "ɛɹ": ["ɛ", "ɹ"],
+    "ʊɹ": ["ʊ", "ɹ"],
+    "oː": ["oʊ"],
+    "eə": ["ɛ", "ə"],
+    "ʊə": ["ʊ", "ə"],
+    "əʊ": ["oʊ"],
+    "ɒ": ["ɑː"],
+    "ɑːɪ": ["aɪ"],
+    "ɜ": ["ɚ"],
+    "ɪə": ["ɪ", "ə"],
+    # the other English accents' vowels, to the nearest American phoneme
+    "ei": ["eɪ"],
+    "eː": ["eɪ"],
+    "ʌʊ": ["oʊ"],
+    "əu": ["oʊ"],
+    "ʌʉ": ["aʊ"],
+    "æʊ": ["aʊ"],
+    "ʉː": ["uː"],
+    "ʉ": ["uː"],
+    "ʉɹ": ["uː", "ɹ"],
+    "a:": ["ɑː"],
+    "aː": ["ɑː"],
+    "aa": ["ɑː"],
+    "ɑə": ["ɑː"],
+    "ɔə": ["ɔː"],
+    "oə": ["ɔː"],
+    "ɛə": ["æ"],
+    "əɪ": ["aɪ"],
+    "oɪ": ["ɔɪ"],
+    "ʌɹ": ["ɚ"],
+    "əɹ": ["ɚ"],
+    "t̪": ["t"],
+    "ʍ": ["w"],
+    "ʲ": ["j"],
+}
 INDEX = {p: i for i, p in enumerate(PHONES)}
 HOP = 160  # samples at 16 kHz per label frame (10 ms)
 
@@ -45,8 +97,10 @@ def fold(phones: list[str]) -> list[int]:
     for p in phones:
         for q in FOLD.get(p, [p]):
             if q not in INDEX:
-                raise RavasError(f"espeak-ng spoke a phone the inventory lacks: {p!r}.",
-                                 "add it to PHONES or FOLD in ravasd/evaluation/phonetic/corpus.py.")
+                raise RavasError(
+                    f"espeak-ng spoke a phone the inventory lacks: {p!r}.",
+                    "add it to PHONES or FOLD in ravasd/evaluation/phonetic/corpus.py.",
+                )
             out.append(INDEX[q])
     return out
 
@@ -68,9 +122,9 @@ def frame_labels(phones: list[tuple[str, int]], rate: int, n_frames: int, audio:
 @dataclass
 class Utt:
     text: str
-    audio: np.ndarray            # float32 at RATE
-    phones: np.ndarray           # int16 canonical phone indices (no sil)
-    frames: np.ndarray | None    # int16 per-10 ms labels, for espeak-ng speakers only
+    audio: np.ndarray  # float32 at RATE
+    phones: np.ndarray  # int16 canonical phone indices (no sil)
+    frames: np.ndarray | None  # int16 per-10 ms labels, for espeak-ng speakers only
 
 
 class Maker:
@@ -96,6 +150,7 @@ class Maker:
         elif who.family == "piper":
             if self._piper is None:
                 from ..realistic import _piper
+
                 self._piper = _piper()
             x = self._piper(text.capitalize() + ".")
         else:
@@ -107,6 +162,7 @@ class Maker:
             import logging
 
             from ..realistic import _engine
+
             logging.getLogger("phonemizer").setLevel(logging.ERROR)
             self._kokoro = _engine()
         kokoro, styles = self._kokoro
@@ -124,28 +180,37 @@ def sentences_for(who: Speaker) -> list[str]:
     """What ``who`` reads: its own seeded training sentences, or the evaluation sentences (dev/test)."""
     if who.split != "train":
         return list(EVAL_SENTENCES)
-    seed = int.from_bytes(who.name.encode()[:8].ljust(8, b"\0"), "little") % (2 ** 32)
+    seed = int.from_bytes(who.name.encode()[:8].ljust(8, b"\0"), "little") % (2**32)
     return training_sentences(TRAIN_PER_SPEAKER[who.family], seed)
 
 
 def save(path: Path, utts: list[Utt]) -> None:
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(
-        tmp, text=np.array([u.text for u in utts]),
+        tmp,
+        text=np.array([u.text for u in utts]),
         audio=np.array([np.clip(u.audio * 32767, -32768, 32767).astype(np.int16) for u in utts], dtype=object),
         phones=np.array([u.phones for u in utts], dtype=object),
-        frames=np.array([u.frames if u.frames is not None else np.zeros(0, np.int16) for u in utts], dtype=object))
+        frames=np.array([u.frames if u.frames is not None else np.zeros(0, np.int16) for u in utts], dtype=object),
+    )
     tmp.replace(path)
 
 
 def load(path: Path) -> list[Utt]:
     with np.load(path, allow_pickle=True) as z:
-        return [Utt(str(t), a.astype(np.float32) / 32767, p, f if len(f) else None)
-                for t, a, p, f in zip(z["text"], z["audio"], z["phones"], z["frames"])]
+        return [
+            Utt(str(t), a.astype(np.float32) / 32767, p, f if len(f) else None)
+            for t, a, p, f in zip(z["text"], z["audio"], z["phones"], z["frames"])
+        ]
 
 
-def make(dest: Path, split: str | None = None, family: str | None = None, names: list[str] | None = None,
-         progress: bool = False) -> list[Path]:
+def make(
+    dest: Path,
+    split: str | None = None,
+    family: str | None = None,
+    names: list[str] | None = None,
+    progress: bool = False,
+) -> list[Path]:
     """Write ``dest/<speaker>.npz`` for the chosen speakers (skipping those already there)."""
     dest.mkdir(parents=True, exist_ok=True)
     maker = Maker()

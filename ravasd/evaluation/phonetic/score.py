@@ -7,6 +7,7 @@ such a truth exists, the espeak-ng speakers; ``sil`` frames are scored too (an e
 speaks). Intervals: 95 % bootstrap over speakers (an utterance of a speaker is not independent of
 the speaker's others).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -66,8 +67,9 @@ def _interval(counts: np.ndarray, rng: np.random.Generator) -> tuple[float, floa
     return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
 
 
-def score_utterances(by_speaker: dict[str, list[Utt]], weights: enc.Weights | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def score_utterances(
+    by_speaker: dict[str, list[Utt]], weights: enc.Weights | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per speaker (errors, phones) and (right frames, frames; zeros where no alignment)."""
     per, frames = [], []
     for utts in by_speaker.values():
@@ -86,8 +88,13 @@ def score_utterances(by_speaker: dict[str, list[Utt]], weights: enc.Weights | No
     return np.array(per, float), np.array(frames, float)
 
 
-def evaluate(data: Path, split: str = "test", model: Path | None = None, families: tuple[str, ...] = FAMILIES,
-             progress: bool = False) -> PhoneReport:
+def evaluate(
+    data: Path,
+    split: str = "test",
+    model: Path | None = None,
+    families: tuple[str, ...] = FAMILIES,
+    progress: bool = False,
+) -> PhoneReport:
     """Score the model (default: the shipped one) on ``split``'s speakers of each family, making
     their speech into ``data`` first where it is missing."""
     weights = enc.Weights.load(model) if model else enc.shipped()
@@ -100,8 +107,14 @@ def evaluate(data: Path, split: str = "test", model: Path | None = None, familie
         paths = make(data, split, family, progress=progress)
         by_speaker = {p.stem: load(p) for p in paths}
         per, fr = score_utterances(by_speaker, weights)
-        score = FamilyScore(family, split, len(by_speaker), sum(len(v) for v in by_speaker.values()),
-                            _ratio(per, np.arange(len(per))), _interval(per, rng))
+        score = FamilyScore(
+            family,
+            split,
+            len(by_speaker),
+            sum(len(v) for v in by_speaker.values()),
+            _ratio(per, np.arange(len(per))),
+            _interval(per, rng),
+        )
         aligned = np.flatnonzero(fr[:, 1] > 0)
         if len(aligned):
             score.frame_accuracy = _ratio(fr, aligned)
@@ -112,11 +125,19 @@ def evaluate(data: Path, split: str = "test", model: Path | None = None, familie
 
 
 def format_table(r: PhoneReport) -> str:
-    lines = [f"phone model: {r.model} (look-ahead {r.lookahead_ms:.0f} ms)",
-             f"{'family':<14}{'split':<7}{'speakers':>9}{'utts':>6}  {'PER (95 % CI)':<24}frame accuracy (95 % CI)"]
+    lines = [
+        f"phone model: {r.model} (look-ahead {r.lookahead_ms:.0f} ms)",
+        f"{'family':<14}{'split':<7}{'speakers':>9}{'utts':>6}  {'PER (95 % CI)':<24}frame accuracy (95 % CI)",
+    ]
     for f in r.families:
-        fa = (f"{f.frame_accuracy:.1%} ({f.frame_interval[0]:.1%}–{f.frame_interval[1]:.1%}), "
-              f"{f.frame_speakers} speaker(s)" if f.frame_accuracy is not None else "– (no alignment)")
-        lines.append(f"{f.family:<14}{f.split:<7}{f.speakers:>9}{f.utterances:>6}  "
-                     f"{f'{f.per:.1%} ({f.per_interval[0]:.1%}–{f.per_interval[1]:.1%})':<24}{fa}")
+        fa = (
+            f"{f.frame_accuracy:.1%} ({f.frame_interval[0]:.1%}–{f.frame_interval[1]:.1%}), "
+            f"{f.frame_speakers} speaker(s)"
+            if f.frame_accuracy is not None
+            else "– (no alignment)"
+        )
+        lines.append(
+            f"{f.family:<14}{f.split:<7}{f.speakers:>9}{f.utterances:>6}  "
+            f"{f'{f.per:.1%} ({f.per_interval[0]:.1%}–{f.per_interval[1]:.1%})':<24}{fa}"
+        )
     return "\n".join(lines)

@@ -14,6 +14,7 @@ Augmentation per utterance and epoch: vocal-tract-length warp 0.88–1.12, gain 
 tilt, low noise. Deterministic: seeded numpy and torch, deterministic torch kernels, fixed thread
 count, utterances in a seeded order. Only training speakers are read; test speakers never appear.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,16 +60,24 @@ def _model():
             x = torch.relu(self.conv2(nn.functional.pad(x, (2, 0))))
             y, _ = self.gru(x.transpose(1, 2))
             return self.out(y)
+
     return Net()
 
 
 def export(net, mean: np.ndarray, std: np.ndarray, out: Path) -> None:
     """Write the model as ``phones.npz`` (float16 weights; what :class:`Weights` reads)."""
     sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
-    arrays = {"mean": mean, "std": std, "layers": np.array(LAYERS),
-              "conv1_w": sd["conv1.weight"], "conv1_b": sd["conv1.bias"],
-              "conv2_w": sd["conv2.weight"], "conv2_b": sd["conv2.bias"],
-              "out_w": sd["out.weight"], "out_b": sd["out.bias"]}
+    arrays = {
+        "mean": mean,
+        "std": std,
+        "layers": np.array(LAYERS),
+        "conv1_w": sd["conv1.weight"],
+        "conv1_b": sd["conv1.bias"],
+        "conv2_w": sd["conv2.weight"],
+        "conv2_b": sd["conv2.bias"],
+        "out_w": sd["out.weight"],
+        "out_b": sd["out.bias"],
+    }
     for i in range(LAYERS):
         for a, b in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh")):
             arrays[f"gru{i}_{a}"] = sd[f"gru.{b}_l{i}"]
@@ -134,8 +143,9 @@ def _batches(order: np.ndarray, lengths: np.ndarray, frames_per_batch: int) -> l
     return [out[k] for k in perm]
 
 
-def train(utts: list[Utt], first_epochs: int, all_epochs: int, threads: int = 2, log=print,
-          frames_per_batch: int = 12000):
+def train(
+    utts: list[Utt], first_epochs: int, all_epochs: int, threads: int = 2, log=print, frames_per_batch: int = 12000
+):
     """Both stages; returns (net, mean, std). Deterministic for a given ``utts`` and ``threads``."""
     import torch
     from torch import nn
@@ -150,13 +160,15 @@ def train(utts: list[Utt], first_epochs: int, all_epochs: int, threads: int = 2,
     lengths = np.array([len(f) for f in clean])
     net = _model()
     aligned = np.array([u.frames is not None for u in utts])
-    targets: list[np.ndarray | None] = [_frame_targets(u, None, n) if u.frames is not None else None
-                                        for u, n in zip(utts, lengths)]
+    targets: list[np.ndarray | None] = [
+        _frame_targets(u, None, n) if u.frames is not None else None for u, n in zip(utts, lengths)
+    ]
     total = first_epochs + all_epochs
     if not aligned.any():
         raise ValueError("stage 1 needs utterances with frame truth (espeak-ng speakers)")
-    steps = (first_epochs * len(_batches(np.flatnonzero(aligned), lengths, frames_per_batch))
-             + all_epochs * len(_batches(np.arange(len(utts)), lengths, frames_per_batch)))
+    steps = first_epochs * len(_batches(np.flatnonzero(aligned), lengths, frames_per_batch)) + all_epochs * len(
+        _batches(np.arange(len(utts)), lengths, frames_per_batch)
+    )
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, steps), pct_start=0.15)
     for epoch in range(total):
@@ -176,8 +188,8 @@ def train(utts: list[Utt], first_epochs: int, all_epochs: int, threads: int = 2,
             x = torch.zeros(len(batch), T, enc.N_MELS)
             y = torch.full((len(batch), T), -100, dtype=torch.long)
             for j, i in enumerate(batch):
-                x[j, :lengths[i]] = torch.from_numpy(feats[i])
-                y[j, :lengths[i]] = torch.from_numpy(targets[i])
+                x[j, : lengths[i]] = torch.from_numpy(feats[i])
+                y[j, : lengths[i]] = torch.from_numpy(targets[i])
             logits = net(x)
             loss = nn.functional.cross_entropy(logits.reshape(-1, enc.CLASSES), y.reshape(-1), ignore_index=-100)
             opt.zero_grad()
@@ -195,7 +207,9 @@ def train(utts: list[Utt], first_epochs: int, all_epochs: int, threads: int = 2,
 def main(argv: list[str] | None = None) -> int:
     from ...paths import cache_dir
 
-    ap = argparse.ArgumentParser(prog="python -m ravasd.evaluation.phonetic.train", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m ravasd.evaluation.phonetic.train", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--data", type=Path, default=cache_dir() / "phonetic-corpus", help="corpus cache folder")
     ap.add_argument("--out", type=Path, default=Path(enc.__file__).with_name("phones.npz"))
     ap.add_argument("--first-epochs", type=int, default=8, help="stage 1: espeak-ng frames only")

@@ -6,13 +6,14 @@ When the face is lost the last pose is held for ``hold_s``, then eases to a livi
 the converted voice: its level opens the jaw, the vowel heard in it shapes the lips (visemes,
 :mod:`ravasd.audio.viseme`: "oh/oo" round, "ee" spread, "ah" open).
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -75,8 +76,16 @@ class RenderShedder:
 
 
 class AvatarConverter:
-    def __init__(self, tracker, renderer, level: Callable[[], tuple] | None = None, hold_s: float = 0.5,
-                 ease_s: float = 0.6, log_path: str | None = None, fps: float | None = None) -> None:
+    def __init__(
+        self,
+        tracker,
+        renderer,
+        level: Callable[[], tuple] | None = None,
+        hold_s: float = 0.5,
+        ease_s: float = 0.6,
+        log_path: str | None = None,
+        fps: float | None = None,
+    ) -> None:
         self.tracker, self.renderer, self.level = tracker, renderer, level
         # load shedding only when there is a frame rate to keep (the live daemon), not offline
         self.shedder = RenderShedder(fps, renderer.scale) if fps else None
@@ -106,8 +115,9 @@ class AvatarConverter:
             w[i] = max(w[i], life_w[i])
         if self.level is not None:
             shape = self.level()
-            rms, p_open, p_spread, p_round = ((shape, 0.0, 0.0, 0.0) if isinstance(shape, (int, float))
-                                              else (*tuple(shape)[:4], 0.0, 0.0, 0.0)[:4])
+            rms, p_open, p_spread, p_round = (
+                (shape, 0.0, 0.0, 0.0) if isinstance(shape, (int, float)) else (*tuple(shape)[:4], 0.0, 0.0, 0.0)[:4]
+            )
             opening = min(1.0, float(rms) * 4.0)
             # lips hold their shape through the quieter part of a syllable: the square root of the level
             lips = math.sqrt(opening)
@@ -116,8 +126,12 @@ class AvatarConverter:
             w[PUCKER] = max(w[PUCKER], 0.5 * lips * float(p_round))
             for i in STRETCH:
                 w[i] = max(w[i], 0.8 * lips * float(p_spread))
-        return (w.astype(np.float32), yaw * e + life_yaw * (1 - e), pitch * e + life_pitch * (1 - e),
-                roll * e + life_roll * (1 - e))
+        return (
+            w.astype(np.float32),
+            yaw * e + life_yaw * (1 - e),
+            pitch * e + life_pitch * (1 - e),
+            roll * e + life_roll * (1 - e),
+        )
 
     def process(self, frame: RawFrame) -> AnonFrame:
         self._t_in = time.perf_counter()
@@ -140,8 +154,12 @@ class AvatarConverter:
             # wall time of track + render: preemption by busier processes counts, which is the point
             scale = self.shedder.update(time.perf_counter() - self._t_in)
             if scale != self.renderer.scale:
-                log.info("avatar render scale %.2f → %.2f (%s)", self.renderer.scale, scale,
-                         "CPU busy: giving way" if scale < self.renderer.scale else "room again")
+                log.info(
+                    "avatar render scale %.2f → %.2f (%s)",
+                    self.renderer.scale,
+                    scale,
+                    "CPU busy: giving way" if scale < self.renderer.scale else "room again",
+                )
                 self.renderer.set_scale(scale)
         return AnonFrame(img, frame.ts)
 
@@ -180,25 +198,35 @@ def make(cfg, width: int, height: int, level: Callable[[], tuple] | None = None,
         log.warning("face tracking is off: %s", err)
         tracker = None
     except Exception as err:  # a model file MediaPipe cannot load (corrupt, another format): the same
-        log.warning("face tracking is off: the face model could not be loaded (%s: %s); "
-                    "`ravasd doctor` checks it", type(err).__name__, str(err)[:200])
+        log.warning(
+            "face tracking is off: the face model could not be loaded (%s: %s); `ravasd doctor` checks it",
+            type(err).__name__,
+            str(err)[:200],
+        )
         tracker = None
-    return AvatarConverter(tracker, renderer, level=level, log_path=cfg.video.detection_log,
-                           fps=cfg.video.fps if live else None)
+    return AvatarConverter(
+        tracker, renderer, level=level, log_path=cfg.video.detection_log, fps=cfg.video.fps if live else None
+    )
 
 
 def renderer_from_config(cfg, width: int, height: int, avatar: str | None = None):
     """The renderer the daemon, ``render`` and ``bench`` share: ``avatar`` (default video.avatar) with
     the configured background colour/picture and render scale."""
 
-    return AvatarRenderer(load_avatar(find(avatar or cfg.video.avatar)), width, height,
-                          background=_rgb(cfg.video.background), scale=cfg.video.render_scale,
-                          background_image=load_background(cfg), framing=cfg.video.framing)
+    return AvatarRenderer(
+        load_avatar(find(avatar or cfg.video.avatar)),
+        width,
+        height,
+        background=_rgb(cfg.video.background),
+        scale=cfg.video.render_scale,
+        background_image=load_background(cfg),
+        framing=cfg.video.framing,
+    )
 
 
 def _rgb(hexcolor: str) -> tuple[float, float, float]:
     h = hexcolor.lstrip("#")
-    return tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+    return tuple(int(h[i : i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
 
 
 def load_background(cfg) -> np.ndarray | None:
@@ -206,11 +234,10 @@ def load_background(cfg) -> np.ndarray | None:
     if not cfg.video.background_image:
         return None
 
-
-
     path = Path(cfg.video.background_image).expanduser()
     img = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
     if img is None:
-        raise ConfigError(f"video.background_image: cannot read {path} as a picture.",
-                          "give a PNG or JPEG file, or set it to null.")
+        raise ConfigError(
+            f"video.background_image: cannot read {path} as a picture.", "give a PNG or JPEG file, or set it to null."
+        )
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

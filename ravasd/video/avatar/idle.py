@@ -6,6 +6,7 @@ Figures from the literature on spontaneous blinking and fixations, rounded: a bl
 (sometimes two in a row), closing in ~70 ms and opening in ~150 ms; gaze holds for 0.6–2.5 s and
 moves a few degrees; head drift of about a degree.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """The avatar library: bundled avatars (``bundled/avatars/*.glb`` in the package) plus the user's own
 (``<data dir>/avatars``, filled by ``ravasd avatars add``). User avatars shadow bundled ones."""
+
 from __future__ import annotations
 
 import shutil
@@ -43,9 +44,11 @@ def find(name: str) -> Path:
     p = Path(name).expanduser()
     if p.suffix.lower() in EXTS and p.is_file():
         return p
-    raise ConfigError(f"video.avatar: unknown avatar {name!r}.",
-                      f"choose one of: {', '.join(avatars) or '(none)'} (`ravasd avatars list`), "
-                      "or add yours with `ravasd avatars add FILE`.")
+    raise ConfigError(
+        f"video.avatar: unknown avatar {name!r}.",
+        f"choose one of: {', '.join(avatars) or '(none)'} (`ravasd avatars list`), "
+        "or add yours with `ravasd avatars add FILE`.",
+    )
 
 
 @dataclass
@@ -70,8 +73,15 @@ def describe(name: str, path: Path) -> AvatarInfo:
     cov = len(m.arkit_coverage())
     if m.expressions and cov < 52:  # VRM without Perfect Sync: shown through the presets
         cov = max(cov, len([k for k in m.expressions]))
-    return AvatarInfo(name, str(path), m.format, len(m.arkit_coverage()), m.meta.get("licence", ""),
-                      m.meta.get("title", ""), m.meta.get("author", ""))
+    return AvatarInfo(
+        name,
+        str(path),
+        m.format,
+        len(m.arkit_coverage()),
+        m.meta.get("licence", ""),
+        m.meta.get("title", ""),
+        m.meta.get("author", ""),
+    )
 
 
 def list_avatars() -> list[AvatarInfo]:
@@ -106,8 +116,10 @@ def check_renders(model) -> None:
     except AvatarError:
         raise
     except Exception as err:
-        raise AvatarError(f"Avatar {model.path} loads but cannot be drawn ({type(err).__name__}: {err}).",
-                          "open it in Blender or https://gltf.report to see the problem, or re-export it.") from None
+        raise AvatarError(
+            f"Avatar {model.path} loads but cannot be drawn ({type(err).__name__}: {err}).",
+            "open it in Blender or https://gltf.report to see the problem, or re-export it.",
+        ) from None
     finally:
         ctx.release()
 
@@ -123,8 +135,9 @@ def add(src: str | Path, force: bool = False) -> Path:
     check_renders(model)  # what is accepted must render
     dest = user_dir() / src.name
     if dest.exists() and not force:
-        raise AvatarError(f"an avatar named '{src.stem}' already exists ({dest}).",
-                          "rename the file or pass --force to replace it.")
+        raise AvatarError(
+            f"an avatar named '{src.stem}' already exists ({dest}).", "rename the file or pass --force to replace it."
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.copyfile(src, tmp)

@@ -6,6 +6,7 @@ the VRM 1.0 migration does: 0.x shades over ``[shift, shift + 1 − toony]`` of 
 ``[−1 + toony, 1 − toony]`` after adding its shift. Colours are linear RGB. Surfaces are always
 drawn two-sided and outlines unlit, so ``doubleSided`` and the outline lighting mix are not read.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,10 +38,21 @@ class Material:
         """Parts whose materials share this key can be drawn in one call (colours go per vertex)."""
         if not self.mtoon:
             return ("plain", self.alpha_mode)
-        return ("mtoon", self.alpha_mode, round(self.shift, 4), round(self.toony, 4), tuple(np.round(self.rim, 4)),
-                round(self.rim_power, 3), round(self.rim_lift, 4), round(self.rim_mix, 3), self.outline,
-                round(self.outline_width, 6), tuple(np.round(self.outline_color, 4)), self.matcap_texture,
-                self.shade_texture)
+        return (
+            "mtoon",
+            self.alpha_mode,
+            round(self.shift, 4),
+            round(self.toony, 4),
+            tuple(np.round(self.rim, 4)),
+            round(self.rim_power, 3),
+            round(self.rim_lift, 4),
+            round(self.rim_mix, 3),
+            self.outline,
+            round(self.outline_width, 6),
+            tuple(np.round(self.outline_color, 4)),
+            self.matcap_texture,
+            self.shade_texture,
+        )
 
 
 def _num(v, default: float, lo: float = -1e6, hi: float = 1e6) -> float:

@@ -4,6 +4,7 @@ Only what the renderer needs: node hierarchy, triangle primitives with positions
 base colour (factor and texture), morph targets with their names, skins. Every problem in a user's
 file becomes an :class:`AvatarError` naming the file and what is wrong.
 """
+
 from __future__ import annotations
 
 import base64
@@ -102,9 +103,14 @@ class AvatarModel:
 
 def _quat_to_mat(q) -> np.ndarray:
     x, y, z, w = q
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]], np.float64)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ],
+        np.float64,
+    )
 
 
 def _local_matrix(n: dict) -> np.ndarray:
@@ -131,15 +137,18 @@ def read_gltf(path: Path) -> tuple[dict, bytes | None]:
             raise AvatarError(f"Avatar {path} is truncated (no GLB chunks).")
         _, version, length = struct.unpack_from("<III", data, 0)
         if version != 2:
-            raise AvatarError(f"Avatar {path} is glTF {version}; only glTF 2.0 is supported.",
-                              "re-export it from Blender as glTF 2.0 (.glb).")
+            raise AvatarError(
+                f"Avatar {path} is glTF {version}; only glTF 2.0 is supported.",
+                "re-export it from Blender as glTF 2.0 (.glb).",
+            )
         if length > len(data):
-            raise AvatarError(f"Avatar {path} is truncated ({len(data)} of {length} bytes).",
-                              "copy the file again; it was cut off.")
+            raise AvatarError(
+                f"Avatar {path} is truncated ({len(data)} of {length} bytes).", "copy the file again; it was cut off."
+            )
         off, js, binary = 12, None, None
         while off + 8 <= length:
             clen, ctype = struct.unpack_from("<II", data, off)
-            chunk = data[off + 8: off + 8 + clen]
+            chunk = data[off + 8 : off + 8 + clen]
             if ctype == 0x4E4F534A:
                 js = chunk
             elif ctype == 0x004E4942:
@@ -152,8 +161,10 @@ def read_gltf(path: Path) -> tuple[dict, bytes | None]:
     try:
         doc = json.loads(js)
     except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise AvatarError(f"Avatar {path} is not a glTF/GLB/VRM file ({type(err).__name__}: {str(err)[:120]}).",
-                          "use a .glb, .gltf or .vrm file.") from None
+        raise AvatarError(
+            f"Avatar {path} is not a glTF/GLB/VRM file ({type(err).__name__}: {str(err)[:120]}).",
+            "use a .glb, .gltf or .vrm file.",
+        ) from None
     if not isinstance(doc, dict):
         raise AvatarError(f"Avatar {path}: its glTF JSON is not an object.", "use a .glb, .gltf or .vrm file.")
     return doc, binary
@@ -174,8 +185,10 @@ class _Reader:
             else:
                 f = _beside(path, uri)
                 if not f.exists():
-                    raise AvatarError(f"Avatar {path}: its buffer file {f.name} is missing.",
-                                      "keep the .bin next to the .gltf, or export a single .glb.")
+                    raise AvatarError(
+                        f"Avatar {path}: its buffer file {f.name} is missing.",
+                        "keep the .bin next to the .gltf, or export a single .glb.",
+                    )
                 self.buffers.append(f.read_bytes())
 
     def view(self, index: int) -> tuple[bytes, int, int]:
@@ -205,8 +218,12 @@ class _Reader:
         if "sparse" in a:
             sp = a["sparse"]
             ib, ist, _ = self.view(sp["indices"]["bufferView"])
-            idx = np.frombuffer(ib, np.dtype(COMPONENTS[sp["indices"]["componentType"]]), sp["count"],
-                                ist + sp["indices"].get("byteOffset", 0))
+            idx = np.frombuffer(
+                ib,
+                np.dtype(COMPONENTS[sp["indices"]["componentType"]]),
+                sp["count"],
+                ist + sp["indices"].get("byteOffset", 0),
+            )
             vb, vst, _ = self.view(sp["values"]["bufferView"])
             vals = np.frombuffer(vb, dtype, sp["count"] * k, vst + sp["values"].get("byteOffset", 0)).reshape(-1, k)
             raw[idx.astype(np.int64)] = vals
@@ -219,7 +236,7 @@ class _Reader:
         img = self.g["images"][index]
         if "bufferView" in img:
             buf, start, _ = self.view(img["bufferView"])
-            data = buf[start: start + self.g["bufferViews"][img["bufferView"]]["byteLength"]]
+            data = buf[start : start + self.g["bufferViews"][img["bufferView"]]["byteLength"]]
         elif img.get("uri", "").startswith("data:"):
             data = base64.b64decode(img["uri"].split(",", 1)[1])
         elif "uri" in img and _beside(self.path, img["uri"]).exists():
@@ -244,8 +261,10 @@ def _beside(path: Path, uri: str) -> Path:
     folder = path.parent.resolve()
     f = (folder / uri).resolve() if isinstance(uri, str) and "\x00" not in uri else None
     if f is None or folder not in f.parents:
-        raise AvatarError(f"Avatar {path} refers to a file outside its folder ({str(uri)[:80]!r}).",
-                          "keep its .bin and textures next to the .gltf, or export a single .glb.")
+        raise AvatarError(
+            f"Avatar {path} refers to a file outside its folder ({str(uri)[:80]!r}).",
+            "keep its .bin and textures next to the .gltf, or export a single .glb.",
+        )
     return f
 
 
@@ -261,8 +280,10 @@ def _check_image_size(data: bytes, path: Path, index: int) -> None:
     except Exception:
         return  # not an image PIL knows: OpenCV decides (an undecodable texture is skipped)
     if w * h > MAX_IMAGE_PIXELS:
-        raise AvatarError(f"Avatar {path}: texture {index} is {w}×{h} pixels; at most 8192×8192 are read.",
-                          "scale its textures down (VRoid exports 2048 or 4096).")
+        raise AvatarError(
+            f"Avatar {path}: texture {index} is {w}×{h} pixels; at most 8192×8192 are read.",
+            "scale its textures down (VRoid exports 2048 or 4096).",
+        )
 
 
 def load_avatar(path: str | Path) -> AvatarModel:
@@ -280,18 +301,33 @@ def load_avatar(path: str | Path) -> AvatarModel:
         return model
     except AvatarError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, RecursionError,
-            struct.error, cv2.error) as err:
-        raise AvatarError(f"Avatar {path} is damaged or not valid glTF ({type(err).__name__}: {err}).",
-                          "open it in Blender or https://gltf.report to see the problem, or re-export it.") from None
+    except (
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+        struct.error,
+        cv2.error,
+    ) as err:
+        raise AvatarError(
+            f"Avatar {path} is damaged or not valid glTF ({type(err).__name__}: {err}).",
+            "open it in Blender or https://gltf.report to see the problem, or re-export it.",
+        ) from None
 
 
 def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
-    if str(g.get("asset", {}).get("version", "")) [:1] != "2":
+    if str(g.get("asset", {}).get("version", ""))[:1] != "2":
         raise AvatarError(f"Avatar {path}: asset.version is not 2.x.", "re-export as glTF 2.0.")
     r = _Reader(g, binary, path)
-    nodes = [Node(n.get("name", f"node{i}"), None, _local_matrix(n), n.get("mesh"), n.get("skin"),
-                  list(n.get("children", []))) for i, n in enumerate(g.get("nodes", []))]
+    nodes = [
+        Node(
+            n.get("name", f"node{i}"), None, _local_matrix(n), n.get("mesh"), n.get("skin"), list(n.get("children", []))
+        )
+        for i, n in enumerate(g.get("nodes", []))
+    ]
     for i, n in enumerate(nodes):
         for c in n.children:
             nodes[c].parent = i
@@ -320,25 +356,30 @@ def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
             mat = g["materials"][p["material"]] if "material" in p else {}
             pbr = mat.get("pbrMetallicRoughness", {})
             prim.color = np.asarray(pbr.get("baseColorFactor", (1, 1, 1, 1)), np.float32)
-            prim.material = from_gltf(mat, vrm0_materials[p["material"]] if "material" in p
-                                      and p["material"] < len(vrm0_materials) else None)
+            prim.material = from_gltf(
+                mat, vrm0_materials[p["material"]] if "material" in p and p["material"] < len(vrm0_materials) else None
+            )
             prim.blend = prim.material.alpha_mode == "BLEND"
             tex = pbr.get("baseColorTexture")
-            if tex is not None and "TEXCOORD_%d" % tex.get("texCoord", 0) in attrs:
+            if tex is not None and f"TEXCOORD_{tex.get('texCoord', 0)}" in attrs:
                 src = textures[tex["index"]].get("source")
                 if src is not None:
                     prim.texture = r.image(src)
-                    prim.uv = r.accessor(attrs["TEXCOORD_%d" % tex.get("texCoord", 0)]).astype(np.float32)
+                    prim.uv = r.accessor(attrs[f"TEXCOORD_{tex.get('texCoord', 0)}"]).astype(np.float32)
             for key in ("shade_texture", "matcap_texture"):
                 ti = getattr(prim.material, key)
                 src = textures[ti].get("source") if ti is not None and 0 <= ti < len(textures) else None
                 if src is not None and (key == "matcap_texture" or prim.uv is not None):
                     setattr(prim, key, r.image(src))
             if p.get("targets"):
-                tnames = names if len(names) == len(p["targets"]) else \
-                    (p.get("extras") or {}).get("targetNames") or [f"target{k}" for k in range(len(p["targets"]))]
-                prim.targets = np.stack([r.accessor(t["POSITION"]) if "POSITION" in t else np.zeros_like(pos)
-                                         for t in p["targets"]]).astype(np.float32)
+                tnames = (
+                    names
+                    if len(names) == len(p["targets"])
+                    else (p.get("extras") or {}).get("targetNames") or [f"target{k}" for k in range(len(p["targets"]))]
+                )
+                prim.targets = np.stack(
+                    [r.accessor(t["POSITION"]) if "POSITION" in t else np.zeros_like(pos) for t in p["targets"]]
+                ).astype(np.float32)
                 prim.target_names = [_arkit_name(n) for n in tnames]
             if "JOINTS_0" in attrs and "WEIGHTS_0" in attrs and node.skin is not None:
                 prim.joints = r.accessor(attrs["JOINTS_0"]).astype(np.int64)
@@ -347,9 +388,15 @@ def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
             prims.append(prim)
     if not prims:
         raise AvatarError(f"Avatar {path} contains no triangle meshes.", "export the avatar's meshes too.")
-    skins = [Skin(s["joints"], r.accessor(s["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
-                  if "inverseBindMatrices" in s else np.tile(np.eye(4), (len(s["joints"]), 1, 1)))
-             for s in g.get("skins", [])]
+    skins = [
+        Skin(
+            s["joints"],
+            r.accessor(s["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
+            if "inverseBindMatrices" in s
+            else np.tile(np.eye(4), (len(s["joints"]), 1, 1)),
+        )
+        for s in g.get("skins", [])
+    ]
     ext = g.get("extensions", {})
     fmt = "vrm1" if "VRMC_vrm" in ext else "vrm0" if "VRM" in ext else ("glb" if binary is not None else "gltf")
     model = AvatarModel(path.stem, path, fmt, nodes, roots, prims, skins)
@@ -424,19 +471,36 @@ def _meta(g: dict, fmt: str) -> dict:
     ext = g.get("extensions", {})
     if fmt == "vrm0":
         m = ext["VRM"].get("meta", {})
-        return {"title": m.get("title", ""), "author": m.get("author", ""), "version": m.get("version", ""),
-                "licence": m.get("licenseName", ""), "licence_url": m.get("otherLicenseUrl", ""),
-                "allowed_users": m.get("allowedUserName", ""), "commercial": m.get("commercialUssageName", "")}
+        return {
+            "title": m.get("title", ""),
+            "author": m.get("author", ""),
+            "version": m.get("version", ""),
+            "licence": m.get("licenseName", ""),
+            "licence_url": m.get("otherLicenseUrl", ""),
+            "allowed_users": m.get("allowedUserName", ""),
+            "commercial": m.get("commercialUssageName", ""),
+        }
     if fmt == "vrm1":
         m = ext["VRMC_vrm"].get("meta", {})
-        return {"title": m.get("name", ""), "author": ", ".join(m.get("authors", [])), "version": m.get("version", ""),
-                "licence": m.get("licenseUrl", ""), "licence_url": m.get("licenseUrl", ""),
-                "allowed_users": m.get("avatarPermission", ""), "commercial": m.get("commercialUsage", "")}
+        return {
+            "title": m.get("name", ""),
+            "author": ", ".join(m.get("authors", [])),
+            "version": m.get("version", ""),
+            "licence": m.get("licenseUrl", ""),
+            "licence_url": m.get("licenseUrl", ""),
+            "allowed_users": m.get("avatarPermission", ""),
+            "commercial": m.get("commercialUsage", ""),
+        }
     ravas = (g.get("extras") or {}).get("ravas", {})
     asset = g.get("asset", {})
-    return {"title": ravas.get("name", ""), "author": asset.get("copyright", ""), "version": "",
-            "licence": ravas.get("licence", asset.get("copyright", "")), "description": ravas.get("description", ""),
-            "response": ravas.get("response", {})}
+    return {
+        "title": ravas.get("name", ""),
+        "author": asset.get("copyright", ""),
+        "version": "",
+        "licence": ravas.get("licence", asset.get("copyright", "")),
+        "description": ravas.get("description", ""),
+        "response": ravas.get("response", {}),
+    }
 
 
 def _bones(g: dict, nodes: list[Node], fmt: str) -> dict[str, int]:
@@ -448,8 +512,13 @@ def _bones(g: dict, nodes: list[Node], fmt: str) -> dict[str, int]:
     elif fmt == "vrm1":
         for name, b in ext["VRMC_vrm"].get("humanoid", {}).get("humanBones", {}).items():
             bones[name.lower()] = b["node"]
-    wanted = {"head": ("head",), "neck": ("neck",), "spine": ("spine2", "upperchest", "chest", "spine1", "spine"),
-              "lefteye": ("lefteye",), "righteye": ("righteye",)}
+    wanted = {
+        "head": ("head",),
+        "neck": ("neck",),
+        "spine": ("spine2", "upperchest", "chest", "spine1", "spine"),
+        "lefteye": ("lefteye",),
+        "righteye": ("righteye",),
+    }
     out = {}
     for key, candidates in wanted.items():
         for c in candidates:

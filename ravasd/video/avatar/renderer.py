@@ -7,6 +7,7 @@ into the array the sink needs, no image codec.
 Head pose rotates the head/neck/spine bones (60/30/10 %). The camera auto-frames head and
 shoulders from the rest pose. One renderer per thread (GL contexts are thread-bound).
 """
+
 from __future__ import annotations
 
 import math
@@ -105,9 +106,19 @@ def create_context():
 class AvatarRenderer:
     """``render(weights, yaw, pitch, roll)`` → (H, W, 3) uint8 RGB of the avatar."""
 
-    def __init__(self, model: AvatarModel, width: int, height: int, background=(0.55, 0.68, 0.78),
-                 ctx=None, samples: int | None = None, scale: float | str = 1.0, morph: str = "auto",
-                 background_image: np.ndarray | None = None, framing: str = "bust") -> None:
+    def __init__(
+        self,
+        model: AvatarModel,
+        width: int,
+        height: int,
+        background=(0.55, 0.68, 0.78),
+        ctx=None,
+        samples: int | None = None,
+        scale: float | str = 1.0,
+        morph: str = "auto",
+        background_image: np.ndarray | None = None,
+        framing: str = "bust",
+    ) -> None:
         if framing not in FRAMING:
             raise ValueError(f"framing must be one of {', '.join(FRAMING)}")
         self.framing = framing
@@ -145,13 +156,20 @@ class AvatarRenderer:
             ibo = ctx.buffer(p.indices.astype("u4").tobytes())
             cbo = ctx.buffer(np.ones((len(p.positions), 4), "f4").tobytes())
             sbo = ctx.buffer(np.tile(p.material.shade, (len(p.positions), 1)).astype("f4").tobytes())
-            attrs = [(vbo, "3f", "in_pos"), (nbo, "3f", "in_nrm"), (tbo, "2f", "in_uv"), (cbo, "4f", "in_color"),
-                     (sbo, "3f", "in_shade")]
+            attrs = [
+                (vbo, "3f", "in_pos"),
+                (nbo, "3f", "in_nrm"),
+                (tbo, "2f", "in_uv"),
+                (cbo, "4f", "in_color"),
+                (sbo, "3f", "in_shade"),
+            ]
             vao = self._vertex_array(self._surface_program(p), attrs, ibo)
             tex = self._texture(p.texture)
             if self._shader_morphs(p):
-                self._delta_tex[pi] = (self._deltas_texture(p),
-                                       self._vertex_array(self._surface_program(p, True), attrs, ibo))
+                self._delta_tex[pi] = (
+                    self._deltas_texture(p),
+                    self._vertex_array(self._surface_program(p, True), attrs, ibo),
+                )
             self._gpu.append((vao, vbo, nbo, tbo, ibo, tex, cbo, sbo))
             self._mtoon_tex[pi] = (self._texture(p.shade_texture), self._texture(p.matcap_texture))
             if p.material.outline != "none":
@@ -208,8 +226,9 @@ class AvatarRenderer:
     def _outline_program(self):
         if self.outline_prog is None:
             src = resources.files(__package__) / "shaders"
-            self.outline_prog = self.ctx.program(vertex_shader=(src / "outline.vert").read_text(),
-                                                 fragment_shader=(src / "outline.frag").read_text())
+            self.outline_prog = self.ctx.program(
+                vertex_shader=(src / "outline.vert").read_text(), fragment_shader=(src / "outline.frag").read_text()
+            )
         return self.outline_prog
 
     @staticmethod
@@ -273,8 +292,13 @@ class AvatarRenderer:
             ctx, samples = self.ctx, self.samples
             fbo = ctx.framebuffer(ctx.renderbuffer(size, 3), ctx.depth_renderbuffer(size))
             # without multisampling we draw straight into the read-back framebuffer (no blit)
-            ms = fbo if samples == 0 else ctx.framebuffer(
-                ctx.renderbuffer(size, 4, samples=samples), ctx.depth_renderbuffer(size, samples=samples))
+            ms = (
+                fbo
+                if samples == 0
+                else ctx.framebuffer(
+                    ctx.renderbuffer(size, 4, samples=samples), ctx.depth_renderbuffer(size, samples=samples)
+                )
+            )
             self._targets[size] = (fbo, ms)
         self._fbo, self._ms_fbo = self._targets[size]
 
@@ -307,15 +331,17 @@ class AvatarRenderer:
         k = max(self.width / w, self.height / h)
         img = cv2.resize(image[..., :3], (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
         y0, x0 = (img.shape[0] - self.height) // 2, (img.shape[1] - self.width) // 2
-        img = np.ascontiguousarray(img[y0:y0 + self.height, x0:x0 + self.width])
+        img = np.ascontiguousarray(img[y0 : y0 + self.height, x0 : x0 + self.width])
         ctx = self.ctx
         tex = ctx.texture((self.width, self.height), 3, img.tobytes())
-        prog = ctx.program(vertex_shader="""#version 330
+        prog = ctx.program(
+            vertex_shader="""#version 330
             in vec2 in_xy; out vec2 v_uv;
             void main() { v_uv = vec2(in_xy.x * 0.5 + 0.5, in_xy.y * 0.5 + 0.5); gl_Position = vec4(in_xy, 0.0, 1.0); }""",
-                           fragment_shader="""#version 330
+            fragment_shader="""#version 330
             uniform sampler2D u_bg; in vec2 v_uv; out vec4 f_color;
-            void main() { f_color = texture(u_bg, v_uv); }""")
+            void main() { f_color = texture(u_bg, v_uv); }""",
+        )
         # rows of the read-back come out top-down (the projection flips Y), so the quad flips too
         quad = ctx.buffer(np.array([-1, 1, 1, 1, -1, -1, 1, -1], "f4").tobytes())
         return tex, prog, quad, ctx.vertex_array(prog, [(quad, "2f", "in_xy")])
@@ -326,15 +352,24 @@ class AvatarRenderer:
         nodes = self.model.nodes
 
         def anchor(i: int) -> int:  # the nearest ancestor-or-self whose transform this node shares
-            while nodes[i].parent is not None and np.allclose(nodes[i].matrix, np.eye(4)) \
-                    and i not in self.model.bones.values():
+            while (
+                nodes[i].parent is not None
+                and np.allclose(nodes[i].matrix, np.eye(4))
+                and i not in self.model.bones.values()
+            ):
                 i = nodes[i].parent
             return i
 
         groups: dict[tuple, list[int]] = {}
         for pi, p in enumerate(self.model.primitives):
-            if (p.texture is None and p.shade_texture is None and p.matcap_texture is None and not p.blend
-                    and p.joints is None and p.color[3] >= 1.0):
+            if (
+                p.texture is None
+                and p.shade_texture is None
+                and p.matcap_texture is None
+                and not p.blend
+                and p.joints is None
+                and p.color[3] >= 1.0
+            ):
                 # parts wound the other way need the other face culled for their outline: not one batch
                 cull = self._outline_cull.get(pi)  # set above for each outlined primitive
                 groups.setdefault((anchor(p.node), p.material.batch_key(), cull), []).append(pi)
@@ -350,24 +385,43 @@ class AvatarRenderer:
             shade = np.concatenate([np.tile(p.material.shade, (len(p.positions), 1)) for p in prims]).astype("f4")
             idx = np.concatenate([p.indices + off for p, off in zip(prims, offsets[:-1])]).astype("u4")
             ctx = self.ctx
-            bufs = [ctx.buffer(pos.tobytes(), dynamic=True), ctx.buffer(nrm.tobytes()),
-                    ctx.buffer(np.zeros((len(pos), 2), "f4").tobytes()), ctx.buffer(col.tobytes()),
-                    ctx.buffer(idx.tobytes()), ctx.buffer(shade.tobytes())]
-            attrs = [(bufs[0], "3f", "in_pos"), (bufs[1], "3f", "in_nrm"), (bufs[2], "2f", "in_uv"),
-                     (bufs[3], "4f", "in_color"), (bufs[5], "3f", "in_shade")]
+            bufs = [
+                ctx.buffer(pos.tobytes(), dynamic=True),
+                ctx.buffer(nrm.tobytes()),
+                ctx.buffer(np.zeros((len(pos), 2), "f4").tobytes()),
+                ctx.buffer(col.tobytes()),
+                ctx.buffer(idx.tobytes()),
+                ctx.buffer(shade.tobytes()),
+            ]
+            attrs = [
+                (bufs[0], "3f", "in_pos"),
+                (bufs[1], "3f", "in_nrm"),
+                (bufs[2], "2f", "in_uv"),
+                (bufs[3], "4f", "in_color"),
+                (bufs[5], "3f", "in_shade"),
+            ]
             mat = prims[0].material  # the batch key makes every member's shading the same but colours
             vao = self._vertex_array(self._surface_program(prims[0]), attrs, bufs[4])
             key = ("batch", len(batches))
             if mat.outline != "none":
                 self._outline_vao[key] = self._vertex_array(self._outline_program(), attrs[:2], bufs[4])
                 self._outline_cull[key] = cull
-            batches.append({"node": node, "members": members, "offsets": offsets, "positions": pos,
-                            "vao": vao, "buffers": bufs, "material": mat, "key": key})
+            batches.append(
+                {
+                    "node": node,
+                    "members": members,
+                    "offsets": offsets,
+                    "positions": pos,
+                    "vao": vao,
+                    "buffers": bufs,
+                    "material": mat,
+                    "key": key,
+                }
+            )
         return batches
 
     def _shader_morphs(self, p) -> bool:
-        return (self.morph == "gpu" and p.targets is not None and p.joints is None
-                and len(p.targets) <= 128)
+        return self.morph == "gpu" and p.targets is not None and p.joints is None and len(p.targets) <= 128
 
     def _deltas_texture(self, p):
         t, n = p.targets.shape[:2]
@@ -436,14 +490,17 @@ class AvatarRenderer:
         self._follow = np.zeros(2)
         self._follow_t: float | None = None
         # flip Y so the read-back rows come out top-down (no flip copy per frame)
-        self.proj = np.diag([1.0, -1.0, 1.0, 1.0]) @ perspective(self.fovy, self.width / self.height,
-                                                                 dist * 0.05, dist * 10)
+        self.proj = np.diag([1.0, -1.0, 1.0, 1.0]) @ perspective(
+            self.fovy, self.width / self.height, dist * 0.05, dist * 10
+        )
 
     def _blink_height(self, world: list[np.ndarray]) -> float | None:
         """Where the eyes are without eye bones: the rest height of what the blink shapes move
         (ARKit eyeBlink targets, or VRM blink expressions)."""
         ys, names = [], {"eyeBlinkLeft", "eyeBlinkRight"}
-        picks = [(pi, ti) for pi, p in enumerate(self.model.primitives) for ti, n in enumerate(p.target_names) if n in names]
+        picks = [
+            (pi, ti) for pi, p in enumerate(self.model.primitives) for ti, n in enumerate(p.target_names) if n in names
+        ]
         for key in ("blinkLeft", "blinkRight", "blink"):
             picks += [(pi, ti) for pi, ti, _ in self.model.expressions.get(key, [])]
         for pi, ti in picks:
@@ -505,16 +562,24 @@ class AvatarRenderer:
             visit(r, root_fix)
         return [w if w is not None else np.eye(4) for w in world]
 
-    def render(self, weights: np.ndarray, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0,
-               breathe: float = 0.0, t: float | None = None) -> np.ndarray:
+    def render(
+        self,
+        weights: np.ndarray,
+        yaw: float = 0.0,
+        pitch: float = 0.0,
+        roll: float = 0.0,
+        breathe: float = 0.0,
+        t: float | None = None,
+    ) -> np.ndarray:
         """One frame: ``weights`` (52,) in ARKit order 0..1, head angles in degrees, ``breathe`` −1..1.
         ``t``: the frame's time in seconds (a stream): the camera eases after the head; without it
         each frame is framed on its own (stills)."""
         with self.ctx:  # several renderers may live in one thread: make ours current
             return self._render(weights, yaw, pitch, roll, breathe, t)
 
-    def _render(self, weights: np.ndarray, yaw: float, pitch: float, roll: float, breathe: float,
-                t: float | None = None) -> np.ndarray:
+    def _render(
+        self, weights: np.ndarray, yaw: float, pitch: float, roll: float, breathe: float, t: float | None = None
+    ) -> np.ndarray:
         w = np.asarray(weights, np.float32)
         presets = preset_weights(w) if self.model.expressions else {}
         morphed: dict[int, np.ndarray] = {}
@@ -533,8 +598,7 @@ class AvatarRenderer:
             morphed[pi] = pos
         world = self._world_matrices(yaw, pitch, roll, breathe)
         self._follow_head(world, t)
-        skin_mats = [np.stack([world[j] @ s.inverse_bind[k] for k, j in enumerate(s.joints)])
-                     for s in self.model.skins]
+        skin_mats = [np.stack([world[j] @ s.inverse_bind[k] for k, j in enumerate(s.joints)]) for s in self.model.skins]
         ctx = self.ctx
         self._ms_fbo.use()
         ctx.enable(ctx.DEPTH_TEST)
@@ -553,7 +617,7 @@ class AvatarRenderer:
             pos = b["positions"]
             for k, pi in enumerate(b["members"]):
                 if pi in morphed:
-                    pos[b["offsets"][k]:b["offsets"][k + 1]] = morphed[pi]
+                    pos[b["offsets"][k] : b["offsets"][k + 1]] = morphed[pi]
             b["buffers"][0].write(pos.tobytes())
             model = world[b["node"]]
             prog = self._surface_program(self.model.primitives[b["members"][0]])
@@ -567,8 +631,10 @@ class AvatarRenderer:
             b["vao"].render()
             if b["key"] in self._outline_vao:
                 outlines.append((b["key"], b["material"], vp @ model, 0, None, None))
-        order = sorted((i for i in range(len(self.model.primitives)) if i not in self._batched),
-                       key=lambda i: self.model.primitives[i].blend)
+        order = sorted(
+            (i for i in range(len(self.model.primitives)) if i not in self._batched),
+            key=lambda i: self.model.primitives[i].blend,
+        )
         for pi in order:
             p = self.model.primitives[pi]
             vao, vbo, _, _, _, tex, _, _ = self._gpu[pi]
@@ -608,8 +674,16 @@ class AvatarRenderer:
             ctx.disable(ctx.BLEND)
             if pi in self._outline_vao:
                 gpu = self._delta_tex.get(pi) if pi in shader_weights else None
-                outlines.append((pi, p.material, vp @ model, len(p.positions), gpu[0] if gpu else None,
-                                 _weights128(shader_weights[pi]) if gpu else None))
+                outlines.append(
+                    (
+                        pi,
+                        p.material,
+                        vp @ model,
+                        len(p.positions),
+                        gpu[0] if gpu else None,
+                        _weights128(shader_weights[pi]) if gpu else None,
+                    )
+                )
         for args in outlines:  # after the surfaces: the hull only shows where nothing is in front
             self._draw_outline(*args)
         if self._ms_fbo is not self._fbo:

@@ -4,15 +4,29 @@ Perfect Sync avatars carry the 52 ARKit names as expressions (custom in VRM 1.0,
 in 0.x); others get the VRM presets (aa/ih/ou/ee/oh, blink, blinkLeft/Right, look*, happy …),
 which :func:`preset_weights` derives from the ARKit weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from ..tracking import ARKIT_NAMES
 
-PRESETS_0_TO_1 = {"a": "aa", "i": "ih", "u": "ou", "e": "ee", "o": "oh", "blink_l": "blinkLeft",
-                  "blink_r": "blinkRight", "joy": "happy", "sorrow": "sad", "fun": "relaxed",
-                  "lookup": "lookUp", "lookdown": "lookDown", "lookleft": "lookLeft", "lookright": "lookRight"}
+PRESETS_0_TO_1 = {
+    "a": "aa",
+    "i": "ih",
+    "u": "ou",
+    "e": "ee",
+    "o": "oh",
+    "blink_l": "blinkLeft",
+    "blink_r": "blinkRight",
+    "joy": "happy",
+    "sorrow": "sad",
+    "fun": "relaxed",
+    "lookup": "lookUp",
+    "lookdown": "lookDown",
+    "lookleft": "lookLeft",
+    "lookright": "lookRight",
+}
 _ARKIT_LOWER = {n.lower(): n for n in ARKIT_NAMES}
 
 
@@ -32,16 +46,22 @@ def expressions(g: dict, fmt: str, model) -> dict[str, list[tuple[int, int, floa
             name = grp.get("name", "")
             key = PRESETS_0_TO_1.get(preset, preset) if preset not in ("unknown", "") else name
             key = _ARKIT_LOWER.get(str(key).lower(), key)
-            binds = [(pi, b["index"], float(b.get("weight", 100)) / 100.0)
-                     for b in grp.get("binds", []) for pi in by_mesh.get(b["mesh"], [])]
+            binds = [
+                (pi, b["index"], float(b.get("weight", 100)) / 100.0)
+                for b in grp.get("binds", [])
+                for pi in by_mesh.get(b["mesh"], [])
+            ]
             out[key] = binds
     else:
         ex = ext["VRMC_vrm"].get("expressions", {})
         for group in ("preset", "custom"):
             for name, e in ex.get(group, {}).items():
                 key = _ARKIT_LOWER.get(name.lower(), name)
-                out[key] = [(pi, b["index"], float(b.get("weight", 1.0)))
-                            for b in e.get("morphTargetBinds", []) for pi in by_node.get(b["node"], [])]
+                out[key] = [
+                    (pi, b["index"], float(b.get("weight", 1.0)))
+                    for b in e.get("morphTargetBinds", [])
+                    for pi in by_node.get(b["node"], [])
+                ]
     return out
 
 
@@ -55,7 +75,8 @@ def preset_weights(w: np.ndarray) -> dict[str, float]:
         "ou": min(1.0, a["mouthPucker"] * 1.2),
         "ee": min(1.0, (a["mouthStretchLeft"] + a["mouthStretchRight"]) / 2 + smile * 0.3),
         "ih": min(1.0, smile * 0.6),
-        "blinkLeft": a["eyeBlinkLeft"], "blinkRight": a["eyeBlinkRight"],
+        "blinkLeft": a["eyeBlinkLeft"],
+        "blinkRight": a["eyeBlinkRight"],
         "happy": smile,
         "sad": (a["mouthFrownLeft"] + a["mouthFrownRight"]) / 2,
         "angry": (a["browDownLeft"] + a["browDownRight"]) / 2,
