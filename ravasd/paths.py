@@ -7,6 +7,7 @@ tests and portable installs never touch the real user profile.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import platformdirs
@@ -67,7 +68,6 @@ def private_files() -> None:
 def replace_dir(stage: Path, dest: Path) -> None:
     """Put the finished folder ``stage`` at ``dest`` (a sibling): readers see the old folder or the new
     one, never a mix; the old one is removed after the swap."""
-    import shutil
 
     old = dest.with_name(f".{dest.name}.old")
     shutil.rmtree(old, ignore_errors=True)

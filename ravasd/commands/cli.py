@@ -7,11 +7,13 @@ Each ``cmd_*`` imports what only it needs when it runs (start-up time): ``ravasd
 from __future__ import annotations
 
 import argparse
+import base64
 import glob
 import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -757,14 +759,10 @@ def cmd_ctl(args: argparse.Namespace) -> int:
                 f"{st.get('virtual_mic') or 'none'} | camera sink: {st.get('video_sink')}"
             )
     elif c == "snapshot":
-        import base64
-
         paths.atomic_write_bytes(out_file, base64.b64decode(reply["image"]))
         kind = "placeholder card" if reply["placeholder"] else "anonymized frame"
         print(f"wrote {out_file} ({reply['width']}×{reply['height']}, {kind}, {reply['age_s']:.1f} s old)")
     elif c == "sample":
-        import shutil
-
         shutil.copyfile(reply["path"], out_file)
         Path(reply["path"]).unlink(missing_ok=True)
         print(f"wrote {out_file} ({args.seconds:g} s of the converted voice)")

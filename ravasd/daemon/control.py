@@ -7,11 +7,13 @@ The single-instance lock lives beside the socket.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Client, Listener
@@ -62,8 +64,6 @@ def socket_path() -> Path:
     path = paths.runtime_dir() / "ravasd.sock"
     if len(os.fsencode(path)) < 100:
         return path
-    import hashlib
-    import tempfile
 
     uid = os.getuid() if hasattr(os, "getuid") else 0
     short = Path(tempfile.gettempdir()) / f"ravasd-{uid}-{hashlib.sha1(os.fsencode(path)).hexdigest()[:12]}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..choices import check_names
@@ -95,7 +96,6 @@ def resolve(cfg: Config, open_devices: bool = True) -> tuple[Config, list[str], 
 def _check_files(cfg: Config) -> None:
     """A media file to play must be readable and hold the streams asked of it; a recording needs a
     supported extension and an existing, writable folder — checked before anything starts."""
-    from pathlib import Path
 
     from ..media.reader import probe
     from ..media.writer import output_kind

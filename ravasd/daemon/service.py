@@ -9,6 +9,8 @@ the virtual mic and releases the lock.
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import signal
 import sys
@@ -422,8 +424,6 @@ class Daemon:
 
     def _encoded_frame(self, max_w: int, png: bool) -> dict[str, Any]:
         """The latest frame as base64 PNG (full size) or JPEG (scaled to ``max_width``)."""
-        import base64
-        import io
 
         from PIL import Image
 

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from typing import Any
 
 from ..errors import DeviceError
@@ -97,7 +98,6 @@ class ServerEvents:
     :attr:`alive` turns false (subscribe again once the server is back). ``close()`` ends it."""
 
     def __init__(self, kinds: tuple[str, ...] = ("source",)) -> None:
-        import threading
 
         self.kinds = kinds
         self.poke = threading.Event()

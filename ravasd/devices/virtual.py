@@ -18,6 +18,7 @@ import glob
 import logging
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +48,6 @@ class MicEndpoint:
 def owner_token(pid: int | None = None) -> str:
     """Who made a sound-server module: ``host:uid:pid:boot`` (no spaces or quotes: it sits inside a
     module argument). ``boot`` tells a module of a previous boot from one of this boot."""
-    import socket
 
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]

@@ -9,7 +9,9 @@ the sink's type check.
 
 from __future__ import annotations
 
+import os
 import time
+import wave
 from typing import Any
 
 import numpy as np
@@ -107,8 +109,6 @@ class AudioSample:
         return True
 
     def _save(self) -> None:
-        import os
-        import wave
 
         pcm = (np.clip(np.concatenate(self._parts), -1, 1) * 32767).astype("<i2")
         tmp = f"{self.path}.part"

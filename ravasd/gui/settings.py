@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import threading
 import time
+import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -475,7 +477,6 @@ class MicrophonePage(Page):
 
 def _play_wav(path: Path) -> np.ndarray:
     """Play a 16-bit mono WAV on the default output (non-blocking); returns its samples."""
-    import wave
 
     with wave.open(str(path), "rb") as w:
         rate = w.getframerate()
@@ -954,7 +955,6 @@ def _app_icon() -> QtGui.QIcon:
 
 def main(page: str | None = None) -> int:
     """Open the window (``page``: one of :data:`PAGES`); returns when it is closed."""
-    import sys
 
     from ..devices.display import NO_DISPLAY_FIX, display_available
 

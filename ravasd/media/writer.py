@@ -7,6 +7,7 @@ the final name (and never overwrites an existing one).
 
 from __future__ import annotations
 
+import logging
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -168,7 +169,6 @@ class LiveRecording:
             self._fail(err)
 
     def _fail(self, err: Exception) -> None:
-        import logging
 
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
         w = self.writer

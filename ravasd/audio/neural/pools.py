@@ -9,6 +9,7 @@ point at raw storages, which :func:`read_torch_tensor` rebuilds with numpy.
 
 from __future__ import annotations
 
+import collections
 import json
 import pickle
 import re
@@ -165,8 +166,6 @@ def read_torch_tensor(path: Path) -> np.ndarray:
                 if module == "torch" and name in _DTYPES:
                     return name
                 if module == "collections" and name == "OrderedDict":
-                    import collections
-
                     return collections.OrderedDict
                 raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a target file")
 

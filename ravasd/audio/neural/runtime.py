@@ -7,6 +7,7 @@ installer's streamed-vs-offline check.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,6 @@ def providers(device: str) -> list[str]:
 
 def all_cores() -> int:
     """Threads for offline work (installing, building pools): every core; live voices use one."""
-    import os
 
     return max(1, os.cpu_count() or 1)
 

@@ -10,6 +10,7 @@ int16 at 16 kHz, phone indices, alignments) and skips speakers already written.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,8 +160,6 @@ class Maker:
 
     def _say_kokoro(self, spec: tuple, text: str) -> np.ndarray:
         if self._kokoro is None:
-            import logging
-
             from ..realistic import _engine
 
             logging.getLogger("phonemizer").setLevel(logging.ERROR)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,6 @@ def check_renders(model) -> None:
     """Render ``model`` small, at rest and with every expression at full weight, turned; any failure
     is an :class:`AvatarError` (a file that loads but cannot be drawn is refused at ``add``). Skipped
     with a log line when this machine has no OpenGL at all (nothing could render then)."""
-    import logging
 
     import numpy as np
 

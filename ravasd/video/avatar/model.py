@@ -8,6 +8,7 @@ file becomes an :class:`AvatarError` naming the file and what is wrong.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import struct
@@ -270,7 +271,6 @@ def _beside(path: Path, uri: str) -> Path:
 
 def _check_image_size(data: bytes, path: Path, index: int) -> None:
     """Refuse a texture whose header claims more than :data:`MAX_IMAGE_PIXELS` before decoding it."""
-    import io
 
     from PIL import Image
 
