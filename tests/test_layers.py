@@ -48,12 +48,25 @@ def _level(group: str) -> int:
     return next(i for i, layer in enumerate(LAYERS) if group in layer)
 
 
-def imports(path: Path) -> set[str]:
-    """The ravasd modules ``path`` imports, resolved (relative imports included)."""
+def _nodes(tree: ast.AST, runtime_only: bool):
+    """Every node of ``tree``; with ``runtime_only``, none under ``if TYPE_CHECKING:`` (annotations only)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if runtime_only and isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def imports(path: Path, runtime_only: bool = False) -> set[str]:
+    """The ravasd modules ``path`` imports, resolved (relative imports included); ``runtime_only``:
+    leave out the imports made for type annotations only."""
     mod = _module(path)
     package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _nodes(ast.parse(path.read_text()), runtime_only):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "ravasd"}
         elif isinstance(node, ast.ImportFrom):
@@ -112,11 +125,11 @@ def test_the_checker_sees_a_wrong_door(tmp_path, monkeypatch):
 
 def cycles() -> list[list[str]]:
     """Groups of ravasd modules that import each other round (top-level or nested imports; a module's
-    own parent packages, imported before it anyway, do not count)."""
+    own parent packages, imported before it anyway, and imports for type annotations only do not count)."""
     graph = {}
     for path in sorted(PKG.rglob("*.py")):
         mod = _module(path)
-        graph[mod] = {t for t in imports(path) if t != mod and not mod.startswith(t + ".")}
+        graph[mod] = {t for t in imports(path, runtime_only=True) if t != mod and not mod.startswith(t + ".")}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
