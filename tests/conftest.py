@@ -16,6 +16,18 @@ SHARED_MODELS = REPO.parent / "shared" / "models"
 
 
 @pytest.fixture(autouse=True)
+def _pulse_routing_is_per_test(monkeypatch):
+    """Opening a device in this process sets PULSE_SOURCE/PULSE_SINK (devices.pulse.route, by design:
+    PortAudio reads them): whatever a test leaves there is undone after it. Left behind, they named
+    devices of the session's server to every later child process — a browser on another server then
+    failed to open any microphone (eval call, in whole-suite runs only)."""
+    for key in ("PULSE_SOURCE", "PULSE_SINK"):
+        monkeypatch.setenv(key, "-")  # records what was there (or that nothing was) for the undo
+        monkeypatch.delenv(key)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def ravas_home(tmp_path, monkeypatch):
     home = tmp_path / "ravas-home"
     monkeypatch.setenv("RAVAS_HOME", str(home))

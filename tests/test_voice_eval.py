@@ -416,11 +416,6 @@ def test_eval_call_scores_the_far_end_of_a_real_call(tmp_path, ravas_home):
         text=True,
         timeout=540,
     )
-    if r.returncode != 0 and "NotReadableError" in r.stderr:
-        # Seen only inside CI's whole-suite run (never alone, nor beside the far-end test): Chromium
-        # lists the private server's microphone but cannot open it. Open in issue #25; the far-end
-        # fail-closed test keeps covering Chromium with RAVAS Mic meanwhile.
-        pytest.xfail("Chromium could not open the microphone on eval call's private server: " + r.stderr[-300:])
     assert r.returncode == 0, r.stderr[-3000:]
     rows = {row["voice"]: row for row in json.loads(r.stdout)}
     assert set(rows) == {"original", "tenor"}

@@ -126,6 +126,10 @@ class SoundServer:
             self.tmp = tempfile.TemporaryDirectory(prefix="ravas-bench-")
             root = Path(self.tmp.name)
             (root / "xdg").mkdir(mode=0o700)
+            # PULSE_SOURCE / PULSE_SINK name devices of whatever server this process spoke to before
+            # (pulse.route sets them): on this one they do not exist, and every client would fail on them
+            for k in pulse.ROUTING_ENV:
+                self.env.pop(k, None)
             self.env.update(
                 HOME=str(root), XDG_RUNTIME_DIR=str(root / "xdg"), PULSE_SERVER=f"unix:{root}/xdg/pulse/native"
             )

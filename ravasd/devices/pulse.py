@@ -85,6 +85,10 @@ def find_source(name: str) -> str | None:
     return None
 
 
+#: The variables :func:`route` sets: a child process of another sound server must not inherit them.
+ROUTING_ENV = ("PULSE_SOURCE", "PULSE_SINK")
+
+
 def route(kind: str, pulse_name: str) -> str:
     """Point this process's next PortAudio ``pulse`` stream at ``pulse_name``; returns the device."""
     os.environ["PULSE_SOURCE" if kind == "input" else "PULSE_SINK"] = pulse_name

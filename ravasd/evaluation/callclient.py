@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import av
 import numpy as np
 
+from ..devices.pulse import ROUTING_ENV
 from ..errors import RavasError
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>call</title><script>
@@ -143,7 +144,9 @@ class Call:
                 f"--user-data-dir={self.profile}",
                 url,
             ],
-            env=self.env,
+            # the page picks its microphone by label: a default device inherited from pulse.route is not
+            # this server's, and Chromium's first getUserMedia would fail on it
+            env={k: v for k, v in self.env.items() if k not in ROUTING_ENV},
             stdout=subprocess.DEVNULL,
             stderr=self._log,
         )
