@@ -422,11 +422,9 @@ def test_eval_call_scores_the_far_end_of_a_real_call(tmp_path, ravas_home):
     orig, tenor = rows["original"], rows["tenor"]
     assert orig["utterances"] == tenor["utterances"] == 3
     assert tenor["families"]["flite"]["utterances"] == 3 and 0 <= tenor["families"]["flite"]["wer_call"] <= 1
-    if orig["unavailable"] is None:  # the feed's own call (Chromium cannot always open it; then it says why)
-        assert orig["wer_call"] <= 0.3, orig["items"]  # every utterance cut where it was played
-        assert tenor["delay_ms"] > orig["delay_ms"] - 50
-    else:
-        assert "call did not start" in orig["unavailable"]
+    assert orig["unavailable"] is None, orig["unavailable"]  # the feed's own call is made too
+    assert orig["wer_call"] <= 0.3, orig["items"]  # every utterance cut where it was played
+    assert tenor["delay_ms"] > orig["delay_ms"] - 50
     assert tenor["wer_call"] <= 0.7, tenor["items"]  # the cuts hold the utterances' words
     assert 0 <= tenor["wer_call_interval"][0] <= tenor["wer_call"] <= tenor["wer_call_interval"][1]
     assert all(it["hyp_call"].strip() for it in tenor["items"]), tenor["items"]

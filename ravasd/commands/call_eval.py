@@ -121,17 +121,8 @@ def _take(env: dict, wav: Path, seconds: float, label: str, voice: str | None, l
                     )
                 time.sleep(0.3)
             time.sleep(1.0)
-        for attempt in range(3):
-            call = Call(env, seconds + 2.0, label)
-            try:
-                call.start()
-                break
-            except RavasError as err:
-                # Chromium's audio service sometimes cannot open a source on a busy machine: try again
-                if "NotReadableError" not in str(err) or attempt == 2:
-                    raise
-                log(f"  the browser could not open {label!r}; trying again")
-                time.sleep(2.0)
+        call = Call(env, seconds + 2.0, label)
+        call.start()
         log(f"  call up ({voice or 'original'}), playing {seconds:.0f} s")
         t_play = time.time()
         subprocess.run(
