@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...config import Config
+from ...config import Config, block_size
 from ...engine.frames import RawAudio
-from ...errors import ConfigError
+from ...errors import ConfigError, RavasError
 from .mcadams import McAdams
 from .normalise import NormalisedVoice
 from .resample import Resampled
@@ -146,9 +146,6 @@ def latency_ms(cfg: Config, name: str, live: bool = False) -> float:
     """The latency voice ``name`` adds at ``cfg``'s rate and block size, in ms (``live``: a neural
     voice's includes the compute margin it measures as the daemon runs it — it loads the model); NaN
     when the voice cannot be built now."""
-    from ...config import block_size
-    from ...errors import RavasError
-
     try:
         conv = make_voice(cfg, cfg.audio.sample_rate, name, block=block_size(cfg), live=live)
     except RavasError:
