@@ -154,6 +154,21 @@ def test_mimivc_streams_exactly_for_any_block_size(small_model_dir, rate):
         got = np.concatenate(out)
         assert len(got) == len(x) and np.allclose(got, ref, atol=1e-5)
     assert v.latency == rate * 1920 // 24000 + (62 if rate == 48000 else 0)  # one frame + the FIR pair
+    # as the live worker drives it: each call answered first, then computed ahead — the same output
+    v = MimiVC(rate, MimiModel(small_model_dir), pool)
+    block = rate // 200
+    ahead = []
+    for i in range(0, len(x), block):
+        ahead.append(v.process_samples(x[i : i + block]))
+        v.prepare()
+    assert np.allclose(np.concatenate(ahead), ref, atol=1e-5)
+    # the critical path of each frame is measured by part; computing ahead left little of the
+    # encoder's work on it (only the last 40 ms of convolutions, the tail and the transformer)
+    path = v.path_ms[-1]
+    assert (
+        set(path) == {"encoder_tail", "knn", "decoder_head", "total"} and len(v.path_ms) >= len(x) // (rate // 12.5) - 2
+    )
+    assert path["total"] == pytest.approx(path["encoder_tail"] + path["knn"] + path["decoder_head"], abs=0.05)
     assert np.abs(ref[: v.latency - 70]).max() == 0  # nothing before the first frame is out
     assert np.abs(ref).max() > 1e-3
 
@@ -320,6 +335,7 @@ def test_a_neural_voice_runs_through_make_voice_offline_and_live(small_model_dir
     ref = offline.process_samples(x)
     live = make_voice(cfg, 48000, "zed", block=240, live=True)
     assert isinstance(live, Offloaded) and live.latency == offline.latency + live.margin
+    live.adapt = False  # this loop feeds faster than real time: the margin under test here stays put
     got = feed(live, x, 240, 0.001)
     # the live voice is the offline one delayed by its margin; a span the worker was late for (a busy
     # machine: this loop feeds faster than real time) is silence, never anything else
@@ -375,7 +391,7 @@ class SlowVoice:
 
 
 def test_offloaded_late_output_is_silence_and_the_timeline_never_shifts():
-    v = Offloaded(SlowVoice(cost=0.05, every=8), 1000, margin=10)  # 10 ms of margin, 50 ms bursts
+    v = Offloaded(SlowVoice(cost=0.05, every=8), 1000, margin=10, adapt=False)  # 10 ms of margin, 50 ms bursts
     x = np.arange(1, 4001, dtype=np.float32)
     y = feed(v, x, 5, 0.005)
     assert len(y) == len(x) and v.late_samples > 0
@@ -384,6 +400,46 @@ def test_offloaded_late_output_is_silence_and_the_timeline_never_shifts():
     idx = np.nonzero(played)[0]
     assert np.array_equal(y[idx], x[idx - v.margin])
     assert (~played[v.margin :]).sum() == v.late_samples  # the gaps are exactly the late spans
+
+
+def _bursts(n: int, on: int, off: int) -> np.ndarray:
+    """Sample i of a burst is i + 1 (so a played sample names its source), zeros between bursts."""
+    x = np.arange(1, n + 1, dtype=np.float32)
+    x[(np.arange(n) % (on + off)) >= on] = 0
+    return x
+
+
+def _delays(y: np.ndarray) -> list[tuple[int, set]]:
+    """For each run of sound in ``y`` (a :func:`_bursts` input played back): its start and the set of
+    delays (output index − source index) its samples were played at."""
+    idx = np.flatnonzero(y)
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    return [(int(r[0]), set((r - (y[r].astype(int) - 1)).tolist())) for r in runs if len(r)]
+
+
+def test_the_live_margin_shrinks_inside_silence_to_what_the_waits_need():
+    v = Offloaded(SlowVoice(), 1000, margin=120)  # 120 ms to begin with; the voice itself costs nothing
+    v.settle_s = 0.1
+    y = feed(v, _bursts(3000, 150, 100), 5, 0.005)
+    runs = _delays(y)
+    # a sound is never cut or stretched: each run of it plays at one delay; the delay only changes
+    # between runs (inside silence), it went down, and nothing unconverted or shifted was played
+    assert all(len(d) == 1 for _, d in runs), runs
+    first, last = min(runs[0][1]), min(runs[-1][1])
+    assert first <= 120 and last < 60 and v.floor <= v.margin <= last
+    assert v.late_samples == 0 or v.margin > v.floor  # a late block would have made it grow back
+
+
+def test_the_live_margin_grows_after_late_output_and_late_spans_stay_silent():
+    v = Offloaded(SlowVoice(cost=0.04, every=16), 1000, margin=10, ceiling=80)  # 40 ms bursts, 10 ms margin
+    v.settle_s = 0.05
+    y = feed(v, _bursts(4000, 120, 80), 5, 0.005)
+    assert v.late_samples > 0 and 10 < v.margin <= 80  # it was late, so the margin grew (to the ceiling at most)
+    for _, d in _delays(y):  # late spans are silence inside a run; what plays keeps the run's delay
+        assert len(d) == 1 and 10 <= min(d) <= 80
+    fixed = Offloaded(SlowVoice(cost=0.04, every=16), 1000, margin=10, adapt=False)
+    feed(fixed, _bursts(4000, 120, 80), 5, 0.005)
+    assert fixed.late_samples > v.late_samples  # a fixed margin stays late; the tracking one mostly stops being late
 
 
 def test_status_says_when_a_live_voice_was_late():

@@ -35,6 +35,7 @@ from ..config import Config, block_size
 from ..devices import pulse
 from ..engine.frames import RawAudio
 from ..engine.runner import AudioPublisher, StreamRunner
+from ..engine.stage import StagedVoice, find_trait
 from ..media.writer import MediaWriter
 
 #: voice name → factory(cfg, rate, block) used instead of the registry (``--random-weights``)
@@ -88,19 +89,26 @@ def random_weights(cfg: Config, names: list[str], precision: str = "float32") ->
     return notes
 
 
-def rtf(cfg: Config, name: str, seconds: float = 4.0) -> tuple[float, int, int]:
-    """(processing time / audio time on this thread, algorithmic latency samples, block)."""
+def rtf(cfg: Config, name: str, seconds: float = 4.0) -> tuple[float, int, int, dict | None]:
+    """(processing time / audio time on this thread, algorithmic latency samples, block, a staged voice's
+    critical path: the median over its frames of each part in ms, else None)."""
 
     rate, block = cfg.audio.sample_rate, block_size(cfg)
     x = synth_speech(rate, seconds)
     conv = _make(cfg, rate, name, block)
+    staged = find_trait(conv, StagedVoice)  # computed ahead between blocks, as the live worker does
     t0 = time.thread_time()
     for i in range(0, len(x) - block + 1, block):
         conv.process(RawAudio(x[i : i + block], rate, i / rate))
+        if staged is not None:
+            staged.prepare()
     used = time.thread_time() - t0
     lat = int(getattr(conv, "latency", 0))
+    path = None
+    if staged is not None and (frames := list(staged.path_ms)[2:]):  # the first two: onnxruntime warming up
+        path = {k: round(float(np.median([f[k] for f in frames])), 1) for k in frames[-1]}
     conv.close()
-    return used / seconds, lat, block
+    return used / seconds, lat, block, path
 
 
 def _die_with_parent() -> None:
@@ -287,6 +295,7 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer |
             )
             time.sleep(0.6)
             snap = runner.snapshot()
+            live_latency = runner.converter_latency  # a neural voice's margin follows its measured waits
             runner.stop()
             _normal_priority()
             rec.terminate()
@@ -308,6 +317,7 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer |
         "dropped": snap["dropped"] - before["dropped"],
         "priority": priority,
         "live_latency_ms": None if live_latency is None else round(live_latency / rate * 1000, 1),
+        "margin_ms": snap.get("voice_margin_ms"),
     }
 
 
@@ -380,7 +390,9 @@ def _rows(
                     "block_ms": cfg.audio.block_ms,
                     "algorithmic_latency_ms": None,
                     "rtf": None,
+                    "critical_path_ms": None,
                     "live_latency_ms": None,
+                    "margin_ms": None,
                     "load": load,
                     "e2e_latency_ms": None,
                     "e2e_dropped_pct": None,
@@ -389,14 +401,16 @@ def _rows(
                 }
             )
             continue
-        ratio, lat, block = rtf(cfg, name)
+        ratio, lat, block, path = rtf(cfg, name)
         row = {
             "voice": name,
             "sample_rate": cfg.audio.sample_rate,
             "block_ms": cfg.audio.block_ms,
             "algorithmic_latency_ms": round(lat / cfg.audio.sample_rate * 1000, 1),
             "rtf": round(ratio, 3),
+            "critical_path_ms": path,
             "live_latency_ms": None,
+            "margin_ms": None,
             "load": load,
             "e2e_latency_ms": None,
             "e2e_dropped_pct": None,
@@ -410,6 +424,7 @@ def _rows(
                 got = e2e_latency(cfg, name, seconds=seconds, srv=srv)
                 row["e2e_latency_ms"] = round(got["latency_ms"], 1)
                 row["live_latency_ms"] = got["live_latency_ms"]
+                row["margin_ms"] = got["margin_ms"]
                 total = got["blocks"] + got["dropped"]
                 row["e2e_dropped_pct"] = round(100 * got["dropped"] / total, 2) if total else None
                 row["priority"] = got["priority"]

@@ -1133,13 +1133,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.json:
             print(audio_json(rows))
         else:
-            _table([{k: ("null" if v is None else v) for k, v in r.items()} for r in rows], False)
+            _table([{k: _cell(v) for k, v in r.items()} for r in rows], False)
         return 0
     from .bench import bench_video, format_table, to_json
 
     res = bench_video(_load(args), args.width, args.height, args.seconds, args.fps)
     print(to_json(res) if args.json else format_table(res))
     return 0
+
+
+def _cell(v) -> object:
+    """A bench figure for a table cell: null, or a dict of parts as ``a 1.0 + b 2.0``."""
+    if v is None:
+        return "null"
+    if isinstance(v, dict):
+        return " + ".join(f"{k} {x}" for k, x in v.items() if k != "total") + (
+            f" = {v['total']}" if "total" in v else ""
+        )
+    return v
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from .stage import (
     LoadShedding,
     OffloadedVoice,
     SlowClosingSink,
+    StagedVoice,
     StallCounter,
     VideoConverter,
     VideoSink,
@@ -288,6 +290,10 @@ class StreamRunner:
         if live is not None:  # a neural voice on its own thread: how much it was late (played as silence)
             d["voice_late_ms"] = round(live.late_samples / live.rate * 1000, 1)
             d["voice_margin_ms"] = round(live.margin / live.rate * 1000, 1)
+            d["voice_wait_ms"] = round(live.wait_ms, 1)
+        staged = find_trait(conv, StagedVoice)
+        if staged is not None and (paths := list(staged.path_ms)):  # median of recent frames, per part
+            d["voice_path_ms"] = {k: round(statistics.median(p[k] for p in paths), 1) for k in paths[-1]}
         d["recording_error"] = str(self._sink.failed or "") if isinstance(self._sink, FailingSink) else ""
         return d
 

@@ -11,7 +11,7 @@ by having its attributes, and the runner uses it only then.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .frames import AnonAudio, AnonFrame, RawAudio, RawFrame
 
@@ -150,8 +150,19 @@ class OffloadedVoice(Protocol):
     """A voice computed on its own thread behind a margin: output it was late for plays as silence."""
 
     rate: int
-    margin: int  # samples
+    margin: int  # samples, now (it follows the measured waits)
     late_samples: int  # samples played as silence because the computation was late
+    wait_ms: float  # the longest recent wait for a block's output: what the margin covers
+
+
+@runtime_checkable
+class StagedVoice(Protocol):
+    """A voice whose work is staged (a pull voice): ``prepare()`` computes ahead between calls, from the
+    thread that feeds it; ``path_ms`` the recent frames' critical paths ({part: ms, "total": ms})."""
+
+    path_ms: Any
+
+    def prepare(self) -> None: ...
 
 
 @runtime_checkable

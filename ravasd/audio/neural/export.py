@@ -1,9 +1,12 @@
-"""Mimi weights → two ONNX graphs with explicit state (torch, the ``torch`` extra; export time only).
+"""Mimi weights → one ONNX graph per stage, with explicit state (torch, the ``torch`` extra; export time only).
 
-``encoder.onnx``: inputs ``audio`` (1, 1, T·hop) + the encoder state → ``embedding`` (1, D, T) at
-25 Hz + the new state; ``downsample.npy`` the (D, D, 4) stride-2 conv to 12.5 Hz latents (numpy); ``decoder.onnx``: ``latent`` (1, D, T) + state → ``audio`` (1, 1, T·frame) + state. State
-inputs are named ``state.<i>``, outputs ``state.<i>.out`` (order and shapes in the manifest), the
-time axis is dynamic: a step of one frame and a pool build over ten seconds run the same graph.
+The stages (:data:`~.mimi_arch.STAGES`, in data-flow order): ``encoder.convs`` audio (1, 1, T·120) →
+(1, C, T) at 200 Hz; ``encoder.tail`` (1, C, 8T) → (1, D, T) at 25 Hz; ``encoder.transformer`` (1, D, T)
+→ (1, D, T); ``downsample.npy`` the (D, D, 4) stride-2 conv to 12.5 Hz latents (numpy);
+``decoder.transformer`` latents (1, D, T) → (1, D, 2T) at 25 Hz; ``decoder.up`` (1, D, T) → (1, C, 8T)
+at 200 Hz; ``decoder.convs`` (1, C, T) → audio (1, 1, T·120). Each graph's input is ``x``, its output
+``y``; state inputs ``state.<i>``, outputs ``state.<i>.out`` (order and shapes in the manifest); the
+time axis is dynamic: a 5 ms step and a pool build over ten seconds run the same graph.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def need_tools() -> None:
 
 
 PRECISIONS = ("float32", "int8")
+#: The manifest format written (3: one graph per stage; 2 had one encoder and one decoder graph).
+FORMAT = 3
 
 
 def quantize(path: Path) -> None:
@@ -54,7 +59,7 @@ def quantize(path: Path) -> None:
 def export(
     params: dict[str, np.ndarray], cfg: arch.MimiConfig, out: Path, source: dict, precision: str = "float32"
 ) -> dict:
-    """Write encoder.onnx, decoder.onnx, downsample.npy and manifest.json into ``out`` (created);
+    """Write the stages' graphs, downsample.npy and manifest.json into ``out`` (created);
     returns the manifest. ``source`` describes the weights (file, sha256, licence) and goes into the
     manifest; ``precision`` int8 quantises the transformers' weights (:func:`quantize`)."""
     if precision not in PRECISIONS:
@@ -80,34 +85,32 @@ def export(
             return self.fn(params, cfg, x, *state)
 
     graphs = {}
-    for name, fn, specs, xin, xname, yname, axis in (
-        ("encoder", arch.encode_step, arch.encoder_states(cfg), (1, 1, cfg.hop), "audio", "embedding", 2),
-        ("decoder", arch.decode_step, arch.decoder_states(cfg), (1, cfg.dimension, 1), "latent", "audio", 2),
-    ):
+    for stage in arch.STAGES:
+        specs = stage.states(cfg)
         state = [torch.from_numpy(a) for a in arch.initial(specs)]
-        ins = [xname] + [f"state.{i}" for i in range(len(specs))]
-        outs = [yname] + [f"state.{i}.out" for i in range(len(specs))]
-        path = out / f"{name}.onnx"
+        ins = ["x"] + [f"state.{i}" for i in range(len(specs))]
+        outs = ["y"] + [f"state.{i}.out" for i in range(len(specs))]
+        path = out / f"{stage.name}.onnx"
         with torch.no_grad():
             torch.onnx.export(
-                Step(fn),
-                (torch.zeros(xin), *state),
+                Step(stage.fn),
+                (torch.zeros(stage.example(cfg)), *state),
                 str(path),
                 dynamo=False,
                 input_names=ins,
                 output_names=outs,
                 opset_version=17,
-                dynamic_axes={xname: {axis: "t"}, yname: {axis: "t"}},
+                dynamic_axes={"x": {2: "t"}, "y": {2: "t"}},
             )
-        if precision == "int8":
+        if precision == "int8" and "transformer" in stage.name:
             quantize(path)
-        graphs[name] = {
+        graphs[stage.name] = {
             "file": path.name,
             "states": [{"name": s.name, "shape": list(s.shape), "init": s.init} for s in specs],
         }
     np.save(out / "downsample.npy", params[f"{arch.downsample_conv(cfg).key}.weight"].astype(np.float32))
     manifest = {
-        "format": 2,
+        "format": FORMAT,
         "model": "mimi",
         "config": cfg.to_dict(),
         "precision": precision,

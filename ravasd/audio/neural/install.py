@@ -20,7 +20,7 @@ from ... import models, paths
 from ...errors import ModelError
 from . import checkpoint, pools, speech
 from . import mimi_arch as arch
-from .mimi import MimiModel
+from .mimi import FORMAT, MimiModel
 from .runtime import all_cores
 
 
@@ -159,7 +159,7 @@ def make_random(
     man = dest / "manifest.json"
     if man.is_file():
         m = json.loads(man.read_text())
-        if m.get("config") == cfg.to_dict() and m.get("format") == 2 and m.get("precision") == precision:
+        if m.get("config") == cfg.to_dict() and m.get("format") == FORMAT and m.get("precision") == precision:
             return dest
     tmp = paths.cache_dir() / "models" / ".mimi-random.safetensors"
     tmp.parent.mkdir(parents=True, exist_ok=True)

@@ -278,11 +278,12 @@ def _conv_specs(convs: list[Conv]) -> list[StateSpec]:
 
 
 def encoder_states(cfg: MimiConfig) -> list[StateSpec]:
-    return _conv_specs(_convs(encoder_plan(cfg))) + _kv_spec("encoder", cfg)
+    """The encoder stages' states, concatenated in stage order (what :func:`encode_step` takes)."""
+    return [spec for s in STAGES[:3] for spec in s.states(cfg)]
 
 
 def decoder_states(cfg: MimiConfig) -> list[StateSpec]:
-    return _conv_specs([upsample_conv(cfg)]) + _kv_spec("decoder", cfg) + _conv_specs(_convs(decoder_plan(cfg)))
+    return [spec for s in STAGES[3:] for spec in s.states(cfg)]
 
 
 # --- the forward (torch) -----------------------------------------------------------------------
@@ -389,15 +390,130 @@ def _transformer(x, p: dict, side: str, cfg: MimiConfig, st: _States):
     return x.transpose(1, 2)
 
 
+# --- the stages: one graph each, so the run time can start a stage as soon as its input exists ----------
+#
+# The streaming voice (:class:`~ravasd.audio.neural.mimi.MimiVC`) runs the encoder's convolutions block by
+# block as audio arrives, its stride-8 tail at each 40 ms, the transformer when a frame completes, and
+# the decoder's convolutions a few 5 ms steps at a time as the output is due. The split points are the
+# 200 Hz rate between the SEANets' last (first) stride and the rest: ``mid`` samples per step.
+
+
+def mid_hop(cfg: MimiConfig) -> int:
+    """Samples per step at the rate between the SEANet stages (120 = 5 ms: 24 kHz / (4·5·6))."""
+    return cfg.hop // cfg.ratios[0]
+
+
+def _encoder_split(cfg: MimiConfig) -> tuple[list, list]:
+    """The encoder plan cut before its last stride (the ELU in front of it): 24 kHz → 200 Hz, 200 → 25 Hz."""
+    plan = encoder_plan(cfg)
+    last = max(i for i, s in enumerate(plan) if s[0] == "conv" and s[1].stride > 1)
+    return plan[: last - 1], plan[last - 1 :]
+
+
+def _decoder_split(cfg: MimiConfig) -> tuple[list, list]:
+    """The decoder plan cut after its first stride and the residual block behind it: 25 → 200 Hz, 200 Hz → 24 kHz."""
+    plan = decoder_plan(cfg)
+    first = min(i for i, s in enumerate(plan) if s[0] == "conv" and s[1].transposed)
+    return plan[: first + 2], plan[first + 2 :]
+
+
+def _out_channels(plan: list) -> int:
+    last = plan[-1]
+    return last[1][-1].cout if last[0] == "res" else last[1].cout
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stateful graph: ``fn(p, cfg, x, *state) → (y, *state)``; ``example(cfg)`` a (1, C, T) input
+    of one step (the export traces it; the time axis stays dynamic)."""
+
+    name: str
+    fn: object
+    states: object  # (cfg) → list[StateSpec]
+    example: object  # (cfg) → (1, C, T)
+
+
+def _seanet_stage(part: str):
+    def fn(p: dict, cfg: MimiConfig, x, *state):
+        _load_torch()
+        plan = _PARTS[part](cfg)
+        st = _States(_conv_specs(_convs(plan)), state)
+        return (_seanet(x, p, plan, st), *st.out())
+
+    return fn
+
+
+_PARTS = {
+    "encoder.convs": lambda cfg: _encoder_split(cfg)[0],
+    "encoder.tail": lambda cfg: _encoder_split(cfg)[1],
+    "decoder.up": lambda cfg: _decoder_split(cfg)[0],
+    "decoder.convs": lambda cfg: _decoder_split(cfg)[1],
+}
+
+
+def _encoder_transformer(p: dict, cfg: MimiConfig, z, *state):
+    _load_torch()
+    st = _States(_kv_spec("encoder", cfg), state)
+    return (_transformer(z, p, "encoder", cfg, st), *st.out())
+
+
+def _decoder_transformer(p: dict, cfg: MimiConfig, latent, *state):
+    """Latents (12.5 Hz, before the RVQ projections) → the decoder transformer's output at 25 Hz."""
+    _load_torch()
+    st = _States(_conv_specs([upsample_conv(cfg)]) + _kv_spec("decoder", cfg), state)
+    z = torch.einsum("ij,bjt->bit", p["projection"], latent)
+    z = _conv(z, p, upsample_conv(cfg), st)
+    return (_transformer(z, p, "decoder", cfg, st), *st.out())
+
+
+def _part_states(part: str):
+    return lambda cfg: _conv_specs(_convs(_PARTS[part](cfg)))
+
+
+#: In data-flow order. The downsample (25 → 12.5 Hz) and the kNN between the encoder and the decoder run
+#: in numpy.
+STAGES = (
+    Stage("encoder.convs", _seanet_stage("encoder.convs"), _part_states("encoder.convs"), lambda c: (1, 1, mid_hop(c))),
+    Stage(
+        "encoder.tail",
+        _seanet_stage("encoder.tail"),
+        _part_states("encoder.tail"),
+        lambda c: (1, _out_channels(_encoder_split(c)[0]), c.ratios[0]),
+    ),
+    Stage("encoder.transformer", _encoder_transformer, lambda c: _kv_spec("encoder", c), lambda c: (1, c.dimension, 1)),
+    Stage(
+        "decoder.transformer",
+        _decoder_transformer,
+        lambda c: _conv_specs([upsample_conv(c)]) + _kv_spec("decoder", c),
+        lambda c: (1, c.dimension, 1),
+    ),
+    Stage("decoder.up", _seanet_stage("decoder.up"), _part_states("decoder.up"), lambda c: (1, c.dimension, 1)),
+    Stage(
+        "decoder.convs",
+        _seanet_stage("decoder.convs"),
+        _part_states("decoder.convs"),
+        lambda c: (1, _out_channels(_decoder_split(c)[0]), 1),
+    ),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def _chain(names: tuple[str, ...], p: dict, cfg: MimiConfig, x, state):
+    """Stages ``names`` in order over ``x``; ``state`` is their states concatenated in that order."""
+    out, i = [], 0
+    for stage in (s for s in STAGES if s.name in names):
+        n = len(stage.states(cfg))
+        x, *new = stage.fn(p, cfg, x, *state[i : i + n])
+        out += new
+        i += n
+    return (x, *out)
+
+
 def encode_step(p: dict, cfg: MimiConfig, audio, *state):
     """(B, 1, T·hop) audio + encoder state → (B, dimension, T) embeddings at the encoder rate (25 Hz)
     + new state. The 25 → 12.5 Hz downsample runs in numpy at run time
     (:class:`~ravasd.audio.neural.mimi.Downsample`; :func:`downsample_reference` here)."""
-    _load_torch()
-    st = _States(encoder_states(cfg), state)
-    z = _seanet(audio, p, encoder_plan(cfg), st)
-    z = _transformer(z, p, "encoder", cfg, st)
-    return (z, *st.out())
+    return _chain(STAGE_NAMES[:3], p, cfg, audio, state)
 
 
 def downsample_reference(p: dict, cfg: MimiConfig, emb):
@@ -411,13 +527,7 @@ def downsample_reference(p: dict, cfg: MimiConfig, emb):
 
 def decode_step(p: dict, cfg: MimiConfig, latent, *state):
     """(B, dimension, T) latents (before the RVQ projections) + decoder state → (B, 1, T·frame) audio."""
-    _load_torch()
-    st = _States(decoder_states(cfg), state)
-    z = torch.einsum("ij,bjt->bit", p["projection"], latent)
-    z = _conv(z, p, upsample_conv(cfg), st)
-    z = _transformer(z, p, "decoder", cfg, st)
-    y = _seanet(z, p, decoder_plan(cfg), st)
-    return (y, *st.out())
+    return _chain(STAGE_NAMES[3:], p, cfg, latent, state)
 
 
 def initial(specs: list[StateSpec]) -> list[np.ndarray]:

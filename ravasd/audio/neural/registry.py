@@ -87,12 +87,15 @@ def make(cfg: Config, rate: int, name: str, live: bool = False):
 
 
 def offloaded(cfg: Config, voice, rate: int):
-    """``voice`` (a MimiVC / KnnVC at ``rate``) on its own thread behind the margin one of its frames
-    (its look-ahead unit) measures now."""
+    """``voice`` (a MimiVC / KnnVC at ``rate``) on its own thread, starting behind the margin its frames
+    (its look-ahead unit), fed in ``audio.block_ms`` blocks, measure now; the margin then follows the
+    measured waits (:mod:`.offload`)."""
     from .offload import Offloaded, measure_margin
 
     frame = voice.factor * voice.hop_lookahead
-    return Offloaded(voice, rate, measure_margin(voice, rate, frame), cfg.engine.hang_timeout_ms / 1000)
+    block = max(1, int(round(cfg.audio.block_ms * rate / 1000)))
+    margin = measure_margin(voice, rate, frame, block if frame % block == 0 else None)
+    return Offloaded(voice, rate, margin, cfg.engine.hang_timeout_ms / 1000)
 
 
 def _make(cfg: Config, rate: int, name: str):

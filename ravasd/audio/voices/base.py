@@ -22,19 +22,31 @@ def sanitize(x: np.ndarray) -> np.ndarray:
     return np.clip(x, -1.0, 1.0)
 
 
+class _FIR:
+    """A causal FIR over a stream: the last ``len(taps) − 1`` inputs carried across calls (``np.convolve``
+    on them and the new block: a tenth of ``lfilter``'s per-call cost on 5 ms blocks)."""
+
+    def __init__(self, taps: np.ndarray) -> None:
+        self.taps = np.asarray(taps, np.float64)
+        self.hist = np.zeros(len(taps) - 1)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        full = np.concatenate([self.hist, x])
+        self.hist = full[len(full) - len(self.hist) :]
+        return np.convolve(full, self.taps, "valid")
+
+
 class _Decimator:
     """Low-pass FIR + keep every ``factor``-th sample; state carried across calls."""
 
     def __init__(self, factor: int, taps: np.ndarray) -> None:
-        self.factor, self.taps = factor, taps
-        self.zi = np.zeros(len(taps) - 1)
+        self.factor, self.fir = factor, _FIR(taps)
         self.phase = 0  # index (within the next call) of the next sample to keep
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.factor == 1 or len(x) == 0:
             return x
-        y, self.zi = signal.lfilter(self.taps, [1.0], x, zi=self.zi)
-        out = y[self.phase :: self.factor]
+        out = self.fir(x)[self.phase :: self.factor]
         self.phase = (self.phase - len(x)) % self.factor
         return out.astype(np.float32)
 
@@ -43,16 +55,14 @@ class _Interpolator:
     """Zero-stuff by ``factor`` + low-pass FIR (gain ``factor``); state carried across calls."""
 
     def __init__(self, factor: int, taps: np.ndarray) -> None:
-        self.factor, self.taps = factor, taps * factor
-        self.zi = np.zeros(len(taps) - 1)
+        self.factor, self.fir = factor, _FIR(taps * factor)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.factor == 1 or len(x) == 0:
             return x
         up = np.zeros(len(x) * self.factor)
         up[:: self.factor] = x
-        y, self.zi = signal.lfilter(self.taps, [1.0], up, zi=self.zi)
-        return y.astype(np.float32)
+        return self.fir(up).astype(np.float32)
 
 
 class OutputQueue:
@@ -118,6 +128,8 @@ class InnerRateVoice:
         self._down = _Decimator(self.factor, self._fir)
         self._up = _Interpolator(self.factor, self._fir)
         self._out = OutputQueue(self._prefill)
+        self._taken = 0  # stream samples answered so far
+        self._last_call = 0  # the size of the last call (what ``prepare`` expects next)
         self._reset_inner()
 
     def _reset_inner(self) -> None:  # pragma: no cover - abstract
@@ -126,6 +138,25 @@ class InnerRateVoice:
     def _inner(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         """Inner-rate samples in → the inner-rate samples now complete (any count)."""
         raise NotImplementedError
+
+    # A voice that computes its output in pieces (a pull voice) overrides ``_feed`` to only keep its
+    # input and ``_produce`` to compute until the output due is out; ``prepare`` then lets a worker
+    # compute ahead, after it has handed the caller its answer (:class:`~ravasd.audio.neural.offload.Offloaded`).
+
+    def _feed(self, x: np.ndarray) -> None:
+        """Inner-rate input in; a push voice (the default) emits everything it completes at once."""
+        self._emit(self._inner(x))
+
+    def _produce(self, due: int) -> None:
+        """Compute until ``due`` inner samples have been emitted in all (a pull voice; no-op here)."""
+
+    def _emit(self, y: np.ndarray) -> None:
+        """Inner-rate output (in order) → the interpolator → the output queue."""
+        self._out.push(np.asarray(self._up(y), np.float32))
+
+    def _due(self, taken: int) -> int:
+        """Inner samples that must have been emitted for ``taken`` stream samples to be answered."""
+        return max(0, -(-(taken - self._prefill) // self.factor))
 
     def process_samples(self, x: np.ndarray) -> np.ndarray:
         """Stream-rate samples in → the same number out (delayed by ``latency``)."""
@@ -137,8 +168,15 @@ class InnerRateVoice:
                 f"hops and got {len(x)} samples"
             )
         x = sanitize(x)
-        self._out.push(np.asarray(self._up(self._inner(self._down(x))), np.float32))
+        self._feed(self._down(x))
+        self._taken += len(x)
+        self._last_call = len(x)
+        self._produce(self._due(self._taken))
         return np.clip(self._out.pop(len(x)), -1.0, 1.0)
+
+    def prepare(self) -> None:
+        """Compute ahead what the next call (of the last call's size) will need, and any input-side
+        work already possible. Called by a worker thread between calls; output is unchanged by it."""
 
     def process(self, block: RawAudio) -> AnonAudio:
         return AnonAudio(self.process_samples(block.samples), block.rate, block.ts)
