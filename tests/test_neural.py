@@ -448,6 +448,8 @@ def test_status_says_when_a_live_voice_was_late():
     st = {"audio": {"state": "running", "rate": 200, "latency_ms": 150, "voice_late_ms": 40.0}}
     assert "voice late for 40 ms" in format_status(st)
     assert "late" not in format_status({"audio": {"state": "running", "voice_late_ms": 0.0}})
+    st = {"audio": {"state": "running", "voice_late_ms": 0.0, "voice_margin_ms": 24.4, "voice_wait_ms": 21.0}}
+    assert "voice margin 24 ms, waits up to 21 ms" in format_status(st)
 
 
 def test_offloaded_errors_reach_the_runner_and_stalls_raise():
@@ -809,3 +811,19 @@ def test_the_shipped_target_speech_is_what_the_generator_makes():
     )
     assert best > 0.9, best  # the same speech, through a 32 kbit/s codec
     assert len(speech.sha256("tenor")) == 64 and 150 < len(speech.load("tenor")) / 24000 < 165
+
+
+def test_a_mimi_installed_by_an_older_version_is_unavailable_with_the_fix(tmp_path, ravas_home):
+    """Format 2 (one encoder and one decoder graph) cannot be staged: voices list / doctor / the settings
+    window say so and how to fix it, and loading it is refused the same way (never a traceback)."""
+    from ravasd.audio.neural.registry import neural_voices
+    from ravasd.config import Config
+
+    old = tmp_path / "mimi"
+    old.mkdir()
+    (old / "manifest.json").write_text(json.dumps({"format": 2, "config": CFG.to_dict(), "graphs": {}}))
+    pools.save("olde", toy_pool(CFG.dimension).vectors, {"method": "mimi"})
+    v = neural_voices(Config().replace(**{"models.mimi": str(old)}))["olde"]
+    assert not v.available and "format 2" in v.fix and "ravasd models fetch mimi" in v.fix
+    with pytest.raises(ModelError, match="another RAVAS version"):
+        MimiModel(old)

@@ -49,6 +49,8 @@ def format_status(st: dict) -> str:
             shed = f" (giving way to audio: CPU busy{scale})"
         if s.get("voice_late_ms"):
             shed += f" (voice late for {s['voice_late_ms']:.0f} ms in all: CPU busy, those spans were silence)"
+        if s.get("voice_margin_ms") is not None:  # a neural voice: its compute margin follows its measured waits
+            shed += f" (voice margin {s['voice_margin_ms']:.0f} ms, waits up to {s.get('voice_wait_ms', 0):.0f} ms)"
         state = s.get("state", "?") + shed
         parts.append(
             f"{kind}: {state} {s.get('rate', 0):.0f} {unit}, "

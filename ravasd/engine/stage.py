@@ -157,12 +157,13 @@ class OffloadedVoice(Protocol):
 
 @runtime_checkable
 class StagedVoice(Protocol):
-    """A voice whose work is staged (a pull voice): ``prepare()`` computes ahead between calls, from the
-    thread that feeds it; ``path_ms`` the recent frames' critical paths ({part: ms, "total": ms})."""
+    """A voice whose work is staged (a pull voice): ``prepare(busy)`` computes ahead between calls, from
+    the thread that feeds it, until ``busy()``; ``path_ms`` the recent frames' critical paths
+    ({part: ms, "total": ms})."""
 
     path_ms: Any
 
-    def prepare(self) -> None: ...
+    def prepare(self, busy: Any = ...) -> None: ...
 
 
 @runtime_checkable

@@ -36,8 +36,6 @@ def need_tools() -> None:
 
 
 PRECISIONS = ("float32", "int8")
-#: The manifest format written (3: one graph per stage; 2 had one encoder and one decoder graph).
-FORMAT = 3
 
 
 def quantize(path: Path) -> None:
@@ -110,7 +108,7 @@ def export(
         }
     np.save(out / "downsample.npy", params[f"{arch.downsample_conv(cfg).key}.weight"].astype(np.float32))
     manifest = {
-        "format": FORMAT,
+        "format": arch.FORMAT,
         "model": "mimi",
         "config": cfg.to_dict(),
         "precision": precision,

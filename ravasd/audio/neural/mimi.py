@@ -23,7 +23,7 @@ from . import mimi_arch as arch
 from .pools import Pool
 from .runtime import StatefulGraph, load_manifest
 
-FORMAT = 3  # the manifest format this code reads (3: one graph per stage, see :mod:`.export`)
+FORMAT = arch.FORMAT  # the manifest format this code reads
 
 
 class Downsample:
@@ -182,11 +182,14 @@ class MimiVC(InnerRateVoice):
         while self._emitted < due and self._step(encode_ahead=False):
             pass
 
-    def prepare(self) -> None:
+    def prepare(self, busy=lambda: False) -> None:
+        """Compute what the next call will need, then input-side work (it shortens the next frame's
+        critical path); one stage call at a time, stopping as soon as ``busy()`` says a block waits
+        (its own call then does just the work its answer needs)."""
         due = self._due(self._taken + self._last_call)
-        while self._emitted < due and self._step(encode_ahead=False):
+        while self._emitted < due and not busy() and self._step(encode_ahead=False):
             pass
-        while self._step_encoder(ahead=True):  # input-side work now shortens the next frame's path
+        while not busy() and self._step_encoder(ahead=True):
             pass
 
     # --- the stages, in data-flow order -------------------------------------------------------------

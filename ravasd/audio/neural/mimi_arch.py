@@ -75,6 +75,10 @@ class MimiConfig:
         return cls(**{**d, "ratios": tuple(d["ratios"])})
 
 
+#: The installed folder's manifest format (3: one graph per :data:`STAGES` entry; 2 had one encoder and
+#: one decoder graph). Written by :mod:`.export`, required by :mod:`.mimi`.
+FORMAT = 3
+
 FULL = MimiConfig()
 #: Same strides, frame and state structure, ~1/500 of the compute: for tests.
 SMALL = MimiConfig(n_filters=4, dimension=32, layers=2, heads=2, ffn=64, context=12, rvq_dimension=16)

@@ -5,8 +5,8 @@ that burst would hold up every 5 ms block behind it. :class:`Offloaded` hands bl
 and answers each ``process`` at once from output computed ahead, behind a ``margin``:
 
 * the worker answers a block first and computes ahead after (``prepare`` of a pull voice, see
-  :class:`~ravasd.audio.voices.base.InnerRateVoice`), so a frame's burst only has to be done by the
-  time the *next* blocks' output is played;
+  :class:`~ravasd.audio.voices.base.InnerRateVoice`), one stage at a time and only while no block
+  waits, so a frame's burst only has to be done by the time the *next* blocks' output is played;
 * the margin tracks reality: every block's wait (arrival → its output ready) is measured, and the margin
   follows the longest of the last ``window_s`` seconds plus ``headroom_s`` (never below ``floor_s``, never
   above ``ceiling``). It changes only inside silence — a silent answer is lengthened with zeros (grow)
@@ -101,9 +101,11 @@ class Offloaded:
                 y = np.asarray(self.inner.process_samples(x), np.float32)
                 self.busy_s += time.thread_time() - t0
                 self._deliver(y, arrived)
-                if prepare is not None:  # the caller has its answer; now compute ahead
+                # the caller has its answer; compute ahead until another block waits (answering it
+                # first does only the work it needs, so a block never waits behind work for later)
+                if prepare is not None and not self._todo:
                     t0 = time.thread_time()
-                    prepare()
+                    prepare(lambda: bool(self._todo))
                     self.busy_s += time.thread_time() - t0
             except BaseException as err:  # handed to the caller's thread
                 with self._cv:

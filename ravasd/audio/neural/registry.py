@@ -6,6 +6,7 @@ settings window. Cheap: reads ``voice.json`` files and manifests, loads no model
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,21 @@ def knnvc_folder(cfg: Config) -> Path:
 
 def _model_fix(cfg: Config, method: str) -> str | None:
     if method == "mimi":
-        return None if (mimi_folder(cfg) / "manifest.json").is_file() else FETCH_FIX
+        from .mimi_arch import FORMAT
+
+        man = mimi_folder(cfg) / "manifest.json"
+        if not man.is_file():
+            return FETCH_FIX
+        try:
+            fmt = json.loads(man.read_text()).get("format")
+        except (OSError, ValueError, AttributeError):
+            fmt = None
+        if fmt != FORMAT:
+            return (
+                f"the Mimi in {man.parent} was made by another RAVAS version (format {fmt}, this one reads "
+                f"{FORMAT}): install it again with `ravasd models fetch mimi` (or `ravasd models add mimi FILE`)"
+            )
+        return None
     if method == "knnvc":
         from .knnvc import missing_files
 

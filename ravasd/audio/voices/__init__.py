@@ -111,8 +111,8 @@ def make_voice(cfg: Config, rate: int, name: str | None = None, block: int | Non
     ``block``: every call will bring exactly this many samples (the daemon's audio blocks); a
     voice may then drop look-ahead it only needs for arbitrary block sizes (see ``fit_blocks``).
     Without it the voice accepts any block size. ``live``: for the daemon's stream — a neural voice
-    then computes on its own thread behind a fixed margin (``neural.offload``); offline runs leave
-    it off and get the exact, deterministic voice."""
+    then computes on its own thread behind a margin that follows its measured waits
+    (``neural.offload``); offline runs leave it off and get the exact, deterministic voice."""
     name = name or cfg.audio.voice
     if name in VOICES:
         factory = VOICES[name].factory

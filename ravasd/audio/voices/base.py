@@ -174,9 +174,10 @@ class InnerRateVoice:
         self._produce(self._due(self._taken))
         return np.clip(self._out.pop(len(x)), -1.0, 1.0)
 
-    def prepare(self) -> None:
+    def prepare(self, busy=lambda: False) -> None:
         """Compute ahead what the next call (of the last call's size) will need, and any input-side
-        work already possible. Called by a worker thread between calls; output is unchanged by it."""
+        work already possible, stopping early once ``busy()`` is true (a caller waits). Called by a
+        worker thread between calls; output is unchanged by it."""
 
     def process(self, block: RawAudio) -> AnonAudio:
         return AnonAudio(self.process_samples(block.samples), block.rate, block.ts)
