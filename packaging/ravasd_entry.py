@@ -8,6 +8,6 @@ import sys
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
-    from ravasd.commands.cli import main
+    from ravasd.cli import main
 
     sys.exit(main())

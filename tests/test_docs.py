@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ravasd import config
-from ravasd.commands.cli import COMMANDS, build_parser
+from ravasd.cli import COMMANDS, build_parser
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 

@@ -317,7 +317,7 @@ def test_audio_worker_gets_priority_and_video_gives_way_and_status_says_so(ravas
 
 
 def test_soak_summary_compares_the_first_and_last_fifth_after_warm_up():
-    from ravasd.commands.soak import summarise
+    from ravasd.bench.soak import summarise
 
     rows = []
     for i in range(50):

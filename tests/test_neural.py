@@ -284,8 +284,8 @@ def test_voices_import_build_list_remove_through_the_cli(small_ckpt, tmp_path, r
     assert meta["method"] == "mimi" and len(meta["inputs"]) == 2 and all(len(i["sha256"]) == 64 for i in meta["inputs"])
     assert 7.5 < meta["seconds"] < 8.5 and meta["frames"] == pytest.approx(8 * 12.5, abs=3)
     # (in-process from here: each CLI start costs ~2.5 s of imports)
+    from ravasd.audio.neural import manage as cmd
     from ravasd.choices import check_names
-    from ravasd.commands import neural as cmd
     from ravasd.config import Config
 
     cfg = Config()
@@ -593,7 +593,7 @@ def test_fetch_mimi_without_torch_or_with_downloads_off_says_what_to_do(tmp_path
         "        if name.split('.')[0] == 'torch':\n"
         "            raise ImportError('no torch here')\n"
         "sys.meta_path.insert(0, NoTorch())\n"
-        "from ravasd.commands.cli import main\n"
+        "from ravasd.cli import main\n"
         "sys.exit(main(['models', 'fetch', 'mimi']))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)

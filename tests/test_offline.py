@@ -12,9 +12,9 @@ import pytest
 from helpers import CAMERA_LIMIT, leaks
 from mediagen import make_audio, make_video, textured_frame
 
-from ravasd.commands.offline import anonymize
 from ravasd.config import load_config
 from ravasd.errors import MediaError
+from ravasd.research.anonymize import anonymize
 
 VIDEO_CASES = {
     "avi_mpeg4_ac3_odd_size": dict(ext=".avi", vcodec="mpeg4", acodec="ac3", width=321, height=239, fps=15),

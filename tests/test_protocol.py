@@ -40,7 +40,8 @@ def test_clients_check_before_sending(tmp_path, monkeypatch):
 
 
 def test_ctl_offers_every_verb_with_its_help():
-    from ravasd.commands.cli import CTL_HIDDEN, build_parser
+    from ravasd.cli import build_parser
+    from ravasd.cli.ctl import CTL_HIDDEN
 
     p = build_parser()
     ctl = next(

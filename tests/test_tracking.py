@@ -130,8 +130,8 @@ def test_anonymize_with_facemask_on_a_face_video(tmp_path, astronaut):
     """A clip of a real face (the astronaut, moving) through `anonymize` with face tracking."""
     import av
 
-    from ravasd.commands.offline import anonymize
     from ravasd.config import load_config
+    from ravasd.research.anonymize import anonymize
     from ravasd.video.facemask import BG
 
     src = tmp_path / "face.mp4"

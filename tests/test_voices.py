@@ -124,7 +124,7 @@ def test_voices_list_shows_latency(ravas_home):
 def test_bench_latency_follows_sound_on_off_not_the_loudness_contour():
     """A target voice gives speech its own loudness contour; the lag is still the true delay."""
     from ravasd.audio.sources import synth_speech
-    from ravasd.commands.bench_audio import lag_ms
+    from ravasd.bench.audio import lag_ms
 
     rate, delay = 48000, 0.037
     x = synth_speech(rate, 3.0)

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..audio.sources import synth_speech
 from ..config import Config
+from ..research.batch import run_batch
 from ..video.sources import DemoVideoSource
-from .batch import run_batch
 
 FPS, RATE = 25, 48000
 

@@ -110,7 +110,7 @@ def soak(
     out: Callable[[str], None] = print,
     listener: bool = True,
 ) -> dict[str, Any]:
-    from .bench_audio import SoundServer
+    from .audio import SoundServer
 
     try:
         request("status", timeout=2)

@@ -63,7 +63,7 @@ def run_job(job: Job, cfg: Config, outdir: str) -> dict[str, Any]:
     """Anonymize one file exactly as a one-file run would; returns its manifest record. Never
     raises for a bad file (the record says ``failed`` and why); runs in a worker process or task."""
     # imported here: a worker process pays for the converters, the coordinator never does
-    from .offline import anonymize
+    from .anonymize import anonymize
 
     t0 = time.monotonic()
     rec = record(job, cfg)

@@ -1,6 +1,6 @@
 """``ravasd anonymize IN... -o OUTDIR``: whole corpora, on every core or a Ray cluster, resumable.
 
-Each file is one job, run by :func:`~ravasd.commands.jobs.run_job` — the same :func:`~ravasd.commands.offline.anonymize`
+Each file is one job, run by :func:`~ravasd.research.jobs.run_job` — the same :func:`~ravasd.research.anonymize.anonymize`
 as a one-file run, single-threaded (one x264 thread, one BLAS thread, one llvmpipe thread), so a
 file's output is byte for byte what ``ravasd anonymize FILE -o OUT`` writes. Jobs run in a pool of
 ``--jobs`` worker processes (``engine="local"``) or as Ray tasks (:mod:`.cluster`); either way the

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import models
-from ..config import Config
-from ..errors import ConfigError, MediaError, ModelError
-from ..media.formats import AUDIO_IN
+from ... import models
+from ...config import Config
+from ...errors import ConfigError, MediaError, ModelError
+from ...media.formats import AUDIO_IN
 
 
 def fetch_mimi(cfg: Config, precision: str = "float32") -> Path:
-    from ..audio.neural.export import need_tools
-    from ..audio.neural.install import install_mimi, mimi_dir
+    from .export import need_tools
+    from .install import install_mimi, mimi_dir
 
     need_tools()  # before a 385 MB download that could not be used
     if not cfg.models.allow_download:
@@ -35,9 +35,9 @@ def fetch_mimi(cfg: Config, precision: str = "float32") -> Path:
 
 
 def add_mimi(cfg: Config, file: Path, precision: str = "float32") -> Path:
-    from ..audio.neural import checkpoint
-    from ..audio.neural.export import need_tools
-    from ..audio.neural.install import install_mimi, mimi_dir
+    from . import checkpoint
+    from .export import need_tools
+    from .install import install_mimi, mimi_dir
 
     file = Path(file).expanduser()
     checkpoint.read_mimi(file, checkpoint.config_of(file))  # a clear error before torch is even asked for
@@ -53,7 +53,7 @@ def add_mimi(cfg: Config, file: Path, precision: str = "float32") -> Path:
 
 
 def add_knnvc(cfg: Config, folder: Path) -> str:
-    from ..audio.neural import knnvc
+    from . import knnvc
 
     dest, sizes = knnvc.add(folder, knnvc.knnvc_dir(cfg.models.knnvc))
     return f"kNN-VC graphs for chunks of {', '.join(map(str, sizes))} samples in {dest}"
@@ -61,9 +61,9 @@ def add_knnvc(cfg: Config, folder: Path) -> str:
 
 def model_rows(cfg: Config) -> list[str]:
     """What ``models list`` prints for the neural models."""
-    from ..audio.neural import knnvc
-    from ..audio.neural.install import mimi_dir
-    from ..audio.neural.runtime import load_manifest
+    from . import knnvc
+    from .install import mimi_dir
+    from .runtime import load_manifest
 
     out = []
     folder = mimi_dir(cfg.models.mimi)
@@ -105,8 +105,8 @@ def _recordings(src: Path) -> list[Path]:
 
 
 def _read(path: Path, rate: int) -> np.ndarray:
-    from ..engine.frames import RawAudio
-    from ..media.reader import iter_media
+    from ...engine.frames import RawAudio
+    from ...media.reader import iter_media
 
     parts = [c.samples for c in iter_media(path, rate, video=False) if isinstance(c, RawAudio)]
     if not parts:
@@ -116,20 +116,20 @@ def _read(path: Path, rate: int) -> np.ndarray:
 
 def _model_for(cfg: Config, method: str):
     """(features function, its rate, frames per second, model digest) for ``method``."""
-    from ..audio.neural.runtime import all_cores
+    from .runtime import all_cores
 
     threads = all_cores()
     if method == "mimi":
-        from ..audio.neural.install import content_id, mimi_dir
-        from ..audio.neural.mimi import MimiModel
-        from ..audio.neural.registry import FETCH_FIX
+        from .install import content_id, mimi_dir
+        from .mimi import MimiModel
+        from .registry import FETCH_FIX
 
         folder = mimi_dir(cfg.models.mimi)
         if not (folder / "manifest.json").is_file():
             raise ModelError("Mimi is not installed, and a Mimi-VC voice is made of Mimi latents.", FETCH_FIX + ".")
         m = MimiModel(folder, cfg.audio.device, threads)
         return m.latents, m.cfg.sample_rate, m.cfg.sample_rate / m.frame, content_id(folder), m.cfg.dimension
-    from ..audio.neural import knnvc
+    from . import knnvc
 
     folder = knnvc.knnvc_dir(cfg.models.knnvc)
     m = knnvc.KnnVCModel(folder, cfg.audio.knnvc_chunk, cfg.audio.device, threads)
@@ -137,8 +137,8 @@ def _model_for(cfg: Config, method: str):
 
 
 def build(cfg: Config, name: str, src: Path, method: str, force: bool) -> str:
-    from ..audio.neural import pools
-    from ..audio.voices import VOICES
+    from ..voices import VOICES
+    from . import pools
 
     pools.check_name(name)
     if name in VOICES:
@@ -184,7 +184,7 @@ def build(cfg: Config, name: str, src: Path, method: str, force: bool) -> str:
 
 
 def import_pt(cfg: Config, file: Path, name: str | None, method: str | None, force: bool) -> str:
-    from ..audio.neural import pools
+    from . import pools
 
     file = Path(file).expanduser()
     vec = pools.read_torch_tensor(file)
@@ -215,7 +215,7 @@ def import_pt(cfg: Config, file: Path, name: str | None, method: str | None, for
 
 
 def remove(name: str) -> str:
-    from ..audio.neural import pools
+    from . import pools
 
     folder = pools.voices_dir() / name
     if not (folder / "voice.json").is_file():

@@ -1,6 +1,6 @@
 """The Ray engine of ``ravasd anonymize --engine ray``: each file one Ray task.
 
-A task runs :func:`~ravasd.commands.jobs.run_job` (the same code as a local job, single-threaded)
+A task runs :func:`~ravasd.research.jobs.run_job` (the same code as a local job, single-threaded)
 with ``num_cpus=1``; Ray re-runs a task whose worker process or node was lost (``max_retries``),
 and the coordinator writes every result into the same manifest as a local batch. Inputs and the
 output folder must be on storage every node sees under the same path (NFS, a cluster file system,

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from ..bench.audio import SoundServer, lag_ms
 from ..config import Config
 from ..errors import RavasError
 from ..evaluation import voice as ev
 from ..evaluation.callclient import Call, FarEnd
 from ..media.writer import MediaWriter
-from .bench_audio import SoundServer, lag_ms
 
 RATE = 48000
 LEAD_S, GAP_S = 1.5, 1.0  # silence before the first utterance and after each
