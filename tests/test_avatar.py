@@ -511,7 +511,7 @@ def test_shader_morph_matches_cpu_morph(renderers, name):
 
     r = AvatarRenderer(renderers[name].model, W, H, morph="gpu")
     try:
-        assert r.morph == "gpu" and r._delta_tex
+        assert r.morph == "gpu" and any(item.deltas is not None for item in r.items)
         w = weights(jawOpen=0.8, mouthSmileLeft=0.5, eyeBlinkRight=1.0, browInnerUp=0.6, tongueOut=0.7)
         gpu, cpu = r.render(w, yaw=12), renderers[name].render(w, yaw=12)
         assert renderers[name].morph == "cpu"
@@ -639,12 +639,13 @@ def test_live_avatar_reports_its_render_scale_offline_never_sheds(renderers):
 
 
 def _project(r, world_point) -> tuple[float, float]:
-    c = r.proj @ r.view @ np.append(world_point, 1.0)
+    c = r.camera.proj @ r.camera.view @ np.append(world_point, 1.0)
     return (1 + c[0] / c[3]) / 2, (1 + c[1] / c[3]) / 2  # 0..1 from the left / from the top
 
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_framing_puts_the_eyes_a_third_from_the_top_and_sizes_the_head(name):
+    from ravasd.video.avatar.pose import world_matrices
     from ravasd.video.avatar.renderer import FRAMING, AvatarRenderer
 
     model = load_avatar(REPO / "avatars" / f"{name}.glb")
@@ -652,7 +653,7 @@ def test_framing_puts_the_eyes_a_third_from_the_top_and_sizes_the_head(name):
     for framing, (_fill, eye_line) in FRAMING.items():
         r = AvatarRenderer(model, W, H, framing=framing)
         try:
-            world = r._world_matrices(0, 0, 0, 0)
+            world = world_matrices(model, 0, 0, 0, 0)
             eyes = [p for p in model.primitives if model.nodes[p.node].name.startswith("eye_white")]
             centre = np.mean([p.positions.mean(0) @ world[p.node][:3, :3].T + world[p.node][:3, 3] for p in eyes], 0)
             x, y = _project(r, centre)
@@ -670,19 +671,19 @@ def test_framing_puts_the_eyes_a_third_from_the_top_and_sizes_the_head(name):
 def test_the_camera_eases_after_the_head_and_stills_snap(renderers):
     r = renderers["sol"]
     r.render(weights(), t=0.0)
-    still = r._follow.copy()
+    still = r.camera.offset.copy()
     r.render(weights(), pitch=-20, roll=12, t=1 / 30)  # a nod with a tilt: the head centre moves
-    first = r._follow - still
+    first = r.camera.offset - still
     for k in range(2, 60):
         r.render(weights(), pitch=-20, roll=12, t=k / 30)
-    settled = r._follow - still
+    settled = r.camera.offset - still
     assert np.linalg.norm(settled) > 0.005  # it follows…
     assert np.linalg.norm(first) < 0.2 * np.linalg.norm(settled)  # …gently, not in one jump
-    assert np.linalg.norm(settled) <= 0.2 * r._visible * np.sqrt(2) + 1e-9  # and never far
+    assert np.linalg.norm(settled) <= 0.2 * r.camera.visible * np.sqrt(2) + 1e-9  # and never far
     r.render(weights(), pitch=-20, roll=12)  # a still (no time): framed at once, where it settled
-    assert np.allclose(r._follow - still, settled, atol=1e-3)
+    assert np.allclose(r.camera.offset - still, settled, atol=1e-3)
     r.render(weights())
-    assert np.allclose(r._follow, still)
+    assert np.allclose(r.camera.offset, still)
 
 
 def test_framing_is_a_validated_setting():
@@ -749,9 +750,8 @@ def test_brows_are_visible_not_hidden_by_hair(name, pose):
                     p.color = np.array(colour, np.float32)
             r = AvatarRenderer(m, 640, 360)
             try:
-                if camera is None:
-                    camera = (r._eye0, r._target0, r.proj)
-                r._eye0, r._target0, r.proj = camera  # the same camera for both
+                camera = camera or r.camera
+                r.camera = camera  # the same camera for both (pure numpy: it outlives its renderer)
                 w = weights() if pose == "neutral" else weights(browInnerUp=1, browOuterUpLeft=1, browOuterUpRight=1)
                 shots.append(r.render(w).astype(int))
             finally:
@@ -791,3 +791,4 @@ def test_contact_sheet_poses_match_their_golden_images(name):
         # the comparison can fail: a neutral face does not pass for any other pose's golden
         if k:
             assert not golden_matches(cut(img, 0), cut(ref, k)), f"{name}: neutral passes as {pose}"
+

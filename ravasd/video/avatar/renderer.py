@@ -1,47 +1,36 @@
-"""Render an :class:`AvatarModel` with moderngl (headless EGL on Linux, or any given context).
+"""Draw an :class:`AvatarModel` with moderngl (headless EGL on Linux, or any given context).
 
-Per frame: morph targets are applied on the CPU (numpy; ~3× faster than the shader on llvmpipe)
-or, on a GPU, in the vertex shader; skins on the CPU. The scene is drawn (multisampled on GPUs;
-on llvmpipe without MSAA and, per ``scale``, smaller and upscaled) and read back as RGB — straight
-into the array the sink needs, no image codec.
-Head pose rotates the head/neck/spine bones (60/30/10 %). The camera auto-frames head and
-shoulders from the rest pose. One renderer per thread (GL contexts are thread-bound).
+Per frame: the pose (:mod:`.pose`: bones, morph weights, CPU morphs and skins) and the camera
+(:mod:`.camera`: framing and follow) are computed in numpy; this module owns the GL side. Morph
+targets are applied on the CPU (~3× faster than the shader on llvmpipe) or, on a GPU, in the
+vertex shader. Everything drawn is a :class:`DrawItem` — one primitive, or several static parts
+batched into one call — drawn by one loop, outlines after the surfaces (multisampled on GPUs; on
+llvmpipe without MSAA and, per ``scale``, smaller and upscaled) and read back as RGB straight into
+the array the sink needs. One renderer per thread (GL contexts are thread-bound).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
+from dataclasses import dataclass, field
 from importlib import resources
 
 import cv2
 import numpy as np
 
-from ..tracking import ARKIT_NAMES
-from .model import AvatarModel
-from .vrm import preset_weights
+from . import pose
+from .camera import FRAMING, Camera
+from .material import Material
+from .model import AvatarModel, Primitive
 
-ARKIT_INDEX = {n: i for i, n in enumerate(ARKIT_NAMES)}
-#: ``video.framing``: (share of the frame height the head with its hair fills, eye line from the top).
-FRAMING = {"close": (0.74, 0.40), "bust": (0.58, 1 / 3), "wide": (0.42, 1 / 3)}
-FOLLOW = 0.7  # how much of the head's movement the virtual camera follows
+__all__ = ["FRAMING", "LOOK_VERSION", "AvatarRenderer", "DrawItem", "create_context"]
+
 #: bumped when framing or shading changes what a render of the same file looks like (cached renders
 #: such as the settings window's thumbnails are keyed by it)
 LOOK_VERSION = 2
-
-
-def _rot(axis: str, deg: float) -> np.ndarray:
-    a = math.radians(deg)
-    c, s = math.cos(a), math.sin(a)
-    m = np.eye(4)
-    if axis == "x":
-        m[1:3, 1:3] = [[c, -s], [s, c]]
-    elif axis == "y":
-        m[0, 0], m[0, 2], m[2, 0], m[2, 2] = c, s, -s, c
-    else:
-        m[0:2, 0:2] = [[c, -s], [s, c]]
-    return m
+#: GPU morphing reads at most this many targets per primitive (the shader's weight array)
+SHADER_TARGETS = 128
 
 
 def _winding(pos: np.ndarray, idx: np.ndarray) -> float:
@@ -60,31 +49,9 @@ def _cull_for(volume: float) -> str:
 
 
 def _weights128(tw: np.ndarray) -> np.ndarray:
-    out = np.zeros(128, "f4")
+    out = np.zeros(SHADER_TARGETS, "f4")
     out[: len(tw)] = tw
     return out
-
-
-def perspective(fovy_deg: float, aspect: float, near: float, far: float) -> np.ndarray:
-    f = 1 / math.tan(math.radians(fovy_deg) / 2)
-    m = np.zeros((4, 4))
-    m[0, 0], m[1, 1] = f / aspect, f
-    m[2, 2], m[2, 3] = (far + near) / (near - far), 2 * far * near / (near - far)
-    m[3, 2] = -1
-    return m
-
-
-def look_at(eye, target, up=(0, 1, 0)) -> np.ndarray:
-    eye, target, up = (np.asarray(v, float) for v in (eye, target, up))
-    f = target - eye
-    f /= np.linalg.norm(f)
-    s = np.cross(f, up)
-    s /= np.linalg.norm(s)
-    u = np.cross(s, f)
-    m = np.eye(4)
-    m[0, :3], m[1, :3], m[2, :3] = s, u, -f
-    m[:3, 3] = -m[:3, :3] @ eye
-    return m
 
 
 def create_context():
@@ -101,6 +68,39 @@ def create_context():
         return moderngl.create_standalone_context()
     os.environ.setdefault("LP_NUM_THREADS", str(min(16, max(4, 2 * (os.cpu_count() or 1)))))
     return moderngl.create_standalone_context(backend="egl")
+
+
+@dataclass(eq=False)
+class DrawItem:
+    """One draw call and the GL objects it owns. ``members``: the primitives whose vertices its
+    buffers hold, in order (one, or a batch), ``offsets`` their vertex ranges; a batch carries its
+    parts' colours per vertex, so its ``color`` uniform is white and it has no textures."""
+
+    members: list[int]
+    offsets: np.ndarray
+    node: int
+    material: Material
+    color: tuple
+    vao: object
+    positions: object  # the dynamic position buffer
+    buffers: list  # every buffer, released with the item
+    rest: np.ndarray | None = None  # a batch: its members' rest positions, morphs written into it each frame
+    texture: object = None
+    shade_texture: object = None
+    matcap: object = None
+    blend: bool = False
+    skin: int | None = None  # index into the model's skins: skinned on the CPU into world space
+    deltas: object = None  # GPU morphs: the target deltas texture …
+    morph_vao: object = None  # … and the VAO of the morphing program
+    n_targets: int = 0
+    outline_vao: object = None
+    outline_cull: str = "back"
+    triangles: int = 0
+    textures: list = field(default_factory=list)  # every texture, released with the item
+
+    @property
+    def primitive(self) -> int:
+        return self.members[0]
 
 
 class AvatarRenderer:
@@ -125,76 +125,33 @@ class AvatarRenderer:
         self.model = model
         self.out_size = (width, height)
         self.background = tuple(background)
-        if ctx is None:
-            ctx = create_context()
-            self._own_ctx = True
-        else:
-            self._own_ctx = False
-        self.ctx = ctx
+        self._own_ctx = ctx is None
+        self.ctx = ctx = create_context() if ctx is None else ctx
         software = any(k in str(ctx.info.get("GL_RENDERER", "")).lower() for k in ("llvmpipe", "softpipe"))
         self.software = software
         if scale == "auto":  # a software rasteriser pays per pixel: render less, upscale (bilinear)
             scale = 0.75 if software and width >= 1280 else 1.0
         self.scale = float(scale)
-        width, height = max(16, round(width * self.scale)), max(16, round(height * self.scale))
-        self.width, self.height = width, height
+        self.width, self.height = max(16, round(width * self.scale)), max(16, round(height * self.scale))
         self._programs: dict[tuple[bool, bool], object] = {}  # compiled on first use (_program)
+        self.outline_prog = None
         # morph targets: on the CPU for software rasterisers (3× faster there), in the shader on GPUs
         self.morph = ("cpu" if software else "gpu") if morph == "auto" else morph
-        self._drive = self._drive_tables()
-        self._gpu = []
-        self._delta_tex: dict[int, object] = {}
-        self._mtoon_tex: dict[int, tuple] = {}  # primitive → (shade texture, matcap texture), None each
-        self._outline_vao: dict[int, object] = {}  # primitive or batch id → VAO of the outline program
-        self._outline_cull: dict = {}  # … and which faces to cull so that only its far side is drawn
-        self.outline_prog = None
-        for pi, p in enumerate(model.primitives):
-            vbo = ctx.buffer(p.positions.astype("f4").tobytes(), dynamic=True)
-            nbo = ctx.buffer(p.normals.astype("f4").tobytes())
-            uv = p.uv if p.uv is not None else np.zeros((len(p.positions), 2), np.float32)
-            tbo = ctx.buffer(uv.astype("f4").tobytes())
-            ibo = ctx.buffer(p.indices.astype("u4").tobytes())
-            cbo = ctx.buffer(np.ones((len(p.positions), 4), "f4").tobytes())
-            sbo = ctx.buffer(np.tile(p.material.shade, (len(p.positions), 1)).astype("f4").tobytes())
-            attrs = [
-                (vbo, "3f", "in_pos"),
-                (nbo, "3f", "in_nrm"),
-                (tbo, "2f", "in_uv"),
-                (cbo, "4f", "in_color"),
-                (sbo, "3f", "in_shade"),
-            ]
-            vao = self._vertex_array(self._surface_program(p), attrs, ibo)
-            tex = self._texture(p.texture)
-            if self._shader_morphs(p):
-                self._delta_tex[pi] = (
-                    self._deltas_texture(p),
-                    self._vertex_array(self._surface_program(p, True), attrs, ibo),
-                )
-            self._gpu.append((vao, vbo, nbo, tbo, ibo, tex, cbo, sbo))
-            self._mtoon_tex[pi] = (self._texture(p.shade_texture), self._texture(p.matcap_texture))
-            if p.material.outline != "none":
-                self._outline_vao[pi] = self._vertex_array(self._outline_program(), attrs[:2], ibo)
-                self._outline_cull[pi] = _cull_for(_winding(p.positions, p.indices))
-        self._batches = self._make_batches() if self.morph == "cpu" else []
-        self._batched = {pi for b in self._batches for pi in b["members"]}
-        outlined = [k for k in self._outline_vao if not (isinstance(k, int) and k in self._batched)]
-
-        def tris(k) -> int:  # a primitive index or a batch key
-            members = [k] if isinstance(k, int) else self._batches[k[1]]["members"]
-            return sum(len(model.primitives[i].indices) // 3 for i in members)
-
+        self._morphs = pose.Morphs(model)
+        self.items = self._make_items()
+        outlined = [it for it in self.items if it.outline_vao is not None]
         #: per frame (``ravasd bench video`` prints them): what llvmpipe's cost follows
-        self.draw_calls = len(self._batches) + len(model.primitives) - len(self._batched) + len(outlined)
-        self.triangles = sum(tris(i) for i in range(len(model.primitives))) + sum(tris(k) for k in outlined)
+        self.draw_calls = len(self.items) + len(outlined)
+        self.triangles = sum(it.triangles for it in self.items) + sum(it.triangles for it in outlined)
         if samples is None:  # multisampling triples the frame time on llvmpipe: only on GPUs
             samples = 0 if software else 4
-        samples = min(samples, ctx.max_samples)
-        self.samples = samples
+        self.samples = min(samples, ctx.max_samples)
         self._targets: dict[tuple[int, int], tuple] = {}
         self._make_targets()
-        self._frame_camera()
+        self.camera = Camera(model, pose.world_matrices(model, 0, 0, 0, 0), framing, self.width / self.height)
         self._bg = self._background(background_image) if background_image is not None else None
 
+    # ------------------------------------------------------------------ programs and GL objects
     def _program(self, morph: bool, mtoon: bool):
         """The surface program: GPU-morphing vertex shader or not, MToon or plain fragment shader."""
         key = (morph, mtoon)
@@ -207,8 +164,13 @@ class AvatarRenderer:
             self._programs[key] = self.ctx.program(vertex_shader=vert, fragment_shader=frag)
         return self._programs[key]
 
-    def _surface_program(self, p, gpu_morph: bool = False):
-        return self._program(gpu_morph, bool(p.material.mtoon))
+    def _outline_program(self):
+        if self.outline_prog is None:
+            src = resources.files(__package__) / "shaders"
+            self.outline_prog = self.ctx.program(
+                vertex_shader=(src / "outline.vert").read_text(), fragment_shader=(src / "outline.frag").read_text()
+            )
+        return self.outline_prog
 
     def _vertex_array(self, prog, attrs, ibo):
         """A VAO with only the attributes ``prog`` uses (the GLSL compiler drops unused ones)."""
@@ -223,67 +185,126 @@ class AvatarRenderer:
         tex.build_mipmaps()
         return tex
 
-    def _outline_program(self):
-        if self.outline_prog is None:
-            src = resources.files(__package__) / "shaders"
-            self.outline_prog = self.ctx.program(
-                vertex_shader=(src / "outline.vert").read_text(), fragment_shader=(src / "outline.frag").read_text()
-            )
-        return self.outline_prog
+    def _deltas_texture(self, p: Primitive):
+        flat = p.targets.reshape(-1, 3).astype("f4")
+        rows = -(-len(flat) // 4096)
+        data = np.zeros((rows * 4096, 3), "f4")
+        data[: len(flat)] = flat
+        tex = self.ctx.texture((4096, rows), 3, data.tobytes(), dtype="f4")
+        tex.filter = (self.ctx.NEAREST, self.ctx.NEAREST)
+        return tex
 
-    @staticmethod
-    def _set(prog, name: str, value) -> None:
-        if name in prog:  # uniforms a shader does not use are optimised away
-            prog[name].value = value
+    # ------------------------------------------------------------------ draw items
+    def _batchable(self, p: Primitive) -> bool:
+        """Untextured, opaque, unskinned parts can share a draw (colours per vertex) — on the CPU
+        morph path only: on llvmpipe each draw call has a fixed cost, and avatars have many parts."""
+        return (
+            self.morph == "cpu"
+            and p.texture is None
+            and p.shade_texture is None
+            and p.matcap_texture is None
+            and not p.blend
+            and p.joints is None
+            and p.color[3] >= 1.0
+        )
 
-    def _use_material(self, prog, mat, shade_tex=None, matcap=None) -> None:
-        """The per-draw uniforms of ``mat`` (a :class:`~.material.Material`) on ``prog``."""
-        st = self._set
-        st(prog, "u_alpha_cutoff", float(mat.alpha_cutoff) if mat.alpha_mode == "MASK" else -1.0)
-        st(prog, "u_emissive", tuple(float(c) for c in mat.emissive))
-        if not mat.mtoon:
-            return
-        st(prog, "u_shift", float(mat.shift))
-        st(prog, "u_toony", float(mat.toony))
-        st(prog, "u_rim", tuple(float(c) for c in mat.rim))
-        st(prog, "u_rim_power", float(mat.rim_power))
-        st(prog, "u_rim_lift", float(mat.rim_lift))
-        st(prog, "u_rim_mix", float(mat.rim_mix))
-        st(prog, "u_has_shade_tex", shade_tex is not None)
-        if shade_tex is not None:
-            shade_tex.use(2)
-            st(prog, "u_shade_tex", 2)
-        st(prog, "u_has_matcap", matcap is not None)
-        if matcap is not None:
-            matcap.use(3)
-            st(prog, "u_matcap", 3)
-            st(prog, "u_matcap_factor", tuple(float(c) for c in mat.matcap))
-            if "u_view_rot" in prog:
-                prog["u_view_rot"].write(self.view[:3, :3].T.astype("f4").tobytes())
+    def _anchor(self, i: int) -> int:
+        """The nearest ancestor-or-self of node ``i`` whose transform it shares."""
+        nodes = self.model.nodes
+        while (
+            nodes[i].parent is not None
+            and np.allclose(nodes[i].matrix, np.eye(4))
+            and i not in self.model.bones.values()
+        ):
+            i = nodes[i].parent
+        return i
 
-    def _draw_outline(self, key, mat, mvp: np.ndarray, n_vertices: int = 0, deltas=None, weights=None) -> None:
-        """The MToon outline of one primitive or batch (back faces pushed out, front faces culled)."""
-        prog, ctx = self.outline_prog, self.ctx
-        prog["u_mvp"].write(mvp.T.astype("f4").tobytes())
-        self._set(prog, "u_mode", 1 if mat.outline == "world" else 2)
-        self._set(prog, "u_width", float(mat.outline_width))
-        self._set(prog, "u_aspect", self.width / self.height)
-        self._set(prog, "u_outline_color", tuple(float(c) for c in mat.outline_color))
-        if deltas is not None:
-            deltas.use(1)
-            self._set(prog, "u_deltas", 1)
-            prog["u_weights"].write(weights.tobytes())
-        self._set(prog, "u_targets", 0 if deltas is None else self._targets_of(key))
-        self._set(prog, "u_vertices", n_vertices)
-        ctx.enable(ctx.CULL_FACE)
-        ctx.cull_face = self._outline_cull[key]
-        self._outline_vao[key].render()
-        ctx.cull_face = "back"
-        ctx.disable(ctx.CULL_FACE)
+    def _make_items(self) -> list[DrawItem]:
+        """Batches first (in the order their first part appears), then the other primitives, the
+        blended ones last (they are drawn over what is behind them)."""
+        prims = self.model.primitives
+        culls = {
+            pi: _cull_for(_winding(p.positions, p.indices))
+            for pi, p in enumerate(prims)
+            if p.material.outline != "none"
+        }
+        groups: dict[tuple, list[int]] = {}
+        for pi, p in enumerate(prims):
+            if self._batchable(p):
+                # parts wound the other way need the other face culled for their outline: not one batch
+                groups.setdefault((self._anchor(p.node), p.material.batch_key(), culls.get(pi)), []).append(pi)
+        batches = [members for members in groups.values() if len(members) >= 2]
+        batched = {pi for members in batches for pi in members}
+        singles = sorted((pi for pi in range(len(prims)) if pi not in batched), key=lambda pi: prims[pi].blend)
+        return [self._item(members, culls) for members in batches] + [self._item([pi], culls) for pi in singles]
 
-    def _targets_of(self, key) -> int:
-        return len(self.model.primitives[key].targets) if isinstance(key, int) else 0
+    def _item(self, members: list[int], culls: dict[int, str]) -> DrawItem:
+        ctx, model = self.ctx, self.model
+        parts = [model.primitives[pi] for pi in members]
+        first = parts[0]
+        batch = len(parts) > 1
+        offsets = np.cumsum([0] + [len(p.positions) for p in parts])
+        n = int(offsets[-1])
+        pos = np.concatenate([p.positions for p in parts]).astype("f4")
+        nrm = np.concatenate([p.normals for p in parts]).astype("f4")
+        uv = np.zeros((n, 2), "f4") if batch or first.uv is None else first.uv.astype("f4")
+        if batch:  # the parts' colours per vertex, the uniform white
+            col = np.concatenate([np.tile(p.color, (len(p.positions), 1)) for p in parts]).astype("f4")
+        else:
+            col = np.ones((n, 4), "f4")
+        shade = np.concatenate([np.tile(p.material.shade, (len(p.positions), 1)) for p in parts]).astype("f4")
+        idx = np.concatenate([p.indices + off for p, off in zip(parts, offsets[:-1])]).astype("u4")
+        vbo, nbo, tbo, cbo, sbo, ibo = (
+            ctx.buffer(pos.tobytes(), dynamic=True),
+            ctx.buffer(nrm.tobytes()),
+            ctx.buffer(uv.tobytes()),
+            ctx.buffer(col.tobytes()),
+            ctx.buffer(shade.tobytes()),
+            ctx.buffer(idx.tobytes()),
+        )
+        attrs = [
+            (vbo, "3f", "in_pos"),
+            (nbo, "3f", "in_nrm"),
+            (tbo, "2f", "in_uv"),
+            (cbo, "4f", "in_color"),
+            (sbo, "3f", "in_shade"),
+        ]
+        mtoon = bool(first.material.mtoon)  # a batch key makes every member's shading the same but colours
+        item = DrawItem(
+            members=list(members),
+            offsets=offsets,
+            node=self._anchor(first.node) if batch else first.node,
+            material=first.material,
+            color=(1.0, 1.0, 1.0, 1.0) if batch else tuple(float(c) for c in first.color),
+            vao=self._vertex_array(self._program(False, mtoon), attrs, ibo),
+            positions=vbo,
+            buffers=[vbo, nbo, tbo, cbo, sbo, ibo],
+            rest=pos if batch else None,
+            blend=bool(first.blend) and not batch,
+            triangles=len(idx) // 3,
+        )
+        if not batch:
+            item.texture = self._texture(first.texture)
+            item.shade_texture = self._texture(first.shade_texture)
+            item.matcap = self._texture(first.matcap_texture)
+            if first.joints is not None and model.nodes[first.node].skin is not None:
+                item.skin = model.nodes[first.node].skin
+            if (
+                self.morph == "gpu"
+                and first.targets is not None
+                and first.joints is None
+                and len(first.targets) <= SHADER_TARGETS
+            ):
+                item.deltas = self._deltas_texture(first)
+                item.morph_vao = self._vertex_array(self._program(True, mtoon), attrs, ibo)
+                item.n_targets = len(first.targets)
+        item.textures = [t for t in (item.texture, item.shade_texture, item.matcap, item.deltas) if t is not None]
+        if first.material.outline != "none":
+            item.outline_vao = self._vertex_array(self._outline_program(), attrs[:2], ibo)
+            item.outline_cull = culls[members[0]]
+        return item
 
+    # ------------------------------------------------------------------ targets and background
     def _make_targets(self) -> None:
         """The framebuffers for the current size, made once per size and kept: load shedding moves
         between a few scales, and re-allocating at each step grew the video worker's memory."""
@@ -326,7 +347,6 @@ class AvatarRenderer:
 
     def _background(self, image: np.ndarray):
         """A full-screen textured quad drawn first (a picture behind the avatar, scaled to cover)."""
-
         h, w = image.shape[:2]
         k = max(self.width / w, self.height / h)
         img = cv2.resize(image[..., :3], (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
@@ -346,222 +366,7 @@ class AvatarRenderer:
         quad = ctx.buffer(np.array([-1, 1, 1, 1, -1, -1, 1, -1], "f4").tobytes())
         return tex, prog, quad, ctx.vertex_array(prog, [(quad, "2f", "in_xy")])
 
-    def _make_batches(self) -> list[dict]:
-        """Untextured, opaque, unskinned parts on one node become one draw (per-vertex colour):
-        on llvmpipe each draw call has a fixed cost, and avatars are made of many small parts."""
-        nodes = self.model.nodes
-
-        def anchor(i: int) -> int:  # the nearest ancestor-or-self whose transform this node shares
-            while (
-                nodes[i].parent is not None
-                and np.allclose(nodes[i].matrix, np.eye(4))
-                and i not in self.model.bones.values()
-            ):
-                i = nodes[i].parent
-            return i
-
-        groups: dict[tuple, list[int]] = {}
-        for pi, p in enumerate(self.model.primitives):
-            if (
-                p.texture is None
-                and p.shade_texture is None
-                and p.matcap_texture is None
-                and not p.blend
-                and p.joints is None
-                and p.color[3] >= 1.0
-            ):
-                # parts wound the other way need the other face culled for their outline: not one batch
-                cull = self._outline_cull.get(pi)  # set above for each outlined primitive
-                groups.setdefault((anchor(p.node), p.material.batch_key(), cull), []).append(pi)
-        batches = []
-        for (node, _, cull), members in groups.items():
-            if len(members) < 2:
-                continue
-            prims = [self.model.primitives[pi] for pi in members]
-            offsets = np.cumsum([0] + [len(p.positions) for p in prims])
-            pos = np.concatenate([p.positions for p in prims]).astype("f4")
-            nrm = np.concatenate([p.normals for p in prims]).astype("f4")
-            col = np.concatenate([np.tile(p.color, (len(p.positions), 1)) for p in prims]).astype("f4")
-            shade = np.concatenate([np.tile(p.material.shade, (len(p.positions), 1)) for p in prims]).astype("f4")
-            idx = np.concatenate([p.indices + off for p, off in zip(prims, offsets[:-1])]).astype("u4")
-            ctx = self.ctx
-            bufs = [
-                ctx.buffer(pos.tobytes(), dynamic=True),
-                ctx.buffer(nrm.tobytes()),
-                ctx.buffer(np.zeros((len(pos), 2), "f4").tobytes()),
-                ctx.buffer(col.tobytes()),
-                ctx.buffer(idx.tobytes()),
-                ctx.buffer(shade.tobytes()),
-            ]
-            attrs = [
-                (bufs[0], "3f", "in_pos"),
-                (bufs[1], "3f", "in_nrm"),
-                (bufs[2], "2f", "in_uv"),
-                (bufs[3], "4f", "in_color"),
-                (bufs[5], "3f", "in_shade"),
-            ]
-            mat = prims[0].material  # the batch key makes every member's shading the same but colours
-            vao = self._vertex_array(self._surface_program(prims[0]), attrs, bufs[4])
-            key = ("batch", len(batches))
-            if mat.outline != "none":
-                self._outline_vao[key] = self._vertex_array(self._outline_program(), attrs[:2], bufs[4])
-                self._outline_cull[key] = cull
-            batches.append(
-                {
-                    "node": node,
-                    "members": members,
-                    "offsets": offsets,
-                    "positions": pos,
-                    "vao": vao,
-                    "buffers": bufs,
-                    "material": mat,
-                    "key": key,
-                }
-            )
-        return batches
-
-    def _shader_morphs(self, p) -> bool:
-        return self.morph == "gpu" and p.targets is not None and p.joints is None and len(p.targets) <= 128
-
-    def _deltas_texture(self, p):
-        t, n = p.targets.shape[:2]
-        flat = p.targets.reshape(-1, 3).astype("f4")
-        rows = -(-len(flat) // 4096)
-        data = np.zeros((rows * 4096, 3), "f4")
-        data[: len(flat)] = flat
-        tex = self.ctx.texture((4096, rows), 3, data.tobytes(), dtype="f4")
-        tex.filter = (self.ctx.NEAREST, self.ctx.NEAREST)
-        return tex
-
-    # ------------------------------------------------------------------ drive tables
-    def _drive_tables(self) -> list[tuple[int, np.ndarray, np.ndarray, list[tuple[int, str, float]]]]:
-        """Per morphing primitive: (prim index, ARKit index per target or -1, …) so that weights of
-        all 52 names reach every mesh that has a target of that name (teeth, tongue, lashes too)."""
-        tables = []
-        exprs = self.model.expressions
-        for pi, p in enumerate(self.model.primitives):
-            if p.targets is None:
-                continue
-            direct = np.array([ARKIT_INDEX.get(n, -1) for n in p.target_names])
-            via = [(ti, name, w) for name, binds in exprs.items() for (bpi, ti, w) in binds if bpi == pi]
-            tables.append((pi, direct if not exprs else np.full(len(direct), -1), via))
-        return tables
-
-    def _frame_camera(self) -> None:
-        """Frame the rest pose per ``framing`` (:data:`FRAMING`): the head, hair included, fills a set
-        share of the frame height with the eyes about a third from the top, as a person frames a webcam."""
-        world = self._world_matrices(0, 0, 0, 0)
-        head = self.model.bones.get("head")
-        pts = []
-        for p in self.model.primitives:
-            m = world[p.node]
-            P = p.positions @ m[:3, :3].T + m[:3, 3]
-            pts.append(P)
-        allp = np.concatenate(pts)
-        if head is not None:
-            hy = world[head][1, 3]
-            headpts = allp[allp[:, 1] >= hy - 0.02]
-        else:
-            top = allp[:, 1].max()
-            headpts = allp[allp[:, 1] >= top - (top - allp[:, 1].min()) * 0.2]
-        lo, hi = headpts.min(axis=0), headpts.max(axis=0)
-        size = max(hi[1] - lo[1], hi[0] - lo[0], 1e-3)
-        eyes = [world[self.model.bones[k]][1, 3] for k in ("lefteye", "righteye") if k in self.model.bones]
-        eye_y = float(np.mean(eyes)) if eyes else self._blink_height(world)
-        if eye_y is None or not lo[1] <= eye_y <= hi[1]:
-            eye_y = lo[1] + 0.5 * (hi[1] - lo[1])
-        centre = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
-        self.fovy = 28.0
-        fill, eye_line = FRAMING[self.framing]
-        visible = size / fill  # world height the frame shows at the head
-        dist = visible / 2 / math.tan(math.radians(self.fovy) / 2)
-        # aimed at the plane of the eyes (in front of the head's centre): in a close frame the
-        # perspective would otherwise push them down
-        face_z = centre[2] + 0.35 * (hi[2] - lo[2])
-        target = np.array([centre[0], eye_y - visible * (0.5 - eye_line), face_z])
-        self._eye0 = target + (0, 0, dist)
-        self._target0 = target
-        self.eye = self._eye0.copy()
-        self.view = look_at(self.eye, target)
-        self._visible = visible
-        # the head centre in the head bone's space: followed by the camera when the head moves
-        self._head_rest = centre
-        self._head_local = (np.linalg.inv(world[head]) @ np.append(centre, 1.0))[:3] if head is not None else None
-        self._follow = np.zeros(2)
-        self._follow_t: float | None = None
-        # flip Y so the read-back rows come out top-down (no flip copy per frame)
-        self.proj = np.diag([1.0, -1.0, 1.0, 1.0]) @ perspective(
-            self.fovy, self.width / self.height, dist * 0.05, dist * 10
-        )
-
-    def _blink_height(self, world: list[np.ndarray]) -> float | None:
-        """Where the eyes are without eye bones: the rest height of what the blink shapes move
-        (ARKit eyeBlink targets, or VRM blink expressions)."""
-        ys, names = [], {"eyeBlinkLeft", "eyeBlinkRight"}
-        picks = [
-            (pi, ti) for pi, p in enumerate(self.model.primitives) for ti, n in enumerate(p.target_names) if n in names
-        ]
-        for key in ("blinkLeft", "blinkRight", "blink"):
-            picks += [(pi, ti) for pi, ti, _ in self.model.expressions.get(key, [])]
-        for pi, ti in picks:
-            p = self.model.primitives[pi]
-            if p.targets is None or ti >= len(p.targets):
-                continue
-            mag = np.linalg.norm(p.targets[ti], axis=1)
-            if mag.max() <= 0:
-                continue
-            moved = p.positions[mag > 0.1 * mag.max()]
-            m = world[p.node]
-            ys.append((moved @ m[:3, :3].T + m[:3, 3])[:, 1])
-        return float(np.median(np.concatenate(ys))) if ys else None
-
-    def _follow_head(self, world: list[np.ndarray], t: float | None) -> None:
-        """A camera operator's follow: the view shifts by FOLLOW × how far the head centre moved
-        (nods, leaning, roll), eased with a 0.35 s time constant when frame times ``t`` (s) are
-        given — never a jump — and bounded to a fifth of the frame."""
-        if self._head_local is None:
-            return
-        head = world[self.model.bones["head"]]
-        now = (head @ np.append(self._head_local, 1.0))[:2]
-        want = np.clip((now - self._head_rest[:2]) * FOLLOW, -0.2 * self._visible, 0.2 * self._visible)
-        dt = None if t is None or self._follow_t is None else t - self._follow_t
-        if dt is None or dt < 0 or dt >= 1.0:  # a still, the first frame, a seek: frame it at once
-            k = 1.0
-        else:
-            k = 1.0 - math.exp(-dt / 0.35)
-        self._follow_t = t
-        self._follow += k * (want - self._follow)
-        off = np.array([self._follow[0], self._follow[1], 0.0])
-        self.eye = self._eye0 + off
-        self.view = look_at(self.eye, self._target0 + off)
-
-    # ------------------------------------------------------------------ pose
-    def _world_matrices(self, yaw: float, pitch: float, roll: float, breathe: float) -> list[np.ndarray]:
-        bones = self.model.bones
-        extra = {}
-        for key, share in (("spine", 0.1), ("neck", 0.3), ("head", 0.6)):
-            if key in bones:
-                extra[bones[key]] = _rot("y", yaw * share) @ _rot("x", pitch * share) @ _rot("z", roll * share)
-        if breathe and "spine" in bones:
-            s = np.eye(4)
-            s[1, 3] = breathe * 0.004
-            extra[bones["spine"]] = s @ extra.get(bones["spine"], np.eye(4))
-        nodes = self.model.nodes
-        world: list[np.ndarray | None] = [None] * len(nodes)
-        root_fix = _rot("y", 180) if self.model.facing_back else np.eye(4)
-
-        def visit(i: int, parent: np.ndarray) -> None:
-            local = nodes[i].matrix
-            if i in extra:
-                local = local @ extra[i]
-            world[i] = parent @ local
-            for c in nodes[i].children:
-                visit(c, world[i])
-
-        for r in self.model.roots:
-            visit(r, root_fix)
-        return [w if w is not None else np.eye(4) for w in world]
-
+    # ------------------------------------------------------------------ a frame
     def render(
         self,
         weights: np.ndarray,
@@ -580,25 +385,10 @@ class AvatarRenderer:
     def _render(
         self, weights: np.ndarray, yaw: float, pitch: float, roll: float, breathe: float, t: float | None = None
     ) -> np.ndarray:
-        w = np.asarray(weights, np.float32)
-        presets = preset_weights(w) if self.model.expressions else {}
-        morphed: dict[int, np.ndarray] = {}
-        shader_weights: dict[int, np.ndarray] = {}
-        for pi, direct, via in self._drive:
-            p = self.model.primitives[pi]
-            tw = np.where(direct >= 0, w[np.maximum(direct, 0)], 0.0).astype(np.float32)
-            for ti, name, k in via:
-                value = w[ARKIT_INDEX[name]] if name in ARKIT_INDEX else presets.get(name, 0.0)
-                tw[ti] += value * k
-            if pi in self._delta_tex:
-                shader_weights[pi] = tw
-                continue
-            nz = np.nonzero(tw)[0]
-            pos = p.positions + np.tensordot(tw[nz], p.targets[nz], axes=1) if len(nz) else p.positions
-            morphed[pi] = pos
-        world = self._world_matrices(yaw, pitch, roll, breathe)
-        self._follow_head(world, t)
-        skin_mats = [np.stack([world[j] @ s.inverse_bind[k] for k, j in enumerate(s.joints)]) for s in self.model.skins]
+        target_weights = self._morphs.weights(weights)
+        world = pose.world_matrices(self.model, yaw, pitch, roll, breathe)
+        self.camera.follow(world, t)
+        joint_mats = pose.skin_matrices(self.model, world)
         ctx = self.ctx
         self._ms_fbo.use()
         ctx.enable(ctx.DEPTH_TEST)
@@ -611,81 +401,14 @@ class AvatarRenderer:
             prog["u_bg"].value = 0
             vao.render(mode=ctx.TRIANGLE_STRIP)
             ctx.enable(ctx.DEPTH_TEST)
-        vp = self.proj @ self.view
-        outlines: list[tuple] = []
-        for b in self._batches:
-            pos = b["positions"]
-            for k, pi in enumerate(b["members"]):
-                if pi in morphed:
-                    pos[b["offsets"][k] : b["offsets"][k + 1]] = morphed[pi]
-            b["buffers"][0].write(pos.tobytes())
-            model = world[b["node"]]
-            prog = self._surface_program(self.model.primitives[b["members"][0]])
-            prog["u_eye"].value = tuple(self.eye)
-            prog["u_color"].value = (1.0, 1.0, 1.0, 1.0)
-            self._set(prog, "u_rough", 0.6)
-            prog["u_has_tex"].value = False
-            prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
-            prog["u_model"].write(model.T.astype("f4").tobytes())
-            self._use_material(prog, b["material"])
-            b["vao"].render()
-            if b["key"] in self._outline_vao:
-                outlines.append((b["key"], b["material"], vp @ model, 0, None, None))
-        order = sorted(
-            (i for i in range(len(self.model.primitives)) if i not in self._batched),
-            key=lambda i: self.model.primitives[i].blend,
-        )
-        for pi in order:
-            p = self.model.primitives[pi]
-            vao, vbo, _, _, _, tex, _, _ = self._gpu[pi]
-            pos = morphed.get(pi)
-            model = world[p.node]
-            if p.joints is not None and self.model.nodes[p.node].skin is not None:
-                mats = skin_mats[self.model.nodes[p.node].skin]
-                blend = np.einsum("nk,nkij->nij", p.weights, mats[p.joints])
-                base = pos if pos is not None else p.positions
-                pos = np.einsum("nij,nj->ni", blend[:, :3, :3], base) + blend[:, :3, 3]
-                model = np.eye(4)  # skinned vertices are already in world space
-            if pos is not None:
-                vbo.write(np.ascontiguousarray(pos, dtype=np.float32).tobytes())
-            prog = self._surface_program(p)
-            prog["u_eye"].value = tuple(self.eye)
-            if pi in shader_weights:
-                deltas, vao = self._delta_tex[pi]
-                prog = self._surface_program(p, True)
-                prog["u_weights"].write(_weights128(shader_weights[pi]).tobytes())
-                prog["u_targets"].value = len(p.targets)
-                prog["u_vertices"].value = len(p.positions)
-                deltas.use(1)
-                prog["u_deltas"].value = 1
-                prog["u_eye"].value = tuple(self.eye)
-            prog["u_mvp"].write((vp @ model).T.astype("f4").tobytes())
-            prog["u_model"].write(model.T.astype("f4").tobytes())
-            prog["u_color"].value = tuple(float(c) for c in p.color)
-            self._set(prog, "u_rough", 0.6)
-            prog["u_has_tex"].value = tex is not None
-            if tex is not None:
-                tex.use(0)
-                prog["u_tex"].value = 0
-            self._use_material(prog, p.material, *self._mtoon_tex[pi])
-            if p.blend:
-                ctx.enable(ctx.BLEND)
-            vao.render()
-            ctx.disable(ctx.BLEND)
-            if pi in self._outline_vao:
-                gpu = self._delta_tex.get(pi) if pi in shader_weights else None
-                outlines.append(
-                    (
-                        pi,
-                        p.material,
-                        vp @ model,
-                        len(p.positions),
-                        gpu[0] if gpu else None,
-                        _weights128(shader_weights[pi]) if gpu else None,
-                    )
-                )
-        for args in outlines:  # after the surfaces: the hull only shows where nothing is in front
-            self._draw_outline(*args)
+        vp = self.camera.proj @ self.camera.view
+        outlines = []
+        for item in self.items:
+            mvp = self._draw(item, target_weights, world, joint_mats, vp)
+            if item.outline_vao is not None:
+                outlines.append((item, mvp, target_weights.get(item.primitive)))
+        for item, mvp, tw in outlines:  # after the surfaces: the hull only shows where nothing is in front
+            self._draw_outline(item, mvp, tw)
         if self._ms_fbo is not self._fbo:
             ctx.copy_framebuffer(self._fbo, self._ms_fbo)
         out = np.empty((self.height, self.width, 3), np.uint8)  # fresh: frames already handed out stay intact
@@ -694,6 +417,109 @@ class AvatarRenderer:
             out = cv2.resize(out, self.out_size, interpolation=cv2.INTER_LINEAR)
         return out  # already top-down: the projection flips Y
 
+    def _positions(self, item: DrawItem, target_weights: dict, world: list, joint_mats: list) -> np.ndarray | None:
+        """The item's vertex positions this frame, or None when its buffer still holds them."""
+        prims = self.model.primitives
+        if item.rest is not None:  # a batch: its morphing members' vertices in their ranges
+            for k, pi in enumerate(item.members):
+                if pi in target_weights:
+                    item.rest[item.offsets[k] : item.offsets[k + 1]] = pose.morphed(prims[pi], target_weights[pi])
+            return item.rest
+        p = prims[item.primitive]
+        pos = None
+        if item.deltas is None and item.primitive in target_weights:
+            pos = pose.morphed(p, target_weights[item.primitive])
+        if item.skin is not None:
+            pos = pose.skinned(p, pos if pos is not None else p.positions, joint_mats[item.skin])
+        return pos
+
+    def _draw(self, item: DrawItem, target_weights: dict, world: list, joint_mats: list, vp: np.ndarray):
+        """Draw ``item``'s surface; returns its model-view-projection matrix (for its outline)."""
+        pos = self._positions(item, target_weights, world, joint_mats)
+        if pos is not None:
+            item.positions.write(np.ascontiguousarray(pos, dtype=np.float32).tobytes())
+        model = np.eye(4) if item.skin is not None else world[item.node]  # skinned: already in world space
+        gpu = item.deltas is not None
+        prog = self._program(gpu, bool(item.material.mtoon))
+        if gpu:
+            prog["u_weights"].write(_weights128(target_weights[item.primitive]).tobytes())
+            prog["u_targets"].value = item.n_targets
+            prog["u_vertices"].value = int(item.offsets[-1])
+            item.deltas.use(1)
+            prog["u_deltas"].value = 1
+        mvp = vp @ model
+        prog["u_eye"].value = tuple(self.camera.eye)
+        prog["u_mvp"].write(mvp.T.astype("f4").tobytes())
+        prog["u_model"].write(model.T.astype("f4").tobytes())
+        prog["u_color"].value = item.color
+        self._set(prog, "u_rough", 0.6)
+        prog["u_has_tex"].value = item.texture is not None
+        if item.texture is not None:
+            item.texture.use(0)
+            prog["u_tex"].value = 0
+        self._use_material(prog, item.material, item.shade_texture, item.matcap)
+        if item.blend:
+            ctx = self.ctx
+            ctx.enable(ctx.BLEND)
+            (item.morph_vao if gpu else item.vao).render()
+            ctx.disable(ctx.BLEND)
+        else:
+            (item.morph_vao if gpu else item.vao).render()
+        return mvp
+
+    @staticmethod
+    def _set(prog, name: str, value) -> None:
+        if name in prog:  # uniforms a shader does not use are optimised away
+            prog[name].value = value
+
+    def _use_material(self, prog, mat: Material, shade_tex=None, matcap=None) -> None:
+        """The per-draw uniforms of ``mat`` on ``prog``."""
+        st = self._set
+        st(prog, "u_alpha_cutoff", float(mat.alpha_cutoff) if mat.alpha_mode == "MASK" else -1.0)
+        st(prog, "u_emissive", tuple(float(c) for c in mat.emissive))
+        if not mat.mtoon:
+            return
+        st(prog, "u_shift", float(mat.shift))
+        st(prog, "u_toony", float(mat.toony))
+        st(prog, "u_rim", tuple(float(c) for c in mat.rim))
+        st(prog, "u_rim_power", float(mat.rim_power))
+        st(prog, "u_rim_lift", float(mat.rim_lift))
+        st(prog, "u_rim_mix", float(mat.rim_mix))
+        st(prog, "u_has_shade_tex", shade_tex is not None)
+        if shade_tex is not None:
+            shade_tex.use(2)
+            st(prog, "u_shade_tex", 2)
+        st(prog, "u_has_matcap", matcap is not None)
+        if matcap is not None:
+            matcap.use(3)
+            st(prog, "u_matcap", 3)
+            st(prog, "u_matcap_factor", tuple(float(c) for c in mat.matcap))
+            if "u_view_rot" in prog:
+                prog["u_view_rot"].write(self.camera.view[:3, :3].T.astype("f4").tobytes())
+
+    def _draw_outline(self, item: DrawItem, mvp: np.ndarray, target_weights: np.ndarray | None) -> None:
+        """The MToon outline of one item (back faces pushed out, front faces culled); on the GPU
+        morph path the hull morphs in its shader as the surface does."""
+        prog, ctx, mat = self.outline_prog, self.ctx, item.material
+        prog["u_mvp"].write(mvp.T.astype("f4").tobytes())
+        self._set(prog, "u_mode", 1 if mat.outline == "world" else 2)
+        self._set(prog, "u_width", float(mat.outline_width))
+        self._set(prog, "u_aspect", self.width / self.height)
+        self._set(prog, "u_outline_color", tuple(float(c) for c in mat.outline_color))
+        gpu = item.deltas is not None
+        if gpu:
+            item.deltas.use(1)
+            self._set(prog, "u_deltas", 1)
+            prog["u_weights"].write(_weights128(target_weights).tobytes())
+        self._set(prog, "u_targets", item.n_targets if gpu else 0)
+        self._set(prog, "u_vertices", 0 if item.rest is not None else int(item.offsets[-1]))
+        ctx.enable(ctx.CULL_FACE)
+        ctx.cull_face = item.outline_cull
+        item.outline_vao.render()
+        ctx.cull_face = "back"
+        ctx.disable(ctx.CULL_FACE)
+
+    # ------------------------------------------------------------------ teardown
     def release(self) -> None:
         with self.ctx:
             self._release()
@@ -701,23 +527,11 @@ class AvatarRenderer:
             self.ctx.release()
 
     def _release(self) -> None:
-        for objs in self._gpu:
-            for obj in objs:
+        for item in self.items:
+            for obj in (item.vao, item.morph_vao, item.outline_vao, *item.buffers, *item.textures):
                 if obj is not None:
                     obj.release()
-        for b in self._batches:
-            b["vao"].release()
-            for buf in b["buffers"]:
-                buf.release()
-        for deltas, vao in self._delta_tex.values():
-            deltas.release()
-            vao.release()
-        for texs in self._mtoon_tex.values():
-            for t in texs:
-                if t is not None:
-                    t.release()
-        for vao in self._outline_vao.values():
-            vao.release()
+        self.items = []
         if self.outline_prog is not None:
             self.outline_prog.release()
         if self._bg is not None:
