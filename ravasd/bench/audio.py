@@ -34,6 +34,7 @@ from ..audio.voices import VOICES, make_voice
 from ..config import Config, block_size
 from ..devices import pulse
 from ..engine.frames import RawAudio
+from ..engine.priority import raise_audio_priority
 from ..engine.runner import AudioPublisher, StreamRunner
 from ..engine.stage import StagedVoice, find_trait
 from ..media.writer import MediaWriter
@@ -207,6 +208,54 @@ def _envelope(x: np.ndarray, rate: int) -> np.ndarray:
     return on - on.mean()
 
 
+#: The bench's sound devices on one clock: a stereo null sink whose left channel is the fake
+#: microphone's signal and whose right channel is the voice's output, both recorded together.
+METER_MODULES = [
+    (
+        "module-null-sink",
+        "sink_name=ravas_bench_meter",
+        "rate=48000",
+        "channels=2",
+        "channel_map=front-left,front-right",
+    ),
+    (
+        "module-remap-sink",
+        "sink_name=ravas_bench_in",
+        "master=ravas_bench_meter",
+        "channels=1",
+        "master_channel_map=front-left",
+        "channel_map=mono",
+        "remix=no",
+    ),
+    (
+        "module-remap-sink",
+        "sink_name=ravas_bench_out",
+        "master=ravas_bench_meter",
+        "channels=1",
+        "master_channel_map=front-right",
+        "channel_map=mono",
+        "remix=no",
+    ),
+    (
+        "module-remap-source",
+        "source_name=ravas_bench_mic",
+        "master=ravas_bench_meter.monitor",
+        "channels=1",
+        "master_channel_map=front-left",
+        "channel_map=mono",
+        "remix=no",
+    ),
+]
+
+
+def _read_stereo(path: Path) -> np.ndarray:
+    """A recorded stereo file as (n, 2) float32 in −1..1."""
+    with av.open(str(path)) as c:
+        data = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=-1)
+    data = data.reshape(-1, 2) if data.shape[0] != 2 else data.T
+    return data.astype(np.float32) / (32768.0 if np.abs(data).max() > 2 else 1.0)
+
+
 def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer | None = None) -> dict:
     """{"latency_ms": from the fake microphone's input to the voice's output on one clock, "blocks":
     published, "dropped": blocks lost (inbox overflow, device buffers), "priority": what the OS gave}."""
@@ -215,40 +264,8 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer |
     own = srv is None
     srv = srv or SoundServer()
     try:
-        srv.load(
-            "module-null-sink",
-            "sink_name=ravas_bench_meter",
-            "rate=48000",
-            "channels=2",
-            "channel_map=front-left,front-right",
-        )
-        srv.load(
-            "module-remap-sink",
-            "sink_name=ravas_bench_in",
-            "master=ravas_bench_meter",
-            "channels=1",
-            "master_channel_map=front-left",
-            "channel_map=mono",
-            "remix=no",
-        )
-        srv.load(
-            "module-remap-sink",
-            "sink_name=ravas_bench_out",
-            "master=ravas_bench_meter",
-            "channels=1",
-            "master_channel_map=front-right",
-            "channel_map=mono",
-            "remix=no",
-        )
-        srv.load(
-            "module-remap-source",
-            "source_name=ravas_bench_mic",
-            "master=ravas_bench_meter.monitor",
-            "channels=1",
-            "master_channel_map=front-left",
-            "channel_map=mono",
-            "remix=no",
-        )
+        for module in METER_MODULES:
+            srv.load(*module)
         with tempfile.TemporaryDirectory(prefix="ravas-bench-") as tmp:
             sig = synth_speech(rate, seconds)
             wav = Path(tmp) / "signal.wav"
@@ -268,8 +285,6 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer |
                 ],
                 env=srv.env,
             )
-            from ..engine.priority import raise_audio_priority
-
             priority = raise_audio_priority(cfg.engine.audio_realtime)  # as the audio worker does; threads inherit
             runner = StreamRunner(
                 source=lambda: MicSource(pulse.route("input", "ravas_bench_mic"), rate, block),
@@ -300,10 +315,7 @@ def e2e_latency(cfg: Config, name: str, seconds: float = 3.0, srv: SoundServer |
             _normal_priority()
             rec.terminate()
             rec.wait(5)
-            with av.open(str(rec_path)) as c:
-                data = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=-1)
-            data = data.reshape(-1, 2) if data.shape[0] != 2 else data.T
-            data = data.astype(np.float32) / (32768.0 if np.abs(data).max() > 2 else 1.0)
+            data = _read_stereo(rec_path)
     finally:
         if own:
             srv.close()
@@ -382,33 +394,13 @@ def _rows(
 ) -> list[dict]:
     rows = []
     for name in names:
-        if name in skip:
-            rows.append(
-                {
-                    "voice": name,
-                    "sample_rate": cfg.audio.sample_rate,
-                    "block_ms": cfg.audio.block_ms,
-                    "algorithmic_latency_ms": None,
-                    "rtf": None,
-                    "critical_path_ms": None,
-                    "live_latency_ms": None,
-                    "margin_ms": None,
-                    "load": load,
-                    "e2e_latency_ms": None,
-                    "e2e_dropped_pct": None,
-                    "priority": None,
-                    "e2e_note": "not run",
-                }
-            )
-            continue
-        ratio, lat, block, path = rtf(cfg, name)
         row = {
             "voice": name,
             "sample_rate": cfg.audio.sample_rate,
             "block_ms": cfg.audio.block_ms,
-            "algorithmic_latency_ms": round(lat / cfg.audio.sample_rate * 1000, 1),
-            "rtf": round(ratio, 3),
-            "critical_path_ms": path,
+            "algorithmic_latency_ms": None,
+            "rtf": None,
+            "critical_path_ms": None,
             "live_latency_ms": None,
             "margin_ms": None,
             "load": load,
@@ -417,6 +409,15 @@ def _rows(
             "priority": None,
             "e2e_note": "",
         }
+        if name in skip:
+            rows.append({**row, "e2e_note": "not run"})
+            continue
+        ratio, lat, block, path = rtf(cfg, name)
+        row.update(
+            algorithmic_latency_ms=round(lat / cfg.audio.sample_rate * 1000, 1),
+            rtf=round(ratio, 3),
+            critical_path_ms=path,
+        )
         if e2e and srv is None:
             row["e2e_note"] = why
         elif e2e:

@@ -1,7 +1,4 @@
-"""``ravasd anonymize``: recorded files through the live converters (one file, or a batch).
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd anonymize``: recorded files through the live converters (one file, or a batch)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd autostart``: start RAVAS at login.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd autostart``: start RAVAS at login."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd bench``: benchmarks that print figures.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd bench``: benchmarks that print figures."""
 
 from __future__ import annotations
 

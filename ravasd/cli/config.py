@@ -1,7 +1,4 @@
-"""``ravasd config``: show or change the configuration.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd config``: show or change the configuration."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd converters``: the video converters.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd converters``: the video converters."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd ctl``: one action per verb of the control protocol (ravasd.daemon.protocol).
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd ctl``: one action per verb of the control protocol (ravasd.daemon.protocol)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd desktop``: the applications-menu entry and ravasd on PATH.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd desktop``: the applications-menu entry and ravasd on PATH."""
 
 from __future__ import annotations
 

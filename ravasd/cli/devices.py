@@ -1,7 +1,4 @@
-"""``ravasd devices``: cameras, microphones, outputs, virtual devices.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd devices``: cameras, microphones, outputs, virtual devices."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd doctor``: check every part and print the fix.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd doctor``: check every part and print the fix."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd eval``: privacy, intelligibility and naturalness measures (the eval extra).
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd eval``: privacy, intelligibility and naturalness measures (the eval extra)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd models``: model files (face tracking, neural voices).
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd models``: model files (face tracking, neural voices)."""
 
 from __future__ import annotations
 

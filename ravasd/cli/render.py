@@ -1,7 +1,4 @@
-"""``ravasd render``: an avatar rendered without a camera.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd render``: an avatar rendered without a camera."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd run``: start the daemon.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd run``: start the daemon."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""``ravasd settings``: the settings window.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd settings``: the settings window."""
 
 from __future__ import annotations
 

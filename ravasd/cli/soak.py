@@ -1,7 +1,4 @@
-"""``ravasd soak``: the daemon for minutes, watched.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd soak``: the daemon for minutes, watched."""
 
 from __future__ import annotations
 

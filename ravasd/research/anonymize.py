@@ -69,6 +69,87 @@ class _Guarded:
         self.guard.close()
 
 
+class _AudioTrack:
+    """The voice's side of an offline run, its streaming state explicit: input in blocks of
+    ``block`` samples (at ``rate``) through the guarded voice, its look-ahead trimmed from the start,
+    a late-starting track's offset kept as silence, and at the end the rest fed through with silence
+    so that the output is exactly as long as the input."""
+
+    def __init__(self, voice: _Guarded, writer: MediaWriter, rate: int, block: int) -> None:
+        self.voice, self.writer, self.rate, self.block = voice, writer, rate, block
+        self.pending = np.zeros(0, np.float32)
+        self.consumed = 0  # input samples handed to the voice
+        self.produced = 0  # output samples written
+        self.skip = voice.conv.latency  # the voice's look-ahead, trimmed from the start
+        self.limit: int | None = None  # once the input length is known, output stops exactly there
+        self.started = False
+
+    def feed(self, item: RawAudio) -> None:
+        if not self.started:  # a late-starting audio track keeps its offset
+            self.started = True
+            self.writer.write_samples(placeholder.silence(int(round(item.ts * self.rate)), self.rate, 0).samples)
+        self.pending = np.concatenate([self.pending, item.samples])
+        while len(self.pending) >= self.block:
+            self._run(self.pending[: self.block])
+            self.pending = self.pending[self.block :]
+
+    def finish(self) -> None:
+        self.limit = self.consumed + len(self.pending)
+        if len(self.pending):
+            self._run(np.concatenate([self.pending, np.zeros(self.block - len(self.pending), np.float32)]))
+        while self.produced < self.limit:  # flush the look-ahead by feeding silence
+            self._run(np.zeros(self.block, np.float32))
+
+    def _run(self, samples: np.ndarray) -> None:
+        res = self.voice(RawAudio(samples, self.rate, self.consumed / self.rate))
+        self.consumed += len(samples)
+        out = res.samples
+        if self.skip:
+            cut = min(self.skip, len(out))
+            out, self.skip = out[cut:], self.skip - cut
+        if self.limit is not None:
+            out = out[: max(0, self.limit - self.produced)]
+        self.writer.write_samples(out)
+        self.produced += len(out)
+
+
+def _check(inp: Path, out: Path, kind: str, info) -> None:
+    """Refuse an output that is the input, or that needs a stream the input lacks."""
+    if out.exists() and out.resolve() == inp.resolve():
+        raise MediaError(f"Output {out} is the input file.", "choose a different output name.")
+    if kind == "video" and not info.has_video:
+        raise MediaError(
+            f"Input {inp} has no video stream, so there is nothing for {out.suffix}.",
+            f"write audio instead: -o {out.with_suffix('.wav').name}",
+        )
+    if kind == "audio" and not info.has_audio:
+        raise MediaError(f"Input {inp} has no audio stream.", "use a .mp4 output for a silent video.")
+
+
+def _progress_bar(inp: Path, duration: float, progress: bool) -> tqdm:
+    return tqdm(
+        total=round(duration, 2) or None,
+        unit="s",
+        desc=f"anonymize {inp.name}",
+        disable=not progress,
+        leave=False,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s",
+    )
+
+
+def _truncation(inp: Path, info, decoded: DecodeReport, rate: int, want_video: bool, allow: bool) -> str:
+    """Why the decoded input is not whole ("" when it is); refused unless ``allow``."""
+    truncated = incomplete(info, decoded, rate) if (want_video or info.has_audio) else ""
+    if truncated and not allow:
+        raise MediaError(
+            f"Input {inp} is truncated or damaged: {truncated}.",
+            "re-export or re-copy it; --allow-truncated anonymizes what decodes (a batch's manifest records it).",
+        )
+    if truncated:
+        log.warning("%s is truncated or damaged (%s); anonymized what decodes (--allow-truncated)", inp, truncated)
+    return truncated
+
+
 def anonymize(
     input_path: str | Path, output_path: str | Path, cfg: Config, progress: bool = True, allow_truncated: bool = False
 ) -> AnonymizeResult:
@@ -80,20 +161,10 @@ def anonymize(
     inp, out = Path(input_path), Path(output_path)
     kind = output_kind(out)
     info = probe(inp)
-    if out.exists() and out.resolve() == inp.resolve():
-        raise MediaError(f"Output {out} is the input file.", "choose a different output name.")
-    if kind == "video" and not info.has_video:
-        raise MediaError(
-            f"Input {inp} has no video stream, so there is nothing for {out.suffix}.",
-            f"write audio instead: -o {out.with_suffix('.wav').name}",
-        )
-    if kind == "audio" and not info.has_audio:
-        raise MediaError(f"Input {inp} has no audio stream.", "use a .mp4 output for a silent video.")
+    _check(inp, out, kind, info)
     want_video = kind == "video"
     rate, block = cfg.audio.sample_rate, block_size(cfg)
     width, height = info.width + info.width % 2, info.height + info.height % 2
-    fps = info.fps or 25.0
-
     video = audio = None
     if want_video:
         video = _Guarded(
@@ -111,43 +182,12 @@ def anonymize(
         out,
         width=width if want_video else 0,
         height=height if want_video else 0,
-        fps=fps,
+        fps=info.fps or 25.0,
         audio_rate=rate if info.has_audio else 0,
     )
-    bar = tqdm(
-        total=round(info.duration, 2) or None,
-        unit="s",
-        desc=f"anonymize {inp.name}",
-        disable=not progress,
-        leave=False,
-        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s",
-    )
-    frames = 0
-    pending = np.zeros(0, np.float32)
-    consumed = 0  # input samples handed to the converter
-    produced = 0  # output samples written
-    skip = audio.conv.latency if audio else 0  # the voice's look-ahead, trimmed from the start
-    audio_start: float | None = None
-    shown = 0.0
-
-    limit: int | None = None  # once the input length is known, output stops exactly there
-
-    def emit(samples: np.ndarray) -> None:
-        nonlocal produced, skip
-        if skip:
-            cut = min(skip, len(samples))
-            samples, skip = samples[cut:], skip - cut
-        if limit is not None:
-            samples = samples[: max(0, limit - produced)]
-        writer.write_samples(samples)
-        produced += len(samples)
-
-    def run_block(samples: np.ndarray) -> None:
-        nonlocal consumed
-        res = audio(RawAudio(samples, rate, consumed / rate))
-        consumed += len(samples)
-        emit(res.samples)
-
+    track = _AudioTrack(audio, writer, rate, block) if audio is not None else None
+    bar = _progress_bar(inp, info.duration, progress)
+    frames, shown = 0, 0.0
     decoded = DecodeReport()
     try:
         for item in iter_media(inp, rate, video=want_video, audio=info.has_audio, report=decoded):
@@ -155,36 +195,16 @@ def anonymize(
                 res = video(item)
                 writer.write_frame(AnonFrame(res.image, item.ts, res.placeholder))
                 frames += 1
-                ts = item.ts
             else:
-                if audio_start is None:  # a late-starting audio track keeps its offset
-                    audio_start = item.ts
-                    lead = int(round(item.ts * rate))
-                    writer.write_samples(placeholder.silence(lead, rate, 0).samples)
-                pending = np.concatenate([pending, item.samples])
-                while len(pending) >= block:
-                    run_block(pending[:block])
-                    pending = pending[block:]
-                ts = item.ts
-            if ts - shown >= 0.2:
-                bar.update(round(ts - shown, 2))
-                shown = ts
-        if audio is not None:
-            limit = consumed + len(pending)
-            if len(pending):
-                run_block(np.concatenate([pending, np.zeros(block - len(pending), np.float32)]))
-            while produced < limit:  # flush the look-ahead by feeding silence
-                run_block(np.zeros(block, np.float32))
+                track.feed(item)
+            if item.ts - shown >= 0.2:
+                bar.update(round(item.ts - shown, 2))
+                shown = item.ts
+        if track is not None:
+            track.finish()
         if frames == 0 and want_video:
             raise MediaError(f"Input {inp}: the video stream has no decodable frames.", "re-export it as MP4 (H.264).")
-        truncated = incomplete(info, decoded, rate) if (want_video or info.has_audio) else ""
-        if truncated and not allow_truncated:
-            raise MediaError(
-                f"Input {inp} is truncated or damaged: {truncated}.",
-                "re-export or re-copy it; --allow-truncated anonymizes what decodes (a batch's manifest records it).",
-            )
-        if truncated:
-            log.warning("%s is truncated or damaged (%s); anonymized what decodes (--allow-truncated)", inp, truncated)
+        truncated = _truncation(inp, info, decoded, rate, want_video, allow_truncated)
         path = writer.commit()
     except (OSError, av.error.FFmpegError) as err:  # the output cannot be written (disk full, /proc…)
         writer.abort()

@@ -222,6 +222,20 @@ def run_local(
             proc.join(2)
 
 
+def _still_to_do(planned: list[Job], prev: dict, digest: str, outdir: Path, res: BatchResult) -> list[Job]:
+    """The planned jobs a previous run has not done with this config; the done ones are counted
+    as skipped in ``res`` (their records kept)."""
+    todo = []
+    for job in planned:
+        if is_done(job, prev.get(job.rel), digest, outdir):
+            res.skipped += 1
+            res.records.append(prev[job.rel])
+            res.media_s += float(prev[job.rel].get("duration_s") or 0.0)
+        else:
+            todo.append(job)
+    return todo
+
+
 def run_batch(
     inputs: Iterable[str | Path],
     outdir: str | Path,
@@ -247,14 +261,7 @@ def run_batch(
         if n := _clean_partials(outdir):
             log(f"removed {n} partial file(s) left by an interrupted run")
         digest, prev = config_digest(cfg), read_manifest(outdir)
-        todo = []
-        for job in planned:
-            if is_done(job, prev.get(job.rel), digest, outdir):
-                res.skipped += 1
-                res.records.append(prev[job.rel])
-                res.media_s += float(prev[job.rel].get("duration_s") or 0.0)
-            else:
-                todo.append(job)
+        todo = _still_to_do(planned, prev, digest, outdir, res)
         workers = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         log(
             f"{len(planned)} files ({sum(j.duration for j in planned) / 3600:.3f} h of media): {len(todo)} to do, "
@@ -292,9 +299,7 @@ def run_batch(
 
         if todo:
             if engine == "ray":
-                from .cluster import (
-                    run_ray,  # the cluster extra: only a Ray batch imports Ray
-                )
+                from .cluster import run_ray  # the cluster extra: only a Ray batch imports Ray
 
                 run_ray(todo, cfg, outdir, jobs, on_result, address=address)
             else:

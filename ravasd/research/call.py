@@ -164,6 +164,35 @@ def _per_family(row_items: list[dict], call_pairs, off_pairs, mos_call, family_o
     }
 
 
+def _score(cfg: Config, voice: str | None, items: list, audio: list, spans: list, far: FarEnd, offs: float, rec):
+    """Each utterance cut from the far end (``offs``: where the program starts there, s) and the same
+    utterance converted offline: transcripts, (errors, words) pairs and DNSMOS of both.
+    Returns (per-utterance records, call WER pairs, offline WER pairs, call DNSMOS, offline DNSMOS)."""
+    row_items, call_pairs, off_pairs, mos_call, mos_off = [], [], [], [], []
+    for (path, spk, text), x, (a, b) in zip(items, audio, spans):
+        seg = far.samples[max(0, int((offs + a - 0.1) * far.rate)) : int((offs + b + 0.3) * far.rate)]
+        seg16 = soxr.resample(seg, far.rate, ev.RATE).astype(np.float32) if len(seg) else np.zeros(1600, np.float32)
+        off = x if voice is None else ev.convert(cfg, voice, x)
+        hyp_call, hyp_off = rec(seg16), rec(off)
+        call_pairs.append(ev.wer(text, hyp_call))
+        off_pairs.append(ev.wer(text, hyp_off))
+        m_call, m_off = ev.dnsmos(seg16)["ovrl"], ev.dnsmos(off)["ovrl"]
+        mos_call.append(m_call)
+        mos_off.append(m_off)
+        row_items.append(
+            {
+                "file": str(path),
+                "speaker": spk,
+                "text": text,
+                "hyp_call": hyp_call,
+                "hyp_offline": hyp_off,
+                "dnsmos_ovrl_call": m_call,
+                "dnsmos_ovrl_offline": m_off,
+            }
+        )
+    return row_items, call_pairs, off_pairs, mos_call, mos_off
+
+
 def eval_call(
     cfg: Config,
     inputs: list[Path],
@@ -216,32 +245,9 @@ def eval_call(
                 heard = far.samples[max(0, int(start * far.rate)) :]
                 delay = lag_ms(program, heard[: len(program)], RATE) if len(heard) > RATE else float("nan")
                 offs = start + max(0.0, delay) / 1000
-                row_items, call_pairs, off_pairs, mos_call, mos_off = [], [], [], [], []
-                for (path, spk, text), x, (a, b) in zip(items, audio, spans):
-                    seg = far.samples[max(0, int((offs + a - 0.1) * far.rate)) : int((offs + b + 0.3) * far.rate)]
-                    seg16 = (
-                        soxr.resample(seg, far.rate, ev.RATE).astype(np.float32)
-                        if len(seg)
-                        else np.zeros(1600, np.float32)
-                    )
-                    off = x if voice is None else ev.convert(cfg, voice, x)
-                    hyp_call, hyp_off = rec(seg16), rec(off)
-                    call_pairs.append(ev.wer(text, hyp_call))
-                    off_pairs.append(ev.wer(text, hyp_off))
-                    m_call, m_off = ev.dnsmos(seg16)["ovrl"], ev.dnsmos(off)["ovrl"]
-                    mos_call.append(m_call)
-                    mos_off.append(m_off)
-                    row_items.append(
-                        {
-                            "file": str(path),
-                            "speaker": spk,
-                            "text": text,
-                            "hyp_call": hyp_call,
-                            "hyp_offline": hyp_off,
-                            "dnsmos_ovrl_call": m_call,
-                            "dnsmos_ovrl_offline": m_off,
-                        }
-                    )
+                row_items, call_pairs, off_pairs, mos_call, mos_off = _score(
+                    cfg, voice, items, audio, spans, far, offs, rec
+                )
                 wc, wci = _ratio_ci(call_pairs, rng)
                 wo, woi = _ratio_ci(off_pairs, rng)
                 rows.append(

@@ -318,6 +318,55 @@ def load_avatar(path: str | Path) -> AvatarModel:
         ) from None
 
 
+def _primitive(g: dict, r: _Reader, p: dict, ni: int, node: Node, mesh: dict, names: list, vrm0_materials: list):
+    """One triangle primitive ``p`` of ``mesh`` on node ``ni``: geometry, material, textures, morph
+    targets (``names``: the mesh's target names) and skin weights."""
+    path = r.path
+    textures = g.get("textures", [])
+    attrs = p["attributes"]
+    if "POSITION" not in attrs:
+        raise AvatarError(f"Avatar {path}: mesh '{mesh.get('name', node.mesh)}' has no POSITION.")
+    pos = r.accessor(attrs["POSITION"]).astype(np.float32)
+    idx = r.accessor(p["indices"]).astype(np.uint32) if "indices" in p else np.arange(len(pos), dtype=np.uint32)
+    if idx.size and int(idx.max()) >= len(pos):
+        raise AvatarError(f"Avatar {path}: mesh '{mesh.get('name', node.mesh)}' indexes past its vertices.")
+    nrm = r.accessor(attrs["NORMAL"]).astype(np.float32) if "NORMAL" in attrs else _normals(pos, idx)
+    prim = Primitive(ni, pos, nrm, idx, np.ones(4, np.float32))
+    mat = g["materials"][p["material"]] if "material" in p else {}
+    pbr = mat.get("pbrMetallicRoughness", {})
+    prim.color = np.asarray(pbr.get("baseColorFactor", (1, 1, 1, 1)), np.float32)
+    prim.material = from_gltf(
+        mat, vrm0_materials[p["material"]] if "material" in p and p["material"] < len(vrm0_materials) else None
+    )
+    prim.blend = prim.material.alpha_mode == "BLEND"
+    tex = pbr.get("baseColorTexture")
+    if tex is not None and f"TEXCOORD_{tex.get('texCoord', 0)}" in attrs:
+        src = textures[tex["index"]].get("source")
+        if src is not None:
+            prim.texture = r.image(src)
+            prim.uv = r.accessor(attrs[f"TEXCOORD_{tex.get('texCoord', 0)}"]).astype(np.float32)
+    for key in ("shade_texture", "matcap_texture"):
+        ti = getattr(prim.material, key)
+        src = textures[ti].get("source") if ti is not None and 0 <= ti < len(textures) else None
+        if src is not None and (key == "matcap_texture" or prim.uv is not None):
+            setattr(prim, key, r.image(src))
+    if p.get("targets"):
+        tnames = (
+            names
+            if len(names) == len(p["targets"])
+            else (p.get("extras") or {}).get("targetNames") or [f"target{k}" for k in range(len(p["targets"]))]
+        )
+        prim.targets = np.stack(
+            [r.accessor(t["POSITION"]) if "POSITION" in t else np.zeros_like(pos) for t in p["targets"]]
+        ).astype(np.float32)
+        prim.target_names = [_arkit_name(n) for n in tnames]
+    if "JOINTS_0" in attrs and "WEIGHTS_0" in attrs and node.skin is not None:
+        prim.joints = r.accessor(attrs["JOINTS_0"]).astype(np.int64)
+        w = r.accessor(attrs["WEIGHTS_0"]).astype(np.float32)
+        prim.weights = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-8)
+    return prim
+
+
 def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
     if str(g.get("asset", {}).get("version", ""))[:1] != "2":
         raise AvatarError(f"Avatar {path}: asset.version is not 2.x.", "re-export as glTF 2.0.")
@@ -333,7 +382,6 @@ def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
             nodes[c].parent = i
     scene = g.get("scenes", [{}])[g.get("scene", 0)] if g.get("scenes") else {}
     roots = scene.get("nodes") or [i for i, n in enumerate(nodes) if n.parent is None]
-    textures = g.get("textures", [])
     vrm0_materials = ((g.get("extensions") or {}).get("VRM") or {}).get("materialProperties") or []
     prims: list[Primitive] = []
     for ni, node in enumerate(nodes):
@@ -344,48 +392,7 @@ def _build(g: dict, binary: bytes | None, path: Path) -> AvatarModel:
         for p in mesh["primitives"]:
             if p.get("mode", 4) != 4:
                 continue  # points/lines: not part of a face
-            attrs = p["attributes"]
-            if "POSITION" not in attrs:
-                raise AvatarError(f"Avatar {path}: mesh '{mesh.get('name', node.mesh)}' has no POSITION.")
-            pos = r.accessor(attrs["POSITION"]).astype(np.float32)
-            idx = r.accessor(p["indices"]).astype(np.uint32) if "indices" in p else np.arange(len(pos), dtype=np.uint32)
-            if idx.size and int(idx.max()) >= len(pos):
-                raise AvatarError(f"Avatar {path}: mesh '{mesh.get('name', node.mesh)}' indexes past its vertices.")
-            nrm = r.accessor(attrs["NORMAL"]).astype(np.float32) if "NORMAL" in attrs else _normals(pos, idx)
-            prim = Primitive(ni, pos, nrm, idx, np.ones(4, np.float32))
-            mat = g["materials"][p["material"]] if "material" in p else {}
-            pbr = mat.get("pbrMetallicRoughness", {})
-            prim.color = np.asarray(pbr.get("baseColorFactor", (1, 1, 1, 1)), np.float32)
-            prim.material = from_gltf(
-                mat, vrm0_materials[p["material"]] if "material" in p and p["material"] < len(vrm0_materials) else None
-            )
-            prim.blend = prim.material.alpha_mode == "BLEND"
-            tex = pbr.get("baseColorTexture")
-            if tex is not None and f"TEXCOORD_{tex.get('texCoord', 0)}" in attrs:
-                src = textures[tex["index"]].get("source")
-                if src is not None:
-                    prim.texture = r.image(src)
-                    prim.uv = r.accessor(attrs[f"TEXCOORD_{tex.get('texCoord', 0)}"]).astype(np.float32)
-            for key in ("shade_texture", "matcap_texture"):
-                ti = getattr(prim.material, key)
-                src = textures[ti].get("source") if ti is not None and 0 <= ti < len(textures) else None
-                if src is not None and (key == "matcap_texture" or prim.uv is not None):
-                    setattr(prim, key, r.image(src))
-            if p.get("targets"):
-                tnames = (
-                    names
-                    if len(names) == len(p["targets"])
-                    else (p.get("extras") or {}).get("targetNames") or [f"target{k}" for k in range(len(p["targets"]))]
-                )
-                prim.targets = np.stack(
-                    [r.accessor(t["POSITION"]) if "POSITION" in t else np.zeros_like(pos) for t in p["targets"]]
-                ).astype(np.float32)
-                prim.target_names = [_arkit_name(n) for n in tnames]
-            if "JOINTS_0" in attrs and "WEIGHTS_0" in attrs and node.skin is not None:
-                prim.joints = r.accessor(attrs["JOINTS_0"]).astype(np.int64)
-                w = r.accessor(attrs["WEIGHTS_0"]).astype(np.float32)
-                prim.weights = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-8)
-            prims.append(prim)
+            prims.append(_primitive(g, r, p, ni, node, mesh, names, vrm0_materials))
     if not prims:
         raise AvatarError(f"Avatar {path} contains no triangle meshes.", "export the avatar's meshes too.")
     skins = [
