@@ -792,3 +792,24 @@ def test_contact_sheet_poses_match_their_golden_images(name):
         if k:
             assert not golden_matches(cut(img, 0), cut(ref, k)), f"{name}: neutral passes as {pose}"
 
+
+def test_avatars_add_makes_the_gallery_picture_the_settings_window_shows(tmp_path):
+    """`ravasd avatars add` renders the file's gallery picture once, into the cache the settings
+    window reads (the window then has no render to do); a bundled avatar's picture is its preview."""
+    import shutil
+
+    from ravasd import paths
+    from ravasd.cli import main
+    from ravasd.video.avatar.library import find, preview
+    from ravasd.video.avatar.thumbnail import thumbnail
+
+    friend = tmp_path / "friend.glb"
+    shutil.copyfile(find("tabby"), friend)
+    assert main(["avatars", "add", str(friend)]) == 0
+    made = list((paths.cache_dir() / "thumbnails").glob("friend-*.png"))
+    assert len(made) == 1 and thumbnail("friend") == made[0]
+    from PIL import Image
+
+    img = np.asarray(Image.open(made[0]).convert("RGB"), float)
+    assert img.shape == (360, 640, 3) and img.std() > 10  # a picture of something, not a blank tile
+    assert thumbnail("sol") == preview("sol") and thumbnail("no-such-avatar") is None

@@ -445,3 +445,21 @@ def test_normalised_voice_keeps_each_hops_spectral_movement():
     ci, co = (np.array(v)[:, 1:6] for v in zip(*both))
     corr = [np.corrcoef(np.diff(ci[:, k]), np.diff(co[:, k]))[0, 1] for k in range(5)]
     assert np.mean(corr) > 0.5, corr
+
+
+def test_voices_sample_writes_what_the_settings_window_plays(tmp_path, capsys):
+    """`ravasd voices sample` and the settings window's Play sample share one helper: the same
+    sentence through the same streamed voice; an unknown voice is one clear error."""
+    from ravasd.cli import main
+    from ravasd.config import load_config
+    from ravasd.evaluation.sample import sample_speech, voice_sample
+    from ravasd.media.reader import iter_media
+
+    out = tmp_path / "tenor.wav"
+    assert main(["voices", "sample", "tenor", "-o", str(out)]) == 0
+    got = np.concatenate([b.samples for b in iter_media(out, 48000, video=False, audio=True)])
+    want = voice_sample("tenor", 48000, load_config())
+    assert len(got) == len(want) and np.abs(got - want).max() < 1e-3  # 16-bit WAV
+    assert np.abs(want).max() > 0.05 and not np.allclose(want, sample_speech(48000)[: len(want)], atol=0.05)
+    assert main(["voices", "sample", "no-such-voice", "-o", str(tmp_path / "x.wav")]) != 0
+    assert "no-such-voice" in capsys.readouterr().err and not (tmp_path / "x.wav").exists()

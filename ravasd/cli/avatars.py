@@ -1,7 +1,4 @@
-"""``ravasd avatars``: list or add avatars.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd avatars``: list or add avatars."""
 
 from __future__ import annotations
 
@@ -31,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
         dest = library.add(args.file, force=args.force)
         info = library.describe(dest.stem, dest)
         print(f"added {info.name} ({info.format}, {info.coverage}/52 ARKit shapes) → {dest}")
+        from ..video.avatar.thumbnail import thumbnail  # the settings window's gallery picture, made now
+
+        thumbnail(dest.stem)
         return 0
     rows = [asdict(i) for i in library.list_avatars()]
     if args.json:

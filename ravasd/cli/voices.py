@@ -1,7 +1,4 @@
-"""``ravasd voices``: list, build, import and remove voices.
-
-``register(sub)`` adds the command to the parser; ``run(args)`` carries it out (the exit status).
-"""
+"""``ravasd voices``: list, build, import and remove voices."""
 
 from __future__ import annotations
 
@@ -45,6 +42,13 @@ def register(sub) -> None:
     config_args(vi)
     vr = vsub.add_parser("remove", help="delete a neural voice you built or imported")
     vr.add_argument("name", metavar="NAME")
+    vs = vsub.add_parser(
+        "sample",
+        help="a sentence (spoken by flite or espeak-ng) through a voice, as the daemon streams it, to a .wav",
+    )
+    vs.add_argument("name", metavar="NAME")
+    vs.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.wav")
+    config_args(vs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(neural.remove(args.name))
         return 0
     cfg = load(args)
+    if args.voices_command == "sample":
+        return _sample(cfg, args.name, args.output)
     if args.voices_command == "build":
         print(neural.build(cfg, args.name, Path(args.src), args.method, args.force))
         return 0
@@ -95,4 +101,19 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     table(rows, args.json)
+    return 0
+
+
+def _sample(cfg, name: str, out: Path) -> int:
+    from ..errors import RavasError
+    from ..evaluation.sample import SAMPLE_TEXT, voice_sample
+    from ..media.writer import MediaWriter
+
+    if out.suffix.lower() != ".wav":
+        raise RavasError(f"{out}: a voice sample is a WAV file.", "name the file *.wav.")
+    x = voice_sample(name, cfg.audio.sample_rate, cfg)
+    w = MediaWriter(out, audio_rate=cfg.audio.sample_rate)
+    w.write_samples(x)
+    w.commit()
+    print(f"wrote {out} ({len(x) / cfg.audio.sample_rate:.1f} s: {SAMPLE_TEXT!r} through {name})")
     return 0

@@ -18,7 +18,6 @@ SIZES = ((640, 360), (960, 540), (1280, 720), (1920, 1080))
 RATES = (15, 24, 30, 60)
 PREVIEW_W, PREVIEW_H = 480, 270
 THUMB_W, THUMB_H = 192, 108
-SAMPLE_TEXT = "Hello, this is how my voice sounds on the call today."
 
 
 class Bridge(QtCore.QObject):

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ... import paths
-from ...config import Config
 from ...errors import RavasError
 from ...video.avatar import library
+from ...video.avatar.thumbnail import thumbnail as avatar_thumbnail
 from ...video.converters import VIDEO_CONVERTERS, video_choices
 from ..page import THUMB_H, THUMB_W, Page
 
@@ -179,13 +177,10 @@ def _avatar_info(name: str) -> str:
 
 
 def thumbnail(name: str) -> QtGui.QPixmap:
-    """The gallery picture of ``name``: the bundled preview, else a render cached in the user cache
-    dir (keyed by the file's size and time and the renderer's look version), else a drawn tile
-    (converters, broken files)."""
+    """The gallery picture of ``name``: the bundled preview or a cached render
+    (:func:`ravasd.video.avatar.thumbnail.thumbnail`), else a drawn tile (converters, broken files)."""
     pix = QtGui.QPixmap(THUMB_W, THUMB_H)
-    path = library.preview(name)
-    if path is None and name not in VIDEO_CONVERTERS:
-        path = _rendered_thumbnail(name)
+    path = None if name in VIDEO_CONVERTERS else avatar_thumbnail(name)
     if path is not None and pix.load(str(path)):
         return pix.scaled(THUMB_W, THUMB_H, QtCore.Qt.KeepAspectRatio, QtCore.Qt.SmoothTransformation)
     pix = QtGui.QPixmap(THUMB_W, THUMB_H)
@@ -195,30 +190,3 @@ def thumbnail(name: str) -> QtGui.QPixmap:
     p.drawText(pix.rect(), QtCore.Qt.AlignCenter, name)
     p.end()
     return pix
-
-
-def _rendered_thumbnail(name: str) -> Path | None:
-    try:
-        src = library.find(name)
-        st = src.stat()
-        from ...video.avatar.renderer import LOOK_VERSION
-
-        out = paths.cache_dir() / "thumbnails" / f"{name}-{st.st_size}-{int(st.st_mtime)}-r{LOOK_VERSION}.png"
-        if not out.exists():
-            from PIL import Image
-
-            from ...video.avatar.converter import renderer_from_config
-
-            # a gallery tile looks the same whatever the settings: its cache key holds none of them
-            r = renderer_from_config(Config(), 640, 360, name)
-            try:
-                img = r.render(np.zeros(52, np.float32))
-            finally:
-                r.release()
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.tmp")
-            Image.fromarray(img).save(tmp, "PNG")
-            tmp.replace(out)
-        return out
-    except Exception:  # a file that does not render gets the drawn tile; `avatars list` says why
-        return None

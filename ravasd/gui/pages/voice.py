@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PySide6 import QtWidgets
 
 from ...audio.voices import VOICES, figures, latency_ms
 from ...audio.voices import neural as neural_voices
-from ...config import Config, block_size
-from ..page import SAMPLE_TEXT, Page
+from ...evaluation.sample import voice_sample
+from ..page import Page
 from .microphone import play
 
 if TYPE_CHECKING:
@@ -106,40 +105,3 @@ class VoicePage(Page):
 
         cfg = self.win.cfg
         self.win.run_button(self.sample_button, lambda: voice_sample(name, cfg=cfg), ok)
-
-
-_SPEECH: dict[int, np.ndarray] = {}
-
-
-def sample_speech(rate: int = 48000) -> np.ndarray:
-    """A sentence to demonstrate voices with: spoken by flite or espeak-ng when installed (no one's
-    real voice), else the demo source's speech-like signal."""
-    if rate not in _SPEECH:
-        import soxr
-
-        from ...audio.sources import synth_speech
-        from ...evaluation.corpus import RATE, synthesize
-
-        x = None
-        for synth, voice in (("flite", "slt"), ("espeak-ng", "en-us")):
-            try:
-                x = soxr.resample(synthesize(SAMPLE_TEXT, synth, voice), RATE, rate).astype(np.float32)
-                break
-            except Exception:
-                continue
-        _SPEECH[rate] = x if x is not None else synth_speech(rate, seconds=3.0)
-    return _SPEECH[rate]
-
-
-def voice_sample(name: str, rate: int = 48000, cfg: Config | None = None) -> np.ndarray:
-    """The sample sentence through voice ``name``, streamed block by block as the daemon would with
-    settings ``cfg`` (its models and block size; default: built-in defaults)."""
-    from ...audio.voices import make_voice, stream
-
-    cfg = cfg or Config()
-    block = block_size(cfg)
-    conv = make_voice(cfg, rate, name, block=block)
-    try:
-        return stream(conv, sample_speech(rate), rate, block).astype(np.float32)
-    finally:
-        conv.close()
