@@ -437,7 +437,7 @@ def save_user_setting(key: str, value: Any, check: Callable[[Config], None] | No
     """Validate and persist one setting in the user config file, atomically.
 
     Called by ``ravasd config set`` and by the daemon when the user picks an avatar/voice. ``check``
-    (e.g. ``choices.check_names``) may refuse the resulting config too. Other keys in the file are kept;
+    (e.g. ``name_checks.check_names``) may refuse the resulting config too. Other keys in the file are kept;
     the file is replaced in one rename, never truncated.
     """
     path = paths.config_file()

@@ -17,7 +17,7 @@ from helpers import wait_until
 from mediagen import make_audio, make_video
 
 from ravasd.errors import RavasError
-from ravasd.models import sha256
+from ravasd.model_files import sha256
 from ravasd.research import batch
 
 N_VIDEO, N_AUDIO = 11, 9  # + one corrupt file and one video without audio = 22 inputs

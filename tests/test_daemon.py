@@ -14,7 +14,7 @@ from helpers import wait_until
 
 from ravasd.config import load_config
 from ravasd.engine.supervisor import Supervisor
-from ravasd.pipelines import WIRING
+from ravasd.wiring import WIRING
 
 
 def _env(home):

@@ -322,38 +322,38 @@ def test_doctor_on_this_machine_names_v4l2loopback_and_passes_the_rest(pulse, ra
 
 
 def test_model_lookup_checksum_and_fetch(tmp_path, monkeypatch):
-    from ravasd import models
+    from ravasd import model_files
 
-    spec = models.FACE_LANDMARKER
+    spec = model_files.FACE_LANDMARKER
     monkeypatch.delenv("RAVAS_MODELS_DIR")
-    assert models.find(spec) is None
+    assert model_files.find(spec) is None
     monkeypatch.setenv("RAVAS_MODELS_DIR", str(SHARED_MODELS))
-    assert models.find(spec) == SHARED_MODELS / spec.name
+    assert model_files.find(spec) == SHARED_MODELS / spec.name
     with pytest.raises(ModelError, match="models.face_landmarker: .* does not exist"):
-        models.find(spec, str(tmp_path / "missing.task"))
+        model_files.find(spec, str(tmp_path / "missing.task"))
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / spec.name).write_bytes(b"not a model")
     monkeypatch.setenv("RAVAS_MODELS_DIR", str(bad))
     with pytest.raises(ModelError, match="sha256 mismatch"):
-        models.find(spec)
+        model_files.find(spec)
     monkeypatch.delenv("RAVAS_MODELS_DIR")
     # the download path, from a local URL (no network here): progress, checksum, atomic move
-    local = models.ModelSpec(spec.name, (SHARED_MODELS / spec.name).as_uri(), spec.sha256, spec.config_key, "x")
-    path = models.fetch(local, progress=False)
-    assert path == models.cache_path(spec) and models.find(spec) == path
+    local = model_files.ModelSpec(spec.name, (SHARED_MODELS / spec.name).as_uri(), spec.sha256, spec.config_key, "x")
+    path = model_files.fetch(local, progress=False)
+    assert path == model_files.cache_path(spec) and model_files.find(spec) == path
     path.unlink()
-    wrong = models.ModelSpec(spec.name, local.url, "0" * 64, spec.config_key, "x")
+    wrong = model_files.ModelSpec(spec.name, local.url, "0" * 64, spec.config_key, "x")
     with pytest.raises(ModelError, match="sha256"):
-        models.fetch(wrong, progress=False)
-    unreachable = models.ModelSpec(
+        model_files.fetch(wrong, progress=False)
+    unreachable = model_files.ModelSpec(
         spec.name, "http://127.0.0.1:9/face_landmarker.task", spec.sha256, spec.config_key, "x"
     )
     with pytest.raises(ModelError) as err:
-        models.resolve(unreachable, None, allow_download=True, progress=False)
-    assert "RAVAS_MODELS_DIR" in err.value.fix and not models.cache_path(spec).exists()
+        model_files.resolve(unreachable, None, allow_download=True, progress=False)
+    assert "RAVAS_MODELS_DIR" in err.value.fix and not model_files.cache_path(spec).exists()
     with pytest.raises(ModelError, match="downloads are switched off"):
-        models.resolve(spec, None, allow_download=False)
+        model_files.resolve(spec, None, allow_download=False)
 
 
 def test_logs_rotate_in_log_dir_and_redact_home(monkeypatch, tmp_path):

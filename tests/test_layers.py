@@ -13,12 +13,12 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "ravasd"
 
 LAYERS = [
-    {"ravasd", "ravasd.errors", "ravasd.paths", "ravasd.assets", "ravasd.config", "ravasd.logs", "ravasd.models"},
+    {"ravasd", "ravasd.errors", "ravasd.paths", "ravasd.assets", "ravasd.config", "ravasd.logs", "ravasd.model_files"},
     {"ravasd.engine", "ravasd.devices"},
     {"ravasd.media"},
     {"ravasd.audio", "ravasd.video"},
-    {"ravasd.choices", "ravasd.evaluation"},
-    {"ravasd.pipelines"},
+    {"ravasd.name_checks", "ravasd.evaluation"},
+    {"ravasd.wiring"},
     {"ravasd.daemon"},
     {"ravasd.gui"},
     {"ravasd.research", "ravasd.bench"},
@@ -115,12 +115,12 @@ def test_engine_and_devices_import_nothing_above_them():
 def test_the_checker_sees_a_wrong_door(tmp_path, monkeypatch):
     """The check can fail: an engine module importing the wiring is reported."""
     fake = PKG / "engine" / "_layer_probe.py"
-    fake.write_text("from .. import pipelines\nfrom ..video.sinks import NullVideoSink\n")
+    fake.write_text("from .. import wiring\nfrom ..video.sinks import NullVideoSink\n")
     try:
         bad = violations()
     finally:
         fake.unlink()
-    assert any("ravasd.engine._layer_probe imports ravasd.pipelines" in b for b in bad)
+    assert any("ravasd.engine._layer_probe imports ravasd.wiring" in b for b in bad)
     assert any("ravasd.engine._layer_probe imports ravasd.video.sinks" in b for b in bad)
 
 

@@ -285,8 +285,8 @@ def test_voices_import_build_list_remove_through_the_cli(small_ckpt, tmp_path, r
     assert 7.5 < meta["seconds"] < 8.5 and meta["frames"] == pytest.approx(8 * 12.5, abs=3)
     # (in-process from here: each CLI start costs ~2.5 s of imports)
     from ravasd.audio.neural import manage as cmd
-    from ravasd.choices import check_names
     from ravasd.config import Config
+    from ravasd.name_checks import check_names
 
     cfg = Config()
     with pytest.raises(ConfigError, match="exists already"):
@@ -556,30 +556,30 @@ def hub():
 def test_fetch_resumes_checks_the_stated_digest_and_records_the_first(hub, tmp_path):
     import hashlib
 
-    from ravasd import models
+    from ravasd import model_files
 
     body = np.random.default_rng(0).bytes(300_000)
     digest = hashlib.sha256(body).hexdigest()
-    spec = models.ModelSpec("w.bin", f"http://127.0.0.1:{hub.server_port}/w.bin", "", "models.x", "test")
+    spec = model_files.ModelSpec("w.bin", f"http://127.0.0.1:{hub.server_port}/w.bin", "", "models.x", "test")
     _Files.body, _Files.stated, _Files.break_after = body, digest, 100_000
     dest = tmp_path / "w.bin"
     with pytest.raises(ModelError, match="are kept and the next try continues"):
-        models.fetch(spec, progress=False, dest=dest)
+        model_files.fetch(spec, progress=False, dest=dest)
     assert not dest.exists() and (tmp_path / ".w.bin.download").stat().st_size == 100_000
     _Files.break_after = None
-    assert models.fetch(spec, progress=False, dest=dest) == dest and dest.read_bytes() == body
+    assert model_files.fetch(spec, progress=False, dest=dest) == dest and dest.read_bytes() == body
     assert (tmp_path / "w.bin.sha256").read_text().strip() == digest  # recorded at first download
     # a later copy that differs from the recorded digest is refused, and nothing replaces the good one
     dest.unlink()
     _Files.body, _Files.stated = body[:-1] + b"x", ""
     with pytest.raises(ModelError, match="failed its sha256 check"):
-        models.fetch(spec, progress=False, dest=dest)
+        model_files.fetch(spec, progress=False, dest=dest)
     assert not dest.exists() and not (tmp_path / ".w.bin.download").exists()
     # the server's stated digest is checked on the first download too
     (tmp_path / "w.bin.sha256").unlink()
     _Files.stated = digest
     with pytest.raises(ModelError, match="failed its sha256 check"):
-        models.fetch(spec, progress=False, dest=dest)
+        model_files.fetch(spec, progress=False, dest=dest)
 
 
 def test_fetch_mimi_without_torch_or_with_downloads_off_says_what_to_do(tmp_path):

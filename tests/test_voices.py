@@ -325,7 +325,7 @@ def test_target_pools_are_rebuilt_as_committed(tmp_path):
     """The shipped pool is what the generator makes: a small rebuild (2 reference speakers × 2
     sentences) gives exactly the shipped pool's rows for those hops."""
     from ravasd.audio.voices import target
-    from ravasd.evaluation import pools
+    from ravasd.evaluation import build_pools as pools
 
     shipped = np.load(target.POOL_DIR / "alto.npz")
     fresh = np.load(pools.build_pool("alto", tmp_path, speakers=2, sentences=2, proj=shipped["proj"]))
@@ -346,7 +346,7 @@ def test_sound_projection_weighs_sounds_not_speakers():
     """The search space keeps the directions that tell the aligned target sounds apart and drops
     those along which reference speakers differ while saying the same sound."""
     from ravasd.audio.voices import target
-    from ravasd.evaluation import pools
+    from ravasd.evaluation import build_pools as pools
 
     rng = np.random.default_rng(1)
     n = 6000
@@ -366,8 +366,8 @@ def test_sound_projection_weighs_sounds_not_speakers():
 
 def test_reference_speakers_are_not_evaluation_speakers():
     """The evaluation measures speakers the mapping has never seen."""
+    from ravasd.evaluation.build_pools import REFERENCE_SPEAKERS
     from ravasd.evaluation.corpus import EVAL_SPEAKERS
-    from ravasd.evaluation.pools import REFERENCE_SPEAKERS
 
     def variant(v):
         return v.split("+")[-1].lower() if "+" in v else v

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = config.load_config(args.config)
         print(yaml.safe_dump(config.to_dict(cfg), sort_keys=False), end="")
     elif args.config_command == "set":
-        from ..choices import check_names
+        from ..name_checks import check_names
 
         path = config.save_user_setting(args.key, config.parse_value(args.value), check=check_names)
         print(f"{args.key} = {args.value!s} saved to {path}")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import models
+from .. import model_files
 from .common import config_args, load
 
 
@@ -60,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if args.models_command == "fetch" and args.which == "mimi":
         print(f"mimi: {neural.fetch_mimi(cfg, args.precision)}")
         return 0
-    for spec in models.MODELS.values():
-        path = models.find(spec, cfg.models.face_landmarker)
+    for spec in model_files.MODELS.values():
+        path = model_files.find(spec, cfg.models.face_landmarker)
         if args.models_command == "fetch" and path is None:
-            path = models.fetch(spec, progress=sys.stderr.isatty())
+            path = model_files.fetch(spec, progress=sys.stderr.isatty())
         print(f"{spec.name}: {path or 'missing (`ravasd models fetch`)'}")
     if args.models_command == "list":
         for row in neural.model_rows(cfg):

@@ -16,7 +16,7 @@ from ..devices.display import display_available
 from ..devices.listing import camera_available, cameras, input_exists
 from ..devices.virtual import PulseVirtualMic, is_microphone, open_virtual_mic
 from ..errors import DeviceError, ModelError, RavasError
-from ..models import FACE_LANDMARKER, cache_path, find
+from ..model_files import FACE_LANDMARKER, cache_path, find
 from ..video.avatar.renderer import create_context
 from ..video.sinks import open_virtual_camera
 from . import autostart

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..choices import check_names
 from ..config import Config
 from ..devices import pulse, virtual
 from ..devices.display import NO_DISPLAY_FIX, display_available
 from ..devices.listing import camera_available, input_exists
 from ..engine.messages import Routes
 from ..errors import ConfigError, DeviceError
+from ..name_checks import check_names
 from ..video.sinks import open_virtual_camera
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from .. import config as config_mod
 from .. import logs, paths
-from ..choices import check_names
 from ..config import Config
 from ..devices import pulse
 from ..devices.display import NO_DISPLAY_FIX, display_available
@@ -29,10 +28,11 @@ from ..engine import messages
 from ..engine.supervisor import Supervisor
 from ..errors import ConfigError, DeviceError, RavasError
 from ..media.writer import mux
-from ..pipelines import WIRING, converter_factory, output_parts
+from ..name_checks import check_names
 from ..video.avatar.library import available as avatars_available
 from ..video.avatar.library import find as find_avatar
 from ..video.converters import VIDEO_CONVERTERS
+from ..wiring import WIRING, converter_factory, output_parts
 from . import protocol
 from .control import ControlServer, InstanceLock, format_status
 from .resolve import Resources, resolve, resolve_source

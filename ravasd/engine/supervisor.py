@@ -7,7 +7,7 @@ video worker (A/V sync), and stops both within ~2 s. It is the one owner of "pau
 process (a restarted worker is paused again at once).
 
 The engine knows no stages: what a worker runs comes from the :class:`Wiring` the daemon passes
-in (``ravasd.pipelines.WIRING``), whose functions pickle by reference into the spawned worker.
+in (``ravasd.wiring.WIRING``), whose functions pickle by reference into the spawned worker.
 """
 
 from __future__ import annotations

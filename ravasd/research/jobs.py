@@ -17,7 +17,7 @@ from .. import __version__
 from ..config import Config, to_dict
 from ..media.formats import VIDEO_OUT
 from ..media.reader import probe
-from ..models import sha256
+from ..model_files import sha256
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models import FACE_LANDMARKER, resolve
+from ..model_files import FACE_LANDMARKER, resolve
 
 ARKIT_NAMES = (
     "browDownLeft",

@@ -144,7 +144,7 @@ def install() -> None:
     import pyvirtualcam
 
     import ravasd.devices.virtual as virtual
-    import ravasd.pipelines as pipelines
+    import ravasd.wiring as wiring
 
     real_capture = cv2.VideoCapture
 
@@ -155,9 +155,9 @@ def install() -> None:
     virtual.find_v4l2_device = lambda *a, **k: "/dev/video-faultkit"
     pyvirtualcam.Camera = _RecordingCamera
 
-    make_voice, make_video = pipelines.make_voice, pipelines.make_video_converter
-    pipelines.make_voice = lambda *a, **k: _Faulty(make_voice(*a, **k), "audio")
-    pipelines.make_video_converter = lambda cfg, w, h, *a, **k: _Faulty(make_video(cfg, w, h, *a, **k), "video", (w, h))
+    make_voice, make_video = wiring.make_voice, wiring.make_video_converter
+    wiring.make_voice = lambda *a, **k: _Faulty(make_voice(*a, **k), "audio")
+    wiring.make_video_converter = lambda cfg, w, h, *a, **k: _Faulty(make_video(cfg, w, h, *a, **k), "video", (w, h))
 
 
 if KIT:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import models, paths
+from ... import model_files, paths
 from ...errors import ModelError
 from . import checkpoint, pools, speech
 from . import mimi_arch as arch
@@ -93,7 +93,7 @@ def install_mimi(
     dest = dest or mimi_dir()
     _say(f"Checking {ckpt} …")
     params = checkpoint.read_mimi(ckpt, cfg := checkpoint.config_of(ckpt))
-    digest = models.sha256(ckpt)
+    digest = model_files.sha256(ckpt)
     stage = dest.with_name(f".{dest.name}.staging")
     shutil.rmtree(stage, ignore_errors=True)
     try:
@@ -107,7 +107,7 @@ def install_mimi(
             {
                 "file": ckpt.name,
                 "sha256": digest,
-                "licence": models.MIMI.licence,
+                "licence": model_files.MIMI.licence,
                 "note": source_note,
                 "random": random,
                 "made": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ... import models
+from ... import model_files
 from ...config import Config
 from ...errors import ConfigError, MediaError, ModelError
 from ...media.formats import AUDIO_IN
@@ -25,12 +25,12 @@ def fetch_mimi(cfg: Config, precision: str = "float32") -> Path:
     if not cfg.models.allow_download:
         raise ModelError(
             "Downloads are switched off (models.allow_download).",
-            f"download {models.MIMI.url} yourself and run `ravasd models add mimi FILE`, or set "
+            f"download {model_files.MIMI.url} yourself and run `ravasd models add mimi FILE`, or set "
             "models.allow_download true.",
         )
-    ckpt = models.find(models.MIMI) or models.fetch(models.MIMI, progress=sys.stderr.isatty())
+    ckpt = model_files.find(model_files.MIMI) or model_files.fetch(model_files.MIMI, progress=sys.stderr.isatty())
     return install_mimi(
-        ckpt, mimi_dir(cfg.models.mimi), source_note=f"fetched from {models.MIMI.url}", precision=precision
+        ckpt, mimi_dir(cfg.models.mimi), source_note=f"fetched from {model_files.MIMI.url}", precision=precision
     )
 
 
@@ -41,8 +41,8 @@ def add_mimi(cfg: Config, file: Path, precision: str = "float32") -> Path:
 
     file = Path(file).expanduser()
     checkpoint.read_mimi(file, checkpoint.config_of(file))  # a clear error before torch is even asked for
-    recorded = models.cache_path(models.MIMI).with_name(models.MIMI.name + ".sha256")
-    if recorded.is_file() and models.sha256(file) != recorded.read_text().strip():
+    recorded = model_files.cache_path(model_files.MIMI).with_name(model_files.MIMI.name + ".sha256")
+    if recorded.is_file() and model_files.sha256(file) != recorded.read_text().strip():
         print(
             f"Note: {file} differs from the copy fetched earlier (sha256 recorded in {recorded}); "
             "installing it anyway, as you asked.",
@@ -154,7 +154,7 @@ def build(cfg: Config, name: str, src: Path, method: str, force: bool) -> str:
         v = feats_of(x)
         if len(v):
             feats.append(v)
-        inputs.append({"file": str(f), "sha256": models.sha256(f), "seconds": round(len(x) / rate, 2)})
+        inputs.append({"file": str(f), "sha256": model_files.sha256(f), "seconds": round(len(x) / rate, 2)})
     total = sum(i["seconds"] for i in inputs)
     if not feats or total < 3:
         raise MediaError(
@@ -205,7 +205,7 @@ def import_pt(cfg: Config, file: Path, name: str | None, method: str | None, for
         {
             "method": method,
             "description": f"{'Mimi-VC' if method == 'mimi' else 'kNN-VC'} towards {name} (imported from RAVAS)",
-            "inputs": [{"file": str(file), "sha256": models.sha256(file)}],
+            "inputs": [{"file": str(file), "sha256": model_files.sha256(file)}],
             "imported": True,
             "made": time.strftime("%Y-%m-%d %H:%M:%S"),
         },

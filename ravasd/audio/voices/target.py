@@ -27,7 +27,7 @@ At run time, per 5 ms hop:
 Nothing waits for future input: the mapping adds no latency to the vocoder's (:mod:`.vocoder`).
 
 Pools ship in the package (``targets/<name>.npz`` beside this module); they are made by
-:mod:`ravasd.evaluation.pools` (``python -m ravasd.evaluation.pools``), which this run-time module
+:mod:`ravasd.evaluation.build_pools` (``python -m ravasd.evaluation.build_pools``), which this run-time module
 never imports.
 """
 
@@ -204,7 +204,7 @@ def load_pool(name: str) -> Pool:
     except (OSError, KeyError, ValueError, IndexError) as err:
         raise RavasError(
             f"target voice {name!r}: its pool {path} cannot be read ({err}).",
-            "reinstall ravasd, or rebuild the pools: python -m ravasd.evaluation.pools",
+            "reinstall ravasd, or rebuild the pools: python -m ravasd.evaluation.build_pools",
         ) from None
     _CACHE[key] = pool
     return pool

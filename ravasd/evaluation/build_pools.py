@@ -4,7 +4,7 @@ Offline and deterministic: the target's flite voice and the :data:`REFERENCE_SPE
 :data:`~ravasd.evaluation.corpus.POOL_SENTENCES`; every reference hop is aligned to the target hop
 saying the same sound (DTW over whole sentences, librosa from the ``eval`` extra), keyed exactly as
 :class:`~ravasd.audio.voices.target.TargetVoice` keys its input, projected (:func:`sound_projection`)
-and indexed. ``python -m ravasd.evaluation.pools [NAME...]`` rebuilds the shipped pools (~1.5 min
+and indexed. ``python -m ravasd.evaluation.build_pools [NAME...]`` rebuilds the shipped pools (~1.5 min
 per voice on 2 cores). The run-time voice only loads the result.
 """
 
@@ -223,7 +223,7 @@ def build_pool(
     return out
 
 
-if __name__ == "__main__":  # python -m ravasd.evaluation.pools [NAME...]
+if __name__ == "__main__":  # python -m ravasd.evaluation.build_pools [NAME...]
     for n in sys.argv[1:] or list(TARGETS):
         p = build_pool(n)
         pool = load_pool(n)

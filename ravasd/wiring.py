@@ -15,13 +15,13 @@ from .audio import sinks as audio_sinks
 from .audio import sources as audio_sources
 from .audio.level import LevelTap, MeteredSource
 from .audio.voices import make_voice
-from .choices import check_names
 from .config import Config, block_size
 from .engine.messages import Routes
 from .engine.runner import AudioPublisher, StreamRunner, VideoPublisher
 from .engine.snapshot import FrameTap
 from .engine.supervisor import Wiring
 from .errors import ConfigError
+from .name_checks import check_names
 from .video import sinks as video_sinks
 from .video import sources as video_sources
 from .video.converters import make_video_converter
