@@ -344,3 +344,29 @@ def test_audio_latency_includes_the_voices_own_latency_so_video_waits_for_it():
     assert wait_until(lambda: r.status.published > 40, 5.0)
     r.stop()
     assert 150 <= r.status.latency_ms < 400, r.status.latency_ms
+
+
+def test_calibrate_reaches_a_calibrating_converter_and_is_refused_by_others():
+    """The control channel's calibrate is a typed message and a stage trait (no attribute probing):
+    a converter with ``calibrate`` gets it in the convert thread; one without says so in status."""
+
+    class Calibrated(TestVideoConverter):
+        calls = 0
+
+        def calibrate(self) -> None:
+            Calibrated.calls += 1
+
+    r, _, _ = _started(video_runner(Calibrated))
+    try:
+        assert wait_until(lambda: r.status.published > 3, 5)  # the converter is built and running
+        r.calibrate()
+        assert wait_until(lambda: Calibrated.calls == 1, 3)
+        assert r.status.last_error == ""
+    finally:
+        r.stop()
+    r, _, _ = _started(video_runner(TestVideoConverter))
+    try:
+        r.calibrate()
+        assert wait_until(lambda: "cannot calibrate" in r.status.last_error, 3)
+    finally:
+        r.stop()

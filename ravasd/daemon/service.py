@@ -267,7 +267,7 @@ class Daemon:
         self._notify()
 
     def calibrate(self) -> bool:
-        return bool(self.sup and self.sup.send("video", messages.CallConverter("calibrate")))
+        return bool(self.sup and self.sup.send("video", messages.Calibrate()))
 
     def set_preview(self, on: bool) -> None:
         if on and not display_available():

@@ -45,10 +45,8 @@ class Swap:
 
 
 @dataclass(frozen=True)
-class CallConverter:
-    """Ask the converter for a feature it has, e.g. ``"calibrate"`` (the avatar's neutral face)."""
-
-    name: str
+class Calibrate:
+    """Take the face seen now as the avatar's neutral face (a :class:`~.stage.Calibrating` converter)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class Record:
     seconds: float
 
 
-Command = Stop | Pause | Resume | Delay | Swap | CallConverter | Preview | Record
+Command = Stop | Pause | Resume | Delay | Swap | Calibrate | Preview | Record
 
 
 # ------------------------------------------------------------------ worker → supervisor

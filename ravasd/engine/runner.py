@@ -39,6 +39,7 @@ from .stage import (
     AudioConverter,
     AudioSink,
     AudioSource,
+    Calibrating,
     ClockedSink,
     Delaying,
     DeviceCounters,
@@ -165,7 +166,7 @@ class StreamRunner:
         self._last_watch: float | None = None
         self._reset_pending = False
         self._swap_pending = False
-        self._calls: list[str] = []
+        self._calibrate_pending = False
         self._source_done = False
         self._build_failures = 0
         self._source: Any = None
@@ -218,10 +219,10 @@ class StreamRunner:
             self._epoch += 1
             self._swap_pending = True
 
-    def call_converter(self, method: str) -> None:
-        """Ask the converter to run ``method`` (e.g. ``calibrate``) in the convert thread, if it has one."""
+    def calibrate(self) -> None:
+        """Ask the converter (a :class:`Calibrating` one) to calibrate, in the convert thread."""
         with self._cv:
-            self._calls = [*self._calls, method]
+            self._calibrate_pending = True
 
     def set_preview(self, factory: Callable[[], VideoSink] | None) -> None:
         """Mirror what the sink gets into a second sink (the preview window), or stop mirroring."""
@@ -469,13 +470,13 @@ class StreamRunner:
                 elif self._reset_pending:
                     guard.reset()
                 self._swap_pending = self._reset_pending = False
-                calls, self._calls = self._calls, []
-            for method in calls:  # a named converter feature, asked for over the control channel
-                fn = getattr(guard.instance, method, None) if guard.instance is not None else None
-                if fn is None:
-                    self._error(f"the current converter has no '{method}'")
+                calibrate, self._calibrate_pending = self._calibrate_pending, False
+            if calibrate:  # asked for over the control channel
+                target = find_trait(guard.instance, Calibrating)
+                if target is None:
+                    self._error("the current converter cannot calibrate")
                 else:
-                    quiet(fn)
+                    quiet(target.calibrate)
             try:
                 if guard.instance is None:
                     try:

@@ -129,6 +129,13 @@ class Delaying(Protocol):
 
 
 @runtime_checkable
+class Calibrating(Protocol):
+    """A converter that can take the face it sees now as its neutral face (the avatar's)."""
+
+    def calibrate(self) -> None: ...
+
+
+@runtime_checkable
 class StallCounter(Protocol):
     """An output device that can stop asking for data: how often, and the longest gap (ms)."""
 

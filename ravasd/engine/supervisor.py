@@ -84,8 +84,8 @@ def _worker_main(kind: str, cfg: Config, conn: Any, log_level: int, routes: msg.
                             runner.swap_converter(wiring.converter(kind, new_cfg, routes))
                         except Exception as err:  # validated by the supervisor; keep the old one
                             runner.status.last_error = f"swap failed: {err}"
-                    case msg.CallConverter(name):
-                        runner.call_converter(name)
+                    case msg.Calibrate():
+                        runner.calibrate()
                     case msg.Preview(on):
                         runner.set_preview(wiring.preview() if on else None)
                     case msg.Record(path, seconds):
