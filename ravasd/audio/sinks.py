@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..devices import pulse
+from ..devices.portaudio import mono_stream
 from ..devices.virtual import MicEndpoint
 from ..engine.frames import AnonAudio, require_anon
 from ..errors import DeviceError
@@ -77,16 +78,7 @@ class DeviceAudioSink:
         if pulse_sink:
             device = pulse.route("output", pulse_sink)
         try:
-            self.stream = sd.OutputStream(
-                device=device,
-                samplerate=rate,
-                blocksize=block,
-                channels=1,
-                dtype="float32",
-                latency="low",
-                callback=self._callback,
-            )
-            self.stream.start()
+            self.stream = mono_stream("output", device, rate, block, self._callback)
         except (sd.PortAudioError, ValueError) as err:
             raise DeviceError(
                 f"Audio output {'(default)' if device is None else repr(device)} cannot be opened: {err}.",

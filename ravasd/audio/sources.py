@@ -14,6 +14,7 @@ from scipy import signal
 
 from ..devices import pulse
 from ..devices.listing import input_exists
+from ..devices.portaudio import mono_stream
 from ..engine.frames import RawAudio, now
 from ..engine.pacing import Pacer
 from ..errors import DeviceError
@@ -72,16 +73,7 @@ class MicSource:
         self.dropped = 0
         self._q: queue.Queue = queue.Queue(maxsize=max(4, int(0.5 * rate / block)))
         try:
-            self.stream = sd.InputStream(
-                device=device,
-                samplerate=rate,
-                blocksize=block,
-                channels=1,
-                dtype="float32",
-                latency="low",
-                callback=self._callback,
-            )
-            self.stream.start()
+            self.stream = mono_stream("input", device, rate, block, self._callback)
         except (sd.PortAudioError, ValueError) as err:
             self._closed.set()
             if events is not None:
