@@ -8,7 +8,9 @@ torch's CPU build (the ``torch`` extra), in two stages:
    library's phoneme events);
 2. on every training utterance: the others (Kokoro, flite) get frame labels by aligning their text's
    canonical phones to the stage-1 model's posteriors (Viterbi, ``sil`` optional between phones),
-   so the voices that espeak-ng cannot make are learnt from too.
+   so the voices that espeak-ng cannot make are learnt from too;
+3. (``--realign-epochs``) the same, their labels aligned again by the stage-2 model, which has heard
+   those voices: an espeak-ng-only model aligns them poorly.
 
 Augmentation per utterance and epoch: vocal-tract-length warp 0.88–1.12, gain ±12 dB, a spectral
 tilt, low noise. Deterministic: seeded numpy and torch, deterministic torch kernels, fixed thread
@@ -144,9 +146,15 @@ def _batches(order: np.ndarray, lengths: np.ndarray, frames_per_batch: int) -> l
 
 
 def train(
-    utts: list[Utt], first_epochs: int, all_epochs: int, threads: int = 2, log=print, frames_per_batch: int = 12000
+    utts: list[Utt],
+    first_epochs: int,
+    all_epochs: int,
+    threads: int = 2,
+    log=print,
+    frames_per_batch: int = 12000,
+    realign_epochs: int = 0,
 ):
-    """Both stages; returns (net, mean, std). Deterministic for a given ``utts`` and ``threads``."""
+    """The stages; returns (net, mean, std). Deterministic for a given ``utts`` and ``threads``."""
     import torch
     from torch import nn
 
@@ -163,17 +171,17 @@ def train(
     targets: list[np.ndarray | None] = [
         _frame_targets(u, None, n) if u.frames is not None else None for u, n in zip(utts, lengths)
     ]
-    total = first_epochs + all_epochs
+    total = first_epochs + all_epochs + realign_epochs
     if not aligned.any():
         raise ValueError("stage 1 needs utterances with frame truth (espeak-ng speakers)")
-    steps = first_epochs * len(_batches(np.flatnonzero(aligned), lengths, frames_per_batch)) + all_epochs * len(
-        _batches(np.arange(len(utts)), lengths, frames_per_batch)
-    )
+    steps = first_epochs * len(_batches(np.flatnonzero(aligned), lengths, frames_per_batch)) + (
+        all_epochs + realign_epochs
+    ) * len(_batches(np.arange(len(utts)), lengths, frames_per_batch))
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, steps), pct_start=0.15)
     for epoch in range(total):
         t0, seen, loss_sum = time.time(), 0, 0.0
-        if epoch == first_epochs:  # stage 2: align the utterances without frame truth
+        if epoch in (first_epochs, first_epochs + all_epochs):  # stages 2 and 3: align those without frame truth
             net.eval()
             with torch.no_grad():
                 for i in np.flatnonzero(~aligned):
@@ -199,7 +207,13 @@ def train(
             sched.step()
             seen += len(batch)
             loss_sum += loss.item() * len(batch)
-        stage = "espeak-ng frames" if epoch < first_epochs else "all, aligned"
+        stage = (
+            "espeak-ng frames"
+            if epoch < first_epochs
+            else "all, aligned"
+            if epoch < first_epochs + all_epochs
+            else "all, aligned again"
+        )
         log(f"epoch {epoch + 1}/{total} ({stage}): loss {loss_sum / max(1, seen):.3f}, {time.time() - t0:.0f} s")
     return net.eval(), mean.astype(np.float32), std.astype(np.float32)
 
@@ -214,11 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path(enc.__file__).with_name("phones.npz"))
     ap.add_argument("--first-epochs", type=int, default=8, help="stage 1: espeak-ng frames only")
     ap.add_argument("--all-epochs", type=int, default=20, help="stage 2: every training utterance")
+    ap.add_argument(
+        "--realign-epochs", type=int, default=0, help="stage 3: every utterance, aligned again by the stage-2 model"
+    )
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     utts = [u for p in make(args.data, "train", progress=True) for u in load(p)]
     print(f"{len(utts)} training utterances, {sum(len(u.audio) for u in utts) / enc.RATE / 3600:.2f} h")
-    net, mean, std = train(utts, args.first_epochs, args.all_epochs, args.threads)
+    net, mean, std = train(utts, args.first_epochs, args.all_epochs, args.threads, realign_epochs=args.realign_epochs)
     export(net, mean, std, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
     return 0
