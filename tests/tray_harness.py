@@ -65,7 +65,11 @@ def main():
             # the neighbour count is offered only while a neural voice is in use
             res["k_menu_hidden"] = not item(icon.menu, "Voice neighbours (k)").visible
             mark("running")
-            res["running"] = wait(lambda: tray_state(daemon.status()) == "running")
+            # start-up (MediaPipe, EGL, the voice) takes seconds, many on a loaded machine
+            res["running"] = wait(lambda: tray_state(daemon.status()) == "running", 90.0)
+            if not res["running"]:
+                st = daemon.status()
+                res["not_running_status"] = {k: st.get(k) for k in ("paused", "video", "audio")}
             voice = item(item(icon.menu, "Voice").submenu, "ringmod")
             voice(icon)
             res["voice_radio"] = voice.radio and voice.checked
