@@ -150,7 +150,7 @@ def shipped() -> Weights:
 
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))  # no overflow: float32 saturates long before
 
 
 class PhoneStream:

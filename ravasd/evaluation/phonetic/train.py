@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-epochs", type=int, default=8, help="stage 1: espeak-ng frames only")
     ap.add_argument("--all-epochs", type=int, default=20, help="stage 2: every training utterance")
     ap.add_argument(
-        "--realign-epochs", type=int, default=0, help="stage 3: every utterance, aligned again by the stage-2 model"
+        "--realign-epochs", type=int, default=8, help="stage 3: every utterance, aligned again by the stage-2 model"
     )
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
