@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 import cv2
@@ -96,7 +96,6 @@ class DrawItem:
     outline_vao: object = None
     outline_cull: str = "back"
     triangles: int = 0
-    textures: list = field(default_factory=list)  # every texture, released with the item
 
     @property
     def primitive(self) -> int:
@@ -298,7 +297,6 @@ class AvatarRenderer:
                 item.deltas = self._deltas_texture(first)
                 item.morph_vao = self._vertex_array(self._program(True, mtoon), attrs, ibo)
                 item.n_targets = len(first.targets)
-        item.textures = [t for t in (item.texture, item.shade_texture, item.matcap, item.deltas) if t is not None]
         if first.material.outline != "none":
             item.outline_vao = self._vertex_array(self._outline_program(), attrs[:2], ibo)
             item.outline_cull = culls[members[0]]
@@ -417,7 +415,7 @@ class AvatarRenderer:
             out = cv2.resize(out, self.out_size, interpolation=cv2.INTER_LINEAR)
         return out  # already top-down: the projection flips Y
 
-    def _positions(self, item: DrawItem, target_weights: dict, world: list, joint_mats: list) -> np.ndarray | None:
+    def _positions(self, item: DrawItem, target_weights: dict, joint_mats: list) -> np.ndarray | None:
         """The item's vertex positions this frame, or None when its buffer still holds them."""
         prims = self.model.primitives
         if item.rest is not None:  # a batch: its morphing members' vertices in their ranges
@@ -435,7 +433,7 @@ class AvatarRenderer:
 
     def _draw(self, item: DrawItem, target_weights: dict, world: list, joint_mats: list, vp: np.ndarray):
         """Draw ``item``'s surface; returns its model-view-projection matrix (for its outline)."""
-        pos = self._positions(item, target_weights, world, joint_mats)
+        pos = self._positions(item, target_weights, joint_mats)
         if pos is not None:
             item.positions.write(np.ascontiguousarray(pos, dtype=np.float32).tobytes())
         model = np.eye(4) if item.skin is not None else world[item.node]  # skinned: already in world space
@@ -528,7 +526,8 @@ class AvatarRenderer:
 
     def _release(self) -> None:
         for item in self.items:
-            for obj in (item.vao, item.morph_vao, item.outline_vao, *item.buffers, *item.textures):
+            textures = (item.texture, item.shade_texture, item.matcap, item.deltas)
+            for obj in (item.vao, item.morph_vao, item.outline_vao, *item.buffers, *textures):
                 if obj is not None:
                     obj.release()
         self.items = []
