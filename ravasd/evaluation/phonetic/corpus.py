@@ -1,9 +1,10 @@
 """The phonetic corpus: speech of the family speakers with phone labels, made on this machine.
 
 Labels come from espeak-ng: every utterance's canonical phone sequence is what espeak-ng's
-``en-us`` voice speaks for its text (:meth:`Espeak.phones`), folded into :data:`PHONES`; an
-utterance an ``en-us`` espeak-ng speaker spoke also gets its exact frame alignment (the library's
-phoneme events). Deterministic: seeded speakers and sentences, one-thread Kokoro and Piper, Piper
+``en-us`` voice speaks for its text (:meth:`Espeak.phones`), folded into :data:`PHONES`. An
+utterance an espeak-ng speaker spoke also gets its exact frame alignment (the library's phoneme
+events), and one Kokoro spoke gets the span its duration predictor gave each phoneme
+(:func:`timed_labels`). Deterministic: seeded speakers and sentences, one-thread Kokoro and Piper, Piper
 without its noise terms. ``make(dest, split)`` writes one ``<speaker>.npz`` per speaker (audio as
 int16 at 16 kHz, phone indices, alignments) and skips speakers already written.
 """
@@ -120,6 +121,45 @@ def frame_labels(phones: list[tuple[str, int]], rate: int, n_frames: int, audio:
     return labels
 
 
+#: Kokoro's audio runs ahead of its duration predictor's spans by about this much (s): on the training
+#: speakers' utterances the fricative/vowel separation by zero crossings peaks with the spans moved 40–50 ms
+#: earlier, the same in the first, middle and last third of the utterances.
+KOKORO_LEAD = 0.045
+#: Stress marks: a Kokoro token of its own, whose duration is the stressed vowel's start.
+STRESS = "ˈˌ"
+_UNITS = sorted(set(PHONES[1:]) | set(FOLD), key=len, reverse=True)
+
+
+def timed_labels(timed: list[tuple[str, float, float]], n_frames: int, audio: np.ndarray) -> np.ndarray | None:
+    """Per-10 ms labels from the phoneme characters a TTS model spoke and when (``(char, start_s, end_s)``,
+    in order, ``audio`` at :data:`RATE`): characters are grouped into phones (longest match over
+    :data:`PHONES` and :data:`FOLD`; a phone that folds into several shares its span equally), a stress
+    mark's span goes to the phone after it, a word gap is split between its neighbours, punctuation and
+    what comes before the first phone are ``sil``; then as :func:`frame_labels`. None when a character
+    belongs to no phone (the utterance is then aligned like one without timings)."""
+    chars = "".join(c for c, _, _ in timed)
+    events: list[tuple[str, float]] = [("sil", 0.0)]  # (phone, start in s), in order
+    i, begin = 0, None  # begin: where the next phone starts if earlier than its own start (gap, stress)
+    while i < len(timed):
+        c, start, end = timed[i]
+        if c in STRESS or c == " ":
+            mid = start if c in STRESS else (start + end) / 2
+            begin = mid if begin is None else begin
+            i += 1
+        elif not (c.isalpha() or c in "ːʲ̩"):  # punctuation: a pause
+            events.append(("sil", start))
+            begin, i = None, i + 1
+        else:
+            unit = next((u for u in _UNITS if chars.startswith(u, i)), None)
+            if unit is None:
+                return None
+            first, last = (start if begin is None else begin), timed[i + len(unit) - 1][2]
+            parts = FOLD.get(unit, [unit])
+            events += [(q, first + (last - first) * k / len(parts)) for k, q in enumerate(parts)]
+            begin, i = None, i + len(unit)
+    return frame_labels([(p, int(round(t * RATE))) for p, t in events], RATE, n_frames, audio)
+
+
 @dataclass
 class Utt:
     text: str
@@ -145,7 +185,8 @@ class Maker:
             x = soxr.resample(spoken.audio, spoken.rate, RATE).astype(np.float32)
             frames = frame_labels(spoken.phones, spoken.rate, len(x) // HOP, x)
         elif who.family in ("kokoro-style", "kokoro-mix"):
-            x = self._say_kokoro(who.spec, text)
+            x, timed = self._say_kokoro(who.spec, text)
+            frames = timed_labels(timed, len(x) // HOP, x)
         elif who.family == "flite":
             x = say_cli(text, "flite", who.spec[0])
         elif who.family == "piper":
@@ -158,17 +199,29 @@ class Maker:
             raise ValueError(who.family)
         return Utt(text, np.asarray(x, np.float32), canon, frames)
 
-    def _say_kokoro(self, spec: tuple, text: str) -> np.ndarray:
+    def _say_kokoro(self, spec: tuple, text: str) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+        """Kokoro speaking ``text`` as ``spec`` says: (audio at :data:`RATE`, its phoneme characters with
+        start and end in seconds, moved :data:`KOKORO_LEAD` earlier). No pauses are added at punctuation:
+        the audio is what ``create`` makes."""
         if self._kokoro is None:
             from ..realistic import _engine
 
             logging.getLogger("phonemizer").setLevel(logging.ERROR)
-            self._kokoro = _engine()
+            self._kokoro = _engine(timed=True)
         kokoro, styles = self._kokoro
         weights, speed = spec
         style = np.tensordot(np.asarray(weights, np.float32), np.stack([styles[k] for k in KOKORO_STYLES]), axes=1)
-        audio, rate = kokoro.create(text.capitalize() + ".", voice=style.astype(np.float32), speed=speed, lang="en-us")
-        return soxr.resample(np.asarray(audio, np.float32), rate, RATE).astype(np.float32)
+        audio, rate, timed = kokoro.create_timed(
+            text.capitalize() + ".",
+            voice=style.astype(np.float32),
+            speed=speed,
+            lang="en-us",
+            sentence_pause=0,
+            clause_pause=0,
+        )
+        x = soxr.resample(np.asarray(audio, np.float32), rate, RATE).astype(np.float32)
+        lead = lambda t: max(0.0, t - KOKORO_LEAD)  # noqa: E731
+        return x, [(t.phoneme, lead(t.start), lead(t.end)) for t in timed]
 
 
 #: Training sentences per speaker, by family (espeak-ng is cheap; Kokoro runs at about real time here).

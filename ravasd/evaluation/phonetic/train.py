@@ -2,15 +2,16 @@
 
 ``python -m ravasd.evaluation.phonetic.train [--data DIR] [--out FILE]`` makes the training
 speakers' corpus (:mod:`.corpus`, cached in ``DIR``), then trains with frame cross-entropy on
-torch's CPU build (the ``torch`` extra), in two stages:
+torch's CPU build (the ``torch`` extra), in stages:
 
-1. on the espeak-ng speakers' utterances, whose every 10 ms frame has its true phone (the
-   library's phoneme events);
-2. on every training utterance: the others (Kokoro, flite) get frame labels by aligning their text's
+1. on the utterances whose every 10 ms frame has its true phone: espeak-ng's (the library's phoneme
+   events) and Kokoro's (its duration predictor's span for every phoneme it was given,
+   :func:`.corpus.timed_labels`);
+2. on every training utterance: the others (flite) get frame labels by aligning their text's
    canonical phones to the stage-1 model's posteriors (Viterbi, ``sil`` optional between phones),
-   so the voices that espeak-ng cannot make are learnt from too;
+   so the voices that neither can make are learnt from too;
 3. (``--realign-epochs``) the same, their labels aligned again by the stage-2 model, which has heard
-   those voices: an espeak-ng-only model aligns them poorly.
+   those voices.
 
 Augmentation per utterance and epoch: vocal-tract-length warp 0.88–1.12, gain ±12 dB, a spectral
 tilt, low noise. Deterministic: seeded numpy and torch, deterministic torch kernels, fixed thread
@@ -173,7 +174,7 @@ def train(
     ]
     total = first_epochs + all_epochs + realign_epochs
     if not aligned.any():
-        raise ValueError("stage 1 needs utterances with frame truth (espeak-ng speakers)")
+        raise ValueError("stage 1 needs utterances with frame truth (espeak-ng, Kokoro speakers)")
     steps = first_epochs * len(_batches(np.flatnonzero(aligned), lengths, frames_per_batch)) + (
         all_epochs + realign_epochs
     ) * len(_batches(np.arange(len(utts)), lengths, frames_per_batch))
@@ -208,7 +209,7 @@ def train(
             seen += len(batch)
             loss_sum += loss.item() * len(batch)
         stage = (
-            "espeak-ng frames"
+            "frame truth"
             if epoch < first_epochs
             else "all, aligned"
             if epoch < first_epochs + all_epochs
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--data", type=Path, default=cache_dir() / "phonetic-corpus", help="corpus cache folder")
     ap.add_argument("--out", type=Path, default=Path(enc.__file__).with_name("phones.npz"))
-    ap.add_argument("--first-epochs", type=int, default=8, help="stage 1: espeak-ng frames only")
+    ap.add_argument("--first-epochs", type=int, default=8, help="stage 1: utterances with frame truth only")
     ap.add_argument("--all-epochs", type=int, default=20, help="stage 2: every training utterance")
     ap.add_argument(
         "--realign-epochs", type=int, default=8, help="stage 3: every utterance, aligned again by the stage-2 model"
