@@ -93,8 +93,8 @@ def test_kokoro_speaks_the_same_audio_with_its_phone_timings():
     maker = corpus.Maker()
     u = maker.say(who, text)
     plain, styles = _engine()
-    style = np.tensordot(np.asarray(who.spec[0], np.float32), np.stack([styles[k] for k in families.KOKORO_STYLES]), 1)
-    audio, rate = plain.create(text.capitalize() + ".", voice=style.astype(np.float32), speed=who.spec[1], lang="en-us")
+    style = corpus.kokoro_style(styles, who.spec[0])
+    audio, rate = plain.create(text.capitalize() + ".", voice=style, speed=who.spec[1], lang="en-us")
     import soxr
 
     assert np.array_equal(soxr.resample(np.asarray(audio, np.float32), rate, corpus.RATE).astype(np.float32), u.audio)

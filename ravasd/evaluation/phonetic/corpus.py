@@ -160,6 +160,12 @@ def timed_labels(timed: list[tuple[str, float, float]], n_frames: int, audio: np
     return frame_labels([(p, int(round(t * RATE))) for p, t in events], RATE, n_frames, audio)
 
 
+def kokoro_style(styles: dict[str, np.ndarray], weights) -> np.ndarray:
+    """A family speaker's Kokoro style: ``weights`` over :data:`KOKORO_STYLES` mixing their vectors."""
+    stack = np.stack([styles[k] for k in KOKORO_STYLES])
+    return np.tensordot(np.asarray(weights, np.float32), stack, axes=1).astype(np.float32)
+
+
 @dataclass
 class Utt:
     text: str
@@ -210,10 +216,10 @@ class Maker:
             self._kokoro = _engine(timed=True)
         kokoro, styles = self._kokoro
         weights, speed = spec
-        style = np.tensordot(np.asarray(weights, np.float32), np.stack([styles[k] for k in KOKORO_STYLES]), axes=1)
+        style = kokoro_style(styles, weights)
         audio, rate, timed = kokoro.create_timed(
             text.capitalize() + ".",
-            voice=style.astype(np.float32),
+            voice=style,
             speed=speed,
             lang="en-us",
             sentence_pause=0,
