@@ -463,3 +463,98 @@ def test_voices_sample_writes_what_the_settings_window_plays(tmp_path, capsys):
     assert np.abs(want).max() > 0.05 and not np.allclose(want, sample_speech(48000)[: len(want)], atol=0.05)
     assert main(["voices", "sample", "no-such-voice", "-o", str(tmp_path / "x.wav")]) != 0
     assert "no-such-voice" in capsys.readouterr().err and not (tmp_path / "x.wav").exists()
+
+
+# -- phonetic voices ----------------------------------------------------------------------------
+
+
+def _espeak(text: str, voice: str, pitch: int) -> np.ndarray:
+    from ravasd.evaluation.corpus import synthesize
+
+    return synthesize(text, "espeak-ng", voice, ["-p", str(pitch)])  # 16 kHz
+
+
+def _phones(x: np.ndarray) -> list[int]:
+    from ravasd.audio.phonetic import encoder
+
+    return encoder.decode(encoder.posteriors(x))
+
+
+def _ltas(x: np.ndarray) -> np.ndarray:
+    """Long-term average log-mel spectrum of the speech frames (10 ms) of a 16 kHz signal."""
+    from ravasd.audio.phonetic import encoder
+
+    m = encoder.log_mel(encoder.frame(x))
+    loud = m.max(axis=1) > m.max() - 6.0
+    return m[loud].mean(axis=0)
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_phonetic_voice_keeps_the_sounds_and_drops_the_speaker(name):
+    """A low male and a high female espeak-ng voice say one sentence. Through the phonetic voice the
+    phone encoder still hears the sentence's phones (closer to the input's than to another
+    sentence's), the two outputs' long-term spectra lie far closer together than the inputs' do,
+    and both speak at the target's pitch."""
+    from ravasd.audio.phonetic import encoder
+    from ravasd.audio.voices.phonetic import PhoneticVoice, load_pool
+    from ravasd.evaluation.phonetic.score import edit_distance
+
+    pool = load_pool(name)
+    text, other = "the weather was nice so i went for a long walk", "my friends do not know how i feel about it"
+    ins = [_espeak(text, "en-us+m3", 20), _espeak(text, "en-us+f4", 90)]
+    outs = []
+    for x in ins:
+        conv = PhoneticVoice(encoder.RATE, pool)
+        y = conv.process_samples(np.concatenate([x, np.zeros(conv.latency, np.float32)]))
+        outs.append(y[conv.latency :])
+    ref = _phones(_espeak(other, "en-us+m3", 20))
+    for x, y in zip(ins, outs):
+        said, heard = _phones(x), _phones(y)
+        kept = edit_distance(said, heard) / len(said)
+        assert kept < 0.7 * edit_distance(ref, heard) / len(ref), (name, kept)
+    d_in = np.linalg.norm(_ltas(ins[0]) - _ltas(ins[1]))
+    d_out = np.linalg.norm(_ltas(outs[0]) - _ltas(outs[1]))
+    assert d_out < 0.5 * d_in, (d_in, d_out)
+    target_hz = float(np.exp(pool.lf0_mean))
+    for y in outs:
+        assert abs(np.log(median_f0(y, encoder.RATE) / target_hz)) < np.log(1.25)
+
+
+def test_phonetic_voice_latency_is_the_encoders_look_ahead_and_onsets_line_up():
+    from ravasd.audio.phonetic import encoder
+    from ravasd.audio.voices import phonetic
+
+    conv = make_voice(load_config(), RATE, "tenor-phonetic", block=240)
+    assert conv.latency == 3 * phonetic.LOOKAHEAD + 62  # 48 kHz: the encoder's look-ahead + FIR delays
+    assert phonetic.LOOKAHEAD == encoder.HOP * encoder.AHEAD + encoder.WIN
+    x = np.zeros(RATE, np.float32)
+    onset = 20000
+    x[onset:] = tone_speech(150.0, seconds=(RATE - onset) / RATE)
+    y = conv.process_samples(x)
+    first = int(np.argmax(np.abs(y) > 1e-3))
+    assert onset + conv.latency - 3 * vocoder.HOP - 40 <= first <= onset + conv.latency + 2 * 3 * vocoder.HOP
+
+
+def test_a_damaged_phonetic_pool_is_a_clear_error(tmp_path):
+    from ravasd.audio.voices.phonetic import load_pool
+    from ravasd.errors import RavasError
+
+    bad = tmp_path / "alto.phon.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(RavasError, match="alto.*pool.*cannot be read.*build_phonetic_pools"):
+        load_pool("alto", bad)
+
+
+def test_phonetic_pools_are_rebuilt_as_committed():
+    """The shipped pool is what the generator makes: the frames of the pool sentences alone, projected
+    and quantised as the shipped pool was, are exactly its first frames (the seeded sentences follow)."""
+    from ravasd.audio.voices.target import POOL_DIR
+    from ravasd.evaluation import build_phonetic_pools as build
+
+    shipped = np.load(POOL_DIR / "alto.phon.npz")
+    fresh = build.frames("alto", sentences=0)
+    n = len(fresh["keys"])
+    assert 1000 < n < len(shipped["keys"])
+    keys = build.project(fresh["keys"], shipped["center"], shipped["proj"], float(shipped["key_scale"]))
+    assert np.array_equal(shipped["keys"][:n], keys)
+    assert np.array_equal(shipped["env"][:n], np.round(fresh["env"] / shipped["env_scale"]).astype(np.int8))

@@ -155,7 +155,8 @@ def _sigmoid(x):
 
 class PhoneStream:
     """One stream's state. ``push(samples)`` → posteriors (n, CLASSES) of the frames that became
-    computable; ``flush()`` → the rest (the signal's end zero-padded). One thread."""
+    computable; ``flush()`` → the rest (the signal's end zero-padded). After either, :attr:`hidden`
+    holds those frames' last GRU layer output (n, H): what the phonetic voices key on. One thread."""
 
     def __init__(self, weights: Weights | None = None) -> None:
         self.w = weights or shipped()
@@ -167,6 +168,7 @@ class PhoneStream:
         self._buf = np.zeros((AHEAD, N_MELS), np.float32)
         self._c1 = np.zeros((2, c), np.float32)  # the last two conv1 outputs
         self._h = [np.zeros(wh.shape[1], np.float32) for _, wh, _, _ in self.w.gru]
+        self.hidden = np.zeros((0, self.w.out_w.shape[1]), np.float32)
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         self._audio = np.concatenate([self._audio, np.asarray(samples, np.float32).reshape(-1)])
@@ -192,6 +194,7 @@ class PhoneStream:
             self._buf = np.concatenate([self._buf, np.zeros((AHEAD, N_MELS), np.float32)])
         ready = len(self._buf) - 2 * AHEAD
         if ready <= 0:
+            self.hidden = np.zeros((0, self.w.out_w.shape[1]), np.float32)
             return np.zeros((0, CLASSES), np.float32)
         cols = np.lib.stride_tricks.sliding_window_view(self._buf, 2 * AHEAD + 1, axis=0)  # (ready, N_MELS, 5)
         self._buf = self._buf[ready:]
@@ -214,6 +217,7 @@ class PhoneStream:
                 out[t] = h
             self._h[i] = h
             x = out
+        self.hidden = x
         logits = x @ self.w.out_w.T + self.w.out_b
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
@@ -224,6 +228,15 @@ def posteriors(x: np.ndarray, weights: Weights | None = None) -> np.ndarray:
     """(ceil(len(x)/HOP), CLASSES) posteriors of a whole 16 kHz signal (the streamed result)."""
     s = PhoneStream(weights)
     return np.concatenate([s.push(x), s.flush()])
+
+
+def hidden(x: np.ndarray, weights: Weights | None = None) -> np.ndarray:
+    """(ceil(len(x)/HOP), H) last GRU layer output of a whole 16 kHz signal (the streamed result)."""
+    s = PhoneStream(weights)
+    s.push(x)
+    first = s.hidden
+    s.flush()
+    return np.concatenate([first, s.hidden])
 
 
 #: Frames the posteriors are averaged over before :func:`decode` picks the best class (chosen on the

@@ -18,6 +18,8 @@ from ...engine.frames import RawAudio
 from ...errors import ConfigError, RavasError
 from .mcadams import McAdams
 from .normalise import NormalisedVoice
+from .phonetic import PhoneticVoice
+from .phonetic import load_pool as load_phone_pool
 from .resample import Resampled
 from .ringmod import RingModulator
 from .shift import PRESETS, PitchFormant
@@ -47,6 +49,10 @@ def _normalised(name: str) -> Callable[[Config, int], object]:
     return lambda cfg, rate: NormalisedVoice(rate, name)
 
 
+def _phonetic(name: str) -> Callable[[Config, int], object]:
+    return lambda cfg, rate: PhoneticVoice(rate, load_phone_pool(name))
+
+
 def _shift(pitch: float, formant: float) -> Callable[[Config, int], object]:
     return lambda cfg, rate: PitchFormant(rate, pitch, formant)
 
@@ -69,6 +75,16 @@ VOICES: dict[str, Voice] = {
                 "target frames: kNN via reference speakers (vocoder)",
                 f"every spectrum is one of {desc}: the strongest disguise, but many words are lost",
                 _target(name),
+            )
+            for name, (_, desc) in TARGETS.items()
+        ),
+        *(
+            Voice(
+                f"{name}-phonetic",
+                "phone encoder → the target's frames of that sound (vocoder)",
+                f"each sound the phone encoder hears, said by {desc}: the speaker's spectrum never "
+                "reaches the output; 45 ms look-ahead",
+                _phonetic(name),
             )
             for name, (_, desc) in TARGETS.items()
         ),

@@ -1,0 +1,178 @@
+"""Phonetic voices: the output is chosen by *which sound* the phone encoder hears, never by the
+speaker's spectrum.
+
+Every 10 ms the phone encoder (:mod:`ravasd.audio.phonetic.encoder`) reduces the input to its last
+GRU layer's state — what its phone posteriors are read from. A frame's **key** is that state
+(length-normalised) beside the state :data:`CONTEXT` frames earlier (the transition into the sound),
+projected onto the pool's 48 principal directions. The pool holds the same keys computed on the
+**target's** own speech, with the target's vocoder envelopes of each frame's two 5 ms hops. Per hop:
+
+- envelope: the mean of the :data:`K` target frames nearest in key (the hop of the same parity),
+  smoothed across hops (:data:`SMOOTH`);
+- loudness: the target's loudness contour of those frames on the speaker's running level and range
+  (as :mod:`.target` does: the speaker's syllable-by-syllable loudness is an identity cue);
+- F0: the speaker's log-F0 standardised by its running statistics, placed on the target's mean and
+  deviation with the excursions scaled by ``PROSODY``; voicing is binary.
+
+Nothing of the speaker's spectrum reaches the output: the encoder reduces it to phonetic state, and
+every envelope is an average of the target's. The encoder looks 35 ms past its frame, so each hop
+waits for its frame: the voice's look-ahead is :data:`LOOKAHEAD` inner samples (45 ms). Key, K,
+context and smoothing were chosen on the dev speakers (README). Pools ship in the package
+(``targets/<name>.phon.npz``), built by :mod:`ravasd.evaluation.build_phonetic_pools`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import RavasError
+from ..phonetic import encoder as enc
+from .base import InnerRateVoice
+from .target import POOL_DIR, PRIOR_LF0, PROSODY, _running
+from .vocoder import HOP, Features, SourceFilterVoice, ceps_to_env
+
+CONTEXT = 2  # frames (20 ms) back for the transition part of the key
+W_CONTEXT = 0.6
+K = 16
+SMOOTH = 0.5  # one-pole smoothing of the chosen envelope cepstra from hop to hop
+#: Inner samples of look-ahead: frame j (hops 2j, 2j+1) needs audio up to 160 j + 720, 640 past
+#: its even hop's end; the output queue starts with one hop more, so it never runs short.
+LOOKAHEAD = enc.HOP * enc.AHEAD + enc.WIN
+PRIOR_LEVEL = (np.log(0.05), 1.0)  # the speaker's log loudness before the first hop (decays)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-6)
+
+
+def frame_key(now: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """(2 H,) float32 key of a frame from its encoder state and the state CONTEXT frames earlier."""
+    return np.concatenate([_unit(now), W_CONTEXT * _unit(earlier)]).astype(np.float32)
+
+
+def keys(hidden: np.ndarray) -> np.ndarray:
+    """(n, 2 H) float32 keys of consecutive frames' encoder states (n, H), as the voice streams
+    them: before the first frame, the context is the first frame."""
+    earlier = hidden[np.maximum(np.arange(len(hidden)) - CONTEXT, 0)]
+    return np.concatenate([_unit(hidden), W_CONTEXT * _unit(earlier)], axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PhonePool:
+    """A target's frames: keys searched as ``(key − center) @ proj``."""
+
+    name: str
+    keys: np.ndarray  # (N, D) projected keys of the target's speech frames
+    center: np.ndarray  # (2 H,)
+    proj: np.ndarray  # (2 H, D)
+    env: np.ndarray  # (N, 2, ENV_CEPS) envelope cepstra of each frame's even and odd hop
+    level: np.ndarray  # (N, 2) their log RMS, standardised over the target's speech
+    lf0_mean: float  # log-F0 statistics of the target's voiced hops
+    lf0_std: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_kn2", np.sum(self.keys**2, axis=1))
+
+    def nearest(self, key: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the ``k`` frames nearest to ``key`` (2 H,) — an exact search."""
+        d = self._kn2 - 2 * (self.keys @ ((key - self.center) @ self.proj))
+        return np.argpartition(d, k)[:k]
+
+
+_CACHE: dict[Path, PhonePool] = {}
+
+
+def load_pool(name: str, path: Path | None = None) -> PhonePool:
+    """The shipped pool of target ``name`` (or the file ``path``); a clear error when unreadable."""
+    path = path or POOL_DIR / f"{name}.phon.npz"
+    if path in _CACHE:
+        return _CACHE[path]
+    try:
+        with np.load(path) as z:
+            pool = PhonePool(
+                name,
+                z["keys"].astype(np.float32) * z["key_scale"],
+                z["center"].astype(np.float32),
+                z["proj"].astype(np.float32),
+                z["env"].astype(np.float32) * z["env_scale"],
+                z["level"].astype(np.float32),
+                float(z["lf0"][0]),
+                float(z["lf0"][1]),
+            )
+        h = enc.shipped().out_w.shape[1]
+        if pool.proj.shape != (2 * h, pool.keys.shape[1]) or pool.env.shape[:2] != (len(pool.keys), 2):
+            raise ValueError("its arrays do not fit this version of ravasd")
+    except (OSError, KeyError, ValueError, IndexError) as err:
+        raise RavasError(
+            f"phonetic voice {name!r}: its pool {path} cannot be read ({err}).",
+            "reinstall ravasd, or rebuild the pools: python -m ravasd.evaluation.build_phonetic_pools",
+        ) from None
+    _CACHE[path] = pool
+    return pool
+
+
+class PhoneticVoice(SourceFilterVoice):
+    """Any speaker → the target whose pool is ``pool`` (see the module doc). Called from the audio
+    worker's convert thread; streamed == offline for any block size; latency = LOOKAHEAD inner
+    samples + the resamplers'."""
+
+    hop_lookahead = 0  # the look-ahead is the encoder's, not one hop
+
+    def __init__(self, rate: int, pool: PhonePool, k: int = K) -> None:
+        self.pool, self.k = pool, k
+        InnerRateVoice.__init__(self, rate, LOOKAHEAD)
+
+    def reset_mapping(self) -> None:
+        self._phones = enc.PhoneStream()
+        self._states: list[np.ndarray] = []  # encoder states of frames from self._first on
+        self._first = 0
+        self._t = 0  # the next hop to synthesise
+        self._rows = np.zeros(0, int)
+        self._prev = None  # the last hop's envelope cepstra (smoothing)
+        self._lmu, self._lvar = PRIOR_LF0[0], PRIOR_LF0[1] ** 2
+        self._nv = 0
+        self._emu, self._evar = PRIOR_LEVEL[0], PRIOR_LEVEL[1] ** 2
+        self._ne = 0
+
+    def _inner(self, x: np.ndarray) -> np.ndarray:
+        self._phones.push(x)
+        self._states.extend(self._phones.hidden)
+        self._pending = np.concatenate([self._pending, x])
+        hops = []
+        while len(self._pending) >= HOP and self._t // 2 < self._first + len(self._states):
+            j = self._t // 2
+            if self._t % 2 == 0:  # one search per frame: both its hops take those frames
+                now, earlier = self._states[j - self._first], self._states[max(j - CONTEXT, 0) - self._first]
+                self._rows = self.pool.nearest(frame_key(now, earlier), self.k)
+            hops.append(self._hop(self._pending[:HOP]))
+            self._pending = self._pending[HOP:]
+            self._t += 1
+            drop = max(0, self._t // 2 - CONTEXT - self._first)
+            if drop:
+                del self._states[:drop]
+                self._first += drop
+        return np.concatenate(hops) if hops else np.zeros(0)
+
+    def map(self, feat: Features) -> tuple[np.ndarray, float, float]:
+        rows, parity = self._rows, self._t % 2
+        c = self.pool.env[rows, parity].mean(axis=0)
+        if self._prev is not None:
+            c = (1 - SMOOTH) * c + SMOOTH * self._prev
+        self._prev = c
+        self._ne += 1
+        self._emu, self._evar = _running(self._emu, self._evar, np.log(feat.rms), self._ne)
+        rms = float(np.exp(self._emu + np.sqrt(self._evar) * self.pool.level[rows, parity].mean()))
+        f0 = 0.0
+        if feat.f0 > 0:
+            lf0 = np.log(feat.f0)
+            self._nv += 1
+            self._lmu, self._lvar = _running(self._lmu, self._lvar, lf0, self._nv)
+            z = np.clip((lf0 - self._lmu) / np.sqrt(self._lvar + 1e-6), -3, 3)
+            f0 = float(np.exp(self.pool.lf0_mean + PROSODY * z * self.pool.lf0_std))
+        return ceps_to_env(c), f0, rms
+
+    def _excitation(self, f0: float, ap: float) -> np.ndarray:
+        return super()._excitation(f0, 0.0 if f0 > 0 else 1.0)  # binary voicing
