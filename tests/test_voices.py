@@ -292,13 +292,17 @@ def test_vocoder_output_is_synthesised_not_the_input():
 def test_vocoder_latency_is_one_hop_plus_resampler_and_onsets_line_up():
     conv = make_voice(load_config(), RATE, "tenor")
     assert conv.latency == 3 * vocoder.HOP + 62  # 48 kHz: one 5 ms hop + the two FIR delays
+    _assert_onset_lines_up(conv)
+
+
+def _assert_onset_lines_up(conv) -> None:
+    """Nothing before the input's onset (+ latency − the hop it falls in); sound within two hops (the
+    first hop fades in from silence)."""
     x = np.zeros(RATE, np.float32)
     onset = 20000
     x[onset:] = tone_speech(150.0, seconds=(RATE - onset) / RATE)
     y = conv.process_samples(x)
     first = int(np.argmax(np.abs(y) > 1e-3))
-    # nothing before the input's onset (+ latency − the hop it falls in); sound within two hops
-    # (the first hop fades in from silence)
     assert onset + conv.latency - 3 * vocoder.HOP - 40 <= first <= onset + conv.latency + 2 * 3 * vocoder.HOP
 
 
@@ -527,12 +531,7 @@ def test_phonetic_voice_latency_is_the_encoders_look_ahead_and_onsets_line_up():
     conv = make_voice(load_config(), RATE, "tenor-phonetic", block=240)
     assert conv.latency == 3 * phonetic.LOOKAHEAD + 62  # 48 kHz: the encoder's look-ahead + FIR delays
     assert phonetic.LOOKAHEAD == encoder.HOP * encoder.AHEAD + encoder.WIN
-    x = np.zeros(RATE, np.float32)
-    onset = 20000
-    x[onset:] = tone_speech(150.0, seconds=(RATE - onset) / RATE)
-    y = conv.process_samples(x)
-    first = int(np.argmax(np.abs(y) > 1e-3))
-    assert onset + conv.latency - 3 * vocoder.HOP - 40 <= first <= onset + conv.latency + 2 * 3 * vocoder.HOP
+    _assert_onset_lines_up(conv)
 
 
 def test_a_damaged_phonetic_pool_is_a_clear_error(tmp_path):

@@ -28,10 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import RavasError
 from ..phonetic import encoder as enc
 from .base import InnerRateVoice
-from .target import POOL_DIR, PRIOR_LF0, PROSODY, _running
+from .target import POOL_DIR, TargetPitch, _running, unreadable_pool
 from .vocoder import HOP, Features, SourceFilterVoice, ceps_to_env
 
 CONTEXT = 2  # frames (20 ms) back for the transition part of the key
@@ -106,10 +105,7 @@ def load_pool(name: str, path: Path | None = None) -> PhonePool:
         if pool.proj.shape != (2 * h, pool.keys.shape[1]) or pool.env.shape[:2] != (len(pool.keys), 2):
             raise ValueError("its arrays do not fit this version of ravasd")
     except (OSError, KeyError, ValueError, IndexError) as err:
-        raise RavasError(
-            f"phonetic voice {name!r}: its pool {path} cannot be read ({err}).",
-            "reinstall ravasd, or rebuild the pools: python -m ravasd.evaluation.build_phonetic_pools",
-        ) from None
+        raise unreadable_pool("phonetic voice", name, path, err, "ravasd.evaluation.build_phonetic_pools") from None
     _CACHE[path] = pool
     return pool
 
@@ -132,8 +128,7 @@ class PhoneticVoice(SourceFilterVoice):
         self._t = 0  # the next hop to synthesise
         self._rows = np.zeros(0, int)
         self._prev = None  # the last hop's envelope cepstra (smoothing)
-        self._lmu, self._lvar = PRIOR_LF0[0], PRIOR_LF0[1] ** 2
-        self._nv = 0
+        self._pitch = TargetPitch(self.pool.lf0_mean, self.pool.lf0_std)
         self._emu, self._evar = PRIOR_LEVEL[0], PRIOR_LEVEL[1] ** 2
         self._ne = 0
 
@@ -165,14 +160,7 @@ class PhoneticVoice(SourceFilterVoice):
         self._ne += 1
         self._emu, self._evar = _running(self._emu, self._evar, np.log(feat.rms), self._ne)
         rms = float(np.exp(self._emu + np.sqrt(self._evar) * self.pool.level[rows, parity].mean()))
-        f0 = 0.0
-        if feat.f0 > 0:
-            lf0 = np.log(feat.f0)
-            self._nv += 1
-            self._lmu, self._lvar = _running(self._lmu, self._lvar, lf0, self._nv)
-            z = np.clip((lf0 - self._lmu) / np.sqrt(self._lvar + 1e-6), -3, 3)
-            f0 = float(np.exp(self.pool.lf0_mean + PROSODY * z * self.pool.lf0_std))
-        return ceps_to_env(c), f0, rms
+        return ceps_to_env(c), self._pitch(feat.f0), rms
 
     def _excitation(self, f0: float, ap: float) -> np.ndarray:
         return super()._excitation(f0, 0.0 if f0 > 0 else 1.0)  # binary voicing

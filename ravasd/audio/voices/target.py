@@ -202,12 +202,37 @@ def load_pool(name: str) -> Pool:
         ):
             raise ValueError("its arrays do not fit this version of ravasd")
     except (OSError, KeyError, ValueError, IndexError) as err:
-        raise RavasError(
-            f"target voice {name!r}: its pool {path} cannot be read ({err}).",
-            "reinstall ravasd, or rebuild the pools: python -m ravasd.evaluation.build_pools",
-        ) from None
+        raise unreadable_pool("target voice", name, path, err, "ravasd.evaluation.build_pools") from None
     _CACHE[key] = pool
     return pool
+
+
+def unreadable_pool(kind: str, name: str, path: Path, err: Exception, builder: str) -> RavasError:
+    """The error for a shipped pool that cannot be read (damaged install, or from another version)."""
+    return RavasError(
+        f"{kind} {name!r}: its pool {path} cannot be read ({err}).",
+        f"reinstall ravasd, or rebuild the pools: python -m {builder}",
+    )
+
+
+class TargetPitch:
+    """A speaker's F0 → the target's: log-F0 standardised by the speaker's running statistics (voiced
+    hops only), placed on the target's mean and deviation with the excursions scaled by PROSODY.
+    One per stream; 0 (unvoiced) stays 0."""
+
+    def __init__(self, lf0_mean: float, lf0_std: float) -> None:
+        self.target = (lf0_mean, lf0_std)
+        self._mu, self._var = PRIOR_LF0[0], PRIOR_LF0[1] ** 2
+        self._n = 0
+
+    def __call__(self, f0: float) -> float:
+        if f0 <= 0:
+            return 0.0
+        lf0 = np.log(f0)
+        self._n += 1
+        self._mu, self._var = _running(self._mu, self._var, lf0, self._n)
+        z = np.clip((lf0 - self._mu) / np.sqrt(self._var + 1e-6), -3, 3)
+        return float(np.exp(self.target[0] + PROSODY * z * self.target[1]))
 
 
 class TargetVoice(SourceFilterVoice):
@@ -220,8 +245,7 @@ class TargetVoice(SourceFilterVoice):
 
     def reset_mapping(self) -> None:
         self._keys = Standardiser(self.pool.key_mean, self.pool.key_var)
-        self._lmu, self._lvar = PRIOR_LF0[0], PRIOR_LF0[1] ** 2
-        self._nv = 0
+        self._pitch = TargetPitch(self.pool.lf0_mean, self.pool.lf0_std)
 
     def map(self, feat: Features) -> tuple[np.ndarray, float, float]:
         rows = self.pool.nearest(self._keys.key(raw_key(feat), feat.f0 > 0) @ self.pool.proj, self.k)
@@ -229,14 +253,7 @@ class TargetVoice(SourceFilterVoice):
         # the target's loudness contour for these sounds, at the speaker's running level and range
         st = self._keys
         rms = float(np.exp(st.mean[MEL_CEPS] + np.sqrt(st.var[MEL_CEPS]) * self.pool.level[rows].mean()))
-        f0 = 0.0
-        if feat.f0 > 0:
-            lf0 = np.log(feat.f0)
-            self._nv += 1
-            self._lmu, self._lvar = _running(self._lmu, self._lvar, lf0, self._nv)
-            z = np.clip((lf0 - self._lmu) / np.sqrt(self._lvar + 1e-6), -3, 3)
-            f0 = float(np.exp(self.pool.lf0_mean + PROSODY * z * self.pool.lf0_std))
-        return env, f0, rms
+        return env, self._pitch(feat.f0), rms
 
     def _excitation(self, f0: float, ap: float) -> np.ndarray:
         return super()._excitation(f0, 0.0 if f0 > 0 else 1.0)  # binary voicing
