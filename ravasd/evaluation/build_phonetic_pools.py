@@ -6,7 +6,7 @@ never an evaluation sentence) as one stream with 0.3 s pauses. Per 10 ms frame w
 both speech the pool keeps the phone encoder's key (:func:`ravasd.audio.voices.phonetic.keys`) and the
 vocoder's envelope cepstra and loudness of the two hops. The keys are projected onto their
 :data:`DIMS` principal directions and stored as int8 steps, the envelopes as int8 steps per
-coefficient. ``python -m ravasd.evaluation.build_phonetic_pools [NAME...]`` rebuilds the shipped pools
+coefficient, both as frame-to-frame differences (:func:`~ravasd.audio.voices.phonetic.delta`). ``python -m ravasd.evaluation.build_phonetic_pools [NAME...]`` rebuilds the shipped pools
 (~1 min per voice).
 """
 
@@ -68,11 +68,11 @@ def pool_arrays(name: str, sentences: int = SENTENCES) -> dict[str, np.ndarray]:
     env_scale = np.abs(f["env"]).max(axis=(0, 1)) / 127 + 1e-9
     lr = f["lr"]
     return {
-        "keys": project(f["keys"], center, proj, key_scale),
+        "keys": ph.delta(project(f["keys"], center, proj, key_scale)),
         "key_scale": np.float32(key_scale),
         "center": center,
         "proj": proj,
-        "env": np.round(f["env"] / env_scale).astype(np.int8),
+        "env": ph.delta(np.round(f["env"] / env_scale).astype(np.int8)),
         "env_scale": env_scale.astype(np.float32),
         "level": ((lr - lr.mean()) / lr.std()).astype(np.float16),
         "lf0": np.array([f["lf0"].mean(), f["lf0"].std()]),
