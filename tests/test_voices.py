@@ -530,8 +530,30 @@ def test_phonetic_voice_latency_is_the_encoders_look_ahead_and_onsets_line_up():
 
     conv = make_voice(load_config(), RATE, "tenor-phonetic", block=240)
     assert conv.latency == 3 * phonetic.LOOKAHEAD + 62  # 48 kHz: the encoder's look-ahead + FIR delays
-    assert phonetic.LOOKAHEAD == encoder.HOP * encoder.AHEAD + encoder.WIN
+    assert phonetic.LOOKAHEAD == encoder.HOP * encoder.AHEAD + encoder.WIN - phonetic.SHIFT * vocoder.HOP
     _assert_onset_lines_up(conv)
+
+
+def test_a_phonetic_voice_rendering_frames_later_keeps_its_contract(monkeypatch):
+    """SHIFT (the hops between a frame and where it is rendered; dev chose 0) set to 2: the look-ahead
+    is two hops shorter, onsets still line up, speech from the first sample on gives finite output
+    (the hops before the first frame take the frames nearest the encoder's start state), and any
+    blocking gives the same samples."""
+    from ravasd.audio.phonetic import encoder
+    from ravasd.audio.voices import phonetic
+
+    monkeypatch.setattr(phonetic, "SHIFT", 2)
+    monkeypatch.setattr(phonetic, "LOOKAHEAD", encoder.HOP * encoder.AHEAD + encoder.WIN - 2 * vocoder.HOP)
+    pool = phonetic.load_pool("tenor")
+    _assert_onset_lines_up(phonetic.PhoneticVoice(RATE, pool))
+    x = tone_speech(150.0, seconds=0.5)  # loud from its first sample
+    whole = phonetic.PhoneticVoice(RATE, pool).process_samples(x)
+    assert np.isfinite(whole).all() and np.abs(whole).max() > 0.01
+    for block in (1, 77, 480, 4801):
+        conv = phonetic.PhoneticVoice(RATE, pool)
+        assert np.array_equal(
+            np.concatenate([conv.process_samples(x[i : i + block]) for i in range(0, len(x), block)]), whole
+        )
 
 
 def test_a_damaged_phonetic_pool_is_a_clear_error(tmp_path):

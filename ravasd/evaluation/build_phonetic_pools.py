@@ -3,7 +3,7 @@
 Offline and deterministic: the target's flite voice reads :data:`~ravasd.evaluation.corpus.POOL_SENTENCES`
 and seeded sentences from the training word list (:func:`~ravasd.evaluation.phonetic.families.training_sentences`;
 never an evaluation sentence) as one stream with 0.3 s pauses. Per 10 ms frame whose two 5 ms hops are
-both speech the pool keeps the phone encoder's key (:func:`ravasd.audio.voices.phonetic.keys`) and the
+both speech (hops 2 j + SHIFT and the next, :data:`~ravasd.audio.voices.phonetic.SHIFT`) the pool keeps the phone encoder's key (:func:`ravasd.audio.voices.phonetic.keys`) and the
 vocoder's envelope cepstra and loudness of the two hops. The keys are projected onto their
 :data:`DIMS` principal directions and stored as int8 steps, the envelopes as int8 steps per
 coefficient, both as frame-to-frame differences (:func:`~ravasd.audio.voices.phonetic.delta`). ``python -m ravasd.evaluation.build_phonetic_pools [NAME...]`` rebuilds the shipped pools
@@ -41,8 +41,8 @@ def frames(name: str, sentences: int = SENTENCES) -> dict[str, np.ndarray]:
         x = np.concatenate([x / (np.max(np.abs(x)) + 1e-9) * 0.5, np.zeros(int(0.3 * RATE))])
         feats = analyse(x, an)
         k = ph.keys(enc.hidden(x.astype(np.float32)))
-        for j in range(min(len(k), len(feats) // 2)):
-            a, b = feats[2 * j], feats[2 * j + 1]
+        for j in range(min(len(k), (len(feats) - ph.SHIFT) // 2)):
+            a, b = feats[2 * j + ph.SHIFT], feats[2 * j + ph.SHIFT + 1]
             if a.logspec is None or b.logspec is None:
                 continue
             keys.append(k[j])

@@ -34,12 +34,17 @@ from .target import POOL_DIR, TargetPitch, _running, unreadable_pool
 from .vocoder import HOP, Features, SourceFilterVoice, ceps_to_env
 
 CONTEXT = 2  # frames (20 ms) back for the transition part of the key
+#: Vocoder hops between a frame's start and its first hop: frame j renders hops 2 j + SHIFT and the
+#: next, in the pool as in the voice. Its window centres 12.5 ms in and the vocoder's analysis of a hop
+#: lags the hop, so SHIFT 2 looked better paired and needs 10 ms less look-ahead; on dev it lost 3 points
+#: of WER, SHIFT 3 six (the GRU's state lags its window): 0 (README).
+SHIFT = 0
 W_CONTEXT = 0.6
 K = 16
 SMOOTH = 0.5  # one-pole smoothing of the chosen envelope cepstra from hop to hop
-#: Inner samples of look-ahead: frame j (hops 2j, 2j+1) needs audio up to 160 j + 720, 640 past
-#: its even hop's end; the output queue starts with one hop more, so it never runs short.
-LOOKAHEAD = enc.HOP * enc.AHEAD + enc.WIN
+#: Inner samples of look-ahead: frame j (hops 2j+SHIFT, 2j+SHIFT+1) needs audio up to 160 j + 720,
+#: 640 − 80 SHIFT past its first hop's end; the output queue starts with one hop more, so it never runs short.
+LOOKAHEAD = enc.HOP * enc.AHEAD + enc.WIN - SHIFT * HOP
 PRIOR_LEVEL = (np.log(0.05), 1.0)  # the speaker's log loudness before the first hop (decays)
 
 
@@ -137,7 +142,8 @@ class PhoneticVoice(SourceFilterVoice):
         self._states: list[np.ndarray] = []  # encoder states of frames from self._first on
         self._first = 0
         self._t = 0  # the next hop to synthesise
-        self._rows = np.zeros(0, int)
+        # the SHIFT hops before the first frame: the frames nearest to the encoder's start (zero) state
+        self._rows = self.pool.nearest(np.zeros_like(self.pool.center), self.k)
         self._prev = None  # the last hop's envelope cepstra (smoothing)
         self._pitch = TargetPitch(self.pool.lf0_mean, self.pool.lf0_std)
         self._emu, self._evar = PRIOR_LEVEL[0], PRIOR_LEVEL[1] ** 2
@@ -148,22 +154,22 @@ class PhoneticVoice(SourceFilterVoice):
         self._states.extend(self._phones.hidden)
         self._pending = np.concatenate([self._pending, x])
         hops = []
-        while len(self._pending) >= HOP and self._t // 2 < self._first + len(self._states):
-            j = self._t // 2
-            if self._t % 2 == 0:  # one search per frame: both its hops take those frames
+        while len(self._pending) >= HOP and (self._t - SHIFT) // 2 < self._first + len(self._states):
+            j, parity = divmod(self._t - SHIFT, 2)
+            if j >= 0 and parity == 0:  # one search per frame: both its hops take those frames
                 now, earlier = self._states[j - self._first], self._states[max(j - CONTEXT, 0) - self._first]
                 self._rows = self.pool.nearest(frame_key(now, earlier), self.k)
             hops.append(self._hop(self._pending[:HOP]))
             self._pending = self._pending[HOP:]
             self._t += 1
-            drop = max(0, self._t // 2 - CONTEXT - self._first)
+            drop = max(0, (self._t - SHIFT) // 2 - CONTEXT - self._first)
             if drop:
                 del self._states[:drop]
                 self._first += drop
         return np.concatenate(hops) if hops else np.zeros(0)
 
     def map(self, feat: Features) -> tuple[np.ndarray, float, float]:
-        rows, parity = self._rows, self._t % 2
+        rows, parity = self._rows, (self._t - SHIFT) % 2
         c = self.pool.env[rows, parity].mean(axis=0)
         if self._prev is not None:
             c = (1 - SMOOTH) * c + SMOOTH * self._prev

@@ -14,7 +14,8 @@ torch's CPU build (the ``torch`` extra), in stages:
    those voices.
 
 Augmentation per utterance and epoch: vocal-tract-length warp 0.88–1.12, gain ±12 dB, a spectral
-tilt, low noise. Deterministic: seeded numpy and torch, deterministic torch kernels, fixed thread
+tilt, low noise, and (``--masks``) SpecAugment-style masks: bands of mel channels and spans of frames
+set to the training mean, the labels kept. Dropout (``--dropout``) between the layers. Deterministic: seeded numpy and torch, deterministic torch kernels, fixed thread
 count, utterances in a seeded order. Only training speakers are read; test speakers never appear.
 """
 
@@ -31,6 +32,7 @@ from .corpus import INDEX, Utt, load, make
 
 SEED = 7
 CHANNELS, HIDDEN, LAYERS = 192, 256, 2
+MASK_BANDS, MASK_FRAMES = 8, 10  # widest masked band (mel channels) and span (frames)
 
 
 def _features(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
@@ -45,7 +47,21 @@ def _features(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
     return enc.log_mel(enc.frame(x), warp)
 
 
-def _model():
+def _mask(f: np.ndarray, rng: np.random.Generator, masks: int) -> np.ndarray:
+    """``masks`` bands of mel channels and ``masks`` spans of frames of normalised features (T, N_MELS)
+    set to 0 (the training mean): the model must hear a phone from what is left and from context."""
+    f = f.copy()
+    for _ in range(masks):
+        w = int(rng.integers(0, MASK_BANDS + 1))
+        b = int(rng.integers(0, enc.N_MELS - w + 1))
+        f[:, b : b + w] = 0
+        w = int(rng.integers(0, min(MASK_FRAMES, max(1, len(f) // 10)) + 1))
+        t = int(rng.integers(0, max(1, len(f) - w + 1)))
+        f[t : t + w] = 0
+    return f
+
+
+def _model(dropout: float = 0.0):
     import torch
     from torch import nn
 
@@ -54,15 +70,16 @@ def _model():
             super().__init__()
             self.conv1 = nn.Conv1d(enc.N_MELS, CHANNELS, 2 * enc.AHEAD + 1)
             self.conv2 = nn.Conv1d(CHANNELS, CHANNELS, 3)
-            self.gru = nn.GRU(CHANNELS, HIDDEN, LAYERS, batch_first=True)
+            self.gru = nn.GRU(CHANNELS, HIDDEN, LAYERS, batch_first=True, dropout=dropout)
             self.out = nn.Linear(HIDDEN, enc.CLASSES)
+            self.drop = nn.Dropout(dropout)
 
         def forward(self, f):  # f (B, T, N_MELS) normalised → logits (B, T, CLASSES)
             x = nn.functional.pad(f.transpose(1, 2), (enc.AHEAD, enc.AHEAD))
             x = torch.relu(self.conv1(x))
-            x = torch.relu(self.conv2(nn.functional.pad(x, (2, 0))))
+            x = self.drop(torch.relu(self.conv2(nn.functional.pad(x, (2, 0)))))
             y, _ = self.gru(x.transpose(1, 2))
-            return self.out(y)
+            return self.out(self.drop(y))
 
     return Net()
 
@@ -154,6 +171,8 @@ def train(
     log=print,
     frames_per_batch: int = 12000,
     realign_epochs: int = 0,
+    masks: int = 0,
+    dropout: float = 0.0,
 ):
     """The stages; returns (net, mean, std). Deterministic for a given ``utts`` and ``threads``."""
     import torch
@@ -167,7 +186,7 @@ def train(
     stacked = np.concatenate(clean)
     mean, std = stacked.mean(axis=0), stacked.std(axis=0) + 1e-3
     lengths = np.array([len(f) for f in clean])
-    net = _model()
+    net = _model(dropout)
     aligned = np.array([u.frames is not None for u in utts])
     targets: list[np.ndarray | None] = [
         _frame_targets(u, None, n) if u.frames is not None else None for u, n in zip(utts, lengths)
@@ -191,7 +210,7 @@ def train(
                     targets[i] = _frame_targets(utts[i], logp, lengths[i])
         use = np.flatnonzero(aligned) if epoch < first_epochs else np.arange(len(utts))
         net.train()
-        feats = {int(i): (_features(utts[i].audio, rng) - mean) / std for i in use}
+        feats = {int(i): _mask((_features(utts[i].audio, rng) - mean) / std, rng, masks) for i in use}
         for batch in _batches(rng.permutation(use), lengths, frames_per_batch):
             T = max(lengths[i] for i in batch)
             x = torch.zeros(len(batch), T, enc.N_MELS)
@@ -232,11 +251,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--realign-epochs", type=int, default=8, help="stage 3: every utterance, aligned again by the stage-2 model"
     )
+    ap.add_argument("--masks", type=int, default=0, help="mel bands and frame spans masked per utterance")
+    ap.add_argument("--dropout", type=float, default=0.0, help="dropout between the layers while training")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     utts = [u for p in make(args.data, "train", progress=True) for u in load(p)]
     print(f"{len(utts)} training utterances, {sum(len(u.audio) for u in utts) / enc.RATE / 3600:.2f} h")
-    net, mean, std = train(utts, args.first_epochs, args.all_epochs, args.threads, realign_epochs=args.realign_epochs)
+    net, mean, std = train(
+        utts,
+        args.first_epochs,
+        args.all_epochs,
+        args.threads,
+        realign_epochs=args.realign_epochs,
+        masks=args.masks,
+        dropout=args.dropout,
+    )
     export(net, mean, std, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
     return 0
