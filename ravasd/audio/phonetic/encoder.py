@@ -153,6 +153,15 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))  # no overflow: float32 saturates long before
 
 
+def _rows(f, x: np.ndarray) -> np.ndarray:
+    """``f`` applied to each row of ``x`` alone (as a 1-row array), concatenated. BLAS picks its kernel
+    by a product's shape, so a frame computed in a batch of 3 can differ in the last bit from the same
+    frame in a batch of 40; one row at a time makes every blocking of the stream — and the whole
+    signal — give bit-identical results (a near tie in a phonetic voice's nearest frames must not
+    depend on how the audio was cut)."""
+    return np.concatenate([f(x[k : k + 1]) for k in range(len(x))]) if len(x) else f(x)
+
+
 class PhoneStream:
     """One stream's state. ``push(samples)`` → posteriors (n, CLASSES) of the frames that became
     computable; ``flush()`` → the rest (the signal's end zero-padded). After either, :attr:`hidden`
@@ -188,7 +197,7 @@ class PhoneStream:
             frames = np.lib.stride_tricks.sliding_window_view(self._audio[: (n - 1) * HOP + WIN], WIN)[::HOP]
             self._audio = self._audio[n * HOP :]
             self._frames += n
-            feats = (log_mel(frames) - self.w.mean) / self.w.std
+            feats = _rows(lambda f: (log_mel(f) - self.w.mean) / self.w.std, frames)
             self._buf = np.concatenate([self._buf, feats])
         if final:  # the first convolution's look-ahead past the end is zero padding
             self._buf = np.concatenate([self._buf, np.zeros((AHEAD, N_MELS), np.float32)])
@@ -198,13 +207,13 @@ class PhoneStream:
             return np.zeros((0, CLASSES), np.float32)
         cols = np.lib.stride_tricks.sliding_window_view(self._buf, 2 * AHEAD + 1, axis=0)  # (ready, N_MELS, 5)
         self._buf = self._buf[ready:]
-        c1 = np.maximum(0.0, np.einsum("tik,oik->to", cols, self.w.conv1_w) + self.w.conv1_b)
+        c1 = np.maximum(0.0, _rows(lambda c: np.einsum("tik,oik->to", c, self.w.conv1_w), cols) + self.w.conv1_b)
         hist = np.concatenate([self._c1, c1])
         self._c1 = hist[-2:]
         cols2 = np.lib.stride_tricks.sliding_window_view(hist, 3, axis=0)
-        x = np.maximum(0.0, np.einsum("tik,oik->to", cols2, self.w.conv2_w) + self.w.conv2_b)
+        x = np.maximum(0.0, _rows(lambda c: np.einsum("tik,oik->to", c, self.w.conv2_w), cols2) + self.w.conv2_b)
         for i, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.w.gru):
-            gi = x @ w_ih.T + b_ih
+            gi = _rows(lambda r, w=w_ih: r @ w.T, x) + b_ih
             h = self._h[i]
             out = np.empty((len(x), w_hh.shape[1]), np.float32)
             hsize = w_hh.shape[1]
@@ -218,7 +227,7 @@ class PhoneStream:
             self._h[i] = h
             x = out
         self.hidden = x
-        logits = x @ self.w.out_w.T + self.w.out_b
+        logits = _rows(lambda r: r @ self.w.out_w.T, x) + self.w.out_b
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -11,6 +11,7 @@ int16 at 16 kHz, phone indices, alignments) and skips speakers already written.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,7 +239,8 @@ def sentences_for(who: Speaker) -> list[str]:
     """What ``who`` reads: its own seeded training sentences, or the evaluation sentences (dev/test)."""
     if who.split != "train":
         return list(EVAL_SENTENCES)
-    seed = int.from_bytes(who.name.encode()[:8].ljust(8, b"\0"), "little") % (2**32)
+    # the whole name seeds them: a seed from its first bytes gave every ``kmix…`` speaker the same 16
+    seed = int.from_bytes(hashlib.sha256(who.name.encode()).digest()[:4], "little")
     return training_sentences(TRAIN_PER_SPEAKER[who.family], seed)
 
 
@@ -252,6 +254,15 @@ def save(path: Path, utts: list[Utt]) -> None:
         frames=np.array([u.frames if u.frames is not None else np.zeros(0, np.int16) for u in utts], dtype=object),
     )
     tmp.replace(path)
+
+
+def _current(path: Path, who: Speaker) -> bool:
+    """True when ``path`` holds what ``who`` reads now (the sentences; the audio follows from them)."""
+    try:
+        with np.load(path, allow_pickle=True) as z:
+            return [str(t) for t in z["text"]] == sentences_for(who)
+    except (OSError, KeyError, ValueError):
+        return False
 
 
 def load(path: Path) -> list[Utt]:
@@ -277,6 +288,8 @@ def make(
         if names and who.name not in names:
             continue
         path = dest / f"{who.name}.npz"
+        if path.exists() and not _current(path, who):
+            path.unlink()  # an older recipe's: other sentences
         if not path.exists():
             save(path, [maker.say(who, t) for t in sentences_for(who)])
             if progress:

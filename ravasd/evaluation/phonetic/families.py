@@ -184,6 +184,7 @@ KOKORO_SPLIT = {
 #: flite voices: the targets' (awb, rms, slt) train; the diphone voices no target uses are test.
 FLITE_SPLIT = {"awb": "train", "rms": "train", "slt": "train", "kal": "test", "kal16": "test"}
 SEED = 4242
+EXTRAPOLATED = 12  # training Kokoro mixtures extrapolated beyond the training styles
 
 
 def _used_before() -> set[str]:
@@ -231,6 +232,16 @@ def _kokoro_speakers() -> list[Speaker]:
                     (tuple(np.round(w, 6)), round(float(rng.uniform(0.85, 1.15)), 3)),
                 )
             )
+    # train: mixtures of the training styles pushed away from their centroid (weights may be negative,
+    # summing to 1) — voices outside the training styles' hull, still made of training styles only
+    rng = np.random.default_rng(SEED)
+    for j in range(EXTRAPOLATED):
+        w0 = rng.dirichlet(np.full(len(train), 0.6))
+        beta = rng.uniform(1.5, 2.5)
+        w = np.zeros(len(KOKORO_STYLES))
+        w[train] = 1 / len(train) + beta * (w0 - 1 / len(train))
+        spec = (tuple(np.round(w, 6)), round(float(rng.uniform(0.85, 1.15)), 3))
+        out.append(Speaker(f"kmixxt{j + 1:02d}", "kokoro-mix", "train", spec))
     # dev: the mixtures the project's realistic corpus speaks (earlier tuning heard them)
     for name, w, speed in realistic_speakers():
         out.append(

@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dropout", type=float, default=0.0, help="dropout between the layers while training")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    utts = [u for p in make(args.data, "train", progress=True) for u in load(p)]
+    utts = [u for p in sorted(make(args.data, "train", progress=True)) for u in load(p)]  # by name
     print(f"{len(utts)} training utterances, {sum(len(u.audio) for u in utts) / enc.RATE / 3600:.2f} h")
     net, mean, std = train(
         utts,
