@@ -198,7 +198,7 @@ def test_recipe_is_deterministic_and_exports_what_the_encoder_runs(tmp_path, hel
     utts = utts[:4] + [dataclasses.replace(u, frames=None) for u in utts[4:]]
     outs = []
     for k in range(2):
-        net, mean, std = train.train(utts, 1, 1, threads=1, log=lambda _: None, realign_epochs=1)
+        net, mean, std = train.train(utts, 1, 1, threads=1, log=lambda _: None, realign_epochs=1, bandlimit=0.5)
         train.export(net, mean, std, tmp_path / f"m{k}.npz")
         outs.append(net)
     a, b = (np.load(tmp_path / f"m{k}.npz") for k in range(2))
@@ -212,6 +212,33 @@ def test_recipe_is_deterministic_and_exports_what_the_encoder_runs(tmp_path, hel
     with torch.no_grad():
         ref = torch.softmax(net(torch.from_numpy(f[None]).float()), -1)[0].numpy()
     assert np.abs(enc.posteriors(x, w) - ref).max() < 1e-4
+
+
+def test_deeper_copies_keep_the_words_where_they_were_and_lower_the_voice(held_out):
+    from ravasd.audio.voices import stream
+    from ravasd.audio.voices.shift import PitchFormant
+    from ravasd.evaluation.phonetic import train
+
+    def raised(u):  # the copies are made of the (female) training styles: a voice an octave up
+        v = PitchFormant(enc.RATE, 2.0, 1.1)
+        y = stream(v, u.audio, enc.RATE, 1600, tail=v.latency)[v.latency : v.latency + len(u.audio)]
+        return corpus.Utt(u.text, y.astype(np.float32), u.phones, u.frames)
+
+    utts = [raised(u) for us in held_out.values() for u in us][:3]
+    flite_like = corpus.Utt(utts[0].text, utts[0].audio, utts[0].phones, None)
+    deeper = train.lowered([*utts, flite_like])
+    assert len(deeper) == 3  # only utterances with frame truth: their labels must still hold
+    assert [d.text for d in deeper] == [u.text for u in utts]
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(deeper, train.lowered(utts)))  # seeded
+    for u, d in zip(utts, deeper):
+        assert len(d.audio) == len(u.audio) and d.frames is u.frames and d.phones is u.phones
+        assert train.median_f0(u.audio) > 170 and 70 < train.median_f0(d.audio) < 150  # a man's
+        # the same sounds at the same time: the loudness contours (10 ms) agree
+        e = [
+            np.log(np.add.reduceat(a.astype(np.float64) ** 2, np.arange(0, len(a), 160)) + 1e-6)
+            for a in (u.audio, d.audio)
+        ]
+        assert np.corrcoef(*e)[0, 1] > 0.8
 
 
 def test_a_damaged_model_file_is_a_clear_error(tmp_path):

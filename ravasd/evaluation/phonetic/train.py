@@ -13,8 +13,10 @@ torch's CPU build (the ``torch`` extra), in stages:
 3. (``--realign-epochs``) the same, their labels aligned again by the stage-2 model, which has heard
    those voices.
 
-Augmentation per utterance and epoch: vocal-tract-length warp 0.88–1.12, gain ±12 dB, a spectral
-tilt, low noise, and (``--masks``) SpecAugment-style masks: bands of mel channels and spans of frames
+Augmentation: every Kokoro training utterance also as a man's (:func:`lowered`; the training
+styles are all female), and per utterance and epoch a
+vocal-tract-length warp 0.88–1.12, gain ±12 dB, a spectral tilt, low noise, (``--bandlimit``) a
+low-pass at 3.4–7 kHz, and (``--masks``) SpecAugment-style masks: bands of mel channels and spans of frames
 set to the training mean, the labels kept. Dropout (``--dropout``) between the layers. Deterministic: seeded numpy and torch, deterministic torch kernels, fixed thread
 count, utterances in a seeded order. Only training speakers are read; test speakers never appear.
 """
@@ -29,22 +31,61 @@ import numpy as np
 
 from ...audio.phonetic import encoder as enc
 from .corpus import INDEX, Utt, load, make
+from .families import speakers
 
 SEED = 7
 CHANNELS, HIDDEN, LAYERS = 192, 256, 2
 MASK_BANDS, MASK_FRAMES = 8, 10  # widest masked band (mel channels) and span (frames)
 
 
-def _features(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-    """Log-mel features of ``x`` (n, N_MELS); augmented when ``rng`` is given."""
+def _features(x: np.ndarray, rng: np.random.Generator | None, bandlimit: float = 0.0) -> np.ndarray:
+    """Log-mel features of ``x`` (n, N_MELS); augmented when ``rng`` is given, low-passed at
+    3.4–7 kHz with probability ``bandlimit`` (narrow-band voices and microphones)."""
     warp = 1.0
     if rng is not None:
+        if rng.random() < bandlimit:
+            from scipy.signal import butter, sosfilt
+
+            sos = butter(10, rng.uniform(3400, 7000), fs=enc.RATE, output="sos")
+            x = sosfilt(sos, x).astype(np.float32)
         x = x * np.float32(10 ** (rng.uniform(-12, 12) / 20))
         x = x + np.float32(10 ** (rng.uniform(-75, -45) / 20)) * rng.standard_normal(len(x)).astype(np.float32)
         tilt = rng.uniform(-0.6, 0.6)
         x = np.concatenate([x[:1], x[1:] - np.float32(tilt) * x[:-1]]) if tilt > 0 else x
         warp = float(rng.uniform(0.88, 1.12))
     return enc.log_mel(enc.frame(x), warp)
+
+
+def median_f0(x: np.ndarray) -> float:
+    """Median F0 (Hz) of ``x``'s voiced hops by the vocoder's analysis; 0 when none is voiced."""
+    from ...audio.voices.vocoder import HOP, Analyzer
+
+    an = Analyzer()
+    f0 = [an.step(x[i : i + HOP]).f0 for i in range(0, len(x) - HOP + 1, HOP)]
+    voiced = [f for f in f0 if f > 0]
+    return float(np.median(voiced)) if voiced else 0.0
+
+
+def lowered(utts: list[Utt], seed: int = SEED) -> list[Utt]:
+    """A deep copy of every utterance with frame truth: its median F0 moved to 80–140 Hz (a man's;
+    never raised: at most × 0.8) and the vocal tract 8–18 % longer, by the streaming vocoder's
+    :class:`PitchFormant` with its latency removed (so the frame labels still hold); seeded. The
+    training styles are all female (median F0 ≈ 230–280 Hz); these copies stand in for men."""
+    from ...audio.voices import stream
+    from ...audio.voices.shift import PitchFormant
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for u in utts:
+        target, formant = rng.uniform(80, 140), rng.uniform(0.82, 0.92)
+        if u.frames is None:
+            continue
+        f0 = median_f0(u.audio)
+        voice = PitchFormant(enc.RATE, min(0.8, target / f0) if f0 > 0 else 1.0, formant)
+        lat = voice.latency
+        y = stream(voice, u.audio, enc.RATE, 1600, tail=lat)[lat : lat + len(u.audio)]
+        out.append(Utt(u.text, y.astype(np.float32), u.phones, u.frames))
+    return out
 
 
 def _mask(f: np.ndarray, rng: np.random.Generator, masks: int) -> np.ndarray:
@@ -173,6 +214,7 @@ def train(
     realign_epochs: int = 0,
     masks: int = 0,
     dropout: float = 0.0,
+    bandlimit: float = 0.0,
 ):
     """The stages; returns (net, mean, std). Deterministic for a given ``utts`` and ``threads``."""
     import torch
@@ -210,7 +252,7 @@ def train(
                     targets[i] = _frame_targets(utts[i], logp, lengths[i])
         use = np.flatnonzero(aligned) if epoch < first_epochs else np.arange(len(utts))
         net.train()
-        feats = {int(i): _mask((_features(utts[i].audio, rng) - mean) / std, rng, masks) for i in use}
+        feats = {int(i): _mask((_features(utts[i].audio, rng, bandlimit) - mean) / std, rng, masks) for i in use}
         for batch in _batches(rng.permutation(use), lengths, frames_per_batch):
             T = max(lengths[i] for i in batch)
             x = torch.zeros(len(batch), T, enc.N_MELS)
@@ -253,9 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--masks", type=int, default=0, help="mel bands and frame spans masked per utterance")
     ap.add_argument("--dropout", type=float, default=0.0, help="dropout between the layers while training")
+    ap.add_argument(
+        "--lowered", default="kokoro", help="families whose utterances also train as a man's voice (comma list; 'none')"
+    )
+    ap.add_argument("--bandlimit", type=float, default=0.2, help="share of utterances low-passed per epoch")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    utts = [u for p in sorted(make(args.data, "train", progress=True)) for u in load(p)]  # by name
+    paths = sorted(make(args.data, "train", progress=True))  # by name
+    utts = [u for p in paths for u in load(p)]
+    family = {who.name: who.family for who in speakers("train")}
+    deeper = [p for p in paths if family[p.stem].split("-")[0] in args.lowered.split(",")]
+    utts += lowered([u for p in deeper for u in load(p)])
     print(f"{len(utts)} training utterances, {sum(len(u.audio) for u in utts) / enc.RATE / 3600:.2f} h")
     net, mean, std = train(
         utts,
@@ -265,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         realign_epochs=args.realign_epochs,
         masks=args.masks,
         dropout=args.dropout,
+        bandlimit=args.bandlimit,
     )
     export(net, mean, std, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
