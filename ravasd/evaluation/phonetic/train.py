@@ -67,7 +67,7 @@ def median_f0(x: np.ndarray) -> float:
 
 
 def lowered(utts: list[Utt], seed: int = SEED) -> list[Utt]:
-    """A deep copy of every utterance with frame truth: its median F0 moved to 80–140 Hz (a man's;
+    """A deeper-voiced copy of every utterance with frame truth: its median F0 moved to 80–140 Hz (a man's;
     never raised: at most × 0.8) and the vocal tract 8–18 % longer, by the streaming vocoder's
     :class:`PitchFormant` with its latency removed (so the frame labels still hold); seeded. The
     training styles are all female (median F0 ≈ 230–280 Hz); these copies stand in for men."""
