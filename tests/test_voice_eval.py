@@ -199,7 +199,7 @@ def test_realistic_corpus_is_deterministic_distinct_and_understood(tmp_path, rav
     )
 
 
-def test_realistic_corpus_piper_speaker_is_deterministic_understood_and_transcribed_one_way():
+def test_realistic_corpus_piper_speaker_is_deterministic_and_understood():
     pytest.importorskip("piper")
     pytest.importorskip("faster_whisper")
     from ravasd.evaluation import realistic
@@ -210,16 +210,8 @@ def test_realistic_corpus_piper_speaker_is_deterministic_understood_and_transcri
     text = EVAL_SENTENCES[0]
     a, b = say(text.capitalize() + "."), say(text.capitalize() + ".")
     assert a.dtype == np.float32 and len(a) > 16000 and np.array_equal(a, b)
-    rec = WhisperRecogniser()
-    errors, n = wer(text, rec(a))
+    errors, n = wer(text, WhisperRecogniser()(a))
     assert errors / n < 0.2
-    # the instrument gives one transcript per input, also where Whisper doubts: at -4 dB SNR faster-whisper's
-    # default resamples this sentence at rising temperatures, 4-5 different texts in 5 passes
-    x = say(EVAL_SENTENCES[2].capitalize() + ".")
-    for seed in (0, 5):
-        noise = np.random.default_rng(seed).standard_normal(len(x)).astype(np.float32)
-        noisy = x + noise * np.sqrt(np.mean(x**2) / np.mean(noise**2)) * 10 ** (4 / 20)
-        assert len({rec(noisy) for _ in range(3)}) == 1
     assert realistic.SPEAKERS == 17 and "CC0" in realistic.LICENCE_TEXT
 
 

