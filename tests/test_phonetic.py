@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib import resources
 
 import numpy as np
 import pytest
 
 from ravasd.audio.phonetic import encoder as enc
+from ravasd.errors import RavasError
 from ravasd.evaluation.corpus import EVAL_SENTENCES
 from ravasd.evaluation.phonetic import corpus, families, score
 from ravasd.evaluation.phonetic.espeak import Espeak
@@ -141,7 +143,7 @@ def test_shipped_model_streams_exactly_and_looks_ahead_at_most_40_ms(held_out):
             i, k = i + n, k + 1
         out.append(s.flush())
         assert np.abs(np.concatenate(out) - whole).max() < 1e-5
-    # frame t depends on nothing past sample 160 (t + 2) + 400
+    # frame t depends on nothing past sample 160 (t + AHEAD) + 400
     t = 100
     cut = enc.HOP * (t + enc.AHEAD) + enc.WIN
     y = x.copy()
@@ -245,6 +247,13 @@ def test_a_damaged_model_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "phones.npz"
     bad.write_bytes(b"not a model")
     with pytest.raises(Exception, match="phone model .* cannot be read"):
+        enc.Weights.load(bad)
+    # a model trained for another look-ahead: its first convolution spans another number of frames
+    with np.load(resources.files("ravasd.audio.phonetic").joinpath("phones.npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["conv1_w"] = np.concatenate([arrays["conv1_w"], arrays["conv1_w"][..., :1]], axis=2)
+    np.savez(bad, **arrays)
+    with pytest.raises(RavasError, match="phone model .* cannot be read .*another look-ahead"):
         enc.Weights.load(bad)
 
 

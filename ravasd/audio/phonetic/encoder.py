@@ -2,9 +2,9 @@
 
 Features are 40 log-mel bands of 25 ms Hann windows every 10 ms (frame ``t`` covers samples
 ``[160 t, 160 t + 400)``, the signal zero-padded at its end), normalised by the training set's
-mean and deviation. The model: a convolution seeing frames ``t-2 … t+2``, a causal one seeing
+mean and deviation. The model: a convolution seeing frames ``t-2 … t+1``, a causal one seeing
 ``t-2 … t``, two GRU layers and a softmax. Frame ``t``'s posterior needs audio up to sample
-``160 (t + 2) + 400``: a look-ahead of 35 ms past the frame's end (:data:`LOOKAHEAD_S`).
+``160 (t + 1) + 400``: a look-ahead of 25 ms past the frame's end (:data:`LOOKAHEAD_S`).
 Runs on numpy; streamed and whole-signal outputs are equal (one code path). The weights
 (``phones.npz``, float16, ~2 MB) come from :mod:`ravasd.evaluation.phonetic.train`.
 """
@@ -26,7 +26,8 @@ HOP = 160
 WIN = 400
 N_FFT = 512
 N_MELS = 40
-AHEAD = 2  # feature frames the first convolution looks ahead
+AHEAD = 1  # feature frames the first convolution looks ahead
+BACK = 2  # and back
 LOOKAHEAD_S = (AHEAD * HOP + WIN - HOP) / RATE
 #: Output classes: IPA as espeak-ng's en-us voice speaks it, folded; ``sil`` is non-speech.
 PHONES = [
@@ -116,7 +117,7 @@ class Weights:
 
     mean: np.ndarray
     std: np.ndarray
-    conv1_w: np.ndarray  # (C, N_MELS, 5)
+    conv1_w: np.ndarray  # (C, N_MELS, BACK + AHEAD + 1)
     conv1_b: np.ndarray
     conv2_w: np.ndarray  # (C, C, 3)
     conv2_b: np.ndarray
@@ -133,6 +134,11 @@ class Weights:
             gru = tuple(
                 (a[f"gru{i}_w_ih"], a[f"gru{i}_w_hh"], a[f"gru{i}_b_ih"], a[f"gru{i}_b_hh"]) for i in range(layers)
             )
+            if a["conv1_w"].shape[2] != BACK + AHEAD + 1:
+                raise ValueError(
+                    f"its first convolution spans {a['conv1_w'].shape[2]} frames, this ravasd's "
+                    f"{BACK + AHEAD + 1} (a model for another look-ahead)"
+                )
             return cls(
                 a["mean"], a["std"], a["conv1_w"], a["conv1_b"], a["conv2_w"], a["conv2_b"], gru, a["out_w"], a["out_b"]
             )
@@ -173,8 +179,8 @@ class PhoneStream:
         self._total = 0  # samples pushed
         self._frames = 0  # feature frames made
         c = self.w.conv1_b.shape[0]
-        # normalised features from (next output frame - AHEAD) on; zeros before the signal's start
-        self._buf = np.zeros((AHEAD, N_MELS), np.float32)
+        # normalised features from (next output frame - BACK) on; zeros before the signal's start
+        self._buf = np.zeros((BACK, N_MELS), np.float32)
         self._c1 = np.zeros((2, c), np.float32)  # the last two conv1 outputs
         self._h = [np.zeros(wh.shape[1], np.float32) for _, wh, _, _ in self.w.gru]
         self.hidden = np.zeros((0, self.w.out_w.shape[1]), np.float32)
@@ -201,11 +207,11 @@ class PhoneStream:
             self._buf = np.concatenate([self._buf, feats])
         if final:  # the first convolution's look-ahead past the end is zero padding
             self._buf = np.concatenate([self._buf, np.zeros((AHEAD, N_MELS), np.float32)])
-        ready = len(self._buf) - 2 * AHEAD
+        ready = len(self._buf) - BACK - AHEAD
         if ready <= 0:
             self.hidden = np.zeros((0, self.w.out_w.shape[1]), np.float32)
             return np.zeros((0, CLASSES), np.float32)
-        cols = np.lib.stride_tricks.sliding_window_view(self._buf, 2 * AHEAD + 1, axis=0)  # (ready, N_MELS, 5)
+        cols = np.lib.stride_tricks.sliding_window_view(self._buf, BACK + AHEAD + 1, axis=0)  # (ready, N_MELS, 4)
         self._buf = self._buf[ready:]
         c1 = np.maximum(0.0, _rows(lambda c: np.einsum("tik,oik->to", c, self.w.conv1_w), cols) + self.w.conv1_b)
         hist = np.concatenate([self._c1, c1])

@@ -18,6 +18,7 @@ from ...engine.frames import RawAudio
 from ...errors import ConfigError, RavasError
 from .mcadams import McAdams
 from .normalise import NormalisedVoice
+from .phonetic import LOOKAHEAD_MS as PHONETIC_LOOKAHEAD_MS
 from .phonetic import PhoneticVoice
 from .phonetic import load_pool as load_phone_pool
 from .resample import Resampled
@@ -83,7 +84,7 @@ VOICES: dict[str, Voice] = {
                 f"{name}-phonetic",
                 "phone encoder → the target's frames of that sound (vocoder)",
                 f"each sound the phone encoder hears, said by {desc}: the speaker's spectrum never "
-                "reaches the output; 45 ms look-ahead",
+                f"reaches the output; {PHONETIC_LOOKAHEAD_MS} ms look-ahead",
                 _phonetic(name),
             )
             for name, (_, desc) in TARGETS.items()

@@ -15,8 +15,8 @@ projected onto the pool's 48 principal directions. The pool holds the same keys 
   deviation with the excursions scaled by ``PROSODY``; voicing is binary.
 
 Nothing of the speaker's spectrum reaches the output: the encoder reduces it to phonetic state, and
-every envelope is an average of the target's. The encoder looks 35 ms past its frame, so each hop
-waits for its frame: the voice's look-ahead is :data:`LOOKAHEAD` inner samples (45 ms). Key, K,
+every envelope is an average of the target's. The encoder looks 25 ms past its frame, so each hop
+waits for its frame: the voice's look-ahead is :data:`LOOKAHEAD` inner samples (35 ms). Key, K,
 context and smoothing were chosen on the dev speakers (README). Pools ship in the package
 (``targets/<name>.phon.npz``), built by :mod:`ravasd.evaluation.build_phonetic_pools`.
 """
@@ -42,9 +42,10 @@ SHIFT = 0
 W_CONTEXT = 0.6
 K = 16
 SMOOTH = 0.5  # one-pole smoothing of the chosen envelope cepstra from hop to hop
-#: Inner samples of look-ahead: frame j (hops 2j+SHIFT, 2j+SHIFT+1) needs audio up to 160 j + 720,
-#: 640 − 80 SHIFT past its first hop's end; the output queue starts with one hop more, so it never runs short.
+#: Inner samples of look-ahead: frame j (hops 2j+SHIFT, 2j+SHIFT+1) needs audio up to 160 j + 560,
+#: 480 − 80 SHIFT past its first hop's end; the output queue starts with one hop more, so it never runs short.
 LOOKAHEAD = enc.HOP * enc.AHEAD + enc.WIN - SHIFT * HOP
+LOOKAHEAD_MS = 1000 * LOOKAHEAD // enc.RATE
 PRIOR_LEVEL = (np.log(0.05), 1.0)  # the speaker's log loudness before the first hop (decays)
 
 

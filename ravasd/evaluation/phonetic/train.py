@@ -109,14 +109,14 @@ def _model(dropout: float = 0.0):
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv1 = nn.Conv1d(enc.N_MELS, CHANNELS, 2 * enc.AHEAD + 1)
+            self.conv1 = nn.Conv1d(enc.N_MELS, CHANNELS, enc.BACK + enc.AHEAD + 1)
             self.conv2 = nn.Conv1d(CHANNELS, CHANNELS, 3)
             self.gru = nn.GRU(CHANNELS, HIDDEN, LAYERS, batch_first=True, dropout=dropout)
             self.out = nn.Linear(HIDDEN, enc.CLASSES)
             self.drop = nn.Dropout(dropout)
 
         def forward(self, f):  # f (B, T, N_MELS) normalised → logits (B, T, CLASSES)
-            x = nn.functional.pad(f.transpose(1, 2), (enc.AHEAD, enc.AHEAD))
+            x = nn.functional.pad(f.transpose(1, 2), (enc.BACK, enc.AHEAD))
             x = torch.relu(self.conv1(x))
             x = self.drop(torch.relu(self.conv2(nn.functional.pad(x, (2, 0)))))
             y, _ = self.gru(x.transpose(1, 2))
