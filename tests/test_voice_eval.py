@@ -430,3 +430,25 @@ def test_eval_call_scores_the_far_end_of_a_real_call(tmp_path, ravas_home):
     assert all(it["hyp_call"].strip() for it in tenor["items"]), tenor["items"]
     assert 0 < tenor["delay_ms"] < 2000
     assert 1.0 <= tenor["dnsmos_ovrl_call"] <= 5.0 and 1.0 <= tenor["dnsmos_ovrl_offline"] <= 5.0
+
+
+def test_eval_call_finds_each_utterance_where_the_program_delay_is_wrong():
+    """The program's one delay can be hundreds of ms off (a voice whose pauses are not silent):
+    each utterance is found on its own sound, within ±SEARCH_S, never in its neighbour."""
+    from ravasd.evaluation.callclient import FarEnd
+    from ravasd.research import call
+
+    rng = np.random.default_rng(3)
+    utts = [(rng.standard_normal(int(16000 * d)) * 0.2).astype(np.float32) for d in (0.8, 1.3, 0.6)]
+    program, spans = call._program(utts)
+    true_delay = 0.21
+    far = np.concatenate([np.zeros(int(true_delay * call.RATE), np.float32), program])
+    far += (rng.standard_normal(len(far)) * 1e-3).astype(np.float32)  # the line's hiss in the pauses
+    end = FarEnd(far, call.RATE, 0.0, "")
+    for wrong in (0.21, 0.55, 0.0):  # right, 340 ms late (cuts the first words), 210 ms early
+        for x, (a, b) in zip(utts, spans):
+            shift = call._refine(end, wrong + a, b - a, x)
+            assert abs(wrong + shift - true_delay) < 0.005, (wrong, a, shift)
+    # nothing there (a dropped call): no shift is invented
+    silent = FarEnd(np.zeros_like(far), call.RATE, 0.0, "")
+    assert call._refine(silent, 0.55 + spans[0][0], spans[0][1] - spans[0][0], utts[0]) == 0.0
