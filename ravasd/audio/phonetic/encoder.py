@@ -28,6 +28,7 @@ N_FFT = 512
 N_MELS = 40
 AHEAD = 1  # feature frames the first convolution looks ahead
 BACK = 2  # and back
+SPAN = BACK + AHEAD + 1  # frames the first convolution sees
 LOOKAHEAD_S = (AHEAD * HOP + WIN - HOP) / RATE
 #: Output classes: IPA as espeak-ng's en-us voice speaks it, folded; ``sil`` is non-speech.
 PHONES = [
@@ -117,7 +118,7 @@ class Weights:
 
     mean: np.ndarray
     std: np.ndarray
-    conv1_w: np.ndarray  # (C, N_MELS, BACK + AHEAD + 1)
+    conv1_w: np.ndarray  # (C, N_MELS, SPAN)
     conv1_b: np.ndarray
     conv2_w: np.ndarray  # (C, C, 3)
     conv2_b: np.ndarray
@@ -134,10 +135,10 @@ class Weights:
             gru = tuple(
                 (a[f"gru{i}_w_ih"], a[f"gru{i}_w_hh"], a[f"gru{i}_b_ih"], a[f"gru{i}_b_hh"]) for i in range(layers)
             )
-            if a["conv1_w"].shape[2] != BACK + AHEAD + 1:
+            if a["conv1_w"].shape[2] != SPAN:
                 raise ValueError(
                     f"its first convolution spans {a['conv1_w'].shape[2]} frames, this ravasd's "
-                    f"{BACK + AHEAD + 1} (a model for another look-ahead)"
+                    f"{SPAN} (a model for another look-ahead)"
                 )
             return cls(
                 a["mean"], a["std"], a["conv1_w"], a["conv1_b"], a["conv2_w"], a["conv2_b"], gru, a["out_w"], a["out_b"]
@@ -207,11 +208,11 @@ class PhoneStream:
             self._buf = np.concatenate([self._buf, feats])
         if final:  # the first convolution's look-ahead past the end is zero padding
             self._buf = np.concatenate([self._buf, np.zeros((AHEAD, N_MELS), np.float32)])
-        ready = len(self._buf) - BACK - AHEAD
+        ready = len(self._buf) - SPAN + 1
         if ready <= 0:
             self.hidden = np.zeros((0, self.w.out_w.shape[1]), np.float32)
             return np.zeros((0, CLASSES), np.float32)
-        cols = np.lib.stride_tricks.sliding_window_view(self._buf, BACK + AHEAD + 1, axis=0)  # (ready, N_MELS, 4)
+        cols = np.lib.stride_tricks.sliding_window_view(self._buf, SPAN, axis=0)  # (ready, N_MELS, SPAN)
         self._buf = self._buf[ready:]
         c1 = np.maximum(0.0, _rows(lambda c: np.einsum("tik,oik->to", c, self.w.conv1_w), cols) + self.w.conv1_b)
         hist = np.concatenate([self._c1, c1])

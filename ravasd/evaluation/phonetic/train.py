@@ -109,7 +109,7 @@ def _model(dropout: float = 0.0):
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv1 = nn.Conv1d(enc.N_MELS, CHANNELS, enc.BACK + enc.AHEAD + 1)
+            self.conv1 = nn.Conv1d(enc.N_MELS, CHANNELS, enc.SPAN)
             self.conv2 = nn.Conv1d(CHANNELS, CHANNELS, 3)
             self.gru = nn.GRU(CHANNELS, HIDDEN, LAYERS, batch_first=True, dropout=dropout)
             self.out = nn.Linear(HIDDEN, enc.CLASSES)
