@@ -582,3 +582,17 @@ def test_phonetic_pools_are_rebuilt_as_committed():
     keys = build.project(fresh["keys"], shipped["center"], shipped["proj"], float(shipped["key_scale"]))
     assert np.array_equal(undelta(shipped["keys"])[:n], keys)
     assert np.array_equal(undelta(shipped["env"])[:n], np.round(fresh["env"] / shipped["env_scale"]).astype(np.int8))
+
+
+@pytest.mark.parametrize("prosody", [0.5, 1.0])
+def test_target_pitch_puts_the_speakers_contour_on_the_targets_range(prosody):
+    """A speaker swinging ±0.2 in log-F0 around 200 Hz comes out around the target's mean, swinging
+    ``prosody`` × the target's deviation (the phonetic voices keep 1, the spectral ones 0.5)."""
+    from ravasd.audio.voices.target import TargetPitch
+
+    pitch = TargetPitch(np.log(120.0), 0.1, prosody)
+    lf0 = np.log(200.0) + 0.2 * np.sign(np.sin(np.arange(3000) * 2 * np.pi / 40))  # 200 ms swings
+    out = np.log([pitch(float(f)) for f in np.exp(lf0)])[1500:]  # the running statistics settled
+    assert abs(np.mean(out) - np.log(120.0)) < 0.02
+    assert abs(np.std(out) - prosody * 0.1) < 0.01, np.std(out)
+    assert pitch(0.0) == 0.0

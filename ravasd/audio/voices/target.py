@@ -217,11 +217,12 @@ def unreadable_pool(kind: str, name: str, path: Path, err: Exception, builder: s
 
 class TargetPitch:
     """A speaker's F0 → the target's: log-F0 standardised by the speaker's running statistics (voiced
-    hops only), placed on the target's mean and deviation with the excursions scaled by PROSODY.
-    One per stream; 0 (unvoiced) stays 0."""
+    hops only), placed on the target's mean and deviation with the excursions scaled by ``prosody``
+    (default :data:`PROSODY`). One per stream; 0 (unvoiced) stays 0."""
 
-    def __init__(self, lf0_mean: float, lf0_std: float) -> None:
+    def __init__(self, lf0_mean: float, lf0_std: float, prosody: float = PROSODY) -> None:
         self.target = (lf0_mean, lf0_std)
+        self.prosody = prosody
         self._mu, self._var = PRIOR_LF0[0], PRIOR_LF0[1] ** 2
         self._n = 0
 
@@ -232,7 +233,7 @@ class TargetPitch:
         self._n += 1
         self._mu, self._var = _running(self._mu, self._var, lf0, self._n)
         z = np.clip((lf0 - self._mu) / np.sqrt(self._var + 1e-6), -3, 3)
-        return float(np.exp(self.target[0] + PROSODY * z * self.target[1]))
+        return float(np.exp(self.target[0] + self.prosody * z * self.target[1]))
 
 
 class TargetVoice(SourceFilterVoice):
