@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft
 
-from .target import PRIOR_LF0, load_pool, mel_grid
+from .target import TargetPitch, load_pool, mel_grid
 from .vocoder import BINS, Features, SourceFilterVoice, ceps_to_env
 
 MEL_POINTS = 64  # mel grid the envelope is sampled on (60 Hz … 7.6 kHz)
@@ -127,7 +127,7 @@ class NormalisedVoice(SourceFilterVoice):
         t = self.target
         self._mean, self._cov, self._n = t.mean.copy(), t.cov.copy(), 0
         self._colour = np.eye(DIMS)  # transport(speaker cov, target cov), refreshed every REFRESH hops
-        self._lmu, self._lvar, self._nv = PRIOR_LF0[0], PRIOR_LF0[1] ** 2, 0
+        self._pitch = TargetPitch(t.lf0_mean, t.lf0_std, PROSODY)
 
     def map(self, feat: Features) -> tuple[np.ndarray, float, float]:
         t = self.target
@@ -141,17 +141,7 @@ class NormalisedVoice(SourceFilterVoice):
             self._colour = transport(self._cov + RIDGE * np.eye(DIMS), t.cov)
         out = t.mean + self._colour @ (c - self._mean)
         env = np.interp(_SHIFT, np.arange(BINS), feat.logspec + FROM_CEPS @ (out - c))
-        f0 = 0.0
-        if feat.f0 > 0:
-            lf0 = np.log(feat.f0)
-            self._nv += 1
-            b = max(1.0 / STATS_HOPS, WARMUP / self._nv)
-            e = lf0 - self._lmu
-            self._lmu += b * e
-            self._lvar = (1 - b) * (self._lvar + b * e * e)
-            z = np.clip((lf0 - self._lmu) / np.sqrt(self._lvar + 1e-6), -3, 3)
-            f0 = PITCH * float(np.exp(t.lf0_mean + PROSODY * z * t.lf0_std))
-        return env, f0, feat.rms
+        return env, PITCH * self._pitch(feat.f0), feat.rms
 
     def _excitation(self, f0: float, ap: float) -> np.ndarray:
         return super()._excitation(f0, 0.0 if f0 > 0 else 1.0)  # binary voicing
