@@ -558,6 +558,40 @@ def test_a_phonetic_voice_rendering_frames_later_keeps_its_contract(monkeypatch)
         )
 
 
+def test_phonetic_voice_restores_the_targets_spectral_spread(monkeypatch):
+    """The mean of 16 chosen envelopes has blunter formants than any one frame of the target: without the
+    pool's spread gain, the voice's envelope cepstra (1…39) swing less than the target's own frames do;
+    with it, as much as they do (within 20 % on average), and around the same mean envelope."""
+    import dataclasses
+
+    from ravasd.audio.phonetic import encoder
+    from ravasd.audio.voices import phonetic
+
+    pool = phonetic.load_pool("tenor")
+    x = _espeak("the weather was nice so i went for a long walk and then we talked for hours", "en-us+f4", 60)
+    seen = []
+    mapped = phonetic.PhoneticVoice.map
+
+    def capture(self, feat):
+        env, f0, rms = mapped(self, feat)
+        if feat.logspec is not None:
+            seen.append(vocoder.env_to_ceps(env))
+        return env, f0, rms
+
+    monkeypatch.setattr(phonetic.PhoneticVoice, "map", capture)
+    target = pool.env.reshape(-1, pool.env.shape[-1])
+    ratio = {}
+    for name, p in (("widened", pool), ("plain", dataclasses.replace(pool, spread=None))):
+        seen.clear()
+        phonetic.PhoneticVoice(encoder.RATE, p).process_samples(x)
+        c = np.array(seen)[:, 1:]
+        ratio[name] = np.log(c.std(axis=0) / target[:, 1:].std(axis=0))
+        assert np.abs(c.mean(axis=0) - target[:, 1:].mean(axis=0)).mean() < 0.25 * target[:, 1:].std(axis=0).mean()
+    assert ratio["plain"].mean() < np.log(0.85), ratio["plain"]
+    assert abs(ratio["widened"].mean()) < np.log(1.2), ratio["widened"]
+    assert (pool.spread[1:] >= 1).all() and pool.spread[0] == 1
+
+
 def test_a_damaged_phonetic_pool_is_a_clear_error(tmp_path):
     from ravasd.audio.voices.phonetic import load_pool
     from ravasd.errors import RavasError
@@ -571,6 +605,7 @@ def test_a_damaged_phonetic_pool_is_a_clear_error(tmp_path):
 def test_phonetic_pools_are_rebuilt_as_committed():
     """The shipped pool is what the generator makes: the frames of the pool sentences alone, projected
     and quantised as the shipped pool was, are exactly its first frames (the seeded sentences follow)."""
+    from ravasd.audio.voices import phonetic
     from ravasd.audio.voices.phonetic import undelta
     from ravasd.audio.voices.target import POOL_DIR
     from ravasd.evaluation import build_phonetic_pools as build
@@ -582,6 +617,7 @@ def test_phonetic_pools_are_rebuilt_as_committed():
     keys = build.project(fresh["keys"], shipped["center"], shipped["proj"], float(shipped["key_scale"]))
     assert np.array_equal(undelta(shipped["keys"])[:n], keys)
     assert np.array_equal(undelta(shipped["env"])[:n], np.round(fresh["env"] / shipped["env_scale"]).astype(np.int8))
+    assert np.allclose(shipped["spread"], phonetic.spread_gain(phonetic.load_pool("alto")), rtol=1e-5)
 
 
 @pytest.mark.parametrize("prosody", [0.5, 1.0])

@@ -4,7 +4,7 @@ Offline and deterministic: the target's flite voice reads :data:`~ravasd.evaluat
 and seeded sentences from the training word list (:func:`~ravasd.evaluation.phonetic.families.training_sentences`;
 never an evaluation sentence) as one stream with 0.3 s pauses. Per 10 ms frame whose two 5 ms hops are
 both speech (hops 2 j + SHIFT and the next, :data:`~ravasd.audio.voices.phonetic.SHIFT`) the pool keeps the phone encoder's key (:func:`ravasd.audio.voices.phonetic.keys`) and the
-vocoder's envelope cepstra and loudness of the two hops. The keys are projected onto their
+vocoder's envelope cepstra and loudness of the two hops, and the envelopes' :func:`~ravasd.audio.voices.phonetic.spread_gain`. The keys are projected onto their
 :data:`DIMS` principal directions and stored as int8 steps, the envelopes as int8 steps per
 coefficient, both as frame-to-frame differences (:func:`~ravasd.audio.voices.phonetic.delta`). ``python -m ravasd.evaluation.build_phonetic_pools [NAME...]`` rebuilds the shipped pools
 (~1 min per voice).
@@ -67,15 +67,32 @@ def pool_arrays(name: str, sentences: int = SENTENCES) -> dict[str, np.ndarray]:
     key_scale = float(np.abs((x - center) @ proj).max() / 127)
     env_scale = np.abs(f["env"]).max(axis=(0, 1)) / 127 + 1e-9
     lr = f["lr"]
+    keys = project(f["keys"], center, proj, key_scale)
+    env = np.round(f["env"] / env_scale).astype(np.int8)
+    env_scale = env_scale.astype(np.float32)
+    level = ((lr - lr.mean()) / lr.std()).astype(np.float16)
+    lf0 = np.array([f["lf0"].mean(), f["lf0"].std()])
+    # the spread is measured on the pool as the voice will read it (dequantised)
+    pool = ph.PhonePool(
+        name,
+        keys.astype(np.float32) * np.float32(key_scale),
+        center,
+        proj,
+        env.astype(np.float32) * env_scale,
+        level.astype(np.float32),
+        float(lf0[0]),
+        float(lf0[1]),
+    )
     return {
-        "keys": ph.delta(project(f["keys"], center, proj, key_scale)),
+        "keys": ph.delta(keys),
         "key_scale": np.float32(key_scale),
         "center": center,
         "proj": proj,
-        "env": ph.delta(np.round(f["env"] / env_scale).astype(np.int8)),
-        "env_scale": env_scale.astype(np.float32),
-        "level": ((lr - lr.mean()) / lr.std()).astype(np.float16),
-        "lf0": np.array([f["lf0"].mean(), f["lf0"].std()]),
+        "env": ph.delta(env),
+        "env_scale": env_scale,
+        "level": level,
+        "lf0": lf0,
+        "spread": ph.spread_gain(pool),
     }
 
 
