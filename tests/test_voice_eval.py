@@ -337,6 +337,7 @@ def test_shipped_figures_cover_every_voice_and_the_readme_shows_them():
         for key, (lo, hi) in f["intervals"].items():
             assert lo <= f[key] <= hi
     readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert readme.count(figures.README_BEGIN) == readme.count(figures.README_END) == 1, "one generated table"
     block = readme[readme.index(figures.README_BEGIN) : readme.index(figures.README_END) + len(figures.README_END)]
     assert block == figures.markdown_table(order=figures.readme_order()), (
         "README voice table is stale: python -m ravasd.audio.voices.figures"
