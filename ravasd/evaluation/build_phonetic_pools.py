@@ -67,33 +67,19 @@ def pool_arrays(name: str, sentences: int = SENTENCES) -> dict[str, np.ndarray]:
     key_scale = float(np.abs((x - center) @ proj).max() / 127)
     env_scale = np.abs(f["env"]).max(axis=(0, 1)) / 127 + 1e-9
     lr = f["lr"]
-    keys = project(f["keys"], center, proj, key_scale)
-    env = np.round(f["env"] / env_scale).astype(np.int8)
-    env_scale = env_scale.astype(np.float32)
-    level = ((lr - lr.mean()) / lr.std()).astype(np.float16)
-    lf0 = np.array([f["lf0"].mean(), f["lf0"].std()])
-    # the spread is measured on the pool as the voice will read it (dequantised)
-    pool = ph.PhonePool(
-        name,
-        keys.astype(np.float32) * np.float32(key_scale),
-        center,
-        proj,
-        env.astype(np.float32) * env_scale,
-        level.astype(np.float32),
-        float(lf0[0]),
-        float(lf0[1]),
-    )
-    return {
-        "keys": ph.delta(keys),
+    arrays = {
+        "keys": ph.delta(project(f["keys"], center, proj, key_scale)),
         "key_scale": np.float32(key_scale),
         "center": center,
         "proj": proj,
-        "env": ph.delta(env),
-        "env_scale": env_scale,
-        "level": level,
-        "lf0": lf0,
-        "spread": ph.spread_gain(pool),
+        "env": ph.delta(np.round(f["env"] / env_scale).astype(np.int8)),
+        "env_scale": env_scale.astype(np.float32),
+        "level": ((lr - lr.mean()) / lr.std()).astype(np.float16),
+        "lf0": np.array([f["lf0"].mean(), f["lf0"].std()]),
     }
+    # measured on the pool as the voice will read it (dequantised)
+    arrays["spread"] = ph.spread_gain(ph.pool_from_arrays(name, arrays))
+    return arrays
 
 
 def build(name: str, dest: Path | None = None, sentences: int = SENTENCES) -> Path:

@@ -143,6 +143,22 @@ def undelta(d: np.ndarray) -> np.ndarray:
 _CACHE: dict[Path, PhonePool] = {}
 
 
+def pool_from_arrays(name: str, z) -> PhonePool:
+    """The pool held by the arrays ``z`` (a pool file's, or :mod:`ravasd.evaluation.build_phonetic_pools`'
+    before it writes them), dequantised as the voice reads them; no ``spread`` array: not widened."""
+    return PhonePool(
+        name,
+        undelta(z["keys"]).astype(np.float32) * z["key_scale"],
+        z["center"].astype(np.float32),
+        z["proj"].astype(np.float32),
+        undelta(z["env"]).astype(np.float32) * z["env_scale"],
+        z["level"].astype(np.float32),
+        float(z["lf0"][0]),
+        float(z["lf0"][1]),
+        z["spread"].astype(np.float32) if "spread" in z else None,
+    )
+
+
 def load_pool(name: str, path: Path | None = None) -> PhonePool:
     """The shipped pool of target ``name`` (or the file ``path``); a clear error when unreadable."""
     path = path or POOL_DIR / f"{name}.phon.npz"
@@ -150,21 +166,12 @@ def load_pool(name: str, path: Path | None = None) -> PhonePool:
         return _CACHE[path]
     try:
         with np.load(path) as z:
-            pool = PhonePool(
-                name,
-                undelta(z["keys"]).astype(np.float32) * z["key_scale"],
-                z["center"].astype(np.float32),
-                z["proj"].astype(np.float32),
-                undelta(z["env"]).astype(np.float32) * z["env_scale"],
-                z["level"].astype(np.float32),
-                float(z["lf0"][0]),
-                float(z["lf0"][1]),
-                z["spread"].astype(np.float32),
-            )
+            pool = pool_from_arrays(name, z)
         h = enc.shipped().out_w.shape[1]
         if (
             pool.proj.shape != (2 * h, pool.keys.shape[1])
             or pool.env.shape[:2] != (len(pool.keys), 2)
+            or pool.spread is None
             or pool.spread.shape != pool.env.shape[2:]
         ):
             raise ValueError("its arrays do not fit this version of ravasd")
