@@ -243,6 +243,31 @@ def test_deeper_copies_keep_the_words_where_they_were_and_lower_the_voice(held_o
         assert np.corrcoef(*e)[0, 1] > 0.8
 
 
+def test_varied_copies_move_each_voice_into_the_range_and_keep_the_words_where_they_were(held_out):
+    from ravasd.evaluation.phonetic import train
+
+    utts = [u for us in held_out.values() for u in us]
+    flite_like = corpus.Utt(utts[0].text, utts[0].audio, utts[0].phones, None)
+    copies = train.revoiced([*utts, flite_like], train.VARIED_F0, train.VARIED_FORMANT, seed=3)
+    assert len(copies) == len(utts)  # only utterances with frame truth
+    again = train.revoiced(utts, train.VARIED_F0, train.VARIED_FORMANT, seed=3)
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(copies, again))  # seeded
+    before = np.array([train.median_f0(u.audio) for u in utts])
+    after = np.array([train.median_f0(c.audio) for c in copies])
+    lo, hi = train.VARIED_F0
+    # each copy's F0 lands in the range (unless the ratio's limits 0.5–2 stop it), the copies spread over it
+    reach = np.clip(np.array([lo, hi])[None] / before[:, None], 0.5, 2.0) * before[:, None]
+    assert np.all((after > 0.9 * reach[:, 0]) & (after < 1.1 * reach[:, 1]))
+    assert after.max() > 1.5 * after.min() and (after > 1.15 * before).any()
+    for u, c in zip(utts, copies):
+        assert len(c.audio) == len(u.audio) and c.frames is u.frames and c.phones is u.phones
+        e = [
+            np.log(np.add.reduceat(a.astype(np.float64) ** 2, np.arange(0, len(a), 160)) + 1e-6)
+            for a in (u.audio, c.audio)
+        ]
+        assert np.corrcoef(*e)[0, 1] > 0.8
+
+
 def test_a_damaged_model_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "phones.npz"
     bad.write_bytes(b"not a model")
