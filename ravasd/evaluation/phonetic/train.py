@@ -87,8 +87,11 @@ def revoiced(
         if u.frames is None:
             continue
         now = median_f0(u.audio)
-        ratio = target / now if now > 0 else 1.0
-        voice = PitchFormant(enc.RATE, min(0.8, ratio) if lower_only else float(np.clip(ratio, 0.5, 2.0)), factor)
+        if now <= 0:  # nothing voiced: no pitch to move
+            ratio = 1.0
+        else:
+            ratio = min(0.8, target / now) if lower_only else float(np.clip(target / now, 0.5, 2.0))
+        voice = PitchFormant(enc.RATE, ratio, factor)
         lat = voice.latency
         y = stream(voice, u.audio, enc.RATE, 1600, tail=lat)[lat : lat + len(u.audio)]
         out.append(Utt(u.text, y.astype(np.float32), u.phones, u.frames))
