@@ -359,6 +359,59 @@ def test_control_requests_fuzz_never_hit_an_internal_error(tmp_path):
     assert server.dispatch(b"[" * 100_000)["ok"] is False
 
 
+def test_a_full_backlog_makes_the_client_wait_not_fail(tmp_path, monkeypatch):
+    """A Unix socket with a timeout does not wait for room in a full backlog (EAGAIN at once): the
+    client tries again until its timeout, so a busy daemon answers late instead of "cannot be reached"."""
+    from ravasd.daemon import control
+
+    path = tmp_path / "c.sock"
+    monkeypatch.setattr(control, "socket_path", lambda: path)
+    with socket.socket(socket.AF_UNIX) as srv:
+        srv.bind(str(path))
+        srv.listen(0)
+        parked = []
+        for _ in range(8):  # fill the backlog: connections nobody accepts yet
+            c = socket.socket(socket.AF_UNIX)
+            c.setblocking(False)
+            try:
+                c.connect(str(path))
+            except BlockingIOError:
+                c.close()
+                break
+            parked.append(c)
+        else:
+            pytest.skip("this kernel never reported a full backlog")
+
+        def serve():  # the daemon catches up a moment later (the parked clients give up)
+            threading.Event().wait(0.3)
+            for c in parked:
+                c.close()
+            while True:
+                conn, _ = srv.accept()
+                with conn:
+                    data = conn.recv(1024)
+                    if data:
+                        conn.sendall(b'{"ok": true, "echo": "late"}\n')
+                        return
+
+        threading.Thread(target=serve, daemon=True).start()
+        assert control.request("status", timeout=10)["echo"] == "late"
+        with pytest.raises(RavasError, match="cannot be reached"):  # and gives up at its timeout
+            filler = []
+            for _ in range(8):
+                c = socket.socket(socket.AF_UNIX)
+                c.setblocking(False)
+                try:
+                    c.connect(str(path))
+                except BlockingIOError:
+                    c.close()
+                    break
+                filler.append(c)
+            control.request("status", timeout=0.2)
+        for c in filler:
+            c.close()
+
+
 def test_control_socket_backlog_long_lines_and_a_full_backlog(tmp_path, monkeypatch):
     from ravasd.daemon import control
 

@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
@@ -221,6 +222,21 @@ class ControlServer:
                 pass
 
 
+def _connect(s: socket.socket, path: str, deadline: float) -> None:
+    """Connect ``s`` to ``path``; while the daemon's backlog is full (EAGAIN: a Unix socket with a
+    timeout does not wait for room), try again every few ms until ``deadline`` (monotonic s)."""
+    pause = 0.002
+    while True:
+        try:
+            s.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(0.05, pause * 2)
+
+
 def request(cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
     """Send one command (a verb of :mod:`.protocol`, checked here first: ConfigError) to the running
     daemon and wait ``timeout`` s (default: the verb's) for the reply; raises :class:`RavasError` when
@@ -239,7 +255,7 @@ def request(cmd: str, timeout: float | None = None, **args: Any) -> dict[str, An
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
-            s.connect(str(path))
+            _connect(s, str(path), time.monotonic() + timeout)
             s.sendall(msg)
             parts: list[bytes] = []
             while not parts or not parts[-1].endswith(b"\n"):
