@@ -359,6 +359,21 @@ def test_control_requests_fuzz_never_hit_an_internal_error(tmp_path):
     assert server.dispatch(b"[" * 100_000)["ok"] is False
 
 
+def _fill_backlog(path: Path) -> list[socket.socket]:
+    """Connect to the listening ``path`` until its backlog is full (a non-blocking connect says EAGAIN)."""
+    out = []
+    for _ in range(64):
+        c = socket.socket(socket.AF_UNIX)
+        c.setblocking(False)
+        try:
+            c.connect(str(path))
+        except BlockingIOError:
+            c.close()
+            return out
+        out.append(c)
+    pytest.skip("this kernel never reported a full backlog")
+
+
 def test_a_full_backlog_makes_the_client_wait_not_fail(tmp_path, monkeypatch):
     """A Unix socket with a timeout does not wait for room in a full backlog (EAGAIN at once): the
     client tries again until its timeout, so a busy daemon answers late instead of "cannot be reached"."""
@@ -369,18 +384,7 @@ def test_a_full_backlog_makes_the_client_wait_not_fail(tmp_path, monkeypatch):
     with socket.socket(socket.AF_UNIX) as srv:
         srv.bind(str(path))
         srv.listen(0)
-        parked = []
-        for _ in range(8):  # fill the backlog: connections nobody accepts yet
-            c = socket.socket(socket.AF_UNIX)
-            c.setblocking(False)
-            try:
-                c.connect(str(path))
-            except BlockingIOError:
-                c.close()
-                break
-            parked.append(c)
-        else:
-            pytest.skip("this kernel never reported a full backlog")
+        parked = _fill_backlog(path)  # connections nobody accepts yet
 
         def serve():  # the daemon catches up a moment later (the parked clients give up)
             threading.Event().wait(0.3)
@@ -395,21 +399,7 @@ def test_a_full_backlog_makes_the_client_wait_not_fail(tmp_path, monkeypatch):
                         return
 
         threading.Thread(target=serve, daemon=True).start()
-        assert control.request("status", timeout=10)["echo"] == "late"
-        with pytest.raises(RavasError, match="cannot be reached"):  # and gives up at its timeout
-            filler = []
-            for _ in range(8):
-                c = socket.socket(socket.AF_UNIX)
-                c.setblocking(False)
-                try:
-                    c.connect(str(path))
-                except BlockingIOError:
-                    c.close()
-                    break
-                filler.append(c)
-            control.request("status", timeout=0.2)
-        for c in filler:
-            c.close()
+        assert control.request("status", timeout=10)["echo"] == "late"  # (giving up: the test below)
 
 
 def test_control_socket_backlog_long_lines_and_a_full_backlog(tmp_path, monkeypatch):
@@ -453,18 +443,9 @@ def test_control_socket_backlog_long_lines_and_a_full_backlog(tmp_path, monkeypa
     lst.bind(str(full))
     lst.listen(0)
     monkeypatch.setattr(control, "socket_path", lambda: full)
-    held = []
+    held = _fill_backlog(full)
     try:
-        for _ in range(64):
-            s = socket.socket(socket.AF_UNIX)
-            s.setblocking(False)
-            try:
-                s.connect(str(full))
-            except BlockingIOError:
-                s.close()
-                break
-            held.append(s)
-        with pytest.raises(RavasError):
+        with pytest.raises(RavasError, match="cannot be reached"):  # after waiting its timeout for room
             control.request("status", timeout=1)
     finally:
         for s in held:
