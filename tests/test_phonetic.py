@@ -268,6 +268,27 @@ def test_varied_copies_move_each_voice_into_the_range_and_keep_the_words_where_t
         assert np.corrcoef(*e)[0, 1] > 0.8
 
 
+def test_padded_utterances_follow_silence_with_their_labels_in_step(held_out):
+    from ravasd.evaluation.phonetic import train
+
+    utts = [u for us in held_out.values() for u in us]
+    flite_like = corpus.Utt(utts[0].text, utts[0].audio, utts[0].phones, None)
+    out = train.padded([*utts, flite_like], 0.6, seed=1)
+    again = train.padded([*utts, flite_like], 0.6, seed=1)
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(out, again))  # seeded
+    leads = []
+    for u, p in zip(utts, out):
+        a = int(np.flatnonzero(p.audio)[0]) // corpus.HOP  # the pad is whole frames of zeros
+        b = len(p.frames) - len(u.frames) - a
+        leads.append(a)
+        assert 0 <= a <= 60 and 0 <= b <= 30 and len(p.audio) // corpus.HOP == len(p.frames)
+        assert np.array_equal(p.audio[a * corpus.HOP : a * corpus.HOP + len(u.audio)], u.audio)
+        assert np.array_equal(p.frames[a : a + len(u.frames)], u.frames)  # the words where they were
+        assert np.all(p.frames[:a] == corpus.INDEX["sil"]) and np.all(p.frames[a + len(u.frames) :] == 0)
+    assert len(set(leads)) > 1 and max(leads) > 10  # the leads vary and some are long
+    assert out[-1].frames is None and len(out[-1].audio) >= len(flite_like.audio)
+
+
 def test_a_damaged_model_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "phones.npz"
     bad.write_bytes(b"not a model")

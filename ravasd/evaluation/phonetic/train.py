@@ -16,7 +16,8 @@ torch's CPU build (the ``torch`` extra), in stages:
 Augmentation: every Kokoro training utterance also as a man's (:func:`lowered`; the training
 styles are all female), (``--varied``, off in the shipped recipe: on dev it changed the PER by
 −2 to +1 points, README) every espeak-ng and Kokoro training utterance once more in another voice
-(:func:`revoiced`), and per utterance and epoch a
+(:func:`revoiced`), (``--pad``) silence before and after each utterance (:func:`padded`), and per
+utterance and epoch a
 vocal-tract-length warp 0.88–1.12, gain ±12 dB, a spectral tilt, low noise, (``--bandlimit``) a
 low-pass at 3.4–7 kHz, and (``--masks``) SpecAugment-style masks: bands of mel channels and spans of frames
 set to the training mean, the labels kept. Dropout (``--dropout``) between the layers. Deterministic: seeded numpy and torch, deterministic torch kernels, fixed thread
@@ -107,6 +108,24 @@ def lowered(utts: list[Utt], seed: int = SEED) -> list[Utt]:
 
 #: :func:`revoiced`'s ranges for ``--varied``: a person's speaking F0 and vocal tracts ±15 %.
 VARIED_F0, VARIED_FORMANT = (85.0, 300.0), (0.85, 1.15)
+
+
+def padded(utts: list[Utt], lead: float, seed: int = SEED) -> list[Utt]:
+    """Every utterance with silence before it (0 … ``lead`` s) and after it (0 … ``lead`` / 2 s), seeded,
+    frame labels ``sil`` there: speech in a call follows silence, while the corpus's utterances start
+    at once (espeak-ng's median lead is 0 frames). The per-epoch noise fills the silence."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for u in utts:
+        a, b = (int(rng.integers(0, int(lead * enc.RATE / enc.HOP) + 1)) for _ in range(2))
+        b //= 2
+        x = np.concatenate([np.zeros(a * enc.HOP, np.float32), u.audio, np.zeros(b * enc.HOP, np.float32)])
+        frames = None
+        if u.frames is not None:
+            sil = INDEX["sil"]
+            frames = np.concatenate([np.full(a, sil, u.frames.dtype), u.frames, np.full(b, sil, u.frames.dtype)])
+        out.append(Utt(u.text, x, u.phones, frames))
+    return out
 
 
 def _mask(f: np.ndarray, rng: np.random.Generator, masks: int) -> np.ndarray:
@@ -325,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         help="families whose utterances also train once more in another voice (F0 85–300 Hz, formants ±15 %%; "
         "comma list; 'none')",
     )
+    ap.add_argument(
+        "--pad", type=float, default=0.0, help="silence of up to this many seconds before each utterance (half after)"
+    )
     ap.add_argument("--bandlimit", type=float, default=0.2, help="share of utterances low-passed per epoch")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -335,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     utts += lowered([u for p in deeper for u in load(p)])
     other = [p for p in paths if family[p.stem].split("-")[0] in args.varied.split(",")]
     utts += revoiced([u for p in other for u in load(p)], VARIED_F0, VARIED_FORMANT, SEED + 1)
+    if args.pad > 0:
+        utts = padded(utts, args.pad)
     print(f"{len(utts)} training utterances, {sum(len(u.audio) for u in utts) / enc.RATE / 3600:.2f} h")
     net, mean, std = train(
         utts,
