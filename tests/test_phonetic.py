@@ -216,6 +216,12 @@ def test_recipe_is_deterministic_and_exports_what_the_encoder_runs(tmp_path, hel
     assert np.abs(enc.posteriors(x, w) - ref).max() < 1e-4
 
 
+def _loudness_agrees(x: np.ndarray, y: np.ndarray) -> bool:
+    """True when the two signals' 10 ms log-loudness contours correlate above 0.8."""
+    e = [np.log(np.add.reduceat(a.astype(np.float64) ** 2, np.arange(0, len(a), 160)) + 1e-6) for a in (x, y)]
+    return bool(np.corrcoef(*e)[0, 1] > 0.8)
+
+
 def test_deeper_copies_keep_the_words_where_they_were_and_lower_the_voice(held_out):
     from ravasd.audio.voices import stream
     from ravasd.audio.voices.shift import PitchFormant
@@ -235,12 +241,7 @@ def test_deeper_copies_keep_the_words_where_they_were_and_lower_the_voice(held_o
     for u, d in zip(utts, deeper):
         assert len(d.audio) == len(u.audio) and d.frames is u.frames and d.phones is u.phones
         assert train.median_f0(u.audio) > 170 and 70 < train.median_f0(d.audio) < 150  # a man's
-        # the same sounds at the same time: the loudness contours (10 ms) agree
-        e = [
-            np.log(np.add.reduceat(a.astype(np.float64) ** 2, np.arange(0, len(a), 160)) + 1e-6)
-            for a in (u.audio, d.audio)
-        ]
-        assert np.corrcoef(*e)[0, 1] > 0.8
+        assert _loudness_agrees(u.audio, d.audio)  # the same sounds at the same time
 
 
 def test_varied_copies_move_each_voice_into_the_range_and_keep_the_words_where_they_were(held_out):
@@ -261,11 +262,7 @@ def test_varied_copies_move_each_voice_into_the_range_and_keep_the_words_where_t
     assert after.max() > 1.5 * after.min() and (after > 1.15 * before).any()
     for u, c in zip(utts, copies):
         assert len(c.audio) == len(u.audio) and c.frames is u.frames and c.phones is u.phones
-        e = [
-            np.log(np.add.reduceat(a.astype(np.float64) ** 2, np.arange(0, len(a), 160)) + 1e-6)
-            for a in (u.audio, c.audio)
-        ]
-        assert np.corrcoef(*e)[0, 1] > 0.8
+        assert _loudness_agrees(u.audio, c.audio)
 
 
 def test_padded_utterances_follow_silence_with_their_labels_in_step(held_out):
